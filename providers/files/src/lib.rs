@@ -1,0 +1,384 @@
+//! # groundwork-files
+//!
+//! Files served over HTTP from the http host's docroot: ignition configs, RHCOS kernel/initramfs/image,
+//! the iPXE script (rendered from the inventory with minijinja) and any extra declared file.
+//!
+//! Identity is the sha256 of the content: large files are compared by digest read on the host and
+//! uploaded by streaming; small rendered files are read back so the plan can show a text diff.
+//! Ignition files are sensitive: their content is never shown or diffed.
+
+use async_trait::async_trait;
+use groundwork_sdk::local::sha256_file;
+use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
+use groundwork_sdk::{
+    decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff, WriteOptions,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub const PROVIDER: &str = "files";
+const BUILTIN_IPXE: &str = include_str!("../templates/ipxe.j2");
+/// Text files up to this size are read back whole so the plan can diff them.
+const DIFF_LIMIT: u64 = 1024 * 1024;
+/// Ignition certificates expire 24 h after the installer generated them.
+const IGNITION_EXPIRY_HOURS: u64 = 24;
+
+/// Desired state of one served file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FileSpec {
+    /// Absolute path on the host.
+    pub path: String,
+    /// URL path under the docroot.
+    pub url_path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub mode: u32,
+    /// Rendered or literal text; None for uploads from `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Absolute local path of the file to upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Age of the source in hours when the plan was made (ignition only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_hours: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_hours: Option<u64>,
+}
+
+/// What was read on the host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObservedFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub mode: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// Errors of expansion: a source missing, a template failing.
+fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
+    Error::Failed { address: format!("files.file[{what}]"), message: message.to_string() }
+}
+
+/// The HTTP host: files.host or the first host with role http.
+pub fn http_host(env: &Environment) -> Option<(String, std::net::IpAddr)> {
+    let files = env.files.as_ref()?;
+    match &files.host {
+        Some(h) => env.hosts.get(h).map(|x| (h.clone(), x.address)),
+        None => env.first_host_with_role(HostRole::Http).map(|(n, h)| (n.clone(), h.address)),
+    }
+}
+
+/// Base URL the nodes fetch served files from.
+pub fn http_base(env: &Environment) -> Option<String> {
+    http_host(env).map(|(_, ip)| match ip {
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]"),
+        v4 => format!("http://{v4}"),
+    })
+}
+
+/// Render a minijinja template with the inventory. `name` is for messages.
+pub fn render_template(env: &Environment, name: &str, source: &str) -> Result<String, Error> {
+    let mut j = minijinja::Environment::new();
+    j.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    j.set_keep_trailing_newline(true);
+    j.add_template(name, source).map_err(|e| expand_err(name, e))?;
+    let mut roles: Vec<&str> = vec!["bootstrap", "master", "worker"];
+    if env.nodes_with_role(NodeRole::Infra).next().is_some() {
+        roles.push("infra");
+    }
+    let ignition: std::collections::BTreeMap<&str, &str> = [
+        NodeRole::Bootstrap,
+        NodeRole::Master,
+        NodeRole::Worker,
+        NodeRole::Infra,
+    ]
+    .iter()
+    .map(|r| (r.as_str(), r.ignition()))
+    .collect();
+    let ctx = minijinja::context! {
+        cluster => &env.cluster,
+        nodes => &env.nodes,
+        hosts => &env.hosts,
+        networks => &env.networks,
+        boot => env.files.as_ref().and_then(|f| f.boot.as_ref()),
+        http_base => http_base(env),
+        roles => roles,
+        ignition => ignition,
+    };
+    let t = j.get_template(name).map_err(|e| expand_err(name, e))?;
+    t.render(ctx).map_err(|e| expand_err(name, format!("{e:#}")))
+}
+
+fn parse_mode(s: Option<&str>, what: &str) -> Result<u32, Error> {
+    match s {
+        None => Ok(0o644),
+        Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+            .map_err(|_| expand_err(what, format!("mode {m:?} is not octal"))),
+    }
+}
+
+
+/// Expand the environment's served files into resources. Reads (hashes) local sources.
+pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Error> {
+    let Some(files) = &env.files else { return Ok(Vec::new()) };
+    let Some((host, _)) = http_host(env) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for f in &files.serve {
+        let spec = file_spec(env, env_dir, f, &files.docroot, files.ignition_warn_hours)?;
+        let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
+        out.push(Resource::new(addr, spec)?);
+    }
+    Ok(out)
+}
+
+fn file_spec(env: &Environment, env_dir: &Path, f: &ServedFile, docroot: &str, warn_hours: u64) -> Result<FileSpec, Error> {
+    let path = format!("{}/{}", docroot.trim_end_matches('/'), f.path.trim_start_matches('/'));
+    let mode = parse_mode(f.mode.as_deref(), &f.path)?;
+    let sensitive = f.kind == FileKind::Ignition;
+    let mut spec = FileSpec {
+        path,
+        url_path: f.path.trim_start_matches('/').to_string(),
+        sha256: String::new(),
+        size: 0,
+        mode,
+        content: None,
+        source: None,
+        sensitive,
+        age_hours: None,
+        warn_hours: sensitive.then_some(warn_hours),
+    };
+    let text = match (&f.source, &f.template, &f.content) {
+        (Some(src), None, None) => {
+            let local: PathBuf = env_dir.join(src);
+            let (sha, size) = sha256_file(&local).map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
+            if sensitive {
+                let modified = std::fs::metadata(&local).and_then(|m| m.modified()).ok();
+                spec.age_hours = modified
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .map(|d| d.as_secs() / 3600);
+            }
+            spec.sha256 = sha;
+            spec.size = size;
+            spec.source = Some(local.to_string_lossy().into_owned());
+            None
+        }
+        (None, Some(t), None) => {
+            let source = if t == "builtin:ipxe" {
+                BUILTIN_IPXE.to_string()
+            } else {
+                let p = env_dir.join(t);
+                std::fs::read_to_string(&p).map_err(|e| expand_err(&f.path, format!("{}: {e}", p.display())))?
+            };
+            Some(render_template(env, t, &source)?)
+        }
+        (None, None, Some(c)) => Some(c.clone()),
+        _ => return Err(expand_err(&f.path, "exactly one of source, template, content must be given")),
+    };
+    if let Some(text) = text {
+        spec.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        spec.size = text.len() as u64;
+        spec.content = Some(text);
+    }
+    Ok(spec)
+}
+
+pub struct FilesProvider;
+
+#[async_trait]
+impl Provider for FilesProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let t = cx.transport(&first.address)?;
+        let specs: Vec<FileSpec> = resources.iter().map(|r| r.spec()).collect::<Result<_, _>>()?;
+        let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
+        let metas = t.file_meta(&paths).await.map_err(|e| e.at(&first.address))?;
+        // Small text files are read back whole so the plan can show what changes.
+        let wanted: Vec<String> = specs
+            .iter()
+            .zip(&metas)
+            .filter(|(s, m)| s.content.is_some() && !s.sensitive && m.as_ref().is_some_and(|m| m.size <= DIFF_LIMIT))
+            .map(|(s, _)| s.path.clone())
+            .collect();
+        let texts = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            t.read_files(&wanted).await.map_err(|e| e.at(&first.address))?
+        };
+        let mut text_of: HashMap<String, Vec<u8>> =
+            wanted.into_iter().zip(texts).filter_map(|(p, b)| Some((p, b?))).collect();
+        let mut out = Vec::with_capacity(specs.len());
+        for (s, m) in specs.iter().zip(metas) {
+            let Some(FileMeta { sha256, size, mode }) = m else {
+                out.push(None);
+                continue;
+            };
+            let content = text_of.remove(&s.path).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let obs = ObservedFile { path: s.path.clone(), sha256, size, mode, content };
+            out.push(Some(serde_json::to_value(obs).map_err(|e| expand_err(&s.path, e))?));
+        }
+        Ok(out)
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
+        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+        Ok(diff_file(address, d.as_ref(), a.as_ref()))
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let address = &change.address;
+        let t = cx.transport(address)?;
+        match change.action {
+            Action::NoOp => Ok(()),
+            Action::Delete => {
+                let path = change
+                    .before
+                    .as_ref()
+                    .map(|v| decode::<ObservedFile>(address, v))
+                    .transpose()?
+                    .map(|o| o.path)
+                    .unwrap_or_else(|| address.name.clone());
+                t.remove_file(&path).await.map_err(|e| e.at(address))
+            }
+            Action::Create | Action::Update | Action::Replace => {
+                let spec: FileSpec = change
+                    .after
+                    .as_ref()
+                    .map(|v| decode(address, v))
+                    .transpose()?
+                    .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
+                let opts = WriteOptions { mode: Some(spec.mode), owner: None, group: None };
+                match (&spec.content, &spec.source) {
+                    (Some(text), _) => t.write_file(&spec.path, text.as_bytes(), &opts).await.map_err(|e| e.at(address)),
+                    (None, Some(src)) => {
+                        // The source may have changed since the plan was made: never upload other bytes.
+                        let (now, _) = sha256_file(Path::new(src)).map_err(|e| Error::failed(address, format!("{src}: {e}")))?;
+                        if now != spec.sha256 {
+                            return Err(Error::failed(address, format!("{src} changed since the plan was made")));
+                        }
+                        t.upload(Path::new(src), &spec.path, &spec.sha256, &opts)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.at(address))
+                    }
+                    (None, None) => Err(Error::failed(address, "no content and no source")),
+                }
+            }
+        }
+    }
+}
+
+/// Pure comparison of one served file.
+pub fn diff_file(address: &Address, desired: Option<&FileSpec>, actual: Option<&ObservedFile>) -> Change {
+    let dv = desired.and_then(|d| serde_json::to_value(d).ok());
+    let av = actual.and_then(|a| serde_json::to_value(a).ok());
+    let same = matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.mode == a.mode);
+    let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
+    change.sensitive = desired.is_some_and(|d| d.sensitive);
+    if let (Some(d), Some(a)) = (desired, actual) {
+        if d.sha256 == a.sha256 && d.mode != a.mode {
+            change.details.push(groundwork_sdk::Detail::modify(format!("mode {:04o} → {:04o}", a.mode, d.mode)));
+        }
+    }
+    if change.action != Action::NoOp && !change.sensitive {
+        let new = desired.and_then(|d| d.content.clone());
+        let old = actual.and_then(|a| a.content.clone());
+        if new.is_some() || old.is_some() {
+            change.diff = Some(TextDiff {
+                path: desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone()),
+                old: old.unwrap_or_default(),
+                new: new.unwrap_or_default(),
+            });
+        } else if let Some(d) = desired {
+            let from = actual.map(|a| format!("sha256:{}… ", &a.sha256[..12.min(a.sha256.len())])).unwrap_or_default();
+            change.details.push(groundwork_sdk::Detail::modify(format!(
+                "{from}→ sha256:{}… ({} bytes)",
+                &d.sha256[..12.min(d.sha256.len())],
+                d.size
+            )));
+        }
+    }
+    if let Some(d) = desired {
+        if let (Some(age), Some(warn)) = (d.age_hours, d.warn_hours) {
+            if age >= IGNITION_EXPIRY_HOURS {
+                change.warnings.push(format!(
+                    "{} is {age} h old: its certificates expired after {IGNITION_EXPIRY_HOURS} h; regenerate it",
+                    d.url_path
+                ));
+            } else if age >= warn {
+                change.warnings.push(format!(
+                    "{} is {age} h old; its certificates expire {IGNITION_EXPIRY_HOURS} h after generation",
+                    d.url_path
+                ));
+            }
+        }
+    }
+    change
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(sha: &str, content: Option<&str>) -> FileSpec {
+        FileSpec {
+            path: "/srv/www/a".into(),
+            url_path: "a".into(),
+            sha256: sha.into(),
+            size: 1,
+            mode: 0o644,
+            content: content.map(str::to_string),
+            source: None,
+            sensitive: false,
+            age_hours: None,
+            warn_hours: None,
+        }
+    }
+
+    fn obs(sha: &str, mode: u32) -> ObservedFile {
+        ObservedFile { path: "/srv/www/a".into(), sha256: sha.into(), size: 1, mode, content: Some("old\n".into()) }
+    }
+
+    fn addr() -> Address {
+        Address::new(PROVIDER, "file", Some("bastion"), "/srv/www/a")
+    }
+
+    #[test]
+    fn digest_and_mode_decide() {
+        assert_eq!(diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o644))).action, Action::NoOp);
+        let c = diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o600)));
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.details[0].text, "mode 0600 → 0644");
+        let c = diff_file(&addr(), Some(&spec("bb", Some("new\n"))), Some(&obs("aa", 0o644)));
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.diff.unwrap().old, "old\n");
+        assert_eq!(diff_file(&addr(), Some(&spec("bb", None)), None).action, Action::Create);
+    }
+
+    #[test]
+    fn ignition_is_never_diffed_and_age_warns() {
+        let mut s = spec("bb", None);
+        s.sensitive = true;
+        s.age_hours = Some(13);
+        s.warn_hours = Some(12);
+        let c = diff_file(&addr(), Some(&s), Some(&obs("aa", 0o644)));
+        assert!(c.sensitive && c.diff.is_none() && c.details.is_empty());
+        assert!(c.warnings[0].contains("13 h old"), "{:?}", c.warnings);
+        s.age_hours = Some(30);
+        let c = diff_file(&addr(), Some(&s), None);
+        assert!(c.warnings[0].contains("expired"), "{:?}", c.warnings);
+    }
+}

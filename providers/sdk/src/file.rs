@@ -1,0 +1,245 @@
+//! Whole-file resources that a daemon reads (zone files, dhcpd.conf, haproxy.cfg, ...): rendered
+//! whole, checked by the daemon's own checker before they replace the live file, activated by a
+//! reload, and restored if the reload fails.
+
+use crate::transport::{Arg, Cmd, Transport, WriteOptions};
+use crate::{Action, Address, Change, Context, Error, TextDiff};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Placeholder in check commands for the path of the candidate file.
+pub const CANDIDATE: &str = "{candidate}";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ManagedFile {
+    pub path: String,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Checker commands (argv; `{candidate}` stands for the candidate file). All must pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<Vec<String>>,
+    /// Command that makes the daemon load the new file (argv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate: Option<Vec<String>>,
+}
+
+/// What was read back: the file's text (None when absent is expressed by the outer Option).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObservedFile {
+    pub path: String,
+    pub content: String,
+}
+
+impl ManagedFile {
+    pub fn new(path: impl Into<String>, content: impl Into<String>) -> Self {
+        ManagedFile {
+            path: path.into(),
+            content: content.into(),
+            mode: None,
+            owner: None,
+            group: None,
+            check: Vec::new(),
+            activate: None,
+        }
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        WriteOptions { mode: self.mode, owner: self.owner.clone(), group: self.group.clone() }
+    }
+}
+
+/// argv → Cmd, with `{candidate}` (or a whole argument that is an absolute path) as a path argument.
+pub fn command(argv: &[String], candidate: Option<&str>) -> Option<Cmd> {
+    let (program, rest) = argv.split_first()?;
+    let mut cmd = Cmd::new(program.clone());
+    for a in rest {
+        if a == CANDIDATE {
+            cmd.args.push(Arg::Path(candidate.unwrap_or_default().to_string()));
+        } else if a.starts_with('/') {
+            cmd.args.push(Arg::Path(a.clone()));
+        } else {
+            cmd.args.push(Arg::Lit(a.clone()));
+        }
+    }
+    Some(cmd)
+}
+
+/// Read several managed files of one host in one batch.
+pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Option<Value>>, crate::TransportError> {
+    let raw = t.read_files(paths).await?;
+    Ok(raw
+        .into_iter()
+        .zip(paths)
+        .map(|(b, path)| {
+            b.map(|b| {
+                serde_json::json!(ObservedFile { path: path.clone(), content: String::from_utf8_lossy(&b).into_owned() })
+            })
+        })
+        .collect())
+}
+
+/// Pure: compare desired and observed file text.
+pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&ObservedFile>) -> Result<Change, Error> {
+    let dv = desired.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
+    let av = actual.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
+    let same = matches!((desired, actual), (Some(d), Some(a)) if d.content == a.content);
+    let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
+    if change.action != Action::NoOp {
+        let path = desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone());
+        change.diff = Some(TextDiff {
+            path,
+            old: actual.map(|a| a.content.clone()).unwrap_or_default(),
+            new: desired.map(|d| d.content.clone()).unwrap_or_default(),
+        });
+    }
+    Ok(change)
+}
+
+fn spec_err(address: &Address, e: impl std::fmt::Display) -> Error {
+    Error::Spec { address: address.to_string(), message: e.to_string() }
+}
+
+/// Temp name beside the target, so a rename is atomic and checkers see the same directory.
+pub fn candidate_path(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.groundwork-candidate"),
+        None => format!(".{path}.groundwork-candidate"),
+    }
+}
+
+/// Run every check on the candidate; Err with the checker's own message on the first failure.
+pub async fn run_checks(
+    cx: &Context,
+    address: &Address,
+    checks: &[Vec<String>],
+    candidate: &str,
+) -> Result<(), Error> {
+    if !cx.run_commands {
+        return Ok(());
+    }
+    let t = cx.transport(address)?;
+    for argv in checks {
+        let Some(cmd) = command(argv, Some(candidate)) else { continue };
+        let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
+        if !out.success() {
+            return Err(Error::Rejected {
+                address: address.to_string(),
+                command: cmd.to_string(),
+                message: out.message(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Run the activation command; Ok(None) when it succeeded, Ok(Some(message)) when it failed.
+pub async fn activate(cx: &Context, address: &Address, argv: Option<&Vec<String>>) -> Result<Option<(String, String)>, Error> {
+    let Some(cmd) = argv.and_then(|a| command(a, None)) else { return Ok(None) };
+    if !cx.run_commands {
+        return Ok(None);
+    }
+    let out = cx.transport(address)?.exec(&cmd).await.map_err(|e| e.at(address))?;
+    Ok(if out.success() { None } else { Some((cmd.to_string(), out.message())) })
+}
+
+/// Apply a file change: check the candidate, replace atomically, activate; on a failed
+/// activation put the previous file back and activate again.
+pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
+    let address = &change.address;
+    let t = cx.transport(address)?;
+    let previous: Option<ObservedFile> = change
+        .before
+        .as_ref()
+        .map(|v| crate::decode(address, v))
+        .transpose()?;
+    match change.action {
+        Action::NoOp => Ok(()),
+        Action::Delete => {
+            if let Some(old) = &previous {
+                t.remove_file(&old.path).await.map_err(|e| e.at(address))?;
+            }
+            Ok(())
+        }
+        Action::Create | Action::Update | Action::Replace => {
+            let spec: ManagedFile = change
+                .after
+                .as_ref()
+                .map(|v| crate::decode(address, v))
+                .transpose()?
+                .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
+            write_checked(cx, address, &spec).await?;
+            if let Some((command, message)) = activate(cx, address, spec.activate.as_ref()).await? {
+                restore(cx, address, &spec, previous.as_ref()).await?;
+                return Err(Error::ActivationFailed { address: address.to_string(), command, message });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write the candidate, run the checkers on it, then move it into place.
+pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) -> Result<(), Error> {
+    let t = cx.transport(address)?;
+    let opts = spec.write_options();
+    if !spec.check.is_empty() && cx.run_commands {
+        let candidate = candidate_path(&spec.path);
+        t.write_file(&candidate, spec.content.as_bytes(), &opts)
+            .await
+            .map_err(|e| e.at(address))?;
+        let checked = run_checks(cx, address, &spec.check, &candidate).await;
+        t.remove_file(&candidate).await.map_err(|e| e.at(address))?;
+        checked?;
+    }
+    t.write_file(&spec.path, spec.content.as_bytes(), &opts)
+        .await
+        .map_err(|e| e.at(address))
+}
+
+async fn restore(cx: &Context, address: &Address, spec: &ManagedFile, previous: Option<&ObservedFile>) -> Result<(), Error> {
+    let t = cx.transport(address)?;
+    match previous {
+        Some(p) => t
+            .write_file(&spec.path, p.content.as_bytes(), &spec.write_options())
+            .await
+            .map_err(|e| e.at(address))?,
+        None => t.remove_file(&spec.path).await.map_err(|e| e.at(address))?,
+    }
+    // Best effort: bring the daemon back onto the restored file; its failure is already reported.
+    let _ = activate(cx, address, spec.activate.as_ref()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> Address {
+        Address::new("test", "file", Some("h"), "/etc/x")
+    }
+
+    #[test]
+    fn same_content_is_noop_other_is_update_with_diff() {
+        let d = ManagedFile::new("/etc/x", "a\n");
+        let same = diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "a\n".into() })).unwrap();
+        assert_eq!(same.action, Action::NoOp);
+        assert!(same.diff.is_none());
+        let other = diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "b\n".into() })).unwrap();
+        assert_eq!(other.action, Action::Update);
+        assert_eq!(other.diff.unwrap().old, "b\n");
+        assert_eq!(diff(&addr(), Some(&d), None).unwrap().action, Action::Create);
+        assert_eq!(diff(&addr(), None, Some(&ObservedFile { path: "/etc/x".into(), content: "b".into() })).unwrap().action, Action::Delete);
+    }
+
+    #[test]
+    fn command_maps_candidate_and_absolute_paths() {
+        let argv: Vec<String> = ["named-checkzone", "example.com", CANDIDATE].iter().map(|s| s.to_string()).collect();
+        let c = command(&argv, Some("/var/named/.z.groundwork-candidate")).unwrap();
+        assert_eq!(c.args[1], Arg::Path("/var/named/.z.groundwork-candidate".into()));
+        assert_eq!(candidate_path("/etc/haproxy/haproxy.cfg"), "/etc/haproxy/.haproxy.cfg.groundwork-candidate");
+    }
+}

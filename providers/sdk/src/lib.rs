@@ -1,0 +1,27 @@
+//! # groundwork-sdk
+//!
+//! The contract between the groundwork engine and its providers:
+//!
+//! - [`Address`], [`Resource`], [`Change`] and [`Action`]: the data the engine plans with;
+//! - [`Provider`]: `read` (I/O, batched per host), `diff` (pure), `apply` (I/O);
+//! - [`Transport`]: the only way a provider reaches a host (commands as argv, file reads, atomic
+//!   writes, streaming uploads), with [`local::LocalTransport`] for tests and local stand-ins;
+//! - [`file`]: the shared whole-file logic (checker before activation, restore on failed reload);
+//! - [`model`]: the environment model every provider derives its resources from.
+
+pub mod address;
+pub mod error;
+pub mod file;
+pub mod local;
+pub mod model;
+pub mod provider;
+pub mod resource;
+pub mod transport;
+
+pub use address::Address;
+pub use error::{Error, TransportError};
+pub use provider::{Context, Provider};
+pub use resource::{
+    decode, fingerprint, set_details, Action, Change, Detail, DetailOp, Lifecycle, Resource, TextDiff,
+};
+pub use transport::{Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};

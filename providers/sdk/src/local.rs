@@ -1,0 +1,161 @@
+//! A transport over a local directory that stands in for a host's `/`. Used by the test kit and by
+//! environments that declare `transport: local`.
+
+use crate::transport::{Arg, Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};
+use crate::TransportError;
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub struct LocalTransport {
+    host: String,
+    root: PathBuf,
+}
+
+impl LocalTransport {
+    pub fn new(host: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+        LocalTransport { host: host.into(), root: root.into() }
+    }
+
+    /// Where the host path lives on this machine.
+    pub fn map(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn io(&self, path: &str, e: impl std::fmt::Display) -> TransportError {
+        TransportError::Io { host: self.host.clone(), path: path.to_string(), message: e.to_string() }
+    }
+
+    fn write_sync(&self, path: &str, contents: &mut dyn Read, opts: &WriteOptions) -> Result<u64, TransportError> {
+        let target = self.map(path);
+        let dir = target.parent().ok_or_else(|| self.io(path, "no parent directory"))?;
+        std::fs::create_dir_all(dir).map_err(|e| self.io(path, e))?;
+        let mode = match opts.mode {
+            Some(m) => m,
+            None => std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".groundwork-")
+            .tempfile_in(dir)
+            .map_err(|e| self.io(path, e))?;
+        let n = std::io::copy(contents, &mut tmp).map_err(|e| self.io(path, e))?;
+        tmp.flush().map_err(|e| self.io(path, e))?;
+        tmp.as_file().sync_all().map_err(|e| self.io(path, e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(|e| self.io(path, e))?;
+        tmp.persist(&target).map_err(|e| self.io(path, e.error))?;
+        Ok(n)
+    }
+}
+
+pub fn sha256_reader(r: &mut dyn Read) -> std::io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// sha256 of a local file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    sha256_reader(&mut f)
+}
+
+#[async_trait]
+impl Transport for LocalTransport {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError> {
+        let mut c = tokio::process::Command::new(&cmd.program);
+        for a in &cmd.args {
+            match a {
+                Arg::Lit(s) => c.arg(s),
+                Arg::Path(p) => c.arg(self.map(p)),
+            };
+        }
+        c.stdin(if cmd.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().map_err(|e| TransportError::Command {
+            host: self.host.clone(),
+            command: cmd.to_string(),
+            code: 127,
+            stderr: e.to_string(),
+        })?;
+        if let (Some(bytes), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            stdin.write_all(bytes).await.map_err(|e| self.io(&cmd.program, e))?;
+        }
+        let out = child.wait_with_output().await.map_err(|e| self.io(&cmd.program, e))?;
+        Ok(ExecOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        match std::fs::read(self.map(path)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(path, e)),
+        }
+    }
+
+    async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let target = self.map(p);
+            let meta = match std::fs::metadata(&target) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    out.push(None);
+                    continue;
+                }
+                Err(e) => return Err(self.io(p, e)),
+            };
+            let (sha256, size) = sha256_file(&target).map_err(|e| self.io(p, e))?;
+            out.push(Some(FileMeta { sha256, size, mode: meta.permissions().mode() & 0o7777 }));
+        }
+        Ok(out)
+    }
+
+    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError> {
+        self.write_sync(path, &mut &contents[..], opts).map(|_| ())
+    }
+
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+        opts: &WriteOptions,
+    ) -> Result<UploadOutcome, TransportError> {
+        if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
+            if m.sha256 == sha256 {
+                return Ok(UploadOutcome::Skipped);
+            }
+        }
+        let mut f = std::fs::File::open(local).map_err(|e| self.io(&local.display().to_string(), e))?;
+        let bytes = self.write_sync(remote, &mut f, opts)?;
+        let (got, _) = sha256_file(&self.map(remote)).map_err(|e| self.io(remote, e))?;
+        if got != sha256 {
+            return Err(self.io(remote, format!("digest after upload is {got}, expected {sha256}")));
+        }
+        Ok(UploadOutcome::Uploaded { bytes })
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
+        match std::fs::remove_file(self.map(path)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io(path, e)),
+        }
+    }
+}

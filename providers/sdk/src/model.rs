@@ -1,0 +1,525 @@
+//! The environment model: one inventory (cluster, networks, infra hosts, nodes) plus the settings each
+//! provider derives its resources from. Field names are documented in docs/environment.md.
+//!
+//! These are plain data types; loading (files, locations, validation) lives in the `groundwork` crate.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub cluster: Cluster,
+    pub networks: Networks,
+    #[serde(default)]
+    pub hosts: BTreeMap<String, Host>,
+    #[serde(default)]
+    pub ssh: SshSettings,
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub dns: DnsSettings,
+    #[serde(default)]
+    pub dhcp: Option<DhcpSettings>,
+    #[serde(default)]
+    pub loadbalancer: LoadBalancerSettings,
+    #[serde(default)]
+    pub files: Option<FilesSettings>,
+    #[serde(default)]
+    pub firewall: Option<FirewallSettings>,
+    #[serde(default)]
+    pub selinux: Option<SelinuxSettings>,
+    #[serde(default)]
+    pub openshift: Option<OpenShiftSettings>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub base_domain: String,
+    /// Three schedulable masters and no workers (OpenShift's compact cluster).
+    #[serde(default)]
+    pub compact: bool,
+}
+
+impl Cluster {
+    /// `<name>.<base_domain>`: every node FQDN sits under it.
+    pub fn domain(&self) -> String {
+        format!("{}.{}", self.name, self.base_domain)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Networks {
+    pub machine: Vec<IpNet>,
+    pub cluster: ClusterNetwork,
+    pub service: Vec<IpNet>,
+    /// Other ranges in use nearby (office LAN, ...), declared only so overlaps are caught.
+    #[serde(default)]
+    pub other: BTreeMap<String, IpNet>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNetwork {
+    pub cidr: IpNet,
+    pub host_prefix: u8,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum HostRole {
+    Dns,
+    Dhcp,
+    Lb,
+    Http,
+    Tftp,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    #[default]
+    Ssh,
+    /// A directory on the machine running groundwork stands in for the host's `/`.
+    Local,
+}
+
+/// An infra host groundwork manages over SSH (or a local directory standing in for one).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub address: IpAddr,
+    #[serde(default)]
+    pub roles: Vec<HostRole>,
+    #[serde(default)]
+    pub vips: Option<Vips>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// For `transport: local`: the directory that stands for `/` (relative to the environment dir).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Whether service commands (checkers, reloads) run on this host. Local stand-ins usually say no.
+    #[serde(default = "yes")]
+    pub run_commands: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Host {
+    pub fn has_role(&self, role: HostRole) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Vips {
+    /// api-int: what the nodes use.
+    pub internal: IpAddr,
+    /// api and *.apps: what users use.
+    pub external: IpAddr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    #[serde(default = "root_user")]
+    pub user: String,
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default)]
+    pub known_hosts: Option<String>,
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    /// Trust an unknown host key on first use (a changed key is always refused).
+    #[serde(default)]
+    pub accept_new_host_keys: bool,
+    #[serde(default = "connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "command_timeout")]
+    pub command_timeout_secs: u64,
+}
+
+fn root_user() -> String {
+    "root".into()
+}
+fn ssh_port() -> u16 {
+    22
+}
+fn connect_timeout() -> u64 {
+    10
+}
+fn command_timeout() -> u64 {
+    120
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            user: root_user(),
+            identity: None,
+            known_hosts: None,
+            port: ssh_port(),
+            accept_new_host_keys: false,
+            connect_timeout_secs: connect_timeout(),
+            command_timeout_secs: command_timeout(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Bootstrap,
+    Master,
+    Worker,
+    Infra,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Bootstrap => "bootstrap",
+            NodeRole::Master => "master",
+            NodeRole::Worker => "worker",
+            NodeRole::Infra => "infra",
+        }
+    }
+
+    /// The ignition file a node of this role boots with (infra nodes are workers to the installer).
+    pub fn ignition(self) -> &'static str {
+        match self {
+            NodeRole::Bootstrap => "bootstrap.ign",
+            NodeRole::Master => "master.ign",
+            NodeRole::Worker | NodeRole::Infra => "worker.ign",
+        }
+    }
+}
+
+/// A cluster node: gets an A and a PTR record, a DHCP pin, and LB backends by role.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    pub role: NodeRole,
+    pub mac: String,
+    pub ip: IpAddr,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Infra host that holds the primary name server's name (default: the first host with role dns).
+    #[serde(default)]
+    pub nameserver: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<u32>,
+    /// Extra records beside the derived ones.
+    #[serde(default)]
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpSettings {
+    pub subnet: IpNet,
+    #[serde(default)]
+    pub routers: Vec<IpAddr>,
+    /// Default: the addresses of the dns hosts.
+    #[serde(default)]
+    pub dns_servers: Vec<IpAddr>,
+    #[serde(default)]
+    pub pxe: Option<PxeSettings>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PxeSettings {
+    /// Infra host serving TFTP (first boot) and HTTP (the iPXE script).
+    pub tftp_host: String,
+    /// Served file that DHCP hands to iPXE on the second boot.
+    pub script: String,
+    #[serde(default = "efi_file")]
+    pub efi_file: String,
+    #[serde(default = "bios_file")]
+    pub bios_file: String,
+}
+
+fn efi_file() -> String {
+    "efi/ipxe.efi".into()
+}
+fn bios_file() -> String {
+    "undionly.kpxe".into()
+}
+
+/// Which nodes receive the ingress frontends (80/443).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IngressNodes {
+    #[default]
+    Workers,
+    Infra,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerSettings {
+    #[serde(default)]
+    pub ingress: IngressNodes,
+    /// Explicit frontends replace the derived ones (validated the same way).
+    #[serde(default)]
+    pub frontends: Vec<Frontend>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Frontend {
+    pub name: String,
+    pub port: u16,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// A node name.
+    pub node: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSettings {
+    #[serde(default = "docroot")]
+    pub docroot: String,
+    /// Infra host serving the files (default: the first host with role http).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub serve: Vec<ServedFile>,
+    /// Warn when an ignition file is older than this many hours; refuse past 24 h.
+    #[serde(default = "ignition_warn_hours")]
+    pub ignition_warn_hours: u64,
+    /// Serve ignition files older than 24 h anyway (their certificates have expired).
+    #[serde(default)]
+    pub allow_expired_ignition: bool,
+    /// What the iPXE script boots (served paths), for the built-in `builtin:ipxe` template.
+    #[serde(default)]
+    pub boot: Option<BootSettings>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BootSettings {
+    pub kernel: String,
+    pub initramfs: String,
+    pub image: String,
+    #[serde(default = "install_dev")]
+    pub install_dev: String,
+    #[serde(default)]
+    pub extra_args: Option<String>,
+}
+
+fn install_dev() -> String {
+    "sda".into()
+}
+
+fn docroot() -> String {
+    "/usr/share/nginx/html".into()
+}
+fn ignition_warn_hours() -> u64 {
+    12
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    Plain,
+    /// Ignition config: carries short-lived certificates and secrets; never shown in output.
+    Ignition,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServedFile {
+    /// Path under the docroot (also the URL path).
+    pub path: String,
+    /// A local file to upload (relative to the environment dir).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A minijinja template (relative to the environment dir) rendered with the inventory.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Literal content.
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub kind: FileKind,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallSettings {
+    #[serde(default = "public_zone")]
+    pub zone: String,
+    /// Hosts whose firewalld is managed (default: hosts with role lb).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<String>,
+    #[serde(default)]
+    pub custom_services: BTreeMap<String, CustomService>,
+}
+
+fn public_zone() -> String {
+    "public".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomService {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub ports: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SelinuxSettings {
+    #[serde(default)]
+    pub fcontexts: Vec<FcontextRule>,
+    #[serde(default)]
+    pub booleans: BTreeMap<String, bool>,
+    #[serde(default)]
+    pub ports: Vec<PortLabel>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FcontextRule {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub setype: String,
+    /// Hosts the rule applies to (default: hosts with role http).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortLabel {
+    pub port: String,
+    #[serde(rename = "type")]
+    pub setype: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpenShiftSettings {
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// Directory (relative to the environment dir) of extra day-2 manifests.
+    #[serde(default)]
+    pub manifests: Option<String>,
+    /// Nodes that get node-role.kubernetes.io/infra and the infra taints on day 2.
+    #[serde(default = "yes")]
+    pub infra_nodes: bool,
+    #[serde(default)]
+    pub registry: Option<RegistrySettings>,
+    #[serde(default)]
+    pub monitoring_on_infra: bool,
+    #[serde(default)]
+    pub ingress_replicas: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub storage_class: String,
+    pub claim: String,
+    pub size: String,
+}
+
+impl Environment {
+    pub fn hosts_with_role(&self, role: HostRole) -> impl Iterator<Item = (&String, &Host)> {
+        self.hosts.iter().filter(move |(_, h)| h.has_role(role))
+    }
+
+    pub fn first_host_with_role(&self, role: HostRole) -> Option<(&String, &Host)> {
+        self.hosts_with_role(role).next()
+    }
+
+    pub fn nodes_with_role(&self, role: NodeRole) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(move |n| n.role == role)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn node_fqdn(&self, node: &Node) -> String {
+        format!("{}.{}", node.name, self.cluster.domain())
+    }
+
+    /// The nodes that receive 80/443 under the current ingress setting.
+    pub fn ingress_nodes(&self) -> Vec<&Node> {
+        let role = match self.loadbalancer.ingress {
+            IngressNodes::Workers if self.cluster.compact => NodeRole::Master,
+            IngressNodes::Workers => NodeRole::Worker,
+            IngressNodes::Infra => NodeRole::Infra,
+        };
+        self.nodes_with_role(role).collect()
+    }
+
+    /// Frontends: explicit ones if declared, else the OpenShift defaults derived from the inventory.
+    pub fn frontends(&self) -> Vec<Frontend> {
+        if !self.loadbalancer.frontends.is_empty() {
+            return self.loadbalancer.frontends.clone();
+        }
+        let control: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.role, NodeRole::Bootstrap | NodeRole::Master))
+            .collect();
+        let ingress = self.ingress_nodes();
+        let fe = |name: &str, port: u16, nodes: &[&Node]| Frontend {
+            name: name.to_string(),
+            port,
+            backends: nodes
+                .iter()
+                .map(|n| Backend { node: n.name.clone(), port })
+                .collect(),
+        };
+        vec![
+            fe("api", 6443, &control),
+            fe("machine-config", 22623, &control),
+            fe("ingress-http", 80, &ingress),
+            fe("ingress-https", 443, &ingress),
+        ]
+    }
+}

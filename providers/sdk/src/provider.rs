@@ -1,0 +1,63 @@
+//! The provider contract: `read` (I/O, batched per host), `diff` (pure), `apply` (I/O).
+
+use crate::{Address, Change, Error, Resource, Transport};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a provider gets to do its I/O: the host's transport (for host resources), whether service
+/// commands may run there, and typed extensions (the kube client for the cluster provider).
+#[derive(Clone, Default)]
+pub struct Context {
+    pub host: Option<String>,
+    pub transport: Option<Arc<dyn Transport>>,
+    /// False on local stand-ins: checkers and reloads are skipped.
+    pub run_commands: bool,
+    /// Where relative sources (files to upload) are resolved.
+    pub env_dir: PathBuf,
+    extensions: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl Context {
+    pub fn for_host(host: &str, transport: Arc<dyn Transport>, run_commands: bool, env_dir: PathBuf) -> Self {
+        Context {
+            host: Some(host.to_string()),
+            transport: Some(transport),
+            run_commands,
+            env_dir,
+            extensions: HashMap::new(),
+        }
+    }
+
+    pub fn transport(&self, address: &Address) -> Result<&dyn Transport, Error> {
+        self.transport
+            .as_deref()
+            .ok_or_else(|| Error::failed(address, "no transport for this resource's host"))
+    }
+
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.extensions.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extensions.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Read the actual state of resources that share one host (or the cluster), in as few round
+    /// trips as possible. Returns one entry per resource, `None` where it does not exist.
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error>;
+
+    /// Decide what to do. Pure: no I/O. `desired` is the spec (None: the resource is to go).
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error>;
+
+    /// Carry out one planned change.
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error>;
+}

@@ -1,0 +1,192 @@
+//! How providers reach a host: commands (argv, never a shell string), file reads, atomic writes and
+//! streaming uploads. Implemented by the SSH transport and by [`crate::local::LocalTransport`].
+
+use crate::TransportError;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One argument of a command. Paths are kept apart so a transport can map them (the local transport
+/// maps `/etc/x` into its root directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arg {
+    Lit(String),
+    Path(String),
+}
+
+/// A command as argv. Transports that must go through a shell quote every argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<Arg>,
+    /// Bytes fed to the command's stdin.
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd { program: program.into(), args: Vec::new(), stdin: None }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(Arg::Lit(a.into()));
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, it: I) -> Self {
+        self.args.extend(it.into_iter().map(|a| Arg::Lit(a.into())));
+        self
+    }
+    pub fn path(mut self, p: impl Into<String>) -> Self {
+        self.args.push(Arg::Path(p.into()));
+        self
+    }
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The command as one POSIX shell line, every argument single-quoted.
+    pub fn to_shell(&self, map_path: impl Fn(&str) -> String) -> String {
+        let mut s = shell_quote(&self.program);
+        for a in &self.args {
+            s.push(' ');
+            match a {
+                Arg::Lit(v) => s.push_str(&shell_quote(v)),
+                Arg::Path(p) => s.push_str(&shell_quote(&map_path(p))),
+            }
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_shell(|p| p.to_string()))
+    }
+}
+
+/// Quote for a POSIX shell: plain words stay as they are, anything else is single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+    /// Both streams, trimmed: what a checker printed.
+    pub fn message(&self) -> String {
+        let mut m = self.stdout_str().trim().to_string();
+        let e = self.stderr_str();
+        if !e.is_empty() {
+            if !m.is_empty() {
+                m.push('\n');
+            }
+            m.push_str(&e);
+        }
+        m
+    }
+}
+
+/// Mode (and optionally owner) of a written file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOptions {
+    /// Octal mode; None keeps the existing file's mode (0644 for a new file).
+    pub mode: Option<u32>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+/// Digest and metadata of a remote file (what large-file resources compare).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub sha256: String,
+    pub size: u64,
+    pub mode: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// The remote file already had the digest: nothing sent.
+    Skipped,
+    Uploaded { bytes: u64 },
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// The host's name in the inventory (for messages).
+    fn host(&self) -> &str;
+
+    /// Run a command; a non-zero exit is returned as output, not as an error.
+    async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError>;
+
+    /// Read a file; a missing file is `None`.
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
+
+    /// Read several files in as few round trips as the transport can manage.
+    async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, TransportError> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            out.push(self.read_file(p).await?);
+        }
+        Ok(out)
+    }
+
+    /// sha256, size and mode of files; missing files are `None`.
+    async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError>;
+
+    /// Write a whole file atomically: temp file in the same directory, then rename. Parent
+    /// directories are created.
+    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError>;
+
+    /// Stream a local file to the host with constant memory, atomically, verified by digest;
+    /// skipped when the remote digest already matches.
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+        opts: &WriteOptions,
+    ) -> Result<UploadOutcome, TransportError>;
+
+    /// Remove a file; a missing file is not an error.
+    async fn remove_file(&self, path: &str) -> Result<(), TransportError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_values_as_single_words() {
+        let c = Cmd::new("firewall-cmd")
+            .arg("--set-description=OpenShift machine config")
+            .arg("$(reboot)")
+            .arg("it's")
+            .path("/etc/named.conf");
+        assert_eq!(
+            c.to_string(),
+            r#"firewall-cmd '--set-description=OpenShift machine config' '$(reboot)' 'it'\''s' /etc/named.conf"#
+        );
+        assert_eq!(shell_quote(""), "''");
+    }
+}
