@@ -1,1 +1,87 @@
-fn main(){}
+use clap::Parser;
+use groundwork::cli::{Cli, Command};
+use groundwork::ops;
+use std::process::ExitCode;
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    Ok(match cli.command {
+        Command::Validate { env } => {
+            println!("{}", ops::validate::run(&env)?);
+            ops::EXIT_OK
+        }
+        Command::Plan {
+            env,
+            json,
+            out,
+            detailed_exitcode,
+        } => {
+            ops::plan::run(
+                &env,
+                &ops::plan::PlanOptions {
+                    json,
+                    out,
+                    detailed_exitcode,
+                },
+            )
+            .await?
+        }
+        Command::Apply {
+            target,
+            auto_approve,
+        } => ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve }).await?,
+        Command::Graph { env } => {
+            print!("{}", ops::graph::run(&env)?);
+            ops::EXIT_OK
+        }
+        Command::Show { file, json } => {
+            print!("{}", ops::show::run(&file, json)?);
+            ops::EXIT_OK
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ops::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(e);
+            ExitCode::from(ops::EXIT_ERROR)
+        }
+    }
+}
+
+/// Errors with source locations are rendered by miette; the rest as plain messages.
+fn report(e: anyhow::Error) {
+    match e.downcast::<groundwork::Error>() {
+        Ok(groundwork::Error::Config(c)) => eprintln!("{:?}", miette::Report::new(c)),
+        Ok(other) => eprintln!("error: {other}"),
+        Err(e) => eprintln!("error: {e:#}"),
+    }
+}

@@ -49,7 +49,11 @@ impl ManagedFile {
     }
 
     fn write_options(&self) -> WriteOptions {
-        WriteOptions { mode: self.mode, owner: self.owner.clone(), group: self.group.clone() }
+        WriteOptions {
+            mode: self.mode,
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+        }
     }
 }
 
@@ -59,7 +63,8 @@ pub fn command(argv: &[String], candidate: Option<&str>) -> Option<Cmd> {
     let mut cmd = Cmd::new(program.clone());
     for a in rest {
         if a == CANDIDATE {
-            cmd.args.push(Arg::Path(candidate.unwrap_or_default().to_string()));
+            cmd.args
+                .push(Arg::Path(candidate.unwrap_or_default().to_string()));
         } else if a.starts_with('/') {
             cmd.args.push(Arg::Path(a.clone()));
         } else {
@@ -70,27 +75,45 @@ pub fn command(argv: &[String], candidate: Option<&str>) -> Option<Cmd> {
 }
 
 /// Read several managed files of one host in one batch.
-pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Option<Value>>, crate::TransportError> {
+pub async fn read_files(
+    t: &dyn Transport,
+    paths: &[String],
+) -> Result<Vec<Option<Value>>, crate::TransportError> {
     let raw = t.read_files(paths).await?;
     Ok(raw
         .into_iter()
         .zip(paths)
         .map(|(b, path)| {
             b.map(|b| {
-                serde_json::json!(ObservedFile { path: path.clone(), content: String::from_utf8_lossy(&b).into_owned() })
+                serde_json::json!(ObservedFile {
+                    path: path.clone(),
+                    content: String::from_utf8_lossy(&b).into_owned()
+                })
             })
         })
         .collect())
 }
 
 /// Pure: compare desired and observed file text.
-pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&ObservedFile>) -> Result<Change, Error> {
-    let dv = desired.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
-    let av = actual.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
+pub fn diff(
+    address: &Address,
+    desired: Option<&ManagedFile>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
+    let dv = desired
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| spec_err(address, e))?;
+    let av = actual
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| spec_err(address, e))?;
     let same = matches!((desired, actual), (Some(d), Some(a)) if d.content == a.content);
     let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
     if change.action != Action::NoOp {
-        let path = desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone());
+        let path = desired
+            .map(|d| d.path.clone())
+            .unwrap_or_else(|| address.name.clone());
         change.diff = Some(TextDiff {
             path,
             old: actual.map(|a| a.content.clone()).unwrap_or_default(),
@@ -101,7 +124,10 @@ pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&Ob
 }
 
 fn spec_err(address: &Address, e: impl std::fmt::Display) -> Error {
-    Error::Spec { address: address.to_string(), message: e.to_string() }
+    Error::Spec {
+        address: address.to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Temp name beside the target, so a rename is atomic and checkers see the same directory.
@@ -124,7 +150,9 @@ pub async fn run_checks(
     }
     let t = cx.transport(address)?;
     for argv in checks {
-        let Some(cmd) = command(argv, Some(candidate)) else { continue };
+        let Some(cmd) = command(argv, Some(candidate)) else {
+            continue;
+        };
         let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
         if !out.success() {
             return Err(Error::Rejected {
@@ -138,13 +166,27 @@ pub async fn run_checks(
 }
 
 /// Run the activation command; Ok(None) when it succeeded, Ok(Some(message)) when it failed.
-pub async fn activate(cx: &Context, address: &Address, argv: Option<&Vec<String>>) -> Result<Option<(String, String)>, Error> {
-    let Some(cmd) = argv.and_then(|a| command(a, None)) else { return Ok(None) };
+pub async fn activate(
+    cx: &Context,
+    address: &Address,
+    argv: Option<&Vec<String>>,
+) -> Result<Option<(String, String)>, Error> {
+    let Some(cmd) = argv.and_then(|a| command(a, None)) else {
+        return Ok(None);
+    };
     if !cx.run_commands {
         return Ok(None);
     }
-    let out = cx.transport(address)?.exec(&cmd).await.map_err(|e| e.at(address))?;
-    Ok(if out.success() { None } else { Some((cmd.to_string(), out.message())) })
+    let out = cx
+        .transport(address)?
+        .exec(&cmd)
+        .await
+        .map_err(|e| e.at(address))?;
+    Ok(if out.success() {
+        None
+    } else {
+        Some((cmd.to_string(), out.message()))
+    })
 }
 
 /// Apply a file change: check the candidate, replace atomically, activate; on a failed
@@ -175,7 +217,11 @@ pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
             write_checked(cx, address, &spec).await?;
             if let Some((command, message)) = activate(cx, address, spec.activate.as_ref()).await? {
                 restore(cx, address, &spec, previous.as_ref()).await?;
-                return Err(Error::ActivationFailed { address: address.to_string(), command, message });
+                return Err(Error::ActivationFailed {
+                    address: address.to_string(),
+                    command,
+                    message,
+                });
             }
             Ok(())
         }
@@ -183,7 +229,11 @@ pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
 }
 
 /// Write the candidate, run the checkers on it, then move it into place.
-pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) -> Result<(), Error> {
+pub async fn write_checked(
+    cx: &Context,
+    address: &Address,
+    spec: &ManagedFile,
+) -> Result<(), Error> {
     let t = cx.transport(address)?;
     let opts = spec.write_options();
     if !spec.check.is_empty() && cx.run_commands {
@@ -200,7 +250,12 @@ pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) 
         .map_err(|e| e.at(address))
 }
 
-async fn restore(cx: &Context, address: &Address, spec: &ManagedFile, previous: Option<&ObservedFile>) -> Result<(), Error> {
+async fn restore(
+    cx: &Context,
+    address: &Address,
+    spec: &ManagedFile,
+    previous: Option<&ObservedFile>,
+) -> Result<(), Error> {
     let t = cx.transport(address)?;
     match previous {
         Some(p) => t
@@ -225,21 +280,61 @@ mod tests {
     #[test]
     fn same_content_is_noop_other_is_update_with_diff() {
         let d = ManagedFile::new("/etc/x", "a\n");
-        let same = diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "a\n".into() })).unwrap();
+        let same = diff(
+            &addr(),
+            Some(&d),
+            Some(&ObservedFile {
+                path: "/etc/x".into(),
+                content: "a\n".into(),
+            }),
+        )
+        .unwrap();
         assert_eq!(same.action, Action::NoOp);
         assert!(same.diff.is_none());
-        let other = diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "b\n".into() })).unwrap();
+        let other = diff(
+            &addr(),
+            Some(&d),
+            Some(&ObservedFile {
+                path: "/etc/x".into(),
+                content: "b\n".into(),
+            }),
+        )
+        .unwrap();
         assert_eq!(other.action, Action::Update);
         assert_eq!(other.diff.unwrap().old, "b\n");
-        assert_eq!(diff(&addr(), Some(&d), None).unwrap().action, Action::Create);
-        assert_eq!(diff(&addr(), None, Some(&ObservedFile { path: "/etc/x".into(), content: "b".into() })).unwrap().action, Action::Delete);
+        assert_eq!(
+            diff(&addr(), Some(&d), None).unwrap().action,
+            Action::Create
+        );
+        assert_eq!(
+            diff(
+                &addr(),
+                None,
+                Some(&ObservedFile {
+                    path: "/etc/x".into(),
+                    content: "b".into()
+                })
+            )
+            .unwrap()
+            .action,
+            Action::Delete
+        );
     }
 
     #[test]
     fn command_maps_candidate_and_absolute_paths() {
-        let argv: Vec<String> = ["named-checkzone", "example.com", CANDIDATE].iter().map(|s| s.to_string()).collect();
+        let argv: Vec<String> = ["named-checkzone", "example.com", CANDIDATE]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let c = command(&argv, Some("/var/named/.z.groundwork-candidate")).unwrap();
-        assert_eq!(c.args[1], Arg::Path("/var/named/.z.groundwork-candidate".into()));
-        assert_eq!(candidate_path("/etc/haproxy/haproxy.cfg"), "/etc/haproxy/.haproxy.cfg.groundwork-candidate");
+        assert_eq!(
+            c.args[1],
+            Arg::Path("/var/named/.z.groundwork-candidate".into())
+        );
+        assert_eq!(
+            candidate_path("/etc/haproxy/haproxy.cfg"),
+            "/etc/haproxy/.haproxy.cfg.groundwork-candidate"
+        );
     }
 }

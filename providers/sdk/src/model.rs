@@ -512,7 +512,10 @@ impl Environment {
             port,
             backends: nodes
                 .iter()
-                .map(|n| Backend { node: n.name.clone(), port })
+                .map(|n| Backend {
+                    node: n.name.clone(),
+                    port,
+                })
                 .collect(),
         };
         vec![

@@ -54,7 +54,10 @@ impl Resource {
     }
 }
 
-pub fn decode<T: serde::de::DeserializeOwned>(addr: &Address, v: &Value) -> Result<T, crate::Error> {
+pub fn decode<T: serde::de::DeserializeOwned>(
+    addr: &Address,
+    v: &Value,
+) -> Result<T, crate::Error> {
     serde_json::from_value(v.clone()).map_err(|e| crate::Error::Spec {
         address: addr.to_string(),
         message: e.to_string(),
@@ -112,13 +115,22 @@ pub enum DetailOp {
 
 impl Detail {
     pub fn add(text: impl Into<String>) -> Self {
-        Detail { op: DetailOp::Add, text: text.into() }
+        Detail {
+            op: DetailOp::Add,
+            text: text.into(),
+        }
     }
     pub fn remove(text: impl Into<String>) -> Self {
-        Detail { op: DetailOp::Remove, text: text.into() }
+        Detail {
+            op: DetailOp::Remove,
+            text: text.into(),
+        }
     }
     pub fn modify(text: impl Into<String>) -> Self {
-        Detail { op: DetailOp::Modify, text: text.into() }
+        Detail {
+            op: DetailOp::Modify,
+            text: text.into(),
+        }
     }
 }
 
@@ -129,7 +141,10 @@ pub fn set_details<'a>(
 ) -> Vec<Detail> {
     let before: std::collections::BTreeSet<&String> = before.into_iter().collect();
     let after: std::collections::BTreeSet<&String> = after.into_iter().collect();
-    let mut out: Vec<Detail> = before.difference(&after).map(|s| Detail::remove(*s)).collect();
+    let mut out: Vec<Detail> = before
+        .difference(&after)
+        .map(|s| Detail::remove(*s))
+        .collect();
     out.extend(after.difference(&before).map(|s| Detail::add(*s)));
     out
 }
@@ -163,7 +178,12 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn new(address: Address, action: Action, before: Option<&Value>, after: Option<&Value>) -> Self {
+    pub fn new(
+        address: Address,
+        action: Action,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Self {
         Change {
             address,
             action,
@@ -177,7 +197,12 @@ impl Change {
     }
 
     /// The usual decision for a resource whose state is compared as a whole.
-    pub fn compare(address: Address, desired: Option<&Value>, actual: Option<&Value>, same: bool) -> Self {
+    pub fn compare(
+        address: Address,
+        desired: Option<&Value>,
+        actual: Option<&Value>,
+        same: bool,
+    ) -> Self {
         let action = match (desired, actual) {
             (Some(_), None) => Action::Create,
             (None, Some(_)) => Action::Delete,

@@ -25,7 +25,11 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), stdin: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            stdin: None,
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(Arg::Lit(a.into()));
@@ -128,7 +132,9 @@ pub struct FileMeta {
 pub enum UploadOutcome {
     /// The remote file already had the digest: nothing sent.
     Skipped,
-    Uploaded { bytes: u64 },
+    Uploaded {
+        bytes: u64,
+    },
 }
 
 #[async_trait]
@@ -156,7 +162,12 @@ pub trait Transport: Send + Sync {
 
     /// Write a whole file atomically: temp file in the same directory, then rename. Parent
     /// directories are created.
-    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError>;
+    async fn write_file(
+        &self,
+        path: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), TransportError>;
 
     /// Stream a local file to the host with constant memory, atomically, verified by digest;
     /// skipped when the remote digest already matches.

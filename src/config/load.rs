@@ -1,0 +1,249 @@
+//! Loading an environment: every `*.yaml` of the directory (or one file), each top-level section
+//! defined once, unknown keys rejected, errors located at file:line:column.
+
+use super::error::ConfigError;
+use super::locate::{locate, Position};
+use groundwork_sdk::model::*;
+use miette::{LabeledSpan, NamedSource, SourceSpan};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// One environment file as read: its text and where each value stands.
+pub struct SourceFile {
+    pub path: String,
+    pub text: String,
+    pub positions: HashMap<String, Position>,
+}
+
+/// Where each top-level section came from, for locating findings.
+#[derive(Default)]
+pub struct Sources {
+    pub files: Vec<SourceFile>,
+    section_file: HashMap<String, usize>,
+}
+
+/// A located value: file index and position.
+#[derive(Clone, Copy, Debug)]
+pub struct Loc {
+    pub file: usize,
+    pub pos: Position,
+}
+
+impl Sources {
+    /// Locate a value by path (`nodes[2].ip`); falls back to the nearest located parent.
+    pub fn locate(&self, path: &str) -> Option<Loc> {
+        let section = path.split(['.', '[', '#']).next().unwrap_or(path);
+        let file = *self.section_file.get(section)?;
+        let positions = &self.files[file].positions;
+        let mut p = path.to_string();
+        loop {
+            if let Some(pos) = positions.get(&p) {
+                return Some(Loc { file, pos: *pos });
+            }
+            let cut = p.rfind(['.', '[', '#'])?;
+            p.truncate(cut);
+        }
+    }
+
+    /// `file:line:column` of a path.
+    pub fn at(&self, path: &str) -> Option<String> {
+        self.locate(path).map(|l| self.display(l))
+    }
+
+    pub fn display(&self, l: Loc) -> String {
+        format!(
+            "{}:{}:{}",
+            self.files[l.file].path, l.pos.line, l.pos.column
+        )
+    }
+
+    pub fn named_source(&self, file: usize) -> NamedSource<String> {
+        let f = &self.files[file];
+        NamedSource::new(f.path.clone(), f.text.clone()).with_language("yaml")
+    }
+
+    pub fn label(&self, l: Loc, text: impl Into<String>) -> LabeledSpan {
+        LabeledSpan::new_with_span(
+            Some(text.into()),
+            SourceSpan::new(l.pos.offset.into(), l.pos.len),
+        )
+    }
+}
+
+/// The same sections as [`Environment`], all optional: one file may hold any of them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EnvironmentFile {
+    cluster: Option<Cluster>,
+    networks: Option<Networks>,
+    hosts: Option<BTreeMap<String, Host>>,
+    ssh: Option<SshSettings>,
+    nodes: Option<Vec<Node>>,
+    dns: Option<DnsSettings>,
+    dhcp: Option<DhcpSettings>,
+    loadbalancer: Option<LoadBalancerSettings>,
+    files: Option<FilesSettings>,
+    firewall: Option<FirewallSettings>,
+    selinux: Option<SelinuxSettings>,
+    openshift: Option<OpenShiftSettings>,
+}
+
+/// A loaded environment: the model, its sources, and the directory relative paths resolve from.
+pub struct Loaded {
+    pub env: Environment,
+    pub sources: Sources,
+    pub dir: PathBuf,
+    /// Name of the environment (its directory's name).
+    pub name: String,
+}
+
+fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let io = |e: std::io::Error| ConfigError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Io {
+            path: path.display().to_string(),
+            message: "no *.yaml files here".into(),
+        });
+    }
+    Ok(files)
+}
+
+fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (line, column, index) = e
+        .location()
+        .map(|l| (l.line(), l.column(), l.index()))
+        .unwrap_or((1, 1, 0));
+    // serde_yaml prefixes messages with the path and location; keep only the message.
+    let message = e.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    ConfigError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+        src: NamedSource::new(file, text.to_string()).with_language("yaml"),
+        span: SourceSpan::new(index.min(text.len()).into(), 1),
+    }
+}
+
+/// Load an environment directory (or single file).
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let mut sources = Sources::default();
+    let mut merged = EnvironmentFile::default();
+    for file in yaml_files(path)? {
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let part: EnvironmentFile = if text.trim().is_empty() {
+            EnvironmentFile::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| syntax_error(&shown, &text, &e))?
+        };
+        let idx = sources.files.len();
+        sources.files.push(SourceFile {
+            path: shown,
+            positions: locate(&text),
+            text,
+        });
+        merge(&mut merged, part, idx, &mut sources)?;
+    }
+    let dir = if path.is_file() {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        path.to_path_buf()
+    };
+    let dir_shown = dir.display().to_string();
+    let missing = |section| ConfigError::MissingSection {
+        dir: dir_shown.clone(),
+        section,
+    };
+    let env = Environment {
+        cluster: merged.cluster.ok_or_else(|| missing("cluster"))?,
+        networks: merged.networks.ok_or_else(|| missing("networks"))?,
+        hosts: merged.hosts.unwrap_or_default(),
+        ssh: merged.ssh.unwrap_or_default(),
+        nodes: merged.nodes.unwrap_or_default(),
+        dns: merged.dns.unwrap_or_default(),
+        dhcp: merged.dhcp,
+        loadbalancer: merged.loadbalancer.unwrap_or_default(),
+        files: merged.files,
+        firewall: merged.firewall,
+        selinux: merged.selinux,
+        openshift: merged.openshift,
+    };
+    let name = std::fs::canonicalize(&dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "default".into());
+    Ok(Loaded {
+        env,
+        sources,
+        dir,
+        name,
+    })
+}
+
+fn merge(
+    into: &mut EnvironmentFile,
+    part: EnvironmentFile,
+    idx: usize,
+    sources: &mut Sources,
+) -> Result<(), ConfigError> {
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if let Some(v) = part.$field {
+                let section = stringify!($field);
+                if let Some(&other) = sources.section_file.get(section) {
+                    let pos = sources.files[idx].positions.get(&format!("{section}#key")).copied();
+                    let (line, column) = pos.map(|p| (p.line, p.column)).unwrap_or((1, 1));
+                    let other_at = sources.files[other].positions.get(&format!("{section}#key")).copied();
+                    let other = match other_at {
+                        Some(p) => format!("{}:{}:{}", sources.files[other].path, p.line, p.column),
+                        None => sources.files[other].path.clone(),
+                    };
+                    return Err(ConfigError::DuplicateSection {
+                        file: sources.files[idx].path.clone(), line, column, section: section.into(), other,
+                    });
+                }
+                sources.section_file.insert(section.to_string(), idx);
+                into.$field = Some(v);
+            }
+        )*};
+    }
+    take!(
+        cluster,
+        networks,
+        hosts,
+        ssh,
+        nodes,
+        dns,
+        dhcp,
+        loadbalancer,
+        files,
+        firewall,
+        selinux,
+        openshift
+    );
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Apply: the graph is rebuilt from the plan; changes run in dependency order (deletes in reverse),
+//! hosts in parallel and one change at a time per host; a failure stops only its dependents.
+
+use super::plan::{Plan, Planned};
+use super::registry::Registry;
+use super::state;
+use crate::engine::graph::Graph;
+use crate::error::{Error, Result};
+use crate::transport::Hosts;
+use futures::stream::{FuturesUnordered, StreamExt};
+use groundwork_sdk::{Action, Address, Lifecycle, Resource};
+use petgraph::visit::{Dfs, EdgeRef};
+use petgraph::Direction;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tracing::Instrument;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Failed(String),
+    Skipped(String),
+}
+
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub outcomes: Vec<(Address, Action, Outcome)>,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|(_, _, o)| !matches!(o, Outcome::Applied))
+            .count()
+    }
+}
+
+/// Dependencies as the apply order needs them: a delete waits for the deletes of its dependents.
+fn apply_edges(plan: &Plan) -> Vec<(Address, Vec<Address>)> {
+    let deletes: Vec<&Planned> = plan
+        .changes
+        .iter()
+        .filter(|c| c.change.action == Action::Delete)
+        .collect();
+    plan.changes
+        .iter()
+        .map(|c| {
+            let deps = if c.change.action == Action::Delete {
+                deletes
+                    .iter()
+                    .filter(|d| d.depends_on.contains(&c.change.address))
+                    .map(|d| d.change.address.clone())
+                    .collect()
+            } else {
+                c.depends_on.clone()
+            };
+            (c.change.address.clone(), deps)
+        })
+        .collect()
+}
+
+pub async fn apply(
+    registry: &Registry,
+    hosts: &Hosts,
+    plan: &Plan,
+    on_done: &(dyn Fn(&Address, &Outcome) + Sync),
+) -> Result<ApplyReport> {
+    let edges = apply_edges(plan);
+    let graph = Graph::build(edges.iter().map(|(a, d)| (a, d.as_slice())), true)?;
+    let by_addr: HashMap<&Address, &Planned> = plan
+        .changes
+        .iter()
+        .map(|c| (&c.change.address, c))
+        .collect();
+    let mut waiting: HashMap<Address, usize> = graph
+        .index
+        .iter()
+        .map(|(a, &n)| {
+            (
+                a.clone(),
+                graph.graph.edges_directed(n, Direction::Incoming).count(),
+            )
+        })
+        .collect();
+    let host_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.change.address.host.clone())
+        .map(|h| (h, Arc::new(tokio::sync::Mutex::new(()))))
+        .collect();
+
+    let mut outcomes: BTreeMap<Address, Outcome> = BTreeMap::new();
+    let mut running = FuturesUnordered::new();
+    let start = |addr: Address| {
+        let planned = by_addr[&addr];
+        let lock = addr.host.as_ref().and_then(|h| host_locks.get(h)).cloned();
+        let span = tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
+        async move {
+            let _guard = match &lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
+            let result = apply_one(registry, hosts, planned).await;
+            (addr, result)
+        }
+        .instrument(span)
+    };
+    for (addr, n) in &waiting {
+        if *n == 0 {
+            running.push(start(addr.clone()));
+        }
+    }
+    while let Some((addr, result)) = running.next().await {
+        let node = graph.index[&addr];
+        match result {
+            Ok(()) => {
+                tracing::info!(address = %addr, "applied");
+                on_done(&addr, &Outcome::Applied);
+                outcomes.insert(addr.clone(), Outcome::Applied);
+                for e in graph.graph.edges_directed(node, Direction::Outgoing) {
+                    let next = graph.graph[e.target()].clone();
+                    if outcomes.contains_key(&next) {
+                        continue;
+                    }
+                    if let Some(n) = waiting.get_mut(&next) {
+                        *n -= 1;
+                        if *n == 0 {
+                            running.push(start(next));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(address = %addr, error = %message, "failed");
+                on_done(&addr, &Outcome::Failed(message.clone()));
+                outcomes.insert(addr.clone(), Outcome::Failed(message));
+                // Everything downstream is skipped; independent branches go on.
+                let mut dfs = Dfs::new(&graph.graph, node);
+                while let Some(n) = dfs.next(&graph.graph) {
+                    let dep = &graph.graph[n];
+                    if dep != &addr && !outcomes.contains_key(dep) {
+                        let o = Outcome::Skipped(format!("depends on {addr}, which failed"));
+                        on_done(dep, &o);
+                        outcomes.insert(dep.clone(), o);
+                    }
+                }
+            }
+        }
+    }
+    drop(running);
+    record(hosts, plan, &outcomes).await?;
+    let outcomes = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let o = outcomes
+                .get(&c.change.address)
+                .cloned()
+                .unwrap_or_else(|| Outcome::Skipped("not reached".into()));
+            (c.change.address.clone(), c.change.action, o)
+        })
+        .collect();
+    Ok(ApplyReport { outcomes })
+}
+
+async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Result<()> {
+    let addr = &planned.change.address;
+    let p = registry
+        .get(&addr.provider)
+        .ok_or_else(|| groundwork_sdk::Error::NoProvider {
+            address: addr.to_string(),
+            provider: addr.provider.clone(),
+        })?;
+    let cx = match &addr.host {
+        Some(h) => hosts.context(h).await?,
+        None => groundwork_sdk::Context::default(),
+    };
+    p.apply(&cx, &planned.change).await.map_err(Error::from)
+}
+
+/// Update each touched host's ownership record with what was written or removed.
+async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome>) -> Result<()> {
+    let mut per_host: BTreeMap<&str, Vec<&Planned>> = BTreeMap::new();
+    for c in &plan.changes {
+        if let (Some(h), Some(Outcome::Applied)) =
+            (&c.change.address.host, outcomes.get(&c.change.address))
+        {
+            per_host.entry(h.as_str()).or_default().push(c);
+        }
+    }
+    for (host, changes) in per_host {
+        let t = hosts.transport(host).await?;
+        let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+        for c in changes {
+            let addr = c.change.address.clone();
+            match (&c.change.action, &c.change.after) {
+                (Action::Delete, _) => {
+                    rec.resources.remove(&addr);
+                }
+                (_, Some(spec)) => {
+                    let r = Resource {
+                        address: addr.clone(),
+                        spec: spec.clone(),
+                        depends_on: c.depends_on.clone(),
+                        lifecycle: Lifecycle::default(),
+                    };
+                    rec.resources.insert(addr, r);
+                }
+                (_, None) => {}
+            }
+        }
+        state::write(t.as_ref(), &rec).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! The engine: graph → refresh → plan → apply. It never parses CLI flags; ops hand it options.
+
+pub mod apply;
+pub mod graph;
+pub mod plan;
+pub mod refresh;
+pub mod registry;
+pub mod state;
+
+pub use apply::{apply, ApplyReport, Outcome};
+pub use plan::{make_plan, Plan, Planned};
+pub use registry::Registry;

@@ -1,0 +1,90 @@
+//! Plan: diff every resource (pure) and keep what needs doing, with the fingerprints of what was
+//! observed so that a saved plan can refuse to apply over changed state.
+
+use super::refresh::Refreshed;
+use super::registry::Registry;
+use crate::error::Result;
+use groundwork_sdk::{fingerprint, Action, Address, Change, Resource};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// One change with what the engine needs to order it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Planned {
+    #[serde(flatten)]
+    pub change: Change,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub format_version: u32,
+    pub environment: String,
+    pub changes: Vec<Planned>,
+    /// Fingerprint of the observed state of every resource read, by address.
+    pub observed: BTreeMap<String, String>,
+}
+
+impl Plan {
+    pub fn count(&self, action: Action) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.change.action == action)
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Diff desired against observed. Pure apart from the registry lookup.
+pub fn make_plan(
+    registry: &Registry,
+    environment: &str,
+    desired: &[Resource],
+    refreshed: &Refreshed,
+) -> Result<Plan> {
+    let mut changes = Vec::new();
+    let mut observed = BTreeMap::new();
+    let lookup = |r: &Resource| {
+        registry.get(&r.address.provider).cloned().ok_or_else(|| {
+            groundwork_sdk::Error::NoProvider {
+                address: r.address.to_string(),
+                provider: r.address.provider.clone(),
+            }
+        })
+    };
+    for r in desired {
+        let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
+        observed.insert(r.address.to_string(), fingerprint(actual));
+        let change = lookup(r)?.diff(&r.address, Some(&r.spec), actual)?;
+        if change.action != Action::NoOp {
+            changes.push(Planned {
+                change,
+                depends_on: r.depends_on.clone(),
+            });
+        }
+    }
+    for r in &refreshed.orphans {
+        let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
+        observed.insert(r.address.to_string(), fingerprint(actual));
+        let change = lookup(r)?.diff(&r.address, None, actual)?;
+        if change.action != Action::NoOp {
+            changes.push(Planned {
+                change,
+                depends_on: r.depends_on.clone(),
+            });
+        }
+    }
+    changes.sort_by(|a, b| a.change.address.cmp(&b.change.address));
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        environment: environment.to_string(),
+        changes,
+        observed,
+    })
+}

@@ -1,0 +1,32 @@
+use groundwork_sdk::Provider;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The providers this build knows, by name.
+#[derive(Clone)]
+pub struct Registry {
+    providers: HashMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Registry {
+            providers: HashMap::new(),
+        }
+    }
+
+    /// Every provider of this build.
+    pub fn builtin() -> Self {
+        let mut r = Registry::empty();
+        r.add(Arc::new(groundwork_files::FilesProvider));
+        r
+    }
+
+    pub fn add(&mut self, p: Arc<dyn Provider>) {
+        self.providers.insert(p.name(), p);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+}

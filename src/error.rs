@@ -1,0 +1,29 @@
+use crate::config::ConfigError;
+use thiserror::Error;
+
+/// Errors of the groundwork crate (engine, transports, ops). Provider errors carry their address.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Provider(#[from] groundwork_sdk::Error),
+    #[error("dependency cycle between: {}", .members.join(" → "))]
+    Cycle { members: Vec<String> },
+    #[error("{address} depends on {missing}, which is not declared")]
+    MissingDependency { address: String, missing: String },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("plan file {path}: {message}")]
+    PlanFile { path: String, message: String },
+    #[error("the plan is stale: observed state changed since it was made for {}", .addresses.join(", "))]
+    StalePlan { addresses: Vec<String> },
+    #[error("host {host}: {message}")]
+    Host { host: String, message: String },
+    #[error("apply failed for {failed} resource(s)")]
+    ApplyFailed { failed: usize },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

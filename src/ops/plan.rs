@@ -1,0 +1,35 @@
+use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
+use crate::error::Result;
+use crate::render;
+use std::path::{Path, PathBuf};
+
+pub struct PlanOptions {
+    pub json: bool,
+    pub out: Option<PathBuf>,
+    pub detailed_exitcode: bool,
+}
+
+pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
+    let ws = Workspace::open(path)?;
+    let plan = ws.plan().await?;
+    if opts.json {
+        println!("{}", render::json::plan(&plan));
+    } else {
+        print!("{}", render::text::plan(&plan, stdout_color()));
+    }
+    if let Some(out) = &opts.out {
+        super::show::save(&plan, &ws.loaded.dir, out)?;
+        if !opts.json {
+            println!(
+                "Saved the plan to {}; apply it with: groundwork apply {}",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if opts.detailed_exitcode && !plan.is_empty() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}

@@ -1,0 +1,74 @@
+//! The machine-readable plan (`plan --json`), format documented in docs/plan-json.md.
+
+use crate::engine::Plan;
+use groundwork_sdk::{Action, Detail};
+use serde::Serialize;
+
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct JsonPlan<'a> {
+    pub format_version: u32,
+    pub environment: &'a str,
+    pub summary: Summary,
+    pub changes: Vec<JsonChange<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+#[derive(Serialize)]
+pub struct JsonChange<'a> {
+    pub address: String,
+    pub provider: &'a str,
+    pub kind: &'a str,
+    pub host: Option<&'a str>,
+    pub name: &'a str,
+    pub action: Action,
+    pub details: &'a [Detail],
+    /// Unified diff of the file, absent for sensitive or non-file resources.
+    pub diff: Option<String>,
+    pub sensitive: bool,
+    pub warnings: &'a [String],
+}
+
+pub fn plan(plan: &Plan) -> String {
+    let changes = plan
+        .changes
+        .iter()
+        .map(|p| {
+            let c = &p.change;
+            JsonChange {
+                address: c.address.to_string(),
+                provider: &c.address.provider,
+                kind: &c.address.kind,
+                host: c.address.host.as_deref(),
+                name: &c.address.name,
+                action: c.action,
+                details: &c.details,
+                diff: c
+                    .diff
+                    .as_ref()
+                    .filter(|_| !c.sensitive)
+                    .map(|d| super::text::unified(&d.old, &d.new, &d.path)),
+                sensitive: c.sensitive,
+                warnings: &c.warnings,
+            }
+        })
+        .collect();
+    let doc = JsonPlan {
+        format_version: JSON_FORMAT_VERSION,
+        environment: &plan.environment,
+        summary: Summary {
+            add: plan.count(Action::Create) + plan.count(Action::Replace),
+            change: plan.count(Action::Update),
+            destroy: plan.count(Action::Delete) + plan.count(Action::Replace),
+        },
+        changes,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

@@ -1,0 +1,131 @@
+use crate::engine::apply::{ApplyReport, Outcome};
+use crate::engine::Plan;
+use groundwork_sdk::{Action, DetailOp};
+use std::fmt::Write;
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn action(&self, a: Action, s: &str) -> String {
+        match a {
+            Action::Create => self.paint("32", s),
+            Action::Update => self.paint("33", s),
+            Action::Delete => self.paint("31", s),
+            Action::Replace => self.paint("35", s),
+            Action::NoOp => s.to_string(),
+        }
+    }
+}
+
+fn verb(a: Action) -> &'static str {
+    match a {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Delete => "will be destroyed",
+        Action::Replace => "must be replaced",
+        Action::NoOp => "is unchanged",
+    }
+}
+
+/// "Plan: N to add, M to change, K to destroy." (a replace counts as one add and one destroy).
+pub fn summary(plan: &Plan) -> String {
+    let add = plan.count(Action::Create) + plan.count(Action::Replace);
+    let change = plan.count(Action::Update);
+    let destroy = plan.count(Action::Delete) + plan.count(Action::Replace);
+    format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+}
+
+pub fn plan(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. The infrastructure matches the environment.\n");
+        return out;
+    }
+    out.push_str("groundwork will perform the following actions:\n");
+    for p in &plan.changes {
+        let c = &p.change;
+        let _ = writeln!(
+            out,
+            "\n  {}",
+            st.paint("1", &format!("# {} {}", c.address, verb(c.action)))
+        );
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            st.action(c.action, c.action.symbol()),
+            c.address
+        );
+        for w in &c.warnings {
+            let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {w}")));
+        }
+        if c.sensitive {
+            let _ = writeln!(out, "      (sensitive content hidden)");
+        }
+        for d in &c.details {
+            let (sym, a) = match d.op {
+                DetailOp::Add => ("+", Action::Create),
+                DetailOp::Remove => ("-", Action::Delete),
+                DetailOp::Modify => ("~", Action::Update),
+            };
+            let _ = writeln!(out, "      {}", st.action(a, &format!("{sym} {}", d.text)));
+        }
+        if let Some(d) = &c.diff {
+            for line in unified(&d.old, &d.new, &d.path).lines() {
+                let painted = if line.starts_with("+++") || line.starts_with("---") {
+                    st.paint("1", line)
+                } else if line.starts_with('+') {
+                    st.paint("32", line)
+                } else if line.starts_with('-') {
+                    st.paint("31", line)
+                } else if line.starts_with("@@") {
+                    st.paint("36", line)
+                } else {
+                    line.to_string()
+                };
+                let _ = writeln!(out, "      {painted}");
+            }
+        }
+    }
+    let _ = writeln!(out, "\n{}", st.paint("1", &summary(plan)));
+    out
+}
+
+/// A unified diff with three lines of context.
+pub fn unified(old: &str, new: &str, path: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(path, path)
+        .missing_newline_hint(false)
+        .to_string()
+}
+
+pub fn apply_report(report: &ApplyReport, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    for (addr, action, o) in &report.outcomes {
+        let line = match o {
+            Outcome::Applied => st.action(*action, &format!("{} {addr}: done", action.symbol())),
+            Outcome::Failed(m) => st.paint("31", &format!("✗ {addr}: FAILED: {m}")),
+            Outcome::Skipped(m) => st.paint("33", &format!("… {addr}: skipped: {m}")),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let applied = report.outcomes.len() - report.failed();
+    let _ = writeln!(
+        out,
+        "\nApply: {applied} done, {} failed or skipped.",
+        report.failed()
+    );
+    out
+}
