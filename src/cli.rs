@@ -4,11 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "groundwork",
-    version,
-    about = "Plan/apply reconciler for OpenShift bare-metal (UPI) infrastructure"
-)]
+#[command(name = "groundwork", version, about = "Plan/apply reconciler for OpenShift bare-metal (UPI) infrastructure")]
 pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -11,11 +11,7 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -24,26 +20,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}", ops::validate::run(&env)?);
             ops::EXIT_OK
         }
-        Command::Plan {
-            env,
-            json,
-            out,
-            detailed_exitcode,
-        } => {
-            ops::plan::run(
-                &env,
-                &ops::plan::PlanOptions {
-                    json,
-                    out,
-                    detailed_exitcode,
-                },
-            )
-            .await?
+        Command::Plan { env, json, out, detailed_exitcode } => {
+            ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode }).await?
         }
-        Command::Apply {
-            target,
-            auto_approve,
-        } => ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve }).await?,
+        Command::Apply { target, auto_approve } => {
+            ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve }).await?
+        }
         Command::Graph { env } => {
             print!("{}", ops::graph::run(&env)?);
             ops::EXIT_OK
@@ -58,10 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -19,6 +19,21 @@ pub struct Finding {
     pub help: Option<String>,
 }
 
+/// YAML that does not parse or does not fit the schema (unknown key, wrong type).
+#[derive(Debug, Error, Diagnostic)]
+#[error("{file}:{line}:{column}: {message}")]
+#[diagnostic(code(groundwork::yaml))]
+pub struct SyntaxError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("here")]
+    pub span: SourceSpan,
+}
+
 /// Everything that can go wrong loading or validating an environment.
 #[derive(Debug, Error, Diagnostic)]
 pub enum ConfigError {
@@ -26,28 +41,13 @@ pub enum ConfigError {
     #[diagnostic(code(groundwork::io))]
     Io { path: String, message: String },
 
-    #[error("{file}:{line}:{column}: {message}")]
-    #[diagnostic(code(groundwork::yaml))]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-        #[source_code]
-        src: NamedSource<String>,
-        #[label("here")]
-        span: SourceSpan,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Syntax(Box<SyntaxError>),
 
     #[error("{file}:{line}:{column}: section `{section}` is already defined in {other}")]
     #[diagnostic(code(groundwork::duplicate_section))]
-    DuplicateSection {
-        file: String,
-        line: usize,
-        column: usize,
-        section: String,
-        other: String,
-    },
+    DuplicateSection { file: String, line: usize, column: usize, section: String, other: String },
 
     #[error("{dir}: no environment file defines `{section}`")]
     #[diagnostic(code(groundwork::missing_section))]

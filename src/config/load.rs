@@ -1,7 +1,7 @@
 //! Loading an environment: every `*.yaml` of the directory (or one file), each top-level section
 //! defined once, unknown keys rejected, errors located at file:line:column.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, SyntaxError};
 use super::locate::{locate, Position};
 use groundwork_sdk::model::*;
 use miette::{LabeledSpan, NamedSource, SourceSpan};
@@ -52,10 +52,7 @@ impl Sources {
     }
 
     pub fn display(&self, l: Loc) -> String {
-        format!(
-            "{}:{}:{}",
-            self.files[l.file].path, l.pos.line, l.pos.column
-        )
+        format!("{}:{}:{}", self.files[l.file].path, l.pos.line, l.pos.column)
     }
 
     pub fn named_source(&self, file: usize) -> NamedSource<String> {
@@ -64,10 +61,7 @@ impl Sources {
     }
 
     pub fn label(&self, l: Loc, text: impl Into<String>) -> LabeledSpan {
-        LabeledSpan::new_with_span(
-            Some(text.into()),
-            SourceSpan::new(l.pos.offset.into(), l.pos.len),
-        )
+        LabeledSpan::new_with_span(Some(text.into()), SourceSpan::new(l.pos.offset.into(), l.pos.len))
     }
 }
 
@@ -94,55 +88,40 @@ pub struct Loaded {
     pub env: Environment,
     pub sources: Sources,
     pub dir: PathBuf,
-    /// Name of the environment (its directory's name).
+    /// Name of the environment (the cluster's name).
     pub name: String,
 }
 
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let io = |e: std::io::Error| ConfigError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| ConfigError::Io { path: path.display().to_string(), message: e.to_string() };
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-        })
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(ConfigError::Io {
-            path: path.display().to_string(),
-            message: "no *.yaml files here".into(),
-        });
+        return Err(ConfigError::Io { path: path.display().to_string(), message: "no *.yaml files here".into() });
     }
     Ok(files)
 }
 
 fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
-    let (line, column, index) = e
-        .location()
-        .map(|l| (l.line(), l.column(), l.index()))
-        .unwrap_or((1, 1, 0));
+    let (line, column, index) = e.location().map(|l| (l.line(), l.column(), l.index())).unwrap_or((1, 1, 0));
     // serde_yaml prefixes messages with the path and location; keep only the message.
     let message = e.to_string();
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_string();
-    ConfigError::Syntax {
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    ConfigError::Syntax(Box::new(SyntaxError {
         file: file.to_string(),
         line,
         column,
         message,
         src: NamedSource::new(file, text.to_string()).with_language("yaml"),
         span: SourceSpan::new(index.min(text.len()).into(), 1),
-    }
+    }))
 }
 
 /// Load an environment directory (or single file).
@@ -151,33 +130,20 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let mut merged = EnvironmentFile::default();
     for file in yaml_files(path)? {
         let shown = file.display().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|e| ConfigError::Io {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| ConfigError::Io { path: shown.clone(), message: e.to_string() })?;
         let part: EnvironmentFile = if text.trim().is_empty() {
             EnvironmentFile::default()
         } else {
             serde_yaml::from_str(&text).map_err(|e| syntax_error(&shown, &text, &e))?
         };
         let idx = sources.files.len();
-        sources.files.push(SourceFile {
-            path: shown,
-            positions: locate(&text),
-            text,
-        });
+        sources.files.push(SourceFile { path: shown, positions: locate(&text), text });
         merge(&mut merged, part, idx, &mut sources)?;
     }
-    let dir = if path.is_file() {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        path.to_path_buf()
-    };
+    let dir = if path.is_file() { path.parent().unwrap_or(Path::new(".")).to_path_buf() } else { path.to_path_buf() };
     let dir_shown = dir.display().to_string();
-    let missing = |section| ConfigError::MissingSection {
-        dir: dir_shown.clone(),
-        section,
-    };
+    let missing = |section| ConfigError::MissingSection { dir: dir_shown.clone(), section };
     let env = Environment {
         cluster: merged.cluster.ok_or_else(|| missing("cluster"))?,
         networks: merged.networks.ok_or_else(|| missing("networks"))?,
@@ -192,16 +158,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         selinux: merged.selinux,
         openshift: merged.openshift,
     };
-    let name = std::fs::canonicalize(&dir)
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "default".into());
-    Ok(Loaded {
-        env,
-        sources,
-        dir,
-        name,
-    })
+    // The cluster names the environment: its ownership records and plans are keyed by it.
+    let name = env.cluster.name.clone();
+    Ok(Loaded { env, sources, dir, name })
 }
 
 fn merge(
@@ -231,19 +190,6 @@ fn merge(
             }
         )*};
     }
-    take!(
-        cluster,
-        networks,
-        hosts,
-        ssh,
-        nodes,
-        dns,
-        dhcp,
-        loadbalancer,
-        files,
-        firewall,
-        selinux,
-        openshift
-    );
+    take!(cluster, networks, hosts, ssh, nodes, dns, dhcp, loadbalancer, files, firewall, selinux, openshift);
     Ok(())
 }

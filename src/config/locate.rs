@@ -18,13 +18,8 @@ pub struct Position {
 }
 
 enum Frame {
-    Map {
-        key: Option<String>,
-        expecting_key: bool,
-    },
-    Seq {
-        index: usize,
-    },
+    Map { key: Option<String>, expecting_key: bool },
+    Seq { index: usize },
 }
 
 struct Walker<'a> {
@@ -36,11 +31,7 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn byte_offset(&self, char_index: usize) -> usize {
-        self.text
-            .char_indices()
-            .nth(char_index)
-            .map(|(b, _)| b)
-            .unwrap_or(self.text.len())
+        self.text.char_indices().nth(char_index).map(|(b, _)| b).unwrap_or(self.text.len())
     }
 
     fn current_path(&self) -> String {
@@ -61,12 +52,7 @@ impl Walker<'_> {
     fn node_start(&mut self, mark: Marker, scalar: Option<&str>) -> bool {
         let offset = self.byte_offset(mark.index());
         let len = scalar.map(|_| self.scalar_len(offset)).unwrap_or(0);
-        let pos = Position {
-            line: mark.line(),
-            column: mark.col() + 1,
-            offset,
-            len,
-        };
+        let pos = Position { line: mark.line(), column: mark.col() + 1, offset, len };
         match self.stack.last_mut() {
             Some(Frame::Map { key, expecting_key }) if *expecting_key => {
                 let k = scalar.unwrap_or("?").to_string();
@@ -114,22 +100,15 @@ impl Walker<'_> {
 impl MarkedEventReceiver for Walker<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(ref v, ..) => {
-                if self.node_start(mark, Some(v)) {
-                    self.path.pop();
-                }
+            Event::Scalar(ref v, ..) if self.node_start(mark, Some(v)) => {
+                self.path.pop();
             }
-            Event::Alias(_) => {
-                if self.node_start(mark, Some("*")) {
-                    self.path.pop();
-                }
+            Event::Alias(_) if self.node_start(mark, Some("*")) => {
+                self.path.pop();
             }
             Event::MappingStart(..) => {
                 let pushed = self.node_start(mark, None);
-                self.stack.push(Frame::Map {
-                    key: None,
-                    expecting_key: true,
-                });
+                self.stack.push(Frame::Map { key: None, expecting_key: true });
                 if !pushed {
                     self.path.push(String::new());
                 }
@@ -153,21 +132,13 @@ impl MarkedEventReceiver for Walker<'_> {
 /// Positions of every value (and `#key` of every key) in `text`. Parse errors yield an empty map:
 /// serde_yaml reports them, with their own location.
 pub fn locate(text: &str) -> HashMap<String, Position> {
-    let mut w = Walker {
-        text,
-        stack: Vec::new(),
-        path: Vec::new(),
-        out: HashMap::new(),
-    };
+    let mut w = Walker { text, stack: Vec::new(), path: Vec::new(), out: HashMap::new() };
     let mut parser = Parser::new_from_str(text);
     if parser.load(&mut w, false).is_err() {
         return HashMap::new();
     }
     // The root's placeholder segment is empty: strip a leading "." from paths.
-    w.out
-        .into_iter()
-        .map(|(k, v)| (k.trim_start_matches('.').to_string(), v))
-        .collect()
+    w.out.into_iter().map(|(k, v)| (k.trim_start_matches('.').to_string(), v)).collect()
 }
 
 #[cfg(test)]
@@ -176,13 +147,14 @@ mod tests {
 
     #[test]
     fn finds_values_in_block_and_flow_style() {
-        let text = "cluster:\n  name: ocp45\nnodes:\n  - { name: bs, ip: 10.0.0.1 }\n  - name: m1\n    ip: \"10.0.0.2\"\n";
+        let text =
+            "cluster:\n  name: ocp45\nnodes:\n  - { name: bs, ip: 10.0.0.1 }\n  - name: m1\n    ip: \"10.0.0.2\"\n";
         let m = locate(text);
         let p = m["cluster.name"];
         assert_eq!((p.line, p.column), (2, 9));
         assert_eq!(&text[p.offset..p.offset + p.len], "ocp45");
         let p = m["nodes[0].ip"];
-        assert_eq!((p.line, p.column), (4, 22));
+        assert_eq!((p.line, p.column), (4, 21));
         assert_eq!(&text[p.offset..p.offset + p.len], "10.0.0.1");
         let p = m["nodes[1].ip"];
         assert_eq!((p.line, p.column), (6, 9));

@@ -46,10 +46,7 @@ impl Findings<'_> {
 /// Run every rule; an empty result means the environment is valid.
 pub fn validate(loaded: &Loaded) -> Vec<Finding> {
     let env = &loaded.env;
-    let mut f = Findings {
-        sources: &loaded.sources,
-        out: Vec::new(),
-    };
+    let mut f = Findings { sources: &loaded.sources, out: Vec::new() };
     names(env, &mut f);
     node_roles(env, &mut f);
     addresses(env, &mut f);
@@ -67,8 +64,7 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -83,65 +79,33 @@ fn names(env: &Environment, f: &mut Findings) {
         format!("{what} {v:?} is not a valid DNS label (lowercase letters, digits and '-', at most 63, no '-' at either end)")
     };
     if !is_dns_label(&env.cluster.name) {
-        f.push(
-            "dns-name",
-            "cluster.name",
-            label_msg("cluster name", &env.cluster.name),
-            &[],
-        );
+        f.push("dns-name", "cluster.name", label_msg("cluster name", &env.cluster.name), &[]);
     }
     if !is_fqdn(&env.cluster.base_domain) {
         f.push(
             "dns-name",
             "cluster.base_domain",
-            format!(
-                "base domain {:?} is not a valid domain name",
-                env.cluster.base_domain
-            ),
+            format!("base domain {:?} is not a valid domain name", env.cluster.base_domain),
             &[],
         );
     }
     for (i, n) in env.nodes.iter().enumerate() {
         if !is_dns_label(&n.name) {
-            f.push(
-                "dns-name",
-                &format!("nodes[{i}].name"),
-                label_msg("node name", &n.name),
-                &[],
-            );
+            f.push("dns-name", &format!("nodes[{i}].name"), label_msg("node name", &n.name), &[]);
         }
     }
     for h in env.hosts.keys() {
         if !is_dns_label(h) {
-            f.push(
-                "dns-name",
-                &format!("hosts.{h}#key"),
-                label_msg("host name", h),
-                &[],
-            );
+            f.push("dns-name", &format!("hosts.{h}#key"), label_msg("host name", h), &[]);
         }
     }
     let domain = env.cluster.domain();
     for (i, r) in env.dns.records.iter().enumerate() {
         let name = r.name.trim_end_matches('.');
-        let fqdn = if r.name.ends_with('.') {
-            name.to_string()
-        } else {
-            format!("{name}.{domain}")
-        };
+        let fqdn = if r.name.ends_with('.') { name.to_string() } else { format!("{name}.{domain}") };
         let relative = name.strip_prefix("*.").unwrap_or(name);
-        if !is_fqdn(
-            relative
-                .strip_suffix(&format!(".{domain}"))
-                .unwrap_or(relative),
-        ) && !is_fqdn(relative)
-        {
-            f.push(
-                "dns-name",
-                &format!("dns.records[{i}].name"),
-                format!("{:?} is not a valid DNS name", r.name),
-                &[],
-            );
+        if !is_fqdn(relative.strip_suffix(&format!(".{domain}")).unwrap_or(relative)) && !is_fqdn(relative) {
+            f.push("dns-name", &format!("dns.records[{i}].name"), format!("{:?} is not a valid DNS name", r.name), &[]);
         } else if !(fqdn == domain || fqdn.ends_with(&format!(".{domain}"))) {
             f.push(
                 "dns-name",
@@ -155,36 +119,20 @@ fn names(env: &Environment, f: &mut Findings) {
 
 fn node_roles(env: &Environment, f: &mut Findings) {
     let count = |r| env.nodes_with_role(r).count();
-    let bootstraps: Vec<usize> = env
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.role == NodeRole::Bootstrap)
-        .map(|(i, _)| i)
-        .collect();
+    let bootstraps: Vec<usize> =
+        env.nodes.iter().enumerate().filter(|(_, n)| n.role == NodeRole::Bootstrap).map(|(i, _)| i).collect();
     if bootstraps.len() != 1 {
-        let path = bootstraps
-            .get(1)
-            .map(|i| format!("nodes[{i}].role"))
-            .unwrap_or_else(|| "nodes".into());
+        let path = bootstraps.get(1).map(|i| format!("nodes[{i}].role")).unwrap_or_else(|| "nodes".into());
         f.push(
             "bootstrap-count",
             &path,
-            format!(
-                "exactly one bootstrap node is needed, found {}",
-                bootstraps.len()
-            ),
+            format!("exactly one bootstrap node is needed, found {}", bootstraps.len()),
             &[],
         );
     }
     let masters = count(NodeRole::Master);
     if masters != 3 {
-        f.push(
-            "master-count",
-            "nodes",
-            format!("OpenShift needs exactly 3 master nodes, found {masters}"),
-            &[],
-        );
+        f.push("master-count", "nodes", format!("OpenShift needs exactly 3 master nodes, found {masters}"), &[]);
     }
     if env.cluster.compact {
         if let Some(i) = env.nodes.iter().position(|n| n.role == NodeRole::Worker) {
@@ -211,17 +159,8 @@ fn addresses(env: &Environment, f: &mut Findings) {
     let mut claim = |f: &mut Findings, ip: IpAddr, who: String, path: String| {
         if let Some((other, other_path)) = seen.get(&ip) {
             if other != &who {
-                let msg = format!(
-                    "{ip} used by {other} ({}) and {who} ({})",
-                    f.at(other_path),
-                    f.at(&path)
-                );
-                f.push(
-                    "ip-unique",
-                    &path,
-                    msg,
-                    &[(other_path, format!("also used by {other}"))],
-                );
+                let msg = format!("{ip} used by {other} ({}) and {who} ({})", f.at(other_path), f.at(&path));
+                f.push("ip-unique", &path, msg, &[(other_path, format!("also used by {other}"))]);
             }
             return;
         }
@@ -233,18 +172,8 @@ fn addresses(env: &Environment, f: &mut Findings) {
     for (name, h) in &env.hosts {
         claim(f, h.address, name.clone(), format!("hosts.{name}.address"));
         if let Some(v) = &h.vips {
-            claim(
-                f,
-                v.internal,
-                name.clone(),
-                format!("hosts.{name}.vips.internal"),
-            );
-            claim(
-                f,
-                v.external,
-                name.clone(),
-                format!("hosts.{name}.vips.external"),
-            );
+            claim(f, v.internal, name.clone(), format!("hosts.{name}.vips.internal"));
+            claim(f, v.external, name.clone(), format!("hosts.{name}.vips.external"));
         }
     }
     for (i, n) in env.nodes.iter().enumerate() {
@@ -253,12 +182,7 @@ fn addresses(env: &Environment, f: &mut Findings) {
             f.push(
                 "ip-in-machine-network",
                 &format!("nodes[{i}].ip"),
-                format!(
-                    "{} ({}) is outside the machine network(s) {}",
-                    n.ip,
-                    n.name,
-                    nets.join(", ")
-                ),
+                format!("{} ({}) is outside the machine network(s) {}", n.ip, n.name, nets.join(", ")),
                 &[],
             );
         }
@@ -302,18 +226,12 @@ fn macs(env: &Environment, f: &mut Findings) {
             None => f.push(
                 "mac-format",
                 &path,
-                format!(
-                    "{:?} ({}) is not a MAC address like 00:50:56:96:11:c2",
-                    n.mac, n.name
-                ),
+                format!("{:?} ({}) is not a MAC address like 00:50:56:96:11:c2", n.mac, n.name),
                 &[],
             ),
-            Some(m) if m[0] & 1 == 1 => f.push(
-                "mac-format",
-                &path,
-                format!("{} ({}) is a multicast address", n.mac, n.name),
-                &[],
-            ),
+            Some(m) if m[0] & 1 == 1 => {
+                f.push("mac-format", &path, format!("{} ({}) is a multicast address", n.mac, n.name), &[])
+            }
             Some(m) => {
                 if let Some(&j) = seen.get(&m) {
                     let other = &env.nodes[j];
@@ -326,12 +244,7 @@ fn macs(env: &Environment, f: &mut Findings) {
                         n.name,
                         f.at(&path)
                     );
-                    f.push(
-                        "mac-unique",
-                        &path,
-                        msg,
-                        &[(&other_path, format!("also used by {}", other.name))],
-                    );
+                    f.push("mac-unique", &path, msg, &[(&other_path, format!("also used by {}", other.name))]);
                 } else {
                     seen.insert(m, i);
                 }
@@ -350,10 +263,7 @@ pub fn is_private(net: &IpNet) -> bool {
             ];
             rfc1918.iter().any(|r| r.contains(n))
         }
-        IpNet::V6(n) => "fc00::/7"
-            .parse::<ipnet::Ipv6Net>()
-            .map(|ula| ula.contains(n))
-            .unwrap_or(false),
+        IpNet::V6(n) => "fc00::/7".parse::<ipnet::Ipv6Net>().map(|ula| ula.contains(n)).unwrap_or(false),
     }
 }
 
@@ -365,39 +275,18 @@ fn networks(env: &Environment, f: &mut Findings) {
     let n = &env.networks;
     let mut all: Vec<(String, String, IpNet)> = Vec::new();
     for (i, m) in n.machine.iter().enumerate() {
-        all.push((
-            format!("machine network {m}"),
-            format!("networks.machine[{i}]"),
-            *m,
-        ));
+        all.push((format!("machine network {m}"), format!("networks.machine[{i}]"), *m));
     }
-    all.push((
-        format!("cluster network {}", n.cluster.cidr),
-        "networks.cluster.cidr".into(),
-        n.cluster.cidr,
-    ));
+    all.push((format!("cluster network {}", n.cluster.cidr), "networks.cluster.cidr".into(), n.cluster.cidr));
     for (i, s) in n.service.iter().enumerate() {
-        all.push((
-            format!("service network {s}"),
-            format!("networks.service[{i}]"),
-            *s,
-        ));
+        all.push((format!("service network {s}"), format!("networks.service[{i}]"), *s));
     }
     for (name, o) in &n.other {
-        all.push((
-            format!("{name} network {o}"),
-            format!("networks.other.{name}"),
-            *o,
-        ));
+        all.push((format!("{name} network {o}"), format!("networks.other.{name}"), *o));
     }
     for (what, path, net) in &all {
         if !is_private(net) {
-            f.push(
-                "network-private",
-                path,
-                format!("{what} is not a private range (RFC 1918 / ULA)"),
-                &[],
-            );
+            f.push("network-private", path, format!("{what} is not a private range (RFC 1918 / ULA)"), &[]);
         }
     }
     for (i, (wa, pa, a)) in all.iter().enumerate() {
@@ -409,11 +298,7 @@ fn networks(env: &Environment, f: &mut Findings) {
         }
     }
     let hp = n.cluster.host_prefix;
-    let max = if n.cluster.cidr.addr().is_ipv4() {
-        32
-    } else {
-        128
-    };
+    let max = if n.cluster.cidr.addr().is_ipv4() { 32 } else { 128 };
     if hp < n.cluster.cidr.prefix_len() || hp > max - 2 {
         f.push(
             "network-overlap",
@@ -429,16 +314,8 @@ fn networks(env: &Environment, f: &mut Findings) {
 }
 
 fn host_references(env: &Environment, f: &mut Findings) {
-    let check = |f: &mut Findings, name: &str, path: String, role: Option<HostRole>| match env
-        .hosts
-        .get(name)
-    {
-        None => f.push(
-            "host-reference",
-            &path,
-            format!("no infra host named {name:?} under hosts"),
-            &[],
-        ),
+    let check = |f: &mut Findings, name: &str, path: String, role: Option<HostRole>| match env.hosts.get(name) {
+        None => f.push("host-reference", &path, format!("no infra host named {name:?} under hosts"), &[]),
         Some(h) => {
             if let Some(r) = role {
                 if !h.has_role(r) {
@@ -456,12 +333,7 @@ fn host_references(env: &Environment, f: &mut Findings) {
         check(f, ns, "dns.nameserver".into(), Some(HostRole::Dns));
     }
     if let Some(pxe) = env.dhcp.as_ref().and_then(|d| d.pxe.as_ref()) {
-        check(
-            f,
-            &pxe.tftp_host,
-            "dhcp.pxe.tftp_host".into(),
-            Some(HostRole::Tftp),
-        );
+        check(f, &pxe.tftp_host, "dhcp.pxe.tftp_host".into(), Some(HostRole::Tftp));
     }
     if let Some(h) = env.files.as_ref().and_then(|x| x.host.as_ref()) {
         check(f, h, "files.host".into(), Some(HostRole::Http));
@@ -500,13 +372,8 @@ fn host_references(env: &Environment, f: &mut Findings) {
             }
         }
     }
-    if env
-        .first_host_with_role(HostRole::Lb)
-        .is_some_and(|(_, h)| h.vips.is_none())
-    {
-        let (name, _) = env
-            .first_host_with_role(HostRole::Lb)
-            .expect("checked above");
+    if env.first_host_with_role(HostRole::Lb).is_some_and(|(_, h)| h.vips.is_none()) {
+        let (name, _) = env.first_host_with_role(HostRole::Lb).expect("checked above");
         f.push(
             "host-reference",
             &format!("hosts.{name}"),
@@ -527,7 +394,7 @@ fn dns(env: &Environment, f: &mut Findings) {
     if !env.nodes.is_empty() && env.first_host_with_role(HostRole::Dns).is_none() {
         f.push(
             "node-records",
-            "hosts",
+            "hosts#key",
             "no infra host has the role dns: nodes would get no A and PTR records (a node without PTR registers as localhost)".into(),
             &[],
         );
@@ -538,11 +405,7 @@ fn dns(env: &Environment, f: &mut Findings) {
         .nodes
         .iter()
         .map(|n| (format!("{}.{domain}", n.name), n.name.clone()))
-        .chain(
-            ["api", "api-int"]
-                .iter()
-                .map(|a| (format!("{a}.{domain}"), a.to_string())),
-        )
+        .chain(["api", "api-int"].iter().map(|a| (format!("{a}.{domain}"), a.to_string())))
         .collect();
     for (i, r) in env.dns.records.iter().enumerate() {
         let fqdn = if r.name.ends_with('.') {
@@ -587,20 +450,11 @@ fn loadbalancer(env: &Environment, f: &mut Findings) {
         .filter(|n| matches!(n.role, NodeRole::Bootstrap | NodeRole::Master))
         .map(|n| n.name.as_str())
         .collect();
-    let ingress: Vec<&str> = env
-        .ingress_nodes()
-        .iter()
-        .map(|n| n.name.as_str())
-        .collect();
+    let ingress: Vec<&str> = env.ingress_nodes().iter().map(|n| n.name.as_str()).collect();
     let frontends = env.frontends();
     for port in [6443u16, 22623, 80, 443] {
         if !frontends.iter().any(|fe| fe.port == port) {
-            f.push(
-                "lb-frontends",
-                "loadbalancer.frontends",
-                format!("no frontend on port {port}"),
-                &[],
-            );
+            f.push("lb-frontends", "loadbalancer.frontends", format!("no frontend on port {port}"), &[]);
         }
     }
     for (i, fe) in frontends.iter().enumerate() {
@@ -609,17 +463,9 @@ fn loadbalancer(env: &Environment, f: &mut Findings) {
             80 | 443 => &ingress,
             _ => continue,
         };
-        let what = if matches!(fe.port, 6443 | 22623) {
-            "bootstrap + masters"
-        } else {
-            "the ingress nodes"
-        };
+        let what = if matches!(fe.port, 6443 | 22623) { "bootstrap + masters" } else { "the ingress nodes" };
         for (j, b) in fe.backends.iter().enumerate() {
-            let path = if explicit {
-                format!("loadbalancer.frontends[{i}].backends[{j}]")
-            } else {
-                fe_path(i)
-            };
+            let path = if explicit { format!("loadbalancer.frontends[{i}].backends[{j}]") } else { fe_path(i) };
             if env.node(&b.node).is_none() {
                 f.push(
                     "lb-backends",
@@ -631,10 +477,7 @@ fn loadbalancer(env: &Environment, f: &mut Findings) {
                 f.push(
                     "lb-backends",
                     &format!("{path}.node"),
-                    format!(
-                        "{} must reach {what}, but {} is not one of them",
-                        fe.name, b.node
-                    ),
+                    format!("{} must reach {what}, but {} is not one of them", fe.name, b.node),
                     &[],
                 );
             }
@@ -692,20 +535,13 @@ fn dhcp(env: &Environment, f: &mut Findings) {
         }
     }
     if env.first_host_with_role(HostRole::Dhcp).is_none() {
-        f.push(
-            "host-reference",
-            "dhcp",
-            "dhcp is configured but no infra host has the role dhcp".into(),
-            &[],
-        );
+        f.push("host-reference", "dhcp", "dhcp is configured but no infra host has the role dhcp".into(), &[]);
     }
 }
 
 /// URLs in a text (the iPXE script): whitespace-separated tokens and `key=URL` arguments.
 pub fn urls_in(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .filter_map(|t| t.find("http://").map(|i| t[i..].to_string()))
-        .collect()
+    text.split_whitespace().filter_map(|t| t.find("http://").map(|i| t[i..].to_string())).collect()
 }
 
 fn served_urls(loaded: &Loaded, f: &mut Findings) {
@@ -722,18 +558,11 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
         return;
     };
     let base = groundwork_files::http_base(env);
-    let served: HashMap<&str, usize> = files
-        .serve
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.path.trim_start_matches('/'), i))
-        .collect();
+    let served: HashMap<&str, usize> =
+        files.serve.iter().enumerate().map(|(i, s)| (s.path.trim_start_matches('/'), i)).collect();
     let check_url = |f: &mut Findings, url: &str, path: &str, from: &str| {
         let Some(base) = &base else { return };
-        match url
-            .strip_prefix(base.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        {
+        match url.strip_prefix(base.as_str()).and_then(|r| r.strip_prefix('/')) {
             None => f.push(
                 "served-urls",
                 path,
@@ -750,21 +579,11 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
         }
     };
     if base.is_none() {
-        f.push(
-            "served-urls",
-            "files",
-            "files are declared but no infra host has the role http".into(),
-            &[],
-        );
+        f.push("served-urls", "files", "files are declared but no infra host has the role http".into(), &[]);
     }
     if let Some(pxe) = env.dhcp.as_ref().and_then(|d| d.pxe.as_ref()) {
         if let Some(b) = &base {
-            check_url(
-                f,
-                &format!("{b}/{}", pxe.script),
-                "dhcp.pxe.script",
-                "the DHCP iPXE filename",
-            );
+            check_url(f, &format!("{b}/{}", pxe.script), "dhcp.pxe.script", "the DHCP iPXE filename");
         }
     }
     for (i, s) in files.serve.iter().enumerate() {
@@ -785,12 +604,7 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
             match std::fs::read_to_string(loaded.dir.join(t)) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    f.push(
-                        "template",
-                        &path,
-                        format!("cannot read template {t}: {e}"),
-                        &[],
-                    );
+                    f.push("template", &path, format!("cannot read template {t}: {e}"), &[]);
                     continue;
                 }
             }
@@ -800,12 +614,7 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
             Some(src) => groundwork_files::render_template(env, t, &src),
         };
         match rendered {
-            Err(e) => f.push(
-                "template",
-                &path,
-                format!("template {t} does not render: {e}"),
-                &[],
-            ),
+            Err(e) => f.push("template", &path, format!("template {t} does not render: {e}"), &[]),
             Ok(text) => {
                 for url in urls_in(&text) {
                     check_url(f, &url, &path, &format!("{} (rendered)", s.path));

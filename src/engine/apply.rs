@@ -29,20 +29,13 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     pub fn failed(&self) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|(_, _, o)| !matches!(o, Outcome::Applied))
-            .count()
+        self.outcomes.iter().filter(|(_, _, o)| !matches!(o, Outcome::Applied)).count()
     }
 }
 
 /// Dependencies as the apply order needs them: a delete waits for the deletes of its dependents.
 fn apply_edges(plan: &Plan) -> Vec<(Address, Vec<Address>)> {
-    let deletes: Vec<&Planned> = plan
-        .changes
-        .iter()
-        .filter(|c| c.change.action == Action::Delete)
-        .collect();
+    let deletes: Vec<&Planned> = plan.changes.iter().filter(|c| c.change.action == Action::Delete).collect();
     plan.changes
         .iter()
         .map(|c| {
@@ -68,20 +61,11 @@ pub async fn apply(
 ) -> Result<ApplyReport> {
     let edges = apply_edges(plan);
     let graph = Graph::build(edges.iter().map(|(a, d)| (a, d.as_slice())), true)?;
-    let by_addr: HashMap<&Address, &Planned> = plan
-        .changes
-        .iter()
-        .map(|c| (&c.change.address, c))
-        .collect();
+    let by_addr: HashMap<&Address, &Planned> = plan.changes.iter().map(|c| (&c.change.address, c)).collect();
     let mut waiting: HashMap<Address, usize> = graph
         .index
         .iter()
-        .map(|(a, &n)| {
-            (
-                a.clone(),
-                graph.graph.edges_directed(n, Direction::Incoming).count(),
-            )
-        })
+        .map(|(a, &n)| (a.clone(), graph.graph.edges_directed(n, Direction::Incoming).count()))
         .collect();
     let host_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = plan
         .changes
@@ -95,7 +79,8 @@ pub async fn apply(
     let start = |addr: Address| {
         let planned = by_addr[&addr];
         let lock = addr.host.as_ref().and_then(|h| host_locks.get(h)).cloned();
-        let span = tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
+        let span =
+            tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
         async move {
             let _guard = match &lock {
                 Some(l) => Some(l.lock().await),
@@ -155,10 +140,7 @@ pub async fn apply(
         .changes
         .iter()
         .map(|c| {
-            let o = outcomes
-                .get(&c.change.address)
-                .cloned()
-                .unwrap_or_else(|| Outcome::Skipped("not reached".into()));
+            let o = outcomes.get(&c.change.address).cloned().unwrap_or_else(|| Outcome::Skipped("not reached".into()));
             (c.change.address.clone(), c.change.action, o)
         })
         .collect();
@@ -167,12 +149,10 @@ pub async fn apply(
 
 async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Result<()> {
     let addr = &planned.change.address;
-    let p = registry
-        .get(&addr.provider)
-        .ok_or_else(|| groundwork_sdk::Error::NoProvider {
-            address: addr.to_string(),
-            provider: addr.provider.clone(),
-        })?;
+    let p = registry.get(&addr.provider).ok_or_else(|| groundwork_sdk::Error::NoProvider {
+        address: addr.to_string(),
+        provider: addr.provider.clone(),
+    })?;
     let cx = match &addr.host {
         Some(h) => hosts.context(h).await?,
         None => groundwork_sdk::Context::default(),
@@ -184,9 +164,7 @@ async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Res
 async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome>) -> Result<()> {
     let mut per_host: BTreeMap<&str, Vec<&Planned>> = BTreeMap::new();
     for c in &plan.changes {
-        if let (Some(h), Some(Outcome::Applied)) =
-            (&c.change.address.host, outcomes.get(&c.change.address))
-        {
+        if let (Some(h), Some(Outcome::Applied)) = (&c.change.address.host, outcomes.get(&c.change.address)) {
             per_host.entry(h.as_str()).or_default().push(c);
         }
     }

@@ -7,6 +7,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
+#[derive(Debug)]
 pub struct Graph {
     pub graph: DiGraph<Address, ()>,
     pub index: HashMap<Address, NodeIndex>,
@@ -32,12 +33,7 @@ impl Graph {
                         graph.add_edge(from, index[*a], ());
                     }
                     None if allow_external => {}
-                    None => {
-                        return Err(Error::MissingDependency {
-                            address: a.to_string(),
-                            missing: d.to_string(),
-                        })
-                    }
+                    None => return Err(Error::MissingDependency { address: a.to_string(), missing: d.to_string() }),
                 }
             }
         }
@@ -64,16 +60,12 @@ impl Graph {
 
     /// Addresses in dependency order.
     pub fn order(&self) -> Vec<Address> {
-        toposort(&self.graph, None)
-            .map(|v| v.into_iter().map(|n| self.graph[n].clone()).collect())
-            .unwrap_or_default()
+        toposort(&self.graph, None).map(|v| v.into_iter().map(|n| self.graph[n].clone()).collect()).unwrap_or_default()
     }
 
     /// DOT for `groundwork graph`.
     pub fn to_dot(&self) -> String {
-        let mut s = String::from(
-            "digraph groundwork {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
-        );
+        let mut s = String::from("digraph groundwork {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         let mut nodes: Vec<&Address> = self.index.keys().collect();
         nodes.sort();
         for a in &nodes {
@@ -87,11 +79,7 @@ impl Graph {
             .collect();
         edges.sort();
         for (a, b) in edges {
-            s.push_str(&format!(
-                "  \"{}\" -> \"{}\";\n",
-                a.replace('"', "\\\""),
-                b.replace('"', "\\\"")
-            ));
+            s.push_str(&format!("  \"{}\" -> \"{}\";\n", a.replace('"', "\\\""), b.replace('"', "\\\"")));
         }
         s.push_str("}\n");
         s
@@ -109,8 +97,8 @@ mod tests {
     #[test]
     fn orders_dependencies_first() {
         let (x, y, z) = (a("x"), a("y"), a("z"));
-        let dx = vec![y.clone()];
-        let dy = vec![z.clone()];
+        let dx = [y.clone()];
+        let dy = [z.clone()];
         let g = Graph::build([(&x, &dx[..]), (&y, &dy[..]), (&z, &[][..])], false).unwrap();
         assert_eq!(g.order(), vec![z, y, x]);
     }
@@ -118,22 +106,17 @@ mod tests {
     #[test]
     fn reports_cycle_members() {
         let (x, y, z) = (a("x"), a("y"), a("z"));
-        let (dx, dy, dz) = (vec![y.clone()], vec![x.clone()], vec![]);
+        let (dx, dy, dz): ([Address; 1], [Address; 1], [Address; 0]) = ([y.clone()], [x.clone()], []);
         let err = Graph::build([(&x, &dx[..]), (&y, &dy[..]), (&z, &dz[..])], false).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "dependency cycle between: t.r[x] → t.r[y] → t.r[x]"
-        );
+        assert_eq!(err.to_string(), "dependency cycle between: t.r[x] → t.r[y] → t.r[x]");
     }
 
     #[test]
     fn missing_dependency_is_named() {
         let (x, y) = (a("x"), a("y"));
-        let dx = vec![y.clone()];
+        let dx = [y.clone()];
         let err = Graph::build([(&x, &dx[..])], false).unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("depends on t.r[y], which is not declared"));
+        assert!(err.to_string().contains("depends on t.r[y], which is not declared"));
         assert!(Graph::build([(&x, &dx[..])], true).is_ok());
     }
 }

@@ -30,10 +30,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn count(&self, action: Action) -> usize {
-        self.changes
-            .iter()
-            .filter(|c| c.change.action == action)
-            .count()
+        self.changes.iter().filter(|c| c.change.action == action).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,20 +39,13 @@ impl Plan {
 }
 
 /// Diff desired against observed. Pure apart from the registry lookup.
-pub fn make_plan(
-    registry: &Registry,
-    environment: &str,
-    desired: &[Resource],
-    refreshed: &Refreshed,
-) -> Result<Plan> {
+pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut observed = BTreeMap::new();
     let lookup = |r: &Resource| {
-        registry.get(&r.address.provider).cloned().ok_or_else(|| {
-            groundwork_sdk::Error::NoProvider {
-                address: r.address.to_string(),
-                provider: r.address.provider.clone(),
-            }
+        registry.get(&r.address.provider).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
+            address: r.address.to_string(),
+            provider: r.address.provider.clone(),
         })
     };
     for r in desired {
@@ -63,10 +53,7 @@ pub fn make_plan(
         observed.insert(r.address.to_string(), fingerprint(actual));
         let change = lookup(r)?.diff(&r.address, Some(&r.spec), actual)?;
         if change.action != Action::NoOp {
-            changes.push(Planned {
-                change,
-                depends_on: r.depends_on.clone(),
-            });
+            changes.push(Planned { change, depends_on: r.depends_on.clone() });
         }
     }
     for r in &refreshed.orphans {
@@ -74,17 +61,9 @@ pub fn make_plan(
         observed.insert(r.address.to_string(), fingerprint(actual));
         let change = lookup(r)?.diff(&r.address, None, actual)?;
         if change.action != Action::NoOp {
-            changes.push(Planned {
-                change,
-                depends_on: r.depends_on.clone(),
-            });
+            changes.push(Planned { change, depends_on: r.depends_on.clone() });
         }
     }
     changes.sort_by(|a, b| a.change.address.cmp(&b.change.address));
-    Ok(Plan {
-        format_version: PLAN_FORMAT_VERSION,
-        environment: environment.to_string(),
-        changes,
-        observed,
-    })
+    Ok(Plan { format_version: PLAN_FORMAT_VERSION, environment: environment.to_string(), changes, observed })
 }

@@ -18,16 +18,8 @@ pub struct Refreshed {
     pub records: BTreeMap<String, Record>,
 }
 
-pub async fn refresh(
-    registry: &Registry,
-    hosts: &Hosts,
-    environment: &str,
-    desired: &[Resource],
-) -> Result<Refreshed> {
-    let host_names: BTreeSet<String> = desired
-        .iter()
-        .filter_map(|r| r.address.host.clone())
-        .collect();
+pub async fn refresh(registry: &Registry, hosts: &Hosts, environment: &str, desired: &[Resource]) -> Result<Refreshed> {
+    let host_names: BTreeSet<String> = desired.iter().filter_map(|r| r.address.host.clone()).collect();
     let records: BTreeMap<String, Record> = try_join_all(host_names.iter().map(|h| async move {
         let t = hosts.transport(h).await?;
         Ok::<_, Error>((h.clone(), state::read(t.as_ref(), environment).await?))
@@ -37,20 +29,13 @@ pub async fn refresh(
     .collect();
 
     let wanted: BTreeSet<&Address> = desired.iter().map(|r| &r.address).collect();
-    let orphans: Vec<Resource> = records
-        .values()
-        .flat_map(|r| r.resources.values())
-        .filter(|r| !wanted.contains(&r.address))
-        .cloned()
-        .collect();
+    let orphans: Vec<Resource> =
+        records.values().flat_map(|r| r.resources.values()).filter(|r| !wanted.contains(&r.address)).cloned().collect();
 
     // Group per (provider, host): one batched read each.
     let mut groups: BTreeMap<(String, Option<String>), Vec<Resource>> = BTreeMap::new();
     for r in desired.iter().chain(&orphans) {
-        groups
-            .entry((r.address.provider.clone(), r.address.host.clone()))
-            .or_default()
-            .push(r.clone());
+        groups.entry((r.address.provider.clone(), r.address.host.clone())).or_default().push(r.clone());
     }
     let reads = groups.into_iter().map(|((provider, host), resources)| {
         let span = tracing::info_span!("read", provider = %provider, host = host.as_deref().unwrap_or("-"), resources = resources.len());
@@ -69,9 +54,5 @@ pub async fn refresh(
         .instrument(span)
     });
     let actual = try_join_all(reads).await?.into_iter().flatten().collect();
-    Ok(Refreshed {
-        actual,
-        orphans,
-        records,
-    })
+    Ok(Refreshed { actual, orphans, records })
 }

@@ -10,9 +10,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn empty() -> Self {
-        Registry {
-            providers: HashMap::new(),
-        }
+        Registry { providers: HashMap::new() }
     }
 
     /// Every provider of this build.

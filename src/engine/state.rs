@@ -22,11 +22,7 @@ pub struct Record {
 
 impl Record {
     pub fn new(environment: &str) -> Self {
-        Record {
-            format_version: 1,
-            environment: environment.to_string(),
-            resources: BTreeMap::new(),
-        }
+        Record { format_version: 1, environment: environment.to_string(), resources: BTreeMap::new() }
     }
 }
 
@@ -38,31 +34,15 @@ pub async fn read(t: &dyn Transport, environment: &str) -> Result<Record> {
             host: t.host().to_string(),
             message: format!("{path}: unreadable ownership record: {e}"),
         }),
-        Err(e) => Err(Error::Host {
-            host: t.host().to_string(),
-            message: e.to_string(),
-        }),
+        Err(e) => Err(Error::Host { host: t.host().to_string(), message: e.to_string() }),
     }
 }
 
 pub async fn write(t: &dyn Transport, record: &Record) -> Result<()> {
     let path = state_path(&record.environment);
-    let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Io {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    t.write_file(
-        &path,
-        &bytes,
-        &WriteOptions {
-            mode: Some(0o600),
-            owner: None,
-            group: None,
-        },
-    )
-    .await
-    .map_err(|e| Error::Host {
-        host: t.host().to_string(),
-        message: e.to_string(),
-    })
+    let bytes =
+        serde_json::to_vec_pretty(record).map_err(|e| Error::Io { path: path.clone(), message: e.to_string() })?;
+    t.write_file(&path, &bytes, &WriteOptions { mode: Some(0o600), owner: None, group: None })
+        .await
+        .map_err(|e| Error::Host { host: t.host().to_string(), message: e.to_string() })
 }

@@ -39,9 +39,7 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     bar.finish_and_clear();
     print!("{}", render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {
-        return Err(Error::ApplyFailed {
-            failed: report.failed(),
-        });
+        return Err(Error::ApplyFailed { failed: report.failed() });
     }
     // Verify: what was applied must now read back as desired.
     let after = ws.plan().await?;
@@ -62,13 +60,7 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
     let stale: Vec<String> = saved
         .observed
         .iter()
-        .filter(|(addr, fp)| {
-            now.observed
-                .get(*addr)
-                .map(String::as_str)
-                .unwrap_or(&fingerprint(None))
-                != fp.as_str()
-        })
+        .filter(|(addr, fp)| now.observed.get(*addr).map(String::as_str).unwrap_or(&fingerprint(None)) != fp.as_str())
         .map(|(a, _)| a.clone())
         .collect();
     if stale.is_empty() {
@@ -90,10 +82,7 @@ fn confirm() -> Result<bool> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| Error::Io {
-            path: "stdin".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| Error::Io { path: "stdin".into(), message: e.to_string() })?;
     Ok(line.trim() == "yes")
 }
 
@@ -102,9 +91,7 @@ fn progress(n: usize) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(n as u64);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}") {
         bar.set_style(style);
     }
     bar

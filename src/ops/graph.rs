@@ -6,11 +6,6 @@ use std::path::Path;
 pub fn run(path: &Path) -> Result<String> {
     let loaded = crate::config::load_valid(path)?;
     let resources = crate::config::expand::resources(&loaded)?;
-    let g = Graph::build(
-        resources
-            .iter()
-            .map(|r| (&r.address, r.depends_on.as_slice())),
-        false,
-    )?;
+    let g = Graph::build(resources.iter().map(|r| (&r.address, r.depends_on.as_slice())), false)?;
     Ok(g.to_dot())
 }

@@ -31,23 +31,12 @@ impl Workspace {
         let loaded = config::load_valid(path)?;
         let desired = config::expand::resources(&loaded)?;
         let hosts = Hosts::new(&loaded.env, &loaded.dir);
-        Ok(Workspace {
-            loaded,
-            desired,
-            hosts,
-            registry: Registry::builtin(),
-        })
+        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin() })
     }
 
     /// Refresh and diff.
     pub async fn plan(&self) -> Result<Plan> {
-        let refreshed = refresh(
-            &self.registry,
-            &self.hosts,
-            &self.loaded.name,
-            &self.desired,
-        )
-        .await?;
+        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired).await?;
         make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)
     }
 }

@@ -20,16 +20,8 @@ pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
     if let Some(out) = &opts.out {
         super::show::save(&plan, &ws.loaded.dir, out)?;
         if !opts.json {
-            println!(
-                "Saved the plan to {}; apply it with: groundwork apply {}",
-                out.display(),
-                out.display()
-            );
+            println!("Saved the plan to {}; apply it with: groundwork apply {}", out.display(), out.display());
         }
     }
-    Ok(if opts.detailed_exitcode && !plan.is_empty() {
-        EXIT_CHANGES
-    } else {
-        EXIT_OK
-    })
+    Ok(if opts.detailed_exitcode && !plan.is_empty() { EXIT_CHANGES } else { EXIT_OK })
 }

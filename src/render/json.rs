@@ -50,11 +50,7 @@ pub fn plan(plan: &Plan) -> String {
                 name: &c.address.name,
                 action: c.action,
                 details: &c.details,
-                diff: c
-                    .diff
-                    .as_ref()
-                    .filter(|_| !c.sensitive)
-                    .map(|d| super::text::unified(&d.old, &d.new, &d.path)),
+                diff: c.diff.as_ref().filter(|_| !c.sensitive).map(|d| super::text::unified(&d.old, &d.new, &d.path)),
                 sensitive: c.sensitive,
                 warnings: &c.warnings,
             }

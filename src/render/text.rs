@@ -54,17 +54,8 @@ pub fn plan(plan: &Plan, color: bool) -> String {
     out.push_str("groundwork will perform the following actions:\n");
     for p in &plan.changes {
         let c = &p.change;
-        let _ = writeln!(
-            out,
-            "\n  {}",
-            st.paint("1", &format!("# {} {}", c.address, verb(c.action)))
-        );
-        let _ = writeln!(
-            out,
-            "  {} {}",
-            st.action(c.action, c.action.symbol()),
-            c.address
-        );
+        let _ = writeln!(out, "\n  {}", st.paint("1", &format!("# {} {}", c.address, verb(c.action))));
+        let _ = writeln!(out, "  {} {}", st.action(c.action, c.action.symbol()), c.address);
         for w in &c.warnings {
             let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {w}")));
         }
@@ -122,10 +113,6 @@ pub fn apply_report(report: &ApplyReport, color: bool) -> String {
         let _ = writeln!(out, "{line}");
     }
     let applied = report.outcomes.len() - report.failed();
-    let _ = writeln!(
-        out,
-        "\nApply: {applied} done, {} failed or skipped.",
-        report.failed()
-    );
+    let _ = writeln!(out, "\nApply: {applied} done, {} failed or skipped.", report.failed());
     out
 }

@@ -18,11 +18,7 @@ pub struct Hosts {
 
 impl Hosts {
     pub fn new(env: &Environment, env_dir: &Path) -> Self {
-        Hosts {
-            env: env.clone(),
-            env_dir: env_dir.to_path_buf(),
-            open: Mutex::new(HashMap::new()),
-        }
+        Hosts { env: env.clone(), env_dir: env_dir.to_path_buf(), open: Mutex::new(HashMap::new()) }
     }
 
     pub async fn transport(&self, host: &str) -> Result<Arc<dyn Transport>> {
@@ -30,10 +26,11 @@ impl Hosts {
         if let Some(t) = open.get(host) {
             return Ok(t.clone());
         }
-        let h = self.env.hosts.get(host).ok_or_else(|| Error::Host {
-            host: host.into(),
-            message: "not declared under hosts".into(),
-        })?;
+        let h = self
+            .env
+            .hosts
+            .get(host)
+            .ok_or_else(|| Error::Host { host: host.into(), message: "not declared under hosts".into() })?;
         let t: Arc<dyn Transport> = match h.transport {
             TransportKind::Local => {
                 let root = h.root.as_deref().ok_or_else(|| Error::Host {
@@ -56,12 +53,7 @@ impl Hosts {
     /// The context a provider gets for resources on `host`.
     pub async fn context(&self, host: &str) -> Result<Context> {
         let t = self.transport(host).await?;
-        let run = self
-            .env
-            .hosts
-            .get(host)
-            .map(|h| h.run_commands)
-            .unwrap_or(false);
+        let run = self.env.hosts.get(host).map(|h| h.run_commands).unwrap_or(false);
         Ok(Context::for_host(host, t, run, self.env_dir.clone()))
     }
 }

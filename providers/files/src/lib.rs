@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use groundwork_sdk::local::sha256_file;
 use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
 use groundwork_sdk::{
-    decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff,
-    WriteOptions,
+    decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff, WriteOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,10 +65,7 @@ pub struct ObservedFile {
 
 /// Errors of expansion: a source missing, a template failing.
 fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
-    Error::Failed {
-        address: format!("files.file[{what}]"),
-        message: message.to_string(),
-    }
+    Error::Failed { address: format!("files.file[{what}]"), message: message.to_string() }
 }
 
 /// The HTTP host: files.host or the first host with role http.
@@ -77,9 +73,7 @@ pub fn http_host(env: &Environment) -> Option<(String, std::net::IpAddr)> {
     let files = env.files.as_ref()?;
     match &files.host {
         Some(h) => env.hosts.get(h).map(|x| (h.clone(), x.address)),
-        None => env
-            .first_host_with_role(HostRole::Http)
-            .map(|(n, h)| (n.clone(), h.address)),
+        None => env.first_host_with_role(HostRole::Http).map(|(n, h)| (n.clone(), h.address)),
     }
 }
 
@@ -96,21 +90,16 @@ pub fn render_template(env: &Environment, name: &str, source: &str) -> Result<St
     let mut j = minijinja::Environment::new();
     j.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     j.set_keep_trailing_newline(true);
-    j.add_template(name, source)
-        .map_err(|e| expand_err(name, e))?;
+    j.add_template(name, source).map_err(|e| expand_err(name, e))?;
     let mut roles: Vec<&str> = vec!["bootstrap", "master", "worker"];
     if env.nodes_with_role(NodeRole::Infra).next().is_some() {
         roles.push("infra");
     }
-    let ignition: std::collections::BTreeMap<&str, &str> = [
-        NodeRole::Bootstrap,
-        NodeRole::Master,
-        NodeRole::Worker,
-        NodeRole::Infra,
-    ]
-    .iter()
-    .map(|r| (r.as_str(), r.ignition()))
-    .collect();
+    let ignition: std::collections::BTreeMap<&str, &str> =
+        [NodeRole::Bootstrap, NodeRole::Master, NodeRole::Worker, NodeRole::Infra]
+            .iter()
+            .map(|r| (r.as_str(), r.ignition()))
+            .collect();
     let ctx = minijinja::context! {
         cluster => &env.cluster,
         nodes => &env.nodes,
@@ -122,8 +111,7 @@ pub fn render_template(env: &Environment, name: &str, source: &str) -> Result<St
         ignition => ignition,
     };
     let t = j.get_template(name).map_err(|e| expand_err(name, e))?;
-    t.render(ctx)
-        .map_err(|e| expand_err(name, format!("{e:#}")))
+    t.render(ctx).map_err(|e| expand_err(name, format!("{e:#}")))
 }
 
 /// The built-in iPXE menu (one entry per node role, as in the reference install).
@@ -163,11 +151,7 @@ fn file_spec(
     docroot: &str,
     warn_hours: u64,
 ) -> Result<FileSpec, Error> {
-    let path = format!(
-        "{}/{}",
-        docroot.trim_end_matches('/'),
-        f.path.trim_start_matches('/')
-    );
+    let path = format!("{}/{}", docroot.trim_end_matches('/'), f.path.trim_start_matches('/'));
     let mode = parse_mode(f.mode.as_deref(), &f.path)?;
     let sensitive = f.kind == FileKind::Ignition;
     let mut spec = FileSpec {
@@ -185,13 +169,12 @@ fn file_spec(
     let text = match (&f.source, &f.template, &f.content) {
         (Some(src), None, None) => {
             let local: PathBuf = env_dir.join(src);
-            let (sha, size) = sha256_file(&local)
-                .map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
+            let (sha, size) =
+                sha256_file(&local).map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
             if sensitive {
                 let modified = std::fs::metadata(&local).and_then(|m| m.modified()).ok();
-                spec.age_hours = modified
-                    .and_then(|m| SystemTime::now().duration_since(m).ok())
-                    .map(|d| d.as_secs() / 3600);
+                spec.age_hours =
+                    modified.and_then(|m| SystemTime::now().duration_since(m).ok()).map(|d| d.as_secs() / 3600);
             }
             spec.sha256 = sha;
             spec.size = size;
@@ -203,18 +186,13 @@ fn file_spec(
                 Some(render_builtin_ipxe(env)?)
             } else {
                 let p = env_dir.join(t);
-                let source = std::fs::read_to_string(&p)
-                    .map_err(|e| expand_err(&f.path, format!("{}: {e}", p.display())))?;
+                let source =
+                    std::fs::read_to_string(&p).map_err(|e| expand_err(&f.path, format!("{}: {e}", p.display())))?;
                 Some(render_template(env, t, &source)?)
             }
         }
         (None, None, Some(c)) => Some(c.clone()),
-        _ => {
-            return Err(expand_err(
-                &f.path,
-                "exactly one of source, template, content must be given",
-            ))
-        }
+        _ => return Err(expand_err(&f.path, "exactly one of source, template, content must be given")),
     };
     if let Some(text) = text {
         spec.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
@@ -232,76 +210,42 @@ impl Provider for FilesProvider {
         PROVIDER
     }
 
-    async fn read(
-        &self,
-        cx: &Context,
-        resources: &[Resource],
-    ) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else {
             return Ok(Vec::new());
         };
         let t = cx.transport(&first.address)?;
-        let specs: Vec<FileSpec> = resources
-            .iter()
-            .map(|r| r.spec())
-            .collect::<Result<_, _>>()?;
+        let specs: Vec<FileSpec> = resources.iter().map(|r| r.spec()).collect::<Result<_, _>>()?;
         let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
-        let metas = t
-            .file_meta(&paths)
-            .await
-            .map_err(|e| e.at(&first.address))?;
+        let metas = t.file_meta(&paths).await.map_err(|e| e.at(&first.address))?;
         // Small text files are read back whole so the plan can show what changes.
         let wanted: Vec<String> = specs
             .iter()
             .zip(&metas)
-            .filter(|(s, m)| {
-                s.content.is_some()
-                    && !s.sensitive
-                    && m.as_ref().is_some_and(|m| m.size <= DIFF_LIMIT)
-            })
+            .filter(|(s, m)| s.content.is_some() && !s.sensitive && m.as_ref().is_some_and(|m| m.size <= DIFF_LIMIT))
             .map(|(s, _)| s.path.clone())
             .collect();
         let texts = if wanted.is_empty() {
             Vec::new()
         } else {
-            t.read_files(&wanted)
-                .await
-                .map_err(|e| e.at(&first.address))?
+            t.read_files(&wanted).await.map_err(|e| e.at(&first.address))?
         };
-        let mut text_of: HashMap<String, Vec<u8>> = wanted
-            .into_iter()
-            .zip(texts)
-            .filter_map(|(p, b)| Some((p, b?)))
-            .collect();
+        let mut text_of: HashMap<String, Vec<u8>> =
+            wanted.into_iter().zip(texts).filter_map(|(p, b)| Some((p, b?))).collect();
         let mut out = Vec::with_capacity(specs.len());
         for (s, m) in specs.iter().zip(metas) {
             let Some(FileMeta { sha256, size, mode }) = m else {
                 out.push(None);
                 continue;
             };
-            let content = text_of
-                .remove(&s.path)
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
-            let obs = ObservedFile {
-                path: s.path.clone(),
-                sha256,
-                size,
-                mode,
-                content,
-            };
-            out.push(Some(
-                serde_json::to_value(obs).map_err(|e| expand_err(&s.path, e))?,
-            ));
+            let content = text_of.remove(&s.path).map(|b| String::from_utf8_lossy(&b).into_owned());
+            let obs = ObservedFile { path: s.path.clone(), sha256, size, mode, content };
+            out.push(Some(serde_json::to_value(obs).map_err(|e| expand_err(&s.path, e))?));
         }
         Ok(out)
     }
 
-    fn diff(
-        &self,
-        address: &Address,
-        desired: Option<&Value>,
-        actual: Option<&Value>,
-    ) -> Result<Change, Error> {
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
         let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
         let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
         Ok(diff_file(address, d.as_ref(), a.as_ref()))
@@ -329,25 +273,17 @@ impl Provider for FilesProvider {
                     .map(|v| decode(address, v))
                     .transpose()?
                     .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
-                let opts = WriteOptions {
-                    mode: Some(spec.mode),
-                    owner: None,
-                    group: None,
-                };
+                let opts = WriteOptions { mode: Some(spec.mode), owner: None, group: None };
                 match (&spec.content, &spec.source) {
-                    (Some(text), _) => t
-                        .write_file(&spec.path, text.as_bytes(), &opts)
-                        .await
-                        .map_err(|e| e.at(address)),
+                    (Some(text), _) => {
+                        t.write_file(&spec.path, text.as_bytes(), &opts).await.map_err(|e| e.at(address))
+                    }
                     (None, Some(src)) => {
                         // The source may have changed since the plan was made: never upload other bytes.
-                        let (now, _) = sha256_file(Path::new(src))
-                            .map_err(|e| Error::failed(address, format!("{src}: {e}")))?;
+                        let (now, _) =
+                            sha256_file(Path::new(src)).map_err(|e| Error::failed(address, format!("{src}: {e}")))?;
                         if now != spec.sha256 {
-                            return Err(Error::failed(
-                                address,
-                                format!("{src} changed since the plan was made"),
-                            ));
+                            return Err(Error::failed(address, format!("{src} changed since the plan was made")));
                         }
                         t.upload(Path::new(src), &spec.path, &spec.sha256, &opts)
                             .await
@@ -362,23 +298,15 @@ impl Provider for FilesProvider {
 }
 
 /// Pure comparison of one served file.
-pub fn diff_file(
-    address: &Address,
-    desired: Option<&FileSpec>,
-    actual: Option<&ObservedFile>,
-) -> Change {
+pub fn diff_file(address: &Address, desired: Option<&FileSpec>, actual: Option<&ObservedFile>) -> Change {
     let dv = desired.and_then(|d| serde_json::to_value(d).ok());
     let av = actual.and_then(|a| serde_json::to_value(a).ok());
-    let same =
-        matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.mode == a.mode);
+    let same = matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.mode == a.mode);
     let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
     change.sensitive = desired.is_some_and(|d| d.sensitive);
     if let (Some(d), Some(a)) = (desired, actual) {
         if d.sha256 == a.sha256 && d.mode != a.mode {
-            change.details.push(groundwork_sdk::Detail::modify(format!(
-                "mode {:04o} → {:04o}",
-                a.mode, d.mode
-            )));
+            change.details.push(groundwork_sdk::Detail::modify(format!("mode {:04o} → {:04o}", a.mode, d.mode)));
         }
     }
     if change.action != Action::NoOp && !change.sensitive {
@@ -386,16 +314,12 @@ pub fn diff_file(
         let old = actual.and_then(|a| a.content.clone());
         if new.is_some() || old.is_some() {
             change.diff = Some(TextDiff {
-                path: desired
-                    .map(|d| d.path.clone())
-                    .unwrap_or_else(|| address.name.clone()),
+                path: desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone()),
                 old: old.unwrap_or_default(),
                 new: new.unwrap_or_default(),
             });
         } else if let Some(d) = desired {
-            let from = actual
-                .map(|a| format!("sha256:{}… ", &a.sha256[..12.min(a.sha256.len())]))
-                .unwrap_or_default();
+            let from = actual.map(|a| format!("sha256:{}… ", &a.sha256[..12.min(a.sha256.len())])).unwrap_or_default();
             change.details.push(groundwork_sdk::Detail::modify(format!(
                 "{from}→ sha256:{}… ({} bytes)",
                 &d.sha256[..12.min(d.sha256.len())],
@@ -441,13 +365,7 @@ mod tests {
     }
 
     fn obs(sha: &str, mode: u32) -> ObservedFile {
-        ObservedFile {
-            path: "/srv/www/a".into(),
-            sha256: sha.into(),
-            size: 1,
-            mode,
-            content: Some("old\n".into()),
-        }
+        ObservedFile { path: "/srv/www/a".into(), sha256: sha.into(), size: 1, mode, content: Some("old\n".into()) }
     }
 
     fn addr() -> Address {
@@ -456,33 +374,14 @@ mod tests {
 
     #[test]
     fn digest_and_mode_decide() {
-        assert_eq!(
-            diff_file(
-                &addr(),
-                Some(&spec("aa", Some("x"))),
-                Some(&obs("aa", 0o644))
-            )
-            .action,
-            Action::NoOp
-        );
-        let c = diff_file(
-            &addr(),
-            Some(&spec("aa", Some("x"))),
-            Some(&obs("aa", 0o600)),
-        );
+        assert_eq!(diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o644))).action, Action::NoOp);
+        let c = diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o600)));
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.details[0].text, "mode 0600 → 0644");
-        let c = diff_file(
-            &addr(),
-            Some(&spec("bb", Some("new\n"))),
-            Some(&obs("aa", 0o644)),
-        );
+        let c = diff_file(&addr(), Some(&spec("bb", Some("new\n"))), Some(&obs("aa", 0o644)));
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.diff.unwrap().old, "old\n");
-        assert_eq!(
-            diff_file(&addr(), Some(&spec("bb", None)), None).action,
-            Action::Create
-        );
+        assert_eq!(diff_file(&addr(), Some(&spec("bb", None)), None).action, Action::Create);
     }
 
     #[test]

@@ -81,13 +81,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in [
-            "bind",
-            "bind.zone",
-            "bind.zone[]",
-            ".zone[x]",
-            "bind.zone[x",
-        ] {
+        for s in ["bind", "bind.zone", "bind.zone[]", ".zone[x]", "bind.zone[x"] {
             assert!(Address::parse(s).is_none(), "{s}");
         }
     }

@@ -12,17 +12,9 @@ pub enum Error {
         source: TransportError,
     },
     #[error("{address}: the checker rejected the new file ({command}): {message}")]
-    Rejected {
-        address: String,
-        command: String,
-        message: String,
-    },
+    Rejected { address: String, command: String, message: String },
     #[error("{address}: activation failed ({command}): {message}; the previous file was restored")]
-    ActivationFailed {
-        address: String,
-        command: String,
-        message: String,
-    },
+    ActivationFailed { address: String, command: String, message: String },
     #[error("{address}: {message}")]
     Failed { address: String, message: String },
     #[error("{address}: no provider named {provider}")]
@@ -31,10 +23,7 @@ pub enum Error {
 
 impl Error {
     pub fn failed(address: &impl ToString, message: impl Into<String>) -> Self {
-        Error::Failed {
-            address: address.to_string(),
-            message: message.into(),
-        }
+        Error::Failed { address: address.to_string(), message: message.into() }
     }
 }
 
@@ -45,40 +34,22 @@ pub enum TransportError {
     Unreachable { host: String, message: String },
     #[error("authentication to {host} failed: {message}")]
     Auth { host: String, message: String },
-    #[error(
-        "host key of {host} is not known ({fingerprint}); add it to known_hosts or allow new keys"
-    )]
+    #[error("host key of {host} is not known ({fingerprint}); add it to known_hosts or allow new keys")]
     UnknownHostKey { host: String, fingerprint: String },
     #[error("host key of {host} CHANGED (now {fingerprint}); refusing to connect")]
     HostKeyMismatch { host: String, fingerprint: String },
     #[error("on {host}: `{command}` exited with {code}: {stderr}")]
-    Command {
-        host: String,
-        command: String,
-        code: i32,
-        stderr: String,
-    },
+    Command { host: String, command: String, code: i32, stderr: String },
     #[error("on {host}: timed out after {secs}s: {what}")]
-    Timeout {
-        host: String,
-        what: String,
-        secs: u64,
-    },
+    Timeout { host: String, what: String, secs: u64 },
     #[error("on {host}: {path}: {message}")]
-    Io {
-        host: String,
-        path: String,
-        message: String,
-    },
+    Io { host: String, path: String, message: String },
     #[error("on {host}: {message}")]
     Protocol { host: String, message: String },
 }
 
 impl TransportError {
     pub fn at(self, address: &impl ToString) -> Error {
-        Error::Transport {
-            address: address.to_string(),
-            source: self,
-        }
+        Error::Transport { address: address.to_string(), source: self }
     }
 }

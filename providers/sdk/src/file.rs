@@ -49,11 +49,7 @@ impl ManagedFile {
     }
 
     fn write_options(&self) -> WriteOptions {
-        WriteOptions {
-            mode: self.mode,
-            owner: self.owner.clone(),
-            group: self.group.clone(),
-        }
+        WriteOptions { mode: self.mode, owner: self.owner.clone(), group: self.group.clone() }
     }
 }
 
@@ -63,8 +59,7 @@ pub fn command(argv: &[String], candidate: Option<&str>) -> Option<Cmd> {
     let mut cmd = Cmd::new(program.clone());
     for a in rest {
         if a == CANDIDATE {
-            cmd.args
-                .push(Arg::Path(candidate.unwrap_or_default().to_string()));
+            cmd.args.push(Arg::Path(candidate.unwrap_or_default().to_string()));
         } else if a.starts_with('/') {
             cmd.args.push(Arg::Path(a.clone()));
         } else {
@@ -75,10 +70,7 @@ pub fn command(argv: &[String], candidate: Option<&str>) -> Option<Cmd> {
 }
 
 /// Read several managed files of one host in one batch.
-pub async fn read_files(
-    t: &dyn Transport,
-    paths: &[String],
-) -> Result<Vec<Option<Value>>, crate::TransportError> {
+pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Option<Value>>, crate::TransportError> {
     let raw = t.read_files(paths).await?;
     Ok(raw
         .into_iter()
@@ -95,25 +87,13 @@ pub async fn read_files(
 }
 
 /// Pure: compare desired and observed file text.
-pub fn diff(
-    address: &Address,
-    desired: Option<&ManagedFile>,
-    actual: Option<&ObservedFile>,
-) -> Result<Change, Error> {
-    let dv = desired
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(|e| spec_err(address, e))?;
-    let av = actual
-        .map(serde_json::to_value)
-        .transpose()
-        .map_err(|e| spec_err(address, e))?;
+pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&ObservedFile>) -> Result<Change, Error> {
+    let dv = desired.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
+    let av = actual.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
     let same = matches!((desired, actual), (Some(d), Some(a)) if d.content == a.content);
     let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
     if change.action != Action::NoOp {
-        let path = desired
-            .map(|d| d.path.clone())
-            .unwrap_or_else(|| address.name.clone());
+        let path = desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone());
         change.diff = Some(TextDiff {
             path,
             old: actual.map(|a| a.content.clone()).unwrap_or_default(),
@@ -124,10 +104,7 @@ pub fn diff(
 }
 
 fn spec_err(address: &Address, e: impl std::fmt::Display) -> Error {
-    Error::Spec {
-        address: address.to_string(),
-        message: e.to_string(),
-    }
+    Error::Spec { address: address.to_string(), message: e.to_string() }
 }
 
 /// Temp name beside the target, so a rename is atomic and checkers see the same directory.
@@ -139,12 +116,7 @@ pub fn candidate_path(path: &str) -> String {
 }
 
 /// Run every check on the candidate; Err with the checker's own message on the first failure.
-pub async fn run_checks(
-    cx: &Context,
-    address: &Address,
-    checks: &[Vec<String>],
-    candidate: &str,
-) -> Result<(), Error> {
+pub async fn run_checks(cx: &Context, address: &Address, checks: &[Vec<String>], candidate: &str) -> Result<(), Error> {
     if !cx.run_commands {
         return Ok(());
     }
@@ -177,16 +149,8 @@ pub async fn activate(
     if !cx.run_commands {
         return Ok(None);
     }
-    let out = cx
-        .transport(address)?
-        .exec(&cmd)
-        .await
-        .map_err(|e| e.at(address))?;
-    Ok(if out.success() {
-        None
-    } else {
-        Some((cmd.to_string(), out.message()))
-    })
+    let out = cx.transport(address)?.exec(&cmd).await.map_err(|e| e.at(address))?;
+    Ok(if out.success() { None } else { Some((cmd.to_string(), out.message())) })
 }
 
 /// Apply a file change: check the candidate, replace atomically, activate; on a failed
@@ -194,11 +158,7 @@ pub async fn activate(
 pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
     let address = &change.address;
     let t = cx.transport(address)?;
-    let previous: Option<ObservedFile> = change
-        .before
-        .as_ref()
-        .map(|v| crate::decode(address, v))
-        .transpose()?;
+    let previous: Option<ObservedFile> = change.before.as_ref().map(|v| crate::decode(address, v)).transpose()?;
     match change.action {
         Action::NoOp => Ok(()),
         Action::Delete => {
@@ -217,11 +177,7 @@ pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
             write_checked(cx, address, &spec).await?;
             if let Some((command, message)) = activate(cx, address, spec.activate.as_ref()).await? {
                 restore(cx, address, &spec, previous.as_ref()).await?;
-                return Err(Error::ActivationFailed {
-                    address: address.to_string(),
-                    command,
-                    message,
-                });
+                return Err(Error::ActivationFailed { address: address.to_string(), command, message });
             }
             Ok(())
         }
@@ -229,25 +185,17 @@ pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
 }
 
 /// Write the candidate, run the checkers on it, then move it into place.
-pub async fn write_checked(
-    cx: &Context,
-    address: &Address,
-    spec: &ManagedFile,
-) -> Result<(), Error> {
+pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) -> Result<(), Error> {
     let t = cx.transport(address)?;
     let opts = spec.write_options();
     if !spec.check.is_empty() && cx.run_commands {
         let candidate = candidate_path(&spec.path);
-        t.write_file(&candidate, spec.content.as_bytes(), &opts)
-            .await
-            .map_err(|e| e.at(address))?;
+        t.write_file(&candidate, spec.content.as_bytes(), &opts).await.map_err(|e| e.at(address))?;
         let checked = run_checks(cx, address, &spec.check, &candidate).await;
         t.remove_file(&candidate).await.map_err(|e| e.at(address))?;
         checked?;
     }
-    t.write_file(&spec.path, spec.content.as_bytes(), &opts)
-        .await
-        .map_err(|e| e.at(address))
+    t.write_file(&spec.path, spec.content.as_bytes(), &opts).await.map_err(|e| e.at(address))
 }
 
 async fn restore(
@@ -258,10 +206,9 @@ async fn restore(
 ) -> Result<(), Error> {
     let t = cx.transport(address)?;
     match previous {
-        Some(p) => t
-            .write_file(&spec.path, p.content.as_bytes(), &spec.write_options())
-            .await
-            .map_err(|e| e.at(address))?,
+        Some(p) => {
+            t.write_file(&spec.path, p.content.as_bytes(), &spec.write_options()).await.map_err(|e| e.at(address))?
+        }
         None => t.remove_file(&spec.path).await.map_err(|e| e.at(address))?,
     }
     // Best effort: bring the daemon back onto the restored file; its failure is already reported.
@@ -280,61 +227,26 @@ mod tests {
     #[test]
     fn same_content_is_noop_other_is_update_with_diff() {
         let d = ManagedFile::new("/etc/x", "a\n");
-        let same = diff(
-            &addr(),
-            Some(&d),
-            Some(&ObservedFile {
-                path: "/etc/x".into(),
-                content: "a\n".into(),
-            }),
-        )
-        .unwrap();
+        let same =
+            diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "a\n".into() })).unwrap();
         assert_eq!(same.action, Action::NoOp);
         assert!(same.diff.is_none());
-        let other = diff(
-            &addr(),
-            Some(&d),
-            Some(&ObservedFile {
-                path: "/etc/x".into(),
-                content: "b\n".into(),
-            }),
-        )
-        .unwrap();
+        let other =
+            diff(&addr(), Some(&d), Some(&ObservedFile { path: "/etc/x".into(), content: "b\n".into() })).unwrap();
         assert_eq!(other.action, Action::Update);
         assert_eq!(other.diff.unwrap().old, "b\n");
+        assert_eq!(diff(&addr(), Some(&d), None).unwrap().action, Action::Create);
         assert_eq!(
-            diff(&addr(), Some(&d), None).unwrap().action,
-            Action::Create
-        );
-        assert_eq!(
-            diff(
-                &addr(),
-                None,
-                Some(&ObservedFile {
-                    path: "/etc/x".into(),
-                    content: "b".into()
-                })
-            )
-            .unwrap()
-            .action,
+            diff(&addr(), None, Some(&ObservedFile { path: "/etc/x".into(), content: "b".into() })).unwrap().action,
             Action::Delete
         );
     }
 
     #[test]
     fn command_maps_candidate_and_absolute_paths() {
-        let argv: Vec<String> = ["named-checkzone", "example.com", CANDIDATE]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let argv: Vec<String> = ["named-checkzone", "example.com", CANDIDATE].iter().map(|s| s.to_string()).collect();
         let c = command(&argv, Some("/var/named/.z.groundwork-candidate")).unwrap();
-        assert_eq!(
-            c.args[1],
-            Arg::Path("/var/named/.z.groundwork-candidate".into())
-        );
-        assert_eq!(
-            candidate_path("/etc/haproxy/haproxy.cfg"),
-            "/etc/haproxy/.haproxy.cfg.groundwork-candidate"
-        );
+        assert_eq!(c.args[1], Arg::Path("/var/named/.z.groundwork-candidate".into()));
+        assert_eq!(candidate_path("/etc/haproxy/haproxy.cfg"), "/etc/haproxy/.haproxy.cfg.groundwork-candidate");
     }
 }

@@ -21,8 +21,5 @@ pub mod transport;
 pub use address::Address;
 pub use error::{Error, TransportError};
 pub use provider::{Context, Provider};
-pub use resource::{
-    decode, fingerprint, set_details, Action, Change, Detail, DetailOp, Lifecycle, Resource,
-    TextDiff,
-};
+pub use resource::{decode, fingerprint, set_details, Action, Change, Detail, DetailOp, Lifecycle, Resource, TextDiff};
 pub use transport::{Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};

@@ -16,10 +16,7 @@ pub struct LocalTransport {
 
 impl LocalTransport {
     pub fn new(host: impl Into<String>, root: impl Into<PathBuf>) -> Self {
-        LocalTransport {
-            host: host.into(),
-            root: root.into(),
-        }
+        LocalTransport { host: host.into(), root: root.into() }
     }
 
     /// Where the host path lives on this machine.
@@ -28,39 +25,22 @@ impl LocalTransport {
     }
 
     fn io(&self, path: &str, e: impl std::fmt::Display) -> TransportError {
-        TransportError::Io {
-            host: self.host.clone(),
-            path: path.to_string(),
-            message: e.to_string(),
-        }
+        TransportError::Io { host: self.host.clone(), path: path.to_string(), message: e.to_string() }
     }
 
-    fn write_sync(
-        &self,
-        path: &str,
-        contents: &mut dyn Read,
-        opts: &WriteOptions,
-    ) -> Result<u64, TransportError> {
+    fn write_sync(&self, path: &str, contents: &mut dyn Read, opts: &WriteOptions) -> Result<u64, TransportError> {
         let target = self.map(path);
-        let dir = target
-            .parent()
-            .ok_or_else(|| self.io(path, "no parent directory"))?;
+        let dir = target.parent().ok_or_else(|| self.io(path, "no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| self.io(path, e))?;
         let mode = match opts.mode {
             Some(m) => m,
-            None => std::fs::metadata(&target)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0o644),
+            None => std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644),
         };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".groundwork-")
-            .tempfile_in(dir)
-            .map_err(|e| self.io(path, e))?;
+        let mut tmp = tempfile::Builder::new().prefix(".groundwork-").tempfile_in(dir).map_err(|e| self.io(path, e))?;
         let n = std::io::copy(contents, &mut tmp).map_err(|e| self.io(path, e))?;
         tmp.flush().map_err(|e| self.io(path, e))?;
         tmp.as_file().sync_all().map_err(|e| self.io(path, e))?;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .map_err(|e| self.io(path, e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(|e| self.io(path, e))?;
         tmp.persist(&target).map_err(|e| self.io(path, e.error))?;
         Ok(n)
     }
@@ -101,13 +81,8 @@ impl Transport for LocalTransport {
                 Arg::Path(p) => c.arg(self.map(p)),
             };
         }
-        c.stdin(if cmd.stdin.is_some() {
-            std::process::Stdio::piped()
-        } else {
-            std::process::Stdio::null()
-        });
-        c.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        c.stdin(if cmd.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         let mut child = c.spawn().map_err(|e| TransportError::Command {
             host: self.host.clone(),
             command: cmd.to_string(),
@@ -116,20 +91,10 @@ impl Transport for LocalTransport {
         })?;
         if let (Some(bytes), Some(mut stdin)) = (&cmd.stdin, child.stdin.take()) {
             use tokio::io::AsyncWriteExt;
-            stdin
-                .write_all(bytes)
-                .await
-                .map_err(|e| self.io(&cmd.program, e))?;
+            stdin.write_all(bytes).await.map_err(|e| self.io(&cmd.program, e))?;
         }
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| self.io(&cmd.program, e))?;
-        Ok(ExecOutput {
-            code: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
+        let out = child.wait_with_output().await.map_err(|e| self.io(&cmd.program, e))?;
+        Ok(ExecOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
@@ -153,21 +118,12 @@ impl Transport for LocalTransport {
                 Err(e) => return Err(self.io(p, e)),
             };
             let (sha256, size) = sha256_file(&target).map_err(|e| self.io(p, e))?;
-            out.push(Some(FileMeta {
-                sha256,
-                size,
-                mode: meta.permissions().mode() & 0o7777,
-            }));
+            out.push(Some(FileMeta { sha256, size, mode: meta.permissions().mode() & 0o7777 }));
         }
         Ok(out)
     }
 
-    async fn write_file(
-        &self,
-        path: &str,
-        contents: &[u8],
-        opts: &WriteOptions,
-    ) -> Result<(), TransportError> {
+    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError> {
         self.write_sync(path, &mut &contents[..], opts).map(|_| ())
     }
 
@@ -183,15 +139,11 @@ impl Transport for LocalTransport {
                 return Ok(UploadOutcome::Skipped);
             }
         }
-        let mut f =
-            std::fs::File::open(local).map_err(|e| self.io(&local.display().to_string(), e))?;
+        let mut f = std::fs::File::open(local).map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = self.write_sync(remote, &mut f, opts)?;
         let (got, _) = sha256_file(&self.map(remote)).map_err(|e| self.io(remote, e))?;
         if got != sha256 {
-            return Err(self.io(
-                remote,
-                format!("digest after upload is {got}, expected {sha256}"),
-            ));
+            return Err(self.io(remote, format!("digest after upload is {got}, expected {sha256}")));
         }
         Ok(UploadOutcome::Uploaded { bytes })
     }

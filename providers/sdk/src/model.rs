@@ -501,22 +501,13 @@ impl Environment {
         if !self.loadbalancer.frontends.is_empty() {
             return self.loadbalancer.frontends.clone();
         }
-        let control: Vec<&Node> = self
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.role, NodeRole::Bootstrap | NodeRole::Master))
-            .collect();
+        let control: Vec<&Node> =
+            self.nodes.iter().filter(|n| matches!(n.role, NodeRole::Bootstrap | NodeRole::Master)).collect();
         let ingress = self.ingress_nodes();
         let fe = |name: &str, port: u16, nodes: &[&Node]| Frontend {
             name: name.to_string(),
             port,
-            backends: nodes
-                .iter()
-                .map(|n| Backend {
-                    node: n.name.clone(),
-                    port,
-                })
-                .collect(),
+            backends: nodes.iter().map(|n| Backend { node: n.name.clone(), port }).collect(),
         };
         vec![
             fe("api", 6443, &control),

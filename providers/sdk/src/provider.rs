@@ -22,12 +22,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn for_host(
-        host: &str,
-        transport: Arc<dyn Transport>,
-        run_commands: bool,
-        env_dir: PathBuf,
-    ) -> Self {
+    pub fn for_host(host: &str, transport: Arc<dyn Transport>, run_commands: bool, env_dir: PathBuf) -> Self {
         Context {
             host: Some(host.to_string()),
             transport: Some(transport),
@@ -38,9 +33,7 @@ impl Context {
     }
 
     pub fn transport(&self, address: &Address) -> Result<&dyn Transport, Error> {
-        self.transport
-            .as_deref()
-            .ok_or_else(|| Error::failed(address, "no transport for this resource's host"))
+        self.transport.as_deref().ok_or_else(|| Error::failed(address, "no transport for this resource's host"))
     }
 
     pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
@@ -48,9 +41,7 @@ impl Context {
     }
 
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.extensions
-            .get(&TypeId::of::<T>())
-            .and_then(|v| v.downcast_ref::<T>())
+        self.extensions.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>())
     }
 }
 
@@ -60,16 +51,10 @@ pub trait Provider: Send + Sync {
 
     /// Read the actual state of resources that share one host (or the cluster), in as few round
     /// trips as possible. Returns one entry per resource, `None` where it does not exist.
-    async fn read(&self, cx: &Context, resources: &[Resource])
-        -> Result<Vec<Option<Value>>, Error>;
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error>;
 
     /// Decide what to do. Pure: no I/O. `desired` is the spec (None: the resource is to go).
-    fn diff(
-        &self,
-        address: &Address,
-        desired: Option<&Value>,
-        actual: Option<&Value>,
-    ) -> Result<Change, Error>;
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error>;
 
     /// Carry out one planned change.
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error>;

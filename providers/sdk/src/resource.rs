@@ -29,16 +29,9 @@ pub struct Resource {
 
 impl Resource {
     pub fn new(address: Address, spec: impl Serialize) -> Result<Self, crate::Error> {
-        let spec = serde_json::to_value(spec).map_err(|e| crate::Error::Spec {
-            address: address.to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(Resource {
-            address,
-            spec,
-            depends_on: Vec::new(),
-            lifecycle: Lifecycle::default(),
-        })
+        let spec = serde_json::to_value(spec)
+            .map_err(|e| crate::Error::Spec { address: address.to_string(), message: e.to_string() })?;
+        Ok(Resource { address, spec, depends_on: Vec::new(), lifecycle: Lifecycle::default() })
     }
 
     pub fn depends_on(mut self, addr: Address) -> Self {
@@ -54,14 +47,9 @@ impl Resource {
     }
 }
 
-pub fn decode<T: serde::de::DeserializeOwned>(
-    addr: &Address,
-    v: &Value,
-) -> Result<T, crate::Error> {
-    serde_json::from_value(v.clone()).map_err(|e| crate::Error::Spec {
-        address: addr.to_string(),
-        message: e.to_string(),
-    })
+pub fn decode<T: serde::de::DeserializeOwned>(addr: &Address, v: &Value) -> Result<T, crate::Error> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| crate::Error::Spec { address: addr.to_string(), message: e.to_string() })
 }
 
 /// Stable digest of observed state: what a saved plan compares before it applies.
@@ -115,22 +103,13 @@ pub enum DetailOp {
 
 impl Detail {
     pub fn add(text: impl Into<String>) -> Self {
-        Detail {
-            op: DetailOp::Add,
-            text: text.into(),
-        }
+        Detail { op: DetailOp::Add, text: text.into() }
     }
     pub fn remove(text: impl Into<String>) -> Self {
-        Detail {
-            op: DetailOp::Remove,
-            text: text.into(),
-        }
+        Detail { op: DetailOp::Remove, text: text.into() }
     }
     pub fn modify(text: impl Into<String>) -> Self {
-        Detail {
-            op: DetailOp::Modify,
-            text: text.into(),
-        }
+        Detail { op: DetailOp::Modify, text: text.into() }
     }
 }
 
@@ -141,10 +120,7 @@ pub fn set_details<'a>(
 ) -> Vec<Detail> {
     let before: std::collections::BTreeSet<&String> = before.into_iter().collect();
     let after: std::collections::BTreeSet<&String> = after.into_iter().collect();
-    let mut out: Vec<Detail> = before
-        .difference(&after)
-        .map(|s| Detail::remove(*s))
-        .collect();
+    let mut out: Vec<Detail> = before.difference(&after).map(|s| Detail::remove(*s)).collect();
     out.extend(after.difference(&before).map(|s| Detail::add(*s)));
     out
 }
@@ -178,12 +154,7 @@ pub struct Change {
 }
 
 impl Change {
-    pub fn new(
-        address: Address,
-        action: Action,
-        before: Option<&Value>,
-        after: Option<&Value>,
-    ) -> Self {
+    pub fn new(address: Address, action: Action, before: Option<&Value>, after: Option<&Value>) -> Self {
         Change {
             address,
             action,
@@ -197,12 +168,7 @@ impl Change {
     }
 
     /// The usual decision for a resource whose state is compared as a whole.
-    pub fn compare(
-        address: Address,
-        desired: Option<&Value>,
-        actual: Option<&Value>,
-        same: bool,
-    ) -> Self {
+    pub fn compare(address: Address, desired: Option<&Value>, actual: Option<&Value>, same: bool) -> Self {
         let action = match (desired, actual) {
             (Some(_), None) => Action::Create,
             (None, Some(_)) => Action::Delete,

@@ -25,11 +25,7 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd {
-            program: program.into(),
-            args: Vec::new(),
-            stdin: None,
-        }
+        Cmd { program: program.into(), args: Vec::new(), stdin: None }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(Arg::Lit(a.into()));
@@ -70,10 +66,7 @@ impl std::fmt::Display for Cmd {
 
 /// Quote for a POSIX shell: plain words stay as they are, anything else is single-quoted.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
-    {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -162,12 +155,7 @@ pub trait Transport: Send + Sync {
 
     /// Write a whole file atomically: temp file in the same directory, then rename. Parent
     /// directories are created.
-    async fn write_file(
-        &self,
-        path: &str,
-        contents: &[u8],
-        opts: &WriteOptions,
-    ) -> Result<(), TransportError>;
+    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError>;
 
     /// Stream a local file to the host with constant memory, atomically, verified by digest;
     /// skipped when the remote digest already matches.

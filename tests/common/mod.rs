@@ -1,0 +1,39 @@
+#![allow(dead_code)]
+//! Shared helpers for integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A copy of environments/demo in a temp dir (its hosts are directories under .hosts/).
+pub fn demo_env() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/demo/environment.yaml");
+    std::fs::copy(src, dir.path().join("environment.yaml")).expect("copy demo env");
+    dir
+}
+
+/// Path of a file on a local stand-in host.
+pub fn host_file(env: &Path, host: &str, path: &str) -> PathBuf {
+    env.join(".hosts").join(host).join(path.trim_start_matches('/'))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run the groundwork binary.
+pub fn groundwork(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("GROUNDWORK_ENV")
+        .output()
+        .expect("run groundwork");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,126 @@
+//! Engine and CLI against local stand-in hosts (directories), no SSH.
+
+mod common;
+
+use common::{demo_env, groundwork, host_file};
+use groundwork::ops::Workspace;
+use groundwork::render;
+
+const IPXE: &str = "/usr/share/nginx/html/pxeboot.ipxe";
+
+#[test]
+fn plan_apply_then_plan_is_empty() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let first = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(first.code, 2, "{}{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("Plan: 7 to add, 0 to change, 0 to destroy."), "{}", first.stdout);
+
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains("Verified: a fresh plan shows no changes."));
+    let script = std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap();
+    assert!(script.contains("coreos.inst.ignition_url=http://10.88.0.10/worker.ign"), "{script}");
+
+    let again = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("No changes."));
+}
+
+#[test]
+fn apply_without_terminal_or_approval_refuses() {
+    let env = demo_env();
+    let run = groundwork(&["apply", env.path().to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("stdin is not a terminal"), "{}", run.stderr);
+    assert!(!host_file(env.path(), "bastion", IPXE).exists());
+}
+
+#[tokio::test]
+async fn plan_text_and_json_snapshots() {
+    let env = demo_env();
+    let ws = Workspace::open(env.path()).unwrap();
+    let plan = ws.plan().await.unwrap();
+    insta::assert_snapshot!("demo_plan_text", render::text::plan(&plan, false));
+    insta::assert_snapshot!("demo_plan_json", render::json::plan(&plan));
+}
+
+#[test]
+fn drift_on_a_host_shows_as_a_unified_diff() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    let f = host_file(env.path(), "bastion", IPXE);
+    let text = std::fs::read_to_string(&f).unwrap().replace("set menu-timeout 300000", "set menu-timeout 5");
+    std::fs::write(&f, text).unwrap();
+    let plan = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2);
+    assert!(plan.stdout.contains(&format!("~ files.file[bastion:{IPXE}]")), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("-set menu-timeout 5\n") && plan.stdout.contains("+set menu-timeout 300000\n"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy."));
+}
+
+#[test]
+fn only_recorded_files_are_deleted() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    let hand_made = host_file(env.path(), "bastion", "/usr/share/nginx/html/index.html");
+    std::fs::write(&hand_made, "hand made\n").unwrap();
+    let yaml = env.path().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, text.replace("    - { path: rhcos-metal.raw.gz, content: \"image stand-in\\n\" }\n", ""))
+        .unwrap();
+    // The image is no longer served: the iPXE URL check must say so before anything is touched.
+    let plan = groundwork(&["plan", e]);
+    assert_eq!(plan.code, 1);
+    assert!(plan.stderr.contains("rhcos-metal.raw.gz"), "{}", plan.stderr);
+    // Point the boot image at another served file: now the old image is an orphan.
+    let text = std::fs::read_to_string(&yaml).unwrap().replace("image: rhcos-metal.raw.gz", "image: rhcos-kernel");
+    std::fs::write(&yaml, text).unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("- files.file[bastion:/usr/share/nginx/html/rhcos-metal.raw.gz]"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("1 to change, 1 to destroy."), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("index.html"));
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    assert!(!host_file(env.path(), "bastion", "/usr/share/nginx/html/rhcos-metal.raw.gz").exists());
+    assert!(hand_made.exists());
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_refuses_when_stale() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let planfile = env.path().join("plan.json");
+    let p = planfile.to_str().unwrap();
+    assert_eq!(groundwork(&["plan", e, "--out", p]).code, 0);
+    let shown = groundwork(&["show", p]);
+    assert!(shown.stdout.contains("Plan: 7 to add"), "{}", shown.stdout);
+    // Someone writes one of the files by hand between plan and apply: the plan was made against absence.
+    let f = host_file(env.path(), "bastion", IPXE);
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, "#!ipxe\n").unwrap();
+    let stale = groundwork(&["apply", p]);
+    assert_eq!(stale.code, 1);
+    assert!(stale.stderr.contains("stale") && stale.stderr.contains(IPXE), "{}", stale.stderr);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "#!ipxe\n");
+    // A fresh plan applies.
+    assert_eq!(groundwork(&["plan", e, "--out", p]).code, 0);
+    let ok = groundwork(&["apply", p]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(std::fs::read_to_string(&f).unwrap().contains("menu-timeout 300000"));
+}
+
+#[test]
+fn graph_is_dot() {
+    let env = demo_env();
+    let g = groundwork(&["graph", env.path().to_str().unwrap()]);
+    assert_eq!(g.code, 0);
+    assert!(g.stdout.starts_with("digraph groundwork {"));
+    assert!(g.stdout.contains(&format!("\"files.file[bastion:{IPXE}]\"")));
+}

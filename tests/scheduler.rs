@@ -1,0 +1,137 @@
+//! The apply scheduler with a test provider: order, failure isolation, ownership records.
+
+use async_trait::async_trait;
+use groundwork::engine::{self, refresh::refresh, Outcome, Registry};
+use groundwork::transport::Hosts;
+use groundwork_sdk::model::Environment;
+use groundwork_sdk::{Action, Address, Change, Context, Error, Provider, Resource};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// Records the order of applies; resources whose spec says `fail` fail.
+struct Recorder {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Provider for Recorder {
+    fn name(&self) -> &'static str {
+        "rec"
+    }
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let mut out = Vec::new();
+        for r in resources {
+            let t = cx.transport(&r.address)?;
+            let b = t.read_file(&format!("/rec/{}", r.address.name)).await.map_err(|e| e.at(&r.address))?;
+            out.push(b.map(|b| json!(String::from_utf8_lossy(&b))));
+        }
+        Ok(out)
+    }
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let same = desired.and_then(|d| d.get("v")) == actual;
+        Ok(Change::compare(address.clone(), desired, actual, same))
+    }
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let a = &change.address;
+        self.log.lock().unwrap().push(format!("{:?} {}", change.action, a.name));
+        let t = cx.transport(a)?;
+        match change.action {
+            Action::Delete => t.remove_file(&format!("/rec/{}", a.name)).await.map_err(|e| e.at(a)),
+            _ => {
+                let spec = change.after.as_ref().unwrap();
+                if spec.get("fail").is_some() {
+                    return Err(Error::failed(a, "told to fail"));
+                }
+                let v = spec["v"].as_str().unwrap().as_bytes().to_vec();
+                t.write_file(&format!("/rec/{}", a.name), &v, &Default::default()).await.map_err(|e| e.at(a))
+            }
+        }
+    }
+}
+
+fn env(root: &std::path::Path) -> Environment {
+    let yaml = format!(
+        r#"cluster: {{ name: t, base_domain: x.test }}
+networks: {{ machine: [10.88.0.0/24], cluster: {{ cidr: 10.128.0.0/14, host_prefix: 23 }}, service: [172.30.0.0/16] }}
+hosts:
+  h1: {{ address: 10.88.0.2, transport: local, root: {0}/h1 }}
+  h2: {{ address: 10.88.0.3, transport: local, root: {0}/h2 }}
+"#,
+        root.display()
+    );
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+fn res(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {
+    let mut r = Resource::new(Address::new("rec", "thing", Some(host), name), spec).unwrap();
+    r.depends_on = deps.to_vec();
+    r
+}
+
+#[tokio::test]
+async fn failure_stops_dependents_and_independent_branches_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Recorder { log: log.clone() }));
+    let hosts = Hosts::new(&env(dir.path()), dir.path());
+
+    let a = res("h1", "a", json!({"v": "a", "fail": true}), &[]);
+    let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
+    let c = res("h2", "c", json!({"v": "c"}), std::slice::from_ref(&b.address));
+    let d = res("h2", "d", json!({"v": "d"}), &[]);
+    let e = res("h1", "e", json!({"v": "e"}), std::slice::from_ref(&d.address));
+    let desired = vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone()];
+
+    let refreshed = refresh(&reg, &hosts, "t", &desired).await.unwrap();
+    let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    assert_eq!(plan.count(Action::Create), 5);
+    let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    let outcome = |addr: &Address| report.outcomes.iter().find(|(x, _, _)| x == addr).unwrap().2.clone();
+    assert!(matches!(outcome(&a.address), Outcome::Failed(m) if m.contains("told to fail")));
+    assert!(matches!(outcome(&b.address), Outcome::Skipped(m) if m.contains("rec.thing[h1:a]")));
+    assert!(matches!(outcome(&c.address), Outcome::Skipped(_)));
+    assert_eq!(outcome(&d.address), Outcome::Applied);
+    assert_eq!(outcome(&e.address), Outcome::Applied);
+    let order = log.lock().unwrap().clone();
+    let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
+    assert!(pos("Create d") < pos("Create e"), "{order:?}");
+    assert!(!order.iter().any(|x| x.ends_with(" b") || x.ends_with(" c")), "{order:?}");
+
+    // Only what was written is recorded; a re-run converges once the cause is gone.
+    let fixed: Vec<Resource> = vec![res("h1", "a", json!({"v": "a"}), &[]), b, c, d, e];
+    let refreshed = refresh(&reg, &hosts, "t", &fixed).await.unwrap();
+    let plan = engine::make_plan(&reg, "t", &fixed, &refreshed).unwrap();
+    assert_eq!(plan.changes.len(), 3, "{:?}", plan.changes);
+    let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    assert_eq!(report.failed(), 0);
+    let refreshed = refresh(&reg, &hosts, "t", &fixed).await.unwrap();
+    assert!(engine::make_plan(&reg, "t", &fixed, &refreshed).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deletes_run_in_reverse_dependency_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Recorder { log: log.clone() }));
+    let hosts = Hosts::new(&env(dir.path()), dir.path());
+    let a = res("h1", "a", json!({"v": "a"}), &[]);
+    let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
+    let keep = res("h1", "keep", json!({"v": "k"}), &[]);
+    let all = vec![a, b, keep.clone()];
+    let refreshed = refresh(&reg, &hosts, "t", &all).await.unwrap();
+    let plan = engine::make_plan(&reg, "t", &all, &refreshed).unwrap();
+    engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    log.lock().unwrap().clear();
+
+    let only_keep = vec![keep];
+    let refreshed = refresh(&reg, &hosts, "t", &only_keep).await.unwrap();
+    assert_eq!(refreshed.orphans.len(), 2);
+    let plan = engine::make_plan(&reg, "t", &only_keep, &refreshed).unwrap();
+    assert_eq!(plan.count(Action::Delete), 2);
+    engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    assert_eq!(*log.lock().unwrap(), vec!["Delete b".to_string(), "Delete a".to_string()]);
+    let refreshed = refresh(&reg, &hosts, "t", &only_keep).await.unwrap();
+    assert!(refreshed.orphans.is_empty());
+}

@@ -1,0 +1,259 @@
+//! Every validation rule has a failing input whose finding is located at file:line:column.
+
+use groundwork::config::{self, ConfigError};
+
+const BASE: &str = r#"cluster: { name: lab, base_domain: example.test }
+networks:
+  machine: [10.88.0.0/24]
+  cluster: { cidr: 10.128.0.0/14, host_prefix: 23 }
+  service: [172.30.0.0/16]
+hosts:
+  bastion: { address: 10.88.0.10, roles: [http, tftp], transport: local, root: r/bastion }
+  ns1: { address: 10.88.0.2, roles: [dns, dhcp], transport: local, root: r/ns1 }
+  lb1:
+    address: 10.88.0.3
+    roles: [lb]
+    vips: { internal: 10.88.0.3, external: 10.88.0.4 }
+dhcp:
+  subnet: 10.88.0.0/24
+  routers: [10.88.0.1]
+  pxe: { tftp_host: bastion, script: pxeboot.ipxe }
+files:
+  boot: { kernel: k, initramfs: i.img, image: m.raw.gz }
+  serve:
+    - { path: pxeboot.ipxe, template: builtin:ipxe }
+    - { path: k, content: "k" }
+    - { path: i.img, content: "i" }
+    - { path: m.raw.gz, content: "m" }
+    - { path: bootstrap.ign, content: "{}", kind: ignition }
+    - { path: master.ign, content: "{}", kind: ignition }
+    - { path: worker.ign, content: "{}", kind: ignition }
+"#;
+
+const NODES: &str = r#"nodes:
+  - { name: bs, role: bootstrap, mac: "52:54:00:00:00:11", ip: 10.88.0.11 }
+  - { name: m1, role: master, mac: "52:54:00:00:00:21", ip: 10.88.0.21 }
+  - { name: m2, role: master, mac: "52:54:00:00:00:22", ip: 10.88.0.22 }
+  - { name: m3, role: master, mac: "52:54:00:00:00:23", ip: 10.88.0.23 }
+  - { name: w1, role: worker, mac: "52:54:00:00:00:31", ip: 10.88.0.31 }
+  - { name: w2, role: worker, mac: "52:54:00:00:00:32", ip: 10.88.0.32 }
+"#;
+
+/// Validate an environment of two files (environment.yaml, nodes.yaml) after edits.
+fn check(env: &str, nodes: &str) -> Result<(), ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("environment.yaml"), env).unwrap();
+    std::fs::write(dir.path().join("nodes.yaml"), nodes).unwrap();
+    config::load_valid(dir.path()).map(|_| ())
+}
+
+/// The findings as (rule, "file:line:col" without the temp dir, message).
+fn findings(env: &str, nodes: &str) -> Vec<(String, String, String)> {
+    match check(env, nodes) {
+        Ok(()) => vec![],
+        Err(ConfigError::Invalid(f)) => f
+            .into_iter()
+            .map(|f| {
+                let at = f.at.unwrap_or_default();
+                let at = at.rsplit('/').next().unwrap_or_default().to_string();
+                (f.rule.to_string(), at, f.message)
+            })
+            .collect(),
+        Err(other) => panic!("expected findings, got {other}"),
+    }
+}
+
+/// "file:line:col" of `token` on the first line of `text` that contains `marker`.
+fn at(file: &str, text: &str, marker: &str, token: &str) -> String {
+    let (i, line) = text.lines().enumerate().find(|(_, l)| l.contains(marker)).expect("marker");
+    let col = line.find(token).expect("token") + 1;
+    format!("{file}:{}:{col}", i + 1)
+}
+
+fn expect(env: &str, nodes: &str, rule: &str, at: &str) -> String {
+    let f = findings(env, nodes);
+    let hit = f.iter().find(|(r, a, _)| r == rule && a == at);
+    assert!(hit.is_some(), "expected {rule} at {at}, got {f:#?}");
+    hit.map(|h| h.2.clone()).unwrap_or_default()
+}
+
+#[test]
+fn base_environment_is_valid() {
+    assert_eq!(findings(BASE, NODES), vec![]);
+}
+
+#[test]
+fn ocp45_is_valid() {
+    config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+}
+
+#[test]
+fn node_name_must_be_a_dns_label() {
+    let nodes = NODES.replace("name: w2", "name: W_2");
+    expect(BASE, &nodes, "dns-name", &at("nodes.yaml", &nodes, "W_2", "W_2"));
+}
+
+#[test]
+fn cluster_name_and_base_domain_must_be_dns_names() {
+    let env = BASE.replace("name: lab,", "name: -lab,").replace("base_domain: example.test", "base_domain: ex..test");
+    expect(&env, NODES, "dns-name", &at("environment.yaml", &env, "cluster", "-lab"));
+    expect(&env, NODES, "dns-name", &at("environment.yaml", &env, "cluster", "ex..test"));
+}
+
+#[test]
+fn extra_records_must_sit_under_the_cluster_domain() {
+    let env = format!("{BASE}dns:\n  records:\n    - {{ name: registry.other.test., type: A, value: 10.88.0.50 }}\n");
+    let msg = expect(&env, NODES, "dns-name", &at("environment.yaml", &env, "registry", "registry"));
+    assert!(msg.contains("not under the cluster domain lab.example.test"), "{msg}");
+}
+
+#[test]
+fn exactly_one_bootstrap() {
+    let nodes = NODES.replace("name: m3, role: master", "name: m3, role: bootstrap");
+    expect(BASE, &nodes, "bootstrap-count", &at("nodes.yaml", &nodes, "m3", "bootstrap"));
+}
+
+#[test]
+fn three_masters_or_compact() {
+    let nodes: String = NODES.lines().filter(|l| !l.contains("m3")).map(|l| format!("{l}\n")).collect();
+    let msg = expect(BASE, &nodes, "master-count", &at("nodes.yaml", &nodes, "bs", "- {"));
+    assert!(msg.contains("found 2"), "{msg}");
+    let compact = BASE.replace("base_domain: example.test }", "base_domain: example.test, compact: true }");
+    expect(&compact, NODES, "master-count", &at("nodes.yaml", NODES, "w1", "worker"));
+}
+
+#[test]
+fn ip_unique_names_both_sides() {
+    let nodes = NODES.replace("ip: 10.88.0.32", "ip: 10.88.0.31");
+    let msg = expect(BASE, &nodes, "ip-unique", &at("nodes.yaml", &nodes, "w2", "10.88"));
+    assert!(
+        msg.contains("10.88.0.31 used by w1 (")
+            && msg.contains(&format!("{}) and w2 (", at("nodes.yaml", &nodes, "w1", "10.88"))),
+        "{msg}"
+    );
+}
+
+#[test]
+fn ip_of_node_and_host_clash() {
+    let nodes = NODES.replace("ip: 10.88.0.32", "ip: 10.88.0.10");
+    let msg = expect(BASE, &nodes, "ip-unique", &at("environment.yaml", BASE, "bastion:", "10.88"));
+    assert!(msg.contains("used by w2") && msg.contains("bastion"), "{msg}");
+}
+
+#[test]
+fn ip_inside_machine_network() {
+    let nodes = NODES.replace("ip: 10.88.0.32", "ip: 10.89.0.32");
+    expect(BASE, &nodes, "ip-in-machine-network", &at("nodes.yaml", &nodes, "w2", "10.89"));
+}
+
+#[test]
+fn mac_well_formed_and_unique() {
+    let nodes = NODES.replace("52:54:00:00:00:32", "52:54:00:00:00:3g");
+    expect(BASE, &nodes, "mac-format", &at("nodes.yaml", &nodes, "w2", "\"52"));
+    let nodes = NODES.replace("52:54:00:00:00:32", "52:54:00:00:00:31");
+    let msg = expect(BASE, &nodes, "mac-unique", &at("nodes.yaml", &nodes, "w2", "\"52"));
+    assert!(msg.contains("used by w1") && msg.contains("and w2"), "{msg}");
+}
+
+#[test]
+fn networks_private() {
+    let env = BASE.replace("service: [172.30.0.0/16]", "service: [8.8.0.0/16]");
+    expect(&env, NODES, "network-private", &at("environment.yaml", &env, "service", "8.8"));
+}
+
+#[test]
+fn networks_do_not_overlap() {
+    let env = BASE.replace("service: [172.30.0.0/16]", "service: [10.130.0.0/16]");
+    let msg = expect(&env, NODES, "network-overlap", &at("environment.yaml", &env, "service", "10.130"));
+    assert!(msg.contains("cluster network 10.128.0.0/14") && msg.contains("service network 10.130.0.0/16"), "{msg}");
+    let env =
+        BASE.replace("service: [172.30.0.0/16]\n", "service: [172.30.0.0/16]\n  other: { office: 10.88.0.0/16 }\n");
+    expect(&env, NODES, "network-overlap", &at("environment.yaml", &env, "office", "10.88"));
+}
+
+#[test]
+fn every_node_gets_records_from_a_dns_host() {
+    let env = BASE.replace("roles: [dns, dhcp]", "roles: [dhcp]");
+    let msg = expect(&env, NODES, "node-records", &at("environment.yaml", &env, "hosts:", "hosts"));
+    assert!(msg.contains("localhost"), "{msg}");
+    let env = format!("{BASE}dns:\n  records:\n    - {{ name: m1, type: A, value: 10.88.0.99 }}\n");
+    expect(&env, NODES, "node-records", &at("environment.yaml", &env, "10.88.0.99", "m1"));
+}
+
+#[test]
+fn lb_frontends_reach_the_right_nodes_on_their_port() {
+    let lb = r#"loadbalancer:
+  frontends:
+    - { name: api, port: 6443, backends: [{ node: bs, port: 6443 }, { node: m1, port: 6443 }, { node: m2, port: 6443 }, { node: m3, port: 6443 }] }
+    - { name: mc, port: 22623, backends: [{ node: bs, port: 22623 }, { node: m1, port: 22623 }, { node: m2, port: 22623 }, { node: w1, port: 22623 }] }
+    - { name: http, port: 80, backends: [{ node: w1, port: 80 }, { node: w2, port: 80 }] }
+    - { name: https, port: 443, backends: [{ node: w1, port: 443 }, { node: w2, port: 80 }] }
+"#;
+    let env = format!("{BASE}{lb}");
+    let msg = expect(&env, NODES, "lb-backends", &at("environment.yaml", &env, "name: mc", "w1"));
+    assert!(msg.contains("w1 is not one of them"), "{msg}");
+    let msg = expect(&env, NODES, "lb-backends", &at("environment.yaml", &env, "name: mc", "{ name"));
+    assert!(msg.contains("no backend for m3"), "{msg}");
+    // The seed's own slip: w3 on port 80 in the 443 backend.
+    let msg = expect(&env, NODES, "lb-backends", &at("environment.yaml", &env, "name: https", "80"));
+    assert!(msg.contains("uses port 80 but the frontend listens on 443"), "{msg}");
+}
+
+#[test]
+fn dhcp_fixed_addresses_inside_subnet() {
+    let env = BASE.replace("subnet: 10.88.0.0/24", "subnet: 10.88.0.0/27");
+    let msg = expect(&env, NODES, "dhcp-subnet", &at("nodes.yaml", NODES, "w2", "10.88"));
+    assert!(msg.contains("outside the DHCP subnet 10.88.0.0/27"), "{msg}");
+}
+
+#[test]
+fn served_urls_point_to_served_files() {
+    let env = BASE.replace("    - { path: worker.ign, content: \"{}\", kind: ignition }\n", "");
+    let msg = expect(&env, NODES, "served-urls", &at("environment.yaml", &env, "pxeboot.ipxe, template", "builtin"));
+    assert!(msg.contains("worker.ign"), "{msg}");
+    let env = BASE.replace("script: pxeboot.ipxe", "script: boot.ipxe");
+    expect(&env, NODES, "served-urls", &at("environment.yaml", &env, "script:", "boot.ipxe"));
+}
+
+#[test]
+fn host_references_exist_with_the_role() {
+    let env = BASE.replace("tftp_host: bastion", "tftp_host: bastoin");
+    let msg = expect(&env, NODES, "host-reference", &at("environment.yaml", &env, "bastoin", "bastoin"));
+    assert!(msg.contains("bastoin"), "{msg}");
+}
+
+#[test]
+fn unknown_keys_are_located_syntax_errors() {
+    let env = BASE.replace("  routers:", "  router:");
+    match check(&env, NODES) {
+        Err(ConfigError::Syntax(s)) => {
+            assert_eq!((s.line, s.column), (15, 3));
+            assert!(s.message.contains("unknown field `router`"), "{}", s.message);
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_yaml_is_located() {
+    let nodes = NODES.replace("ip: 10.88.0.32 }", "ip: 10.88.0.32");
+    match check(BASE, &nodes) {
+        Err(ConfigError::Syntax(s)) => {
+            assert!(s.file.ends_with("nodes.yaml"));
+            assert_eq!(s.line, 8);
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_section_defined_twice_names_both_files() {
+    let nodes = format!("{NODES}cluster: {{ name: x, base_domain: y.test }}\n");
+    match check(BASE, &nodes) {
+        Err(e @ ConfigError::DuplicateSection { .. }) => {
+            let s = e.to_string();
+            assert!(s.contains("nodes.yaml:8:1") && s.contains("environment.yaml:1:1"), "{s}");
+        }
+        other => panic!("expected a duplicate section, got {other:?}"),
+    }
+}
