@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: everything, lab-backed tests included. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ensure-rust.sh
+cargo test --workspace --locked "$@"
