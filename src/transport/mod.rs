@@ -1,5 +1,7 @@
 //! Transports to infra hosts: one per host per run, created on first use and reused.
 
+pub mod ssh;
+
 use crate::error::{Error, Result};
 use groundwork_sdk::local::LocalTransport;
 use groundwork_sdk::model::{Environment, TransportKind};
@@ -7,7 +9,12 @@ use groundwork_sdk::{Context, Transport};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Mutex;
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
 
 /// Connections to the environment's hosts, opened lazily and shared by every read and write.
 pub struct Hosts {
@@ -39,15 +46,34 @@ impl Hosts {
                 })?;
                 Arc::new(LocalTransport::new(host, self.env_dir.join(root)))
             }
-            TransportKind::Ssh => {
-                return Err(Error::Host {
-                    host: host.into(),
-                    message: "SSH transport is not available in this build".into(),
-                })
-            }
+            TransportKind::Ssh => Arc::new(ssh::SshTransport::new(host, self.ssh_options(h))),
         };
         open.insert(host.to_string(), t.clone());
         Ok(t)
+    }
+
+    fn ssh_options(&self, h: &groundwork_sdk::model::Host) -> ssh::SshOptions {
+        let s = &self.env.ssh;
+        let known_hosts = s.known_hosts.as_deref().map(|p| self.expand(p)).unwrap_or_else(|| home().join(".ssh/known_hosts"));
+        ssh::SshOptions {
+            address: h.address.to_string(),
+            port: h.port.unwrap_or(s.port),
+            user: h.user.clone().unwrap_or_else(|| s.user.clone()),
+            identity: s.identity.as_deref().map(|p| self.expand(p)),
+            known_hosts,
+            accept_new_host_keys: s.accept_new_host_keys,
+            connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+            command_timeout: Duration::from_secs(s.command_timeout_secs),
+            max_channels: 8,
+        }
+    }
+
+    /// `~/x` → $HOME/x; relative paths resolve from the environment directory.
+    fn expand(&self, p: &str) -> PathBuf {
+        match p.strip_prefix("~/") {
+            Some(rest) => home().join(rest),
+            None => self.env_dir.join(p),
+        }
     }
 
     /// The context a provider gets for resources on `host`.

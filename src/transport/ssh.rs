@@ -1,0 +1,464 @@
+//! SSH transport (russh): one connection per host per run, reused for every command; host keys
+//! verified against known_hosts; files read and written by small fixed POSIX sh scripts whose values
+//! are passed as quoted positional arguments, never spliced into the script.
+
+use async_trait::async_trait;
+use groundwork_sdk::transport::{shell_quote, Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};
+use groundwork_sdk::TransportError;
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use russh::ChannelMsg;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncRead;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// How to reach one host.
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; None: ssh-agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    /// Trust and record an unknown host key (a changed key is always refused).
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// Channels open at once on the connection (sshd's MaxSessions is 10).
+    pub max_channels: usize,
+}
+
+/// Checks the server's key against known_hosts and remembers why it refused.
+struct Verifier {
+    host: String,
+    opts: SshOptions,
+    refusal: Arc<Mutex<Option<TransportError>>>,
+}
+
+impl Verifier {
+    fn refuse(&self, e: TransportError) -> bool {
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(e);
+        }
+        false
+    }
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(self.refuse(TransportError::Protocol {
+                host: self.host.clone(),
+                message: "the server offered a certificate; only known_hosts keys are supported".into(),
+            }));
+        };
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let known = &self.opts.known_hosts;
+        match russh::keys::check_known_hosts_path(&self.opts.address, self.opts.port, key, known) {
+            Ok(true) => Ok(true),
+            Ok(false) if self.opts.accept_new_host_keys => {
+                match russh::keys::known_hosts::learn_known_hosts_path(&self.opts.address, self.opts.port, key, known) {
+                    Ok(()) => {
+                        tracing::warn!(host = %self.host, %fingerprint, "recorded a new host key in {}", known.display());
+                        Ok(true)
+                    }
+                    Err(e) => Ok(self.refuse(TransportError::Protocol {
+                        host: self.host.clone(),
+                        message: format!("cannot record the host key in {}: {e}", known.display()),
+                    })),
+                }
+            }
+            Ok(false) => Ok(self.refuse(TransportError::UnknownHostKey { host: self.host.clone(), fingerprint })),
+            Err(russh::keys::Error::KeyChanged { line }) => Ok(self.refuse(TransportError::HostKeyMismatch {
+                host: self.host.clone(),
+                fingerprint: format!("{fingerprint}; known_hosts line {line} has another key"),
+            })),
+            Err(e) => Ok(self.refuse(TransportError::Protocol {
+                host: self.host.clone(),
+                message: format!("{}: {e}", known.display()),
+            })),
+        }
+    }
+}
+
+pub struct SshTransport {
+    host: String,
+    opts: SshOptions,
+    conn: OnceCell<Handle<Verifier>>,
+    channels: Semaphore,
+    /// Exec sessions opened so far (for --verbose round-trip counts).
+    pub sessions: std::sync::atomic::AtomicUsize,
+}
+
+impl SshTransport {
+    pub fn new(host: impl Into<String>, opts: SshOptions) -> Self {
+        let permits = opts.max_channels.max(1);
+        SshTransport {
+            host: host.into(),
+            opts,
+            conn: OnceCell::new(),
+            channels: Semaphore::new(permits),
+            sessions: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn err_unreachable(&self, m: impl std::fmt::Display) -> TransportError {
+        TransportError::Unreachable { host: self.host.clone(), message: m.to_string() }
+    }
+
+    async fn connect(&self) -> Result<Handle<Verifier>, TransportError> {
+        let refusal = Arc::new(Mutex::new(None));
+        let handler = Verifier { host: self.host.clone(), opts: self.opts.clone(), refusal: refusal.clone() };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            nodelay: true,
+            // Large windows keep uploads streaming at link speed.
+            window_size: 16 * 1024 * 1024,
+            maximum_packet_size: 65535,
+            ..Default::default()
+        });
+        let addr = (self.opts.address.as_str(), self.opts.port);
+        let connecting = client::connect(config, addr, handler);
+        let mut handle = match tokio::time::timeout(self.opts.connect_timeout, connecting).await {
+            Err(_) => {
+                return Err(TransportError::Timeout {
+                    host: self.host.clone(),
+                    what: format!("connecting to {}:{}", self.opts.address, self.opts.port),
+                    secs: self.opts.connect_timeout.as_secs(),
+                })
+            }
+            Ok(Err(e)) => {
+                if let Some(r) = refusal.lock().ok().and_then(|mut r| r.take()) {
+                    return Err(r);
+                }
+                return Err(self.err_unreachable(format!("{}:{}: {e}", self.opts.address, self.opts.port)));
+            }
+            Ok(Ok(h)) => h,
+        };
+        self.authenticate(&mut handle).await?;
+        Ok(handle)
+    }
+
+    async fn authenticate(&self, handle: &mut Handle<Verifier>) -> Result<(), TransportError> {
+        let auth_err = |m: String| TransportError::Auth { host: self.host.clone(), message: m };
+        let user = self.opts.user.clone();
+        let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+        if let Some(path) = &self.opts.identity {
+            let key = russh::keys::load_secret_key(path, None)
+                .map_err(|e| auth_err(format!("cannot load {}: {e}", path.display())))?;
+            let res = handle
+                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+                .await
+                .map_err(|e| auth_err(e.to_string()))?;
+            return if res.success() {
+                Ok(())
+            } else {
+                Err(auth_err(format!("{}@{} refused the key {}", self.opts.user, self.host, path.display())))
+            };
+        }
+        if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
+            let ids = agent.request_identities().await.unwrap_or_default();
+            for id in ids {
+                let public: PublicKey = id.public_key().into_owned();
+                if let Ok(r) = handle.authenticate_publickey_with(user.clone(), public, rsa_hash, &mut agent).await {
+                    if r.success() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            let path = home.join(".ssh").join(name);
+            let Ok(key) = russh::keys::load_secret_key(&path, None) else { continue };
+            if let Ok(r) = handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash)).await {
+                if r.success() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(auth_err(format!("no key was accepted for {}@{} (identity file, ssh-agent, ~/.ssh)", self.opts.user, self.host)))
+    }
+
+    async fn handle(&self) -> Result<&Handle<Verifier>, TransportError> {
+        self.conn.get_or_try_init(|| self.connect()).await
+    }
+
+    /// Run a shell line, feeding `stdin` (streamed) to it.
+    async fn run(
+        &self,
+        line: &str,
+        stdin: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+        shown: &str,
+        bound: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let handle = self.handle().await?;
+        let _permit = self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?;
+        self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = async {
+            let mut ch = handle.channel_open_session().await.map_err(|e| self.err_unreachable(e))?;
+            ch.exec(true, line).await.map_err(|e| self.err_unreachable(e))?;
+            if let Some(r) = stdin {
+                ch.data(r).await.map_err(|e| self.err_unreachable(format!("sending data: {e}")))?;
+            }
+            ch.eof().await.map_err(|e| self.err_unreachable(e))?;
+            let mut out = ExecOutput { code: -1, ..Default::default() };
+            while let Some(msg) = ch.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => out.code = exit_status as i32,
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        out.code = 128;
+                        out.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
+                    }
+                    _ => {}
+                }
+            }
+            Ok(out)
+        };
+        tokio::time::timeout(bound, work).await.map_err(|_| TransportError::Timeout {
+            host: self.host.clone(),
+            what: shown.to_string(),
+            secs: bound.as_secs(),
+        })?
+    }
+
+    /// `sh -c SCRIPT NAME ARGS...`, every value quoted.
+    fn script_line(script: &str, name: &str, args: &[&str]) -> String {
+        let mut s = format!("sh -c {} {}", shell_quote(script), shell_quote(name));
+        for a in args {
+            s.push(' ');
+            s.push_str(&shell_quote(a));
+        }
+        s
+    }
+
+    fn io(&self, path: &str, m: impl std::fmt::Display) -> TransportError {
+        TransportError::Io { host: self.host.clone(), path: path.to_string(), message: m.to_string() }
+    }
+
+    async fn write_stream(
+        &self,
+        path: &str,
+        data: &mut (dyn AsyncRead + Unpin + Send),
+        opts: &WriteOptions,
+        sha256: &str,
+        bound: Duration,
+    ) -> Result<(), TransportError> {
+        let mode = opts.mode.map(|m| format!("{m:o}")).unwrap_or_default();
+        let owner = opts.owner.clone().unwrap_or_default();
+        let group = opts.group.clone().unwrap_or_default();
+        let line = Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256]);
+        let out = self.run(&line, Some(data), &format!("write {path}"), bound).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.io(path, out.message()))
+        }
+    }
+}
+
+/// Atomic write: temp file in the target's directory, optional digest check, mode/owner preserved or
+/// set, fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group, $5 expected sha256 (may be empty).
+const WRITE_SCRIPT: &str = r#"set -e
+p=$1; mode=$2; owner=$3; group=$4; want=$5
+d=$(dirname -- "$p")
+mkdir -p -- "$d"
+t=$(mktemp -- "$d/.groundwork-XXXXXX")
+trap 'rm -f -- "$t"' EXIT
+cat > "$t"
+if [ -n "$want" ]; then
+  got=$(sha256sum < "$t"); got=${got%% *}
+  if [ "$got" != "$want" ]; then echo "digest after transfer is $got, expected $want" >&2; exit 3; fi
+fi
+if [ -z "$mode" ]; then
+  if [ -e "$p" ]; then mode=$(stat -c %a -- "$p"); else mode=644; fi
+fi
+chmod "$mode" "$t"
+if [ -e "$p" ] && [ -z "$owner$group" ]; then chown --reference="$p" "$t" 2>/dev/null || true; fi
+if [ -n "$owner" ]; then chown "$owner" "$t"; fi
+if [ -n "$group" ]; then chgrp "$group" "$t"; fi
+sync -- "$t" 2>/dev/null || true
+mv -f -- "$t" "$p"
+trap - EXIT
+"#;
+
+/// Batched read: per path `F <size>\n<bytes>`, `M\n` (missing) or `E <message>\n`.
+const READ_SCRIPT: &str = r#"for p in "$@"; do
+  if [ ! -e "$p" ]; then printf 'M\n'
+  elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+  elif [ ! -r "$p" ]; then printf 'E permission denied\n'
+  else printf 'F %s\n' "$(stat -c %s -- "$p")"; cat -- "$p"; fi
+done
+"#;
+
+/// Batched digests: per path `F <sha256> <size> <octal mode>\n`, `M\n` or `E <message>\n`.
+const META_SCRIPT: &str = r#"for p in "$@"; do
+  if [ ! -e "$p" ]; then printf 'M\n'
+  elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+  elif ! s=$(sha256sum -- "$p" 2>&1); then printf 'E %s\n' "$(printf %s "$s" | tr '\n' ' ')"
+  else printf 'F %s %s\n' "${s%% *}" "$(stat -c '%s %a' -- "$p")"; fi
+done
+"#;
+
+/// Parse READ_SCRIPT output.
+pub fn parse_read_output(paths: &[String], out: &[u8]) -> Result<Vec<Result<Option<Vec<u8>>, String>>, String> {
+    let mut rest = out;
+    let mut result = Vec::with_capacity(paths.len());
+    for p in paths {
+        let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| format!("{p}: truncated output"))?;
+        let header = std::str::from_utf8(&rest[..nl]).map_err(|_| format!("{p}: garbled header"))?.to_string();
+        rest = &rest[nl + 1..];
+        if header == "M" {
+            result.push(Ok(None));
+        } else if let Some(m) = header.strip_prefix("E ") {
+            result.push(Err(m.to_string()));
+        } else if let Some(n) = header.strip_prefix("F ") {
+            let n: usize = n.trim().parse().map_err(|_| format!("{p}: bad size {n:?}"))?;
+            if rest.len() < n {
+                return Err(format!("{p}: changed while being read"));
+            }
+            result.push(Ok(Some(rest[..n].to_vec())));
+            rest = &rest[n..];
+        } else {
+            return Err(format!("{p}: unexpected {header:?}"));
+        }
+    }
+    Ok(result)
+}
+
+/// Parse META_SCRIPT output.
+pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Option<FileMeta>, String>>, String> {
+    let mut lines = out.lines();
+    paths
+        .iter()
+        .map(|p| {
+            let line = lines.next().ok_or_else(|| format!("{p}: truncated output"))?;
+            if line == "M" {
+                return Ok(Ok(None));
+            }
+            if let Some(m) = line.strip_prefix("E ") {
+                return Ok(Err(m.to_string()));
+            }
+            let f: Vec<&str> = line.strip_prefix("F ").unwrap_or_default().split_whitespace().collect();
+            match f.as_slice() {
+                [sha, size, mode] => Ok(Ok(Some(FileMeta {
+                    sha256: sha.to_string(),
+                    size: size.parse().map_err(|_| format!("{p}: bad size"))?,
+                    mode: u32::from_str_radix(mode, 8).map_err(|_| format!("{p}: bad mode"))?,
+                }))),
+                _ => Err(format!("{p}: unexpected {line:?}")),
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Transport for SshTransport {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError> {
+        let line = cmd.to_shell(|p| p.to_string());
+        match &cmd.stdin {
+            Some(bytes) => self.run(&line, Some(&mut &bytes[..]), &line, self.opts.command_timeout).await,
+            None => self.run(&line, None, &line, self.opts.command_timeout).await,
+        }
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        let mut v = self.read_files(&[path.to_string()]).await?;
+        Ok(v.pop().flatten())
+    }
+
+    async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, TransportError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let line = Self::script_line(READ_SCRIPT, "groundwork-read", &args);
+        let out = self.run(&line, None, "read files", self.opts.command_timeout).await?;
+        let parsed = parse_read_output(paths, &out.stdout).map_err(|m| self.io(&paths[0], m))?;
+        parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
+    }
+
+    async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let line = Self::script_line(META_SCRIPT, "groundwork-meta", &args);
+        let out = self.run(&line, None, "file digests", self.opts.command_timeout).await?;
+        let parsed = parse_meta_output(paths, &out.stdout_str()).map_err(|m| self.io(&paths[0], m))?;
+        parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
+    }
+
+    async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError> {
+        self.write_stream(path, &mut &contents[..], opts, "", self.opts.command_timeout).await
+    }
+
+    async fn upload(&self, local: &Path, remote: &str, sha256: &str, opts: &WriteOptions) -> Result<UploadOutcome, TransportError> {
+        if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
+            if m.sha256 == sha256 {
+                return Ok(UploadOutcome::Skipped);
+            }
+        }
+        let file = tokio::fs::File::open(local).await.map_err(|e| self.io(&local.display().to_string(), e))?;
+        let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        // Streamed in window-sized chunks: memory stays flat whatever the file size.
+        let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        // The time bound grows with the size (at least 1 MiB/s), not only the command timeout.
+        let bound = self.opts.command_timeout + Duration::from_secs(bytes / (1024 * 1024));
+        self.write_stream(remote, &mut reader, opts, sha256, bound).await?;
+        Ok(UploadOutcome::Uploaded { bytes })
+    }
+
+    async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
+        let out = self.exec(&Cmd::new("rm").arg("-f").arg("--").path(path)).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.io(path, out.message()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_output_is_binary_safe() {
+        let paths: Vec<String> = ["/a", "/b", "/c", "/d"].iter().map(|s| s.to_string()).collect();
+        let mut out = b"F 5\nx\ny\nzM\nE permission denied\nF 0\n".to_vec();
+        out.extend_from_slice(b"");
+        let r = parse_read_output(&paths, &out).unwrap();
+        assert_eq!(r[0], Ok(Some(b"x\ny\nz".to_vec())));
+        assert_eq!(r[1], Ok(None));
+        assert_eq!(r[2], Err("permission denied".to_string()));
+        assert_eq!(r[3], Ok(Some(vec![])));
+        assert!(parse_read_output(&paths, b"F 10\nabc").is_err());
+    }
+
+    #[test]
+    fn meta_output() {
+        let paths: Vec<String> = ["/a", "/b"].iter().map(|s| s.to_string()).collect();
+        let r = parse_meta_output(&paths, "F abc 12 644\nM\n").unwrap();
+        assert_eq!(r[0], Ok(Some(FileMeta { sha256: "abc".into(), size: 12, mode: 0o644 })));
+        assert_eq!(r[1], Ok(None));
+    }
+
+    #[test]
+    fn script_values_are_quoted_arguments() {
+        let line = SshTransport::script_line("echo \"$1\"", "n", &["/etc/a b; reboot"]);
+        assert_eq!(line, "sh -c 'echo \"$1\"' n '/etc/a b; reboot'");
+    }
+}
