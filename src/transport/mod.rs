@@ -54,7 +54,8 @@ impl Hosts {
 
     fn ssh_options(&self, h: &groundwork_sdk::model::Host) -> ssh::SshOptions {
         let s = &self.env.ssh;
-        let known_hosts = s.known_hosts.as_deref().map(|p| self.expand(p)).unwrap_or_else(|| home().join(".ssh/known_hosts"));
+        let known_hosts =
+            s.known_hosts.as_deref().map(|p| self.expand(p)).unwrap_or_else(|| home().join(".ssh/known_hosts"));
         ssh::SshOptions {
             address: h.address.to_string(),
             port: h.port.unwrap_or(s.port),

@@ -177,13 +177,18 @@ impl SshTransport {
         for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
             let path = home.join(".ssh").join(name);
             let Ok(key) = russh::keys::load_secret_key(&path, None) else { continue };
-            if let Ok(r) = handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash)).await {
+            if let Ok(r) =
+                handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash)).await
+            {
                 if r.success() {
                     return Ok(());
                 }
             }
         }
-        Err(auth_err(format!("no key was accepted for {}@{} (identity file, ssh-agent, ~/.ssh)", self.opts.user, self.host)))
+        Err(auth_err(format!(
+            "no key was accepted for {}@{} (identity file, ssh-agent, ~/.ssh)",
+            self.opts.user, self.host
+        )))
     }
 
     async fn handle(&self) -> Result<&Handle<Verifier>, TransportError> {
@@ -405,7 +410,13 @@ impl Transport for SshTransport {
         self.write_stream(path, &mut &contents[..], opts, "", self.opts.command_timeout).await
     }
 
-    async fn upload(&self, local: &Path, remote: &str, sha256: &str, opts: &WriteOptions) -> Result<UploadOutcome, TransportError> {
+    async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+        opts: &WriteOptions,
+    ) -> Result<UploadOutcome, TransportError> {
         if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
             if m.sha256 == sha256 {
                 return Ok(UploadOutcome::Skipped);

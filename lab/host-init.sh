@@ -1,0 +1,126 @@
+#!/bin/bash
+# groundwork lab: PID 1 of one lab host. Runs inside the host's own network, mount, UTS and PID
+# namespaces. Gives the host its own /etc, /var, /srv, /opt, /home, /usr/local (overlays), /root, /run,
+# /proc and /sys; starts sshd and the daemons of its roles; then stays as the reaper of the namespace.
+# Args: NAME IP ROLES(comma list) HOSTDIR LABDIR
+set -eu
+name=$1 ip=$2 roles=$3 hostdir=$4 labdir=$5
+
+hostname "$name"
+mount --make-rprivate /
+for d in etc var srv opt home usr/local; do
+  key=${d//\//_}
+  mkdir -p "$hostdir/upper/$key" "$hostdir/work/$key"
+  mount -t overlay "gwlab-$key" -o "lowerdir=/$d,upperdir=$hostdir/upper/$key,workdir=$hostdir/work/$key" "/$d"
+done
+mount -t tmpfs -o mode=0700 gwlab-root /root
+mount -t tmpfs -o mode=0755 gwlab-run /run
+# /sys: `ip netns exec` already mounted the namespace's own sysfs.
+mkdir -p /run/sshd /run/named /run/haproxy /run/nginx /run/gwlab /var/log/gwlab /root/.ssh
+install -m 0755 "$labdir/systemctl" /usr/local/bin/systemctl
+mkdir -p /etc/gwlab/units
+
+# sshd: own host key, key-only root login.
+install -m 0600 "$hostdir/ssh_host_ed25519_key" /etc/ssh/gwlab_host_ed25519_key
+install -m 0644 "$hostdir/authorized_keys" /etc/ssh/gwlab_authorized_keys
+cat > /etc/ssh/gwlab_sshd_config <<CFG
+ListenAddress $ip
+Port 22
+HostKey /etc/ssh/gwlab_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AuthorizedKeysFile /etc/ssh/gwlab_authorized_keys
+PidFile /run/sshd.pid
+MaxSessions 64
+MaxStartups 64:30:128
+Subsystem sftp /usr/lib/openssh/sftp-server
+CFG
+cat > /etc/gwlab/units/sshd <<'U'
+START="/usr/sbin/sshd -D -e -f /etc/ssh/gwlab_sshd_config"
+READY="test -s /run/sshd.pid"
+U
+
+has() { case ",$roles," in *",$1,"*) return 0;; esac; return 1; }
+
+if has dns; then
+  # A RHEL-style BIND layout: /etc/named.conf, /etc/named/, /var/named; user bind (Debian's).
+  mkdir -p /etc/named /var/named/data
+  chown -R root:bind /var/named; chmod 0770 /var/named /var/named/data
+  rndc-confgen -a -k rndc-key -c /etc/rndc.key >/dev/null 2>&1
+  chown root:bind /etc/rndc.key; chmod 0640 /etc/rndc.key
+  cat > /etc/named.conf <<'CFG'
+// Lab stand-in for RHEL's stock /etc/named.conf.
+options {
+        listen-on port 53 { any; };
+        directory "/var/named";
+        pid-file "/run/named/named.pid";
+        allow-query { any; };
+        recursion no;
+        dnssec-validation no;
+};
+include "/etc/rndc.key";
+controls { inet 127.0.0.1 port 953 allow { 127.0.0.1; } keys { "rndc-key"; }; };
+CFG
+  chown root:bind /run/named; chmod 0775 /run/named
+  cat > /etc/gwlab/units/named <<'U'
+START="/usr/sbin/named -g -u bind -c /etc/named.conf"
+RELOAD="/usr/sbin/rndc -k /etc/rndc.key reload"
+READY="/usr/sbin/rndc -k /etc/rndc.key status"
+U
+fi
+
+if has dhcp; then
+  mkdir -p /var/lib/dhcpd; touch /var/lib/dhcpd/dhcpd.leases
+  cat > /etc/gwlab/units/dhcpd <<'U'
+START="/usr/sbin/dhcpd -f -d -cf /etc/dhcp/dhcpd.conf -lf /var/lib/dhcpd/dhcpd.leases eth0"
+U
+fi
+
+if has lb; then
+  mkdir -p /var/lib/haproxy
+  cat > /etc/gwlab/units/haproxy <<'U'
+START="/usr/sbin/haproxy -W -db -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid"
+RELOAD='/usr/sbin/haproxy -c -q -f /etc/haproxy/haproxy.cfg && kill -USR2 $MAINPID'
+U
+fi
+
+if has http; then
+  mkdir -p /usr/share/nginx/html
+  cat > /etc/nginx/nginx.conf <<'CFG'
+# Lab stand-in for RHEL's stock nginx.conf: serves /usr/share/nginx/html on port 80.
+user www-data;
+worker_processes 1;
+pid /run/nginx.pid;
+error_log stderr;
+events { worker_connections 256; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    server {
+        listen 80 default_server;
+        root /usr/share/nginx/html;
+        location / { autoindex off; }
+    }
+}
+CFG
+  cat > /etc/gwlab/units/nginx <<'U'
+START="/usr/sbin/nginx -g 'daemon off;'"
+RELOAD="/usr/sbin/nginx -t -q && /usr/sbin/nginx -s reload"
+U
+fi
+
+systemctl start sshd
+has dns && systemctl start named
+has http && systemctl start nginx
+touch "$hostdir/ready"
+
+# PID 1 of the namespace: reap whatever the daemons leave behind until the lab is torn down.
+trap 'exit 0' TERM INT
+while :; do
+  sleep 3600 &
+  wait $! || true
+done

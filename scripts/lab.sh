@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# groundwork lab: real daemons in Linux network namespaces on a private bridge.
+#
+#   scripts/lab.sh up|down|status|env     (GW_LAB_INDEX=N selects lab N: bridge gwlabN, 10.88.N.0/24)
+#
+# Infra hosts (bastion, ns1, lb1) get their own network, mount, UTS and PID namespaces, their own view of
+# /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2) get a network namespace with
+# TCP listeners on 6443/22623/80/443; w3 has no address and boots by DHCP with a pinned MAC. Nothing
+# routes out: the namespaces have no default route. `down` removes everything `up` made and signals only
+# processes the lab started (each host's PID namespace init, and processes inside the lab's namespaces).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+idx=${GW_LAB_INDEX:-0}
+[[ "$idx" =~ ^[0-9]+$ ]] && [ "$idx" -le 250 ] || { echo "GW_LAB_INDEX must be 0..250" >&2; exit 2; }
+state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$idx
+net=10.88.$idx
+br=gwlab$idx
+pfx=gw$idx-
+
+# name ip roles mac
+infra=(
+  "bastion $net.10 http,tftp 52:54:00:88:$(printf %02x "$idx"):10"
+  "ns1 $net.2 dns,dhcp 52:54:00:88:$(printf %02x "$idx"):02"
+  "lb1 $net.3 lb 52:54:00:88:$(printf %02x "$idx"):03"
+)
+nodes=(
+  "bs $net.11 52:54:00:00:$(printf %02x "$idx"):11"
+  "m1 $net.21 52:54:00:00:$(printf %02x "$idx"):21"
+  "m2 $net.22 52:54:00:00:$(printf %02x "$idx"):22"
+  "m3 $net.23 52:54:00:00:$(printf %02x "$idx"):23"
+  "w1 $net.31 52:54:00:00:$(printf %02x "$idx"):31"
+  "w2 $net.32 52:54:00:00:$(printf %02x "$idx"):32"
+  "w3 dhcp 52:54:00:00:$(printf %02x "$idx"):33"
+)
+lb_external=$net.4
+
+log() { echo "lab[$idx]: $*" >&2; }
+
+ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+
+init_pid() { cat "$state/hosts/$1/init.pid" 2>/dev/null; }
+
+# The init of a host is ours if its pidfile names a live process whose argv is our host-init.sh.
+init_alive() {
+  local pid; pid=$(init_pid "$1") || return 1
+  [ -n "$pid" ] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q "lab/host-init.sh $1 "
+}
+
+# Run a command inside an infra host (all its namespaces).
+enter() { local h=$1; shift; nsenter -t "$(init_pid "$h")" -n -m -u -p -- "$@"; }
+
+link() { # link NAME MAC : veth pair, host end on the bridge, other end eth0 in the namespace
+  local ns=$pfx$1 mac=$2 veth=v$idx$1
+  ip link add "$veth" type veth peer name eth0 netns "$ns"
+  ip link set "$veth" master "$br" up
+  ip -n "$ns" link set eth0 address "$mac"
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set eth0 up
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION CMD... : poll a condition
+  local secs=$1 what=$2; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then log "timed out waiting for $what"; return 1; fi
+    sleep 0.05
+  done
+}
+
+is_up() {
+  [ -f "$state/up" ] || return 1
+  local h; for e in "${infra[@]}"; do read -r h _ <<<"$e"; init_alive "$h" || return 1; done
+}
+
+up() {
+  bash "$here/scripts/lab-deps.sh"
+  if is_up; then log "already up ($state)"; return 0; fi
+  down_quiet
+  mkdir -p "$state/hosts"
+  chmod 0755 "$state"
+  ssh-keygen -q -t ed25519 -N '' -C "groundwork-lab-$idx" -f "$state/id_ed25519"
+  : > "$state/known_hosts"
+  ip link add "$br" type bridge
+  ip addr add "$net.1/24" dev "$br"
+  ip link set "$br" up
+  for e in "${infra[@]}"; do
+    read -r h ip roles mac <<<"$e"
+    ip netns add "$pfx$h"; link "$h" "$mac"
+    ip -n "$pfx$h" addr add "$ip/24" dev eth0
+    [ "$h" = lb1 ] && ip -n "$pfx$h" addr add "$lb_external/24" dev eth0
+    local hd="$state/hosts/$h"; mkdir -p "$hd"
+    ssh-keygen -q -t ed25519 -N '' -C "$h" -f "$hd/ssh_host_ed25519_key"
+    cp "$state/id_ed25519.pub" "$hd/authorized_keys"
+    echo "$ip $(cut -d' ' -f1,2 "$hd/ssh_host_ed25519_key.pub")" >> "$state/known_hosts"
+    ip netns exec "$pfx$h" unshare --mount --uts --pid --fork --mount-proc \
+      "$here/lab/host-init.sh" "$h" "$ip" "$roles" "$hd" "$here/lab" > "$hd/init.log" 2>&1 &
+    local outer=$!
+    wait_for 5 "$h init" pgrep -P "$outer"
+    pgrep -P "$outer" > "$hd/init.pid"
+  done
+  for e in "${nodes[@]}"; do
+    read -r h ip mac <<<"$e"
+    ip netns add "$pfx$h"; link "$h" "$mac"
+    [ "$ip" = dhcp ] && continue
+    ip -n "$pfx$h" addr add "$ip/24" dev eth0
+    for port in 6443 22623 80 443; do
+      ip netns exec "$pfx$h" setsid socat -T5 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h:$port" \
+        >/dev/null 2>&1 < /dev/null &
+    done
+  done
+  for e in "${infra[@]}"; do
+    read -r h ip _ <<<"$e"
+    if ! wait_for 20 "$h services" test -f "$state/hosts/$h/ready"; then cat "$state/hosts/$h/init.log" >&2; return 1; fi
+    wait_for 10 "sshd on $h" bash -c "exec 3<>/dev/tcp/$ip/22"
+  done
+  for e in "${nodes[@]}"; do
+    read -r h ip _ <<<"$e"
+    [ "$ip" = dhcp ] || wait_for 10 "listeners on $h" bash -c "exec 3<>/dev/tcp/$ip/443"
+  done
+  cat > "$state/dhclient-script" <<'S'
+#!/bin/sh
+# Records the offered address instead of touching the machine's /etc/resolv.conf.
+case "$reason" in BOUND|RENEW|REBIND|REBOOT) echo "$new_ip_address" > "$(dirname "$0")/dhcp-$interface-$new_ip_address" ;; esac
+exit 0
+S
+  chmod +x "$state/dhclient-script"
+  touch "$state/up"
+  log "up: bridge $br $net.1/24, state $state"
+}
+
+# Kill only what the lab started: each host's namespace init (its PID namespace dies with it), and
+# processes inside the lab's network namespaces.
+down_quiet() {
+  local e h
+  for e in "${infra[@]}"; do
+    read -r h _ <<<"$e"
+    if init_alive "$h"; then kill -KILL "$(init_pid "$h")" 2>/dev/null || true; fi
+  done
+  for e in "${infra[@]}" "${nodes[@]}"; do
+    read -r h _ <<<"$e"
+    if ns_exists "$pfx$h"; then
+      local pids; pids=$(ip netns pids "$pfx$h" 2>/dev/null || true)
+      [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
+      ip netns del "$pfx$h" 2>/dev/null || true
+    fi
+  done
+  ip link show "$br" >/dev/null 2>&1 && ip link del "$br"
+  if [ -d "$state" ]; then rm -rf "$state"; fi
+}
+
+down() {
+  down_quiet
+  log "down"
+}
+
+status() {
+  if ! is_up; then echo "lab $idx: down"; return 3; fi
+  echo "lab $idx: up (bridge $br, $net.0/24, state $state)"
+  local e h ip
+  for e in "${infra[@]}"; do
+    read -r h ip roles _ <<<"$e"
+    local units; units=$(enter "$h" sh -c 'for u in /etc/gwlab/units/*; do u=${u##*/}; printf "%s=%s " "$u" "$(systemctl is-active "$u")"; done')
+    echo "  $h $ip [$roles] $units"
+  done
+  for e in "${nodes[@]}"; do read -r h ip mac <<<"$e"; echo "  $h $ip $mac"; done
+}
+
+# Print paths for environments/lab (sourced by tests and the demo).
+env_vars() {
+  echo "GW_LAB_NET=$net"
+  echo "GW_LAB_STATE_DIR=$state"
+  echo "GW_LAB_KEY=$state/id_ed25519"
+  echo "GW_LAB_KNOWN_HOSTS=$state/known_hosts"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  env) env_vars ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
