@@ -8,7 +8,10 @@ name=$1 ip=$2 roles=$3 hostdir=$4 labdir=$5
 
 hostname "$name"
 mount --make-rprivate /
-for d in etc var srv opt home usr/local; do
+# /usr stays shared with the machine, except the web docroot (RHEL's /usr/share/nginx/html), which must
+# be per host: groundwork writes served files there.
+mkdir -p /usr/share/nginx
+for d in etc var srv opt home usr/local usr/share/nginx; do
   key=${d//\//_}
   mkdir -p "$hostdir/upper/$key" "$hostdir/work/$key"
   mount -t overlay "gwlab-$key" -o "lowerdir=/$d,upperdir=$hostdir/upper/$key,workdir=$hostdir/work/$key" "/$d"

@@ -104,7 +104,7 @@ up() {
     [ "$ip" = dhcp ] && continue
     ip -n "$pfx$h" addr add "$ip/24" dev eth0
     for port in 6443 22623 80 443; do
-      ip netns exec "$pfx$h" setsid socat -T5 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h:$port" \
+      ip netns exec "$pfx$h" setsid socat -T5 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h/$port" \
         >/dev/null 2>&1 < /dev/null &
     done
   done

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
+bash scripts/lab-deps.sh
 cargo test --workspace --locked "$@"

@@ -37,3 +37,4 @@ pub fn groundwork(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+pub mod lab;

@@ -279,16 +279,17 @@ impl Provider for FilesProvider {
                         t.write_file(&spec.path, text.as_bytes(), &opts).await.map_err(|e| e.at(address))
                     }
                     (None, Some(src)) => {
-                        // The source may have changed since the plan was made: never upload other bytes.
-                        let (now, _) =
-                            sha256_file(Path::new(src)).map_err(|e| Error::failed(address, format!("{src}: {e}")))?;
-                        if now != spec.sha256 {
-                            return Err(Error::failed(address, format!("{src} changed since the plan was made")));
+                        // The transport verifies the planned digest on arrival, so bytes that changed
+                        // since the plan are never installed; say why when that is the cause.
+                        match t.upload(Path::new(src), &spec.path, &spec.sha256, &opts).await {
+                            Ok(_) => Ok(()),
+                            Err(e) => match sha256_file(Path::new(src)) {
+                                Ok((now, _)) if now != spec.sha256 => {
+                                    Err(Error::failed(address, format!("{src} changed since the plan was made")))
+                                }
+                                _ => Err(e.at(address)),
+                            },
                         }
-                        t.upload(Path::new(src), &spec.path, &spec.sha256, &opts)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.at(address))
                     }
                     (None, None) => Err(Error::failed(address, "no content and no source")),
                 }

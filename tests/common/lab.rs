@@ -1,0 +1,125 @@
+//! A lab of real daemons for one test: `scripts/lab.sh up` with its own index (bridge gwlabN,
+//! 10.88.N.0/24), torn down on drop. Each test binary takes indices from its own range.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct Lab {
+    pub index: u32,
+    /// A copy of environments/lab rewritten for this lab's addresses and key paths.
+    pub env: tempfile::TempDir,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lab_sh(index: u32, verb: &str) -> Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/lab.sh"))
+        .arg(verb)
+        .env("GW_LAB_INDEX", index.to_string())
+        .output()
+        .expect("run scripts/lab.sh")
+}
+
+impl Lab {
+    /// Bring up the next lab of the range starting at `base` (one range per test binary).
+    pub fn up(base: u32, counter: &AtomicU32) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        let out = lab_sh(index, "up");
+        assert!(
+            out.status.success(),
+            "lab {index} did not come up:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = tempfile::tempdir().expect("tempdir");
+        for f in ["environment.yaml", "nodes.yaml", "services.yaml"] {
+            let text = std::fs::read_to_string(repo().join("environments/lab").join(f)).expect("read lab env");
+            std::fs::write(env.path().join(f), Lab::rewrite_for(index, &text)).expect("write lab env");
+        }
+        Lab { index, env }
+    }
+
+    /// Lab 0's addresses, MACs and paths → this lab's.
+    pub fn rewrite_for(index: u32, text: &str) -> String {
+        text.replace("10.88.0.", &format!("10.88.{index}."))
+            .replace("/tmp/groundwork-lab/0/", &format!("/tmp/groundwork-lab/{index}/"))
+            .replace("52:54:00:00:00:", &format!("52:54:00:00:{index:02x}:"))
+    }
+
+    pub fn rewrite(&self, text: &str) -> String {
+        Lab::rewrite_for(self.index, text)
+    }
+
+    pub fn ip(&self, last: u8) -> String {
+        format!("10.88.{}.{last}", self.index)
+    }
+
+    pub fn host_ip(&self, host: &str) -> String {
+        self.ip(match host {
+            "bastion" => 10,
+            "ns1" => 2,
+            "lb1" => 3,
+            other => panic!("no infra host {other}"),
+        })
+    }
+
+    pub fn state(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/groundwork-lab/{}", self.index))
+    }
+
+    pub fn env_dir(&self) -> &Path {
+        self.env.path()
+    }
+
+    pub fn env_str(&self) -> &str {
+        self.env.path().to_str().expect("utf-8 path")
+    }
+
+    /// Run a command on an infra host with the OpenSSH client (a real client, independent of ours).
+    pub fn ssh(&self, host: &str, command: &str) -> Output {
+        let s = self.state();
+        Command::new("ssh")
+            .args(["-i", s.join("id_ed25519").to_str().unwrap_or_default()])
+            .args(["-o", &format!("UserKnownHostsFile={}", s.join("known_hosts").display())])
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            .arg(format!("root@{}", self.host_ip(host)))
+            .arg(command)
+            .output()
+            .expect("run ssh")
+    }
+
+    /// stdout of a command that must succeed on an infra host.
+    pub fn ssh_ok(&self, host: &str, command: &str) -> String {
+        let out = self.ssh(host, command);
+        assert!(
+            out.status.success(),
+            "`{command}` on {host} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run a command inside a node namespace (gwN-NAME).
+    pub fn in_node(&self, node: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &format!("gw{}-{node}", self.index)])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = lab_sh(self.index, "down");
+        if !out.status.success() {
+            eprintln!("lab {} down failed: {}", self.index, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

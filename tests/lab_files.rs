@@ -1,0 +1,64 @@
+//! Served files on the lab: apply over SSH, then every file fetched by curl over the bridge answers
+//! 200 with the expected sha256; a second plan is empty.
+
+mod common;
+
+use common::groundwork;
+use common::lab::Lab;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 30;
+
+fn curl(url: &str) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", body.to_str().unwrap(), "-w", "%{http_code}", url])
+        .output()
+        .unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), std::fs::read(&body).unwrap_or_default())
+}
+
+#[test]
+fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let plan = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+
+    let services = std::fs::read_to_string(lab.env_dir().join("services.yaml")).unwrap();
+    let bastion = lab.host_ip("bastion");
+    let mut checked = 0;
+    for line in services.lines().filter(|l| l.contains("- { path: ")) {
+        let path = line.split("path: ").nth(1).unwrap().split(',').next().unwrap().trim();
+        let (code, body) = curl(&format!("http://{bastion}/{path}"));
+        assert_eq!(code, "200", "{path}");
+        if let Some(content) = line.split("content: ").nth(1) {
+            let literal: String = serde_yaml::from_str(content.trim_end_matches(['}', ' '])).unwrap_or_default();
+            if !literal.is_empty() {
+                assert_eq!(
+                    hex::encode(Sha256::digest(&body)),
+                    hex::encode(Sha256::digest(literal.as_bytes())),
+                    "{path}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
+    let (_, script) = curl(&format!("http://{bastion}/pxeboot.ipxe"));
+    let script = String::from_utf8(script).unwrap();
+    assert!(script.contains(&format!("coreos.inst.ignition_url=http://{bastion}/master.ign")), "{script}");
+
+    let again = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    // The ownership record lives on the host it describes.
+    let record = lab.ssh_ok("bastion", "cat /var/lib/groundwork/lab.state.json");
+    assert!(record.contains("files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]"), "{record}");
+    // Ignition content never appears in output.
+    assert!(!apply.stdout.contains("3.1.0") && !plan.stdout.contains("3.1.0"));
+}

@@ -1,0 +1,226 @@
+//! The SSH transport against the lab's real sshd, and the lab harness itself.
+
+mod common;
+
+use common::lab::Lab;
+use groundwork::transport::ssh::{SshOptions, SshTransport};
+use groundwork_sdk::transport::{Cmd, Transport, UploadOutcome, WriteOptions};
+use groundwork_sdk::TransportError;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 10;
+
+fn options(lab: &Lab, host: &str) -> SshOptions {
+    SshOptions {
+        address: lab.host_ip(host),
+        port: 22,
+        user: "root".into(),
+        identity: Some(lab.state().join("id_ed25519")),
+        known_hosts: lab.state().join("known_hosts"),
+        accept_new_host_keys: false,
+        connect_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(60),
+        max_channels: 8,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_read_write_on_every_host() {
+    let lab = Lab::up(BASE, &NEXT);
+    for host in ["bastion", "ns1", "lb1"] {
+        let t = SshTransport::new(host, options(&lab, host));
+        let out = t.exec(&Cmd::new("hostname")).await.unwrap();
+        assert_eq!(out.stdout_str().trim(), host);
+        // Its own PID namespace: PID 1 is the lab's init, not the machine's.
+        let ps = t.exec(&Cmd::new("ps").args(["-o", "comm=", "-p", "1"])).await.unwrap();
+        assert_eq!(ps.stdout_str().trim(), "host-init.sh", "{host}");
+
+        let path = format!("/etc/groundwork-test/{host}.conf");
+        assert_eq!(t.read_file(&path).await.unwrap(), None);
+        t.write_file(&path, b"one\n", &WriteOptions { mode: Some(0o600), ..Default::default() }).await.unwrap();
+        assert_eq!(t.read_file(&path).await.unwrap().as_deref(), Some(&b"one\n"[..]));
+        // Rewrite without a mode: the existing mode is kept.
+        t.write_file(&path, b"two\n", &WriteOptions::default()).await.unwrap();
+        let meta = t.file_meta(std::slice::from_ref(&path)).await.unwrap().pop().flatten().unwrap();
+        assert_eq!((meta.size, meta.mode), (4, 0o600));
+        assert_eq!(lab.ssh_ok(host, &format!("cat {path}")), "two\n");
+        // No temp file is left beside the target.
+        assert_eq!(lab.ssh_ok(host, "ls -A /etc/groundwork-test"), format!("{host}.conf\n"));
+        // Batched read: present, missing, binary.
+        t.write_file("/srv/bin", &[0, 159, 146, 150, b'\n', 0], &WriteOptions::default()).await.unwrap();
+        let many = t.read_files(&[path.clone(), "/nope".into(), "/srv/bin".into()]).await.unwrap();
+        assert_eq!(many, vec![Some(b"two\n".to_vec()), None, Some(vec![0, 159, 146, 150, b'\n', 0])]);
+    }
+    // Each host has its own /etc: bastion's file is not on ns1, nor on this machine.
+    assert!(!lab.ssh(host_other(), "test -e /etc/groundwork-test/bastion.conf").status.success());
+    assert!(!std::path::Path::new("/etc/groundwork-test").exists());
+}
+
+fn host_other() -> &'static str {
+    "ns1"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_argv_and_failures_carry_code_and_stderr() {
+    let lab = Lab::up(BASE, &NEXT);
+    let t = SshTransport::new("bastion", options(&lab, "bastion"));
+    let out = t.exec(&Cmd::new("sh").arg("-c").arg("echo oops >&2; exit 7")).await.unwrap();
+    assert_eq!(out.code, 7);
+    assert_eq!(out.stderr_str(), "oops");
+    // A value that looks like shell is passed as one argument and never run.
+    let out = t.exec(&Cmd::new("echo").arg("$(touch /tmp/pwned) `id`; true")).await.unwrap();
+    assert_eq!(out.stdout_str(), "$(touch /tmp/pwned) `id`; true\n");
+    assert!(!lab.ssh(host_other(), "test -e /tmp/pwned").status.success());
+    let out = t.exec(&Cmd::new("cat").stdin(b"fed via stdin".to_vec())).await.unwrap();
+    assert_eq!(out.stdout_str(), "fed via stdin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_keys_are_verified() {
+    let lab = Lab::up(BASE, &NEXT);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Unknown: refused, saying so.
+    let empty = dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let t = SshTransport::new("bastion", SshOptions { known_hosts: empty.clone(), ..options(&lab, "bastion") });
+    match t.exec(&Cmd::new("true")).await {
+        Err(TransportError::UnknownHostKey { host, fingerprint }) => {
+            assert_eq!(host, "bastion");
+            assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
+        }
+        other => panic!("expected an unknown host key, got {other:?}"),
+    }
+    // Accepting new keys records it, and the next connection verifies against the record.
+    let t = SshTransport::new(
+        "bastion",
+        SshOptions { known_hosts: empty.clone(), accept_new_host_keys: true, ..options(&lab, "bastion") },
+    );
+    t.exec(&Cmd::new("true")).await.unwrap();
+    let recorded = std::fs::read_to_string(&empty).unwrap();
+    assert!(recorded.contains("ssh-ed25519"), "{recorded}");
+    let t = SshTransport::new("bastion", SshOptions { known_hosts: empty.clone(), ..options(&lab, "bastion") });
+    t.exec(&Cmd::new("true")).await.unwrap();
+
+    // Changed: ns1's key recorded under bastion's address is a mismatch, refused even when new keys
+    // are accepted.
+    let real = std::fs::read_to_string(lab.state().join("known_hosts")).unwrap();
+    let ns1_key = real.lines().find(|l| l.starts_with(&format!("{} ", lab.host_ip("ns1")))).unwrap();
+    let forged = dir.path().join("forged_known_hosts");
+    std::fs::write(&forged, ns1_key.replacen(&lab.host_ip("ns1"), &lab.host_ip("bastion"), 1) + "\n").unwrap();
+    let t = SshTransport::new(
+        "bastion",
+        SshOptions { known_hosts: forged, accept_new_host_keys: true, ..options(&lab, "bastion") },
+    );
+    match t.exec(&Cmd::new("true")).await {
+        Err(e @ TransportError::HostKeyMismatch { .. }) => assert!(e.to_string().contains("CHANGED"), "{e}"),
+        other => panic!("expected a host key mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failure_and_unreachable_are_distinct() {
+    let lab = Lab::up(BASE, &NEXT);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("stranger");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = SshTransport::new("bastion", SshOptions { identity: Some(key), ..options(&lab, "bastion") });
+    assert!(matches!(t.exec(&Cmd::new("true")).await, Err(TransportError::Auth { .. })));
+    // Nothing listens on port 2222 of the lab host: refused at once.
+    let t = SshTransport::new("bastion", SshOptions { port: 2222, ..options(&lab, "bastion") });
+    assert!(matches!(t.exec(&Cmd::new("true")).await, Err(TransportError::Unreachable { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_serves_many_concurrent_operations() {
+    let lab = Lab::up(BASE, &NEXT);
+    let t = SshTransport::new("lb1", options(&lab, "lb1"));
+    let reads = (0..20).map(|i| {
+        let t = &t;
+        async move { t.exec(&Cmd::new("echo").arg(i.to_string())).await.unwrap().stdout_str() }
+    });
+    let outs = futures::future::join_all(reads).await;
+    assert_eq!(outs[19], "19\n");
+    // sshd's view: exactly one established connection from us.
+    let ss = t.exec(&Cmd::new("ss").args(["-Htn", "state", "established", "( sport = :22 )"])).await.unwrap();
+    assert_eq!(ss.stdout_str().lines().count(), 1, "{}", ss.stdout_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_streams_verifies_and_skips_when_the_digest_matches() {
+    let lab = Lab::up(BASE, &NEXT);
+    let t = SshTransport::new("bastion", options(&lab, "bastion"));
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("image.raw");
+    // 48 MiB of non-repeating bytes.
+    let mut data = Vec::with_capacity(48 << 20);
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    while data.len() < 48 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(&local, &data).unwrap();
+    let (sha, size) = groundwork_sdk::local::sha256_file(&local).unwrap();
+    let remote = "/usr/share/nginx/html/image.raw";
+    let first =
+        t.upload(&local, remote, &sha, &WriteOptions { mode: Some(0o644), ..Default::default() }).await.unwrap();
+    assert_eq!(first, UploadOutcome::Uploaded { bytes: size });
+    assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
+    let second = t.upload(&local, remote, &sha, &WriteOptions::default()).await.unwrap();
+    assert_eq!(second, UploadOutcome::Skipped);
+    // A digest that does not match what arrives is refused and leaves the old file in place.
+    let wrong = "0".repeat(64);
+    std::fs::write(&local, b"other").unwrap();
+    let err = t.upload(&local, remote, &wrong, &WriteOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("digest after transfer"), "{err}");
+    assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
+    assert_eq!(lab.ssh_ok("bastion", "ls -A /usr/share/nginx/html | grep -c groundwork || true").trim(), "0");
+    // The docroot is the host's own: nothing landed on this machine's.
+    assert!(!std::path::Path::new(remote).exists());
+}
+
+#[test]
+fn lab_up_is_idempotent_and_down_leaves_nothing() {
+    let lab = Lab::up(BASE, &NEXT);
+    let index = lab.index;
+    let again = std::process::Command::new("bash")
+        .args(["scripts/lab.sh", "up"])
+        .env("GW_LAB_INDEX", index.to_string())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+    // Real clients over the bridge: dig answers (REFUSED for an unknown zone, but it answers), curl
+    // gets nginx, TCP reaches a node listener.
+    let dig = std::process::Command::new("dig")
+        .args([&format!("@{}", lab.host_ip("ns1")), "+time=2", "+tries=1", "version.bind", "CH", "TXT"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&dig.stdout).contains("status:"), "{}", String::from_utf8_lossy(&dig.stdout));
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/", lab.host_ip("bastion"))])
+        .output()
+        .unwrap();
+    assert!(matches!(&String::from_utf8_lossy(&curl.stdout)[..], "200" | "403" | "404"));
+    let out = lab.in_node("w1", &["sh", "-c", &format!("echo | socat -T2 - TCP:{}:6443", lab.ip(21))]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "m1/6443");
+    // systemctl stand-in on a host.
+    assert_eq!(lab.ssh_ok("ns1", "systemctl is-active named").trim(), "active");
+    assert!(!lab.ssh("lb1", "systemctl reload haproxy").status.success());
+    drop(lab);
+    let netns = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let prefix = format!("gw{index}-");
+    assert!(!String::from_utf8_lossy(&netns.stdout).lines().any(|l| l.starts_with(&prefix)));
+    let link = std::process::Command::new("ip").args(["link", "show", &format!("gwlab{index}")]).output().unwrap();
+    assert!(!link.status.success());
+    assert!(!std::path::Path::new(&format!("/tmp/groundwork-lab/{index}")).exists());
+}
