@@ -119,8 +119,7 @@ up() {
   done
   cat > "$state/dhclient-script" <<'S'
 #!/bin/sh
-# Records the offered address instead of touching the machine's /etc/resolv.conf.
-case "$reason" in BOUND|RENEW|REBIND|REBOOT) echo "$new_ip_address" > "$(dirname "$0")/dhcp-$interface-$new_ip_address" ;; esac
+# Lab nodes only need the lease (read from the lease file): never touch this machine's resolv.conf.
 exit 0
 S
   chmod +x "$state/dhclient-script"

@@ -11,5 +11,15 @@ pub fn resources(loaded: &Loaded) -> Result<Vec<Resource>, ConfigError> {
     };
     let mut out = Vec::new();
     out.extend(groundwork_files::resources(&loaded.env, &loaded.dir).map_err(expand_err)?);
+    out.extend(groundwork_bind::resources(&loaded.env, today()).map_err(expand_err)?);
+    out.extend(groundwork_dhcpd::resources(&loaded.env).map_err(expand_err)?);
     Ok(out)
+}
+
+/// Days since 1970-01-01 (UTC): the date zone serials start from.
+fn today() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() / 86_400) as i64)
+        .unwrap_or(0)
 }

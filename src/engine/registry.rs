@@ -17,6 +17,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(Arc::new(groundwork_files::FilesProvider));
+        r.add(Arc::new(groundwork_bind::BindProvider));
+        r.add(Arc::new(groundwork_dhcpd::DhcpdProvider));
         r
     }
 

@@ -115,6 +115,63 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// `dig +short` against the lab's name server.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg(format!("@{}", self.host_ip("ns1")))
+            .args(["+short", "+time=2", "+tries=2"])
+            .args(args)
+            .output()
+            .expect("run dig");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The SOA serial the lab's name server answers for a zone.
+    pub fn serial(&self, zone: &str) -> u32 {
+        let soa = self.dig(&[zone, "SOA"]);
+        soa.split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SOA for {zone}: {soa:?}"))
+    }
+
+    /// Boot a node namespace by DHCP (its veth carries the pinned MAC): the address it was offered.
+    pub fn dhcp_lease(&self, node: &str) -> Option<String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lf = dir.path().join("leases");
+        let pf = dir.path().join("pid");
+        let script = self.state().join("dhclient-script");
+        let got = self.in_node(
+            node,
+            &[
+                "timeout",
+                "20",
+                "dhclient",
+                "-1",
+                "-sf",
+                script.to_str()?,
+                "-lf",
+                lf.to_str()?,
+                "-pf",
+                pf.to_str()?,
+                "eth0",
+            ],
+        );
+        // dhclient stays in the background holding the lease: stop it (its pidfile is ours).
+        self.in_node(node, &["dhclient", "-x", "-pf", pf.to_str()?, "eth0"]);
+        if !got.status.success() {
+            return None;
+        }
+        let leases = std::fs::read_to_string(&lf).ok()?;
+        leases
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("fixed-address "))
+            .map(|a| a.trim_end_matches(';').to_string())
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let out = lab_sh(self.index, "down");

@@ -217,7 +217,7 @@ pub struct Node {
     pub ip: IpAddr,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSettings {
     /// Infra host that holds the primary name server's name (default: the first host with role dns).
@@ -228,6 +228,51 @@ pub struct DnsSettings {
     /// Extra records beside the derived ones.
     #[serde(default)]
     pub records: Vec<DnsRecord>,
+    /// Forward zone (default: the cluster domain `<name>.<base_domain>`; the reference install uses
+    /// the base domain).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Where zone files go (RHEL: /var/named).
+    #[serde(default = "zone_dir")]
+    pub zone_dir: String,
+    /// The named.conf that gets one include line for groundwork's zone stanzas; `null` when the site
+    /// includes the stanza file itself.
+    #[serde(default = "named_conf")]
+    pub named_conf: Option<String>,
+    /// The file groundwork owns with its zone stanzas.
+    #[serde(default = "zones_conf")]
+    pub zones_conf: String,
+    /// Command that makes named load new files.
+    #[serde(default = "named_reload")]
+    pub reload: Vec<String>,
+}
+
+fn zone_dir() -> String {
+    "/var/named".into()
+}
+fn named_conf() -> Option<String> {
+    Some("/etc/named.conf".into())
+}
+fn zones_conf() -> String {
+    "/etc/named/groundwork.zones.conf".into()
+}
+fn named_reload() -> Vec<String> {
+    ["systemctl", "reload-or-restart", "named"].iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            nameserver: None,
+            ttl: None,
+            records: Vec::new(),
+            zone: None,
+            zone_dir: zone_dir(),
+            named_conf: named_conf(),
+            zones_conf: zones_conf(),
+            reload: named_reload(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -250,6 +295,24 @@ pub struct DhcpSettings {
     pub dns_servers: Vec<IpAddr>,
     #[serde(default)]
     pub pxe: Option<PxeSettings>,
+    /// dhcpd.conf path (RHEL and Debian: /etc/dhcp/dhcpd.conf).
+    #[serde(default = "dhcpd_conf")]
+    pub config: String,
+    /// Command that makes dhcpd load a new file (dhcpd has no reload).
+    #[serde(default = "dhcpd_restart")]
+    pub restart: Vec<String>,
+    #[serde(default = "lease_time")]
+    pub default_lease_time: u32,
+}
+
+fn dhcpd_conf() -> String {
+    "/etc/dhcp/dhcpd.conf".into()
+}
+fn dhcpd_restart() -> Vec<String> {
+    ["systemctl", "restart", "dhcpd"].iter().map(|s| s.to_string()).collect()
+}
+fn lease_time() -> u32 {
+    600
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

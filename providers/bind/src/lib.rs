@@ -1,0 +1,425 @@
+//! # groundwork-bind
+//!
+//! BIND zones derived from the inventory: a forward zone (every node, the infra hosts, api, api-int,
+//! `*.apps`, NS/SOA), the reverse zone(s) of each machine network at the right in-addr.arpa boundary, a
+//! stanza file of its own, and one include line in named.conf. Files are checked by `named-checkzone` /
+//! `named-checkconf -z` before they replace the live ones; serials are dated and only move when the zone's
+//! content changes.
+
+pub mod zone;
+
+use async_trait::async_trait;
+use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::model::{Environment, HostRole};
+use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, TextDiff};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use zone::{DesiredZone, Record};
+
+pub const PROVIDER: &str = "bind";
+const DEFAULT_TTL: u32 = 3600;
+
+/// Desired state of one zone file; the serial is decided in `diff` against what is served.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ZoneSpec {
+    pub path: String,
+    pub zone: DesiredZone,
+    /// Today's YYYYMMDD00 when the plan was made.
+    pub serial_base: u32,
+    pub reload: Vec<String>,
+}
+
+/// One line that must be in named.conf.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IncludeSpec {
+    pub path: String,
+    pub line: String,
+    pub reload: Vec<String>,
+}
+
+/// Reverse zones covering a network: whole octets, so a /23 is two /24 zones and a /12 is sixteen
+/// /16 zones; longer than /24 uses the enclosing /24 (classless delegation is not attempted).
+pub fn reverse_zones(net: Ipv4Net) -> Vec<(String, Ipv4Net)> {
+    let p = net.prefix_len();
+    let boundary = match p {
+        0..=8 => 8,
+        9..=16 => 16,
+        _ => 24,
+    };
+    let subnets: Vec<Ipv4Net> = if p <= boundary {
+        net.subnets(boundary).map(|s| s.collect()).unwrap_or_default()
+    } else {
+        vec![net.supernet_at(boundary)]
+    };
+    subnets
+        .into_iter()
+        .map(|s| {
+            let o = s.network().octets();
+            let labels: Vec<String> = o[..(boundary / 8) as usize].iter().rev().map(|b| b.to_string()).collect();
+            (format!("{}.in-addr.arpa", labels.join(".")), s)
+        })
+        .collect()
+}
+
+trait SupernetAt {
+    fn supernet_at(&self, prefix: u8) -> Ipv4Net;
+}
+
+impl SupernetAt for Ipv4Net {
+    fn supernet_at(&self, prefix: u8) -> Ipv4Net {
+        Ipv4Net::new(self.network(), prefix).map(|n| n.trunc()).unwrap_or(*self)
+    }
+}
+
+/// The PTR owner name of `ip` (absolute).
+pub fn ptr_name(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+}
+
+fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
+    Error::Failed { address: format!("{PROVIDER}[{what}]"), message: message.to_string() }
+}
+
+/// Forward zone name: dns.zone, or the cluster domain.
+pub fn forward_zone(env: &Environment) -> String {
+    env.dns.zone.clone().unwrap_or_else(|| env.cluster.domain()).trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Every record the inventory implies: (forward records, PTR records by address).
+pub fn derived_records(env: &Environment) -> (Vec<Record>, BTreeMap<Ipv4Addr, String>) {
+    let domain = env.cluster.domain();
+    let fqdn = |n: &str| format!("{n}.{domain}");
+    let a = |name: String, ip: IpAddr| Record {
+        name,
+        rtype: if ip.is_ipv4() { "A" } else { "AAAA" }.to_string(),
+        value: ip.to_string(),
+    };
+    let mut forward = Vec::new();
+    let mut ptr: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    // Nodes first: their PTRs win over any other name on the same address.
+    for n in &env.nodes {
+        forward.push(a(fqdn(&n.name), n.ip));
+        if let IpAddr::V4(v4) = n.ip {
+            ptr.insert(v4, fqdn(&n.name));
+        }
+    }
+    if let Some((_, lb)) = env.first_host_with_role(HostRole::Lb) {
+        if let Some(v) = &lb.vips {
+            forward.push(a(fqdn("api"), v.external));
+            forward.push(a(fqdn("api-int"), v.internal));
+            forward.push(a(fqdn("*.apps"), v.external));
+            for (ip, name) in [(v.internal, "api-int"), (v.external, "api")] {
+                if let IpAddr::V4(v4) = ip {
+                    ptr.entry(v4).or_insert_with(|| fqdn(name));
+                }
+            }
+        }
+    }
+    for (name, h) in &env.hosts {
+        forward.push(a(fqdn(name), h.address));
+        if let IpAddr::V4(v4) = h.address {
+            ptr.entry(v4).or_insert_with(|| fqdn(name));
+        }
+    }
+    for r in &env.dns.records {
+        let name = match r.name.strip_suffix('.') {
+            Some(abs) => abs.to_ascii_lowercase(),
+            None => fqdn(&r.name.to_ascii_lowercase()),
+        };
+        let rtype = r.rtype.to_ascii_uppercase();
+        let value = match rtype.as_str() {
+            "CNAME" | "NS" | "PTR" => r.value.trim_end_matches('.').to_ascii_lowercase(),
+            _ => r.value.clone(),
+        };
+        forward.push(Record { name, rtype, value });
+    }
+    (forward, ptr)
+}
+
+fn nameserver(env: &Environment) -> Option<String> {
+    env.dns.nameserver.clone().or_else(|| env.first_host_with_role(HostRole::Dns).map(|(n, _)| n.clone()))
+}
+
+/// Expand the environment into bind resources on every dns host. `today` is days since 1970-01-01.
+pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> {
+    let Some(ns_host) = nameserver(env) else { return Ok(Vec::new()) };
+    let domain = env.cluster.domain();
+    let ns_fqdn = format!("{ns_host}.{domain}");
+    let origin = forward_zone(env);
+    let ttl = env.dns.ttl.unwrap_or(DEFAULT_TTL);
+    let (mut forward, ptrs) = derived_records(env);
+    forward.push(Record { name: origin.clone(), rtype: "NS".into(), value: ns_fqdn.clone() });
+    let outside: Vec<&Record> =
+        forward.iter().filter(|r| r.name != origin && !r.name.ends_with(&format!(".{origin}"))).collect();
+    if let Some(r) = outside.first() {
+        return Err(expand_err(&origin, format!("{} is not inside the forward zone {origin}", r.name)));
+    }
+    let soa = |origin: &str, records: Vec<Record>| DesiredZone {
+        origin: origin.to_string(),
+        ttl,
+        mname: ns_fqdn.clone(),
+        rname: format!("root.{domain}"),
+        records,
+        cluster: env.cluster.name.clone(),
+    };
+    let mut zones = vec![soa(&origin, forward)];
+    let mut seen = BTreeSet::new();
+    for net in &env.networks.machine {
+        let ipnet::IpNet::V4(v4) = net else { continue };
+        for (name, covered) in reverse_zones(*v4) {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let mut records = vec![Record { name: name.clone(), rtype: "NS".into(), value: ns_fqdn.clone() }];
+            for (ip, host) in &ptrs {
+                if covered.contains(ip) {
+                    records.push(Record { name: ptr_name(*ip), rtype: "PTR".into(), value: host.clone() });
+                }
+            }
+            zones.push(soa(&name, records));
+        }
+    }
+    let serial_base = zone::serial_base(today);
+    let dns = &env.dns;
+    let mut out = Vec::new();
+    for (host, _) in env.hosts_with_role(HostRole::Dns) {
+        let mut zone_addrs = Vec::new();
+        let mut stanzas = format!(
+            "// Managed by groundwork for cluster {}. Included from {}.\n",
+            env.cluster.name,
+            dns.named_conf.as_deref().unwrap_or("the site's named.conf")
+        );
+        for z in &zones {
+            let path = format!("{}/{}.zone", dns.zone_dir.trim_end_matches('/'), z.origin);
+            stanzas.push_str(&format!(
+                "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n}};\n",
+                z.origin
+            ));
+            let addr = Address::new(PROVIDER, "zone", Some(host), z.origin.clone());
+            zone_addrs.push(addr.clone());
+            let spec = ZoneSpec { path, zone: z.clone(), serial_base, reload: dns.reload.clone() };
+            out.push(Resource::new(addr, spec)?);
+        }
+        let mut conf = ManagedFile::new(dns.zones_conf.clone(), stanzas);
+        conf.mode = Some(0o644);
+        conf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
+        conf.activate = Some(dns.reload.clone());
+        let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.clone());
+        let mut r = Resource::new(conf_addr.clone(), conf)?;
+        r.depends_on = zone_addrs;
+        out.push(r);
+        if let Some(named_conf) = &dns.named_conf {
+            let include = IncludeSpec {
+                path: named_conf.clone(),
+                line: format!("include \"{}\";", dns.zones_conf),
+                reload: dns.reload.clone(),
+            };
+            let addr = Address::new(PROVIDER, "include", Some(host), named_conf.clone());
+            out.push(Resource::new(addr, include)?.depends_on(conf_addr));
+        }
+    }
+    Ok(out)
+}
+
+fn record_line(r: &Record) -> String {
+    match r.rtype.as_str() {
+        "PTR" => format!("PTR {} → {}", r.name.split('.').next().unwrap_or(&r.name), r.value),
+        _ => format!("{} {} {}", r.rtype, r.name, r.value),
+    }
+}
+
+/// Record-level view: `+ A w4… 10.88.0.34`, `- …`, `~ A m1… 10.88.0.21 → 10.88.0.25`.
+pub fn record_details(before: &BTreeSet<Record>, after: &BTreeSet<Record>) -> Vec<Detail> {
+    let removed: Vec<&Record> = before.difference(after).collect();
+    let added: Vec<&Record> = after.difference(before).collect();
+    let mut out = Vec::new();
+    let mut paired: BTreeSet<&Record> = BTreeSet::new();
+    for r in &removed {
+        let twin = added.iter().copied().find(|a| a.name == r.name && a.rtype == r.rtype && !paired.contains(a));
+        match twin {
+            Some(a) => {
+                paired.insert(a);
+                out.push(Detail::modify(format!("{} → {}", record_line(r), a.value)));
+            }
+            None => out.push(Detail::remove(record_line(r))),
+        }
+    }
+    for a in added {
+        if !paired.contains(a) {
+            out.push(Detail::add(record_line(a)));
+        }
+    }
+    out
+}
+
+fn check_zone(zone: &str) -> Vec<Vec<String>> {
+    vec![vec!["named-checkzone".into(), zone.into(), CANDIDATE.into()]]
+}
+
+/// Pure: decide a zone file's change; the serial moves only when the content does.
+pub fn diff_zone(
+    address: &Address,
+    desired: Option<&ZoneSpec>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
+    let parsed = actual.map(|a| zone::parse(&a.content, &address.name));
+    let served_serial = parsed.as_ref().and_then(|p| p.as_ref().ok()).and_then(|p| p.serial);
+    let before_records: BTreeSet<Record> =
+        parsed.as_ref().and_then(|p| p.as_ref().ok()).map(|p| p.records.clone()).unwrap_or_default();
+    let before = actual.map(|a| serde_json::json!(a));
+    let Some(d) = desired else {
+        let mut c = Change::compare(address.clone(), None, before.as_ref(), false);
+        c.details = record_details(&before_records, &BTreeSet::new());
+        return Ok(c);
+    };
+    if let (Some(a), Some(serial)) = (actual, served_serial) {
+        if zone::render(&d.zone, serial) == a.content {
+            return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None));
+        }
+    }
+    let serial = zone::next_serial(served_serial, d.serial_base);
+    let content = zone::render(&d.zone, serial);
+    let mut mf = ManagedFile::new(d.path.clone(), content.clone());
+    mf.mode = Some(0o644);
+    mf.check = check_zone(&d.zone.origin);
+    mf.activate = Some(d.reload.clone());
+    let after = serde_json::to_value(&mf).map_err(|e| Error::failed(address, e.to_string()))?;
+    let action = if actual.is_some() { Action::Update } else { Action::Create };
+    let mut c = Change::new(address.clone(), action, before.as_ref(), Some(&after));
+    let desired_records: BTreeSet<Record> = d.zone.records.iter().cloned().collect();
+    c.details = record_details(&before_records, &desired_records);
+    if let Some(Err(e)) = &parsed {
+        c.warnings.push(format!("the served zone does not parse ({e}); it will be replaced whole"));
+    }
+    if let Some(s) = served_serial {
+        c.details.push(Detail::modify(format!("serial {s} → {serial}")));
+    }
+    c.diff = Some(TextDiff {
+        path: d.path.clone(),
+        old: actual.map(|a| a.content.clone()).unwrap_or_default(),
+        new: content,
+    });
+    Ok(c)
+}
+
+fn zone_lines(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("zone "))
+        .map(|l| l.trim().trim_end_matches('{').trim().to_string())
+        .collect()
+}
+
+/// Pure: the stanza file (whole-file) with zone-level details.
+pub fn diff_stanzas(
+    address: &Address,
+    desired: Option<&ManagedFile>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
+    let mut c = file::diff(address, desired, actual)?;
+    if c.action != Action::NoOp {
+        let before = actual.map(|a| zone_lines(&a.content)).unwrap_or_default();
+        let after = desired.map(|d| zone_lines(&d.content)).unwrap_or_default();
+        c.details = groundwork_sdk::set_details(&before, &after);
+    }
+    Ok(c)
+}
+
+/// Pure: one line in named.conf, nothing else touched.
+pub fn diff_include(
+    address: &Address,
+    desired: Option<&IncludeSpec>,
+    actual: Option<&ObservedFile>,
+    recorded: Option<&IncludeSpec>,
+) -> Result<Change, Error> {
+    let before = actual.map(|a| serde_json::json!(a));
+    let spec = desired.or(recorded);
+    let Some(spec) = spec else { return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None)) };
+    let Some(a) = actual else {
+        return Err(Error::failed(address, format!("{} does not exist on the host: is BIND installed?", spec.path)));
+    };
+    let present = a.content.lines().any(|l| l.trim() == spec.line);
+    let new_content = match (desired.is_some(), present) {
+        (true, true) | (false, false) => return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None)),
+        (true, false) => {
+            let mut s = a.content.clone();
+            if !s.is_empty() && !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s.push_str(&spec.line);
+            s.push('\n');
+            s
+        }
+        (false, true) => a.content.lines().filter(|l| l.trim() != spec.line).map(|l| format!("{l}\n")).collect(),
+    };
+    let mut mf = ManagedFile::new(spec.path.clone(), new_content.clone());
+    mf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
+    mf.activate = Some(spec.reload.clone());
+    let after = serde_json::to_value(&mf).map_err(|e| Error::failed(address, e.to_string()))?;
+    // Removing the line is an update of named.conf, never a deletion of it.
+    let mut c = Change::new(address.clone(), Action::Update, before.as_ref(), Some(&after));
+    c.details =
+        vec![if desired.is_some() { Detail::add(spec.line.clone()) } else { Detail::remove(spec.line.clone()) }];
+    c.diff = Some(TextDiff { path: spec.path.clone(), old: a.content.clone(), new: new_content });
+    Ok(c)
+}
+
+#[derive(Deserialize)]
+struct PathOnly {
+    path: String,
+}
+
+pub struct BindProvider;
+
+#[async_trait]
+impl Provider for BindProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let paths: Vec<String> =
+            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
+        let t = cx.transport(&first.address)?;
+        file::read_files(t, &paths).await.map_err(|e| e.at(&first.address))
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let observed: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+        match address.kind.as_str() {
+            "zone" => {
+                let d: Option<ZoneSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                diff_zone(address, d.as_ref(), observed.as_ref())
+            }
+            "stanzas" => {
+                let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
+                diff_stanzas(address, d.as_ref(), observed.as_ref())
+            }
+            "include" => {
+                let d: Option<IncludeSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                // An orphaned include is identified by its path and the line it added.
+                let recorded = observed.as_ref().filter(|_| d.is_none()).map(|o| IncludeSpec {
+                    path: o.path.clone(),
+                    line: o
+                        .content
+                        .lines()
+                        .find(|l| l.trim().starts_with("include ") && l.contains("groundwork"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    reload: Vec::new(),
+                });
+                diff_include(address, d.as_ref(), observed.as_ref(), recorded.as_ref())
+            }
+            other => Err(Error::failed(address, format!("unknown bind resource kind {other}"))),
+        }
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        file::apply(cx, change).await
+    }
+}

@@ -1,0 +1,317 @@
+//! # groundwork-dhcpd
+//!
+//! One whole `dhcpd.conf` per dhcp host, rendered from the inventory: the subnet (routers, DNS servers,
+//! domain), the iPXE chain-loading class of the reference install (first boot: TFTP ipxe.efi or
+//! undionly.kpxe; second boot, user-class iPXE: the HTTP script URL) and a `host` pin per node. Checked
+//! with `dhcpd -t -cf` before it replaces the live file; dhcpd restarts only when the content changed.
+
+use async_trait::async_trait;
+use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::model::{Environment, HostRole};
+use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+pub const PROVIDER: &str = "dhcpd";
+
+/// A `host` pin as read from a dhcpd.conf.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pin {
+    pub mac: String,
+    pub address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Open,
+    Close,
+    Semi,
+}
+
+fn tokenize(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut word = String::new();
+    let flush = |w: &mut String, out: &mut Vec<Token>| {
+        if !w.is_empty() {
+            out.push(Token::Word(std::mem::take(w)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                flush(&mut word, &mut out);
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                word.push(c);
+                for c in chars.by_ref() {
+                    word.push(c);
+                    if c == '"' {
+                        break;
+                    }
+                }
+            }
+            '{' | '}' | ';' => {
+                flush(&mut word, &mut out);
+                out.push(match c {
+                    '{' => Token::Open,
+                    '}' => Token::Close,
+                    _ => Token::Semi,
+                });
+            }
+            c if c.is_whitespace() => flush(&mut word, &mut out),
+            c => word.push(c),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Every `host NAME { hardware ethernet MAC; fixed-address IP; }` of a dhcpd.conf, wherever it is nested.
+pub fn parse_pins(text: &str) -> BTreeMap<String, Pin> {
+    let tokens = tokenize(text);
+    let mut pins = BTreeMap::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let (Token::Word(kw), Some(Token::Word(name)), Some(Token::Open)) =
+            (&tokens[i], tokens.get(i + 1), tokens.get(i + 2))
+        {
+            if kw == "host" {
+                let mut pin = Pin { mac: String::new(), address: String::new() };
+                let mut j = i + 3;
+                let mut depth = 1;
+                while j < tokens.len() && depth > 0 {
+                    match &tokens[j] {
+                        Token::Open => depth += 1,
+                        Token::Close => depth -= 1,
+                        Token::Word(w) if w == "hardware" => {
+                            if let (Some(Token::Word(_)), Some(Token::Word(mac))) =
+                                (tokens.get(j + 1), tokens.get(j + 2))
+                            {
+                                pin.mac = mac.to_ascii_lowercase();
+                            }
+                        }
+                        Token::Word(w) if w == "fixed-address" => {
+                            if let Some(Token::Word(ip)) = tokens.get(j + 1) {
+                                pin.address = ip.clone();
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                pins.insert(name.clone(), pin);
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    pins
+}
+
+fn dotted_mask(prefix: u8) -> String {
+    let m: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+    std::net::Ipv4Addr::from(m).to_string()
+}
+
+/// Render dhcpd.conf for the environment.
+pub fn render(env: &Environment) -> Option<String> {
+    let d = env.dhcp.as_ref()?;
+    let ipnet::IpNet::V4(subnet) = d.subnet else { return None };
+    let dns: Vec<String> = if d.dns_servers.is_empty() {
+        env.hosts_with_role(HostRole::Dns).map(|(_, h)| h.address.to_string()).collect()
+    } else {
+        d.dns_servers.iter().map(IpAddr::to_string).collect()
+    };
+    let mut s = String::new();
+    let _ =
+        writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", env.cluster.name);
+    let _ = writeln!(s, "authoritative;\nddns-update-style none;");
+    let _ = writeln!(s, "default-lease-time {};\nmax-lease-time {};", d.default_lease_time, d.default_lease_time * 12);
+    let _ = writeln!(s, "option domain-name \"{}\";", env.cluster.domain());
+    if !dns.is_empty() {
+        let _ = writeln!(s, "option domain-name-servers {};", dns.join(", "));
+    }
+    if let Some(pxe) = &d.pxe {
+        let tftp = env.hosts.get(&pxe.tftp_host).map(|h| h.address.to_string()).unwrap_or_default();
+        let http = env
+            .files
+            .as_ref()
+            .and_then(|f| f.host.as_ref().and_then(|h| env.hosts.get(h)))
+            .or_else(|| env.first_host_with_role(HostRole::Http).map(|(_, h)| h))
+            .map(|h| h.address.to_string())
+            .unwrap_or_else(|| tftp.clone());
+        let _ = writeln!(s, "# RFC 4578 client system architecture (EFI x86-64 is 7 or 9).");
+        let _ = writeln!(s, "option client-arch code 93 = unsigned integer 16;");
+        let _ = writeln!(s);
+        let _ = writeln!(s, "# iPXE chain-loading: firmware PXE gets iPXE over TFTP, iPXE gets the script over HTTP.");
+        let _ = writeln!(s, "class \"pxeclients\" {{");
+        let _ = writeln!(s, "    match if substring (option vendor-class-identifier, 0, 9) = \"PXEClient\";");
+        let _ = writeln!(s, "    next-server {tftp};");
+        let _ = writeln!(s, "    if exists user-class and option user-class = \"iPXE\" {{");
+        let _ = writeln!(s, "        filename \"http://{http}/{}\";", pxe.script.trim_start_matches('/'));
+        let _ = writeln!(s, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
+        let _ = writeln!(s, "        filename \"{}\";", pxe.efi_file);
+        let _ = writeln!(s, "    }} else {{");
+        let _ = writeln!(s, "        filename \"{}\";", pxe.bios_file);
+        let _ = writeln!(s, "    }}\n}}");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "subnet {} netmask {} {{", subnet.network(), dotted_mask(subnet.prefix_len()));
+    if !d.routers.is_empty() {
+        let routers: Vec<String> = d.routers.iter().map(IpAddr::to_string).collect();
+        let _ = writeln!(s, "    option routers {};", routers.join(", "));
+    }
+    let _ = writeln!(s, "    option subnet-mask {};", dotted_mask(subnet.prefix_len()));
+    let _ = writeln!(s, "}}");
+    for n in &env.nodes {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "host {} {{", n.name);
+        let _ = writeln!(s, "    hardware ethernet {};", n.mac.to_ascii_lowercase());
+        let _ = writeln!(s, "    fixed-address {};", n.ip);
+        let _ = writeln!(s, "    option host-name \"{}\";", n.name);
+        let _ = writeln!(s, "}}");
+    }
+    Some(s)
+}
+
+pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
+    let (Some(d), Some(content)) = (&env.dhcp, render(env)) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
+        let mut mf = ManagedFile::new(d.config.clone(), content.clone());
+        mf.mode = Some(0o644);
+        mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
+        mf.activate = Some(d.restart.clone());
+        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.clone()), mf)?);
+    }
+    Ok(out)
+}
+
+/// Host-level view: `+ host w4 52:54:… → 10.88.0.34`.
+pub fn pin_details(before: &BTreeMap<String, Pin>, after: &BTreeMap<String, Pin>) -> Vec<Detail> {
+    let mut out = Vec::new();
+    for (name, b) in before {
+        match after.get(name) {
+            None => out.push(Detail::remove(format!("host {name} {} → {}", b.mac, b.address))),
+            Some(a) if a != b => out
+                .push(Detail::modify(format!("host {name} {} → {} (was {} → {})", a.mac, a.address, b.mac, b.address))),
+            Some(_) => {}
+        }
+    }
+    for (name, a) in after {
+        if !before.contains_key(name) {
+            out.push(Detail::add(format!("host {name} {} → {}", a.mac, a.address)));
+        }
+    }
+    out
+}
+
+/// Pure: whole-file comparison plus host-level details.
+pub fn diff_config(
+    address: &Address,
+    desired: Option<&ManagedFile>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
+    let mut c = file::diff(address, desired, actual)?;
+    if c.action != Action::NoOp {
+        let before = actual.map(|a| parse_pins(&a.content)).unwrap_or_default();
+        let after = desired.map(|d| parse_pins(&d.content)).unwrap_or_default();
+        c.details = pin_details(&before, &after);
+    }
+    Ok(c)
+}
+
+#[derive(Deserialize)]
+struct PathOnly {
+    path: String,
+}
+
+pub struct DhcpdProvider;
+
+#[async_trait]
+impl Provider for DhcpdProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let paths: Vec<String> =
+            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
+        file::read_files(cx.transport(&first.address)?, &paths).await.map_err(|e| e.at(&first.address))
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
+        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+        diff_config(address, d.as_ref(), a.as_ref())
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        file::apply(cx, change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"
+ class "pxeclients" {
+      match if substring (option vendor-class-identifier, 0, 9) = "PXEClient";
+      next-server 192.2.0.101;  # TFTP Server address
+ }
+ host bs{
+                hardware ethernet 00:50:56:96:11:c2;
+                fixed-address 192.2.0.11;
+ }
+ host w3{
+                hardware ethernet 00:50:56:96:E3:F5;
+                fixed-address 172.16.0.33;
+ }
+"#;
+
+    #[test]
+    fn parses_the_seed_pins() {
+        let pins = parse_pins(SEED);
+        assert_eq!(pins.len(), 2);
+        assert_eq!(pins["bs"], Pin { mac: "00:50:56:96:11:c2".into(), address: "192.2.0.11".into() });
+        assert_eq!(pins["w3"].mac, "00:50:56:96:e3:f5");
+    }
+
+    #[test]
+    fn pin_changes_are_host_level() {
+        let before = parse_pins(SEED);
+        let mut after = before.clone();
+        after.remove("bs");
+        after.insert("w3".into(), Pin { mac: "00:50:56:96:e3:f5".into(), address: "172.16.0.35".into() });
+        after.insert("w4".into(), Pin { mac: "00:50:56:96:00:04".into(), address: "172.16.0.34".into() });
+        let d: Vec<String> = pin_details(&before, &after).iter().map(|d| format!("{:?} {}", d.op, d.text)).collect();
+        assert_eq!(
+            d,
+            vec![
+                "Remove host bs 00:50:56:96:11:c2 → 192.2.0.11",
+                "Modify host w3 00:50:56:96:e3:f5 → 172.16.0.35 (was 00:50:56:96:e3:f5 → 172.16.0.33)",
+                "Add host w4 00:50:56:96:00:04 → 172.16.0.34",
+            ]
+        );
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(dotted_mask(24), "255.255.255.0");
+        assert_eq!(dotted_mask(23), "255.255.254.0");
+        assert_eq!(dotted_mask(0), "0.0.0.0");
+    }
+}

@@ -1,0 +1,48 @@
+//! Snapshots of what groundwork renders for the reference install (environments/ocp45), offline.
+
+use groundwork::config;
+use groundwork_sdk::file::ManagedFile;
+use groundwork_sdk::Resource;
+
+fn resources() -> Vec<Resource> {
+    let loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    config::expand::resources(&loaded).unwrap()
+}
+
+fn find<'a>(rs: &'a [Resource], addr: &str) -> &'a Resource {
+    rs.iter().find(|r| r.address.to_string() == addr).unwrap_or_else(|| {
+        let all: Vec<String> = rs.iter().map(|r| r.address.to_string()).collect();
+        panic!("{addr} not among {all:#?}")
+    })
+}
+
+#[test]
+fn zones() {
+    let rs = resources();
+    for (addr, name) in [
+        ("bind.zone[ns1:example.localdomain]", "ocp45_forward_zone"),
+        ("bind.zone[ns1:0.16.172.in-addr.arpa]", "ocp45_reverse_zone"),
+    ] {
+        let spec: groundwork_bind::ZoneSpec = find(&rs, addr).spec().unwrap();
+        // A fixed serial: the real one is dated.
+        insta::assert_snapshot!(name, groundwork_bind::zone::render(&spec.zone, 2026010100));
+    }
+    let stanzas: ManagedFile = find(&rs, "bind.stanzas[ns1:/etc/named/groundwork.zones.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_named_stanzas", stanzas.content);
+}
+
+#[test]
+fn dhcpd_conf() {
+    let rs = resources();
+    let conf: ManagedFile = find(&rs, "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_dhcpd_conf", conf.content);
+    assert_eq!(conf.check, vec![vec!["dhcpd", "-t", "-q", "-cf", "{candidate}"]]);
+}
+
+#[test]
+fn ipxe_script() {
+    let rs = resources();
+    let f: groundwork_files::FileSpec =
+        find(&rs, "files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_pxeboot_ipxe", f.content.unwrap());
+}
