@@ -78,6 +78,7 @@ if has dhcp; then
   mkdir -p /var/lib/dhcpd; touch /var/lib/dhcpd/dhcpd.leases
   cat > /etc/gwlab/units/dhcpd <<'U'
 START="/usr/sbin/dhcpd -f -d -cf /etc/dhcp/dhcpd.conf -lf /var/lib/dhcpd/dhcpd.leases eth0"
+READY="grep -q 'Server starting service' /var/log/gwlab/dhcpd.log"
 U
 fi
 
@@ -86,6 +87,8 @@ if has lb; then
   cat > /etc/gwlab/units/haproxy <<'U'
 START="/usr/sbin/haproxy -W -db -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid"
 RELOAD='/usr/sbin/haproxy -c -q -f /etc/haproxy/haproxy.cfg && kill -USR2 $MAINPID'
+# Ready once the master has a worker: the configuration parsed and the listeners are bound.
+READY='pgrep -P "$MAINPID" >/dev/null'
 U
 fi
 
@@ -113,6 +116,7 @@ CFG
   cat > /etc/gwlab/units/nginx <<'U'
 START="/usr/sbin/nginx -g 'daemon off;'"
 RELOAD="/usr/sbin/nginx -t -q && /usr/sbin/nginx -s reload"
+READY="test -s /run/nginx.pid"
 U
 fi
 

@@ -7,7 +7,7 @@ packages=(
   bind9 bind9-utils bind9-dnsutils
   isc-dhcp-server isc-dhcp-client
   haproxy nginx
-  iproute2 socat curl procps psmisc util-linux
+  iproute2 socat curl procps psmisc util-linux openssl
 )
 missing=()
 for p in "${packages[@]}"; do

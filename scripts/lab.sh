@@ -79,6 +79,16 @@ up() {
   mkdir -p "$state/hosts"
   chmod 0755 "$state"
   ssh-keygen -q -t ed25519 -N '' -C "groundwork-lab-$idx" -f "$state/id_ed25519"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=groundwork-lab-node" \
+    -keyout "$state/node.key" -out "$state/node.crt" 2>/dev/null
+  cat "$state/node.crt" "$state/node.key" > "$state/node.pem"
+  cat > "$state/http-200" <<'S'
+#!/bin/sh
+# Node stand-in: read the request line, answer 200 with this listener's name.
+read -r request
+printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n' "$1"
+S
+  chmod +x "$state/http-200"
   : > "$state/known_hosts"
   ip link add "$br" type bridge
   ip addr add "$net.1/24" dev "$br"
@@ -103,7 +113,15 @@ up() {
     ip netns add "$pfx$h"; link "$h" "$mac"
     [ "$ip" = dhcp ] && continue
     ip -n "$pfx$h" addr add "$ip/24" dev eth0
-    for port in 6443 22623 80 443; do
+    # API and machine-config stand-ins speak TLS and answer any HTTP request (/readyz, /healthz) with
+    # 200 and NAME/PORT, so haproxy's health checks pass; ingress stand-ins answer NAME/PORT over TCP.
+    for port in 6443 22623; do
+      ip netns exec "$pfx$h" setsid socat -T5 \
+        "OPENSSL-LISTEN:$port,bind=$ip,fork,reuseaddr,cert=$state/node.pem,verify=0" \
+        "EXEC:$state/http-200 $h/$port" \
+        >/dev/null 2>&1 < /dev/null &
+    done
+    for port in 80 443; do
       ip netns exec "$pfx$h" setsid socat -T5 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h/$port" \
         >/dev/null 2>&1 < /dev/null &
     done
@@ -115,7 +133,7 @@ up() {
   done
   for e in "${nodes[@]}"; do
     read -r h ip _ <<<"$e"
-    [ "$ip" = dhcp ] || wait_for 10 "listeners on $h" bash -c "exec 3<>/dev/tcp/$ip/443"
+    [ "$ip" = dhcp ] || wait_for 10 "listeners on $h" bash -c "exec 3<>/dev/tcp/$ip/443 && exec 4<>/dev/tcp/$ip/6443"
   done
   cat > "$state/dhclient-script" <<'S'
 #!/bin/sh

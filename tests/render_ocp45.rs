@@ -46,3 +46,14 @@ fn ipxe_script() {
         find(&rs, "files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]").spec().unwrap();
     insta::assert_snapshot!("ocp45_pxeboot_ipxe", f.content.unwrap());
 }
+
+#[test]
+fn haproxy_cfg() {
+    let rs = resources();
+    let conf: ManagedFile = find(&rs, "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_haproxy_cfg", conf.content);
+    // Day 2 of the reference install: 80/443 go to the infra nodes, each on its frontend's port.
+    let servers = groundwork_haproxy::servers(&conf.content);
+    assert!(servers.contains("server i1 in backend ingress-https (172.16.0.41:443)")); // offline render only
+    assert!(!servers.iter().any(|s| s.contains("backend ingress-https") && s.ends_with(":80)")));
+}

@@ -19,6 +19,7 @@ impl Registry {
         r.add(Arc::new(groundwork_files::FilesProvider));
         r.add(Arc::new(groundwork_bind::BindProvider));
         r.add(Arc::new(groundwork_dhcpd::DhcpdProvider));
+        r.add(Arc::new(groundwork_haproxy::HaproxyProvider));
         r
     }
 

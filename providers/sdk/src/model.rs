@@ -344,7 +344,7 @@ pub enum IngressNodes {
     Infra,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBalancerSettings {
     #[serde(default)]
@@ -352,6 +352,36 @@ pub struct LoadBalancerSettings {
     /// Explicit frontends replace the derived ones (validated the same way).
     #[serde(default)]
     pub frontends: Vec<Frontend>,
+    #[serde(default = "haproxy_cfg")]
+    pub config: String,
+    /// haproxy's admin socket (live backend state is read from it).
+    #[serde(default = "stats_socket")]
+    pub stats_socket: String,
+    /// Graceful reload (haproxy -c then SIGUSR2 to the master, as RHEL's unit does).
+    #[serde(default = "haproxy_reload")]
+    pub reload: Vec<String>,
+}
+
+fn haproxy_cfg() -> String {
+    "/etc/haproxy/haproxy.cfg".into()
+}
+fn stats_socket() -> String {
+    "/var/lib/haproxy/stats".into()
+}
+fn haproxy_reload() -> Vec<String> {
+    ["systemctl", "reload-or-restart", "haproxy"].iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for LoadBalancerSettings {
+    fn default() -> Self {
+        LoadBalancerSettings {
+            ingress: IngressNodes::default(),
+            frontends: Vec::new(),
+            config: haproxy_cfg(),
+            stats_socket: stats_socket(),
+            reload: haproxy_reload(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,0 +1,247 @@
+//! # groundwork-haproxy
+//!
+//! One whole haproxy.cfg per lb host: TCP frontends for the API (6443), machine config (22623) and
+//! ingress (80/443), backends by node IP from the inventory with health checks (`/readyz` over TLS for the
+//! API, `/healthz` for machine config, TCP for ingress), the bootstrap server marked `backup` and tagged
+//! so the install gates can remove it, and an admin stats socket. `haproxy -c` on the candidate before it
+//! replaces the live file; graceful reload.
+
+use async_trait::async_trait;
+use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::model::{Environment, Frontend, HostRole, NodeRole};
+use groundwork_sdk::transport::{Cmd, Transport};
+use groundwork_sdk::{decode, Action, Address, Change, Context, Error, Provider, Resource, TransportError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+pub const PROVIDER: &str = "haproxy";
+/// Tag on server lines of the bootstrap node (removed once bootstrap completes).
+pub const BOOTSTRAP_TAG: &str = "# groundwork:bootstrap";
+
+fn health(fe: &Frontend) -> (&'static str, Option<&'static str>, &'static str) {
+    // (balance, HTTP check path over TLS, server check options)
+    match fe.port {
+        6443 => ("roundrobin", Some("/readyz"), "check check-ssl verify none inter 10s fall 2 rise 3"),
+        22623 => ("roundrobin", Some("/healthz"), "check check-ssl verify none inter 10s fall 2 rise 3"),
+        _ => ("source", None, "check inter 1s fall 2 rise 3"),
+    }
+}
+
+/// Render haproxy.cfg for the environment.
+pub fn render(env: &Environment) -> String {
+    let lb = &env.loadbalancer;
+    let mut s = String::new();
+    let _ =
+        writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", env.cluster.name);
+    let _ = writeln!(s, "global");
+    let _ = writeln!(s, "    log         127.0.0.1 local2");
+    let _ = writeln!(s, "    chroot      /var/lib/haproxy");
+    let _ = writeln!(s, "    maxconn     4000");
+    let _ = writeln!(s, "    user        haproxy");
+    let _ = writeln!(s, "    group       haproxy");
+    let _ = writeln!(s, "    stats socket {} mode 600 level admin", lb.stats_socket);
+    let _ = writeln!(s);
+    let _ = writeln!(s, "defaults");
+    for line in [
+        "mode                    tcp",
+        "log                     global",
+        "option                  tcplog",
+        "option                  dontlognull",
+        "retries                 3",
+        "option                  redispatch",
+        "timeout connect         10s",
+        "timeout client          1m",
+        "timeout server          1m",
+        "timeout check           10s",
+        "maxconn                 3000",
+    ] {
+        let _ = writeln!(s, "    {line}");
+    }
+    let _ =
+        writeln!(s, "    # Servers are addressed by IP from the inventory. Should a name ever be used, a start or a");
+    let _ =
+        writeln!(s, "    # reload must not fail because it does not resolve yet (nodes are added before they boot).");
+    let _ = writeln!(s, "    default-server init-addr last,libc,none");
+    for fe in env.frontends() {
+        let (balance, http_check, opts) = health(&fe);
+        let _ = writeln!(s);
+        let _ = writeln!(s, "frontend {}", fe.name);
+        let _ = writeln!(s, "    bind *:{}", fe.port);
+        let _ = writeln!(s, "    default_backend {}", fe.name);
+        let _ = writeln!(s);
+        let _ = writeln!(s, "backend {}", fe.name);
+        let _ = writeln!(s, "    balance {balance}");
+        if let Some(path) = http_check {
+            let _ = writeln!(s, "    option httpchk GET {path} HTTP/1.0");
+            let _ = writeln!(s, "    option log-health-checks");
+            let _ = writeln!(s, "    http-check expect status 200");
+        }
+        for b in &fe.backends {
+            let Some(node) = env.node(&b.node) else { continue };
+            let addr = match node.ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            if node.role == NodeRole::Bootstrap {
+                let _ = writeln!(s, "    server {} {addr}:{} {opts} backup {BOOTSTRAP_TAG}", b.node, b.port);
+            } else {
+                let _ = writeln!(s, "    server {} {addr}:{} {opts}", b.node, b.port);
+            }
+        }
+    }
+    s
+}
+
+pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
+    let lb = &env.loadbalancer;
+    let mut out = Vec::new();
+    for (host, _) in env.hosts_with_role(HostRole::Lb) {
+        let mut mf = ManagedFile::new(lb.config.clone(), render(env));
+        mf.mode = Some(0o644);
+        mf.check = vec![vec!["haproxy".into(), "-c".into(), "-q".into(), "-f".into(), CANDIDATE.into()]];
+        mf.activate = Some(lb.reload.clone());
+        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), lb.config.clone()), mf)?);
+    }
+    Ok(out)
+}
+
+/// Every `server` line as `server NAME in backend BACKEND (ADDR)`, from any haproxy.cfg.
+pub fn servers(text: &str) -> BTreeSet<String> {
+    let mut section = String::new();
+    let mut out = BTreeSet::new();
+    for raw in text.lines() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["backend" | "listen", name, ..] => section = name.to_string(),
+            ["frontend" | "global" | "defaults", ..] => section.clear(),
+            ["server", name, addr, ..] if !section.is_empty() => {
+                out.insert(format!("server {name} in backend {section} ({addr})"));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Pure: whole-file comparison with backend-level details.
+pub fn diff_config(
+    address: &Address,
+    desired: Option<&ManagedFile>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
+    let mut c = file::diff(address, desired, actual)?;
+    if c.action != Action::NoOp {
+        let before = actual.map(|a| servers(&a.content)).unwrap_or_default();
+        let after = desired.map(|d| servers(&d.content)).unwrap_or_default();
+        c.details = groundwork_sdk::set_details(&before, &after);
+    }
+    Ok(c)
+}
+
+/// One server's live state from the stats socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerState {
+    pub backend: String,
+    pub server: String,
+    /// UP, DOWN, MAINT, no check, …
+    pub status: String,
+}
+
+/// Parse `show stat` CSV.
+pub fn parse_show_stat(csv: &str) -> Vec<ServerState> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else { return Vec::new() };
+    let cols: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    let idx = |name: &str| cols.iter().position(|c| *c == name);
+    let (Some(px), Some(sv), Some(st)) = (idx("pxname"), idx("svname"), idx("status")) else { return Vec::new() };
+    lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let server = f.get(sv)?;
+            if *server == "FRONTEND" || *server == "BACKEND" {
+                return None;
+            }
+            Some(ServerState {
+                backend: f.get(px)?.to_string(),
+                server: server.to_string(),
+                status: f.get(st)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Live backend state through the admin socket (needs socat on the host, as RHEL's haproxy docs use).
+pub async fn live_state(t: &dyn Transport, socket: &str) -> Result<Vec<ServerState>, TransportError> {
+    let cmd = Cmd::new("socat").arg("stdio").arg(format!("UNIX-CONNECT:{socket}")).stdin(b"show stat\n".to_vec());
+    let out = t.exec(&cmd).await?;
+    if !out.success() {
+        return Err(TransportError::Command {
+            host: t.host().to_string(),
+            command: cmd.to_string(),
+            code: out.code,
+            stderr: out.stderr_str(),
+        });
+    }
+    Ok(parse_show_stat(&out.stdout_str()))
+}
+
+#[derive(Deserialize)]
+struct PathOnly {
+    path: String,
+}
+
+pub struct HaproxyProvider;
+
+#[async_trait]
+impl Provider for HaproxyProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let paths: Vec<String> =
+            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
+        file::read_files(cx.transport(&first.address)?, &paths).await.map_err(|e| e.at(&first.address))
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
+        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+        diff_config(address, d.as_ref(), a.as_ref())
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        file::apply(cx, change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "backend worker_https\n    mode tcp\n    balance     source\n    server w1 w1.ocp45.example.localdomain:443  check\n    server w3 w3.ocp45.example.localdomain:80  check\nfrontend x\n    bind *:1\n";
+
+    #[test]
+    fn servers_by_backend() {
+        let s: Vec<String> = servers(SEED).into_iter().collect();
+        assert_eq!(
+            s,
+            vec![
+                "server w1 in backend worker_https (w1.ocp45.example.localdomain:443)",
+                "server w3 in backend worker_https (w3.ocp45.example.localdomain:80)",
+            ]
+        );
+    }
+
+    #[test]
+    fn show_stat() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status\napi,FRONTEND,,,0,0,,,,,,,,,,,,OPEN\napi,m1,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP\napi,bs,0,0,0,0,,0,0,0,,0,,0,0,0,0,DOWN\napi,BACKEND,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP\n";
+        let st = parse_show_stat(csv);
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[1], ServerState { backend: "api".into(), server: "bs".into(), status: "DOWN".into() });
+    }
+}
