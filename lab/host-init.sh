@@ -83,6 +83,18 @@ U
 fi
 
 if has lb; then
+  # firewalld filters for real inside this host's network namespace. It needs a system bus of its own.
+  mkdir -p /run/dbus /var/lib/dbus
+  [ -s /etc/machine-id ] || dbus-uuidgen > /etc/machine-id
+  cat > /etc/gwlab/units/dbus <<'U'
+START="/usr/bin/dbus-daemon --system --nofork --nopidfile"
+READY="test -S /run/dbus/system_bus_socket"
+U
+  cat > /etc/gwlab/units/firewalld <<'U'
+START="/usr/sbin/firewalld --nofork --nopid"
+RELOAD="/usr/bin/firewall-cmd --reload"
+READY="/usr/bin/firewall-cmd --state"
+U
   mkdir -p /var/lib/haproxy
   cat > /etc/gwlab/units/haproxy <<'U'
 START="/usr/sbin/haproxy -W -db -f /etc/haproxy/haproxy.cfg -p /run/haproxy.pid"
@@ -123,6 +135,13 @@ fi
 systemctl start sshd
 has dns && systemctl start named
 has http && systemctl start nginx
+if has lb; then
+  systemctl start dbus
+  systemctl start firewalld
+  # No NetworkManager here: bind the interface to the default zone explicitly, runtime and permanent.
+  firewall-cmd -q --zone=public --add-interface=eth0
+  firewall-cmd -q --permanent --zone=public --add-interface=eth0
+fi
 touch "$hostdir/ready"
 
 # PID 1 of the namespace: reap whatever the daemons leave behind until the lab is torn down.

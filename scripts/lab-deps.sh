@@ -8,6 +8,7 @@ packages=(
   isc-dhcp-server isc-dhcp-client
   haproxy nginx
   iproute2 socat curl procps psmisc util-linux openssl
+  firewalld nftables dbus
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -42,7 +42,7 @@ fn records_and_pins_answer_and_a_node_move_changes_exactly_its_entries() {
     let again = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
 
-    // Move w3: exactly its A, its PTR and its pin change; nothing else is planned.
+    // Move w3: exactly its A, its PTR, its pin and its LB servers change; nothing else is planned.
     let fwd_serial = lab.serial(d);
     let rev = format!("{}.88.10.in-addr.arpa", lab.index);
     set_w3_ip(&lab, 35);
@@ -72,6 +72,16 @@ fn records_and_pins_answer_and_a_node_move_changes_exactly_its_entries() {
             (
                 "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]".to_string(),
                 vec![format!("modify host w3 {mac} → {} (was {mac} → {})", lab.ip(35), lab.ip(33))]
+            ),
+            // w3 is an ingress backend: its two servers move with it.
+            (
+                "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]".to_string(),
+                vec![
+                    format!("remove server w3 in backend ingress-http ({}:80)", lab.ip(33)),
+                    format!("remove server w3 in backend ingress-https ({}:443)", lab.ip(33)),
+                    format!("add server w3 in backend ingress-http ({}:80)", lab.ip(35)),
+                    format!("add server w3 in backend ingress-https ({}:443)", lab.ip(35)),
+                ]
             ),
         ]
     );

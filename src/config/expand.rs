@@ -14,6 +14,7 @@ pub fn resources(loaded: &Loaded) -> Result<Vec<Resource>, ConfigError> {
     out.extend(groundwork_bind::resources(&loaded.env, today()).map_err(expand_err)?);
     out.extend(groundwork_dhcpd::resources(&loaded.env).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&loaded.env).map_err(expand_err)?);
+    out.extend(groundwork_firewalld::resources(&loaded.env).map_err(expand_err)?);
     Ok(out)
 }
 

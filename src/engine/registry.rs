@@ -20,6 +20,7 @@ impl Registry {
         r.add(Arc::new(groundwork_bind::BindProvider));
         r.add(Arc::new(groundwork_dhcpd::DhcpdProvider));
         r.add(Arc::new(groundwork_haproxy::HaproxyProvider));
+        r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
         r
     }
 

@@ -1,0 +1,433 @@
+//! # groundwork-firewalld
+//!
+//! One resource per opening, so that removing it from the environment closes exactly it (and only what
+//! groundwork opened): `firewalld.service[HOST:ZONE/NAME]`, `firewalld.port[HOST:ZONE/PORT/PROTO]`, and
+//! `firewalld.service_def[HOST:NAME]` for custom services (the reference install's `machine-config`,
+//! 22623/tcp). An opening counts as present only when it is in both the runtime and the permanent
+//! configuration; apply fixes whichever is missing. Reads are one batched exec per host.
+
+use async_trait::async_trait;
+use groundwork_sdk::model::{Environment, HostRole};
+use groundwork_sdk::transport::Cmd;
+use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PROVIDER: &str = "firewalld";
+
+/// A service or port opened in a zone.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OpeningSpec {
+    pub zone: String,
+    /// `http` for a service, `22623/tcp` for a port.
+    pub name: String,
+}
+
+/// Where an opening was found.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ObservedOpening {
+    pub runtime: bool,
+    pub permanent: bool,
+}
+
+/// A custom service definition (permanent; loaded into the runtime by a reload).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ServiceDefSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub ports: Vec<String>,
+}
+
+fn hosts(env: &Environment) -> Vec<String> {
+    let Some(fw) = &env.firewall else { return Vec::new() };
+    if fw.hosts.is_empty() {
+        env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.clone()).collect()
+    } else {
+        fw.hosts.clone()
+    }
+}
+
+pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
+    let Some(fw) = &env.firewall else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for host in hosts(env) {
+        let h = Some(host.as_str());
+        let mut defs = BTreeMap::new();
+        for (name, svc) in &fw.custom_services {
+            let addr = Address::new(PROVIDER, "service_def", h, name.clone());
+            let spec =
+                ServiceDefSpec { name: name.clone(), description: svc.description.clone(), ports: svc.ports.clone() };
+            out.push(Resource::new(addr.clone(), spec)?);
+            defs.insert(name.clone(), addr);
+        }
+        for s in &fw.services {
+            let addr = Address::new(PROVIDER, "service", h, format!("{}/{s}", fw.zone));
+            let mut r = Resource::new(addr, OpeningSpec { zone: fw.zone.clone(), name: s.clone() })?;
+            if let Some(def) = defs.get(s) {
+                r = r.depends_on(def.clone());
+            }
+            out.push(r);
+        }
+        for p in &fw.ports {
+            let addr = Address::new(PROVIDER, "port", h, format!("{}/{p}", fw.zone));
+            out.push(Resource::new(addr, OpeningSpec { zone: fw.zone.clone(), name: p.clone() })?);
+        }
+    }
+    Ok(out)
+}
+
+/// One batched read: `--list-all` of every zone, runtime and permanent, and each custom service's XML.
+/// $1 is the number of zones; then the zones; then the service names.
+const READ_SCRIPT: &str = r#"n=$1; shift; i=0
+for a in "$@"; do
+  if [ "$i" -lt "$n" ]; then
+    printf '@@ZONE %s runtime\n' "$a"; firewall-cmd --zone="$a" --list-all 2>&1 || printf '@@ERR\n'
+    printf '@@ZONE %s permanent\n' "$a"; firewall-cmd --permanent --zone="$a" --list-all 2>&1 || printf '@@ERR\n'
+  else
+    printf '@@SVC %s\n' "$a"
+    if [ -f "/etc/firewalld/services/$a.xml" ]; then cat "/etc/firewalld/services/$a.xml"; echo; else printf '@@MISSING\n'; fi
+  fi
+  i=$((i+1))
+done
+"#;
+
+/// What one read found: per (zone, runtime|permanent) the services and ports; per custom service its
+/// definition.
+#[derive(Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub zones: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)>,
+    pub defs: BTreeMap<String, Option<ServiceDefSpec>>,
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = tag.find(&key)? + key.len();
+    tag[start..].split('"').next()
+}
+
+/// Parse a firewalld service XML (as in /etc/firewalld/services).
+pub fn parse_service_xml(name: &str, xml: &str) -> ServiceDefSpec {
+    let description = xml
+        .split("<description>")
+        .nth(1)
+        .and_then(|r| r.split("</description>").next())
+        .map(|d| d.trim().replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\""));
+    let ports = xml
+        .split("<port ")
+        .skip(1)
+        .filter_map(|t| Some(format!("{}/{}", attr(t, "port")?, attr(t, "protocol")?)))
+        .collect();
+    ServiceDefSpec { name: name.to_string(), description, ports }
+}
+
+/// Parse READ_SCRIPT output.
+pub fn parse_snapshot(out: &str) -> Result<Snapshot, String> {
+    let mut snap = Snapshot::default();
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in out.lines() {
+        if line.starts_with("@@ZONE ") || line.starts_with("@@SVC ") {
+            sections.push((line.to_string(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    for (head, body) in sections {
+        if let Some(rest) = head.strip_prefix("@@ZONE ") {
+            let (zone, which) = rest.rsplit_once(' ').ok_or("bad zone header")?;
+            if body.contains("@@ERR") {
+                return Err(format!(
+                    "firewall-cmd failed for zone {zone} ({which}): {}",
+                    body.replace("@@ERR", "").trim()
+                ));
+            }
+            let field = |name: &str| -> BTreeSet<String> {
+                body.lines()
+                    .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+                    .map(|v| v.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default()
+            };
+            snap.zones.insert((zone.to_string(), which.to_string()), (field("services"), field("ports")));
+        } else if let Some(name) = head.strip_prefix("@@SVC ") {
+            let def = (!body.contains("@@MISSING")).then(|| parse_service_xml(name, &body));
+            snap.defs.insert(name.to_string(), def);
+        }
+    }
+    Ok(snap)
+}
+
+fn observe(snap: &Snapshot, r: &Resource) -> Result<Option<Value>, Error> {
+    let value = |v: &dyn ToValue| v.to_json().map_err(|e| Error::failed(&r.address, e.to_string()));
+    match r.address.kind.as_str() {
+        "service_def" => {
+            let spec: ServiceDefSpec = r.spec()?;
+            snap.defs.get(&spec.name).cloned().flatten().map(|d| value(&d)).transpose()
+        }
+        kind @ ("service" | "port") => {
+            let spec: OpeningSpec = r.spec()?;
+            let has = |which: &str| {
+                snap.zones.get(&(spec.zone.clone(), which.to_string())).is_some_and(|(services, ports)| {
+                    if kind == "service" {
+                        services.contains(&spec.name)
+                    } else {
+                        ports.contains(&spec.name)
+                    }
+                })
+            };
+            let o = ObservedOpening { runtime: has("runtime"), permanent: has("permanent") };
+            (o.runtime || o.permanent).then(|| value(&o)).transpose()
+        }
+        other => Err(Error::failed(&r.address, format!("unknown firewalld resource kind {other}"))),
+    }
+}
+
+/// Serialize either observed type through one closure.
+trait ToValue {
+    fn to_json(&self) -> serde_json::Result<Value>;
+}
+
+impl<T: Serialize> ToValue for T {
+    fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+}
+
+/// Pure: an opening in a zone.
+pub fn diff_opening(address: &Address, desired: Option<&OpeningSpec>, actual: Option<&ObservedOpening>) -> Change {
+    let dv = desired.and_then(|d| serde_json::to_value(d).ok());
+    let av = actual.and_then(|a| serde_json::to_value(a).ok());
+    let complete = actual.is_some_and(|a| a.runtime && a.permanent);
+    let mut c = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), complete);
+    if let (Some(a), Action::Update) = (actual, c.action) {
+        let missing = if a.runtime { "permanent" } else { "runtime" };
+        c.details.push(Detail::modify(format!("only partly open: add to the {missing} configuration")));
+    }
+    c
+}
+
+/// Pure: a custom service definition.
+pub fn diff_def(address: &Address, desired: Option<&ServiceDefSpec>, actual: Option<&ServiceDefSpec>) -> Change {
+    let dv = desired.and_then(|d| serde_json::to_value(d).ok());
+    let av = actual.and_then(|a| serde_json::to_value(a).ok());
+    let same = match (desired, actual) {
+        (Some(d), Some(a)) => {
+            d.description == a.description
+                && d.ports.iter().collect::<BTreeSet<_>>() == a.ports.iter().collect::<BTreeSet<_>>()
+        }
+        _ => false,
+    };
+    let mut c = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
+    let before: BTreeSet<String> =
+        actual.map(|a| a.ports.iter().map(|p| format!("port {p}")).collect()).unwrap_or_default();
+    let after: BTreeSet<String> =
+        desired.map(|d| d.ports.iter().map(|p| format!("port {p}")).collect()).unwrap_or_default();
+    c.details = groundwork_sdk::set_details(&before, &after);
+    if let (Some(d), Some(a)) = (desired, actual) {
+        if d.description != a.description {
+            c.details.push(Detail::modify(format!("description {:?} → {:?}", a.description, d.description)));
+        }
+    }
+    c
+}
+
+#[derive(Deserialize)]
+struct AnyName {
+    #[serde(default)]
+    zone: Option<String>,
+    name: String,
+}
+
+pub struct FirewalldProvider;
+
+async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Error> {
+    let out = cx
+        .transport(address)?
+        .exec(&Cmd::new("firewall-cmd").args(args.iter().cloned()))
+        .await
+        .map_err(|e| e.at(address))?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(address, format!("firewall-cmd {}: {}", args.join(" "), out.message())))
+    }
+}
+
+#[async_trait]
+impl Provider for FirewalldProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let mut zones = BTreeSet::new();
+        let mut defs = BTreeSet::new();
+        for r in resources {
+            let n: AnyName = r.spec()?;
+            match (r.address.kind.as_str(), n.zone) {
+                ("service_def", _) => {
+                    defs.insert(n.name);
+                }
+                (_, Some(z)) => {
+                    zones.insert(z);
+                }
+                _ => {}
+            }
+        }
+        let mut cmd =
+            Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-firewalld").arg(zones.len().to_string());
+        cmd = cmd.args(zones.iter().cloned()).args(defs.iter().cloned());
+        let out = cx.transport(&first.address)?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
+        let snap = parse_snapshot(&out.stdout_str()).map_err(|m| Error::failed(&first.address, m))?;
+        resources.iter().map(|r| observe(&snap, r)).collect()
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        Ok(match address.kind.as_str() {
+            "service_def" => {
+                let d: Option<ServiceDefSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<ServiceDefSpec> = actual.map(|v| decode(address, v)).transpose()?;
+                diff_def(address, d.as_ref(), a.as_ref())
+            }
+            _ => {
+                let d: Option<OpeningSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<ObservedOpening> = actual.map(|v| decode(address, v)).transpose()?;
+                diff_opening(address, d.as_ref(), a.as_ref())
+            }
+        })
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let address = &change.address;
+        match address.kind.as_str() {
+            "service_def" => {
+                let before: Option<ServiceDefSpec> = change.before.as_ref().map(|v| decode(address, v)).transpose()?;
+                let after: Option<ServiceDefSpec> = change.after.as_ref().map(|v| decode(address, v)).transpose()?;
+                let name =
+                    after.as_ref().or(before.as_ref()).map(|s| s.name.clone()).unwrap_or_else(|| address.name.clone());
+                let perm = |args: &[&str]| -> Vec<String> {
+                    std::iter::once("--permanent".to_string()).chain(args.iter().map(|s| s.to_string())).collect()
+                };
+                match (&before, &after) {
+                    (Some(_), None) => run(cx, address, &perm(&[&format!("--delete-service={name}")])).await?,
+                    (_, Some(d)) => {
+                        if before.is_none() {
+                            run(cx, address, &perm(&[&format!("--new-service={name}")])).await?;
+                        }
+                        let svc = format!("--service={name}");
+                        if before.as_ref().map(|b| &b.description) != Some(&d.description) {
+                            let desc = d.description.clone().unwrap_or_default();
+                            run(cx, address, &perm(&[&svc, &format!("--set-description={desc}")])).await?;
+                        }
+                        let had: BTreeSet<&String> =
+                            before.as_ref().map(|b| b.ports.iter().collect()).unwrap_or_default();
+                        let want: BTreeSet<&String> = d.ports.iter().collect();
+                        for p in want.difference(&had) {
+                            run(cx, address, &perm(&[&svc, &format!("--add-port={p}")])).await?;
+                        }
+                        for p in had.difference(&want) {
+                            run(cx, address, &perm(&[&svc, &format!("--remove-port={p}")])).await?;
+                        }
+                    }
+                    (None, None) => return Ok(()),
+                }
+                // Custom services reach the runtime only through a reload.
+                run(cx, address, &["--reload".to_string()]).await
+            }
+            kind => {
+                let spec: OpeningSpec = match &change.after {
+                    Some(v) => decode(address, v)?,
+                    None => opening_from_address(address)?,
+                };
+                let seen: ObservedOpening =
+                    change.before.as_ref().map(|v| decode(address, v)).transpose()?.unwrap_or_default();
+                let flag = if kind == "service" { "service" } else { "port" };
+                let zone = format!("--zone={}", spec.zone);
+                if change.action == Action::Delete {
+                    if seen.permanent {
+                        run(
+                            cx,
+                            address,
+                            &["--permanent".into(), zone.clone(), format!("--remove-{flag}={}", spec.name)],
+                        )
+                        .await?;
+                    }
+                    if seen.runtime {
+                        run(cx, address, &[zone, format!("--remove-{flag}={}", spec.name)]).await?;
+                    }
+                    return Ok(());
+                }
+                if !seen.permanent {
+                    run(cx, address, &["--permanent".into(), zone.clone(), format!("--add-{flag}={}", spec.name)])
+                        .await?;
+                }
+                if !seen.runtime {
+                    run(cx, address, &[zone, format!("--add-{flag}={}", spec.name)]).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `public/http` → the opening it names (a deleted opening has only its address left).
+fn opening_from_address(address: &Address) -> Result<OpeningSpec, Error> {
+    let (zone, name) =
+        address.name.split_once('/').ok_or_else(|| Error::failed(address, "address is not ZONE/NAME"))?;
+    Ok(OpeningSpec { zone: zone.to_string(), name: name.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "@@ZONE public runtime\npublic (active)\n  target: default\n  services: dhcpv6-client ssh http\n  ports: 8080/tcp\n@@ZONE public permanent\npublic\n  services: dhcpv6-client ssh\n  ports: \n@@SVC machine-config\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service>\n  <description>OpenShift machine config access</description>\n  <port port=\"22623\" protocol=\"tcp\"/>\n</service>\n@@SVC other\n@@MISSING\n";
+
+    #[test]
+    fn parses_a_batched_read() {
+        let s = parse_snapshot(OUT).unwrap();
+        let (svc, ports) = &s.zones[&("public".to_string(), "runtime".to_string())];
+        assert!(svc.contains("http") && ports.contains("8080/tcp"));
+        let (svc, _) = &s.zones[&("public".to_string(), "permanent".to_string())];
+        assert!(!svc.contains("http"));
+        let def = s.defs["machine-config"].clone().unwrap();
+        assert_eq!(def.ports, vec!["22623/tcp"]);
+        assert_eq!(def.description.as_deref(), Some("OpenShift machine config access"));
+        assert_eq!(s.defs["other"], None);
+        assert!(parse_snapshot("@@ZONE public runtime\nFirewallD is not running\n@@ERR\n")
+            .unwrap_err()
+            .contains("not running"));
+    }
+
+    #[test]
+    fn runtime_and_permanent_in_step() {
+        let a = Address::new(PROVIDER, "service", Some("lb1"), "public/http");
+        let spec = OpeningSpec { zone: "public".into(), name: "http".into() };
+        let half = ObservedOpening { runtime: true, permanent: false };
+        let c = diff_opening(&a, Some(&spec), Some(&half));
+        assert_eq!(c.action, Action::Update);
+        assert!(c.details[0].text.contains("permanent"));
+        let full = ObservedOpening { runtime: true, permanent: true };
+        assert_eq!(diff_opening(&a, Some(&spec), Some(&full)).action, Action::NoOp);
+        assert_eq!(diff_opening(&a, Some(&spec), None).action, Action::Create);
+        assert_eq!(diff_opening(&a, None, Some(&full)).action, Action::Delete);
+    }
+
+    #[test]
+    fn service_def_ports_are_a_set() {
+        let a = Address::new(PROVIDER, "service_def", Some("lb1"), "mc");
+        let d = ServiceDefSpec {
+            name: "mc".into(),
+            description: Some("x".into()),
+            ports: vec!["1/tcp".into(), "2/tcp".into()],
+        };
+        let mut o = d.clone();
+        o.ports.reverse();
+        assert_eq!(diff_def(&a, Some(&d), Some(&o)).action, Action::NoOp);
+        o.ports = vec!["1/tcp".into()];
+        let c = diff_def(&a, Some(&d), Some(&o));
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.details, vec![Detail::add("port 2/tcp")]);
+    }
+}
