@@ -9,6 +9,7 @@ packages=(
   haproxy nginx
   iproute2 socat curl procps psmisc util-linux openssl
   firewalld nftables dbus
+  policycoreutils policycoreutils-python-utils selinux-utils semodule-utils selinux-policy-default attr
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -22,9 +22,9 @@ fn apply(lab: &Lab) {
 /// Which backend answers: TLS+HTTP for 6443/22623, plain TCP for 80/443; from node `from`'s namespace.
 fn ask(lab: &Lab, from: &str, vip: &str, port: u16) -> String {
     let out = if matches!(port, 6443 | 22623) {
-        lab.in_node(from, &["curl", "-sk", "--max-time", "5", &format!("https://{vip}:{port}/readyz")])
+        lab.in_node(from, &["curl", "-sk", "--max-time", "10", &format!("https://{vip}:{port}/readyz")])
     } else {
-        lab.in_node(from, &["sh", "-c", &format!("echo | socat -T3 - TCP:{vip}:{port}")])
+        lab.in_node(from, &["sh", "-c", &format!("echo | socat -T10 - TCP:{vip}:{port}")])
     };
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -15,6 +15,9 @@ pub fn resources(loaded: &Loaded) -> Result<Vec<Resource>, ConfigError> {
     out.extend(groundwork_dhcpd::resources(&loaded.env).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&loaded.env).map_err(expand_err)?);
     out.extend(groundwork_firewalld::resources(&loaded.env).map_err(expand_err)?);
+    out.extend(groundwork_selinux::resources(&loaded.env).map_err(expand_err)?);
+    // Cross-provider edges the providers cannot see on their own.
+    groundwork_selinux::link_relabels(&mut out);
     Ok(out)
 }
 

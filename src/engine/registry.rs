@@ -21,6 +21,7 @@ impl Registry {
         r.add(Arc::new(groundwork_dhcpd::DhcpdProvider));
         r.add(Arc::new(groundwork_haproxy::HaproxyProvider));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
+        r.add(Arc::new(groundwork_selinux::SelinuxProvider));
         r
     }
 

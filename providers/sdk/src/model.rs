@@ -504,6 +504,9 @@ pub struct CustomService {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SelinuxSettings {
+    /// Hosts whose booleans and port labels are managed (default: hosts with role lb).
+    #[serde(default)]
+    pub hosts: Vec<String>,
     #[serde(default)]
     pub fcontexts: Vec<FcontextRule>,
     #[serde(default)]

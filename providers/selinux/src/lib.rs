@@ -1,0 +1,608 @@
+//! # groundwork-selinux
+//!
+//! - `selinux.fcontext[HOST:REGEX]`: a file-context rule. Present when the local customizations or the
+//!   base policy already map exactly that regex to the type, so nothing is ever re-added ("already
+//!   defined").
+//! - `selinux.relabel[HOST:DIR]`: the files under DIR carry the labels the policy gives them (the seed's
+//!   403 trap: files copied from /root keep `admin_home_t`). Its spec carries a generation — a digest of
+//!   the served files under DIR — so that a change to those files also relabels them.
+//! - `selinux.boolean[HOST:NAME]`, `selinux.port[HOST:PROTO/PORT]`: persistent booleans and port labels.
+//!
+//! One exec per host reads everything: `semanage export`, `semanage boolean -l`/`port -l` when needed,
+//! the base policy's file_contexts lines, and `setfiles -n -v` dry runs.
+
+use async_trait::async_trait;
+use groundwork_sdk::model::{Environment, HostRole};
+use groundwork_sdk::transport::Cmd;
+use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, WriteOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+pub const PROVIDER: &str = "selinux";
+const MARKS: &str = "/var/lib/groundwork/relabel";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FcontextSpec {
+    pub path: String,
+    pub setype: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObservedFcontext {
+    pub setype: String,
+    /// Defined by the base policy rather than a local customization.
+    pub base_policy: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RelabelSpec {
+    pub path: String,
+    /// Digest of what is served under `path`; set by the engine's cross-provider pass.
+    #[serde(default)]
+    pub generation: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObservedRelabel {
+    /// `file: have → want` for every file whose label differs from the policy's.
+    pub mismatches: Vec<String>,
+    pub generation: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BooleanSpec {
+    pub name: String,
+    pub value: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PortSpec {
+    pub proto: String,
+    pub port: u16,
+    pub setype: String,
+}
+
+/// The directory a file-context regex is rooted at: `/usr/share/nginx/html(/.*)?` → `/usr/share/nginx/html`.
+pub fn regex_base(path: &str) -> String {
+    let b = path.as_bytes();
+    let cut = (0..b.len())
+        .find(|&i| {
+            matches!(b[i], b'(' | b'[' | b'*' | b'?' | b'+' | b'|' | b'^' | b'$' | b'\\')
+                || (b[i] == b'.' && matches!(b.get(i + 1), Some(b'*' | b'+')))
+        })
+        .unwrap_or(b.len());
+    let fixed = &path[..cut];
+    // `dir(/.*)?` names dir itself; `dir/data[0-9]+` stops inside a component: use its parent.
+    let whole = cut == b.len() || fixed.ends_with('/') || path[cut..].starts_with("(/");
+    let base = if whole { fixed } else { fixed.rsplit_once('/').map(|(d, _)| d).unwrap_or("") };
+    let base = base.trim_end_matches('/');
+    if base.is_empty() {
+        "/".to_string()
+    } else {
+        base.to_string()
+    }
+}
+
+fn lb_hosts(env: &Environment) -> Vec<String> {
+    env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.clone()).collect()
+}
+
+pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
+    let Some(se) = &env.selinux else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let http_hosts: Vec<String> = env.hosts_with_role(HostRole::Http).map(|(n, _)| n.clone()).collect();
+    for rule in &se.fcontexts {
+        let hosts = if rule.hosts.is_empty() { http_hosts.clone() } else { rule.hosts.clone() };
+        for host in hosts {
+            let fc = Address::new(PROVIDER, "fcontext", Some(&host), rule.path.clone());
+            out.push(Resource::new(fc.clone(), FcontextSpec { path: rule.path.clone(), setype: rule.setype.clone() })?);
+            let base = regex_base(&rule.path);
+            let relabel = Address::new(PROVIDER, "relabel", Some(&host), base.clone());
+            out.push(Resource::new(relabel, RelabelSpec { path: base, generation: String::new() })?.depends_on(fc));
+        }
+    }
+    let hosts = if se.hosts.is_empty() { lb_hosts(env) } else { se.hosts.clone() };
+    for host in &hosts {
+        for (name, value) in &se.booleans {
+            let addr = Address::new(PROVIDER, "boolean", Some(host), name.clone());
+            out.push(Resource::new(addr, BooleanSpec { name: name.clone(), value: *value })?);
+        }
+        for p in &se.ports {
+            let (port, proto) = p.port.split_once('/').unwrap_or((&p.port, "tcp"));
+            let port: u16 = port
+                .parse()
+                .map_err(|_| Error::failed(&format!("selinux.port[{host}:{}]", p.port), "not PORT/PROTO"))?;
+            let addr = Address::new(PROVIDER, "port", Some(host), format!("{proto}/{port}"));
+            out.push(Resource::new(addr, PortSpec { proto: proto.to_string(), port, setype: p.setype.clone() })?);
+        }
+    }
+    Ok(out)
+}
+
+/// Cross-provider pass: each relabel depends on the served files under its directory and carries a
+/// digest of them, so that changing a served file plans its relabel too.
+pub fn link_relabels(resources: &mut [Resource]) {
+    let files: Vec<(Address, String, String)> = resources
+        .iter()
+        .filter(|r| r.address.provider == "files")
+        .filter_map(|r| {
+            let path = r.spec.get("path")?.as_str()?.to_string();
+            let sha = r.spec.get("sha256")?.as_str()?.to_string();
+            Some((r.address.clone(), path, sha))
+        })
+        .collect();
+    for r in resources.iter_mut().filter(|r| r.address.provider == PROVIDER && r.address.kind == "relabel") {
+        let Some(base) = r.spec.get("path").and_then(|p| p.as_str()).map(str::to_string) else { continue };
+        let prefix = format!("{}/", base.trim_end_matches('/'));
+        let mut h = Sha256::new();
+        for (addr, path, sha) in &files {
+            if addr.host == r.address.host && path.starts_with(&prefix) {
+                h.update(format!("{path}\0{sha}\n"));
+                if !r.depends_on.contains(addr) {
+                    r.depends_on.push(addr.clone());
+                }
+            }
+        }
+        r.spec["generation"] = Value::String(hex::encode(h.finalize()));
+    }
+}
+
+/// Local customizations as `semanage export` prints them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Local {
+    pub fcontexts: BTreeMap<String, String>,
+    pub booleans: BTreeMap<String, bool>,
+    pub ports: BTreeMap<(String, u16), String>,
+}
+
+fn unquote(s: &str) -> String {
+    s.trim_matches('\'').to_string()
+}
+
+/// Split a line the way a shell would for simple single-quoted words.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+pub fn parse_export(text: &str) -> Local {
+    let mut local = Local::default();
+    for line in text.lines() {
+        let w = words(line);
+        let flag = |f: &str| w.iter().position(|x| x == f).and_then(|i| w.get(i + 1)).map(|s| unquote(s));
+        match w.first().map(String::as_str) {
+            Some("fcontext") if w.get(1).map(String::as_str) == Some("-a") => {
+                if let (Some(t), Some(path)) = (flag("-t"), w.last()) {
+                    local.fcontexts.insert(unquote(path), t);
+                }
+            }
+            Some("boolean") if w.get(1).map(String::as_str) == Some("-m") => {
+                if let (Some(v), Some(name)) = (w.get(2), w.get(3)) {
+                    local.booleans.insert(name.clone(), v == "-1" || v == "--on");
+                }
+            }
+            Some("port") if w.get(1).map(String::as_str) == Some("-a") => {
+                if let (Some(t), Some(proto), Some(port)) =
+                    (flag("-t"), flag("-p"), w.last().and_then(|p| p.parse().ok()))
+                {
+                    local.ports.insert((proto, port), t);
+                }
+            }
+            _ => {}
+        }
+    }
+    local
+}
+
+/// `semanage boolean -l`: name → current value.
+pub fn parse_boolean_list(text: &str) -> BTreeMap<String, bool> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('(')?;
+            let state = rest.split(',').next()?.trim();
+            Some((name.trim().to_string(), state == "on"))
+        })
+        .collect()
+}
+
+/// `semanage port -l`: (proto, port) → type for the ports asked about. Only single-port entries count:
+/// a port inside a range (unreserved_port_t 1024-32767) is not "defined", and `-a` adds it.
+pub fn parse_port_list(text: &str, wanted: &[(String, u16)]) -> BTreeMap<(String, u16), String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut it = line.split_whitespace();
+        let (Some(t), Some(proto)) = (it.next(), it.next()) else { continue };
+        let rest: String = it.collect::<Vec<_>>().join("");
+        for item in rest.split(',') {
+            let Ok(single) = item.parse::<u16>() else { continue };
+            for (p, port) in wanted {
+                if p == proto && single == *port {
+                    out.entry((p.clone(), *port)).or_insert_with(|| t.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `setfiles -n -v` lines: `Would relabel F from A to B` → `F: A → B` (types only).
+pub fn parse_relabel(text: &str) -> Vec<String> {
+    let ty = |ctx: &str| ctx.split(':').nth(2).unwrap_or(ctx).to_string();
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("Would relabel ")?;
+            let (file, ctxs) = rest.rsplit_once(" from ")?;
+            let (from, to) = ctxs.split_once(" to ")?;
+            Some(format!("{file}: {} → {}", ty(from), ty(to)))
+        })
+        .collect()
+}
+
+/// One read per host. $1..: `fc` N paths…, `rl` N dirs…, `b` 0|1, `p` 0|1.
+const READ_SCRIPT: &str = r#"set -u
+. /etc/selinux/config 2>/dev/null
+spec=/etc/selinux/${SELINUXTYPE:-targeted}/contexts/files/file_contexts
+[ "$1" = fc ] && { n=$2; shift 2; } || n=0
+fcs=""; i=0
+while [ "$i" -lt "$n" ]; do fcs="$fcs$1
+"; shift; i=$((i+1)); done
+[ "$1" = rl ] && { n=$2; shift 2; } || n=0
+i=0
+while [ "$i" -lt "$n" ]; do
+  d=$1; shift; i=$((i+1))
+  printf '@@RELABEL %s\n' "$d"
+  if [ -e "$d" ]; then setfiles -n -v -F "$spec" "$d" 2>&1; fi
+  printf '@@MARK\n'
+  k=/var/lib/groundwork/relabel/$(printf %s "$d" | sha256sum | cut -c1-64)
+  cat "$k" 2>/dev/null; echo
+done
+printf '@@EXPORT\n'; semanage export 2>&1 || printf '@@ERR\n'
+printf '%s' "$fcs" | while IFS= read -r p; do
+  [ -n "$p" ] || continue
+  printf '@@BASEFC %s\n' "$p"
+  awk -v p="$p" '$1 == p { print $NF }' "$spec" 2>/dev/null
+done
+[ "$1" = b ] && [ "$2" = 1 ] && { printf '@@BOOLEANS\n'; semanage boolean -l 2>&1; }
+[ "$3" = p ] && [ "$4" = 1 ] && { printf '@@PORTS\n'; semanage port -l 2>&1; }
+exit 0
+"#;
+
+fn sections(out: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    for line in out.lines() {
+        if let Some(h) = line.strip_prefix("@@").filter(|h| !h.starts_with("ERR") && !h.starts_with("MARK")) {
+            v.push((h.to_string(), String::new()));
+        } else if let Some((_, body)) = v.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    v
+}
+
+pub struct SelinuxProvider;
+
+async fn semanage(cx: &Context, address: &Address, args: &[&str]) -> Result<groundwork_sdk::ExecOutput, Error> {
+    cx.transport(address)?.exec(&Cmd::new("semanage").args(args.iter().copied())).await.map_err(|e| e.at(address))
+}
+
+fn failed(address: &Address, what: &str, out: &groundwork_sdk::ExecOutput) -> Error {
+    Error::failed(address, format!("{what}: {}", out.message()))
+}
+
+#[async_trait]
+impl Provider for SelinuxProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let Some(first) = resources.first() else { return Ok(Vec::new()) };
+        let of = |k: &'static str| resources.iter().filter(move |r| r.address.kind == k);
+        let fcs: Vec<String> =
+            of("fcontext").map(|r| r.spec::<FcontextSpec>().map(|s| s.path)).collect::<Result<_, _>>()?;
+        let rls: Vec<String> =
+            of("relabel").map(|r| r.spec::<RelabelSpec>().map(|s| s.path)).collect::<Result<_, _>>()?;
+        let want_b = of("boolean").next().is_some();
+        let ports: Vec<(String, u16)> =
+            of("port").map(|r| r.spec::<PortSpec>().map(|s| (s.proto, s.port))).collect::<Result<_, _>>()?;
+        let mut cmd = Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-selinux");
+        cmd = cmd.arg("fc").arg(fcs.len().to_string()).args(fcs.iter().cloned());
+        cmd = cmd.arg("rl").arg(rls.len().to_string()).args(rls.iter().cloned());
+        cmd = cmd.args(["b", if want_b { "1" } else { "0" }, "p", if ports.is_empty() { "0" } else { "1" }]);
+        let out = cx.transport(&first.address)?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
+        let text = out.stdout_str();
+        if text.contains("@@ERR") || text.contains("SELinux policy is not managed") {
+            return Err(Error::failed(
+                &first.address,
+                format!("semanage cannot read the policy store: {}", text.lines().last().unwrap_or("")),
+            ));
+        }
+        let mut local = Local::default();
+        let mut base_fc: BTreeMap<String, String> = BTreeMap::new();
+        let mut relabel: BTreeMap<String, ObservedRelabel> = BTreeMap::new();
+        let mut booleans = BTreeMap::new();
+        let mut port_types = BTreeMap::new();
+        for (head, body) in sections(&text) {
+            if head == "EXPORT" {
+                local = parse_export(&body);
+            } else if let Some(p) = head.strip_prefix("BASEFC ") {
+                if let Some(ctx) = body.lines().next().filter(|l| !l.is_empty()) {
+                    base_fc.insert(p.to_string(), ctx.split(':').nth(2).unwrap_or(ctx).to_string());
+                }
+            } else if let Some(d) = head.strip_prefix("RELABEL ") {
+                let (dry, mark) = body.split_once("@@MARK\n").unwrap_or((&body, ""));
+                relabel.insert(
+                    d.to_string(),
+                    ObservedRelabel { mismatches: parse_relabel(dry), generation: mark.trim().to_string() },
+                );
+            } else if head == "BOOLEANS" {
+                booleans = parse_boolean_list(&body);
+            } else if head == "PORTS" {
+                port_types = parse_port_list(&body, &ports);
+            }
+        }
+        let json = |v: &dyn ToValue| v.to_json().map_err(|e| Error::failed(&first.address, e.to_string()));
+        resources
+            .iter()
+            .map(|r| match r.address.kind.as_str() {
+                "fcontext" => {
+                    let s: FcontextSpec = r.spec()?;
+                    let found = match local.fcontexts.get(&s.path) {
+                        Some(t) => Some(ObservedFcontext { setype: t.clone(), base_policy: false }),
+                        None => base_fc.get(&s.path).map(|t| ObservedFcontext { setype: t.clone(), base_policy: true }),
+                    };
+                    found.map(|f| json(&f)).transpose()
+                }
+                "relabel" => {
+                    let s: RelabelSpec = r.spec()?;
+                    relabel.get(&s.path).map(|o| json(o)).transpose()
+                }
+                "boolean" => {
+                    let s: BooleanSpec = r.spec()?;
+                    let v = local.booleans.get(&s.name).or(booleans.get(&s.name));
+                    v.map(|v| json(&BooleanSpec { name: s.name.clone(), value: *v })).transpose()
+                }
+                "port" => {
+                    let s: PortSpec = r.spec()?;
+                    let key = (s.proto.clone(), s.port);
+                    let t = local.ports.get(&key).or(port_types.get(&key));
+                    t.map(|t| json(&PortSpec { proto: s.proto.clone(), port: s.port, setype: t.clone() })).transpose()
+                }
+                other => Err(Error::failed(&r.address, format!("unknown selinux resource kind {other}"))),
+            })
+            .collect()
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let mut c = match address.kind.as_str() {
+            "fcontext" => {
+                let d: Option<FcontextSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<ObservedFcontext> = actual.map(|v| decode(address, v)).transpose()?;
+                let same = matches!((&d, &a), (Some(d), Some(a)) if d.setype == a.setype);
+                let mut c = Change::compare(address.clone(), desired, actual, same);
+                if let (Some(d), Some(a)) = (&d, &a) {
+                    if !same {
+                        c.details.push(Detail::modify(format!("{} → {}", a.setype, d.setype)));
+                    }
+                }
+                c
+            }
+            "relabel" => {
+                let d: Option<RelabelSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<ObservedRelabel> = actual.map(|v| decode(address, v)).transpose()?;
+                let Some(d) = d else {
+                    // Nothing to undo: labels stay as the policy gives them.
+                    return Ok(Change::new(address.clone(), Action::NoOp, actual, None));
+                };
+                let mismatches = a.as_ref().map(|a| a.mismatches.clone()).unwrap_or_default();
+                let fresh = a.as_ref().is_some_and(|a| a.generation == d.generation);
+                let mut c = Change::compare(address.clone(), desired, actual, mismatches.is_empty() && fresh);
+                if c.action == Action::Create {
+                    c.action = Action::Update;
+                }
+                c.details = mismatches.into_iter().map(Detail::modify).collect();
+                if !fresh && c.details.is_empty() {
+                    c.details.push(Detail::modify("served files under it change: relabel after they are written"));
+                }
+                c
+            }
+            "boolean" => {
+                let d: Option<BooleanSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<BooleanSpec> = actual.map(|v| decode(address, v)).transpose()?;
+                let Some(d) = d else {
+                    return Ok(Change::new(address.clone(), Action::NoOp, actual, None));
+                };
+                let same = a.as_ref().is_some_and(|a| a.value == d.value);
+                let mut c = Change::compare(address.clone(), desired, actual, same);
+                if !same {
+                    let from = a.map(|a| if a.value { "on" } else { "off" }).unwrap_or("undefined");
+                    c.details.push(Detail::modify(format!(
+                        "{} {from} → {}",
+                        d.name,
+                        if d.value { "on" } else { "off" }
+                    )));
+                }
+                c
+            }
+            "port" => {
+                let d: Option<PortSpec> = desired.map(|v| decode(address, v)).transpose()?;
+                let a: Option<PortSpec> = actual.map(|v| decode(address, v)).transpose()?;
+                let same = matches!((&d, &a), (Some(d), Some(a)) if d.setype == a.setype);
+                let mut c = Change::compare(address.clone(), desired, actual, same);
+                if let (Some(d), Some(a), false) = (&d, &a, same) {
+                    c.details.push(Detail::modify(format!("{} → {}", a.setype, d.setype)));
+                }
+                c
+            }
+            other => return Err(Error::failed(address, format!("unknown selinux resource kind {other}"))),
+        };
+        c.details.sort();
+        Ok(c)
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let address = &change.address;
+        match (address.kind.as_str(), change.action) {
+            ("fcontext", Action::Delete) => {
+                let out = semanage(cx, address, &["fcontext", "-d", &address.name]).await?;
+                if out.success() {
+                    Ok(())
+                } else {
+                    Err(failed(address, "semanage fcontext -d", &out))
+                }
+            }
+            ("fcontext", _) => {
+                let s: FcontextSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
+                let verb = if change.action == Action::Create { "-a" } else { "-m" };
+                let out = semanage(cx, address, &["fcontext", verb, "-t", &s.setype, &s.path]).await?;
+                if out.success() {
+                    return Ok(());
+                }
+                // Defined by the base policy with another type: modify it instead of adding.
+                if verb == "-a" && out.message().contains("already defined") {
+                    let out = semanage(cx, address, &["fcontext", "-m", "-t", &s.setype, &s.path]).await?;
+                    if out.success() {
+                        return Ok(());
+                    }
+                    return Err(failed(address, "semanage fcontext -m", &out));
+                }
+                Err(failed(address, &format!("semanage fcontext {verb}"), &out))
+            }
+            ("relabel", _) => {
+                let s: RelabelSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
+                let t = cx.transport(address)?;
+                let script = ". /etc/selinux/config 2>/dev/null; setfiles -F \"/etc/selinux/${SELINUXTYPE:-targeted}/contexts/files/file_contexts\" \"$1\"";
+                let out = t
+                    .exec(&Cmd::new("sh").arg("-c").arg(script).arg("groundwork-relabel").path(&s.path))
+                    .await
+                    .map_err(|e| e.at(address))?;
+                if !out.success() {
+                    return Err(failed(address, "setfiles", &out));
+                }
+                let key = hex::encode(Sha256::digest(s.path.as_bytes()));
+                t.write_file(&format!("{MARKS}/{key}"), s.generation.as_bytes(), &WriteOptions::default())
+                    .await
+                    .map_err(|e| e.at(address))
+            }
+            ("boolean", _) => {
+                let s: BooleanSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
+                let out =
+                    semanage(cx, address, &["boolean", "-m", if s.value { "--on" } else { "--off" }, &s.name]).await?;
+                if out.success() {
+                    Ok(())
+                } else {
+                    Err(failed(address, "semanage boolean -m", &out))
+                }
+            }
+            ("port", Action::Delete) => {
+                let s: PortSpec = decode(address, change.before.as_ref().unwrap_or(&Value::Null))?;
+                let out = semanage(cx, address, &["port", "-d", "-p", &s.proto, &s.port.to_string()]).await?;
+                if out.success() {
+                    Ok(())
+                } else {
+                    Err(failed(address, "semanage port -d", &out))
+                }
+            }
+            ("port", _) => {
+                let s: PortSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
+                let port = s.port.to_string();
+                let verb = if change.action == Action::Create { "-a" } else { "-m" };
+                let mut out = semanage(cx, address, &["port", verb, "-t", &s.setype, "-p", &s.proto, &port]).await?;
+                if !out.success() && verb == "-a" && out.message().contains("already defined") {
+                    out = semanage(cx, address, &["port", "-m", "-t", &s.setype, "-p", &s.proto, &port]).await?;
+                }
+                if out.success() {
+                    Ok(())
+                } else {
+                    Err(failed(address, "semanage port", &out))
+                }
+            }
+            (other, _) => Err(Error::failed(address, format!("unknown selinux resource kind {other}"))),
+        }
+    }
+}
+
+/// Serialize any observed type through one closure.
+trait ToValue {
+    fn to_json(&self) -> serde_json::Result<Value>;
+}
+
+impl<T: Serialize> ToValue for T {
+    fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_bases() {
+        assert_eq!(regex_base("/usr/share/nginx/html(/.*)?"), "/usr/share/nginx/html");
+        assert_eq!(regex_base("/srv/www/data[0-9]+(/.*)?"), "/srv/www");
+        assert_eq!(regex_base("/var/named"), "/var/named");
+        assert_eq!(regex_base("/(.*)"), "/");
+    }
+
+    #[test]
+    fn export_and_lists() {
+        let e = "fcontext -D\nfcontext -a -f a -t public_content_t -r 's0' '/usr/share/nginx/html(/.*)?'\nboolean -m -1 haproxy_connect_any\nboolean -m -0 httpd_can_network_connect\nport -a -t http_port_t -r 's0' -p tcp 22623\n";
+        let l = parse_export(e);
+        assert_eq!(l.fcontexts["/usr/share/nginx/html(/.*)?"], "public_content_t");
+        assert!(l.booleans["haproxy_connect_any"]);
+        assert!(!l.booleans["httpd_can_network_connect"]);
+        assert_eq!(l.ports[&("tcp".to_string(), 22623)], "http_port_t");
+        let b = parse_boolean_list("SELinux boolean                State  Default Description\nhttpd_can_network_connect      (on   ,   on)  Allow httpd\nx (off  ,  off)  X\n");
+        assert_eq!(b.get("httpd_can_network_connect"), Some(&true));
+        assert_eq!(b.get("x"), Some(&false));
+        let p = parse_port_list(
+            "SELinux Port Type              Proto    Port Number\nhttp_port_t                    tcp      80, 81, 443, 8008-8010\nother_t   tcp   9100\nunreserved_port_t              tcp      1024-32767\n",
+            &[("tcp".into(), 8009), ("tcp".into(), 22623), ("udp".into(), 80), ("tcp".into(), 9100), ("tcp".into(), 443)],
+        );
+        assert_eq!(p.get(&("tcp".to_string(), 443)).map(String::as_str), Some("http_port_t"));
+        assert_eq!(p.get(&("tcp".to_string(), 9100)).map(String::as_str), Some("other_t"));
+        assert_eq!(p.get(&("tcp".to_string(), 8009)), None, "inside a range is not a definition");
+        assert_eq!(p.get(&("tcp".to_string(), 22623)), None);
+        assert!(!p.contains_key(&("udp".to_string(), 80)));
+        let r = parse_relabel("Would relabel /usr/share/nginx/html/new from (null) to system_u:object_r:httpd_sys_content_t:s0\nWould relabel /a b from u:r:admin_home_t:s0 to u:r:httpd_sys_content_t:s0\n");
+        assert_eq!(
+            r,
+            vec!["/usr/share/nginx/html/new: (null) → httpd_sys_content_t", "/a b: admin_home_t → httpd_sys_content_t"]
+        );
+    }
+
+    #[test]
+    fn relabel_follows_the_generation() {
+        let p = SelinuxProvider;
+        let a = Address::new(PROVIDER, "relabel", Some("bastion"), "/srv");
+        let d = serde_json::json!({"path": "/srv", "generation": "g2"});
+        let clean = serde_json::json!({"mismatches": [], "generation": "g2"});
+        assert_eq!(p.diff(&a, Some(&d), Some(&clean)).unwrap().action, Action::NoOp);
+        let stale = serde_json::json!({"mismatches": [], "generation": "g1"});
+        assert_eq!(p.diff(&a, Some(&d), Some(&stale)).unwrap().action, Action::Update);
+        let wrong =
+            serde_json::json!({"mismatches": ["/srv/x: admin_home_t → httpd_sys_content_t"], "generation": "g2"});
+        let c = p.diff(&a, Some(&d), Some(&wrong)).unwrap();
+        assert_eq!(c.details[0].text, "/srv/x: admin_home_t → httpd_sys_content_t");
+    }
+}
