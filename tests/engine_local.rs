@@ -127,3 +127,36 @@ fn graph_is_dot() {
     assert!(g.stdout.starts_with("digraph groundwork {"));
     assert!(g.stdout.contains(&format!("\"files.file[bastion:{IPXE}]\"")));
 }
+
+#[test]
+fn expired_ignition_is_refused_unless_allowed() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let ign = env.path().join("worker.ign");
+    std::fs::write(&ign, "{\"ignition\":{\"version\":\"3.1.0\"}}\n").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 3600);
+    std::fs::File::options().write(true).open(&ign).unwrap().set_modified(old).unwrap();
+    let yaml = env.path().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap().replace(
+        "    - { path: worker.ign, content: \"{\\\"ignition\\\":{\\\"version\\\":\\\"3.1.0\\\"}}\\n\", kind: ignition }",
+        "    - { path: worker.ign, source: worker.ign, kind: ignition }",
+    );
+    assert!(text.contains("source: worker.ign"));
+    std::fs::write(&yaml, &text).unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert_eq!(plan.code, 1);
+    assert!(plan.stderr.contains("refusing to serve worker.ign: it is 30 h old"), "{}", plan.stderr);
+    std::fs::write(
+        &yaml,
+        text.replace(
+            "  docroot: /usr/share/nginx/html",
+            "  docroot: /usr/share/nginx/html\n  allow_expired_ignition: true",
+        ),
+    )
+    .unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stdout.contains("warning: worker.ign is 30 h old: its certificates expired"), "{}", plan.stdout);
+    // The ignition file's content never shows.
+    assert!(!plan.stdout.contains("3.1.0"));
+}

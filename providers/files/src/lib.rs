@@ -50,6 +50,9 @@ pub struct FileSpec {
     pub age_hours: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_hours: Option<u64>,
+    /// Serve an ignition file past its certificates' expiry anyway.
+    #[serde(default)]
+    pub allow_expired: bool,
 }
 
 /// What was read on the host.
@@ -137,7 +140,8 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
     };
     let mut out = Vec::new();
     for f in &files.serve {
-        let spec = file_spec(env, env_dir, f, &files.docroot, files.ignition_warn_hours)?;
+        let mut spec = file_spec(env, env_dir, f, &files.docroot, files.ignition_warn_hours)?;
+        spec.allow_expired = files.allow_expired_ignition;
         let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
         out.push(Resource::new(addr, spec)?);
     }
@@ -165,6 +169,7 @@ fn file_spec(
         sensitive,
         age_hours: None,
         warn_hours: sensitive.then_some(warn_hours),
+        allow_expired: false,
     };
     let text = match (&f.source, &f.template, &f.content) {
         (Some(src), None, None) => {
@@ -248,7 +253,7 @@ impl Provider for FilesProvider {
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
         let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
         let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
-        Ok(diff_file(address, d.as_ref(), a.as_ref()))
+        diff_file(address, d.as_ref(), a.as_ref())
     }
 
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
@@ -298,8 +303,13 @@ impl Provider for FilesProvider {
     }
 }
 
-/// Pure comparison of one served file.
-pub fn diff_file(address: &Address, desired: Option<&FileSpec>, actual: Option<&ObservedFile>) -> Change {
+/// Pure comparison of one served file. Refuses to upload an ignition file whose certificates have
+/// expired (older than 24 h) unless `files.allow_expired_ignition` says otherwise.
+pub fn diff_file(
+    address: &Address,
+    desired: Option<&FileSpec>,
+    actual: Option<&ObservedFile>,
+) -> Result<Change, Error> {
     let dv = desired.and_then(|d| serde_json::to_value(d).ok());
     let av = actual.and_then(|a| serde_json::to_value(a).ok());
     let same = matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.mode == a.mode);
@@ -330,6 +340,16 @@ pub fn diff_file(address: &Address, desired: Option<&FileSpec>, actual: Option<&
     }
     if let Some(d) = desired {
         if let (Some(age), Some(warn)) = (d.age_hours, d.warn_hours) {
+            if age >= IGNITION_EXPIRY_HOURS && change.action != Action::NoOp && !d.allow_expired {
+                return Err(Error::failed(
+                    address,
+                    format!(
+                        "refusing to serve {}: it is {age} h old and its certificates expired after {IGNITION_EXPIRY_HOURS} h; \
+                         regenerate it with openshift-install (or set files.allow_expired_ignition)",
+                        d.url_path
+                    ),
+                ));
+            }
             if age >= IGNITION_EXPIRY_HOURS {
                 change.warnings.push(format!(
                     "{} is {age} h old: its certificates expired after {IGNITION_EXPIRY_HOURS} h; regenerate it",
@@ -343,7 +363,7 @@ pub fn diff_file(address: &Address, desired: Option<&FileSpec>, actual: Option<&
             }
         }
     }
-    change
+    Ok(change)
 }
 
 #[cfg(test)]
@@ -362,6 +382,7 @@ mod tests {
             sensitive: false,
             age_hours: None,
             warn_hours: None,
+            allow_expired: false,
         }
     }
 
@@ -375,14 +396,17 @@ mod tests {
 
     #[test]
     fn digest_and_mode_decide() {
-        assert_eq!(diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o644))).action, Action::NoOp);
-        let c = diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o600)));
+        assert_eq!(
+            diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o644))).unwrap().action,
+            Action::NoOp
+        );
+        let c = diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o600))).unwrap();
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.details[0].text, "mode 0600 → 0644");
-        let c = diff_file(&addr(), Some(&spec("bb", Some("new\n"))), Some(&obs("aa", 0o644)));
+        let c = diff_file(&addr(), Some(&spec("bb", Some("new\n"))), Some(&obs("aa", 0o644))).unwrap();
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.diff.unwrap().old, "old\n");
-        assert_eq!(diff_file(&addr(), Some(&spec("bb", None)), None).action, Action::Create);
+        assert_eq!(diff_file(&addr(), Some(&spec("bb", None)), None).unwrap().action, Action::Create);
     }
 
     #[test]
@@ -391,11 +415,19 @@ mod tests {
         s.sensitive = true;
         s.age_hours = Some(13);
         s.warn_hours = Some(12);
-        let c = diff_file(&addr(), Some(&s), Some(&obs("aa", 0o644)));
+        let c = diff_file(&addr(), Some(&s), Some(&obs("aa", 0o644))).unwrap();
         assert!(c.sensitive && c.diff.is_none() && c.details.is_empty());
         assert!(c.warnings[0].contains("13 h old"), "{:?}", c.warnings);
         s.age_hours = Some(30);
-        let c = diff_file(&addr(), Some(&s), None);
+        let err = diff_file(&addr(), Some(&s), None).unwrap_err();
+        assert!(err.to_string().contains("refusing to serve a: it is 30 h old"), "{err}");
+        s.allow_expired = true;
+        let c = diff_file(&addr(), Some(&s), None).unwrap();
+        assert!(c.warnings[0].contains("expired"), "{:?}", c.warnings);
+        // Already served: a warning, not a refusal (nothing would be uploaded).
+        s.allow_expired = false;
+        let c = diff_file(&addr(), Some(&s), Some(&ObservedFile { sha256: "bb".into(), ..obs("bb", 0o644) })).unwrap();
+        assert_eq!(c.action, Action::NoOp);
         assert!(c.warnings[0].contains("expired"), "{:?}", c.warnings);
     }
 }
