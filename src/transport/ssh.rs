@@ -3,7 +3,7 @@
 //! are passed as quoted positional arguments, never spliced into the script.
 
 use async_trait::async_trait;
-use groundwork_sdk::transport::{shell_quote, Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};
+use groundwork_sdk::transport::{shell_quote, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
 use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
@@ -456,26 +456,21 @@ impl Transport for SshTransport {
         self.write_stream(path, &mut &contents[..], opts, "", self.opts.command_timeout).await
     }
 
-    async fn upload(
+    async fn send_file(
         &self,
         local: &Path,
         remote: &str,
         sha256: &str,
         opts: &WriteOptions,
-    ) -> Result<UploadOutcome, TransportError> {
-        if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
-            if m.sha256 == sha256 {
-                return Ok(UploadOutcome::Skipped);
-            }
-        }
+    ) -> Result<u64, TransportError> {
         let file = tokio::fs::File::open(local).await.map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        // Streamed in window-sized chunks: memory stays flat whatever the file size.
+        // Streamed in chunks: memory stays flat whatever the file size.
         let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
         // The time bound grows with the size (at least 1 MiB/s), not only the command timeout.
         let bound = self.opts.command_timeout + Duration::from_secs(bytes / (1024 * 1024));
         self.write_stream(remote, &mut reader, opts, sha256, bound).await?;
-        Ok(UploadOutcome::Uploaded { bytes })
+        Ok(bytes)
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {

@@ -319,13 +319,7 @@ pub fn diff_stanzas(
     desired: Option<&ManagedFile>,
     actual: Option<&ObservedFile>,
 ) -> Result<Change, Error> {
-    let mut c = file::diff(address, desired, actual)?;
-    if c.action != Action::NoOp {
-        let before = actual.map(|a| zone_lines(&a.content)).unwrap_or_default();
-        let after = desired.map(|d| zone_lines(&d.content)).unwrap_or_default();
-        c.details = groundwork_sdk::set_details(&before, &after);
-    }
-    Ok(c)
+    file::diff_with_entries(address, desired, actual, zone_lines)
 }
 
 /// Pure: one line in named.conf, nothing else touched.
@@ -367,11 +361,6 @@ pub fn diff_include(
     Ok(c)
 }
 
-#[derive(Deserialize)]
-struct PathOnly {
-    path: String,
-}
-
 pub struct BindProvider;
 
 #[async_trait]
@@ -381,11 +370,7 @@ impl Provider for BindProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let Some(first) = resources.first() else { return Ok(Vec::new()) };
-        let paths: Vec<String> =
-            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
-        let t = cx.transport(&first.address)?;
-        file::read_files(t, &paths).await.map_err(|e| e.at(&first.address))
+        file::read_resources(cx, resources).await
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
 use groundwork_sdk::model::{Environment, HostRole};
 use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource};
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -232,11 +231,6 @@ pub fn diff_config(
     Ok(c)
 }
 
-#[derive(Deserialize)]
-struct PathOnly {
-    path: String,
-}
-
 pub struct DhcpdProvider;
 
 #[async_trait]
@@ -246,10 +240,7 @@ impl Provider for DhcpdProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let Some(first) = resources.first() else { return Ok(Vec::new()) };
-        let paths: Vec<String> =
-            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
-        file::read_files(cx.transport(&first.address)?, &paths).await.map_err(|e| e.at(&first.address))
+        file::read_resources(cx, resources).await
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {

@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
 use groundwork_sdk::model::{Environment, Frontend, HostRole, NodeRole};
 use groundwork_sdk::transport::{Cmd, Transport};
-use groundwork_sdk::{decode, Action, Address, Change, Context, Error, Provider, Resource, TransportError};
-use serde::Deserialize;
+use groundwork_sdk::{decode, Address, Change, Context, Error, Provider, Resource, TransportError};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -132,13 +131,7 @@ pub fn diff_config(
     desired: Option<&ManagedFile>,
     actual: Option<&ObservedFile>,
 ) -> Result<Change, Error> {
-    let mut c = file::diff(address, desired, actual)?;
-    if c.action != Action::NoOp {
-        let before = actual.map(|a| servers(&a.content)).unwrap_or_default();
-        let after = desired.map(|d| servers(&d.content)).unwrap_or_default();
-        c.details = groundwork_sdk::set_details(&before, &after);
-    }
-    Ok(c)
+    file::diff_with_entries(address, desired, actual, servers)
 }
 
 /// One server's live state from the stats socket.
@@ -188,11 +181,6 @@ pub async fn live_state(t: &dyn Transport, socket: &str) -> Result<Vec<ServerSta
     Ok(parse_show_stat(&out.stdout_str()))
 }
 
-#[derive(Deserialize)]
-struct PathOnly {
-    path: String,
-}
-
 pub struct HaproxyProvider;
 
 #[async_trait]
@@ -202,10 +190,7 @@ impl Provider for HaproxyProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let Some(first) = resources.first() else { return Ok(Vec::new()) };
-        let paths: Vec<String> =
-            resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
-        file::read_files(cx.transport(&first.address)?, &paths).await.map_err(|e| e.at(&first.address))
+        file::read_resources(cx, resources).await
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {

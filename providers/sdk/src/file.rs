@@ -86,6 +86,35 @@ pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Optio
         .collect())
 }
 
+/// Read the files of resources whose spec has a `path` (one batched read on their host).
+pub async fn read_resources(cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
+    #[derive(Deserialize)]
+    struct PathOnly {
+        path: String,
+    }
+    let Some(first) = resources.first() else { return Ok(Vec::new()) };
+    let paths: Vec<String> =
+        resources.iter().map(|r| r.spec::<PathOnly>().map(|p| p.path)).collect::<Result<_, _>>()?;
+    read_files(cx.transport(&first.address)?, &paths).await.map_err(|e| e.at(&first.address))
+}
+
+/// Whole-file comparison plus a set-level view of the entries `entries` finds in each version
+/// (records, host pins, servers, zone stanzas).
+pub fn diff_with_entries(
+    address: &Address,
+    desired: Option<&ManagedFile>,
+    actual: Option<&ObservedFile>,
+    entries: impl Fn(&str) -> std::collections::BTreeSet<String>,
+) -> Result<Change, Error> {
+    let mut c = diff(address, desired, actual)?;
+    if c.action != Action::NoOp {
+        let before = actual.map(|a| entries(&a.content)).unwrap_or_default();
+        let after = desired.map(|d| entries(&d.content)).unwrap_or_default();
+        c.details = crate::set_details(&before, &after);
+    }
+    Ok(c)
+}
+
 /// Pure: compare desired and observed file text.
 pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&ObservedFile>) -> Result<Change, Error> {
     let dv = desired.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;

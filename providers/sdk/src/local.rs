@@ -1,7 +1,7 @@
 //! A transport over a local directory that stands in for a host's `/`. Used by the test kit and by
 //! environments that declare `transport: local`.
 
-use crate::transport::{Arg, Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};
+use crate::transport::{Arg, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
 use crate::TransportError;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -127,25 +127,20 @@ impl Transport for LocalTransport {
         self.write_sync(path, &mut &contents[..], opts).map(|_| ())
     }
 
-    async fn upload(
+    async fn send_file(
         &self,
         local: &Path,
         remote: &str,
         sha256: &str,
         opts: &WriteOptions,
-    ) -> Result<UploadOutcome, TransportError> {
-        if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
-            if m.sha256 == sha256 {
-                return Ok(UploadOutcome::Skipped);
-            }
-        }
+    ) -> Result<u64, TransportError> {
         let mut f = std::fs::File::open(local).map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = self.write_sync(remote, &mut f, opts)?;
         let (got, _) = sha256_file(&self.map(remote)).map_err(|e| self.io(remote, e))?;
         if got != sha256 {
-            return Err(self.io(remote, format!("digest after upload is {got}, expected {sha256}")));
+            return Err(self.io(remote, format!("digest after transfer is {got}, expected {sha256}")));
         }
-        Ok(UploadOutcome::Uploaded { bytes })
+        Ok(bytes)
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {

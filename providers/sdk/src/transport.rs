@@ -157,15 +157,32 @@ pub trait Transport: Send + Sync {
     /// directories are created.
     async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError>;
 
-    /// Stream a local file to the host with constant memory, atomically, verified by digest;
-    /// skipped when the remote digest already matches.
+    /// Stream a local file to the host with constant memory, atomically; the host refuses it unless
+    /// the bytes that arrived have `sha256`. Returns the bytes sent.
+    async fn send_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+        opts: &WriteOptions,
+    ) -> Result<u64, TransportError>;
+
+    /// Upload unless the remote file already has the digest.
     async fn upload(
         &self,
         local: &Path,
         remote: &str,
         sha256: &str,
         opts: &WriteOptions,
-    ) -> Result<UploadOutcome, TransportError>;
+    ) -> Result<UploadOutcome, TransportError> {
+        if let Some(Some(m)) = self.file_meta(&[remote.to_string()]).await?.pop() {
+            if m.sha256 == sha256 {
+                return Ok(UploadOutcome::Skipped);
+            }
+        }
+        let bytes = self.send_file(local, remote, sha256, opts).await?;
+        Ok(UploadOutcome::Uploaded { bytes })
+    }
 
     /// Remove a file; a missing file is not an error.
     async fn remove_file(&self, path: &str) -> Result<(), TransportError>;
