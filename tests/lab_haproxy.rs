@@ -6,7 +6,7 @@ mod common;
 
 use common::groundwork;
 use common::lab::Lab;
-use groundwork::transport::ssh::{SshOptions, SshTransport};
+use groundwork::transport::ssh::SshTransport;
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -39,20 +39,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 async fn live(lab: &Lab) -> Vec<groundwork_haproxy::ServerState> {
-    let t = SshTransport::new(
-        "lb1",
-        SshOptions {
-            address: lab.host_ip("lb1"),
-            port: 22,
-            user: "root".into(),
-            identity: Some(lab.state().join("id_ed25519")),
-            known_hosts: lab.state().join("known_hosts"),
-            accept_new_host_keys: false,
-            connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(30),
-            max_channels: 4,
-        },
-    );
+    let t = SshTransport::new("lb1", lab.ssh_options("lb1"));
     groundwork_haproxy::live_state(&t, "/var/lib/haproxy/stats").await.unwrap()
 }
 

@@ -7,23 +7,12 @@ use groundwork::transport::ssh::{SshOptions, SshTransport};
 use groundwork_sdk::transport::{Cmd, Transport, UploadOutcome, WriteOptions};
 use groundwork_sdk::TransportError;
 use std::sync::atomic::AtomicU32;
-use std::time::Duration;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 const BASE: u32 = 10;
 
 fn options(lab: &Lab, host: &str) -> SshOptions {
-    SshOptions {
-        address: lab.host_ip(host),
-        port: 22,
-        user: "root".into(),
-        identity: Some(lab.state().join("id_ed25519")),
-        known_hosts: lab.state().join("known_hosts"),
-        accept_new_host_keys: false,
-        connect_timeout: Duration::from_secs(5),
-        command_timeout: Duration::from_secs(60),
-        max_channels: 8,
-    }
+    lab.ssh_options(host)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,8 +18,8 @@ impl Registry {
         let mut r = Registry::empty();
         r.add(Arc::new(groundwork_files::FilesProvider));
         r.add(Arc::new(groundwork_bind::BindProvider));
-        r.add(Arc::new(groundwork_dhcpd::DhcpdProvider));
-        r.add(Arc::new(groundwork_haproxy::HaproxyProvider));
+        r.add(Arc::new(groundwork_dhcpd::provider()));
+        r.add(Arc::new(groundwork_haproxy::provider()));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
         r.add(Arc::new(groundwork_selinux::SelinuxProvider));
         r

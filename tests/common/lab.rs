@@ -80,6 +80,21 @@ impl Lab {
         self.env.path().to_str().expect("utf-8 path")
     }
 
+    /// How groundwork's SSH transport reaches an infra host of this lab.
+    pub fn ssh_options(&self, host: &str) -> groundwork::transport::ssh::SshOptions {
+        groundwork::transport::ssh::SshOptions {
+            address: self.host_ip(host),
+            port: 22,
+            user: "root".into(),
+            identity: Some(self.state().join("id_ed25519")),
+            known_hosts: self.state().join("known_hosts"),
+            accept_new_host_keys: false,
+            connect_timeout: std::time::Duration::from_secs(5),
+            command_timeout: std::time::Duration::from_secs(60),
+            max_channels: 8,
+        }
+    }
+
     /// Run a command on an infra host with the OpenSSH client (a real client, independent of ours).
     pub fn ssh(&self, host: &str, command: &str) -> Output {
         let s = self.state();

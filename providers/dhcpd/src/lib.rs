@@ -5,11 +5,9 @@
 //! undionly.kpxe; second boot, user-class iPXE: the HTTP script URL) and a `host` pin per node. Checked
 //! with `dhcpd -t -cf` before it replaces the live file; dhcpd restarts only when the content changed.
 
-use async_trait::async_trait;
-use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{Environment, HostRole};
-use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource};
-use serde_json::Value;
+use groundwork_sdk::{Address, Detail, Error, Resource};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -216,41 +214,13 @@ pub fn pin_details(before: &BTreeMap<String, Pin>, after: &BTreeMap<String, Pin>
     out
 }
 
-/// Pure: whole-file comparison plus host-level details.
-pub fn diff_config(
-    address: &Address,
-    desired: Option<&ManagedFile>,
-    actual: Option<&ObservedFile>,
-) -> Result<Change, Error> {
-    let mut c = file::diff(address, desired, actual)?;
-    if c.action != Action::NoOp {
-        let before = actual.map(|a| parse_pins(&a.content)).unwrap_or_default();
-        let after = desired.map(|d| parse_pins(&d.content)).unwrap_or_default();
-        c.details = pin_details(&before, &after);
-    }
-    Ok(c)
-}
-
-pub struct DhcpdProvider;
-
-#[async_trait]
-impl Provider for DhcpdProvider {
-    fn name(&self) -> &'static str {
-        PROVIDER
-    }
-
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        file::read_resources(cx, resources).await
-    }
-
-    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
-        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
-        diff_config(address, d.as_ref(), a.as_ref())
-    }
-
-    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
-        file::apply(cx, change).await
+/// The provider: whole dhcpd.conf files, described by their host pins.
+pub fn provider() -> file::WholeFiles {
+    file::WholeFiles {
+        name: PROVIDER,
+        details: |old, new| {
+            pin_details(&old.map(parse_pins).unwrap_or_default(), &new.map(parse_pins).unwrap_or_default())
+        },
     }
 }
 

@@ -6,12 +6,10 @@
 //! so the install gates can remove it, and an admin stats socket. `haproxy -c` on the candidate before it
 //! replaces the live file; graceful reload.
 
-use async_trait::async_trait;
-use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{Environment, Frontend, HostRole, NodeRole};
 use groundwork_sdk::transport::{Cmd, Transport};
-use groundwork_sdk::{decode, Address, Change, Context, Error, Provider, Resource, TransportError};
-use serde_json::Value;
+use groundwork_sdk::{Address, Error, Resource, TransportError};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -125,15 +123,6 @@ pub fn servers(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// Pure: whole-file comparison with backend-level details.
-pub fn diff_config(
-    address: &Address,
-    desired: Option<&ManagedFile>,
-    actual: Option<&ObservedFile>,
-) -> Result<Change, Error> {
-    file::diff_with_entries(address, desired, actual, servers)
-}
-
 /// One server's live state from the stats socket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerState {
@@ -181,26 +170,13 @@ pub async fn live_state(t: &dyn Transport, socket: &str) -> Result<Vec<ServerSta
     Ok(parse_show_stat(&out.stdout_str()))
 }
 
-pub struct HaproxyProvider;
-
-#[async_trait]
-impl Provider for HaproxyProvider {
-    fn name(&self) -> &'static str {
-        PROVIDER
-    }
-
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        file::read_resources(cx, resources).await
-    }
-
-    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
-        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
-        diff_config(address, d.as_ref(), a.as_ref())
-    }
-
-    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
-        file::apply(cx, change).await
+/// The provider: whole haproxy.cfg files, described by their backend servers.
+pub fn provider() -> file::WholeFiles {
+    file::WholeFiles {
+        name: PROVIDER,
+        details: |old, new| {
+            groundwork_sdk::set_details(&old.map(servers).unwrap_or_default(), &new.map(servers).unwrap_or_default())
+        },
     }
 }
 

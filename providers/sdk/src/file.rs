@@ -115,6 +115,39 @@ pub fn diff_with_entries(
     Ok(c)
 }
 
+/// A provider whose resources are all whole managed files, differing only in how they describe what
+/// changes inside a file (host pins, backend servers, ...).
+pub struct WholeFiles {
+    pub name: &'static str,
+    /// Entry-level lines from the old and new text (None: the file is absent on that side).
+    pub details: fn(Option<&str>, Option<&str>) -> Vec<crate::Detail>,
+}
+
+#[async_trait::async_trait]
+impl crate::Provider for WholeFiles {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn read(&self, cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
+        read_resources(cx, resources).await
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let d: Option<ManagedFile> = desired.map(|v| crate::decode(address, v)).transpose()?;
+        let a: Option<ObservedFile> = actual.map(|v| crate::decode(address, v)).transpose()?;
+        let mut c = diff(address, d.as_ref(), a.as_ref())?;
+        if c.action != Action::NoOp {
+            c.details = (self.details)(a.as_ref().map(|a| a.content.as_str()), d.as_ref().map(|d| d.content.as_str()));
+        }
+        Ok(c)
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        apply(cx, change).await
+    }
+}
+
 /// Pure: compare desired and observed file text.
 pub fn diff(address: &Address, desired: Option<&ManagedFile>, actual: Option<&ObservedFile>) -> Result<Change, Error> {
     let dv = desired.map(serde_json::to_value).transpose().map_err(|e| spec_err(address, e))?;
