@@ -2,6 +2,20 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// `90`, `30s`, `15m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 15m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "groundwork", version, about = "Plan/apply reconciler for OpenShift bare-metal (UPI) infrastructure")]
@@ -43,6 +57,36 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// Wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
+        #[arg(long, value_parser = parse_duration)]
+        lock_timeout: Option<Duration>,
+    },
+    /// Report drift: exit 0 none, 2 drift, 1 error.
+    Drift {
+        #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
+        env: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Also write Prometheus metrics to this file (node_exporter textfile format).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
+        /// Keep running: check on this interval (e.g. 15m) and serve /metrics.
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<Duration>,
+        /// Address of the metrics endpoint in --every mode.
+        #[arg(long, default_value = "127.0.0.1:9810")]
+        listen: String,
+        /// Apply the drift-correcting plan (same lock and checks as apply).
+        #[arg(long)]
+        heal: bool,
+        #[arg(long, value_parser = parse_duration)]
+        lock_timeout: Option<Duration>,
+    },
+    /// Remove a lock left by a job that is gone (only the lock with this id).
+    ForceUnlock {
+        id: String,
+        #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
+        env: PathBuf,
     },
     /// Print the resource graph as DOT.
     Graph {

@@ -22,6 +22,8 @@ pub enum Error {
     Host { host: String, message: String },
     #[error("apply failed for {failed} resource(s)")]
     ApplyFailed { failed: usize },
+    #[error("{message}")]
+    Locked { message: String },
     #[error("{0}")]
     Usage(String),
 }

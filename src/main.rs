@@ -23,8 +23,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan { env, json, out, detailed_exitcode } => {
             ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode }).await?
         }
-        Command::Apply { target, auto_approve } => {
-            ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve }).await?
+        Command::Apply { target, auto_approve, lock_timeout } => {
+            ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve, lock_timeout }).await?
+        }
+        Command::Drift { env, json, metrics_file, every, listen, heal, lock_timeout } => {
+            let opts = ops::drift::DriftOptions { json, metrics_file, every, listen, heal, lock_timeout };
+            ops::drift::run(&env, &opts).await?
+        }
+        Command::ForceUnlock { id, env } => {
+            println!("{}", ops::unlock::run(&env, &id).await?);
+            ops::EXIT_OK
         }
         Command::Graph { env } => {
             print!("{}", ops::graph::run(&env)?);

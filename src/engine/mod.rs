@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod graph;
+pub mod lock;
 pub mod plan;
 pub mod refresh;
 pub mod registry;

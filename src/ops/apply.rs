@@ -5,20 +5,32 @@ use crate::render;
 use groundwork_sdk::fingerprint;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::time::Duration;
 
 pub struct ApplyOptions {
     pub auto_approve: bool,
+    /// Wait this long for another apply's lock instead of failing at once.
+    pub lock_timeout: Option<Duration>,
 }
 
-/// `apply ENV` (plan, confirm, apply) or `apply PLANFILE` (exactly that plan, if still current).
+/// `apply ENV` (plan, confirm, apply) or `apply PLANFILE` (exactly that plan, if still current). Both
+/// hold the environment's lock on every host from before the state is read until the end.
 pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
-    let (ws, plan) = if target.is_file() && super::show::load(target).is_ok() {
+    if target.is_file() && super::show::load(target).is_ok() {
         let file = super::show::load(target)?;
         let ws = Workspace::open(&file.env_dir)?;
-        check_current(&ws, &file.plan).await?;
-        (ws, file.plan)
-    } else {
-        let ws = Workspace::open(target)?;
+        let lock = ws.lock(&format!("apply {}", target.display()), opts.lock_timeout).await?;
+        let result = async {
+            check_current(&ws, &file.plan).await?;
+            apply_and_verify(&ws, &file.plan).await
+        }
+        .await;
+        lock.release(&ws.hosts).await;
+        return result;
+    }
+    let ws = Workspace::open(target)?;
+    let lock = ws.lock("apply", opts.lock_timeout).await?;
+    let result = async {
         let plan = ws.plan().await?;
         print!("{}", render::text::plan(&plan, stdout_color()));
         if plan.is_empty() {
@@ -28,14 +40,21 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
             println!("Apply cancelled.");
             return Ok(EXIT_OK);
         }
-        (ws, plan)
-    };
+        apply_and_verify(&ws, &plan).await
+    }
+    .await;
+    lock.release(&ws.hosts).await;
+    result
+}
+
+/// Apply a plan (the caller holds the lock), report, and check that a fresh plan is empty.
+pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     let bar = progress(plan.changes.len());
     let on_done = |addr: &groundwork_sdk::Address, _: &engine::Outcome| {
         bar.set_message(addr.to_string());
         bar.inc(1);
     };
-    let report = engine::apply(&ws.registry, &ws.hosts, &plan, &on_done).await?;
+    let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_done).await?;
     bar.finish_and_clear();
     print!("{}", render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {

@@ -1,9 +1,11 @@
 //! One module per command. Each is a thin use of the config and engine layers.
 
 pub mod apply;
+pub mod drift;
 pub mod graph;
 pub mod plan;
 pub mod show;
+pub mod unlock;
 pub mod validate;
 
 use crate::config::{self, Loaded};
@@ -32,6 +34,16 @@ impl Workspace {
         let desired = config::expand::resources(&loaded)?;
         let hosts = Hosts::new(&loaded.env, &loaded.dir);
         Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin() })
+    }
+
+    /// Every infra host of the environment: where its lock lives.
+    pub fn host_names(&self) -> Vec<String> {
+        self.loaded.env.hosts.keys().cloned().collect()
+    }
+
+    /// Take the environment's apply lock on every host.
+    pub async fn lock(&self, operation: &str, wait: Option<std::time::Duration>) -> Result<crate::engine::lock::Held> {
+        crate::engine::lock::acquire(&self.hosts, &self.host_names(), &self.loaded.name, operation, wait).await
     }
 
     /// Refresh and diff.

@@ -37,6 +37,11 @@ pub struct JsonChange<'a> {
 }
 
 pub fn plan(plan: &Plan) -> String {
+    serde_json::to_string_pretty(&document(plan)).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The plan as the documented JSON structure (also embedded in the drift report).
+pub fn document(plan: &Plan) -> JsonPlan<'_> {
     let changes = plan
         .changes
         .iter()
@@ -56,7 +61,7 @@ pub fn plan(plan: &Plan) -> String {
             }
         })
         .collect();
-    let doc = JsonPlan {
+    JsonPlan {
         format_version: JSON_FORMAT_VERSION,
         environment: &plan.environment,
         summary: Summary {
@@ -65,6 +70,5 @@ pub fn plan(plan: &Plan) -> String {
             destroy: plan.count(Action::Delete) + plan.count(Action::Replace),
         },
         changes,
-    };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
 }

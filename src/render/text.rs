@@ -45,13 +45,30 @@ pub fn summary(plan: &Plan) -> String {
 }
 
 pub fn plan(plan: &Plan, color: bool) -> String {
+    changes(
+        plan,
+        color,
+        "groundwork will perform the following actions:",
+        "No changes. The infrastructure matches the environment.",
+    )
+}
+
+/// The drift report: the same per-resource view, under another heading.
+pub fn drift(plan: &Plan, color: bool) -> String {
+    let heading = format!("Drift: {} resource(s) differ from the environment:", plan.changes.len());
+    changes(plan, color, &heading, "No drift. The infrastructure matches the environment.")
+}
+
+fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
     let st = Style { color };
     let mut out = String::new();
     if plan.is_empty() {
-        out.push_str("No changes. The infrastructure matches the environment.\n");
+        out.push_str(nothing);
+        out.push('\n');
         return out;
     }
-    out.push_str("groundwork will perform the following actions:\n");
+    out.push_str(heading);
+    out.push('\n');
     for p in &plan.changes {
         let c = &p.change;
         let _ = writeln!(out, "\n  {}", st.paint("1", &format!("# {} {}", c.address, verb(c.action))));

@@ -1,0 +1,224 @@
+//! `drift`: plan, report what differs (exit 0 none, 2 drift, 1 error), optionally heal it; once, or every
+//! interval while serving Prometheus metrics.
+
+use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
+use crate::engine::Plan;
+use crate::error::{Error, Result};
+use crate::render;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct DriftOptions {
+    pub json: bool,
+    pub metrics_file: Option<PathBuf>,
+    pub every: Option<Duration>,
+    pub listen: String,
+    pub heal: bool,
+    pub lock_timeout: Option<Duration>,
+}
+
+/// What the metrics say, kept across checks in `--every` mode.
+#[derive(Default)]
+pub struct Metrics {
+    pub environment: String,
+    pub drifted_by_provider: BTreeMap<String, usize>,
+    pub last_check_unix: f64,
+    pub last_duration: f64,
+    pub checks: u64,
+    pub errors: u64,
+    pub heals: u64,
+    pub last_ok: bool,
+}
+
+impl Metrics {
+    /// Prometheus text exposition (also the node_exporter textfile format).
+    pub fn render(&self) -> String {
+        let env = &self.environment;
+        let mut s = String::new();
+        s.push_str("# HELP groundwork_drift_resources Resources whose actual state differs from the environment.\n");
+        s.push_str("# TYPE groundwork_drift_resources gauge\n");
+        for (p, n) in &self.drifted_by_provider {
+            s.push_str(&format!("groundwork_drift_resources{{environment=\"{env}\",provider=\"{p}\"}} {n}\n"));
+        }
+        let total: usize = self.drifted_by_provider.values().sum();
+        s.push_str("# HELP groundwork_drift_resources_total Drifted resources, all providers.\n");
+        s.push_str("# TYPE groundwork_drift_resources_total gauge\n");
+        s.push_str(&format!("groundwork_drift_resources_total{{environment=\"{env}\"}} {total}\n"));
+        for (name, kind, help, value) in [
+            (
+                "groundwork_drift_last_check_timestamp_seconds",
+                "gauge",
+                "When the last check finished.",
+                self.last_check_unix,
+            ),
+            (
+                "groundwork_drift_last_check_duration_seconds",
+                "gauge",
+                "How long the last check took.",
+                self.last_duration,
+            ),
+            (
+                "groundwork_drift_last_check_success",
+                "gauge",
+                "1 if the last check completed.",
+                if self.last_ok { 1.0 } else { 0.0 },
+            ),
+            ("groundwork_drift_checks_total", "counter", "Checks run.", self.checks as f64),
+            ("groundwork_drift_errors_total", "counter", "Checks that failed.", self.errors as f64),
+            ("groundwork_drift_heals_total", "counter", "Drift-correcting applies.", self.heals as f64),
+        ] {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{environment=\"{env}\"}} {value}\n"
+            ));
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+struct DriftJson<'a> {
+    checked_at_unix: f64,
+    duration_seconds: f64,
+    drifted: usize,
+    #[serde(flatten)]
+    plan: render::json::JsonPlan<'a>,
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), message: e.to_string() };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// One check: plan, report, update metrics, heal if asked.
+async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Result<u8> {
+    let started = Instant::now();
+    let result = ws.plan().await;
+    metrics.checks += 1;
+    metrics.last_check_unix = now_unix();
+    metrics.last_duration = started.elapsed().as_secs_f64();
+    let plan: Plan = match result {
+        Ok(p) => p,
+        Err(e) => {
+            metrics.errors += 1;
+            metrics.last_ok = false;
+            return Err(e);
+        }
+    };
+    metrics.last_ok = true;
+    metrics.drifted_by_provider.clear();
+    for p in ["files", "bind", "dhcpd", "haproxy", "firewalld", "selinux"] {
+        metrics.drifted_by_provider.insert(p.to_string(), 0);
+    }
+    for c in &plan.changes {
+        *metrics.drifted_by_provider.entry(c.change.address.provider.clone()).or_default() += 1;
+    }
+    if opts.json {
+        let doc = DriftJson {
+            checked_at_unix: metrics.last_check_unix,
+            duration_seconds: metrics.last_duration,
+            drifted: plan.changes.len(),
+            plan: render::json::document(&plan),
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", render::text::drift(&plan, stdout_color()));
+    }
+    if plan.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    if !opts.heal {
+        return Ok(EXIT_CHANGES);
+    }
+    // Heal under the same lock and safety as apply: re-plan once the lock is held.
+    let lock = ws.lock("drift --heal", opts.lock_timeout).await?;
+    let healed = async {
+        let fresh = ws.plan().await?;
+        super::apply::apply_and_verify(ws, &fresh).await
+    }
+    .await;
+    lock.release(&ws.hosts).await;
+    healed?;
+    metrics.heals += 1;
+    println!("Healed: the infrastructure matches the environment again.");
+    Ok(EXIT_OK)
+}
+
+pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
+    let ws = Workspace::open(path)?;
+    let mut metrics = Metrics { environment: ws.loaded.name.clone(), ..Default::default() };
+    let Some(every) = opts.every else {
+        let code = check(&ws, opts, &mut metrics).await;
+        if let Some(f) = &opts.metrics_file {
+            write_atomically(f, &metrics.render())?;
+        }
+        return code;
+    };
+    let shared = Arc::new(Mutex::new(metrics.render()));
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| Error::Io { path: opts.listen.clone(), message: e.to_string() })?;
+    eprintln!("groundwork drift: checking every {}s, metrics on http://{}/metrics", every.as_secs(), opts.listen);
+    tokio::spawn(serve(listener, shared.clone()));
+    loop {
+        if let Err(e) = check(&ws, opts, &mut metrics).await {
+            eprintln!("error: {e}");
+        }
+        let text = metrics.render();
+        if let Some(f) = &opts.metrics_file {
+            if let Err(e) = write_atomically(f, &text) {
+                eprintln!("error: {e}");
+            }
+        }
+        if let Ok(mut m) = shared.lock() {
+            *m = text;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// A minimal HTTP/1.0 endpoint: GET /metrics answers the latest metrics, anything else 404.
+async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            while n < buf.len() {
+                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf[n..])).await {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => {
+                        n += k;
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", metrics.lock().map(|m| m.clone()).unwrap_or_default())
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
+            let reply = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,179 @@
+//! Pipelines on the lab: saved plans refused when stale, the apply lock, drift reports, healing and
+//! the metrics endpoint scraped by a real HTTP client.
+
+mod common;
+
+use common::groundwork;
+use common::lab::Lab;
+use groundwork::engine::lock;
+use groundwork::ops::Workspace;
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 90;
+const ZONE: &str = "/var/named/lab.example.test.zone";
+
+fn apply(lab: &Lab) {
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+fn hand_edit_m1(lab: &Lab) {
+    lab.ssh_ok("ns1", &format!("sed -i 's/{}/{}/' {ZONE}", lab.ip(21), lab.ip(99)));
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_a_hand_edit() {
+    let lab = Lab::up(BASE, &NEXT);
+    let planfile = lab.env_dir().join("plan.json");
+    let p = planfile.to_str().unwrap();
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--out", p]).code, 0);
+    apply(&lab);
+    // Made against empty hosts; they are not empty any more.
+    let stale = groundwork(&["apply", p]);
+    assert_eq!(stale.code, 1);
+    assert!(
+        stale.stderr.contains("stale") && stale.stderr.contains("bind.zone[ns1:lab.example.test]"),
+        "{}",
+        stale.stderr
+    );
+
+    // A plan made now, then a hand edit on ns1 before it is applied: refused, naming the zone.
+    let edit = lab.env_dir().join("nodes.yaml");
+    let text = std::fs::read_to_string(&edit).unwrap();
+    std::fs::write(&edit, text.replace(&format!("ip: {} }}", lab.ip(33)), &format!("ip: {} }}", lab.ip(36)))).unwrap();
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--out", p]).code, 0);
+    hand_edit_m1(&lab);
+    let stale = groundwork(&["apply", p]);
+    assert_eq!(stale.code, 1);
+    assert!(stale.stderr.contains("bind.zone[ns1:lab.example.test]"), "{}", stale.stderr);
+    assert!(!stale.stderr.contains("dhcpd"), "only what changed is named: {}", stale.stderr);
+    assert!(lab.ssh_ok("ns1", &format!("cat {ZONE}")).contains(&lab.ip(99)), "nothing was applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_apply_reports_the_holder_or_waits_for_it() {
+    let lab = Lab::up(BASE, &NEXT);
+    let ws = Workspace::open(lab.env_dir()).unwrap();
+    // Another runner holds the lock (taken through the same code an apply uses).
+    let held = ws.lock("apply (the other pipeline)", None).await.unwrap();
+    let id = held.info.id.clone();
+    let blocked = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(blocked.code, 1);
+    assert!(blocked.stderr.contains(&format!("lock {id} held by")), "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("apply (the other pipeline)") && blocked.stderr.contains("force-unlock"),
+        "{}",
+        blocked.stderr
+    );
+    assert!(!lab.ssh_ok("ns1", "ls /var/named").contains("lab.example.test.zone"), "nothing applied");
+    // Every host has the same lock: the holder, its pid and when.
+    let on_lb = lab.ssh_ok("lb1", "cat /var/lib/groundwork/lab.lock");
+    assert!(on_lb.contains(&id) && on_lb.contains(&format!("\"pid\":{}", std::process::id())), "{on_lb}");
+
+    // With --lock-timeout the second apply waits and goes on once the first releases.
+    let waiting = std::thread::spawn({
+        let env = lab.env_str().to_string();
+        move || groundwork(&["apply", &env, "--auto-approve", "--lock-timeout", "60s"])
+    });
+    // Release once the waiter is certainly polling: its process exists and the lock is still ours.
+    for _ in 0..50 {
+        if std::process::Command::new("pgrep").args(["-f", "lock-timeout 60s"]).output().unwrap().status.success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    held.release(&ws.hosts).await;
+    let done = waiting.join().unwrap();
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    assert!(lab.ssh("lb1", "test -e /var/lib/groundwork/lab.lock").status.code() == Some(1), "released after apply");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_a_killed_job_is_stale_and_force_unlock_removes_it() {
+    let lab = Lab::up(BASE, &NEXT);
+    let ws = Workspace::open(lab.env_dir()).unwrap();
+    // A job that died holding the lock: its pid no longer exists on this runner.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let mut info = lock::LockInfo::new("lab", "apply (killed)");
+    info.pid = pid;
+    let json = serde_json::to_string(&info).unwrap();
+    for h in ["bastion", "lb1", "ns1"] {
+        lab.ssh_ok(
+            h,
+            &format!("mkdir -p /var/lib/groundwork && printf '%s\\n' '{json}' > /var/lib/groundwork/lab.lock"),
+        );
+    }
+    let blocked = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(blocked.code, 1);
+    assert!(blocked.stderr.contains("STALE: that process is gone"), "{}", blocked.stderr);
+    let wrong = groundwork(&["force-unlock", "0000", lab.env_str()]);
+    assert_eq!(wrong.code, 1, "a wrong id removes nothing");
+    let unlock = groundwork(&["force-unlock", &info.id, lab.env_str()]);
+    assert_eq!(unlock.code, 0, "{}", unlock.stderr);
+    assert!(unlock.stdout.contains("from 3 host(s)"), "{}", unlock.stdout);
+    assert!(lock::current(&ws.hosts, &ws.host_names(), "lab").await.unwrap().is_none());
+    apply(&lab);
+}
+
+#[test]
+fn drift_is_reported_healed_and_exported_as_metrics() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply(&lab);
+    assert_eq!(groundwork(&["drift", lab.env_str()]).code, 0);
+    hand_edit_m1(&lab);
+    let drift = groundwork(&["drift", lab.env_str()]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    assert!(drift.stdout.contains("Drift: 1 resource(s) differ"), "{}", drift.stdout);
+    assert!(
+        drift.stdout.contains(&format!("~ A m1.lab.example.test {} → {}", lab.ip(99), lab.ip(21))),
+        "{}",
+        drift.stdout
+    );
+    let json = groundwork(&["drift", lab.env_str(), "--json"]);
+    assert_eq!(json.code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["drifted"], 1);
+    assert_eq!(doc["changes"][0]["address"], "bind.zone[ns1:lab.example.test]");
+
+    // The textfile for node_exporter.
+    let prom = lab.env_dir().join("drift.prom");
+    assert_eq!(groundwork(&["drift", lab.env_str(), "--metrics-file", prom.to_str().unwrap()]).code, 2);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("groundwork_drift_resources{environment=\"lab\",provider=\"bind\"} 1"), "{text}");
+
+    // The long-running mode, scraped by curl.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["drift", lab.env_str(), "--every", "2s", "--listen", &format!("127.0.0.1:{port}")])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut scraped = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .unwrap();
+        scraped = String::from_utf8_lossy(&out.stdout).into_owned();
+        if scraped.contains("groundwork_drift_checks_total{environment=\"lab\"} 1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(scraped.contains("groundwork_drift_resources_total{environment=\"lab\"} 1"), "{scraped}");
+    assert!(scraped.contains("groundwork_drift_last_check_success{environment=\"lab\"} 1"), "{scraped}");
+
+    // Heal: the drift-correcting apply, then no drift.
+    let heal = groundwork(&["drift", lab.env_str(), "--heal"]);
+    assert_eq!(heal.code, 0, "{}{}", heal.stdout, heal.stderr);
+    assert!(heal.stdout.contains("Healed"), "{}", heal.stdout);
+    assert_eq!(lab.dig(&["m1.lab.example.test"]), lab.ip(21));
+    assert_eq!(groundwork(&["drift", lab.env_str()]).code, 0);
+}
