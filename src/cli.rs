@@ -82,6 +82,16 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,
     },
+    /// Probe behaviour from a host inside the network: DNS answers, LB frontends, served files, backends.
+    Verify {
+        #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
+        env: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Infra host the probes run on (default: the http host).
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Remove a lock left by a job that is gone (only the lock with this id).
     ForceUnlock {
         id: String,

@@ -30,6 +30,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let opts = ops::drift::DriftOptions { json, metrics_file, every, listen, heal, lock_timeout };
             ops::drift::run(&env, &opts).await?
         }
+        Command::Verify { env, json, from } => {
+            ops::verify::run(&env, &ops::verify::VerifyOptions { json, from }).await?
+        }
         Command::ForceUnlock { id, env } => {
             println!("{}", ops::unlock::run(&env, &id).await?);
             ops::EXIT_OK

@@ -177,3 +177,41 @@ fn drift_is_reported_healed_and_exported_as_metrics() {
     assert_eq!(lab.dig(&["m1.lab.example.test"]), lab.ip(21));
     assert_eq!(groundwork(&["drift", lab.env_str()]).code, 0);
 }
+
+#[test]
+fn verify_catches_a_deleted_ptr_and_an_unreadable_served_file() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply(&lab);
+    let ok = groundwork(&["verify", lab.env_str()]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains(", 0 failed."), "{}", ok.stdout);
+
+    // Someone deletes w1's PTR by hand and reloads; a served file loses its read permission.
+    let rev = format!("/var/named/{}.88.10.in-addr.arpa.zone", lab.index);
+    lab.ssh_ok("ns1", &format!("sed -i '/^31\\t/d' {rev} && rndc -k /etc/rndc.key reload >/dev/null"));
+    lab.ssh_ok("bastion", "chmod 000 /usr/share/nginx/html/pxeboot.ipxe");
+    let bad = groundwork(&["verify", lab.env_str(), "--json"]);
+    assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    let failed: Vec<String> = doc["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ok"] == false)
+        .map(|p| {
+            format!(
+                "{} {}: {}",
+                p["kind"].as_str().unwrap(),
+                p["target"].as_str().unwrap(),
+                p["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    assert!(failed[0].starts_with(&format!("dns-ptr {} @ns1: answered 'nothing'", lab.ip(31))), "{failed:#?}");
+    assert!(failed[0].contains("the node will register as localhost"), "{failed:#?}");
+    assert!(failed[1].contains("pxeboot.ipxe: HTTP 403") && failed[1].contains("SELinux label"), "{failed:#?}");
+    // Both show up as drift too, and apply repairs them.
+    apply(&lab);
+    assert_eq!(groundwork(&["verify", lab.env_str()]).code, 0);
+}

@@ -7,6 +7,7 @@ pub mod plan;
 pub mod show;
 pub mod unlock;
 pub mod validate;
+pub mod verify;
 
 use crate::config::{self, Loaded};
 use crate::engine::{make_plan, refresh::refresh, Plan, Registry};

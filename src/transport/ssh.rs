@@ -296,8 +296,8 @@ impl SshTransport {
     }
 }
 
-/// Atomic write: temp file in the target's directory, optional digest check, mode/owner preserved or
-/// set, fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group, $5 expected sha256 (may be empty).
+/// Atomic write: temp file in the target's directory, optional digest check, mode, owner and SELinux
+/// label preserved (or mode/owner set), fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group, $5 expected sha256 (may be empty).
 const WRITE_SCRIPT: &str = r#"set -e
 p=$1; mode=$2; owner=$3; group=$4; want=$5
 d=$(dirname -- "$p")
@@ -316,6 +316,8 @@ if [ -z "$mode" ]; then
 fi
 chmod "$mode" "$t"
 if [ -e "$p" ] && [ -z "$owner$group" ]; then chown --reference="$p" "$t" 2>/dev/null || true; fi
+# Keep the SELinux label of the file being replaced (a temp file gets the directory's default).
+if [ -e "$p" ]; then chcon --reference="$p" "$t" 2>/dev/null || true; fi
 if [ -n "$owner" ]; then chown "$owner" "$t"; fi
 if [ -n "$group" ]; then chgrp "$group" "$t"; fi
 sync -- "$t" 2>/dev/null || true

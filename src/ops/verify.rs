@@ -1,0 +1,202 @@
+//! `verify`: behaviour probes, run from a host inside the network (by default the http host, where the
+//! reference install ran its own dig and curl checks): DNS answers for every node, TCP to every LB
+//! frontend, every served file over HTTP with its digest, backend states from haproxy's stats socket.
+//! Exit 0 all pass, 2 a probe failed, 1 error.
+
+use super::{Workspace, EXIT_CHANGES, EXIT_OK};
+use crate::error::{Error, Result};
+use groundwork_sdk::model::HostRole;
+use groundwork_sdk::transport::Cmd;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Files larger than this are checked by size (Content-Length), not by digest.
+const DIGEST_LIMIT: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub ok: bool,
+    pub kind: &'static str,
+    pub target: String,
+    pub detail: String,
+}
+
+/// One shell line per probe; its output is `PASS detail` or `FAIL detail`.
+struct Check {
+    kind: &'static str,
+    target: String,
+    /// argv run through `sh -c SCRIPT check ARGS` on the probe host.
+    script: &'static str,
+    args: Vec<String>,
+    /// Why it matters when it fails.
+    cause: String,
+}
+
+const DIG_A: &str = r#"got=$(dig +short +time=2 +tries=2 "@$1" "$2" A | tail -n1); if [ "$got" = "$3" ]; then echo "PASS $got"; else echo "FAIL answered '${got:-nothing}', expected $3"; fi"#;
+const DIG_PTR: &str = r#"got=$(dig +short +time=2 +tries=2 "@$1" -x "$2" | tail -n1); if [ "$got" = "$3." ]; then echo "PASS $got"; else echo "FAIL answered '${got:-nothing}', expected $3."; fi"#;
+const TCP: &str = r#"if timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; then echo "PASS accepts connections"; else echo "FAIL no TCP connection to $1:$2"; fi"#;
+const HTTP: &str = r#"t=$(mktemp); code=$(curl -s -o "$t" -w '%{http_code}' --max-time 60 "$1"); size=$(stat -c %s "$t"); sum=$(sha256sum < "$t" | cut -c1-64); rm -f "$t"
+if [ "$code" != 200 ]; then echo "FAIL HTTP $code"; elif [ -n "$2" ] && [ "$sum" != "$2" ]; then echo "FAIL digest $sum, expected $2"; elif [ "$size" != "$3" ]; then echo "FAIL $size bytes, expected $3"; else echo "PASS HTTP 200, $size bytes"; fi"#;
+const HTTP_HEAD: &str = r#"out=$(curl -sI --max-time 10 "$1"); code=$(printf '%s' "$out" | head -n1 | cut -d' ' -f2); len=$(printf '%s' "$out" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length"{print $2}')
+if [ "$code" != 200 ]; then echo "FAIL HTTP $code"; elif [ "$len" != "$2" ]; then echo "FAIL Content-Length $len, expected $2"; else echo "PASS HTTP 200, $len bytes (size only)"; fi"#;
+
+fn checks(ws: &Workspace) -> Vec<Check> {
+    let env = &ws.loaded.env;
+    let domain = env.cluster.domain();
+    let mut out = Vec::new();
+    for (ns_name, ns) in env.hosts_with_role(HostRole::Dns) {
+        let ns_ip = ns.address.to_string();
+        for n in &env.nodes {
+            let fqdn = format!("{}.{domain}", n.name);
+            out.push(Check {
+                kind: "dns-a",
+                target: format!("{fqdn} @{ns_name}"),
+                script: DIG_A,
+                args: vec![ns_ip.clone(), fqdn.clone(), n.ip.to_string()],
+                cause: format!("{} cannot be found by name; the installer and the LB health checks need it", n.name),
+            });
+            out.push(Check {
+                kind: "dns-ptr",
+                target: format!("{} @{ns_name}", n.ip),
+                script: DIG_PTR,
+                args: vec![ns_ip.clone(), n.ip.to_string(), fqdn.clone()],
+                cause: "PTR missing or wrong: the node will register as localhost".into(),
+            });
+        }
+        if let Some((_, lb)) = env.first_host_with_role(HostRole::Lb) {
+            if let Some(v) = &lb.vips {
+                for (name, ip, why) in [
+                    ("api-int", v.internal, "nodes cannot reach the API server"),
+                    ("api", v.external, "clients cannot reach the API server"),
+                    ("test.apps", v.external, "*.apps wildcard missing: routes (console, oauth) do not resolve"),
+                ] {
+                    out.push(Check {
+                        kind: "dns-a",
+                        target: format!("{name}.{domain} @{ns_name}"),
+                        script: DIG_A,
+                        args: vec![ns_ip.clone(), format!("{name}.{domain}"), ip.to_string()],
+                        cause: why.into(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some((_, lb)) = env.first_host_with_role(HostRole::Lb) {
+        if let Some(v) = &lb.vips {
+            for fe in env.frontends() {
+                for ip in [v.internal, v.external] {
+                    out.push(Check {
+                        kind: "lb-tcp",
+                        target: format!("{}:{} ({})", ip, fe.port, fe.name),
+                        script: TCP,
+                        args: vec![ip.to_string(), fe.port.to_string()],
+                        cause: "haproxy is not listening there, or firewalld blocks the port".into(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(base) = groundwork_files::http_base(env) {
+        for r in ws.desired.iter().filter(|r| r.address.provider == "files") {
+            let Ok(spec) = r.spec::<groundwork_files::FileSpec>() else { continue };
+            let url = format!("{base}/{}", spec.url_path);
+            let (script, args) = if spec.size <= DIGEST_LIMIT {
+                (HTTP, vec![url.clone(), spec.sha256.clone(), spec.size.to_string()])
+            } else {
+                (HTTP_HEAD, vec![url.clone(), spec.size.to_string()])
+            };
+            out.push(Check {
+                kind: "http",
+                target: url,
+                script,
+                args,
+                cause: "403: SELinux label (the file kept another type, e.g. admin_home_t) or file permissions; 404: not served"
+                    .into(),
+            });
+        }
+    }
+    out
+}
+
+/// Run every probe from `from` (an infra host).
+pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
+    let t = ws.hosts.transport(from).await?;
+    let mut results = Vec::new();
+    // One exec per probe keeps each probe's arguments quoted; they run concurrently on one connection.
+    let runs = checks(ws).into_iter().map(|c| {
+        let t = t.clone();
+        async move {
+            let cmd = Cmd::new("bash").arg("-c").arg(c.script).arg("groundwork-verify").args(c.args.iter().cloned());
+            let out = t.exec(&cmd).await;
+            (c, out)
+        }
+    });
+    for (c, out) in futures::future::join_all(runs).await {
+        let out = out.map_err(|e| Error::Host { host: from.to_string(), message: e.to_string() })?;
+        let line = out.stdout_str().lines().last().unwrap_or("FAIL no output").to_string();
+        let ok = line.starts_with("PASS");
+        let mut detail = line.trim_start_matches("PASS").trim_start_matches("FAIL").trim().to_string();
+        if !ok {
+            let _ = write!(detail, " — {}", c.cause);
+        }
+        results.push(Probe { ok, kind: c.kind, target: c.target, detail });
+    }
+    // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:
+    // during an install nodes come and go).
+    for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
+        let lt = ws.hosts.transport(lb).await?;
+        match groundwork_haproxy::live_state(lt.as_ref(), &ws.loaded.env.loadbalancer.stats_socket).await {
+            Ok(states) => {
+                for s in states {
+                    results.push(Probe {
+                        ok: true,
+                        kind: "lb-backend",
+                        target: format!("{lb}: {}/{}", s.backend, s.server),
+                        detail: s.status,
+                    });
+                }
+            }
+            Err(e) => results.push(Probe {
+                ok: false,
+                kind: "lb-backend",
+                target: format!("{lb}: stats socket"),
+                detail: format!("{e} — haproxy not running or the stats socket is missing"),
+            }),
+        }
+    }
+    Ok(results)
+}
+
+pub struct VerifyOptions {
+    pub json: bool,
+    pub from: Option<String>,
+}
+
+pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
+    let ws = Workspace::open(path)?;
+    let env = &ws.loaded.env;
+    let from = match &opts.from {
+        Some(h) => h.clone(),
+        None => env
+            .first_host_with_role(HostRole::Http)
+            .or_else(|| env.hosts.iter().next())
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| Error::Usage("no infra host to probe from".into()))?,
+    };
+    let results = probes(&ws, &from).await?;
+    let failed = results.iter().filter(|p| !p.ok).count();
+    if opts.json {
+        let items: Vec<serde_json::Value> = results
+            .iter()
+            .map(|p| serde_json::json!({"ok": p.ok, "kind": p.kind, "target": p.target, "detail": p.detail}))
+            .collect();
+        let doc = serde_json::json!({"format_version": 1, "environment": ws.loaded.name, "from": from, "failed": failed, "probes": items});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        for p in &results {
+            println!("{} {:<10} {}: {}", if p.ok { "ok  " } else { "FAIL" }, p.kind, p.target, p.detail);
+        }
+        println!("\nVerify from {from}: {} probes, {failed} failed.", results.len());
+    }
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_CHANGES })
+}
