@@ -27,6 +27,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--target` / `--exclude`, shared by plan, apply and drift.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ScopeArgs {
+    /// Only resources whose address matches this glob (repeatable), plus what they depend on.
+    #[arg(long = "target", value_name = "PATTERN")]
+    pub targets: Vec<String>,
+    /// Leave out resources whose address matches this glob (repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check the environment offline: schema and cross-resource rules. Opens no connection.
@@ -48,6 +59,8 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Apply changes: a saved plan exactly, or a fresh plan after confirmation.
     Apply {
@@ -60,6 +73,8 @@ pub enum Command {
         /// Wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Report drift: exit 0 none, 2 drift, 1 error.
     Drift {
@@ -81,6 +96,8 @@ pub enum Command {
         heal: bool,
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
     /// Probe behaviour from a host inside the network: DNS answers, LB frontends, served files, backends.
     Verify {

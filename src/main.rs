@@ -14,20 +14,34 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
+fn scope_of(s: groundwork::cli::ScopeArgs) -> ops::Scope {
+    ops::Scope { targets: s.targets, excludes: s.excludes }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(match cli.command {
         Command::Validate { env } => {
             println!("{}", ops::validate::run(&env)?);
             ops::EXIT_OK
         }
-        Command::Plan { env, json, out, detailed_exitcode } => {
-            ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode }).await?
+        Command::Plan { env, json, out, detailed_exitcode, scope } => {
+            ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode, scope: scope_of(scope) })
+                .await?
         }
-        Command::Apply { target, auto_approve, lock_timeout } => {
-            ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve, lock_timeout }).await?
+        Command::Apply { target, auto_approve, lock_timeout, scope } => {
+            ops::apply::run(&target, &ops::apply::ApplyOptions { auto_approve, lock_timeout, scope: scope_of(scope) })
+                .await?
         }
-        Command::Drift { env, json, metrics_file, every, listen, heal, lock_timeout } => {
-            let opts = ops::drift::DriftOptions { json, metrics_file, every, listen, heal, lock_timeout };
+        Command::Drift { env, json, metrics_file, every, listen, heal, lock_timeout, scope } => {
+            let opts = ops::drift::DriftOptions {
+                json,
+                metrics_file,
+                every,
+                listen,
+                heal,
+                lock_timeout,
+                scope: scope_of(scope),
+            };
             ops::drift::run(&env, &opts).await?
         }
         Command::Verify { env, json, from } => {

@@ -160,3 +160,31 @@ fn expired_ignition_is_refused_unless_allowed() {
     // The ignition file's content never shows.
     assert!(!plan.stdout.contains("3.1.0"));
 }
+
+#[test]
+fn target_and_exclude_scope_a_run_and_keep_dependencies() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let plan = groundwork(&["plan", e, "--target", "bind.stanzas*"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(plan.stderr.contains("note: including bind.zone[ns1:demo.lab.test]: bind.stanzas"), "{}", plan.stderr);
+    assert!(plan.stdout.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{}", plan.stdout);
+    let apply = groundwork(&["apply", e, "--auto-approve", "--exclude", "files.*"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(!host_file(env.path(), "bastion", IPXE).exists(), "excluded files were not written");
+    assert!(host_file(env.path(), "ns1", "/var/named/demo.lab.test.zone").exists());
+    // Out of scope orphans stay: drop a served file from the environment, plan only bind: no delete.
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    let yaml = env.path().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        text.replace("image: rhcos-metal.raw.gz", "image: rhcos-kernel")
+            .replace("    - { path: rhcos-metal.raw.gz, content: \"image stand-in\\n\" }\n", ""),
+    )
+    .unwrap();
+    let scoped = groundwork(&["plan", e, "--target", "bind.*"]);
+    assert!(scoped.stdout.contains("No changes."), "{}", scoped.stdout);
+    let all = groundwork(&["plan", e]);
+    assert!(all.stdout.contains("- files.file[bastion:/usr/share/nginx/html/rhcos-metal.raw.gz]"), "{}", all.stdout);
+}

@@ -6,6 +6,7 @@ pub mod lock;
 pub mod plan;
 pub mod refresh;
 pub mod registry;
+pub mod scope;
 pub mod state;
 
 pub use apply::{apply, ApplyReport, Outcome};

@@ -11,6 +11,7 @@ pub struct ApplyOptions {
     pub auto_approve: bool,
     /// Wait this long for another apply's lock instead of failing at once.
     pub lock_timeout: Option<Duration>,
+    pub scope: super::Scope,
 }
 
 /// `apply ENV` (plan, confirm, apply) or `apply PLANFILE` (exactly that plan, if still current). Both
@@ -28,7 +29,7 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
         lock.release(&ws.hosts).await;
         return result;
     }
-    let ws = Workspace::open(target)?;
+    let ws = Workspace::open(target)?.scope(&opts.scope)?;
     let lock = ws.lock("apply", opts.lock_timeout).await?;
     let result = async {
         let plan = ws.plan().await?;

@@ -19,6 +19,7 @@ pub struct DriftOptions {
     pub listen: String,
     pub heal: bool,
     pub lock_timeout: Option<Duration>,
+    pub scope: super::Scope,
 }
 
 /// What the metrics say, kept across checks in `--every` mode.
@@ -156,7 +157,7 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
 }
 
 pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
-    let ws = Workspace::open(path)?;
+    let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let mut metrics = Metrics { environment: ws.loaded.name.clone(), ..Default::default() };
     let Some(every) = opts.every else {
         let code = check(&ws, opts, &mut metrics).await;

@@ -21,12 +21,22 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 
+/// Address patterns a run is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub targets: Vec<String>,
+    pub excludes: Vec<String>,
+}
+
 /// A loaded, validated and expanded environment with its connections.
 pub struct Workspace {
     pub loaded: Loaded,
     pub desired: Vec<Resource>,
     pub hosts: Hosts,
     pub registry: Registry,
+    /// `--target` / `--exclude` patterns (orphans found on hosts are filtered by them too).
+    pub targets: Vec<String>,
+    pub excludes: Vec<String>,
 }
 
 impl Workspace {
@@ -34,7 +44,26 @@ impl Workspace {
         let loaded = config::load_valid(path)?;
         let desired = config::expand::resources(&loaded)?;
         let hosts = Hosts::new(&loaded.env, &loaded.dir);
-        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin() })
+        Ok(Workspace {
+            loaded,
+            desired,
+            hosts,
+            registry: Registry::builtin(),
+            targets: Vec::new(),
+            excludes: Vec::new(),
+        })
+    }
+
+    /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
+    pub fn scope(mut self, scope: &Scope) -> Result<Workspace> {
+        let (kept, notes) = crate::engine::scope::select(&self.desired, &scope.targets, &scope.excludes)?;
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+        self.desired = kept;
+        self.targets = scope.targets.clone();
+        self.excludes = scope.excludes.clone();
+        Ok(self)
     }
 
     /// Every infra host of the environment: where its lock lives.
@@ -49,7 +78,16 @@ impl Workspace {
 
     /// Refresh and diff.
     pub async fn plan(&self) -> Result<Plan> {
-        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired).await?;
+        let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired).await?;
+        if !self.targets.is_empty() || !self.excludes.is_empty() {
+            let mut kept = Vec::new();
+            for o in refreshed.orphans {
+                if crate::engine::scope::matches(&o.address, &self.targets, &self.excludes)? {
+                    kept.push(o);
+                }
+            }
+            refreshed.orphans = kept;
+        }
         make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)
     }
 }

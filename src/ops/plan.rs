@@ -7,10 +7,11 @@ pub struct PlanOptions {
     pub json: bool,
     pub out: Option<PathBuf>,
     pub detailed_exitcode: bool,
+    pub scope: super::Scope,
 }
 
 pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
-    let ws = Workspace::open(path)?;
+    let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let plan = ws.plan().await?;
     if opts.json {
         println!("{}", render::json::plan(&plan));

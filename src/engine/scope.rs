@@ -1,0 +1,80 @@
+//! `--target` / `--exclude`: narrow a run to resources whose address matches a glob, always keeping
+//! what a kept resource depends on (and saying so).
+
+use crate::error::{Error, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use groundwork_sdk::{Address, Resource};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn set(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        // Addresses contain `[`: match them literally, only `*` and `?` are wildcards.
+        let escaped = p.replace('[', "\\[").replace(']', "\\]");
+        b.add(Glob::new(&escaped).map_err(|e| Error::Usage(format!("--target/--exclude {p:?}: {e}")))?);
+    }
+    b.build().map(Some).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// The resources in scope, and a note for every dependency pulled in.
+pub fn select(resources: &[Resource], targets: &[String], excludes: &[String]) -> Result<(Vec<Resource>, Vec<String>)> {
+    let (targets, excludes) = (set(targets)?, set(excludes)?);
+    if targets.is_none() && excludes.is_none() {
+        return Ok((resources.to_vec(), Vec::new()));
+    }
+    let by_addr: BTreeMap<&Address, &Resource> = resources.iter().map(|r| (&r.address, r)).collect();
+    let chosen = |a: &Address| {
+        let s = a.to_string();
+        targets.as_ref().is_none_or(|t| t.is_match(&s)) && !excludes.as_ref().is_some_and(|x| x.is_match(&s))
+    };
+    let mut keep: BTreeSet<&Address> = resources.iter().map(|r| &r.address).filter(|a| chosen(a)).collect();
+    let mut notes = Vec::new();
+    let mut queue: Vec<&Address> = keep.iter().copied().collect();
+    while let Some(a) = queue.pop() {
+        for d in &by_addr[a].depends_on {
+            if let Some((dep, _)) = by_addr.get_key_value(d) {
+                if keep.insert(dep) {
+                    notes.push(format!("including {dep}: {a} depends on it"));
+                    queue.push(dep);
+                }
+            }
+        }
+    }
+    Ok((resources.iter().filter(|r| keep.contains(&r.address)).cloned().collect(), notes))
+}
+
+/// Whether an address (an orphan found on a host) is in scope.
+pub fn matches(address: &Address, targets: &[String], excludes: &[String]) -> Result<bool> {
+    let s = address.to_string();
+    Ok(set(targets)?.is_none_or(|t| t.is_match(&s)) && !set(excludes)?.is_some_and(|x| x.is_match(&s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(addr: &str, deps: &[&str]) -> Resource {
+        let mut r = Resource::new(Address::parse(addr).unwrap(), serde_json::json!({})).unwrap();
+        r.depends_on = deps.iter().map(|d| Address::parse(d).unwrap()).collect();
+        r
+    }
+
+    #[test]
+    fn targets_pull_in_their_dependencies() {
+        let all = vec![
+            r("bind.zone[ns1:a]", &[]),
+            r("bind.stanzas[ns1:/etc/x]", &["bind.zone[ns1:a]"]),
+            r("files.file[bastion:/f]", &[]),
+        ];
+        let (kept, notes) = select(&all, &["bind.stanzas*".into()], &[]).unwrap();
+        let names: Vec<String> = kept.iter().map(|r| r.address.to_string()).collect();
+        assert_eq!(names, vec!["bind.zone[ns1:a]", "bind.stanzas[ns1:/etc/x]"]);
+        assert_eq!(notes, vec!["including bind.zone[ns1:a]: bind.stanzas[ns1:/etc/x] depends on it"]);
+        let (kept, _) = select(&all, &[], &["bind.*".into()]).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(matches(&Address::parse("files.file[bastion:/f]").unwrap(), &["files.*".into()], &[]).unwrap());
+    }
+}
