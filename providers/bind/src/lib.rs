@@ -30,6 +30,28 @@ pub struct ZoneSpec {
     /// Today's YYYYMMDD00 when the plan was made.
     pub serial_base: u32,
     pub reload: Vec<String>,
+    /// Names whose served records are someone else's: carried over unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
+}
+
+/// `*` matches any run of characters; everything else is literal (case-insensitive, absolute names).
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = name;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else { return false };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else { return false };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    rest.is_empty()
 }
 
 /// One line that must be in named.conf.
@@ -201,7 +223,13 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
             ));
             let addr = Address::new(PROVIDER, "zone", Some(host), z.origin.clone());
             zone_addrs.push(addr.clone());
-            let spec = ZoneSpec { path, zone: z.clone(), serial_base, reload: dns.reload.clone() };
+            let spec = ZoneSpec {
+                path,
+                zone: z.clone(),
+                serial_base,
+                reload: dns.reload.clone(),
+                keep: dns.ignore_records.clone(),
+            };
             out.push(Resource::new(addr, spec)?);
         }
         let mut conf = ManagedFile::new(dns.zones_conf.clone(), stanzas);
@@ -276,6 +304,14 @@ pub fn diff_zone(
         c.details = record_details(&before_records, &BTreeSet::new());
         return Ok(c);
     };
+    // Records someone else owns (dns.ignore_records) are carried over from what is served.
+    let mut desired_zone = d.zone.clone();
+    for r in &before_records {
+        if d.keep.iter().any(|p| name_matches(p, &r.name)) && !desired_zone.records.contains(r) {
+            desired_zone.records.push(r.clone());
+        }
+    }
+    let d = &ZoneSpec { zone: desired_zone, ..d.clone() };
     if let (Some(a), Some(serial)) = (actual, served_serial) {
         if zone::render(&d.zone, serial) == a.content {
             return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None));
@@ -406,5 +442,44 @@ impl Provider for BindProvider {
 
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         file::apply(cx, change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(keep: &[&str]) -> ZoneSpec {
+        ZoneSpec {
+            path: "/var/named/lab.test.zone".into(),
+            zone: DesiredZone {
+                origin: "lab.test".into(),
+                ttl: 300,
+                mname: "ns1.lab.test".into(),
+                rname: "root.lab.test".into(),
+                cluster: "lab".into(),
+                records: vec![Record { name: "m1.lab.test".into(), rtype: "A".into(), value: "10.0.0.21".into() }],
+            },
+            serial_base: 2026010100,
+            reload: vec![],
+            keep: keep.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn ignored_records_are_carried_over_and_others_are_planned_away() {
+        let a = Address::new(PROVIDER, "zone", Some("ns1"), "lab.test");
+        let mut served = spec(&[]).zone.clone();
+        served.records.push(Record { name: "registry.lab.test".into(), rtype: "A".into(), value: "10.0.0.50".into() });
+        let observed =
+            ObservedFile { path: "/var/named/lab.test.zone".into(), content: zone::render(&served, 2026010105) };
+        // Not ignored: the hand-made record is planned away.
+        let c = diff_zone(&a, Some(&spec(&[])), Some(&observed)).unwrap();
+        assert_eq!(c.action, Action::Update);
+        assert!(c.details.iter().any(|d| d.text == "A registry.lab.test 10.0.0.50"));
+        // Ignored: nothing to do, serial untouched.
+        let c = diff_zone(&a, Some(&spec(&["registry.*"])), Some(&observed)).unwrap();
+        assert_eq!(c.action, Action::NoOp);
+        assert!(name_matches("*.apps.lab.test", "x.apps.lab.test") && !name_matches("registry.*", "m1.lab.test"));
     }
 }

@@ -228,6 +228,10 @@ pub struct DnsSettings {
     /// Extra records beside the derived ones.
     #[serde(default)]
     pub records: Vec<DnsRecord>,
+    /// Records owned by someone else: names (globs with `*`, absolute) whose records found in a served
+    /// zone are kept as they are, never planned away.
+    #[serde(default)]
+    pub ignore_records: Vec<String>,
     /// Forward zone (default: the cluster domain `<name>.<base_domain>`; the reference install uses
     /// the base domain).
     #[serde(default)]
@@ -266,6 +270,7 @@ impl Default for DnsSettings {
             nameserver: None,
             ttl: None,
             records: Vec::new(),
+            ignore_records: Vec::new(),
             zone: None,
             zone_dir: zone_dir(),
             named_conf: named_conf(),
