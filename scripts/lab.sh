@@ -116,13 +116,13 @@ S
     # API and machine-config stand-ins speak TLS and answer any HTTP request (/readyz, /healthz) with
     # 200 and NAME/PORT, so haproxy's health checks pass; ingress stand-ins answer NAME/PORT over TCP.
     for port in 6443 22623; do
-      ip netns exec "$pfx$h" setsid socat -T5 \
+      ip netns exec "$pfx$h" setsid socat -t 10 -T 10 \
         "OPENSSL-LISTEN:$port,bind=$ip,fork,reuseaddr,cert=$state/node.pem,verify=0" \
         "EXEC:$state/http-200 $h/$port" \
         >/dev/null 2>&1 < /dev/null &
     done
     for port in 80 443; do
-      ip netns exec "$pfx$h" setsid socat -T5 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h/$port" \
+      ip netns exec "$pfx$h" setsid socat -t 10 -T 10 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h/$port" \
         >/dev/null 2>&1 < /dev/null &
     done
   done

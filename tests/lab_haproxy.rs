@@ -24,7 +24,7 @@ fn ask(lab: &Lab, from: &str, vip: &str, port: u16) -> String {
     let out = if matches!(port, 6443 | 22623) {
         lab.in_node(from, &["curl", "-sk", "--max-time", "10", &format!("https://{vip}:{port}/readyz")])
     } else {
-        lab.in_node(from, &["sh", "-c", &format!("echo | socat -T10 - TCP:{vip}:{port}")])
+        lab.in_node(from, &["sh", "-c", &format!("echo | socat -t 10 -T 10 - TCP:{vip}:{port}")])
     };
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -202,7 +202,7 @@ fn lab_up_is_idempotent_and_down_leaves_nothing() {
     assert!(matches!(&String::from_utf8_lossy(&curl.stdout)[..], "200" | "403" | "404"));
     let out = lab.in_node("w1", &["curl", "-sk", "--max-time", "3", &format!("https://{}:6443/readyz", lab.ip(21))]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "m1/6443");
-    let out = lab.in_node("w1", &["sh", "-c", &format!("echo | socat -T2 - TCP:{}:443", lab.ip(32))]);
+    let out = lab.in_node("w1", &["sh", "-c", &format!("echo | socat -t 5 -T 5 - TCP:{}:443", lab.ip(32))]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "w2/443");
     // systemctl stand-in on a host.
     assert_eq!(lab.ssh_ok("ns1", "systemctl is-active named").trim(), "active");

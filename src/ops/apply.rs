@@ -55,8 +55,10 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
         bar.set_message(addr.to_string());
         bar.inc(1);
     };
+    let started = std::time::Instant::now();
     let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_done).await?;
     bar.finish_and_clear();
+    tracing::info!(apply_ms = started.elapsed().as_millis() as u64, changes = plan.changes.len(), "apply");
     print!("{}", render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });

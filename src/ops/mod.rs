@@ -76,9 +76,12 @@ impl Workspace {
         crate::engine::lock::acquire(&self.hosts, &self.host_names(), &self.loaded.name, operation, wait).await
     }
 
-    /// Refresh and diff.
+    /// Refresh and diff; with -v, the time of each phase and the round trips per host.
     pub async fn plan(&self) -> Result<Plan> {
+        let started = std::time::Instant::now();
+        let before = self.hosts.round_trips().await;
         let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired).await?;
+        let refresh_time = started.elapsed();
         if !self.targets.is_empty() || !self.excludes.is_empty() {
             let mut kept = Vec::new();
             for o in refreshed.orphans {
@@ -88,7 +91,21 @@ impl Workspace {
             }
             refreshed.orphans = kept;
         }
-        make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)
+        let diffing = std::time::Instant::now();
+        let plan = make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)?;
+        let after = self.hosts.round_trips().await;
+        let trips: Vec<String> = after
+            .iter()
+            .map(|(h, n)| format!("{h}={}", n - before.iter().find(|(b, _)| b == h).map(|(_, m)| *m).unwrap_or(0)))
+            .collect();
+        tracing::info!(
+            refresh_ms = refresh_time.as_millis() as u64,
+            diff_ms = diffing.elapsed().as_millis() as u64,
+            resources = self.desired.len(),
+            round_trips = %trips.join(" "),
+            "plan"
+        );
+        Ok(plan)
     }
 }
 

@@ -77,6 +77,14 @@ impl Hosts {
         }
     }
 
+    /// Round trips made so far, per host that was contacted.
+    pub async fn round_trips(&self) -> Vec<(String, usize)> {
+        let open = self.open.lock().await;
+        let mut v: Vec<(String, usize)> = open.iter().map(|(h, t)| (h.clone(), t.round_trips())).collect();
+        v.sort();
+        v
+    }
+
     /// The context a provider gets for resources on `host`.
     pub async fn context(&self, host: &str) -> Result<Context> {
         let t = self.transport(host).await?;

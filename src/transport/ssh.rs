@@ -95,7 +95,7 @@ pub struct SshTransport {
     conn: OnceCell<Handle<Verifier>>,
     channels: Semaphore,
     /// Exec sessions opened so far (for --verbose round-trip counts).
-    pub sessions: std::sync::atomic::AtomicUsize,
+    sessions: std::sync::atomic::AtomicUsize,
 }
 
 impl SshTransport {
@@ -417,6 +417,10 @@ pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Optio
 impl Transport for SshTransport {
     fn host(&self) -> &str {
         &self.host
+    }
+
+    fn round_trips(&self) -> usize {
+        self.sessions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError> {

@@ -135,6 +135,11 @@ pub trait Transport: Send + Sync {
     /// The host's name in the inventory (for messages).
     fn host(&self) -> &str;
 
+    /// Remote round trips (exec sessions) made so far; transports without them report 0.
+    fn round_trips(&self) -> usize {
+        0
+    }
+
     /// Run a command; a non-zero exit is returned as output, not as an error.
     async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError>;
 

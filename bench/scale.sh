@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmark: environments of 10, 100 and 1000 nodes on a lab (real sshd, named, dhcpd, haproxy, nginx,
+# firewalld, SELinux tools). Prints, per size: first apply, no-change plan and no-op apply wall time (median
+# of 3), peak RSS, and SSH exec sessions per host during one plan. Figures, not assertions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ensure-rust.sh
+sizes=${SIZES:-"10 100 1000"}
+export GW_LAB_INDEX=${GW_LAB_INDEX:-200}
+net=10.88.$GW_LAB_INDEX
+state=/tmp/groundwork-lab/$GW_LAB_INDEX
+cargo build --release --locked --quiet
+gw=$PWD/target/release/groundwork
+work=$(mktemp -d)
+trap 'rm -rf "$work"; bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
+
+measure() { # measure CMD... → "seconds maxrss_kib" (exit codes 0 and 2 are fine)
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.monotonic()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+dt = time.monotonic() - t
+if r.returncode not in (0, 2):
+    sys.stderr.write(r.stderr.decode()); sys.exit(r.returncode)
+print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+PY
+}
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
+printf '%-7s %10s %10s %10s %9s  %s\n' nodes "apply s" "plan s" "no-op s" "RSS MiB" "exec sessions per host (one plan)"
+for n in $sizes; do
+  bash scripts/lab.sh down >/dev/null 2>&1 || true
+  bash scripts/lab.sh up >/dev/null 2>&1
+  env="$work/env$n"; mkdir -p "$env"
+  for f in environment.yaml services.yaml; do
+    sed -e "s/10\.88\.0\./$net./g" -e "s|/tmp/groundwork-lab/0/|$state/|g" -e "s|$net.0/24|$net.0/22|g" "environments/lab/$f" > "$env/$f"
+  done
+  sed -i 's/^loadbalancer:.*//' "$env/services.yaml"
+  printf '\nloadbalancer:\n  ingress: infra\n' >> "$env/services.yaml"
+  python3 - "$n" "$net" > "$env/nodes.yaml" <<'PY'
+import sys, ipaddress
+n, net = int(sys.argv[1]), sys.argv[2]
+base = ipaddress.ip_address(net + ".0")
+taken = {2, 3, 4, 10}
+ips = (base + i for i in range(11, 1020) if i not in taken and (i % 256) not in (0, 255))
+roles = ["bootstrap"] + ["master"] * 3 + ["infra"] * 3 + ["worker"] * (n - 7)
+print("nodes:")
+for i, role in enumerate(roles):
+    mac = "52:54:01:%02x:%02x:%02x" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+    print(f"  - {{ name: n{i:04d}, role: {role}, mac: \"{mac}\", ip: {next(ips)} }}")
+PY
+  read -r apply_s _ < <(measure "$gw" apply --auto-approve "$env")
+  plans=(); rss=0
+  for _ in 1 2 3; do
+    read -r s r < <(measure "$gw" plan --detailed-exitcode "$env"); plans+=("$s"); [ "$r" -gt "$rss" ] && rss=$r
+  done
+  noops=()
+  for _ in 1 2 3; do read -r s r < <(measure "$gw" apply --auto-approve "$env"); noops+=("$s"); [ "$r" -gt "$rss" ] && rss=$r; done
+  trips=$(RUST_LOG=info NO_COLOR=1 "$gw" plan "$env" 2>&1 >/dev/null | grep -o 'round_trips=[^"]*' | head -1 | sed 's/round_trips=//')
+  printf '%-7s %10s %10s %10s %9.1f  %s\n' "$n" "$apply_s" "$(median3 "${plans[@]}")" "$(median3 "${noops[@]}")" "$(echo "$rss/1024" | bc -l)" "$trips"
+done
