@@ -160,6 +160,9 @@ down_quiet() {
       [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
       ip netns del "$pfx$h" 2>/dev/null || true
     fi
+    # A namespace is destroyed only once its last process is gone, and its veth with it: delete our end
+    # now so that an immediate `up` of the same lab does not find the name taken.
+    ip link del "v$idx$h" 2>/dev/null || true
   done
   ip link show "$br" >/dev/null 2>&1 && ip link del "$br"
   if [ -d "$state" ]; then rm -rf "$state"; fi
