@@ -1,6 +1,7 @@
 //! `verify`: behaviour probes, run from a host inside the network (by default the http host, where the
 //! reference install ran its own dig and curl checks): DNS answers for every node, TCP to every LB
-//! frontend, every served file over HTTP with its digest, backend states from haproxy's stats socket.
+//! frontend, every served file over HTTP with its digest, ignition age, backend states from haproxy's
+//! stats socket.
 //! Exit 0 all pass, 2 a probe failed, 1 error.
 
 use super::{Workspace, EXIT_CHANGES, EXIT_OK};
@@ -140,6 +141,25 @@ pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
             let _ = write!(detail, " — {}", c.cause);
         }
         results.push(Probe { ok, kind: c.kind, target: c.target, detail });
+    }
+    // Ignition files: their certificates expire 24 h after generation.
+    for r in ws.desired.iter().filter(|r| r.address.provider == "files") {
+        let Ok(spec) = r.spec::<groundwork_files::FileSpec>() else { continue };
+        if let (Some(age), Some(warn)) = (spec.age_hours, spec.warn_hours) {
+            let (ok, detail) = if age >= 24 {
+                (
+                    false,
+                    format!(
+                        "{age} h old — its certificates have expired: nodes booting with it will fail; regenerate it"
+                    ),
+                )
+            } else if age >= warn {
+                (true, format!("{age} h old — its certificates expire 24 h after generation"))
+            } else {
+                (true, format!("{age} h old"))
+            };
+            results.push(Probe { ok, kind: "ignition", target: spec.url_path.clone(), detail });
+        }
     }
     // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:
     // during an install nodes come and go).
