@@ -53,6 +53,8 @@ if has dns; then
   chown -R root:bind /var/named; chmod 0770 /var/named /var/named/data
   rndc-confgen -a -k rndc-key -c /etc/rndc.key >/dev/null 2>&1
   chown root:bind /etc/rndc.key; chmod 0640 /etc/rndc.key
+  # Debian's rndc looks for /etc/bind/rndc.key; RHEL's for /etc/rndc.key: plain `rndc` works with both.
+  mkdir -p /etc/bind && cp -p /etc/rndc.key /etc/bind/rndc.key
   cat > /etc/named.conf <<'CFG'
 // Lab stand-in for RHEL's stock /etc/named.conf.
 options {

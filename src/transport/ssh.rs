@@ -220,36 +220,56 @@ impl SshTransport {
         let _permit = self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?;
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let work = async {
-            let mut ch = handle.channel_open_session().await.map_err(|e| self.err_unreachable(e))?;
+            let ch = handle.channel_open_session().await.map_err(|e| self.err_unreachable(e))?;
             ch.exec(true, line).await.map_err(|e| self.err_unreachable(e))?;
-            if let Some(r) = stdin {
-                // Large chunks as owned buffers: russh splits them into packets without copying
-                // through an 8 KiB AsyncWrite path. Memory stays at one chunk.
-                loop {
-                    let mut chunk = Vec::with_capacity(UPLOAD_CHUNK);
-                    let n = (&mut *r)
-                        .take(UPLOAD_CHUNK as u64)
-                        .read_to_end(&mut chunk)
-                        .await
-                        .map_err(|e| self.err_unreachable(format!("reading data to send: {e}")))?;
-                    if n == 0 {
-                        break;
+            let (mut rd, wr) = ch.split();
+            // Send stdin while reading what comes back: if the remote command stops reading (it failed,
+            // e.g. on a full disk) and exits, we stop sending instead of waiting on a window forever.
+            let send = async {
+                if let Some(r) = stdin {
+                    // Large chunks as owned buffers: russh splits them into packets without copying
+                    // through an 8 KiB AsyncWrite path. Memory stays at one chunk.
+                    loop {
+                        let mut chunk = Vec::with_capacity(UPLOAD_CHUNK);
+                        let n = (&mut *r)
+                            .take(UPLOAD_CHUNK as u64)
+                            .read_to_end(&mut chunk)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            break;
+                        }
+                        wr.data_bytes(chunk).await.map_err(|e| e.to_string())?;
                     }
-                    ch.data_bytes(chunk).await.map_err(|e| self.err_unreachable(format!("sending data: {e}")))?;
+                }
+                wr.eof().await.map_err(|e| e.to_string())
+            };
+            tokio::pin!(send);
+            let mut sending = true;
+            let mut send_error = None;
+            let mut out = ExecOutput { code: -1, ..Default::default() };
+            loop {
+                tokio::select! {
+                    sent = &mut send, if sending => {
+                        sending = false;
+                        send_error = sent.err();
+                    }
+                    msg = rd.wait() => match msg {
+                        None => break,
+                        Some(ChannelMsg::Data { data }) => out.stdout.extend_from_slice(&data),
+                        Some(ChannelMsg::ExtendedData { data, .. }) => out.stderr.extend_from_slice(&data),
+                        Some(ChannelMsg::ExitStatus { exit_status }) => out.code = exit_status as i32,
+                        Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                            out.code = 128;
+                            out.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
+                        }
+                        Some(_) => {}
+                    }
                 }
             }
-            ch.eof().await.map_err(|e| self.err_unreachable(e))?;
-            let mut out = ExecOutput { code: -1, ..Default::default() };
-            while let Some(msg) = ch.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, .. } => out.stderr.extend_from_slice(&data),
-                    ChannelMsg::ExitStatus { exit_status } => out.code = exit_status as i32,
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        out.code = 128;
-                        out.stderr.extend_from_slice(format!("killed by signal {signal_name:?}").as_bytes());
-                    }
-                    _ => {}
+            if out.code == -1 {
+                if let Some(e) = send_error {
+                    return Err(self.err_unreachable(format!("sending data: {e}")));
                 }
             }
             Ok(out)
@@ -281,12 +301,14 @@ impl SshTransport {
         data: &mut (dyn AsyncRead + Unpin + Send),
         opts: &WriteOptions,
         sha256: &str,
+        size: Option<u64>,
         bound: Duration,
     ) -> Result<(), TransportError> {
         let mode = opts.mode.map(|m| format!("{m:o}")).unwrap_or_default();
         let owner = opts.owner.clone().unwrap_or_default();
         let group = opts.group.clone().unwrap_or_default();
-        let line = Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256]);
+        let size = size.map(|n| n.to_string()).unwrap_or_default();
+        let line = Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256, &size]);
         let out = self.run(&line, Some(data), &format!("write {path}"), bound).await?;
         if out.success() {
             Ok(())
@@ -297,9 +319,11 @@ impl SshTransport {
 }
 
 /// Atomic write: temp file in the target's directory, optional digest check, mode, owner and SELinux
-/// label preserved (or mode/owner set), fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group, $5 expected sha256 (may be empty).
+/// label preserved (or mode/owner set), fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group,
+/// $5 expected sha256 and $6 expected size (both may be empty).
 const WRITE_SCRIPT: &str = r#"set -e
-p=$1; mode=$2; owner=$3; group=$4; want=$5
+(set -o pipefail) 2>/dev/null && set -o pipefail
+p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6
 d=$(dirname -- "$p")
 mkdir -p -- "$d"
 t=$(mktemp -- "$d/.groundwork-XXXXXX")
@@ -311,6 +335,9 @@ if [ -n "$want" ]; then
 else
   cat > "$t"
 fi
+# What reached the disk, not only what went through the pipe (a full disk makes tee stop writing).
+have=$(stat -c %s -- "$t")
+if [ -n "$size" ] && [ "$have" != "$size" ]; then echo "short write: $have of $size bytes on disk" >&2; exit 3; fi
 if [ -z "$mode" ]; then
   if [ -e "$p" ]; then mode=$(stat -c %a -- "$p"); else mode=644; fi
 fi
@@ -459,7 +486,8 @@ impl Transport for SshTransport {
     }
 
     async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError> {
-        self.write_stream(path, &mut &contents[..], opts, "", self.opts.command_timeout).await
+        self.write_stream(path, &mut &contents[..], opts, "", Some(contents.len() as u64), self.opts.command_timeout)
+            .await
     }
 
     async fn send_file(
@@ -475,7 +503,7 @@ impl Transport for SshTransport {
         let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
         // The time bound grows with the size (at least 1 MiB/s), not only the command timeout.
         let bound = self.opts.command_timeout + Duration::from_secs(bytes / (1024 * 1024));
-        self.write_stream(remote, &mut reader, opts, sha256, bound).await?;
+        self.write_stream(remote, &mut reader, opts, sha256, Some(bytes), bound).await?;
         Ok(bytes)
     }
 

@@ -106,6 +106,26 @@ fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
     Error::Failed { address: format!("{PROVIDER}[{what}]"), message: message.to_string() }
 }
 
+/// Activation: the reload, then every zone asked whether it loaded (`rndc reload` reports success even
+/// when a zone cannot be read). With `tolerate_unknown`, a zone named does not know yet (its stanza comes
+/// later in the same apply) is fine.
+pub fn activation(reload: &[String], rndc: &[String], zones: &[String], tolerate_unknown: bool) -> Vec<String> {
+    use groundwork_sdk::transport::shell_quote;
+    let words = |v: &[String]| v.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
+    let mut line = words(reload);
+    for z in zones {
+        let status = format!("{} zonestatus {}", words(rndc), shell_quote(z));
+        if tolerate_unknown {
+            line.push_str(&format!(
+                " && {{ out=$({status} 2>&1) || {{ printf '%s\n' \"$out\" | grep -q 'no matching zone' || {{ echo \"zone {z}: $out\" >&2; exit 1; }}; }}; }}"
+            ));
+        } else {
+            line.push_str(&format!(" && {{ out=$({status} 2>&1) || {{ echo \"zone {z}: $out\" >&2; exit 1; }}; }}"));
+        }
+    }
+    vec!["sh".into(), "-c".into(), line]
+}
+
 /// Forward zone name: dns.zone, or the cluster domain.
 pub fn forward_zone(env: &Environment) -> String {
     env.dns.zone.clone().unwrap_or_else(|| env.cluster.domain()).trim_end_matches('.').to_ascii_lowercase()
@@ -235,7 +255,9 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
         let mut conf = ManagedFile::new(dns.zones_conf.clone(), stanzas);
         conf.mode = Some(0o644);
         conf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
-        conf.activate = Some(dns.reload.clone());
+        let all: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
+        // Until named.conf includes the stanza file (the next step), its zones are unknown to named.
+        conf.activate = Some(activation(&dns.reload, &dns.rndc, &all, dns.named_conf.is_some()));
         let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.clone());
         let mut r = Resource::new(conf_addr.clone(), conf)?;
         r.depends_on = zone_addrs;
@@ -244,7 +266,7 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
             let include = IncludeSpec {
                 path: named_conf.clone(),
                 line: format!("include \"{}\";", dns.zones_conf),
-                reload: dns.reload.clone(),
+                reload: activation(&dns.reload, &dns.rndc, &all, false),
             };
             let addr = Address::new(PROVIDER, "include", Some(host), named_conf.clone());
             out.push(Resource::new(addr, include)?.depends_on(conf_addr));

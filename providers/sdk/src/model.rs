@@ -249,6 +249,14 @@ pub struct DnsSettings {
     /// Command that makes named load new files.
     #[serde(default = "named_reload")]
     pub reload: Vec<String>,
+    /// rndc as it must be called on the dns hosts (after a reload, each zone is asked whether it loaded:
+    /// `rndc reload` succeeds even when a zone fails to load).
+    #[serde(default = "rndc")]
+    pub rndc: Vec<String>,
+}
+
+fn rndc() -> Vec<String> {
+    vec!["rndc".into()]
 }
 
 fn zone_dir() -> String {
@@ -276,6 +284,7 @@ impl Default for DnsSettings {
             named_conf: named_conf(),
             zones_conf: zones_conf(),
             reload: named_reload(),
+            rndc: rndc(),
         }
     }
 }

@@ -1,0 +1,114 @@
+//! The fault suite: each scenario exits non-zero with a clear message, leaves no half-written file,
+//! keeps every daemon serving its last good configuration, and converges on a re-run.
+
+mod common;
+
+use common::groundwork;
+use common::lab::Lab;
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 100;
+
+fn apply_ok(lab: &Lab) {
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+/// No temp or candidate file anywhere groundwork writes.
+fn no_leftovers(lab: &Lab) {
+    for (host, dirs) in
+        [("ns1", "/var/named /etc/named /etc/dhcp /etc"), ("bastion", "/usr/share/nginx/html"), ("lb1", "/etc/haproxy")]
+    {
+        let found =
+            lab.ssh_ok(host, &format!("ls -A {dirs} 2>/dev/null | grep -E 'groundwork-|\\.groundwork' || true"));
+        assert_eq!(found.trim(), "", "leftovers on {host}");
+    }
+}
+
+#[test]
+fn a_reload_that_fails_after_the_checker_passed_restores_the_previous_file() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply_ok(&lab);
+    let d = "lab.example.test";
+    let before = lab.ssh_ok("ns1", &format!("cat /var/named/{d}.zone"));
+    // Zone files moved to a directory named (user bind) cannot read: named-checkzone (root) passes,
+    // the reload fails.
+    lab.ssh_ok("ns1", "mkdir -p /srv/zones && chmod 0700 /srv/zones");
+    let services = lab.env_dir().join("services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    std::fs::write(&services, format!("{text}\ndns:\n  zone_dir: /srv/zones\n")).unwrap();
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("activation failed") && all.contains("the previous file was restored"), "{all}");
+    // The live configuration and data are the old ones; named answers.
+    assert!(!lab.ssh_ok("ns1", "cat /etc/named/groundwork.zones.conf").contains("/srv/zones"));
+    assert_eq!(lab.ssh_ok("ns1", &format!("cat /var/named/{d}.zone")), before);
+    assert_eq!(lab.dig(&[&format!("m1.{d}")]), lab.ip(21));
+    no_leftovers(&lab);
+    // Fixed input converges.
+    std::fs::write(&services, text).unwrap();
+    apply_ok(&lab);
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_full_or_read_only_target_leaves_the_old_files_whole() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply_ok(&lab);
+    let docroot = "/usr/share/nginx/html";
+    let script_before = lab.ssh_ok("bastion", &format!("cat {docroot}/pxeboot.ipxe"));
+    let big = lab.env_dir().join("big.img");
+    std::fs::write(&big, vec![7u8; 3 << 20]).unwrap();
+    let services = lab.env_dir().join("services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    let with_big = text.replace(
+        "    - { path: pxeboot.ipxe, template: builtin:ipxe }",
+        "    - { path: pxeboot.ipxe, template: builtin:ipxe }\n    - { path: big.img, source: big.img }",
+    );
+    std::fs::write(&services, with_big).unwrap();
+
+    // No space: a 1 MiB filesystem over the docroot (in bastion's own mount namespace), holding a copy.
+    lab.ssh_ok(
+        "bastion",
+        &format!("c=$(mktemp -d /tmp/gw-docroot-XXXXXX) && cp -a {docroot}/. $c/ && mount -t tmpfs -o size=1m gw-full {docroot} && cp -a $c/. {docroot}/ && rm -rf $c"),
+    );
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("No space left on device"), "{all}");
+    assert!(all.contains("files.file[bastion:/usr/share/nginx/html/big.img]"), "{all}");
+    assert_eq!(lab.ssh_ok("bastion", &format!("cat {docroot}/pxeboot.ipxe")), script_before);
+    assert!(!lab.ssh("bastion", &format!("test -e {docroot}/big.img")).status.success());
+    no_leftovers(&lab);
+
+    // Permission denied: the docroot read-only.
+    lab.ssh_ok("bastion", &format!("mount -o remount,ro {docroot}"));
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 1);
+    assert!(format!("{}{}", run.stdout, run.stderr).contains("Read-only file system"), "{}{}", run.stdout, run.stderr);
+    assert_eq!(lab.ssh_ok("bastion", &format!("cat {docroot}/pxeboot.ipxe")), script_before);
+
+    // The cause goes away: a re-run converges.
+    lab.ssh_ok("bastion", &format!("umount {docroot}"));
+    apply_ok(&lab);
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+    no_leftovers(&lab);
+}
+
+#[test]
+fn a_changed_host_key_stops_the_run_before_anything_is_written() {
+    let lab = Lab::up(BASE, &NEXT);
+    // bastion gets a new host key (reinstalled, or someone in the middle) between runs.
+    lab.ssh_ok(
+        "bastion",
+        "k=$(mktemp -u /tmp/gw-hostkey-XXXXXX) && ssh-keygen -q -t ed25519 -N '' -f $k && cp $k /etc/ssh/gwlab_host_ed25519_key && rm -f $k $k.pub && systemctl restart sshd",
+    );
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("host key of bastion CHANGED"), "{}", run.stderr);
+    // The lock is taken on every host first: nothing was applied anywhere, no lock left behind.
+    assert!(!lab.ssh("ns1", "test -e /var/named/lab.example.test.zone").status.success());
+    assert!(!lab.ssh("ns1", "test -e /var/lib/groundwork/lab.lock").status.success());
+}
