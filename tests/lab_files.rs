@@ -50,6 +50,24 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
 
     let again = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    // Reads are batched: at most 2 exec sessions per host for a whole plan (-v reports them).
+    let verbose = std::process::Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["-v", "plan", e])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    let trips = log.split("round_trips=").nth(1).unwrap_or_else(|| panic!("{log}")).lines().next().unwrap().to_string();
+    let per_host: Vec<(String, usize)> = trips
+        .split_whitespace()
+        .map(|kv| {
+            let (h, n) = kv.split_once('=').unwrap();
+            (h.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(per_host.len(), 3, "{trips}");
+    assert!(per_host.iter().all(|(_, n)| *n <= 2), "{trips}");
     // The ownership record lives on the host it describes.
     let record = lab.ssh_ok("bastion", "cat /var/lib/groundwork/lab.state.json");
     assert!(record.contains("files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]"), "{record}");

@@ -1,14 +1,18 @@
 //! Refresh: read the actual state of every desired resource and of every recorded resource that is
-//! no longer desired. Reads are grouped per (provider, host) and the groups run concurrently.
+//! no longer desired. Each host first gets one batched read (its ownership record and every file its
+//! providers announced in `prefetch`); then each (provider, host) group reads, concurrently, mostly from
+//! that batch.
 
 use super::registry::Registry;
 use super::state::{self, Record};
 use crate::error::{Error, Result};
 use crate::transport::Hosts;
 use futures::future::try_join_all;
-use groundwork_sdk::{Address, Resource};
+use groundwork_sdk::cached::CachedTransport;
+use groundwork_sdk::{Address, Resource, Transport};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use tracing::Instrument;
 
 pub struct Refreshed {
@@ -19,33 +23,61 @@ pub struct Refreshed {
 }
 
 pub async fn refresh(registry: &Registry, hosts: &Hosts, environment: &str, desired: &[Resource]) -> Result<Refreshed> {
-    let host_names: BTreeSet<String> = desired.iter().filter_map(|r| r.address.host.clone()).collect();
-    let records: BTreeMap<String, Record> = try_join_all(host_names.iter().map(|h| async move {
-        let t = hosts.transport(h).await?;
-        Ok::<_, Error>((h.clone(), state::read(t.as_ref(), environment).await?))
-    }))
-    .await?
-    .into_iter()
-    .collect();
+    let provider = |name: &str, first: &Resource| {
+        registry.get(name).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
+            address: first.address.to_string(),
+            provider: name.to_string(),
+        })
+    };
+    // Per host: one batched read of its ownership record and of every file its providers will read.
+    let mut by_host: BTreeMap<String, BTreeMap<String, Vec<Resource>>> = BTreeMap::new();
+    for r in desired {
+        if let Some(h) = &r.address.host {
+            by_host.entry(h.clone()).or_default().entry(r.address.provider.clone()).or_default().push(r.clone());
+        }
+    }
+    let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
+        try_join_all(by_host.iter().map(|(h, groups)| async move {
+            let mut reads = vec![state::state_path(environment)];
+            let mut metas = Vec::new();
+            for (name, resources) in groups {
+                let pf = provider(name, &resources[0])?.prefetch(resources);
+                reads.extend(pf.reads);
+                metas.extend(pf.metas);
+            }
+            let t = hosts.transport(h).await?;
+            let batch = t
+                .read_batch(&reads, &metas)
+                .await
+                .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+            let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
+            let record = state::read(t.as_ref(), environment).await?;
+            Ok::<_, Error>((h.clone(), (t, record)))
+        }))
+        .await?
+        .into_iter()
+        .collect();
+    let records: BTreeMap<String, Record> = cached.iter().map(|(h, (_, r))| (h.clone(), r.clone())).collect();
 
     let wanted: BTreeSet<&Address> = desired.iter().map(|r| &r.address).collect();
     let orphans: Vec<Resource> =
         records.values().flat_map(|r| r.resources.values()).filter(|r| !wanted.contains(&r.address)).cloned().collect();
 
-    // Group per (provider, host): one batched read each.
+    // Group per (provider, host): one read each, served from the host's batch where it can be.
     let mut groups: BTreeMap<(String, Option<String>), Vec<Resource>> = BTreeMap::new();
     for r in desired.iter().chain(&orphans) {
         groups.entry((r.address.provider.clone(), r.address.host.clone())).or_default().push(r.clone());
     }
-    let reads = groups.into_iter().map(|((provider, host), resources)| {
-        let span = tracing::info_span!("read", provider = %provider, host = host.as_deref().unwrap_or("-"), resources = resources.len());
+    let cached = &cached;
+    let reads = groups.into_iter().map(|((name, host), resources)| {
+        let span = tracing::info_span!("read", provider = %name, host = host.as_deref().unwrap_or("-"), resources = resources.len());
         async move {
-            let p = registry.get(&provider).ok_or_else(|| groundwork_sdk::Error::NoProvider {
-                address: resources[0].address.to_string(),
-                provider: provider.clone(),
-            })?;
+            let p = provider(&name, &resources[0])?;
             let cx = match &host {
-                Some(h) => hosts.context(h).await?,
+                Some(h) => match cached.get(h) {
+                    Some((t, _)) => hosts.context_with(h, t.clone()),
+                    None => hosts.context(h).await?,
+                },
                 None => groundwork_sdk::Context::default(),
             };
             let states = p.read(&cx, &resources).await?;

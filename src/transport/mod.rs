@@ -88,7 +88,12 @@ impl Hosts {
     /// The context a provider gets for resources on `host`.
     pub async fn context(&self, host: &str) -> Result<Context> {
         let t = self.transport(host).await?;
+        Ok(self.context_with(host, t))
+    }
+
+    /// The same, over a given transport (a cached one during refresh).
+    pub fn context_with(&self, host: &str, t: Arc<dyn Transport>) -> Context {
         let run = self.env.hosts.get(host).map(|h| h.run_commands).unwrap_or(false);
-        Ok(Context::for_host(host, t, run, self.env_dir.clone()))
+        Context::for_host(host, t, run, self.env_dir.clone())
     }
 }

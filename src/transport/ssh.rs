@@ -3,7 +3,7 @@
 //! are passed as quoted positional arguments, never spliced into the script.
 
 use async_trait::async_trait;
-use groundwork_sdk::transport::{shell_quote, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
+use groundwork_sdk::transport::{shell_quote, Batch, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
 use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
@@ -390,6 +390,11 @@ pub type ReadEntry = Result<Option<Vec<u8>>, String>;
 
 /// Parse READ_SCRIPT output.
 pub fn parse_read_output(paths: &[String], out: &[u8]) -> Result<Vec<ReadEntry>, String> {
+    parse_read_prefix(paths, out).map(|(entries, _)| entries)
+}
+
+/// Parse READ_SCRIPT entries for `paths` at the start of `out`; also return what follows them.
+fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry>, &'a [u8]), String> {
     let mut rest = out;
     let mut result = Vec::with_capacity(paths.len());
     for p in paths {
@@ -411,8 +416,24 @@ pub fn parse_read_output(paths: &[String], out: &[u8]) -> Result<Vec<ReadEntry>,
             return Err(format!("{p}: unexpected {header:?}"));
         }
     }
-    Ok(result)
+    Ok((result, rest))
 }
+
+/// One round trip for both: `n` contents (files over 1 MiB are left to a read of their own), then the
+/// digests. $1 is n; then the paths to read; then the paths to digest.
+const BATCH_SCRIPT: &str = r#"n=$1; shift; i=0
+for p in "$@"; do
+  if [ "$i" -lt "$n" ]; then
+    if [ ! -e "$p" ]; then printf 'M\n'
+    elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+    elif [ ! -r "$p" ]; then printf 'E permission denied\n'
+    else sz=$(stat -c %s -- "$p"); if [ "$sz" -gt 1048576 ]; then printf 'E too large for a batch\n'; else printf 'F %s\n' "$sz"; cat -- "$p"; fi; fi
+  fi
+  i=$((i+1))
+done
+printf '@@META\n'
+shift "$n"
+"#;
 
 /// Parse META_SCRIPT output.
 pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Option<FileMeta>, String>>, String> {
@@ -472,6 +493,36 @@ impl Transport for SshTransport {
         let out = self.run(&line, None, "read files", self.opts.command_timeout).await?;
         let parsed = parse_read_output(paths, &out.stdout).map_err(|m| self.io(&paths[0], m))?;
         parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
+    }
+
+    async fn read_batch(&self, reads: &[String], metas: &[String]) -> Result<Batch, TransportError> {
+        if reads.is_empty() && metas.is_empty() {
+            return Ok(Batch::default());
+        }
+        let n = reads.len().to_string();
+        let mut args: Vec<&str> = vec![&n];
+        args.extend(reads.iter().map(String::as_str));
+        args.extend(metas.iter().map(String::as_str));
+        let script = format!("{BATCH_SCRIPT}{META_SCRIPT}");
+        let line = Self::script_line(&script, "groundwork-batch", &args);
+        let out = self.run(&line, None, "batched read", self.opts.command_timeout).await?;
+        let first = reads.first().or(metas.first()).cloned().unwrap_or_default();
+        let (entries, rest) = parse_read_prefix(reads, &out.stdout).map_err(|m| self.io(&first, m))?;
+        let rest = rest.strip_prefix(b"@@META\n").ok_or_else(|| self.io(&first, "batched read: no digest section"))?;
+        let digests = parse_meta_output(metas, &String::from_utf8_lossy(rest)).map_err(|m| self.io(&first, m))?;
+        let mut batch = Batch::default();
+        // Entries the host could not give in the batch are left out: the provider's own read asks again.
+        for (p, e) in reads.iter().zip(entries) {
+            if let Ok(c) = e {
+                batch.contents.insert(p.clone(), c);
+            }
+        }
+        for (p, d) in metas.iter().zip(digests) {
+            if let Ok(m) = d {
+                batch.metas.insert(p.clone(), m);
+            }
+        }
+        Ok(batch)
     }
 
     async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError> {

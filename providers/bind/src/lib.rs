@@ -431,6 +431,10 @@ impl Provider for BindProvider {
         file::read_resources(cx, resources).await
     }
 
+    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        file::prefetch_paths(resources)
+    }
+
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
         let observed: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
         match address.kind.as_str() {

@@ -250,6 +250,15 @@ impl Provider for FilesProvider {
         Ok(out)
     }
 
+    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        let specs: Vec<FileSpec> = resources.iter().filter_map(|r| r.spec().ok()).collect();
+        groundwork_sdk::Prefetch {
+            // Rendered text files are small: read them along with the digests (for the plan's diff).
+            reads: specs.iter().filter(|s| s.content.is_some() && !s.sensitive).map(|s| s.path.clone()).collect(),
+            metas: specs.iter().map(|s| s.path.clone()).collect(),
+        }
+    }
+
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
         let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
         let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;

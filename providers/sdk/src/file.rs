@@ -86,6 +86,13 @@ pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Optio
         .collect())
 }
 
+/// The `path` of every resource's spec, as a prefetch of contents.
+pub fn prefetch_paths(resources: &[crate::Resource]) -> crate::Prefetch {
+    let reads =
+        resources.iter().filter_map(|r| r.spec.get("path").and_then(|p| p.as_str()).map(str::to_string)).collect();
+    crate::Prefetch { reads, metas: Vec::new() }
+}
+
 /// Read the files of resources whose spec has a `path` (one batched read on their host).
 pub async fn read_resources(cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
     #[derive(Deserialize)]
@@ -131,6 +138,10 @@ impl crate::Provider for WholeFiles {
 
     async fn read(&self, cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
         read_resources(cx, resources).await
+    }
+
+    fn prefetch(&self, resources: &[crate::Resource]) -> crate::Prefetch {
+        prefetch_paths(resources)
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {

@@ -10,6 +10,7 @@
 //! - [`model`]: the environment model every provider derives its resources from.
 
 pub mod address;
+pub mod cached;
 pub mod error;
 pub mod file;
 pub mod local;
@@ -22,4 +23,4 @@ pub use address::Address;
 pub use error::{Error, TransportError};
 pub use provider::{Context, Provider};
 pub use resource::{decode, fingerprint, set_details, Action, Change, Detail, DetailOp, Lifecycle, Resource, TextDiff};
-pub use transport::{Cmd, ExecOutput, FileMeta, Transport, UploadOutcome, WriteOptions};
+pub use transport::{Batch, Cmd, ExecOutput, FileMeta, Prefetch, Transport, UploadOutcome, WriteOptions};

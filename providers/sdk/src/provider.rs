@@ -53,6 +53,11 @@ pub trait Provider: Send + Sync {
     /// trips as possible. Returns one entry per resource, `None` where it does not exist.
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error>;
 
+    /// The files `read` will ask for (contents and digests), fetched ahead for the whole host.
+    fn prefetch(&self, _resources: &[Resource]) -> crate::transport::Prefetch {
+        crate::transport::Prefetch::default()
+    }
+
     /// Decide what to do. Pure: no I/O. `desired` is the spec (None: the resource is to go).
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error>;
 

@@ -121,6 +121,21 @@ pub struct FileMeta {
     pub mode: u32,
 }
 
+/// What one batched read returned, by path.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    pub contents: std::collections::HashMap<String, Option<Vec<u8>>>,
+    pub metas: std::collections::HashMap<String, Option<FileMeta>>,
+}
+
+/// Paths a provider will read for a set of resources, so that the engine can fetch them for every
+/// provider of a host in one round trip before the providers' own reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prefetch {
+    pub reads: Vec<String>,
+    pub metas: Vec<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadOutcome {
     /// The remote file already had the digest: nothing sent.
@@ -157,6 +172,17 @@ pub trait Transport: Send + Sync {
 
     /// sha256, size and mode of files; missing files are `None`.
     async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError>;
+
+    /// Contents of `reads` and digests of `metas` in as few round trips as the transport can manage
+    /// (the SSH transport: one).
+    async fn read_batch(&self, reads: &[String], metas: &[String]) -> Result<Batch, TransportError> {
+        let contents = if reads.is_empty() { Vec::new() } else { self.read_files(reads).await? };
+        let digests = if metas.is_empty() { Vec::new() } else { self.file_meta(metas).await? };
+        Ok(Batch {
+            contents: reads.iter().cloned().zip(contents).collect(),
+            metas: metas.iter().cloned().zip(digests).collect(),
+        })
+    }
 
     /// Write a whole file atomically: temp file in the same directory, then rename. Parent
     /// directories are created.
