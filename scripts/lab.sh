@@ -89,6 +89,13 @@ read -r request
 printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n' "$1"
 S
   chmod +x "$state/http-200"
+  cat > "$state/tcp-name" <<'S'
+#!/bin/sh
+# Ingress stand-in: wait for the client's line, answer with this listener's name.
+read -r request
+printf '%s\n' "$1"
+S
+  chmod +x "$state/tcp-name"
   : > "$state/known_hosts"
   ip link add "$br" type bridge
   ip addr add "$net.1/24" dev "$br"
@@ -122,7 +129,7 @@ S
         >/dev/null 2>&1 < /dev/null &
     done
     for port in 80 443; do
-      ip netns exec "$pfx$h" setsid socat -t 10 -T 10 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "SYSTEM:echo $h/$port" \
+      ip netns exec "$pfx$h" setsid socat -t 10 -T 10 "TCP-LISTEN:$port,bind=$ip,fork,reuseaddr" "EXEC:$state/tcp-name $h/$port" \
         >/dev/null 2>&1 < /dev/null &
     done
   done
