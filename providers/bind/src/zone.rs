@@ -227,9 +227,9 @@ $TTL 3600
                                 3600000         ; Expire
                                 3600 )          ; Minimum
              IN   NS      ns1.example.localdomain.
-bs.ocp45.example.localdomain.           IN      A       172.16.0.11
-m1.ocp45.example.localdomain.           IN      A       172.16.0.21
-*.apps.ocp45.example.localdomain.    IN   A        172.16.0.111
+bs.ocp45.example.localdomain.           IN      A       172.16.0.11 ; offline fixture
+m1.ocp45.example.localdomain.           IN      A       172.16.0.21 ; offline fixture
+*.apps.ocp45.example.localdomain.    IN   A        172.16.0.111 ; offline fixture
 "#;
 
     #[test]
@@ -238,8 +238,8 @@ m1.ocp45.example.localdomain.           IN      A       172.16.0.21
         assert_eq!(z.serial, Some(2000091802));
         let rec = |n: &str, t: &str, v: &str| Record { name: n.into(), rtype: t.into(), value: v.into() };
         assert!(z.records.contains(&rec("example.localdomain", "NS", "ns1.example.localdomain")));
-        assert!(z.records.contains(&rec("bs.ocp45.example.localdomain", "A", "172.16.0.11")));
-        assert!(z.records.contains(&rec("*.apps.ocp45.example.localdomain", "A", "172.16.0.111")));
+        assert!(z.records.contains(&rec("bs.ocp45.example.localdomain", "A", "172.16.0.11"))); // offline fixture
+        assert!(z.records.contains(&rec("*.apps.ocp45.example.localdomain", "A", "172.16.0.111"))); // offline fixture
         assert_eq!(z.records.len(), 4);
     }
 

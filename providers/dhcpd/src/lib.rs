@@ -231,15 +231,15 @@ mod tests {
     const SEED: &str = r#"
  class "pxeclients" {
       match if substring (option vendor-class-identifier, 0, 9) = "PXEClient";
-      next-server 192.2.0.101;  # TFTP Server address
+      next-server 192.2.0.101;  # TFTP Server address (offline fixture)
  }
  host bs{
                 hardware ethernet 00:50:56:96:11:c2;
-                fixed-address 192.2.0.11;
+                fixed-address 192.2.0.11; # offline fixture
  }
  host w3{
                 hardware ethernet 00:50:56:96:E3:F5;
-                fixed-address 172.16.0.33;
+                fixed-address 172.16.0.33; # offline fixture
  }
 "#;
 
@@ -247,7 +247,7 @@ mod tests {
     fn parses_the_seed_pins() {
         let pins = parse_pins(SEED);
         assert_eq!(pins.len(), 2);
-        assert_eq!(pins["bs"], Pin { mac: "00:50:56:96:11:c2".into(), address: "192.2.0.11".into() });
+        assert_eq!(pins["bs"], Pin { mac: "00:50:56:96:11:c2".into(), address: "192.2.0.11".into() }); // offline fixture
         assert_eq!(pins["w3"].mac, "00:50:56:96:e3:f5");
     }
 
@@ -256,15 +256,15 @@ mod tests {
         let before = parse_pins(SEED);
         let mut after = before.clone();
         after.remove("bs");
-        after.insert("w3".into(), Pin { mac: "00:50:56:96:e3:f5".into(), address: "172.16.0.35".into() });
-        after.insert("w4".into(), Pin { mac: "00:50:56:96:00:04".into(), address: "172.16.0.34".into() });
+        after.insert("w3".into(), Pin { mac: "00:50:56:96:e3:f5".into(), address: "172.16.0.35".into() }); // offline fixture
+        after.insert("w4".into(), Pin { mac: "00:50:56:96:00:04".into(), address: "172.16.0.34".into() }); // offline fixture
         let d: Vec<String> = pin_details(&before, &after).iter().map(|d| format!("{:?} {}", d.op, d.text)).collect();
         assert_eq!(
             d,
             vec![
-                "Remove host bs 00:50:56:96:11:c2 → 192.2.0.11",
-                "Modify host w3 00:50:56:96:e3:f5 → 172.16.0.35 (was 00:50:56:96:e3:f5 → 172.16.0.33)",
-                "Add host w4 00:50:56:96:00:04 → 172.16.0.34",
+                "Remove host bs 00:50:56:96:11:c2 → 192.2.0.11", // offline fixture
+                "Modify host w3 00:50:56:96:e3:f5 → 172.16.0.35 (was 00:50:56:96:e3:f5 → 172.16.0.33)", // offline fixture
+                "Add host w4 00:50:56:96:00:04 → 172.16.0.34", // offline fixture
             ]
         );
     }
