@@ -73,7 +73,8 @@ fn booleans_and_port_labels_are_set_once() {
     // RHEL's targeted policy has haproxy_connect_any; Debian's refpolicy does not: declare it.
     lab.ssh_ok(
         "lb1",
-        "printf '(boolean haproxy_connect_any false)\\n' > /tmp/gw-haproxy.cil && semodule -i /tmp/gw-haproxy.cil",
+        // /tmp is shared with the machine: a unique name, removed after use.
+        "f=$(mktemp /tmp/gw-haproxy-XXXXXX.cil) && printf '(boolean haproxy_connect_any false)\\n' > $f && semodule -i $f; rc=$?; rm -f $f; exit $rc",
     );
     let services = lab.env_dir().join("services.yaml");
     let text = std::fs::read_to_string(&services).unwrap();
