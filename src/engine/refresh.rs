@@ -4,6 +4,7 @@
 //! that batch.
 
 use super::registry::Registry;
+use super::scope::Matcher;
 use super::state::{self, Record};
 use crate::error::{Error, Result};
 use crate::transport::Hosts;
@@ -22,7 +23,15 @@ pub struct Refreshed {
     pub records: BTreeMap<String, Record>,
 }
 
-pub async fn refresh(registry: &Registry, hosts: &Hosts, environment: &str, desired: &[Resource]) -> Result<Refreshed> {
+/// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
+/// outside a `--target`/`--exclude` scope are not read at all.
+pub async fn refresh(
+    registry: &Registry,
+    hosts: &Hosts,
+    environment: &str,
+    desired: &[Resource],
+    in_scope: &Matcher,
+) -> Result<Refreshed> {
     let provider = |name: &str, first: &Resource| {
         registry.get(name).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
             address: first.address.to_string(),
@@ -60,8 +69,12 @@ pub async fn refresh(registry: &Registry, hosts: &Hosts, environment: &str, desi
     let records: BTreeMap<String, Record> = cached.iter().map(|(h, (_, r))| (h.clone(), r.clone())).collect();
 
     let wanted: BTreeSet<&Address> = desired.iter().map(|r| &r.address).collect();
-    let orphans: Vec<Resource> =
-        records.values().flat_map(|r| r.resources.values()).filter(|r| !wanted.contains(&r.address)).cloned().collect();
+    let orphans: Vec<Resource> = records
+        .values()
+        .flat_map(|r| r.resources.values())
+        .filter(|r| !wanted.contains(&r.address) && in_scope.matches(&r.address))
+        .cloned()
+        .collect();
 
     // Group per (provider, host): one read each, served from the host's batch where it can be.
     let mut groups: BTreeMap<(String, Option<String>), Vec<Resource>> = BTreeMap::new();

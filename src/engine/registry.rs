@@ -29,6 +29,13 @@ impl Registry {
         self.providers.insert(p.name(), p);
     }
 
+    /// Provider names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.providers.keys().copied().collect();
+        v.sort();
+        v
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.get(name)
     }

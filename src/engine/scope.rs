@@ -19,37 +19,49 @@ fn set(patterns: &[String]) -> Result<Option<GlobSet>> {
     b.build().map(Some).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// The resources in scope, and a note for every dependency pulled in.
-pub fn select(resources: &[Resource], targets: &[String], excludes: &[String]) -> Result<(Vec<Resource>, Vec<String>)> {
-    let (targets, excludes) = (set(targets)?, set(excludes)?);
-    if targets.is_none() && excludes.is_none() {
-        return Ok((resources.to_vec(), Vec::new()));
+/// `--target` / `--exclude` compiled once.
+#[derive(Default)]
+pub struct Matcher {
+    targets: Option<GlobSet>,
+    excludes: Option<GlobSet>,
+}
+
+impl Matcher {
+    pub fn new(targets: &[String], excludes: &[String]) -> Result<Matcher> {
+        Ok(Matcher { targets: set(targets)?, excludes: set(excludes)? })
     }
-    let by_addr: BTreeMap<&Address, &Resource> = resources.iter().map(|r| (&r.address, r)).collect();
-    let chosen = |a: &Address| {
-        let s = a.to_string();
-        targets.as_ref().is_none_or(|t| t.is_match(&s)) && !excludes.as_ref().is_some_and(|x| x.is_match(&s))
-    };
-    let mut keep: BTreeSet<&Address> = resources.iter().map(|r| &r.address).filter(|a| chosen(a)).collect();
-    let mut notes = Vec::new();
-    let mut queue: Vec<&Address> = keep.iter().copied().collect();
-    while let Some(a) = queue.pop() {
-        for d in &by_addr[a].depends_on {
-            if let Some((dep, _)) = by_addr.get_key_value(d) {
-                if keep.insert(dep) {
-                    notes.push(format!("including {dep}: {a} depends on it"));
-                    queue.push(dep);
+
+    /// No pattern at all: everything is in scope.
+    pub fn is_everything(&self) -> bool {
+        self.targets.is_none() && self.excludes.is_none()
+    }
+
+    pub fn matches(&self, address: &Address) -> bool {
+        let s = address.to_string();
+        self.targets.as_ref().is_none_or(|t| t.is_match(&s)) && !self.excludes.as_ref().is_some_and(|x| x.is_match(&s))
+    }
+
+    /// The resources in scope, and a note for every dependency pulled in.
+    pub fn select(&self, resources: &[Resource]) -> (Vec<Resource>, Vec<String>) {
+        if self.is_everything() {
+            return (resources.to_vec(), Vec::new());
+        }
+        let by_addr: BTreeMap<&Address, &Resource> = resources.iter().map(|r| (&r.address, r)).collect();
+        let mut keep: BTreeSet<&Address> = resources.iter().map(|r| &r.address).filter(|a| self.matches(a)).collect();
+        let mut notes = Vec::new();
+        let mut queue: Vec<&Address> = keep.iter().copied().collect();
+        while let Some(a) = queue.pop() {
+            for d in &by_addr[a].depends_on {
+                if let Some((dep, _)) = by_addr.get_key_value(d) {
+                    if keep.insert(dep) {
+                        notes.push(format!("including {dep}: {a} depends on it"));
+                        queue.push(dep);
+                    }
                 }
             }
         }
+        (resources.iter().filter(|r| keep.contains(&r.address)).cloned().collect(), notes)
     }
-    Ok((resources.iter().filter(|r| keep.contains(&r.address)).cloned().collect(), notes))
-}
-
-/// Whether an address (an orphan found on a host) is in scope.
-pub fn matches(address: &Address, targets: &[String], excludes: &[String]) -> Result<bool> {
-    let s = address.to_string();
-    Ok(set(targets)?.is_none_or(|t| t.is_match(&s)) && !set(excludes)?.is_some_and(|x| x.is_match(&s)))
 }
 
 #[cfg(test)]
@@ -69,12 +81,15 @@ mod tests {
             r("bind.stanzas[ns1:/etc/x]", &["bind.zone[ns1:a]"]),
             r("files.file[bastion:/f]", &[]),
         ];
-        let (kept, notes) = select(&all, &["bind.stanzas*".into()], &[]).unwrap();
+        let m = Matcher::new(&["bind.stanzas*".into()], &[]).unwrap();
+        let (kept, notes) = m.select(&all);
         let names: Vec<String> = kept.iter().map(|r| r.address.to_string()).collect();
         assert_eq!(names, vec!["bind.zone[ns1:a]", "bind.stanzas[ns1:/etc/x]"]);
         assert_eq!(notes, vec!["including bind.zone[ns1:a]: bind.stanzas[ns1:/etc/x] depends on it"]);
-        let (kept, _) = select(&all, &[], &["bind.*".into()]).unwrap();
+        let (kept, _) = Matcher::new(&[], &["bind.*".into()]).unwrap().select(&all);
         assert_eq!(kept.len(), 1);
-        assert!(matches(&Address::parse("files.file[bastion:/f]").unwrap(), &["files.*".into()], &[]).unwrap());
+        assert!(Matcher::new(&["files.*".into()], &[])
+            .unwrap()
+            .matches(&Address::parse("files.file[bastion:/f]").unwrap()));
     }
 }

@@ -119,7 +119,8 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     };
     metrics.last_ok = true;
     metrics.drifted_by_provider.clear();
-    for p in ["files", "bind", "dhcpd", "haproxy", "firewalld", "selinux"] {
+    // Every provider gets a series, zero included, so alerts see it disappear rather than go stale.
+    for p in ws.registry.names() {
         metrics.drifted_by_provider.insert(p.to_string(), 0);
     }
     for c in &plan.changes {

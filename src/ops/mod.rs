@@ -34,9 +34,8 @@ pub struct Workspace {
     pub desired: Vec<Resource>,
     pub hosts: Hosts,
     pub registry: Registry,
-    /// `--target` / `--exclude` patterns (orphans found on hosts are filtered by them too).
-    pub targets: Vec<String>,
-    pub excludes: Vec<String>,
+    /// `--target` / `--exclude` (orphans found on hosts are filtered by it too).
+    pub scope: crate::engine::scope::Matcher,
 }
 
 impl Workspace {
@@ -44,25 +43,18 @@ impl Workspace {
         let loaded = config::load_valid(path)?;
         let desired = config::expand::resources(&loaded)?;
         let hosts = Hosts::new(&loaded.env, &loaded.dir);
-        Ok(Workspace {
-            loaded,
-            desired,
-            hosts,
-            registry: Registry::builtin(),
-            targets: Vec::new(),
-            excludes: Vec::new(),
-        })
+        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin(), scope: Default::default() })
     }
 
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
     pub fn scope(mut self, scope: &Scope) -> Result<Workspace> {
-        let (kept, notes) = crate::engine::scope::select(&self.desired, &scope.targets, &scope.excludes)?;
+        let matcher = crate::engine::scope::Matcher::new(&scope.targets, &scope.excludes)?;
+        let (kept, notes) = matcher.select(&self.desired);
         for n in notes {
             eprintln!("note: {n}");
         }
         self.desired = kept;
-        self.targets = scope.targets.clone();
-        self.excludes = scope.excludes.clone();
+        self.scope = matcher;
         Ok(self)
     }
 
@@ -80,17 +72,8 @@ impl Workspace {
     pub async fn plan(&self) -> Result<Plan> {
         let started = std::time::Instant::now();
         let before = self.hosts.round_trips().await;
-        let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired).await?;
+        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired, &self.scope).await?;
         let refresh_time = started.elapsed();
-        if !self.targets.is_empty() || !self.excludes.is_empty() {
-            let mut kept = Vec::new();
-            for o in refreshed.orphans {
-                if crate::engine::scope::matches(&o.address, &self.targets, &self.excludes)? {
-                    kept.push(o);
-                }
-            }
-            refreshed.orphans = kept;
-        }
         let diffing = std::time::Instant::now();
         let plan = make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)?;
         let after = self.hosts.round_trips().await;
