@@ -2,10 +2,13 @@
 # groundwork lab: real daemons in Linux network namespaces on a private bridge.
 #
 #   scripts/lab.sh up|down|status|env     (GW_LAB_INDEX=N selects lab N: bridge gwlabN, 10.88.N.0/24)
+#   scripts/lab.sh sim BINARY             start the Kubernetes API simulator (needs GW_LAB_API=sim at up)
 #
 # Infra hosts (bastion, ns1, lb1) get their own network, mount, UTS and PID namespaces, their own view of
-# /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2) get a network namespace with
-# TCP listeners on 6443/22623/80/443; w3 has no address and boots by DHCP with a pinned MAC. Nothing
+# /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2, i1-i2) get a network namespace
+# with TCP listeners on 6443/22623/80/443; w3 has no address and boots by DHCP with a pinned MAC. With
+# GW_LAB_API=sim nothing listens on 6443 until `sim` starts the API simulator (groundwork-kubesim) on the
+# bootstrap and master stand-ins, so the API is reached through the lab's real haproxy. Nothing
 # routes out: the namespaces have no default route. `down` removes everything `up` made and signals only
 # processes the lab started (each host's PID namespace init, and processes inside the lab's namespaces).
 set -euo pipefail
@@ -31,7 +34,11 @@ nodes=(
   "w1 $net.31 52:54:00:00:$(printf %02x "$idx"):31"
   "w2 $net.32 52:54:00:00:$(printf %02x "$idx"):32"
   "w3 dhcp 52:54:00:00:$(printf %02x "$idx"):33"
+  "i1 $net.41 52:54:00:00:$(printf %02x "$idx"):41"
+  "i2 $net.42 52:54:00:00:$(printf %02x "$idx"):42"
 )
+api_mode=${GW_LAB_API:-stand-in}
+case "$api_mode" in stand-in|sim) ;; *) echo "GW_LAB_API must be stand-in or sim" >&2; exit 2 ;; esac
 lb_external=$net.4
 
 log() { echo "lab[$idx]: $*" >&2; }
@@ -69,6 +76,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD... : poll a condition
 
 is_up() {
   [ -f "$state/up" ] || return 1
+  [ "$(cat "$state/api-mode" 2>/dev/null)" = "$api_mode" ] || return 1
   local h; for e in "${infra[@]}"; do read -r h _ <<<"$e"; init_alive "$h" || return 1; done
 }
 
@@ -123,6 +131,7 @@ S
     # API and machine-config stand-ins speak TLS and answer any HTTP request (/readyz, /healthz) with
     # 200 and NAME/PORT, so haproxy's health checks pass; ingress stand-ins answer NAME/PORT over TCP.
     for port in 6443 22623; do
+      [ "$port" = 6443 ] && [ "$api_mode" = sim ] && continue
       ip netns exec "$pfx$h" setsid socat -t 10 -T 10 \
         "OPENSSL-LISTEN:$port,bind=$ip,fork,reuseaddr,cert=$state/node.pem,verify=0" \
         "EXEC:$state/http-200 $h/$port" \
@@ -140,7 +149,7 @@ S
   done
   for e in "${nodes[@]}"; do
     read -r h ip _ <<<"$e"
-    [ "$ip" = dhcp ] || wait_for 10 "listeners on $h" bash -c "exec 3<>/dev/tcp/$ip/443 && exec 4<>/dev/tcp/$ip/6443"
+    [ "$ip" = dhcp ] || wait_for 10 "listeners on $h" bash -c "exec 3<>/dev/tcp/$ip/443 && exec 4<>/dev/tcp/$ip/22623"
   done
   cat > "$state/dhclient-script" <<'S'
 #!/bin/sh
@@ -148,8 +157,9 @@ S
 exit 0
 S
   chmod +x "$state/dhclient-script"
+  echo "$api_mode" > "$state/api-mode"
   touch "$state/up"
-  log "up: bridge $br $net.1/24, state $state"
+  log "up: bridge $br $net.1/24, API $api_mode, state $state"
 }
 
 # Kill only what the lab started: each host's namespace init (its PID namespace dies with it), and
@@ -192,12 +202,41 @@ status() {
   for e in "${nodes[@]}"; do read -r h ip mac <<<"$e"; echo "  $h $ip $mac"; done
 }
 
+# The API simulator: runs in the bootstrap stand-in's namespace and also listens on the masters', so
+# haproxy balances real TLS connections to it. Writes $state/kubeconfig once it serves.
+#   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile CSRs.
+sim() {
+  local bin=${1:?usage: lab.sh sim BINARY}
+  is_up || { log "lab is not up with GW_LAB_API=sim (scripts/lab.sh down, then GW_LAB_API=sim scripts/lab.sh up)"; return 1; }
+  if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null && [ -f "$state/kubeconfig" ]; then
+    log "simulator already running"; return 0
+  fi
+  rm -f "$state/kubeconfig"
+  local args=(--domain lab.example.test --server "https://$lb_external:6443" --kubeconfig "$state/kubeconfig"
+    --san "$lb_external" --san "$net.3" --san api.lab.example.test --san api-int.lab.example.test
+    --bootstrap-delay-ms "${GW_SIM_BOOTSTRAP_MS:-2000}" --step-ms "${GW_SIM_STEP_MS:-300}")
+  local e h ip role
+  for e in "${nodes[@]}"; do
+    read -r h ip _ <<<"$e"
+    case "$h" in bs|m*) args+=(--listen "$pfx$h/$ip:6443") ;; esac
+    [ "$ip" = dhcp ] && ip=$net.33   # w3's address comes from its DHCP pin
+    case "$h" in m*) role=master ;; w*) role=worker ;; i*) role=infra ;; *) continue ;; esac
+    args+=(--node "$role:$h.lab.example.test:$ip")
+  done
+  for x in ${GW_SIM_HOSTILE:-}; do args+=(--hostile "$x"); done
+  ip netns exec "${pfx}bs" setsid "$bin" "${args[@]}" > "$state/sim.log" 2>&1 < /dev/null &
+  echo $! > "$state/sim.pid"
+  if ! wait_for 20 "the API simulator" test -f "$state/kubeconfig"; then cat "$state/sim.log" >&2; return 1; fi
+  log "simulator up: https://$lb_external:6443 through haproxy, kubeconfig $state/kubeconfig"
+}
+
 # Print paths for environments/lab (sourced by tests and the demo).
 env_vars() {
   echo "GW_LAB_NET=$net"
   echo "GW_LAB_STATE_DIR=$state"
   echo "GW_LAB_KEY=$state/id_ed25519"
   echo "GW_LAB_KNOWN_HOSTS=$state/known_hosts"
+  echo "GW_LAB_KUBECONFIG=$state/kubeconfig"
 }
 
 case "${1:-}" in
@@ -205,5 +244,6 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   env) env_vars ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  sim) shift; sim "$@" ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY" >&2; exit 2 ;;
 esac

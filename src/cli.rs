@@ -73,6 +73,9 @@ pub enum Command {
         /// Wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,
+        /// Wait at most this long for each install gate (default: openshift.gate_timeouts).
+        #[arg(long, value_parser = parse_duration)]
+        gate_timeout: Option<Duration>,
         #[command(flatten)]
         scope: ScopeArgs,
     },

@@ -24,6 +24,10 @@ pub enum Error {
     ApplyFailed { failed: usize },
     #[error("{message}")]
     Locked { message: String },
+    #[error("cluster: {message}")]
+    Cluster { message: String },
+    #[error("gate {gate} has not passed after {waited_secs}s: {detail}. Nothing behind it was applied; run apply again to resume from here")]
+    GateTimeout { gate: String, waited_secs: u64, detail: String },
     #[error("{0}")]
     Usage(String),
 }

@@ -2,20 +2,29 @@
 //! deriving its own.
 
 use super::{ConfigError, Loaded};
-use groundwork_sdk::Resource;
+use groundwork_sdk::{Phase, Resource};
 
+/// The resources of the environment at the start of an install (no gate passed).
 pub fn resources(loaded: &Loaded) -> Result<Vec<Resource>, ConfigError> {
+    resources_for(loaded, &Phase::default())
+}
+
+/// The resources of the environment as it stands in `phase` (bootstrap gone from the LB once it has
+/// completed, ingress on infra once the router runs there, ...).
+pub fn resources_for(loaded: &Loaded, phase: &Phase) -> Result<Vec<Resource>, ConfigError> {
+    let env = loaded.env.for_phase(phase);
     let expand_err = |e: groundwork_sdk::Error| ConfigError::Expand {
         dir: loaded.dir.display().to_string(),
         message: e.to_string(),
     };
     let mut out = Vec::new();
-    out.extend(groundwork_files::resources(&loaded.env, &loaded.dir).map_err(expand_err)?);
-    out.extend(groundwork_bind::resources(&loaded.env, today()).map_err(expand_err)?);
-    out.extend(groundwork_dhcpd::resources(&loaded.env).map_err(expand_err)?);
-    out.extend(groundwork_haproxy::resources(&loaded.env).map_err(expand_err)?);
-    out.extend(groundwork_firewalld::resources(&loaded.env).map_err(expand_err)?);
-    out.extend(groundwork_selinux::resources(&loaded.env).map_err(expand_err)?);
+    out.extend(groundwork_files::resources(&env, &loaded.dir).map_err(expand_err)?);
+    out.extend(groundwork_bind::resources(&env, today()).map_err(expand_err)?);
+    out.extend(groundwork_dhcpd::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_haproxy::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_cluster::resources(&env, &loaded.dir).map_err(expand_err)?);
     // Cross-provider edges the providers cannot see on their own.
     groundwork_selinux::link_relabels(&mut out);
     Ok(out)

@@ -157,6 +157,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         firewall: merged.firewall,
         selinux: merged.selinux,
         openshift: merged.openshift,
+        phase: Default::default(),
     };
     // The cluster names the environment: its ownership records and plans are keyed by it.
     let name = env.cluster.name.clone();

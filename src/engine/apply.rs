@@ -153,23 +153,25 @@ async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Res
         address: addr.to_string(),
         provider: addr.provider.clone(),
     })?;
-    let cx = match &addr.host {
-        Some(h) => hosts.context(h).await?,
-        None => groundwork_sdk::Context::default(),
-    };
+    let cx = hosts.context_for(addr.host.as_deref()).await?;
     p.apply(&cx, &planned.change).await.map_err(Error::from)
 }
 
 /// Update each touched host's ownership record with what was written or removed.
 async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome>) -> Result<()> {
-    let mut per_host: BTreeMap<&str, Vec<&Planned>> = BTreeMap::new();
+    let mut per_host: BTreeMap<String, Vec<&Planned>> = BTreeMap::new();
+    let record_host = hosts.record_host();
     for c in &plan.changes {
-        if let (Some(h), Some(Outcome::Applied)) = (&c.change.address.host, outcomes.get(&c.change.address)) {
-            per_host.entry(h.as_str()).or_default().push(c);
+        if !matches!(outcomes.get(&c.change.address), Some(Outcome::Applied)) {
+            continue;
+        }
+        // Cluster objects have no host: their record is kept on the environment's record host.
+        if let Some(h) = c.change.address.host.as_ref().or(record_host.as_ref()) {
+            per_host.entry(h.clone()).or_default().push(c);
         }
     }
     for (host, changes) in per_host {
-        let t = hosts.transport(host).await?;
+        let t = hosts.transport(&host).await?;
         let mut rec = state::read(t.as_ref(), &plan.environment).await?;
         for c in changes {
             let addr = c.change.address.clone();

@@ -1,6 +1,7 @@
 //! The engine: graph → refresh → plan → apply. It never parses CLI flags; ops hand it options.
 
 pub mod apply;
+pub mod gates;
 pub mod graph;
 pub mod lock;
 pub mod plan;

@@ -1,6 +1,7 @@
 //! Plan: diff every resource (pure) and keep what needs doing, with the fingerprints of what was
 //! observed so that a saved plan can refuse to apply over changed state.
 
+use super::gates::GateReport;
 use super::refresh::Refreshed;
 use super::registry::Registry;
 use crate::error::Result;
@@ -26,6 +27,9 @@ pub struct Plan {
     pub changes: Vec<Planned>,
     /// Fingerprint of the observed state of every resource read, by address.
     pub observed: BTreeMap<String, String>,
+    /// The install gates as probed, with what waits on each (empty without an openshift section).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateReport>,
 }
 
 impl Plan {
@@ -33,8 +37,24 @@ impl Plan {
         self.changes.iter().filter(|c| c.change.action == action).count()
     }
 
+    /// No change to make now (resources may still wait on gates).
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// Resources that wait on a gate that has not passed.
+    pub fn blocked(&self) -> usize {
+        self.gates.iter().map(|g| g.blocked.len()).sum()
+    }
+
+    /// Nothing to do now and nothing waiting: the environment is where the inventory says.
+    pub fn is_converged(&self) -> bool {
+        self.is_empty() && self.blocked() == 0
+    }
+
+    /// The first gate that has not passed.
+    pub fn next_gate(&self) -> Option<&GateReport> {
+        self.gates.iter().find(|g| !g.status.passed)
     }
 }
 
@@ -65,5 +85,11 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         }
     }
     changes.sort_by(|a, b| a.change.address.cmp(&b.change.address));
-    Ok(Plan { format_version: PLAN_FORMAT_VERSION, environment: environment.to_string(), changes, observed })
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        environment: environment.to_string(),
+        changes,
+        observed,
+        gates: Vec::new(),
+    })
 }

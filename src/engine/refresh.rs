@@ -24,12 +24,14 @@ pub struct Refreshed {
 }
 
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
-/// outside a `--target`/`--exclude` scope are not read at all.
+/// outside a `--target`/`--exclude` scope are not read at all. `waiting` are declared but blocked
+/// behind a gate: recorded, they are not orphans.
 pub async fn refresh(
     registry: &Registry,
     hosts: &Hosts,
     environment: &str,
     desired: &[Resource],
+    waiting: &BTreeSet<Address>,
     in_scope: &Matcher,
 ) -> Result<Refreshed> {
     let provider = |name: &str, first: &Resource| {
@@ -43,6 +45,11 @@ pub async fn refresh(
     for r in desired {
         if let Some(h) = &r.address.host {
             by_host.entry(h.clone()).or_default().entry(r.address.provider.clone()).or_default().push(r.clone());
+        }
+    }
+    if let Some(h) = hosts.record_host() {
+        if desired.iter().any(|r| r.address.host.is_none()) {
+            by_host.entry(h).or_default();
         }
     }
     let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
@@ -72,7 +79,7 @@ pub async fn refresh(
     let orphans: Vec<Resource> = records
         .values()
         .flat_map(|r| r.resources.values())
-        .filter(|r| !wanted.contains(&r.address) && in_scope.matches(&r.address))
+        .filter(|r| !wanted.contains(&r.address) && !waiting.contains(&r.address) && in_scope.matches(&r.address))
         .cloned()
         .collect();
 
@@ -91,7 +98,7 @@ pub async fn refresh(
                     Some((t, _)) => hosts.context_with(h, t.clone()),
                     None => hosts.context(h).await?,
                 },
-                None => groundwork_sdk::Context::default(),
+                None => hosts.cluster_context().await?,
             };
             let states = p.read(&cx, &resources).await?;
             Ok::<_, Error>(resources.into_iter().map(|r| r.address).zip(states).collect::<Vec<_>>())

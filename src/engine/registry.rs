@@ -22,6 +22,7 @@ impl Registry {
         r.add(Arc::new(groundwork_haproxy::provider()));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
         r.add(Arc::new(groundwork_selinux::SelinuxProvider));
+        r.add(Arc::new(groundwork_cluster::ClusterProvider));
         r
     }
 

@@ -2,7 +2,9 @@ use super::{stdout_color, Workspace, EXIT_OK};
 use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::render;
-use groundwork_sdk::fingerprint;
+use groundwork_cluster::csr::Verdict;
+use groundwork_sdk::{fingerprint, Gate};
+use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -11,11 +13,14 @@ pub struct ApplyOptions {
     pub auto_approve: bool,
     /// Wait this long for another apply's lock instead of failing at once.
     pub lock_timeout: Option<Duration>,
+    /// Wait at most this long for each install gate (default: `openshift.gate_timeouts`).
+    pub gate_timeout: Option<Duration>,
     pub scope: super::Scope,
 }
 
-/// `apply ENV` (plan, confirm, apply) or `apply PLANFILE` (exactly that plan, if still current). Both
-/// hold the environment's lock on every host from before the state is read until the end.
+/// `apply ENV` (plan, confirm, apply through the install gates) or `apply PLANFILE` (exactly that plan,
+/// if still current; no gate is waited for). Both hold the environment's lock on every host from
+/// before the state is read until the end.
 pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     if target.is_file() && super::show::load(target).is_ok() {
         let file = super::show::load(target)?;
@@ -34,22 +39,128 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     let result = async {
         let plan = ws.plan().await?;
         print!("{}", render::text::plan(&plan, stdout_color()));
-        if plan.is_empty() {
+        if plan.is_converged() {
             return Ok(EXIT_OK);
         }
         if !opts.auto_approve && !confirm()? {
             println!("Apply cancelled.");
             return Ok(EXIT_OK);
         }
-        apply_and_verify(&ws, &plan).await
+        converge(&ws, plan, opts.gate_timeout).await
     }
     .await;
     lock.release(&ws.hosts).await;
     result
 }
 
+/// Apply what is unblocked, wait for the next gate, re-plan for the phase it opens, and so on until
+/// nothing is left; a gate that times out stops the run (a re-run resumes from the cluster's state).
+async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>) -> Result<u8> {
+    loop {
+        if !plan.is_empty() {
+            apply_plan(ws, &plan).await?;
+        }
+        let fresh = ws.plan().await?;
+        check_read_back(&plan, &fresh)?;
+        if !fresh.is_empty() {
+            // A gate passed meanwhile (or the phase moved on): the next phase's changes.
+            print!("{}", render::text::plan(&fresh, stdout_color()));
+            plan = fresh;
+            continue;
+        }
+        let Some(next) = fresh.next_gate() else {
+            println!("Verified: a fresh plan shows no changes.");
+            return Ok(EXIT_OK);
+        };
+        wait_gate(ws, next.status.gate, gate_timeout).await?;
+        plan = ws.plan().await?;
+        if !plan.is_empty() {
+            print!("{}", render::text::plan(&plan, stdout_color()));
+        }
+    }
+}
+
+/// Everything the plan changed must read back as desired in the fresh plan.
+fn check_read_back(applied: &Plan, fresh: &Plan) -> Result<()> {
+    let remaining: Vec<&crate::engine::Planned> =
+        fresh.changes.iter().filter(|c| applied.changes.iter().any(|a| a.change.address == c.change.address)).collect();
+    if remaining.is_empty() {
+        return Ok(());
+    }
+    for c in &remaining {
+        eprintln!("still differs: {}", c.change.address);
+    }
+    Err(Error::Usage(format!(
+        "apply finished but {} change(s) remain: the hosts do not read back as desired",
+        remaining.len()
+    )))
+}
+
+/// Poll one gate until it passes or its timeout runs out. While workers join, approve the CSRs that
+/// match the inventory (and only those), and say once which were refused and why.
+async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Result<()> {
+    let os = ws
+        .loaded
+        .env
+        .openshift
+        .as_ref()
+        .ok_or_else(|| Error::Usage("install gates need an openshift section".into()))?;
+    let timeout = timeout.unwrap_or(Duration::from_secs(os.gate_timeout(gate)));
+    let poll = Duration::from_millis(os.poll_interval_ms.max(50));
+    let started = std::time::Instant::now();
+    let bar = spinner(&format!("waiting for {gate}"));
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let span = tracing::info_span!("gate", gate = %gate, timeout_secs = timeout.as_secs());
+    let _entered = span.enter();
+    loop {
+        if gate == Gate::WorkersJoined {
+            if let Some(client) = ws.hosts.cluster().await? {
+                match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true).await {
+                    Ok(decisions) => {
+                        for d in decisions {
+                            if reported.insert(d.name.clone()) {
+                                bar.suspend(|| match &d.verdict {
+                                    Verdict::Approve { node } => println!("  approved CSR {} for {node}", d.name),
+                                    Verdict::Refuse(_) => println!("  {}", d.describe()),
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "listing CSRs failed; retrying"),
+                }
+            }
+        }
+        let statuses = ws.gates().await?;
+        let status = statuses.iter().find(|s| s.gate == gate).cloned();
+        let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
+        if status.as_ref().is_some_and(|s| s.passed) {
+            bar.finish_and_clear();
+            println!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            bar.finish_and_clear();
+            return Err(Error::GateTimeout { gate: gate.to_string(), waited_secs: timeout.as_secs(), detail });
+        }
+        bar.set_message(format!("waiting for {gate}: {detail}"));
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// Apply a plan (the caller holds the lock), report, and check that a fresh plan is empty.
 pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
+    apply_plan(ws, plan).await?;
+    let after = ws.plan().await?;
+    if let Err(e) = check_read_back(plan, &after) {
+        print!("{}", render::text::plan(&after, stdout_color()));
+        return Err(e);
+    }
+    println!("Verified: what was applied reads back as desired.");
+    Ok(EXIT_OK)
+}
+
+/// Apply with a progress bar and print the report; any failed change fails the run.
+async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
     let bar = progress(plan.changes.len());
     let on_done = |addr: &groundwork_sdk::Address, _: &engine::Outcome| {
         bar.set_message(addr.to_string());
@@ -63,17 +174,7 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
-    // Verify: what was applied must now read back as desired.
-    let after = ws.plan().await?;
-    if !after.is_empty() {
-        print!("{}", render::text::plan(&after, stdout_color()));
-        return Err(Error::Usage(format!(
-            "apply finished but {} change(s) remain: the hosts do not read back as desired",
-            after.changes.len()
-        )));
-    }
-    println!("Verified: a fresh plan shows no changes.");
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// A saved plan applies only over the state it was made against.
@@ -106,6 +207,16 @@ fn confirm() -> Result<bool> {
         .read_line(&mut line)
         .map_err(|e| Error::Io { path: "stdin".into(), message: e.to_string() })?;
     Ok(line.trim() == "yes")
+}
+
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 fn progress(n: usize) -> indicatif::ProgressBar {

@@ -10,10 +10,11 @@ pub mod validate;
 pub mod verify;
 
 use crate::config::{self, Loaded};
-use crate::engine::{make_plan, refresh::refresh, Plan, Registry};
+use crate::engine::{gates, make_plan, refresh::refresh, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
-use groundwork_sdk::Resource;
+use groundwork_sdk::{Address, Resource};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Exit codes shared by plan, apply and drift.
@@ -68,23 +69,39 @@ impl Workspace {
         crate::engine::lock::acquire(&self.hosts, &self.host_names(), &self.loaded.name, operation, wait).await
     }
 
-    /// Refresh and diff; with -v, the time of each phase and the round trips per host.
+    /// Probe the install gates (none without an openshift section).
+    pub async fn gates(&self) -> Result<Vec<groundwork_sdk::GateStatus>> {
+        let client = self.hosts.cluster().await?;
+        Ok(gates::probe_all(client.as_ref(), &self.loaded.env).await)
+    }
+
+    /// Probe the gates, expand the inventory for the phase they put it in, refresh and diff; with -v,
+    /// the time of each phase and the round trips per host.
     pub async fn plan(&self) -> Result<Plan> {
         let started = std::time::Instant::now();
         let before = self.hosts.round_trips().await;
-        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &self.desired, &self.scope).await?;
-        let refresh_time = started.elapsed();
+        let statuses = self.gates().await?;
+        let phase = gates::phase_of(&statuses);
+        let (active, blocked) = gates::partition(config::expand::resources_for(&self.loaded, &phase)?, &phase);
+        let (desired, _) = self.scope.select(&active);
+        let waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
+        let gate_time = started.elapsed();
+        let refreshed =
+            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, &self.scope).await?;
+        let refresh_time = started.elapsed() - gate_time;
         let diffing = std::time::Instant::now();
-        let plan = make_plan(&self.registry, &self.loaded.name, &self.desired, &refreshed)?;
+        let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
+        plan.gates = gates::reports(statuses, blocked);
         let after = self.hosts.round_trips().await;
         let trips: Vec<String> = after
             .iter()
             .map(|(h, n)| format!("{h}={}", n - before.iter().find(|(b, _)| b == h).map(|(_, m)| *m).unwrap_or(0)))
             .collect();
         tracing::info!(
+            gates_ms = gate_time.as_millis() as u64,
             refresh_ms = refresh_time.as_millis() as u64,
             diff_ms = diffing.elapsed().as_millis() as u64,
-            resources = self.desired.len(),
+            resources = desired.len(),
             round_trips = %trips.join(" "),
             "plan"
         );

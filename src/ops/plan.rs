@@ -24,5 +24,6 @@ pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
             println!("Saved the plan to {}; apply it with: groundwork apply {}", out.display(), out.display());
         }
     }
-    Ok(if opts.detailed_exitcode && !plan.is_empty() { EXIT_CHANGES } else { EXIT_OK })
+    // Resources waiting on a gate are changes still to come.
+    Ok(if opts.detailed_exitcode && !plan.is_converged() { EXIT_CHANGES } else { EXIT_OK })
 }

@@ -12,6 +12,9 @@ pub struct JsonPlan<'a> {
     pub environment: &'a str,
     pub summary: Summary,
     pub changes: Vec<JsonChange<'a>>,
+    /// Install gates (absent without an openshift section).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub gates: &'a [crate::engine::gates::GateReport],
 }
 
 #[derive(Serialize)]
@@ -70,5 +73,6 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
             destroy: plan.count(Action::Delete) + plan.count(Action::Replace),
         },
         changes,
+        gates: &plan.gates,
     }
 }

@@ -60,11 +60,46 @@ pub fn drift(plan: &Plan, color: bool) -> String {
 }
 
 fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
+    let mut out = changes_only(plan, color, heading, nothing);
+    out.push_str(&gates(plan, color));
+    out
+}
+
+/// The install gates: status, what was seen, CSR verdicts, and what waits behind each.
+pub fn gates(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    if plan.gates.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\n{}", st.paint("1", "Install gates:"));
+    for g in &plan.gates {
+        let s = &g.status;
+        let mark = if s.passed { st.paint("32", "✓") } else { st.paint("33", "…") };
+        let _ = writeln!(out, "  {mark} {:<19} {}", s.gate.as_str(), s.detail);
+        for n in &s.notes {
+            let _ = writeln!(out, "      {n}");
+        }
+        if !g.blocked.is_empty() {
+            let _ = writeln!(out, "      waiting on it: {} resource(s)", g.blocked.len());
+            for a in &g.blocked {
+                let _ = writeln!(out, "        {a}");
+            }
+        }
+    }
+    out
+}
+
+fn changes_only(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
     let st = Style { color };
     let mut out = String::new();
     if plan.is_empty() {
-        out.push_str(nothing);
-        out.push('\n');
+        if plan.blocked() > 0 {
+            let _ = writeln!(out, "No changes now; {} resource(s) wait on install gates (below).", plan.blocked());
+        } else {
+            out.push_str(nothing);
+            out.push('\n');
+        }
         return out;
     }
     out.push_str(heading);

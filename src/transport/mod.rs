@@ -1,5 +1,6 @@
 //! Transports to infra hosts: one per host per run, created on first use and reused.
 
+pub mod cluster;
 pub mod ssh;
 
 use crate::error::{Error, Result};
@@ -21,11 +22,18 @@ pub struct Hosts {
     env: Environment,
     env_dir: PathBuf,
     open: Mutex<HashMap<String, Arc<dyn Transport>>>,
+    /// The cluster's API client, made on first use; None when no kubeconfig is configured.
+    cluster: tokio::sync::OnceCell<Option<kube::Client>>,
 }
 
 impl Hosts {
     pub fn new(env: &Environment, env_dir: &Path) -> Self {
-        Hosts { env: env.clone(), env_dir: env_dir.to_path_buf(), open: Mutex::new(HashMap::new()) }
+        Hosts {
+            env: env.clone(),
+            env_dir: env_dir.to_path_buf(),
+            open: Mutex::new(HashMap::new()),
+            cluster: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub async fn transport(&self, host: &str) -> Result<Arc<dyn Transport>> {
@@ -83,6 +91,51 @@ impl Hosts {
         let mut v: Vec<(String, usize)> = open.iter().map(|(h, t)| (h.clone(), t.round_trips())).collect();
         v.sort();
         v
+    }
+
+    /// The host whose ownership record also holds the cluster objects (the first host by name).
+    pub fn record_host(&self) -> Option<String> {
+        self.env.hosts.keys().next().cloned()
+    }
+
+    /// The kubeconfig to use: `openshift.kubeconfig`, else `KUBECONFIG` (only with an openshift section).
+    pub fn kubeconfig(&self) -> Option<PathBuf> {
+        let os = self.env.openshift.as_ref()?;
+        match &os.kubeconfig {
+            Some(p) => Some(self.expand(p)),
+            None => std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+        }
+    }
+
+    /// The cluster's API client, if the environment has one.
+    pub async fn cluster(&self) -> Result<Option<kube::Client>> {
+        self.cluster
+            .get_or_try_init(|| async {
+                match self.kubeconfig() {
+                    Some(path) => cluster::client(&path).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    /// The context the cluster provider gets: the kube client as an extension.
+    pub async fn cluster_context(&self) -> Result<Context> {
+        let mut cx = Context::default();
+        cx.env_dir = self.env_dir.clone();
+        if let Some(client) = self.cluster().await? {
+            cx.insert(client);
+        }
+        Ok(cx)
+    }
+
+    /// The context for a resource: its host's, or the cluster's for host-less resources.
+    pub async fn context_for(&self, host: Option<&str>) -> Result<Context> {
+        match host {
+            Some(h) => self.context(h).await,
+            None => self.cluster_context().await,
+        }
     }
 
     /// The context a provider gets for resources on `host`.

@@ -138,12 +138,18 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
     let Some((host, _)) = http_host(env) else {
         return Ok(Vec::new());
     };
+    let retire_bootstrap = env.openshift.as_ref().is_some_and(|o| o.retire_bootstrap);
     let mut out = Vec::new();
     for f in &files.serve {
         let mut spec = file_spec(env, env_dir, f, &files.docroot, files.ignition_warn_hours)?;
         spec.allow_expired = files.allow_expired_ignition;
         let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
-        out.push(Resource::new(addr, spec)?);
+        let mut r = Resource::new(addr, spec)?;
+        if retire_bootstrap && f.kind == FileKind::Ignition && f.path == NodeRole::Bootstrap.ignition() {
+            // Its certificates are of no use once bootstrap is over; nothing should fetch it again.
+            r = r.until(groundwork_sdk::Gate::BootstrapComplete);
+        }
+        out.push(r);
     }
     Ok(out)
 }

@@ -77,6 +77,9 @@ pub fn render(env: &Environment) -> String {
         }
         for b in &fe.backends {
             let Some(node) = env.node(&b.node) else { continue };
+            if node.role == NodeRole::Bootstrap && env.phase.passed(groundwork_sdk::Gate::BootstrapComplete) {
+                continue;
+            }
             let addr = match node.ip {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
                 v4 => v4.to_string(),

@@ -13,6 +13,7 @@ pub mod address;
 pub mod cached;
 pub mod error;
 pub mod file;
+pub mod gate;
 pub mod local;
 pub mod model;
 pub mod provider;
@@ -21,6 +22,7 @@ pub mod transport;
 
 pub use address::Address;
 pub use error::{Error, TransportError};
+pub use gate::{Gate, GateStatus, Phase};
 pub use provider::{Context, Provider};
 pub use resource::{decode, fingerprint, set_details, Action, Change, Detail, DetailOp, Lifecycle, Resource, TextDiff};
 pub use transport::{Batch, Cmd, ExecOutput, FileMeta, Prefetch, Transport, UploadOutcome, WriteOptions};

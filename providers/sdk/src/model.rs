@@ -33,6 +33,9 @@ pub struct Environment {
     pub selinux: Option<SelinuxSettings>,
     #[serde(default)]
     pub openshift: Option<OpenShiftSettings>,
+    /// The install phase this environment is expanded for (not read from files).
+    #[serde(skip)]
+    pub phase: crate::Phase,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -565,14 +568,52 @@ pub struct OpenShiftSettings {
     pub monitoring_on_infra: bool,
     #[serde(default)]
     pub ingress_replicas: Option<u32>,
+    /// Once bootstrap completes, drop the bootstrap node from DNS, DHCP and PXE too and stop serving
+    /// bootstrap.ign (it always leaves the load balancer).
+    #[serde(default)]
+    pub retire_bootstrap: bool,
+    /// How long `apply` waits for each gate, in seconds (defaults: the installer's own waits).
+    #[serde(default)]
+    pub gate_timeouts: BTreeMap<crate::Gate, u64>,
+    /// How often a gate is probed while `apply` waits on it.
+    #[serde(default = "poll_interval_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn poll_interval_ms() -> u64 {
+    2000
+}
+
+impl OpenShiftSettings {
+    /// Seconds `apply` waits for `gate`.
+    pub fn gate_timeout(&self, gate: crate::Gate) -> u64 {
+        use crate::Gate::*;
+        self.gate_timeouts.get(&gate).copied().unwrap_or(match gate {
+            BootstrapComplete => 40 * 60,
+            MastersReady => 30 * 60,
+            WorkersJoined => 60 * 60,
+            InstallComplete => 40 * 60,
+            RouterOnInfra => 10 * 60,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
+    /// StorageClass of the registry's PVC (declare it under the manifests directory if it is new).
     pub storage_class: String,
+    #[serde(default = "registry_claim")]
     pub claim: String,
+    #[serde(default = "registry_size")]
     pub size: String,
+}
+
+fn registry_claim() -> String {
+    "image-registry-storage".into()
+}
+fn registry_size() -> String {
+    "100Gi".into()
 }
 
 impl Environment {
@@ -596,14 +637,35 @@ impl Environment {
         format!("{}.{}", node.name, self.cluster.domain())
     }
 
-    /// The nodes that receive 80/443 under the current ingress setting.
+    /// The nodes that receive 80/443 under the current ingress setting. With `ingress: infra` the
+    /// router runs on any worker (infra nodes are workers to the installer) until it has moved to the
+    /// infra nodes (gate router-on-infra); only then do the workers leave the backends.
     pub fn ingress_nodes(&self) -> Vec<&Node> {
-        let role = match self.loadbalancer.ingress {
-            IngressNodes::Workers if self.cluster.compact => NodeRole::Master,
-            IngressNodes::Workers => NodeRole::Worker,
-            IngressNodes::Infra => NodeRole::Infra,
+        let roles: &[NodeRole] = match self.loadbalancer.ingress {
+            IngressNodes::Workers if self.cluster.compact => &[NodeRole::Master],
+            IngressNodes::Workers => &[NodeRole::Worker],
+            IngressNodes::Infra if self.phase.passed(crate::Gate::RouterOnInfra) => &[NodeRole::Infra],
+            IngressNodes::Infra => &[NodeRole::Worker, NodeRole::Infra],
         };
-        self.nodes_with_role(role).collect()
+        self.nodes.iter().filter(|n| roles.contains(&n.role)).collect()
+    }
+
+    /// The Kubernetes name of a node: its FQDN (what the kubelet registers on RHCOS with DNS names).
+    pub fn node_k8s_name(&self, node: &Node) -> String {
+        self.node_fqdn(node)
+    }
+
+    /// This environment as it stands in `phase`: bootstrap leaves the load balancer once it has
+    /// completed (and DNS, DHCP and the PXE menu with `openshift.retire_bootstrap`; its ignition file
+    /// is a resource that lives `until` the gate).
+    pub fn for_phase(&self, phase: &crate::Phase) -> Environment {
+        let mut env = self.clone();
+        env.phase = phase.clone();
+        let retire = env.openshift.as_ref().map(|o| o.retire_bootstrap).unwrap_or(false);
+        if retire && phase.passed(crate::Gate::BootstrapComplete) {
+            env.nodes.retain(|n| n.role != NodeRole::Bootstrap);
+        }
+        env
     }
 
     /// Frontends: explicit ones if declared, else the OpenShift defaults derived from the inventory.
@@ -611,8 +673,12 @@ impl Environment {
         if !self.loadbalancer.frontends.is_empty() {
             return self.loadbalancer.frontends.clone();
         }
-        let control: Vec<&Node> =
-            self.nodes.iter().filter(|n| matches!(n.role, NodeRole::Bootstrap | NodeRole::Master)).collect();
+        let bootstrap_done = self.phase.passed(crate::Gate::BootstrapComplete);
+        let control: Vec<&Node> = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == NodeRole::Master || (n.role == NodeRole::Bootstrap && !bootstrap_done))
+            .collect();
         let ingress = self.ingress_nodes();
         let fe = |name: &str, port: u16, nodes: &[&Node]| Frontend {
             name: name.to_string(),

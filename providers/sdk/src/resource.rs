@@ -1,6 +1,6 @@
 //! Desired resources, observed state and planned changes: the data the engine moves between providers.
 
-use crate::Address;
+use crate::{Address, Gate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 pub struct Lifecycle {
     /// Created only once this gate has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
+    pub after: Option<Gate>,
     /// Removed once this gate has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
+    pub until: Option<Gate>,
 }
 
 /// One desired resource. `spec` is the provider's own typed spec, serialized.
@@ -38,6 +38,18 @@ impl Resource {
         if !self.depends_on.contains(&addr) {
             self.depends_on.push(addr);
         }
+        self
+    }
+
+    /// Created only once `gate` has passed.
+    pub fn after(mut self, gate: Gate) -> Self {
+        self.lifecycle.after = Some(gate);
+        self
+    }
+
+    /// Removed once `gate` has passed.
+    pub fn until(mut self, gate: Gate) -> Self {
+        self.lifecycle.until = Some(gate);
         self
     }
 

@@ -1,0 +1,260 @@
+//! Gate probes (read-only) and the CSR approvals `apply` makes while it waits on workers-joined.
+
+use crate::csr::{self, CsrRequest, DeclaredNode, Verdict};
+use groundwork_sdk::model::{Environment, IngressNodes, NodeRole};
+use groundwork_sdk::{Gate, GateStatus};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The gates an environment goes through: none without an `openshift` section.
+pub fn gates_for(env: &Environment) -> Vec<Gate> {
+    if env.openshift.is_none() {
+        return Vec::new();
+    }
+    let mut g = vec![Gate::BootstrapComplete, Gate::MastersReady, Gate::WorkersJoined, Gate::InstallComplete];
+    if env.loadbalancer.ingress == IngressNodes::Infra && env.nodes_with_role(NodeRole::Infra).next().is_some() {
+        g.push(Gate::RouterOnInfra);
+    }
+    g
+}
+
+/// Label the default router's pods carry.
+pub const ROUTER_SELECTOR: &str = "ingresscontroller.operator.openshift.io/deployment-ingresscontroller=default";
+
+fn status(gate: Gate, passed: bool, detail: impl Into<String>) -> GateStatus {
+    GateStatus { gate, passed, detail: detail.into(), notes: Vec::new() }
+}
+
+fn names(env: &Environment, roles: &[NodeRole]) -> Vec<String> {
+    env.nodes.iter().filter(|n| roles.contains(&n.role)).map(|n| env.node_k8s_name(n)).collect()
+}
+
+/// Probe one gate. Failures to reach the API are a gate that has not passed, with the reason.
+pub async fn probe(client: &Client, env: &Environment, gate: Gate) -> GateStatus {
+    match probe_inner(client, env, gate).await {
+        Ok(s) => s,
+        Err(e) => status(gate, false, format!("API not answering: {}", error_chain(&e))),
+    }
+}
+
+/// An error with its causes (`client error (Connect): tcp connect error: Connection refused`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+async fn probe_inner(client: &Client, env: &Environment, gate: Gate) -> Result<GateStatus, kube::Error> {
+    Ok(match gate {
+        Gate::BootstrapComplete => {
+            let version = client.apiserver_version().await?;
+            let cm = Api::<ConfigMap>::namespaced(client.clone(), "kube-system").get_opt("bootstrap").await?;
+            let state = cm.and_then(|c| c.data).and_then(|d| d.get("status").cloned());
+            match state.as_deref() {
+                Some("complete") => {
+                    status(gate, true, format!("API {} answers; bootstrap complete", version.git_version))
+                }
+                Some(s) => status(gate, false, format!("API {} answers; bootstrap status {s:?}", version.git_version)),
+                None => status(gate, false, format!("API {} answers; bootstrap still running", version.git_version)),
+            }
+        }
+        Gate::MastersReady => nodes_ready(client, gate, &names(env, &[NodeRole::Master])).await?,
+        Gate::WorkersJoined => nodes_ready(client, gate, &names(env, &[NodeRole::Worker, NodeRole::Infra])).await?,
+        Gate::InstallComplete => install_complete(client).await?,
+        Gate::RouterOnInfra => {
+            let infra: BTreeSet<String> = names(env, &[NodeRole::Infra]).into_iter().collect();
+            let pods = Api::<Pod>::namespaced(client.clone(), "openshift-ingress")
+                .list(&ListParams::default().labels(ROUTER_SELECTOR))
+                .await?;
+            let mut off = Vec::new();
+            for p in &pods.items {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+                let ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if !infra.contains(&node) || !ready {
+                    off.push(format!(
+                        "{name} on {}{}",
+                        if node.is_empty() { "no node" } else { &node },
+                        if ready { "" } else { " (not ready)" }
+                    ));
+                }
+            }
+            if pods.items.is_empty() {
+                status(gate, false, "no router pods yet")
+            } else if off.is_empty() {
+                status(gate, true, format!("{} router pod(s) ready on infra nodes", pods.items.len()))
+            } else {
+                status(gate, false, format!("router pods not on infra nodes yet: {}", off.join(", ")))
+            }
+        }
+    })
+}
+
+fn condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a str> {
+    conditions.as_array()?.iter().find(|c| c["type"] == kind).and_then(|c| c["status"].as_str())
+}
+
+async fn nodes_ready(client: &Client, gate: Gate, want: &[String]) -> Result<GateStatus, kube::Error> {
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
+    let ready: BTreeMap<String, bool> = nodes
+        .items
+        .iter()
+        .map(|n| {
+            let ready = n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (n.metadata.name.clone().unwrap_or_default(), ready)
+        })
+        .collect();
+    let missing: Vec<String> = want
+        .iter()
+        .filter_map(|n| match ready.get(n) {
+            Some(true) => None,
+            Some(false) => Some(format!("{n} NotReady")),
+            None => Some(format!("{n} has no Node")),
+        })
+        .collect();
+    let ok = want.len() - missing.len();
+    Ok(if missing.is_empty() {
+        status(gate, true, format!("{ok} of {} Ready", want.len()))
+    } else {
+        status(gate, false, format!("{ok} of {} Ready: {}", want.len(), missing.join(", ")))
+    })
+}
+
+fn openshift_api(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("config.openshift.io", "v1", kind))
+}
+
+async fn install_complete(client: &Client) -> Result<GateStatus, kube::Error> {
+    let gate = Gate::InstallComplete;
+    let cv =
+        Api::<DynamicObject>::all_with(client.clone(), &openshift_api("ClusterVersion")).get_opt("version").await?;
+    let Some(cv) = cv else { return Ok(status(gate, false, "no ClusterVersion yet")) };
+    let conds = &cv.data["status"]["conditions"];
+    let (available, progressing, failing) =
+        (condition(conds, "Available"), condition(conds, "Progressing"), condition(conds, "Failing"));
+    let operators = Api::<DynamicObject>::all_with(client.clone(), &openshift_api("ClusterOperator"))
+        .list(&ListParams::default())
+        .await?;
+    let mut not_ok: Vec<String> = operators
+        .items
+        .iter()
+        .filter_map(|o| {
+            let c = &o.data["status"]["conditions"];
+            let name = o.metadata.name.clone().unwrap_or_default();
+            if condition(c, "Available") != Some("True") {
+                Some(format!("{name} not Available"))
+            } else if condition(c, "Degraded") == Some("True") {
+                Some(format!("{name} Degraded"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    not_ok.sort();
+    Ok(if available != Some("True") || progressing != Some("False") || failing == Some("True") {
+        let mut d = format!(
+            "ClusterVersion Available={} Progressing={} Failing={}",
+            available.unwrap_or("?"),
+            progressing.unwrap_or("?"),
+            failing.unwrap_or("False")
+        );
+        if !not_ok.is_empty() {
+            d.push_str(&format!("; {} operator(s) waiting: {}", not_ok.len(), not_ok.join(", ")));
+        }
+        status(gate, false, d)
+    } else if operators.items.is_empty() || !not_ok.is_empty() {
+        status(gate, false, format!("operators waiting: {}", not_ok.join(", ")))
+    } else {
+        status(gate, true, format!("ClusterVersion Available; {} operators Available", operators.items.len()))
+    })
+}
+
+/// The nodes whose CSRs may be approved: every declared node but the bootstrap.
+pub fn declared_nodes(env: &Environment) -> Vec<DeclaredNode> {
+    env.nodes
+        .iter()
+        .filter(|n| n.role != NodeRole::Bootstrap)
+        .map(|n| DeclaredNode {
+            name: env.node_k8s_name(n),
+            dns: [env.node_fqdn(n), n.name.clone()].into(),
+            ips: [n.ip].into(),
+        })
+        .collect()
+}
+
+/// One pending CSR and what groundwork made (or would make) of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsrDecision {
+    pub name: String,
+    pub requestor: String,
+    pub verdict: Verdict,
+}
+
+impl CsrDecision {
+    pub fn describe(&self) -> String {
+        match &self.verdict {
+            Verdict::Approve { node } => format!("CSR {} from {} for {node}: approve", self.name, self.requestor),
+            Verdict::Refuse(reason) => format!("CSR {} from {} refused: {reason}", self.name, self.requestor),
+        }
+    }
+}
+
+/// Judge every pending CSR; with `approve`, approve those that pass (never any other).
+pub async fn review_csrs(client: &Client, env: &Environment, approve: bool) -> Result<Vec<CsrDecision>, kube::Error> {
+    let api = Api::<CertificateSigningRequest>::all(client.clone());
+    let declared = declared_nodes(env);
+    let mut out = Vec::new();
+    for c in api.list(&ListParams::default()).await?.items {
+        let decided = c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| !c.is_empty());
+        if decided {
+            continue;
+        }
+        let name = c.metadata.name.clone().unwrap_or_default();
+        let spec = &c.spec;
+        let (groups, usages) = (spec.groups.clone().unwrap_or_default(), spec.usages.clone().unwrap_or_default());
+        let requestor = spec.username.clone().unwrap_or_default();
+        let verdict = csr::judge(
+            &CsrRequest {
+                signer_name: &spec.signer_name,
+                username: &requestor,
+                groups: &groups,
+                usages: &usages,
+                request: &spec.request.0,
+            },
+            &declared,
+        );
+        if approve {
+            if let Verdict::Approve { node } = &verdict {
+                let patch = json!({"status": {"conditions": [{
+                    "type": "Approved", "status": "True", "reason": "GroundworkApproved",
+                    "message": format!("approved by groundwork: {node} is declared in the inventory and the request matches it"),
+                }]}});
+                api.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                tracing::info!(csr = %name, node = %node, "approved CSR");
+            }
+        }
+        out.push(CsrDecision { name, requestor, verdict });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}

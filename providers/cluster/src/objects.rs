@@ -1,0 +1,152 @@
+//! Pure object logic: which fields of a live object groundwork manages (the shape of the desired
+//! object), and what differs. Server-populated fields (status, managedFields, resourceVersion, defaults
+//! inside objects groundwork does not set) are outside the shape, so they never show as drift.
+
+use groundwork_sdk::Detail;
+use serde_json::{Map, Value};
+
+/// The part of `actual` that `shape` covers: maps recurse into the keys `shape` has; anything else
+/// (scalars, lists: atomic as in server-side apply's default) is taken whole.
+pub fn project(actual: &Value, shape: &Value) -> Value {
+    match (actual, shape) {
+        (Value::Object(a), Value::Object(s)) => {
+            let mut out = Map::new();
+            for (k, sv) in s {
+                if let Some(av) = a.get(k) {
+                    out.insert(k.clone(), project(av, sv));
+                }
+            }
+            Value::Object(out)
+        }
+        _ => actual.clone(),
+    }
+}
+
+/// Field-level differences as display lines (`spec.replicas: 2 → 3`), sorted by path.
+pub fn field_details(desired: &Value, actual: &Value) -> Vec<Detail> {
+    let mut out = Vec::new();
+    walk("", desired, Some(actual), &mut out);
+    out
+}
+
+fn walk(path: &str, desired: &Value, actual: Option<&Value>, out: &mut Vec<Detail>) {
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match (desired, actual) {
+        (Value::Object(d), Some(Value::Object(a))) => {
+            for (k, dv) in d {
+                walk(&join(k), dv, a.get(k), out);
+            }
+        }
+        (d, None) => out.push(Detail::add(format!("{path}: {}", short(d)))),
+        (d, Some(a)) if d != a => out.push(Detail::modify(format!("{path}: {} → {}", short(a), short(d)))),
+        _ => {}
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 160 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().take_while(|(i, _)| *i < 157).last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0)]
+        )
+    } else {
+        s
+    }
+}
+
+/// `apiVersion` split into (group, version); the core group is "".
+pub fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// Identity of an object as used in addresses: `Kind[.group]/[namespace/]name`.
+pub fn identity(object: &Value) -> Option<String> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    let meta = object.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let (group, _) = group_version(api_version);
+    let head = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+    Some(match meta.get("namespace").and_then(Value::as_str) {
+        Some(ns) => format!("{head}/{ns}/{name}"),
+        None => format!("{head}/{name}"),
+    })
+}
+
+/// Objects groundwork must never delete when they leave the inventory: cluster singletons that the
+/// installer or an operator owns. For those, removal releases groundwork's fields instead.
+pub fn released_not_deleted(object: &Value) -> bool {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (group, _) = group_version(api_version);
+    kind == "Node"
+        || kind == "Namespace"
+        || group.ends_with(".openshift.io") && (group.starts_with("config.") || group.contains("operator."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn projection_keeps_only_managed_fields() {
+        let actual = json!({
+            "apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+            "metadata": {"name": "default", "namespace": "openshift-ingress-operator", "resourceVersion": "42",
+                         "managedFields": [{"manager": "groundwork"}], "labels": {"a": "1", "b": "2"}},
+            "spec": {"replicas": 2, "httpErrorCodePages": {"name": ""}},
+            "status": {"availableReplicas": 2}
+        });
+        let shape = json!({
+            "apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+            "metadata": {"name": "default", "namespace": "openshift-ingress-operator", "labels": {"a": "1"}},
+            "spec": {"replicas": 3}
+        });
+        let p = project(&actual, &shape);
+        assert_eq!(
+            p,
+            json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+                   "metadata": {"name": "default", "namespace": "openshift-ingress-operator", "labels": {"a": "1"}},
+                   "spec": {"replicas": 2}})
+        );
+        let d = field_details(&shape, &p);
+        assert_eq!(d, vec![Detail::modify("spec.replicas: 2 → 3")]);
+    }
+
+    #[test]
+    fn lists_are_atomic_and_missing_fields_are_additions() {
+        let shape = json!({"spec": {"taints": [{"key": "infra", "effect": "NoSchedule"}], "x": {"y": 1}}});
+        let actual = json!({"spec": {"taints": [{"key": "infra", "effect": "NoSchedule", "timeAdded": null}]}});
+        let p = project(&actual, &shape);
+        assert_eq!(p["spec"]["taints"][0]["timeAdded"], Value::Null);
+        let d = field_details(&shape, &p);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d.iter().any(|x| x.text == "spec.x: {\"y\":1}"));
+        assert!(d.iter().any(|x| x.text.starts_with("spec.taints: ")));
+        assert!(field_details(&shape, &project(&shape, &shape)).is_empty());
+    }
+
+    #[test]
+    fn identities_and_release_policy() {
+        let ic = json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+                        "metadata": {"name": "default", "namespace": "openshift-ingress-operator"}});
+        assert_eq!(
+            identity(&ic).unwrap(),
+            "IngressController.operator.openshift.io/openshift-ingress-operator/default"
+        );
+        assert!(released_not_deleted(&ic));
+        let reg = json!({"apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "Config", "metadata": {"name": "cluster"}});
+        assert!(released_not_deleted(&reg));
+        let sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fs"}});
+        assert_eq!(identity(&sc).unwrap(), "StorageClass.storage.k8s.io/fs");
+        assert!(!released_not_deleted(&sc));
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "n"}});
+        assert_eq!(identity(&cm).unwrap(), "ConfigMap/n/c");
+        assert_eq!(group_version("v1"), ("", "v1"));
+    }
+}

@@ -1,0 +1,293 @@
+//! The Kubernetes REST surface: `/version`, health endpoints, and generic CRUD, list (with label
+//! selectors), merge patch and server-side apply under `/api/v1` and `/apis/GROUP/VERSION`, with the
+//! `approval` and `status` subresources. Errors are `Status` objects with the real codes and reasons.
+
+use crate::store::{merge, Key, StoreError};
+use crate::Sim;
+use serde_json::{json, Value};
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+}
+
+pub struct Response {
+    pub code: u16,
+    pub body: Value,
+}
+
+fn status(code: u16, reason: &str, message: impl Into<String>) -> Response {
+    Response {
+        code,
+        body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                     "message": message.into(), "reason": reason, "code": code}),
+    }
+}
+
+fn ok(code: u16, body: Value) -> Response {
+    Response { code, body }
+}
+
+#[derive(Debug, PartialEq)]
+struct Route {
+    api_version: String,
+    collection: String,
+    plural: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn route(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let s = |x: &&str| Some(x.to_string());
+    let (namespace, plural, name, sub) = match rest {
+        [p] => (None, *p, None, None),
+        ["namespaces", ns, p] => (s(ns), *p, None, None),
+        ["namespaces", ns, p, n] => (s(ns), *p, s(n), None),
+        ["namespaces", ns, p, n, sub] => (s(ns), *p, s(n), s(sub)),
+        [p, n] => (None, *p, s(n), None),
+        [p, n, sub] => (None, *p, s(n), s(sub)),
+        _ => return None,
+    };
+    let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(Route {
+        collection: format!("{group}/{version}/{plural}"),
+        api_version,
+        plural: plural.to_string(),
+        namespace,
+        name,
+        sub,
+    })
+}
+
+/// Kind of the objects of a collection the simulator knows (for list responses and created objects).
+pub fn kind_of(plural: &str) -> Option<&'static str> {
+    Some(match plural {
+        "nodes" => "Node",
+        "configmaps" => "ConfigMap",
+        "pods" => "Pod",
+        "namespaces" => "Namespace",
+        "secrets" => "Secret",
+        "persistentvolumeclaims" => "PersistentVolumeClaim",
+        "certificatesigningrequests" => "CertificateSigningRequest",
+        "clusterversions" => "ClusterVersion",
+        "clusteroperators" => "ClusterOperator",
+        "ingresscontrollers" => "IngressController",
+        "configs" => "Config",
+        "storageclasses" => "StorageClass",
+        _ => return None,
+    })
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Equality-based label selector (`a=b,c`, `a!=b`).
+fn selects(selector: &str, labels: &Value) -> bool {
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            labels.get(k).and_then(Value::as_str) != Some(v)
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            labels.get(k).and_then(Value::as_str) == Some(v)
+        } else {
+            labels.get(term).is_some()
+        }
+    })
+}
+
+fn store_error(e: StoreError, r: &Route) -> Response {
+    let what = format!("{} {:?}", r.plural, r.name.as_deref().unwrap_or(""));
+    match e {
+        StoreError::NotFound => status(404, "NotFound", format!("{what} not found")),
+        StoreError::AlreadyExists => status(409, "AlreadyExists", format!("{what} already exists")),
+        StoreError::Conflict(m) => status(409, "Conflict", format!("Apply failed with 1 conflict: {m}")),
+        StoreError::Invalid(m) => status(422, "Invalid", m),
+    }
+}
+
+fn parse_body(req: &Request) -> Result<Value, Response> {
+    if req.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    let parsed: Result<Value, String> = if req.content_type.contains("yaml") {
+        serde_yaml::from_slice(req.body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice(req.body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| status(400, "BadRequest", format!("request body: {e}")))
+}
+
+pub fn handle(sim: &mut Sim, req: &Request) -> Response {
+    if req.path == "/version" {
+        return ok(
+            200,
+            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.5-sim", "platform": "linux/amd64",
+                               "goVersion": "go1.24", "compiler": "gc", "buildDate": "2026-01-01T00:00:00Z",
+                               "gitCommit": "0000000", "gitTreeState": "clean"}),
+        );
+    }
+    let Some(r) = route(req.path) else {
+        return status(404, "NotFound", format!("the server could not find {}", req.path));
+    };
+    let body = match parse_body(req) {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let key =
+        |name: &str| Key { collection: r.collection.clone(), namespace: r.namespace.clone(), name: name.to_string() };
+    match (req.method, r.name.as_deref(), r.sub.as_deref()) {
+        ("GET", None, None) => {
+            let selector = query_param(req.query, "labelSelector").map(percent_decode);
+            let items: Vec<Value> = sim
+                .store
+                .list(&r.collection, r.namespace.as_deref())
+                .into_iter()
+                .filter(|o| selector.as_deref().is_none_or(|s| selects(s, &o["metadata"]["labels"])))
+                .collect();
+            let kind = kind_of(&r.plural).map(|k| format!("{k}List")).unwrap_or_else(|| "List".into());
+            ok(
+                200,
+                json!({"apiVersion": r.api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
+        }
+        ("GET", Some(n), None | Some("status" | "approval")) => match sim.store.get(&key(n)) {
+            Some(v) => ok(200, v),
+            None => store_error(StoreError::NotFound, &r),
+        },
+        ("POST", None, None) => {
+            let mut obj = body;
+            let name = match obj["metadata"]["name"].as_str() {
+                Some(n) => n.to_string(),
+                None => match obj["metadata"]["generateName"].as_str() {
+                    Some(prefix) => sim.generate_name(prefix),
+                    None => return status(422, "Invalid", "metadata.name or generateName is required"),
+                },
+            };
+            if obj.get("kind").is_none() {
+                obj["kind"] = json!(kind_of(&r.plural).unwrap_or("Object"));
+            }
+            obj["apiVersion"] = json!(r.api_version);
+            match sim.store.create(&key(&name), obj) {
+                Ok(v) => {
+                    sim.changed();
+                    ok(201, v)
+                }
+                Err(e) => store_error(e, &r),
+            }
+        }
+        ("PATCH", Some(n), sub) if req.content_type.starts_with("application/apply-patch") => {
+            if sub.is_some() {
+                return status(405, "MethodNotAllowed", "apply to subresources is not simulated");
+            }
+            let Some(manager) = query_param(req.query, "fieldManager") else {
+                return status(422, "Invalid", "PATCH with apply requires a fieldManager");
+            };
+            let force = query_param(req.query, "force") == Some("true");
+            match sim.store.apply(&key(n), &body, &percent_decode(manager), force) {
+                Ok(v) => {
+                    sim.changed();
+                    ok(200, v)
+                }
+                Err(e) => store_error(e, &r),
+            }
+        }
+        ("PATCH" | "PUT", Some(n), sub) => {
+            let is_patch = req.method == "PATCH";
+            let result = match sub {
+                // Subresources change only status (an approval is a status condition).
+                Some("status" | "approval") => {
+                    let Some(mut current) = sim.store.get(&key(n)) else {
+                        return store_error(StoreError::NotFound, &r);
+                    };
+                    let new_status = if is_patch {
+                        let mut s = current["status"].clone();
+                        merge(&mut s, &body["status"]);
+                        s
+                    } else {
+                        body["status"].clone()
+                    };
+                    current["status"] = new_status;
+                    sim.store.update(&key(n), &json!({"status": current["status"]}), true)
+                }
+                Some(other) => return status(404, "NotFound", format!("subresource {other} is not simulated")),
+                None => sim.store.update(&key(n), &body, is_patch),
+            };
+            match result {
+                Ok(v) => {
+                    sim.changed();
+                    ok(200, v)
+                }
+                Err(e) => store_error(e, &r),
+            }
+        }
+        ("DELETE", Some(n), None) => match sim.store.delete(&key(n)) {
+            Ok(v) => {
+                sim.changed();
+                ok(200, v)
+            }
+            Err(e) => store_error(e, &r),
+        },
+        (m, _, _) => status(405, "MethodNotAllowed", format!("{m} {} is not simulated", req.path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_core_group_namespaced_and_subresources() {
+        let r = route("/api/v1/namespaces/kube-system/configmaps/bootstrap").unwrap();
+        assert_eq!(
+            (r.collection.as_str(), r.namespace.as_deref(), r.name.as_deref()),
+            ("/v1/configmaps", Some("kube-system"), Some("bootstrap"))
+        );
+        let r = route("/apis/certificates.k8s.io/v1/certificatesigningrequests/csr-1/approval").unwrap();
+        assert_eq!(
+            (r.api_version.as_str(), r.name.as_deref(), r.sub.as_deref()),
+            ("certificates.k8s.io/v1", Some("csr-1"), Some("approval"))
+        );
+        let r =
+            route("/apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers").unwrap();
+        assert_eq!((r.plural.as_str(), r.name), ("ingresscontrollers", None));
+        assert!(route("/healthz/x").is_none());
+    }
+
+    #[test]
+    fn label_selectors_and_query_decoding() {
+        let labels = json!({"a": "1", "b": ""});
+        assert!(selects("a=1,b", &labels));
+        assert!(selects("a==1", &labels));
+        assert!(!selects("a!=1", &labels));
+        assert!(!selects("c", &labels));
+        assert_eq!(percent_decode("a%3D1%2Cb"), "a=1,b");
+    }
+}

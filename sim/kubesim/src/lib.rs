@@ -1,0 +1,345 @@
+//! # groundwork-kubesim
+//!
+//! Test support: a simulator of the Kubernetes/OpenShift API for the parts groundwork uses. There is no
+//! real kube-apiserver or OpenShift on the machines groundwork is developed and tested on; cluster
+//! behaviour is tested against this instead. It speaks the real REST/JSON over HTTPS (bearer token,
+//! TLS with its own CA, written into a kubeconfig), keeps objects with resourceVersions and server-side
+//! apply field ownership ([`store`]), and plays the install timeline ([`timeline`]).
+//!
+//! It can listen inside other network namespaces (`--listen NETNS/IP:PORT`), so in the lab the API
+//! answers on the bootstrap and master stand-ins and is reached through the real haproxy.
+
+pub mod api;
+pub mod store;
+pub mod timeline;
+
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tokio_rustls::rustls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("listener {0}: {1}")]
+    Listen(String, String),
+    #[error("certificates: {0}")]
+    Tls(String),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("bad argument {0}")]
+    Argument(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// A client CSR for a node nobody declared.
+    UndeclaredNode,
+    /// A second serving CSR of the first worker, with a SAN IP that is not the worker's.
+    ServingBadIp,
+    /// A client CSR for the last worker from a service account that is not the node-bootstrapper.
+    ClientWrongRequestor,
+}
+
+impl Hostile {
+    pub fn parse(s: &str) -> Result<Hostile, SimError> {
+        Ok(match s {
+            "undeclared-node" => Hostile::UndeclaredNode,
+            "serving-bad-ip" => Hostile::ServingBadIp,
+            "client-wrong-requestor" => Hostile::ClientWrongRequestor,
+            other => return Err(SimError::Argument(format!("--hostile {other}"))),
+        })
+    }
+}
+
+/// A machine that boots into the cluster: `master`, `worker` or `infra` (a worker to the installer).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimNode {
+    /// The Kubernetes node name (FQDN).
+    pub name: String,
+    pub role: String,
+    pub ip: IpAddr,
+}
+
+/// Where to listen: an address in this process's network namespace or in a named one.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub netns: Option<String>,
+    pub addr: SocketAddr,
+}
+
+impl Listen {
+    pub fn parse(s: &str) -> Result<Listen, SimError> {
+        let (netns, addr) = match s.rsplit_once('/') {
+            Some((ns, a)) => (Some(ns.to_string()), a),
+            None => (None, s),
+        };
+        let addr = addr.parse().map_err(|_| SimError::Argument(format!("--listen {s}")))?;
+        Ok(Listen { netns, addr })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub listen: Vec<Listen>,
+    pub nodes: Vec<SimNode>,
+    pub hostile: Vec<Hostile>,
+    pub domain: String,
+    pub bootstrap_delay: Duration,
+    /// Time between the steps of a join and before operators settle.
+    pub step: Duration,
+    /// URL written into the kubeconfig (the load balancer's API address).
+    pub server: String,
+    /// Names and addresses the serving certificate covers.
+    pub san: Vec<String>,
+    pub kubeconfig: PathBuf,
+}
+
+/// The simulated cluster: store plus timeline state.
+pub struct Sim {
+    pub store: store::Store,
+    pub config: Arc<SimConfig>,
+    pub reachable_at: Option<Instant>,
+    pub bootstrap_done: bool,
+    pub joins: BTreeMap<String, timeline::Join>,
+    pub operators_at: Option<Instant>,
+    pub operators_done: bool,
+    pub pod_ready_at: BTreeMap<String, Instant>,
+    names: u64,
+    ca: Issuer<'static, KeyPair>,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig, ca: Issuer<'static, KeyPair>) -> Sim {
+        let mut sim = Sim {
+            store: store::Store::default(),
+            config: Arc::new(config),
+            reachable_at: None,
+            bootstrap_done: false,
+            joins: BTreeMap::new(),
+            operators_at: None,
+            operators_done: false,
+            pod_ready_at: BTreeMap::new(),
+            names: 0,
+            ca,
+        };
+        sim.seed();
+        sim
+    }
+
+    /// `prefix` + five characters, unique in this run (like the API server's generateName).
+    pub fn generate_name(&mut self, prefix: &str) -> String {
+        self.names += 1;
+        let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut n = self.names * 7919 + 12345;
+        let mut s = String::from(prefix);
+        for _ in 0..5 {
+            s.push(alphabet[(n % alphabet.len() as u64) as usize] as char);
+            n /= alphabet.len() as u64;
+        }
+        s
+    }
+
+    /// A write happened: advance the timeline at once so readers see its consequences promptly.
+    pub fn changed(&mut self) {
+        self.tick(Instant::now());
+    }
+}
+
+fn random_token() -> Result<String, SimError> {
+    use std::io::Read;
+    let mut b = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| SimError::Io { path: "/dev/urandom".into(), message: e.to_string() })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+struct Tls {
+    ca_pem: String,
+    server: rustls::ServerConfig,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn tls(san: &[String]) -> Result<Tls, SimError> {
+    let e = |e: rcgen::Error| SimError::Tls(e.to_string());
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "groundwork-kubesim-ca");
+    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().map_err(e)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+    for s in san {
+        params.subject_alt_names.push(match s.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(s.as_str().try_into().map_err(e)?),
+        });
+    }
+    let cert = params.signed_by(&key, &issuer).map_err(e)?;
+    let chain = vec![cert.der().clone()];
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|m| SimError::Tls(m.to_string()))?;
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|m| SimError::Tls(m.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|m| SimError::Tls(m.to_string()))?;
+    Ok(Tls { ca_pem: ca_cert.pem(), server, issuer })
+}
+
+fn write_kubeconfig(cfg: &SimConfig, ca_pem: &str, token: &str) -> Result<(), SimError> {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n    certificate-authority-data: {b64}\n\
+         users:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: admin\n  context:\n    cluster: sim\n    user: admin\n\
+         current-context: admin\n",
+        cfg.server
+    );
+    let io = |e: std::io::Error| SimError::Io { path: cfg.kubeconfig.display().to_string(), message: e.to_string() };
+    let tmp = cfg.kubeconfig.with_extension("tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+    }
+    // Written last and atomically: its presence means the simulator is serving.
+    std::fs::rename(&tmp, &cfg.kubeconfig).map_err(io)
+}
+
+/// Bind in a named network namespace: a thread enters it, binds, and leaves the socket behind.
+fn bind(l: &Listen) -> Result<std::net::TcpListener, SimError> {
+    let what = format!("{}{}", l.netns.as_deref().map(|n| format!("{n}/")).unwrap_or_default(), l.addr);
+    let err = |m: String| SimError::Listen(what.clone(), m);
+    let Some(ns) = l.netns.clone() else {
+        return std::net::TcpListener::bind(l.addr).map_err(|e| err(e.to_string()));
+    };
+    let addr = l.addr;
+    std::thread::spawn(move || -> Result<std::net::TcpListener, String> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).map_err(|e| format!("/run/netns/{ns}: {e}"))?;
+        // SAFETY: setns on this thread only; the fd is valid for the call.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(format!("setns: {}", std::io::Error::last_os_error()));
+        }
+        std::net::TcpListener::bind(addr).map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| err("binding thread panicked".into()))?
+    .map_err(err)
+}
+
+type Body = Full<Bytes>;
+
+async fn serve_request(
+    sim: Arc<Mutex<Sim>>,
+    token: Arc<String>,
+    listener: Arc<String>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Body>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts.uri.path().to_string();
+    let reply = |code: u16, ctype: &str, bytes: Vec<u8>| {
+        let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+        *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        Ok(r)
+    };
+    match path.as_str() {
+        "/readyz" | "/healthz" | "/livez" => return reply(200, "text/plain", b"ok".to_vec()),
+        // Which listener answered: lets a test see where the load balancer sent a connection.
+        "/sim/whoami" => return reply(200, "text/plain", format!("{listener}\n").into_bytes()),
+        _ => {}
+    }
+    let authorized = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token.as_str());
+    if !authorized {
+        let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                      "message": "Unauthorized", "reason": "Unauthorized", "code": 401});
+        return reply(401, "application/json", body.to_string().into_bytes());
+    }
+    let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut sim = sim.lock().await;
+    if sim.reachable_at.is_none() {
+        sim.reachable_at = Some(Instant::now());
+    }
+    sim.tick(Instant::now());
+    let resp = api::handle(
+        &mut sim,
+        &api::Request {
+            method: parts.method.as_str(),
+            path: &path,
+            query: parts.uri.query().unwrap_or(""),
+            content_type,
+            body: &body,
+        },
+    );
+    reply(resp.code, "application/json", resp.body.to_string().into_bytes())
+}
+
+/// Serve until the process is killed.
+pub async fn run(config: SimConfig) -> Result<(), SimError> {
+    let tls = tls(&config.san)?;
+    let token = Arc::new(random_token()?);
+    let mut listeners = Vec::new();
+    for l in &config.listen {
+        let std_listener = bind(l)?;
+        std_listener.set_nonblocking(true).map_err(|e| SimError::Listen(l.addr.to_string(), e.to_string()))?;
+        let name = l.netns.clone().unwrap_or_else(|| l.addr.to_string());
+        let listener = tokio::net::TcpListener::from_std(std_listener)
+            .map_err(|e| SimError::Listen(name.clone(), e.to_string()))?;
+        listeners.push((name, listener));
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls.server));
+    write_kubeconfig(&config, &tls.ca_pem, &token)?;
+    let sim = Arc::new(Mutex::new(Sim::new(config, tls.issuer)));
+    let ticker = sim.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            ticker.lock().await.tick(Instant::now());
+        }
+    });
+    let mut tasks = Vec::new();
+    for (name, listener) in listeners {
+        let (sim, token, acceptor, name) = (sim.clone(), token.clone(), acceptor.clone(), Arc::new(name));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (sim, token, acceptor, name) = (sim.clone(), token.clone(), acceptor.clone(), name.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    let svc = service_fn(move |req| serve_request(sim.clone(), token.clone(), name.clone(), req));
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}

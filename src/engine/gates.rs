@@ -1,0 +1,115 @@
+//! Install gates in the engine: probe them in order (a gate passes only after every earlier one),
+//! derive the phase the inventory is expanded for, and split the resources into those that apply now
+//! and those blocked behind a gate.
+
+use groundwork_cluster::gates::{self as cluster_gates, CsrDecision};
+use groundwork_sdk::model::Environment;
+use groundwork_sdk::{Address, Gate, GateStatus, Phase, Resource};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A gate as a plan shows it: its status and what waits on it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GateReport {
+    #[serde(flatten)]
+    pub status: GateStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<Address>,
+}
+
+/// Probe the environment's gates in install order. `client` is None when no kubeconfig is set.
+pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<GateStatus> {
+    let mut out: Vec<GateStatus> = Vec::new();
+    for gate in cluster_gates::gates_for(env) {
+        if let Some(prev) = out.last().filter(|p| !p.passed) {
+            let detail = format!("waits for {}", prev.gate);
+            out.push(GateStatus { gate, passed: false, detail, notes: Vec::new() });
+            continue;
+        }
+        let mut status = match client {
+            Some(c) => cluster_gates::probe(c, env, gate).await,
+            None => GateStatus {
+                gate,
+                passed: false,
+                detail: "no cluster connection: set openshift.kubeconfig or KUBECONFIG".into(),
+                notes: Vec::new(),
+            },
+        };
+        if let (Gate::WorkersJoined, false, Some(c)) = (gate, status.passed, client) {
+            // Read-only here: what apply would approve and what it refuses.
+            if let Ok(decisions) = cluster_gates::review_csrs(c, env, false).await {
+                status.notes = decisions.iter().map(CsrDecision::describe).collect();
+            }
+        }
+        out.push(status);
+    }
+    out
+}
+
+pub fn phase_of(statuses: &[GateStatus]) -> Phase {
+    Phase { passed: statuses.iter().filter(|s| s.passed).map(|s| s.gate).collect() }
+}
+
+/// Resources that apply in `phase`, and those blocked behind a gate that has not passed. A resource
+/// whose `until` gate has passed is left out (if it was applied before, it is deleted as an orphan).
+pub fn partition(resources: Vec<Resource>, phase: &Phase) -> (Vec<Resource>, BTreeMap<Gate, Vec<Address>>) {
+    let mut active = Vec::new();
+    let mut blocked: BTreeMap<Gate, Vec<Address>> = BTreeMap::new();
+    for r in resources {
+        if r.lifecycle.until.is_some_and(|g| phase.passed(g)) {
+            continue;
+        }
+        match r.lifecycle.after {
+            Some(g) if !phase.passed(g) => blocked.entry(g).or_default().push(r.address),
+            _ => active.push(r),
+        }
+    }
+    (active, blocked)
+}
+
+pub fn reports(statuses: Vec<GateStatus>, mut blocked: BTreeMap<Gate, Vec<Address>>) -> Vec<GateReport> {
+    statuses
+        .into_iter()
+        .map(|status| {
+            let blocked = blocked.remove(&status.gate).unwrap_or_default();
+            GateReport { status, blocked }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str) -> Resource {
+        Resource::new(Address::new("t", "r", None, name), serde_json::json!({})).unwrap()
+    }
+
+    #[test]
+    fn partition_follows_after_and_until() {
+        let all = vec![
+            r("always"),
+            r("bootstrap-only").until(Gate::BootstrapComplete),
+            r("day2").after(Gate::InstallComplete),
+        ];
+        let (active, blocked) = partition(all.clone(), &Phase::default());
+        let names: Vec<&str> = active.iter().map(|r| r.address.name.as_str()).collect();
+        assert_eq!(names, ["always", "bootstrap-only"]);
+        assert_eq!(blocked[&Gate::InstallComplete][0].name, "day2");
+        let phase = Phase {
+            passed: [Gate::BootstrapComplete, Gate::MastersReady, Gate::WorkersJoined, Gate::InstallComplete].into(),
+        };
+        let (active, blocked) = partition(all, &phase);
+        let names: Vec<&str> = active.iter().map(|r| r.address.name.as_str()).collect();
+        assert_eq!(names, ["always", "day2"]);
+        assert!(blocked.is_empty());
+    }
+
+    #[test]
+    fn phase_counts_only_passed_gates() {
+        let s = |gate, passed| GateStatus { gate, passed, detail: String::new(), notes: vec![] };
+        let p = phase_of(&[s(Gate::BootstrapComplete, true), s(Gate::MastersReady, false)]);
+        assert!(p.passed(Gate::BootstrapComplete));
+        assert!(!p.passed(Gate::MastersReady));
+    }
+}
