@@ -56,12 +56,22 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
 /// Apply what is unblocked, wait for the next gate, re-plan for the phase it opens, and so on until
 /// nothing is left; a gate that times out stops the run (a re-run resumes from the cluster's state).
 async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>) -> Result<u8> {
-    loop {
+    // Each round opens at least one gate or settles a phase; more rounds than that means gates flap.
+    let max_rounds = 4 * (plan.gates.len() + 1);
+    for _ in 0..max_rounds {
         if !plan.is_empty() {
             apply_plan(ws, &plan).await?;
         }
         let fresh = ws.plan().await?;
-        check_read_back(&plan, &fresh)?;
+        if passed(&fresh) == passed(&plan) {
+            check_read_back(&plan, &fresh)?;
+        } else {
+            for g in plan.gates.iter().filter(|g| g.status.passed) {
+                if fresh.gates.iter().any(|f| f.status.gate == g.status.gate && !f.status.passed) {
+                    println!("note: gate {} no longer holds: {}", g.status.gate, fresh_detail(&fresh, g.status.gate));
+                }
+            }
+        }
         if !fresh.is_empty() {
             // A gate passed meanwhile (or the phase moved on): the next phase's changes.
             print!("{}", render::text::plan(&fresh, stdout_color()));
@@ -78,6 +88,17 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
             print!("{}", render::text::plan(&plan, stdout_color()));
         }
     }
+    Err(Error::Usage(format!(
+        "the install gates did not settle after {max_rounds} rounds (a gate keeps passing and failing); see the plan"
+    )))
+}
+
+fn passed(plan: &Plan) -> Vec<Gate> {
+    plan.gates.iter().filter(|g| g.status.passed).map(|g| g.status.gate).collect()
+}
+
+fn fresh_detail(plan: &Plan, gate: Gate) -> String {
+    plan.gates.iter().find(|g| g.status.gate == gate).map(|g| g.status.detail.clone()).unwrap_or_default()
 }
 
 /// Everything the plan changed must read back as desired in the fresh plan.

@@ -16,12 +16,26 @@ fn repo() -> PathBuf {
 }
 
 fn lab_sh(index: u32, verb: &str) -> Output {
+    lab_sh_with(index, &[verb], &[])
+}
+
+fn lab_sh_with(index: u32, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new("bash")
         .arg(repo().join("scripts/lab.sh"))
-        .arg(verb)
+        .args(args)
         .env("GW_LAB_INDEX", index.to_string())
+        .envs(env.iter().copied())
         .output()
         .expect("run scripts/lab.sh")
+}
+
+fn must(out: Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Lab {
@@ -29,19 +43,44 @@ impl Lab {
     pub fn up(base: u32, counter: &AtomicU32) -> Lab {
         let index = base + counter.fetch_add(1, Ordering::SeqCst);
         assert!(index <= 250, "lab index {index} out of range");
-        let out = lab_sh(index, "up");
-        assert!(
-            out.status.success(),
-            "lab {index} did not come up:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        must(lab_sh(index, "up"), &format!("lab {index} did not come up"));
+        Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml"])
+    }
+
+    /// A lab whose API is the project's simulator (started with `sim_env`, e.g. GW_SIM_HOSTILE), served
+    /// on the bootstrap and master stand-ins behind haproxy; the environment includes openshift.yaml.
+    pub fn up_with_cluster(base: u32, counter: &AtomicU32, sim_env: &[(&str, &str)]) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        must(lab_sh_with(index, &["up"], &[("GW_LAB_API", "sim")]), &format!("lab {index} did not come up"));
+        let mut env = vec![("GW_LAB_API", "sim")];
+        env.extend_from_slice(sim_env);
+        must(
+            lab_sh_with(index, &["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")], &env),
+            &format!("the simulator of lab {index} did not start"),
         );
+        let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"]);
+        let manifests = lab.env.path().join("cluster");
+        std::fs::create_dir_all(&manifests).expect("mkdir cluster");
+        for e in std::fs::read_dir(repo().join("environments/lab/cluster")).expect("read manifests") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, manifests.join(p.file_name().expect("name"))).expect("copy manifest");
+        }
+        lab
+    }
+
+    fn with_env(index: u32, files: &[&str]) -> Lab {
         let env = tempfile::tempdir().expect("tempdir");
-        for f in ["environment.yaml", "nodes.yaml", "services.yaml"] {
+        for f in files {
             let text = std::fs::read_to_string(repo().join("environments/lab").join(f)).expect("read lab env");
             std::fs::write(env.path().join(f), Lab::rewrite_for(index, &text)).expect("write lab env");
         }
         Lab { index, env }
+    }
+
+    /// The simulator's kubeconfig (written by `scripts/lab.sh sim`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state().join("kubeconfig")
     }
 
     /// Lab 0's addresses, MACs and paths → this lab's.

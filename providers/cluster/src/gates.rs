@@ -74,6 +74,20 @@ async fn probe_inner(client: &Client, env: &Environment, gate: Gate) -> Result<G
         Gate::WorkersJoined => nodes_ready(client, gate, &names(env, &[NodeRole::Worker, NodeRole::Infra])).await?,
         Gate::InstallComplete => install_complete(client).await?,
         Gate::RouterOnInfra => {
+            // Pods that happen to sit on infra nodes do not count until the router is placed there.
+            let ic = Api::<DynamicObject>::namespaced_with(
+                client.clone(),
+                "openshift-ingress-operator",
+                &ApiResource::from_gvk(&GroupVersionKind::gvk("operator.openshift.io", "v1", "IngressController")),
+            )
+            .get_opt("default")
+            .await?;
+            let placed = ic.is_some_and(|ic| {
+                ic.data["spec"]["nodePlacement"]["nodeSelector"]["matchLabels"].get(crate::INFRA_LABEL).is_some()
+            });
+            if !placed {
+                return Ok(status(gate, false, "IngressController default does not select the infra nodes yet"));
+            }
             let infra: BTreeSet<String> = names(env, &[NodeRole::Infra]).into_iter().collect();
             let pods = Api::<Pod>::namespaced(client.clone(), "openshift-ingress")
                 .list(&ListParams::default().labels(ROUTER_SELECTOR))

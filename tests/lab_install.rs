@@ -1,0 +1,181 @@
+//! The whole install on the lab: real sshd, named, dhcpd, haproxy, nginx and firewalld, and the
+//! project's Kubernetes API simulator (there is no OpenShift here) served on the bootstrap and master
+//! stand-ins behind haproxy. One `groundwork apply` goes from empty hosts to day 2.
+
+mod common;
+
+use common::groundwork;
+use common::lab::Lab;
+use groundwork_cluster::csr;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::Api;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 110;
+const HOSTILE: &str = "undeclared-node serving-bad-ip client-wrong-requestor";
+
+fn workers(lab: &Lab) -> BTreeMap<String, String> {
+    [("w1", 31), ("w2", 32), ("w3", 33), ("i1", 41), ("i2", 42)]
+        .iter()
+        .map(|(n, ip)| (format!("{n}.lab.example.test"), lab.ip(*ip)))
+        .collect()
+}
+
+/// Which listener answered an HTTPS request through the load balancer's API address.
+fn api_backend(lab: &Lab) -> String {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "5", &format!("https://{}:6443/sim/whoami", lab.ip(4))])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Which ingress stand-in answered a TCP connection through the load balancer.
+fn ingress_backend(lab: &Lab, port: u16) -> String {
+    let script = format!("exec 3<>/dev/tcp/{}/{port}; echo hello >&3; head -1 <&3", lab.ip(4));
+    let out = Command::new("timeout").args(["5", "bash", "-c", &script]).output().expect("bash");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn ingress_controller() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("operator.openshift.io", "v1", "IngressController"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout() {
+    let lab = Lab::up_with_cluster(BASE, &NEXT, &[("GW_SIM_HOSTILE", HOSTILE), ("GW_SIM_BOOTSTRAP_MS", "3000")]);
+    let env = lab.env_str();
+
+    // Before anything: the API is not reachable through the LB, and the plan says so.
+    let plan = groundwork(&["plan", env, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("bootstrap-complete  API not answering"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("waiting on it: 7 resource(s)"), "{}", plan.stdout);
+
+    // A gate that times out stops the run; what is behind it is not applied.
+    let first = groundwork(&["apply", env, "--auto-approve", "--gate-timeout", "1s"]);
+    assert_eq!(first.code, 1, "{}{}", first.stdout, first.stderr);
+    assert!(
+        first.stderr.contains("gate bootstrap-complete has not passed after 1s")
+            && first.stderr.contains("run apply again to resume"),
+        "{}",
+        first.stderr
+    );
+    let cfg = lab.ssh_ok("lb1", "cat /etc/haproxy/haproxy.cfg");
+    assert!(cfg.contains(&format!("server bs {}:6443", lab.ip(11))), "bootstrap still in the LB:\n{cfg}");
+
+    // The re-run resumes and goes all the way.
+    let run = groundwork(&["apply", env, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for gate in ["bootstrap-complete", "workers-joined", "router-on-infra"] {
+        assert!(run.stdout.contains(&format!("✓ {gate}")), "{gate}:\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("Verified: a fresh plan shows no changes."), "{}", run.stdout);
+    // Hostile CSRs are refused and reported with the reason.
+    for reason in [
+        "node \"x9.lab.example.test\" is not declared in the inventory",
+        "not the node-bootstrapper service account",
+        &format!("SAN IPs {{{}}} differ from the inventory's {{{}}}", lab.ip(199), lab.ip(31)),
+    ] {
+        assert!(run.stdout.contains(reason), "{reason}:\n{}", run.stdout);
+    }
+
+    // A second plan: nothing to do, nothing waiting.
+    let again = groundwork(&["plan", env, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+
+    // Exactly the declared nodes' CSRs were approved: a client and a serving one each.
+    let client = groundwork::transport::cluster::client(&lab.kubeconfig()).await.unwrap();
+    let declared = workers(&lab);
+    let mut approved: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for c in Api::<CertificateSigningRequest>::all(client.clone()).list(&ListParams::default()).await.unwrap().items {
+        let facts = csr::parse_request(&c.spec.request.0).unwrap();
+        let node = facts.common_names[0].trim_start_matches("system:node:").to_string();
+        let is_approved = c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+            cs.iter().any(|x| x.type_ == "Approved" && x.status == "True")
+        });
+        if is_approved {
+            assert!(declared.contains_key(&node), "approved an undeclared node's CSR: {node}");
+            if c.spec.signer_name == csr::SERVING_SIGNER {
+                assert_eq!(facts.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(), vec![declared[&node].clone()]);
+            } else {
+                assert_eq!(c.spec.username.as_deref(), Some(csr::BOOTSTRAPPER));
+            }
+            *approved.entry(node).or_default() += 1;
+        } else {
+            pending.push((node, c.spec.username.clone().unwrap_or_default()));
+        }
+    }
+    assert_eq!(approved, declared.keys().map(|n| (n.clone(), 2)).collect::<BTreeMap<_, _>>());
+    assert_eq!(pending.len(), 3, "the three hostile CSRs stay pending: {pending:?}");
+
+    // Every declared node is Ready; the infra nodes carry the label and both taints.
+    let nodes = Api::<Node>::all(client.clone());
+    for name in ["i1.lab.example.test", "i2.lab.example.test"] {
+        let n = nodes.get(name).await.unwrap();
+        assert_eq!(n.metadata.labels.as_ref().unwrap().get("node-role.kubernetes.io/infra").map(String::as_str), Some(""));
+        let taints: Vec<String> = n
+            .spec
+            .unwrap()
+            .taints
+            .unwrap()
+            .iter()
+            .map(|t| format!("{}={}:{}", t.key, t.value.clone().unwrap_or_default(), t.effect))
+            .collect();
+        assert_eq!(taints, ["infra=reserved:NoSchedule", "infra=reserved:NoExecute"]);
+    }
+    let w1 = nodes.get("w1.lab.example.test").await.unwrap();
+    assert!(!w1.metadata.labels.unwrap().contains_key("node-role.kubernetes.io/infra"));
+
+    // Day-2 objects: router on infra, registry managed on its PVC, monitoring on infra.
+    let ic = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller())
+        .get("default")
+        .await
+        .unwrap();
+    assert_eq!(ic.data["spec"]["nodePlacement"]["nodeSelector"]["matchLabels"]["node-role.kubernetes.io/infra"], "");
+    let reg = ApiResource::from_gvk(&GroupVersionKind::gvk("imageregistry.operator.openshift.io", "v1", "Config"));
+    let reg = Api::<DynamicObject>::all_with(client.clone(), &reg).get("cluster").await.unwrap();
+    assert_eq!(reg.data["spec"]["managementState"], "Managed");
+    assert_eq!(reg.data["spec"]["storage"]["pvc"]["claim"], "image-registry-storage");
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), "openshift-image-registry")
+        .get("image-registry-storage")
+        .await
+        .unwrap();
+    assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"), "bound to the declared StorageClass");
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "openshift-monitoring").get("cluster-monitoring-config").await.unwrap();
+    assert!(cm.data.unwrap()["config.yaml"].contains("node-role.kubernetes.io/infra"));
+
+    // The load balancer: bootstrap gone (file and TCP), 80/443 on the infra nodes only.
+    let cfg = lab.ssh_ok("lb1", "cat /etc/haproxy/haproxy.cfg");
+    assert!(!cfg.contains("server bs "), "bootstrap left the LB:\n{cfg}");
+    for _ in 0..9 {
+        let b = api_backend(&lab);
+        assert!(["m1", "m2", "m3"].iter().any(|m| b == format!("gw{}-{m}", lab.index)), "API answered by {b:?}");
+    }
+    for port in [80, 443] {
+        let b = ingress_backend(&lab, port);
+        assert!(b == format!("i1/{port}") || b == format!("i2/{port}"), "ingress {port} answered by {b:?}");
+    }
+
+    // Someone else changes a field groundwork manages: only that field shows, and apply puts it back.
+    let ics = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller());
+    let theirs = serde_json::json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+                                    "metadata": {"name": "default", "namespace": "openshift-ingress-operator"},
+                                    "spec": {"replicas": 5}});
+    ics.patch("default", &PatchParams::apply("someone-else").force(), &Patch::Apply(&theirs)).await.unwrap();
+    let drift = groundwork(&["plan", env, "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    assert!(drift.stdout.contains("~ spec.replicas: 5 → 2"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{}", drift.stdout);
+    assert!(!drift.stdout.contains("managedFields") && !drift.stdout.contains("status"), "{}", drift.stdout);
+    let fix = groundwork(&["apply", env, "--auto-approve"]);
+    assert_eq!(fix.code, 0, "{}{}", fix.stdout, fix.stderr);
+    assert_eq!(ics.get("default").await.unwrap().data["spec"]["replicas"], 2);
+}
