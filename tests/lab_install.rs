@@ -98,9 +98,11 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     for c in Api::<CertificateSigningRequest>::all(client.clone()).list(&ListParams::default()).await.unwrap().items {
         let facts = csr::parse_request(&c.spec.request.0).unwrap();
         let node = facts.common_names[0].trim_start_matches("system:node:").to_string();
-        let is_approved = c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-            cs.iter().any(|x| x.type_ == "Approved" && x.status == "True")
-        });
+        let is_approved = c
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|x| x.type_ == "Approved" && x.status == "True"));
         if is_approved {
             assert!(declared.contains_key(&node), "approved an undeclared node's CSR: {node}");
             if c.spec.signer_name == csr::SERVING_SIGNER {
@@ -120,7 +122,10 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     let nodes = Api::<Node>::all(client.clone());
     for name in ["i1.lab.example.test", "i2.lab.example.test"] {
         let n = nodes.get(name).await.unwrap();
-        assert_eq!(n.metadata.labels.as_ref().unwrap().get("node-role.kubernetes.io/infra").map(String::as_str), Some(""));
+        assert_eq!(
+            n.metadata.labels.as_ref().unwrap().get("node-role.kubernetes.io/infra").map(String::as_str),
+            Some("")
+        );
         let taints: Vec<String> = n
             .spec
             .unwrap()
@@ -149,7 +154,10 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
         .await
         .unwrap();
     assert_eq!(pvc.status.unwrap().phase.as_deref(), Some("Bound"), "bound to the declared StorageClass");
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), "openshift-monitoring").get("cluster-monitoring-config").await.unwrap();
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "openshift-monitoring")
+        .get("cluster-monitoring-config")
+        .await
+        .unwrap();
     assert!(cm.data.unwrap()["config.yaml"].contains("node-role.kubernetes.io/infra"));
 
     // The load balancer: bootstrap gone (file and TCP), 80/443 on the infra nodes only.
@@ -165,7 +173,8 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     }
 
     // Someone else changes a field groundwork manages: only that field shows, and apply puts it back.
-    let ics = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller());
+    let ics =
+        Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller());
     let theirs = serde_json::json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
                                     "metadata": {"name": "default", "namespace": "openshift-ingress-operator"},
                                     "spec": {"replicas": 5}});

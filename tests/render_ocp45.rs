@@ -57,3 +57,22 @@ fn haproxy_cfg() {
     assert!(servers.contains("server i1 in backend ingress-https (172.16.0.41:443)")); // offline render only
     assert!(!servers.iter().any(|s| s.contains("backend ingress-https") && s.ends_with(":80)")));
 }
+
+/// Day 2 of the reference install: bootstrap out of the LB, 80/443 on the infra nodes only (seed §8),
+/// and the cluster objects §8 makes by hand.
+#[test]
+fn day_two() {
+    let loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    let rs = config::expand::resources_for(&loaded, &groundwork_sdk::Phase::all()).unwrap();
+    let cfg: ManagedFile = find(&rs, "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_haproxy_cfg_day2", cfg.content);
+    let cluster: Vec<(String, serde_json::Value)> = rs
+        .iter()
+        .filter(|r| r.address.provider == "cluster")
+        .map(|r| {
+            assert_eq!(r.lifecycle.after, Some(groundwork_sdk::Gate::InstallComplete), "{}", r.address);
+            (r.address.to_string(), r.spec.clone())
+        })
+        .collect();
+    insta::assert_json_snapshot!("ocp45_cluster_objects", cluster);
+}

@@ -168,3 +168,39 @@ pub fn apply_report(report: &ApplyReport, color: bool) -> String {
     let _ = writeln!(out, "\nApply: {applied} done, {} failed or skipped.", report.failed());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::gates::GateReport;
+    use crate::engine::plan::PLAN_FORMAT_VERSION;
+    use groundwork_sdk::{Address, Gate, GateStatus};
+
+    fn gate(gate: Gate, passed: bool, detail: &str) -> GateReport {
+        GateReport { status: GateStatus { gate, passed, detail: detail.into(), notes: vec![] }, blocked: vec![] }
+    }
+
+    #[test]
+    fn a_plan_with_nothing_to_do_now_lists_the_gates_and_what_waits() {
+        let mut workers = gate(Gate::WorkersJoined, false, "4 of 5 Ready: i2.lab.example.test has no Node");
+        workers.status.notes =
+            vec!["CSR csr-x from system:serviceaccount:default:intruder refused: not the node-bootstrapper".into()];
+        let mut install = gate(Gate::InstallComplete, false, "waits for workers-joined");
+        install.blocked = vec![Address::new("cluster", "node", None, "i1.lab.example.test")];
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: "lab".into(),
+            changes: vec![],
+            observed: Default::default(),
+            gates: vec![
+                gate(Gate::BootstrapComplete, true, "API v1.33.5 answers; bootstrap complete"),
+                gate(Gate::MastersReady, true, "3 of 3 Ready"),
+                workers,
+                install,
+            ],
+        };
+        assert!(!plan.is_converged());
+        assert_eq!(plan.next_gate().map(|g| g.status.gate), Some(Gate::WorkersJoined));
+        insta::assert_snapshot!(super::plan(&plan, false));
+    }
+}
