@@ -187,4 +187,28 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     let fix = groundwork(&["apply", env, "--auto-approve"]);
     assert_eq!(fix.code, 0, "{}{}", fix.stdout, fix.stderr);
     assert_eq!(ics.get("default").await.unwrap().data["spec"]["replicas"], 2);
+
+    // Taken out of the inventory: a field groundwork set is released (the object stays), an object it
+    // created is deleted.
+    let os = lab.env_dir().join("openshift.yaml");
+    let text = std::fs::read_to_string(&os).unwrap();
+    let text =
+        text.replace("  ingress_replicas: 2\n", "").replace("monitoring_on_infra: true", "monitoring_on_infra: false");
+    std::fs::write(&os, text).unwrap();
+    let out = groundwork(&["plan", env]);
+    assert!(out.stdout.contains("- spec.replicas: no longer in the inventory (released)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("- cluster.object[ConfigMap/openshift-monitoring/cluster-monitoring-config]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Plan: 0 to add, 1 to change, 1 to destroy."), "{}", out.stdout);
+    let fix = groundwork(&["apply", env, "--auto-approve"]);
+    assert_eq!(fix.code, 0, "{}{}", fix.stdout, fix.stderr);
+    let ic = ics.get("default").await.unwrap();
+    assert!(ic.data["spec"].get("replicas").is_none(), "released: {}", ic.data["spec"]);
+    assert!(ic.data["spec"].get("nodePlacement").is_some(), "still placed on infra: {}", ic.data["spec"]);
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "openshift-monitoring");
+    assert!(cms.get_opt("cluster-monitoring-config").await.unwrap().is_none(), "deleted");
+    assert_eq!(groundwork(&["plan", env, "--detailed-exitcode"]).code, 0);
 }

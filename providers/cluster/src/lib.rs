@@ -232,7 +232,12 @@ impl Provider for ClusterProvider {
                 None => None,
                 Some(obj) => {
                     let v = serde_json::to_value(&obj).map_err(|e| Error::failed(&r.address, e.to_string()))?;
-                    Some(objects::project(&v, &r.spec))
+                    let mut seen = objects::project(&v, &r.spec);
+                    let released = objects::released(&v, &r.spec, FIELD_MANAGER);
+                    if !released.is_empty() {
+                        seen[objects::RELEASE_KEY] = json!(released);
+                    }
+                    Some(seen)
                 }
             });
         }
@@ -240,15 +245,30 @@ impl Provider for ClusterProvider {
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let same = matches!((desired, actual), (Some(d), Some(a)) if d == a);
-        let mut change = Change::compare(address.clone(), desired, actual, same);
+        let releases: Vec<String> = actual
+            .and_then(|a| a.get(objects::RELEASE_KEY))
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let mut seen = actual.cloned();
+        if let Some(Value::Object(m)) = &mut seen {
+            m.remove(objects::RELEASE_KEY);
+        }
+        let same = releases.is_empty() && matches!((desired, &seen), (Some(d), Some(a)) if d == a);
+        let mut change = Change::compare(address.clone(), desired, seen.as_ref(), same);
         let secret = |v: Option<&Value>| v.is_some_and(|v| v["kind"] == "Secret");
         change.sensitive = secret(desired) || secret(actual);
         if change.sensitive {
             return Ok(change);
         }
-        match (change.action, desired, actual) {
-            (Action::Update, Some(d), Some(a)) => change.details = objects::field_details(d, a),
+        match (change.action, desired, seen.as_ref()) {
+            (Action::Update, Some(d), Some(a)) => {
+                change.details = objects::field_details(d, a);
+                change.details.extend(
+                    releases
+                        .iter()
+                        .map(|p| groundwork_sdk::Detail::remove(format!("{p}: no longer in the inventory (released)"))),
+                );
+            }
             (Action::Delete, None, Some(a)) if objects::released_not_deleted(a) => {
                 change.details = vec![groundwork_sdk::Detail::remove("release groundwork's fields (the object stays)")]
             }

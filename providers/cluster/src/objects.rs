@@ -55,6 +55,68 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// Key under which `read` reports fields groundwork still owns on the live object but no longer sets.
+pub const RELEASE_KEY: &str = "groundworkReleases";
+
+/// Leaf field paths an object sets (maps recurse; scalars and lists are leaves), without its identity.
+pub fn leaf_paths(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    walk(x, &if at.is_empty() { k.clone() } else { format!("{at}.{k}") }, out);
+                }
+            }
+            Value::Object(_) => {}
+            _ => out.push(at.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, "", &mut out);
+    out.retain(|p| !matches!(p.as_str(), "apiVersion" | "kind" | "metadata.name" | "metadata.namespace"));
+    out
+}
+
+/// Leaf paths a manager owns according to `metadata.managedFields` (FieldsV1): a path ends where a
+/// node has no `f:` children (list items and set members belong to their list).
+pub fn owned_paths(live: &Value, manager: &str) -> Vec<String> {
+    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+        let children: Vec<(&String, &Value)> =
+            v.as_object().map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect()).unwrap_or_default();
+        if children.is_empty() {
+            if !at.is_empty() {
+                out.push(at.to_string());
+            }
+            return;
+        }
+        for (k, x) in children {
+            let k = &k[2..];
+            walk(x, &if at.is_empty() { k.to_string() } else { format!("{at}.{k}") }, out);
+        }
+    }
+    let mut out = Vec::new();
+    for entry in live["metadata"]["managedFields"].as_array().into_iter().flatten() {
+        if entry["manager"] == manager && entry["operation"] == "Apply" {
+            walk(&entry["fieldsV1"], "", &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Fields `manager` owns on `live` that `desired` no longer sets: the next apply releases them.
+pub fn released(live: &Value, desired: &Value, manager: &str) -> Vec<String> {
+    let wanted = leaf_paths(desired);
+    owned_paths(live, manager)
+        .into_iter()
+        .filter(|p| !matches!(p.as_str(), "metadata.name" | "metadata.namespace" | "apiVersion" | "kind"))
+        .filter(|p| {
+            !wanted.iter().any(|w| w == p || w.starts_with(&format!("{p}.")) || p.starts_with(&format!("{w}.")))
+        })
+        .collect()
+}
+
 /// `apiVersion` split into (group, version); the core group is "".
 pub fn group_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
@@ -129,6 +191,24 @@ mod tests {
         assert!(d.iter().any(|x| x.text == "spec.x: {\"y\":1}"));
         assert!(d.iter().any(|x| x.text.starts_with("spec.taints: ")));
         assert!(field_details(&shape, &project(&shape, &shape)).is_empty());
+    }
+
+    #[test]
+    fn fields_owned_but_no_longer_set_are_released() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "groundwork", "operation": "Apply", "fieldsV1": {
+                "f:metadata": {"f:labels": {"f:infra": {}}},
+                "f:spec": {".": {}, "f:replicas": {}, "f:nodePlacement": {"f:tolerations": {}}}}},
+            {"manager": "kubelet", "operation": "Update", "fieldsV1": {"f:status": {"f:phase": {}}}}
+        ]}});
+        assert_eq!(
+            owned_paths(&live, "groundwork"),
+            ["metadata.labels.infra", "spec.nodePlacement.tolerations", "spec.replicas"]
+        );
+        let desired = json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "a", "labels": {"infra": ""}},
+                             "spec": {"nodePlacement": {"tolerations": []}}});
+        assert_eq!(released(&live, &desired, "groundwork"), ["spec.replicas"]);
+        assert!(released(&live, &desired, "someone").is_empty());
     }
 
     #[test]
