@@ -78,6 +78,16 @@ impl Lab {
         Lab { index, env }
     }
 
+    /// Run a shell command inside an infra host's namespaces (net, mount, UTS, PID) without SSH: for
+    /// faults that take SSH away. Only that host's processes are visible to it.
+    pub fn in_host(&self, host: &str, command: &str) -> Output {
+        let pid = std::fs::read_to_string(self.state().join("hosts").join(host).join("init.pid")).expect("init.pid");
+        Command::new("nsenter")
+            .args(["-t", pid.trim(), "-n", "-m", "-u", "-p", "--", "sh", "-c", command])
+            .output()
+            .expect("nsenter")
+    }
+
     /// The simulator's kubeconfig (written by `scripts/lab.sh sim`).
     pub fn kubeconfig(&self) -> PathBuf {
         self.state().join("kubeconfig")
