@@ -74,10 +74,15 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD... : poll a condition
   done
 }
 
-is_up() {
+# Up in any API mode.
+is_running() {
   [ -f "$state/up" ] || return 1
-  [ "$(cat "$state/api-mode" 2>/dev/null)" = "$api_mode" ] || return 1
   local h; for e in "${infra[@]}"; do read -r h _ <<<"$e"; init_alive "$h" || return 1; done
+}
+
+# Up in the API mode asked for (GW_LAB_API).
+is_up() {
+  is_running && [ "$(cat "$state/api-mode" 2>/dev/null)" = "$api_mode" ]
 }
 
 up() {
@@ -191,8 +196,8 @@ down() {
 }
 
 status() {
-  if ! is_up; then echo "lab $idx: down"; return 3; fi
-  echo "lab $idx: up (bridge $br, $net.0/24, state $state)"
+  if ! is_running; then echo "lab $idx: down"; return 3; fi
+  echo "lab $idx: up (bridge $br, $net.0/24, API $(cat "$state/api-mode" 2>/dev/null), state $state)"
   local e h ip
   for e in "${infra[@]}"; do
     read -r h ip roles _ <<<"$e"

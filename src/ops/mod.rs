@@ -81,14 +81,16 @@ impl Workspace {
         let started = std::time::Instant::now();
         let before = self.hosts.round_trips().await;
         let statuses = self.gates().await?;
+        let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
         let (active, blocked) = gates::partition(config::expand::resources_for(&self.loaded, &phase)?, &phase);
         let (desired, _) = self.scope.select(&active);
         let waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
-        let gate_time = started.elapsed();
+        let expand_time = started.elapsed() - gate_time;
+        let refreshing = std::time::Instant::now();
         let refreshed =
             refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, &self.scope).await?;
-        let refresh_time = started.elapsed() - gate_time;
+        let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
         plan.gates = gates::reports(statuses, blocked);
@@ -99,6 +101,7 @@ impl Workspace {
             .collect();
         tracing::info!(
             gates_ms = gate_time.as_millis() as u64,
+            expand_ms = expand_time.as_millis() as u64,
             refresh_ms = refresh_time.as_millis() as u64,
             diff_ms = diffing.elapsed().as_millis() as u64,
             resources = desired.len(),

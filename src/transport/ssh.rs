@@ -318,11 +318,22 @@ impl SshTransport {
     }
 }
 
+/// `sha FILE...` (or stdin) on the host: OpenSSL's SHA-256 when present (it uses the CPU's SHA
+/// instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum), else sha256sum. Output
+/// starts with the hex digest in both cases.
+macro_rules! sha_function {
+    () => {
+        "if command -v openssl >/dev/null 2>&1; then sha() { openssl dgst -sha256 -r \"$@\"; }; else sha() { sha256sum \"$@\"; }; fi\n"
+    };
+}
+
 /// Atomic write: temp file in the target's directory, optional digest check, mode, owner and SELinux
 /// label preserved (or mode/owner set), fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group,
 /// $5 expected sha256 and $6 expected size (both may be empty).
-const WRITE_SCRIPT: &str = r#"set -e
-(set -o pipefail) 2>/dev/null && set -o pipefail
+const WRITE_SCRIPT: &str = concat!(
+    "set -e\n",
+    sha_function!(),
+    r#"(set -o pipefail) 2>/dev/null && set -o pipefail
 p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6
 d=$(dirname -- "$p")
 mkdir -p -- "$d"
@@ -330,7 +341,7 @@ t=$(mktemp -- "$d/.groundwork-XXXXXX")
 trap 'rm -f -- "$t"' EXIT
 if [ -n "$want" ]; then
   # Hash while writing (tee), on the host's other core, instead of reading the file again.
-  got=$(tee -- "$t" | sha256sum); got=${got%% *}
+  got=$(tee -- "$t" | sha); got=${got%% *}
   if [ "$got" != "$want" ]; then echo "digest after transfer is $got, expected $want" >&2; exit 3; fi
 else
   cat > "$t"
@@ -352,9 +363,10 @@ mv -f -- "$t" "$p"
 trap - EXIT
 if [ -n "$want" ]; then
   c=/var/lib/groundwork/digests; k=$c/$(printf %s "$p" | sha256sum | cut -c1-64)
-  mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$want" "$(stat -c '%s %Y %Z %i %a' -- "$p")" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null || true
+  mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$want" "$(stat -c '%s %y %i %a' -- "$p")" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null || true
 fi
-"#;
+"#
+);
 
 /// Batched read: per path `F <size>\n<bytes>`, `M\n` (missing) or `E <message>\n`.
 const READ_SCRIPT: &str = r#"for p in "$@"; do
@@ -366,24 +378,28 @@ done
 "#;
 
 /// Batched digests: per path `F <sha256> <size> <octal mode>\n`, `M\n` or `E <message>\n`. Digests are
-/// cached in /var/lib/groundwork/digests keyed by path, valid while size, mtime, ctime and inode are
-/// unchanged, so a no-change plan does not re-read large images.
-const META_SCRIPT: &str = r#"c=/var/lib/groundwork/digests
+/// cached in /var/lib/groundwork/digests keyed by path, valid while size, mtime (to the nanosecond) and
+/// inode are unchanged, so a no-change plan does not re-read large images. Not ctime: a relabel or chmod
+/// changes it without touching content, and would force a re-read of every image after each apply.
+const META_SCRIPT: &str = concat!(
+    sha_function!(),
+    r#"c=/var/lib/groundwork/digests
 for p in "$@"; do
   if [ ! -e "$p" ]; then printf 'M\n'; continue; fi
   if [ ! -f "$p" ]; then printf 'E not a regular file\n'; continue; fi
-  st=$(stat -c '%s %Y %Z %i %a' -- "$p")
+  st=$(stat -c '%s %y %i %a' -- "$p")
   k=$c/$(printf %s "$p" | sha256sum | cut -c1-64)
   sum=
   if [ -r "$k" ]; then read -r csum cst < "$k" || true; [ "$cst" = "$st" ] && sum=$csum; fi
   if [ -z "$sum" ]; then
-    if ! s=$(sha256sum -- "$p" 2>&1); then printf 'E %s\n' "$(printf %s "$s" | tr '\n' ' ')"; continue; fi
+    if ! s=$(sha "$p" 2>&1); then printf 'E %s\n' "$(printf %s "$s" | tr '\n' ' ')"; continue; fi
     sum=${s%% *}
     mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$sum" "$st" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null
   fi
   printf 'F %s %s %s\n' "$sum" "${st%% *}" "${st##* }"
 done
-"#;
+"#
+);
 
 /// One file as the read script reported it: contents, missing, or the host's reason.
 pub type ReadEntry = Result<Option<Vec<u8>>, String>;

@@ -8,7 +8,7 @@
 //! Ignition files are sensitive: their content is never shown or diffed.
 
 use async_trait::async_trait;
-use groundwork_sdk::local::sha256_file;
+use groundwork_sdk::local::{sha256_file, sha256_file_cached};
 use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff, WriteOptions,
@@ -181,7 +181,7 @@ fn file_spec(
         (Some(src), None, None) => {
             let local: PathBuf = env_dir.join(src);
             let (sha, size) =
-                sha256_file(&local).map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
+                sha256_file_cached(&local).map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
             if sensitive {
                 let modified = std::fs::metadata(&local).and_then(|m| m.modified()).ok();
                 spec.age_hours =

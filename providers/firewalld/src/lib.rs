@@ -78,12 +78,18 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
 }
 
 /// One batched read: `--list-all` of every zone, runtime and permanent, and each custom service's XML.
-/// $1 is the number of zones; then the zones; then the service names.
+/// $1 is the number of zones; then the zones; then the service names. The two firewall-cmd calls of a
+/// zone run side by side: each is mostly Python start-up (~0.35 s), so this halves the wait.
 const READ_SCRIPT: &str = r#"n=$1; shift; i=0
+t=$(mktemp -d) || exit 1
+trap 'rm -rf "$t"' EXIT
 for a in "$@"; do
   if [ "$i" -lt "$n" ]; then
-    printf '@@ZONE %s runtime\n' "$a"; firewall-cmd --zone="$a" --list-all 2>&1 || printf '@@ERR\n'
-    printf '@@ZONE %s permanent\n' "$a"; firewall-cmd --permanent --zone="$a" --list-all 2>&1 || printf '@@ERR\n'
+    { firewall-cmd --zone="$a" --list-all > "$t/r" 2>&1 || printf '@@ERR\n' >> "$t/r"; } &
+    { firewall-cmd --permanent --zone="$a" --list-all > "$t/p" 2>&1 || printf '@@ERR\n' >> "$t/p"; } &
+    wait
+    printf '@@ZONE %s runtime\n' "$a"; cat "$t/r"
+    printf '@@ZONE %s permanent\n' "$a"; cat "$t/p"
   else
     printf '@@SVC %s\n' "$a"
     if [ -f "/etc/firewalld/services/$a.xml" ]; then cat "/etc/firewalld/services/$a.xml"; echo; else printf '@@MISSING\n'; fi

@@ -67,6 +67,63 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     sha256_reader(&mut f)
 }
 
+/// Files at least this big have their digest cached locally.
+const CACHE_FROM: u64 = 1 << 20;
+
+/// Where digests of big local sources are cached: `$XDG_CACHE_HOME/groundwork/digests` or
+/// `~/.cache/groundwork/digests` (override with `GROUNDWORK_CACHE_DIR`).
+fn digest_cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("GROUNDWORK_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Some(std::path::PathBuf::from(d).join("digests"));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("groundwork").join("digests"))
+}
+
+/// sha256 of a local file, cached for big files while device, inode, size, mtime and ctime (to the
+/// nanosecond) are unchanged: a plan of a multi-GiB image does not re-read it every run. A stale entry
+/// cannot install wrong bytes: the host checks the digest of what arrives.
+pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    let (Some(dir), true) = (digest_cache_dir(), meta.len() >= CACHE_FROM) else { return sha256_file(path) };
+    let stamp = format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    );
+    let canonical = std::fs::canonicalize(path)?;
+    let entry = dir.join(hex::encode(Sha256::digest(canonical.as_os_str().as_encoded_bytes())));
+    if let Ok(text) = std::fs::read_to_string(&entry) {
+        if let Some((sum, rest)) = text.trim_end().split_once(' ') {
+            if rest == stamp && sum.len() == 64 {
+                return Ok((sum.to_string(), meta.len()));
+            }
+        }
+    }
+    let (sum, size) = sha256_file(path)?;
+    // Best effort: a cache that cannot be written only costs time.
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+        writeln!(tmp, "{sum} {stamp}")?;
+        tmp.persist(&entry).map_err(|e| e.error)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        tracing::debug!(path = %path.display(), error = %e, "digest cache not written");
+    }
+    Ok((sum, size))
+}
+
 #[async_trait]
 impl Transport for LocalTransport {
     fn host(&self) -> &str {
@@ -149,5 +206,38 @@ impl Transport for LocalTransport {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io(path, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod digest_cache_tests {
+    use super::*;
+
+    #[test]
+    fn big_files_digests_are_cached_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("GROUNDWORK_CACHE_DIR", dir.path().join("cache"));
+        let f = dir.path().join("image.raw");
+        std::fs::write(&f, vec![7u8; 2 << 20]).unwrap();
+        let real = sha256_file(&f).unwrap();
+        assert_eq!(sha256_file_cached(&f).unwrap(), real);
+        // The cached entry is what answers while the file is unchanged (planted: a fake digest).
+        let entries: Vec<_> = std::fs::read_dir(dir.path().join("cache/digests")).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+        let entry = entries[0].as_ref().unwrap().path();
+        let text = std::fs::read_to_string(&entry).unwrap();
+        let fake = "f".repeat(64);
+        std::fs::write(&entry, text.replacen(&real.0, &fake, 1)).unwrap();
+        assert_eq!(sha256_file_cached(&f).unwrap().0, fake);
+        // Same size, new content: mtime/ctime move, the digest is computed again.
+        std::fs::write(&f, vec![8u8; 2 << 20]).unwrap();
+        let now = sha256_file(&f).unwrap();
+        assert_ne!(now.0, real.0);
+        assert_eq!(sha256_file_cached(&f).unwrap(), now);
+        // Small files are never cached.
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"x").unwrap();
+        sha256_file_cached(&small).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path().join("cache/digests")).unwrap().count(), 1);
     }
 }

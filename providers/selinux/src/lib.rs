@@ -8,7 +8,9 @@
 //!   the served files under DIR — so that a change to those files also relabels them.
 //! - `selinux.boolean[HOST:NAME]`, `selinux.port[HOST:PROTO/PORT]`: persistent booleans and port labels.
 //!
-//! One exec per host reads everything: `semanage export`, `semanage boolean -l`/`port -l` when needed,
+//! One exec per host reads everything: the policy store's local customizations (file_contexts.local,
+//! ports.local, booleans.local — what `semanage export` prints, without its start-up cost),
+//! `semanage boolean -l`/`port -l` when needed,
 //! the base policy's file_contexts lines, and `setfiles -n -v` dry runs.
 
 use async_trait::async_trait;
@@ -274,7 +276,19 @@ while [ "$i" -lt "$n" ]; do
   k=/var/lib/groundwork/relabel/$(printf %s "$d" | sha256sum | cut -c1-64)
   cat "$k" 2>/dev/null; echo
 done
-printf '@@EXPORT\n'; semanage export 2>&1 || printf '@@ERR\n'
+# Local customizations straight from the policy store's files, in `semanage export` form: the same
+# facts without semanage's second of Python start-up and policy loading on every plan.
+printf '@@EXPORT\n'
+st=$(sed -n 's/^SELINUXTYPE=//p' /etc/selinux/config 2>/dev/null | tail -n 1)
+a=/var/lib/selinux/${st:-targeted}/active
+if [ -d "$a" ]; then
+  [ -f "$a/file_contexts.local" ] && awk '!/^#/ && NF >= 2 { split($NF, c, ":"); if (c[3] != "") printf "fcontext -a -t %s '"'"'%s'"'"'\n", c[3], $1 }' "$a/file_contexts.local"
+  [ -f "$a/ports.local" ] && awk '$1 == "portcon" { split($4, c, ":"); printf "port -a -t %s -p %s %s\n", c[3], $2, $3 }' "$a/ports.local"
+  [ -f "$a/booleans.local" ] && awk -F= '!/^#/ && NF == 2 { printf "boolean -m -%s %s\n", ($2 == 1 ? "1" : "0"), $1 }' "$a/booleans.local"
+  :
+else
+  printf 'no SELinux policy store at %s\n@@ERR\n' "$a"
+fi
 printf '%s' "$fcs" | while IFS= read -r p; do
   [ -n "$p" ] || continue
   printf '@@BASEFC %s\n' "$p"
@@ -333,7 +347,10 @@ impl Provider for SelinuxProvider {
         if text.contains("@@ERR") || text.contains("SELinux policy is not managed") {
             return Err(Error::failed(
                 &first.address,
-                format!("semanage cannot read the policy store: {}", text.lines().last().unwrap_or("")),
+                format!(
+                    "cannot read the SELinux policy store: {}",
+                    text.lines().take_while(|l| !l.starts_with("@@ERR")).last().unwrap_or("")
+                ),
             ));
         }
         let mut local = Local::default();
