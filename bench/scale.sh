@@ -27,7 +27,7 @@ PY
 }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
-printf '%-7s %10s %10s %10s %9s  %s\n' nodes "apply s" "plan s" "no-op s" "RSS MiB" "exec sessions per host (one plan)"
+printf '%-7s %10s %10s %10s %9s  %s\n' nodes "apply s" "plan s" "no-op s" "RSS MiB" "exec sessions per host (one plan)  (one plan's phases, ms)"
 for n in $sizes; do
   bash scripts/lab.sh down >/dev/null 2>&1 || true
   bash scripts/lab.sh up >/dev/null 2>&1
@@ -56,6 +56,8 @@ PY
   done
   noops=()
   for _ in 1 2 3; do read -r s r < <(measure "$gw" apply --auto-approve "$env"); noops+=("$s"); [ "$r" -gt "$rss" ] && rss=$r; done
-  trips=$(RUST_LOG=info NO_COLOR=1 "$gw" plan "$env" 2>&1 >/dev/null | grep -o 'round_trips=[^"]*' | head -1 | sed 's/round_trips=//')
-  printf '%-7s %10s %10s %10s %9.1f  %s\n' "$n" "$apply_s" "$(median3 "${plans[@]}")" "$(median3 "${noops[@]}")" "$(echo "$rss/1024" | bc -l)" "$trips"
+  line=$(RUST_LOG=info NO_COLOR=1 "$gw" plan "$env" 2>&1 >/dev/null | grep 'round_trips=' | head -1)
+  trips=$(printf '%s' "$line" | grep -o 'round_trips=[^"]*' | sed 's/round_trips=//')
+  phases=$(printf '%s' "$line" | grep -o 'expand_ms=[0-9]* refresh_ms=[0-9]* diff_ms=[0-9]*' | sed 's/_ms//g')
+  printf '%-7s %10s %10s %10s %9.1f  %s  (%s)\n' "$n" "$apply_s" "$(median3 "${plans[@]}")" "$(median3 "${noops[@]}")" "$(echo "$rss/1024" | bc -l)" "$trips" "$phases"
 done

@@ -77,14 +77,23 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     Ok(out)
 }
 
-/// One batched read: `--list-all` of every zone, runtime and permanent, and each custom service's XML.
-/// $1 is the number of zones; then the zones; then the service names. The two firewall-cmd calls of a
-/// zone run side by side: each is mostly Python start-up (~0.35 s), so this halves the wait.
+/// One batched read of every zone, runtime and permanent, and each custom service's XML. $1 is the
+/// number of zones; then the zones; then the service names. firewalld is asked over D-Bus with busctl
+/// where it exists (~10 ms a call: the same settings firewall-cmd prints); otherwise the two
+/// `firewall-cmd --list-all` calls of a zone run side by side (each is mostly Python start-up, ~0.35 s).
 const READ_SCRIPT: &str = r#"n=$1; shift; i=0
 t=$(mktemp -d) || exit 1
 trap 'rm -rf "$t"' EXIT
+fw=org.fedoraproject.FirewallD1; fp=/org/fedoraproject/FirewallD1
+bus() { busctl --system --json=short call "$fw" "$@" 2>/dev/null; }
 for a in "$@"; do
-  if [ "$i" -lt "$n" ]; then
+  if [ "$i" -lt "$n" ] && command -v busctl >/dev/null 2>&1 \
+     && r=$(bus "$fp" "$fw.zone" getZoneSettings2 s "$a") \
+     && zp=$(bus "$fp/config" "$fw.config" getZoneByName s "$a" | sed -n 's/.*"data":\["\([^"]*\)"\].*/\1/p') \
+     && [ -n "$zp" ] && p=$(bus "$zp" "$fw.config.zone" getSettings2); then
+    printf '@@ZONEJSON %s runtime\n%s\n' "$a" "$r"
+    printf '@@ZONEJSON %s permanent\n%s\n' "$a" "$p"
+  elif [ "$i" -lt "$n" ]; then
     { firewall-cmd --zone="$a" --list-all > "$t/r" 2>&1 || printf '@@ERR\n' >> "$t/r"; } &
     { firewall-cmd --permanent --zone="$a" --list-all > "$t/p" 2>&1 || printf '@@ERR\n' >> "$t/p"; } &
     wait
@@ -132,7 +141,7 @@ pub fn parse_snapshot(out: &str) -> Result<Snapshot, String> {
     let mut snap = Snapshot::default();
     let mut sections: Vec<(String, String)> = Vec::new();
     for line in out.lines() {
-        if line.starts_with("@@ZONE ") || line.starts_with("@@SVC ") {
+        if line.starts_with("@@ZONE ") || line.starts_with("@@ZONEJSON ") || line.starts_with("@@SVC ") {
             sections.push((line.to_string(), String::new()));
         } else if let Some((_, body)) = sections.last_mut() {
             body.push_str(line);
@@ -155,12 +164,30 @@ pub fn parse_snapshot(out: &str) -> Result<Snapshot, String> {
                     .unwrap_or_default()
             };
             snap.zones.insert((zone.to_string(), which.to_string()), (field("services"), field("ports")));
+        } else if let Some(rest) = head.strip_prefix("@@ZONEJSON ") {
+            let (zone, which) = rest.rsplit_once(' ').ok_or("bad zone header")?;
+            snap.zones.insert((zone.to_string(), which.to_string()), zone_settings(&body)?);
         } else if let Some(name) = head.strip_prefix("@@SVC ") {
             let def = (!body.contains("@@MISSING")).then(|| parse_service_xml(name, &body));
             snap.defs.insert(name.to_string(), def);
         }
     }
     Ok(snap)
+}
+
+/// Services and `port/proto`s of a zone from busctl's JSON of its settings (`a{sv}`).
+fn zone_settings(json: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
+    let v: Value = serde_json::from_str(json.trim()).map_err(|e| format!("zone settings from D-Bus: {e}"))?;
+    let settings = &v["data"][0];
+    let services = settings["services"]["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let ports = settings["ports"]["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| Some(format!("{}/{}", p.get(0)?.as_str()?, p.get(1)?.as_str()?))).collect())
+        .unwrap_or_default();
+    Ok((services, ports))
 }
 
 fn observe(snap: &Snapshot, r: &Resource) -> Result<Option<Value>, Error> {
@@ -404,6 +431,25 @@ mod tests {
         assert!(parse_snapshot("@@ZONE public runtime\nFirewallD is not running\n@@ERR\n")
             .unwrap_err()
             .contains("not running"));
+    }
+
+    #[test]
+    fn parses_zone_settings_read_over_dbus() {
+        // As busctl --json=short prints getZoneSettings2 / getSettings2 (captured on the lab).
+        let out = concat!(
+            "@@ZONEJSON public runtime\n",
+            r#"{"type":"a{sv}","data":[{"target":{"type":"s","data":"default"},"services":{"type":"as","data":["ssh","dhcpv6-client"]},"ports":{"type":"a(ss)","data":[["6443","tcp"]]}}]}"#,
+            "\n@@ZONEJSON public permanent\n",
+            r#"{"type":"a{sv}","data":[{"services":{"type":"as","data":["ssh"]}}]}"#,
+            "\n"
+        );
+        let s = parse_snapshot(out).unwrap();
+        let (svc, ports) = &s.zones[&("public".to_string(), "runtime".to_string())];
+        assert_eq!(svc.iter().map(String::as_str).collect::<Vec<_>>(), ["dhcpv6-client", "ssh"]);
+        assert_eq!(ports.iter().map(String::as_str).collect::<Vec<_>>(), ["6443/tcp"]);
+        let (svc, ports) = &s.zones[&("public".to_string(), "permanent".to_string())];
+        assert!(svc.contains("ssh") && ports.is_empty());
+        assert!(parse_snapshot("@@ZONEJSON public runtime\nnot json\n").unwrap_err().contains("D-Bus"));
     }
 
     #[test]

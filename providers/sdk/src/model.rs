@@ -637,14 +637,18 @@ impl Environment {
         format!("{}.{}", node.name, self.cluster.domain())
     }
 
-    /// The nodes that receive 80/443 under the current ingress setting. With `ingress: infra` the
-    /// router runs on any worker (infra nodes are workers to the installer) until it has moved to the
-    /// infra nodes (gate router-on-infra); only then do the workers leave the backends.
+    /// The nodes that receive 80/443 under the current ingress setting. With `ingress: infra` and an
+    /// install to follow (an `openshift` section), the router runs on any worker (infra nodes are
+    /// workers to the installer) until it has moved to the infra nodes (gate router-on-infra); only
+    /// then do the workers leave the backends.
     pub fn ingress_nodes(&self) -> Vec<&Node> {
         let roles: &[NodeRole] = match self.loadbalancer.ingress {
             IngressNodes::Workers if self.cluster.compact => &[NodeRole::Master],
             IngressNodes::Workers => &[NodeRole::Worker],
-            IngressNodes::Infra if self.phase.passed(crate::Gate::RouterOnInfra) => &[NodeRole::Infra],
+            // Without an openshift section there are no gates: the router is where the inventory says.
+            IngressNodes::Infra if self.openshift.is_none() || self.phase.passed(crate::Gate::RouterOnInfra) => {
+                &[NodeRole::Infra]
+            }
             IngressNodes::Infra => &[NodeRole::Worker, NodeRole::Infra],
         };
         self.nodes.iter().filter(|n| roles.contains(&n.role)).collect()
