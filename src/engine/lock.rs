@@ -84,25 +84,50 @@ async fn try_acquire(
     info: &LockInfo,
 ) -> Result<std::result::Result<Held, LockInfo>> {
     let json = serde_json::to_string(info).map_err(|e| Error::Io { path: "lock".into(), message: e.to_string() })?;
-    let mut got = Vec::new();
-    for h in host_names {
-        let t = hosts.transport(h).await?;
-        let cmd =
-            Cmd::new("sh").arg("-c").arg(ACQUIRE).arg("groundwork-lock").path(lock_path(&info.environment)).arg(&json);
-        let out = t.exec(&cmd).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
-        if out.success() {
-            got.push(h.clone());
-            continue;
+    let take = |h: String| {
+        let json = json.clone();
+        async move {
+            let t = hosts.transport(&h).await?;
+            let cmd =
+                Cmd::new("sh").arg("-c").arg(ACQUIRE).arg("groundwork-lock").path(lock_path(&info.environment)).arg(&json);
+            let out = t.exec(&cmd).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+            Ok::<_, Error>((h, out))
         }
-        // Someone else holds it: give back what we took, in any case.
-        let other = serde_json::from_slice::<LockInfo>(&out.stdout).ok();
-        Held { info: info.clone(), hosts: got }.release(hosts).await;
-        return match other {
-            Some(o) => Ok(Err(o)),
-            None => Err(Error::Host { host: h.clone(), message: format!("cannot take the lock: {}", out.message()) }),
-        };
+    };
+    // The first host (by name) is taken alone: a second runner stops there, so the others can be taken
+    // side by side without two runners ever holding parts of the set.
+    let Some((first, rest)) = host_names.split_first() else {
+        return Ok(Ok(Held { info: info.clone(), hosts: Vec::new() }));
+    };
+    let mut results = vec![take(first.clone()).await];
+    if results[0].as_ref().is_ok_and(|(_, out)| out.success()) {
+        results.extend(futures::future::join_all(rest.iter().cloned().map(take)).await);
     }
-    Ok(Ok(Held { info: info.clone(), hosts: got }))
+    let mut got = Vec::new();
+    let mut refused: Option<Result<LockInfo>> = None;
+    for r in results {
+        match r {
+            Ok((h, out)) if out.success() => got.push(h),
+            Ok((h, out)) => {
+                let other = serde_json::from_slice::<LockInfo>(&out.stdout).ok().ok_or_else(|| Error::Host {
+                    host: h.clone(),
+                    message: format!("cannot take the lock: {}", out.message()),
+                });
+                refused.get_or_insert(other);
+            }
+            Err(e) => {
+                refused.get_or_insert(Err(e));
+            }
+        }
+    }
+    match refused {
+        None => Ok(Ok(Held { info: info.clone(), hosts: got })),
+        Some(other) => {
+            // Someone else holds it (or a host failed): give back what we took, in any case.
+            Held { info: info.clone(), hosts: got }.release(hosts).await;
+            other.map(Err)
+        }
+    }
 }
 
 /// Take the lock on every host (sorted, so two runners cannot deadlock), failing fast with the holder's
@@ -141,20 +166,29 @@ pub async fn acquire(
 }
 
 impl Held {
+    /// Give the lock back on every host at once. A host that cannot be reached keeps its lock file;
+    /// the next run names it and the force-unlock command.
     pub async fn release(self, hosts: &Hosts) {
-        for h in &self.hosts {
-            if let Ok(t) = hosts.transport(h).await {
-                let cmd = Cmd::new("sh")
-                    .arg("-c")
-                    .arg(RELEASE)
-                    .arg("groundwork-unlock")
-                    .path(lock_path(&self.info.environment))
-                    .arg(&self.info.id);
-                if let Err(e) = t.exec(&cmd).await {
-                    tracing::warn!(host = %h, error = %e, "could not release the lock");
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg(RELEASE)
+            .arg("groundwork-unlock")
+            .path(lock_path(&self.info.environment))
+            .arg(&self.info.id);
+        let id = &self.info.id;
+        futures::future::join_all(self.hosts.iter().map(|h| {
+            let cmd = cmd.clone();
+            async move {
+                let result = match hosts.transport(h).await {
+                    Ok(t) => t.exec(&cmd).await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(host = %h, error = %e, "could not release the lock (id {id})");
                 }
             }
-        }
+        }))
+        .await;
     }
 }
 
