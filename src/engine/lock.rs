@@ -88,8 +88,12 @@ async fn try_acquire(
         let json = json.clone();
         async move {
             let t = hosts.transport(&h).await?;
-            let cmd =
-                Cmd::new("sh").arg("-c").arg(ACQUIRE).arg("groundwork-lock").path(lock_path(&info.environment)).arg(&json);
+            let cmd = Cmd::new("sh")
+                .arg("-c")
+                .arg(ACQUIRE)
+                .arg("groundwork-lock")
+                .path(lock_path(&info.environment))
+                .arg(&json);
             let out = t.exec(&cmd).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
             Ok::<_, Error>((h, out))
         }
