@@ -107,6 +107,18 @@ fn state_parsers_never_panic() {
     inputs.push("Would relabel /a from x:y:z:s0 to u:r:t:s0\n".into());
     inputs.push("SELinux Port Type Proto Port Number\nhttp_port_t tcp 80, 81-90\n".into());
     inputs.push("# pxname,svname,status\napi,m1,UP\n".into());
+    // busctl's JSON of firewalld zone settings, and a live object with managedFields.
+    inputs.push(
+        "@@ZONEJSON public runtime\n{\"type\":\"a{sv}\",\"data\":[{\"services\":{\"type\":\"as\",\"data\":[\"ssh\"]},\"ports\":{\"type\":\"a(ss)\",\"data\":[[\"6443\",\"tcp\"]]}}]}\n"
+            .into(),
+    );
+    inputs.push(
+        "{\"metadata\":{\"managedFields\":[{\"manager\":\"groundwork\",\"operation\":\"Apply\",\"fieldsV1\":{\"f:spec\":{\"f:replicas\":{}}}}]},\"spec\":{\"replicas\":2}}"
+            .into(),
+    );
+    let facts = groundwork_cluster::csr::parse_request(CSR.as_bytes()).expect("the seed CSR parses");
+    assert_eq!(facts.common_names, ["system:node:w1.lab.example.test"]);
+    inputs.push(CSR.into());
     for round in 0..ROUNDS {
         let seed = &inputs[round % inputs.len()];
         let text = mutate(&mut rng, seed);
@@ -124,8 +136,26 @@ fn state_parsers_never_panic() {
         let paths: Vec<String> = (0..3).map(|i| format!("/p{i}")).collect();
         let _ = groundwork::transport::ssh::parse_read_output(&paths, text.as_bytes());
         let _ = groundwork::transport::ssh::parse_meta_output(&paths, &text);
+        let _ = groundwork_cluster::csr::parse_request(text.as_bytes());
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+            let _ = groundwork_cluster::objects::owned_paths(&v, "groundwork");
+            let _ = groundwork_cluster::objects::released(&v, &v, "groundwork");
+            let _ = groundwork_cluster::objects::field_details(&v, &groundwork_cluster::objects::project(&v, &v));
+        }
     }
 }
+
+/// A kubelet-shaped serving CSR (openssl, P-256) as the CSR parser's seed; the test checks it parses.
+const CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----
+MIIBMjCB2gIBADBBMSgwJgYDVQQDDB9zeXN0ZW06bm9kZTp3MS5sYWIuZXhhbXBs
+ZS50ZXN0MRUwEwYDVQQKDAxzeXN0ZW06bm9kZXMwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQTyKXQJNrlM8tYChJlqaEg1zNEVE2pjZOWasgFAY8MftlU/p0kg2CW
+eN0D/pzeirrnrZRdWw7JKQRWq1dVKayPoDcwNQYJKoZIhvcNAQkOMSgwJjAkBgNV
+HREEHTAbghN3MS5sYWIuZXhhbXBsZS50ZXN0hwQKWAEfMAoGCCqGSM49BAMCA0cA
+MEQCIFhvySjm0I77Ur18DnHyWxUsZefJLZwRYH/AQjb0avLRAiBlA+f0ThqmHUqf
+5oHktolyHJTVbnQ5KjG1O+DQa8gVwQ==
+-----END CERTIFICATE REQUEST-----
+";
 
 #[test]
 fn the_environment_loader_never_panics_and_locates_its_errors() {
