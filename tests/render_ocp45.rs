@@ -76,3 +76,29 @@ fn day_two() {
         .collect();
     insta::assert_json_snapshot!("ocp45_cluster_objects", cluster);
 }
+
+/// `retire_bootstrap`: once bootstrap completes the node leaves DNS and DHCP too, and bootstrap.ign
+/// (a resource that lives `until` the gate) is no longer desired — an apply deletes it as recorded.
+#[test]
+fn retired_bootstrap_leaves_dns_dhcp_and_the_docroot() {
+    use groundwork::engine::gates::partition;
+    use groundwork_sdk::{Gate, Phase};
+    let mut loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    loaded.env.openshift.as_mut().unwrap().retire_bootstrap = true;
+    let ign = "files.file[bastion:/usr/share/nginx/html/bootstrap.ign]";
+    let zone = "bind.zone[ns1:example.localdomain]";
+    let dhcp = "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]";
+    let before = Phase::default();
+    let (active, _) = partition(config::expand::resources_for(&loaded, &before).unwrap(), &before);
+    assert_eq!(find(&active, ign).lifecycle.until, Some(Gate::BootstrapComplete));
+    let text = |rs: &[Resource], a: &str| serde_json::to_string(&find(rs, a).spec).unwrap();
+    assert!(text(&active, zone).contains("bs.ocp45"), "{}", text(&active, zone));
+    assert!(text(&active, dhcp).contains("host bs"));
+    let after = Phase { passed: [Gate::BootstrapComplete].into() };
+    let (active, _) = partition(config::expand::resources_for(&loaded, &after).unwrap(), &after);
+    assert!(!active.iter().any(|r| r.address.to_string() == ign));
+    assert!(!text(&active, zone).contains("bs.ocp45"));
+    assert!(!text(&active, dhcp).contains("host bs"));
+    let cfg: ManagedFile = find(&active, "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]").spec().unwrap();
+    assert!(!cfg.content.contains("server bs "));
+}
