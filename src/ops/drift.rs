@@ -33,6 +33,8 @@ pub struct Metrics {
     pub errors: u64,
     pub heals: u64,
     pub last_ok: bool,
+    /// Install gates as last probed (gate → passed), when the environment has an openshift section.
+    pub gates: BTreeMap<String, bool>,
 }
 
 impl Metrics {
@@ -46,6 +48,16 @@ impl Metrics {
             s.push_str(&format!("groundwork_drift_resources{{environment=\"{env}\",provider=\"{p}\"}} {n}\n"));
         }
         let total: usize = self.drifted_by_provider.values().sum();
+        if !self.gates.is_empty() {
+            s.push_str("# HELP groundwork_gate_passed Whether an install gate holds (1) or not (0), as last probed.\n");
+            s.push_str("# TYPE groundwork_gate_passed gauge\n");
+            for (g, passed) in &self.gates {
+                s.push_str(&format!(
+                    "groundwork_gate_passed{{environment=\"{env}\",gate=\"{g}\"}} {}\n",
+                    *passed as u8
+                ));
+            }
+        }
         s.push_str("# HELP groundwork_drift_resources_total Drifted resources, all providers.\n");
         s.push_str("# TYPE groundwork_drift_resources_total gauge\n");
         s.push_str(&format!("groundwork_drift_resources_total{{environment=\"{env}\"}} {total}\n"));
@@ -126,6 +138,8 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     for c in &plan.changes {
         *metrics.drifted_by_provider.entry(c.change.address.provider.clone()).or_default() += 1;
     }
+    // A gate that stops holding after the install (a master NotReady, an operator Degraded) is worth an alert.
+    metrics.gates = plan.gates.iter().map(|g| (g.status.gate.to_string(), g.status.passed)).collect();
     if opts.json {
         let doc = DriftJson {
             checked_at_unix: metrics.last_check_unix,
@@ -222,5 +236,34 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
             );
             let _ = sock.write_all(reply.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_carry_every_provider_and_each_gate() {
+        let m = Metrics {
+            environment: "lab".into(),
+            drifted_by_provider: [("bind".to_string(), 0), ("haproxy".to_string(), 2)].into(),
+            gates: [("bootstrap-complete".to_string(), true), ("install-complete".to_string(), false)].into(),
+            last_ok: true,
+            checks: 3,
+            ..Default::default()
+        };
+        let text = m.render();
+        for line in [
+            "groundwork_drift_resources{environment=\"lab\",provider=\"bind\"} 0",
+            "groundwork_drift_resources{environment=\"lab\",provider=\"haproxy\"} 2",
+            "groundwork_drift_resources_total{environment=\"lab\"} 2",
+            "groundwork_gate_passed{environment=\"lab\",gate=\"bootstrap-complete\"} 1",
+            "groundwork_gate_passed{environment=\"lab\",gate=\"install-complete\"} 0",
+            "groundwork_drift_checks_total{environment=\"lab\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
+        assert!(!Metrics::default().render().contains("groundwork_gate_passed"));
     }
 }
