@@ -143,10 +143,10 @@ impl Sim {
 
     fn post_serving_csr(&mut self, node: &SimNode, ip: std::net::IpAddr) -> String {
         let user = format!("system:node:{}", node.name);
-        let sans = vec![
-            SanType::DnsName(node.name.as_str().try_into().unwrap_or_else(|_| "invalid".try_into().expect("literal"))),
-            SanType::IpAddress(ip),
-        ];
+        let mut sans = vec![SanType::IpAddress(ip)];
+        if let Ok(dns) = node.name.as_str().try_into() {
+            sans.insert(0, SanType::DnsName(dns));
+        }
         self.post_csr(
             &user,
             sans,
