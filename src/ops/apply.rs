@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
+use tracing::Instrument;
 
 pub struct ApplyOptions {
     pub auto_approve: bool,
@@ -132,40 +133,43 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
     let bar = spinner(&format!("waiting for {gate}"));
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let span = tracing::info_span!("gate", gate = %gate, timeout_secs = timeout.as_secs());
-    let _entered = span.enter();
-    loop {
-        if gate == Gate::WorkersJoined {
-            if let Some(client) = ws.hosts.cluster().await? {
-                match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true).await {
-                    Ok(decisions) => {
-                        for d in decisions {
-                            if reported.insert(d.name.clone()) {
-                                bar.suspend(|| match &d.verdict {
-                                    Verdict::Approve { node } => println!("  approved CSR {} for {node}", d.name),
-                                    Verdict::Refuse(_) => println!("  {}", d.describe()),
-                                });
+    async move {
+        loop {
+            if gate == Gate::WorkersJoined {
+                if let Some(client) = ws.hosts.cluster().await? {
+                    match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true).await {
+                        Ok(decisions) => {
+                            for d in decisions {
+                                if reported.insert(d.name.clone()) {
+                                    bar.suspend(|| match &d.verdict {
+                                        Verdict::Approve { node } => println!("  approved CSR {} for {node}", d.name),
+                                        Verdict::Refuse(_) => println!("  {}", d.describe()),
+                                    });
+                                }
                             }
                         }
+                        Err(e) => tracing::warn!(error = %e, "listing CSRs failed; retrying"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "listing CSRs failed; retrying"),
                 }
             }
+            let statuses = ws.gates().await?;
+            let status = statuses.iter().find(|s| s.gate == gate).cloned();
+            let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
+            if status.as_ref().is_some_and(|s| s.passed) {
+                bar.finish_and_clear();
+                println!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                bar.finish_and_clear();
+                return Err(Error::GateTimeout { gate: gate.to_string(), waited_secs: timeout.as_secs(), detail });
+            }
+            bar.set_message(format!("waiting for {gate}: {detail}"));
+            tokio::time::sleep(poll).await;
         }
-        let statuses = ws.gates().await?;
-        let status = statuses.iter().find(|s| s.gate == gate).cloned();
-        let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
-        if status.as_ref().is_some_and(|s| s.passed) {
-            bar.finish_and_clear();
-            println!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
-            return Ok(());
-        }
-        if started.elapsed() >= timeout {
-            bar.finish_and_clear();
-            return Err(Error::GateTimeout { gate: gate.to_string(), waited_secs: timeout.as_secs(), detail });
-        }
-        bar.set_message(format!("waiting for {gate}: {detail}"));
-        tokio::time::sleep(poll).await;
     }
+    .instrument(span)
+    .await
 }
 
 /// Apply a plan (the caller holds the lock), report, and check that a fresh plan is empty.
