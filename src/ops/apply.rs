@@ -60,10 +60,13 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
     // Each round opens at least one gate or settles a phase; more rounds than that means gates flap.
     let max_rounds = 4 * (plan.gates.len() + 1);
     for _ in 0..max_rounds {
-        if !plan.is_empty() {
+        // Nothing applied (only a gate to wait for): the plan in hand is still fresh.
+        let fresh = if plan.is_empty() {
+            plan.clone()
+        } else {
             apply_plan(ws, &plan).await?;
-        }
-        let fresh = ws.plan().await?;
+            ws.plan().await?
+        };
         if passed(&fresh) == passed(&plan) {
             check_read_back(&plan, &fresh)?;
         } else {
