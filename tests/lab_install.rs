@@ -211,4 +211,17 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     let cms = Api::<ConfigMap>::namespaced(client.clone(), "openshift-monitoring");
     assert!(cms.get_opt("cluster-monitoring-config").await.unwrap().is_none(), "deleted");
     assert_eq!(groundwork(&["plan", env, "--detailed-exitcode"]).code, 0);
+
+    // The JSON plan carries the gates as probed.
+    let json = groundwork(&["plan", env, "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let gates: Vec<(String, bool)> = doc["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gate"].as_str().unwrap().to_string(), g["passed"].as_bool().unwrap()))
+        .collect();
+    let names: Vec<&str> = gates.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(names, ["bootstrap-complete", "masters-ready", "workers-joined", "install-complete", "router-on-infra"]);
+    assert!(gates.iter().all(|(_, passed)| *passed), "{gates:?}");
 }
