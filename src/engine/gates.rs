@@ -26,7 +26,7 @@ pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<
             out.push(GateStatus { gate, passed: false, detail, notes: Vec::new() });
             continue;
         }
-        let mut status = match client {
+        let status = match client {
             Some(c) => cluster_gates::probe(c, env, gate).await,
             None => GateStatus {
                 gate,
@@ -35,15 +35,20 @@ pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<
                 notes: Vec::new(),
             },
         };
-        if let (Gate::WorkersJoined, false, Some(c)) = (gate, status.passed, client) {
-            // Read-only here: what apply would approve and what it refuses.
-            if let Ok(decisions) = cluster_gates::review_csrs(c, env, false).await {
-                status.notes = decisions.iter().map(CsrDecision::describe).collect();
-            }
-        }
         out.push(status);
     }
     out
+}
+
+/// For a plan: while workers-joined waits, what apply would make of each pending CSR (read-only; apply
+/// itself reviews them while it waits, so probing does not list them again).
+pub async fn add_csr_verdicts(client: Option<&kube::Client>, env: &Environment, statuses: &mut [GateStatus]) {
+    let waiting = statuses.iter_mut().find(|s| s.gate == Gate::WorkersJoined && !s.passed);
+    if let (Some(status), Some(c)) = (waiting, client) {
+        if let Ok(decisions) = cluster_gates::review_csrs(c, env, false).await {
+            status.notes = decisions.iter().map(CsrDecision::describe).collect();
+        }
+    }
 }
 
 pub fn phase_of(statuses: &[GateStatus]) -> Phase {

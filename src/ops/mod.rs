@@ -80,7 +80,8 @@ impl Workspace {
     pub async fn plan(&self) -> Result<Plan> {
         let started = std::time::Instant::now();
         let before = self.hosts.round_trips().await;
-        let statuses = self.gates().await?;
+        let mut statuses = self.gates().await?;
+        gates::add_csr_verdicts(self.hosts.cluster().await?.as_ref(), &self.loaded.env, &mut statuses).await;
         let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
         let (active, blocked) = gates::partition(config::expand::resources_for(&self.loaded, &phase)?, &phase);

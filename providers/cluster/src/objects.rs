@@ -147,7 +147,7 @@ pub fn released_not_deleted(object: &Value) -> bool {
     let (group, _) = group_version(api_version);
     kind == "Node"
         || kind == "Namespace"
-        || group.ends_with(".openshift.io") && (group.starts_with("config.") || group.contains("operator."))
+        || (group.ends_with(".openshift.io") && (group.starts_with("config.") || group.contains("operator.")))
 }
 
 #[cfg(test)]
