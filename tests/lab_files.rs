@@ -50,7 +50,7 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
 
     let again = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
-    // Reads are batched: at most 2 exec sessions per host for a whole plan (-v reports them).
+    // Reads are batched: one exec session per host for a whole plan (-v reports them).
     let verbose = std::process::Command::new(env!("CARGO_BIN_EXE_groundwork"))
         .args(["-v", "plan", e])
         .env("NO_COLOR", "1")
@@ -67,7 +67,7 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
         })
         .collect();
     assert_eq!(per_host.len(), 3, "{trips}");
-    assert!(per_host.iter().all(|(_, n)| *n <= 2), "{trips}");
+    assert!(per_host.iter().all(|(_, n)| *n == 1), "{trips}");
     // The ownership record lives on the host it describes.
     let record = lab.ssh_ok("bastion", "cat /var/lib/groundwork/lab.state.json");
     assert!(record.contains("files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]"), "{record}");

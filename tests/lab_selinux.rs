@@ -65,6 +65,17 @@ fn served_files_carry_the_docroot_type_and_the_403_trap_is_repaired() {
     apply(&lab);
     assert_eq!(label(&lab, &format!("{docroot}/rhcos-kernel")), "httpd_sys_content_t");
     assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+
+    // A policy change alone, no file touched, is seen too: the clean check remembered for the tree
+    // holds only while the policy's file_contexts files are unchanged.
+    lab.ssh_ok("bastion", &format!("semanage fcontext -a -t public_content_t '{docroot}/index\\.html'"));
+    let plan = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!("~ {docroot}/index.html: httpd_sys_content_t → public_content_t")),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]
@@ -95,4 +106,9 @@ fn booleans_and_port_labels_are_set_once() {
     let again = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
     assert_eq!(again.code, 0);
     assert!(again.stdout.contains("No changes."), "{}", again.stdout);
+    // Switched off by hand: the local store says so, and the plan puts it back.
+    lab.ssh_ok("lb1", "semanage boolean -m --off haproxy_connect_any");
+    let plan = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ haproxy_connect_any off → on"), "{}", plan.stdout);
 }

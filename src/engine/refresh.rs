@@ -1,7 +1,7 @@
 //! Refresh: read the actual state of every desired resource and of every recorded resource that is
-//! no longer desired. Each host first gets one batched read (its ownership record and every file its
-//! providers announced in `prefetch`); then each (provider, host) group reads, concurrently, mostly from
-//! that batch.
+//! no longer desired. Each host first gets one batched read (its ownership record and every file and
+//! query its providers announced in `prefetch`); then each (provider, host) group reads,
+//! concurrently, from that batch.
 
 use super::registry::Registry;
 use super::scope::Matcher;
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::transport::Hosts;
 use futures::future::try_join_all;
 use groundwork_sdk::cached::CachedTransport;
-use groundwork_sdk::{Address, Resource, Transport};
+use groundwork_sdk::{Address, Prefetch, Resource, Transport};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -54,18 +54,13 @@ pub async fn refresh(
     }
     let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
         try_join_all(by_host.iter().map(|(h, groups)| async move {
-            let mut reads = vec![state::state_path(environment)];
-            let mut metas = Vec::new();
+            let mut prefetch = Prefetch { reads: vec![state::state_path(environment)], ..Default::default() };
             for (name, resources) in groups {
-                let pf = provider(name, &resources[0])?.prefetch(resources);
-                reads.extend(pf.reads);
-                metas.extend(pf.metas);
+                prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
             }
             let t = hosts.transport(h).await?;
-            let batch = t
-                .read_batch(&reads, &metas)
-                .await
-                .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+            let batch =
+                t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
             let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
             let record = state::read(t.as_ref(), environment).await?;
             Ok::<_, Error>((h.clone(), (t, record)))

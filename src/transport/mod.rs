@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod ssh;
+mod tcp;
 
 use crate::error::{Error, Result};
 use groundwork_sdk::local::LocalTransport;

@@ -3,7 +3,7 @@
 //! are passed as quoted positional arguments, never spliced into the script.
 
 use async_trait::async_trait;
-use groundwork_sdk::transport::{shell_quote, Batch, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
+use groundwork_sdk::transport::{shell_quote, Batch, Cmd, ExecOutput, FileMeta, Prefetch, Transport, WriteOptions};
 use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
@@ -120,7 +120,6 @@ impl SshTransport {
         let config = Arc::new(client::Config {
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
-            nodelay: true,
             // Large windows keep uploads streaming at link speed.
             window_size: 16 * 1024 * 1024,
             maximum_packet_size: 65535,
@@ -137,7 +136,11 @@ impl SshTransport {
             ..Default::default()
         });
         let addr = (self.opts.address.as_str(), self.opts.port);
-        let connecting = client::connect(config, addr, handler);
+        let connecting = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let stream = super::tcp::QuickAckStream::new(tcp)?;
+            client::connect_stream(config, stream, handler).await
+        };
         let mut handle = match tokio::time::timeout(self.opts.connect_timeout, connecting).await {
             Err(_) => {
                 return Err(TransportError::Timeout {
@@ -435,21 +438,80 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEnt
     Ok((result, rest))
 }
 
-/// One round trip for both: `n` contents (files over 1 MiB are left to a read of their own), then the
-/// digests. $1 is n; then the paths to read; then the paths to digest.
-const BATCH_SCRIPT: &str = r#"n=$1; shift; i=0
-for p in "$@"; do
-  if [ "$i" -lt "$n" ]; then
-    if [ ! -e "$p" ]; then printf 'M\n'
-    elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
-    elif [ ! -r "$p" ]; then printf 'E permission denied\n'
-    else sz=$(stat -c %s -- "$p"); if [ "$sz" -gt 1048576 ]; then printf 'E too large for a batch\n'; else printf 'F %s\n' "$sz"; cat -- "$p"; fi; fi
-  fi
-  i=$((i+1))
+/// One round trip for a whole prefetch: read-only queries started in the background first, then `n`
+/// contents (files over 1 MiB are left to a read of their own), then the digests (META_SCRIPT), then
+/// each query's output. $1 is the number of queries, $2 n; then the query lines, the paths to read,
+/// the paths to digest. Queries run while the files are read and side by side; if no temporary
+/// directory can be made they are reported as not run (their readers run them again).
+const BATCH_SCRIPT: &str = r#"nx=$1; n=$2; shift 2
+t=
+if [ "$nx" -gt 0 ] && t=$(mktemp -d 2>/dev/null); then trap 'rm -rf "$t"' EXIT; else t=; fi
+j=0
+while [ "$j" -lt "$nx" ]; do
+  [ -n "$t" ] && { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
+  j=$((j+1)); shift
+done
+i=0
+while [ "$i" -lt "$n" ]; do
+  p=$1
+  if [ ! -e "$p" ]; then printf 'M\n'
+  elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+  elif [ ! -r "$p" ]; then printf 'E permission denied\n'
+  else sz=$(stat -c %s -- "$p"); if [ "$sz" -gt 1048576 ]; then printf 'E too large for a batch\n'; else printf 'F %s\n' "$sz"; cat -- "$p"; fi; fi
+  i=$((i+1)); shift
 done
 printf '@@META\n'
-shift "$n"
 "#;
+
+/// Follows META_SCRIPT in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` and
+/// both streams, or `E <why>\n`.
+const BATCH_EXEC_TAIL: &str = r#"printf '@@EXEC\n'
+wait
+j=0
+while [ "$j" -lt "$nx" ]; do
+  if [ -n "$t" ] && [ -s "$t/$j.c" ]; then
+    printf 'X %s %s %s\n' "$(cat "$t/$j.c")" "$(($(wc -c < "$t/$j.o")))" "$(($(wc -c < "$t/$j.e")))"
+    cat "$t/$j.o" "$t/$j.e"
+  else printf 'E not run\n'; fi
+  j=$((j+1))
+done
+"#;
+
+/// Parse BATCH_EXEC_TAIL output: one entry per query, `None` where it did not run.
+pub fn parse_exec_outputs(count: usize, out: &[u8]) -> Result<Vec<Option<ExecOutput>>, String> {
+    let mut rest = out;
+    let mut result = Vec::with_capacity(count);
+    for i in 0..count {
+        let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| format!("query {i}: truncated output"))?;
+        let header = std::str::from_utf8(&rest[..nl]).map_err(|_| format!("query {i}: garbled header"))?;
+        let body = &rest[nl + 1..];
+        if header.starts_with("E ") {
+            result.push(None);
+            rest = body;
+            continue;
+        }
+        let fields: Vec<&str> = header.strip_prefix("X ").unwrap_or_default().split(' ').collect();
+        let [code, olen, elen] = fields.as_slice() else { return Err(format!("query {i}: unexpected {header:?}")) };
+        let number = |v: &str| v.parse::<usize>().map_err(|_| format!("query {i}: bad header {header:?}"));
+        let (olen, elen) = (number(olen)?, number(elen)?);
+        let code: i32 = code.parse().map_err(|_| format!("query {i}: bad exit code {code:?}"))?;
+        if body.len() < olen + elen {
+            return Err(format!("query {i}: truncated output"));
+        }
+        result.push(Some(ExecOutput { code, stdout: body[..olen].to_vec(), stderr: body[olen..olen + elen].to_vec() }));
+        rest = &body[olen + elen..];
+    }
+    Ok(result)
+}
+
+/// Split `out` at the line `marker` (which it must hold): what comes before it and what follows.
+fn split_at_line<'a>(out: &'a [u8], marker: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    if let Some(after) = out.strip_prefix(marker) {
+        return Some((&out[..0], after));
+    }
+    let pos = out.windows(marker.len() + 1).position(|w| w[0] == b'\n' && &w[1..] == marker)?;
+    Some((&out[..pos + 1], &out[pos + 1 + marker.len()..]))
+}
 
 /// Parse META_SCRIPT output.
 pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Option<FileMeta>, String>>, String> {
@@ -511,21 +573,28 @@ impl Transport for SshTransport {
         parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
     }
 
-    async fn read_batch(&self, reads: &[String], metas: &[String]) -> Result<Batch, TransportError> {
-        if reads.is_empty() && metas.is_empty() {
+    async fn read_batch(&self, prefetch: &Prefetch) -> Result<Batch, TransportError> {
+        if prefetch.is_empty() {
             return Ok(Batch::default());
         }
-        let n = reads.len().to_string();
-        let mut args: Vec<&str> = vec![&n];
+        let Prefetch { reads, metas, .. } = prefetch;
+        let execs: Vec<String> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
+        let (nx, n) = (execs.len().to_string(), reads.len().to_string());
+        let mut args: Vec<&str> = vec![&nx, &n];
+        args.extend(execs.iter().map(String::as_str));
         args.extend(reads.iter().map(String::as_str));
         args.extend(metas.iter().map(String::as_str));
-        let script = format!("{BATCH_SCRIPT}{META_SCRIPT}");
+        let script = format!("{BATCH_SCRIPT}{META_SCRIPT}{BATCH_EXEC_TAIL}");
         let line = Self::script_line(&script, "groundwork-batch", &args);
         let out = self.run(&line, None, "batched read", self.opts.command_timeout).await?;
-        let first = reads.first().or(metas.first()).cloned().unwrap_or_default();
-        let (entries, rest) = parse_read_prefix(reads, &out.stdout).map_err(|m| self.io(&first, m))?;
-        let rest = rest.strip_prefix(b"@@META\n").ok_or_else(|| self.io(&first, "batched read: no digest section"))?;
-        let digests = parse_meta_output(metas, &String::from_utf8_lossy(rest)).map_err(|m| self.io(&first, m))?;
+        let first = reads.first().or(metas.first()).cloned().unwrap_or_else(|| "batched read".into());
+        let garbled = |m: String| self.io(&first, format!("batched read: {m}"));
+        let (entries, rest) = parse_read_prefix(reads, &out.stdout).map_err(garbled)?;
+        let rest = rest.strip_prefix(b"@@META\n").ok_or_else(|| garbled("no digest section".into()))?;
+        let (digest_text, exec_text) =
+            split_at_line(rest, b"@@EXEC\n").ok_or_else(|| garbled("no query section".into()))?;
+        let digests = parse_meta_output(metas, &String::from_utf8_lossy(digest_text)).map_err(garbled)?;
+        let outputs = parse_exec_outputs(execs.len(), exec_text).map_err(garbled)?;
         let mut batch = Batch::default();
         // Entries the host could not give in the batch are left out: the provider's own read asks again.
         for (p, e) in reads.iter().zip(entries) {
@@ -536,6 +605,11 @@ impl Transport for SshTransport {
         for (p, d) in metas.iter().zip(digests) {
             if let Ok(m) = d {
                 batch.metas.insert(p.clone(), m);
+            }
+        }
+        for (key, o) in execs.into_iter().zip(outputs) {
+            if let Some(o) = o {
+                batch.outputs.insert(key, o);
             }
         }
         Ok(batch)
@@ -607,6 +681,29 @@ mod tests {
         let r = parse_meta_output(&paths, "F abc 12 644\nM\n").unwrap();
         assert_eq!(r[0], Ok(Some(FileMeta { sha256: "abc".into(), size: 12, mode: 0o644 })));
         assert_eq!(r[1], Ok(None));
+    }
+
+    #[test]
+    fn batch_query_outputs_are_framed_by_length() {
+        // Output that looks like headers inside a query's stdout must not break the framing.
+        let out = b"X 0 10 0\nE x\nX 1 2\nE not run\nX 3 0 4\nboom";
+        let r = parse_exec_outputs(3, out).unwrap();
+        assert_eq!(r[0], Some(ExecOutput { code: 0, stdout: b"E x\nX 1 2\n".to_vec(), stderr: vec![] }));
+        assert_eq!(r[1], None);
+        assert_eq!(r[2], Some(ExecOutput { code: 3, stdout: vec![], stderr: b"boom".to_vec() }));
+        assert!(parse_exec_outputs(1, b"X 0 10 0\nshort").is_err());
+        assert!(parse_exec_outputs(1, b"Y\n").is_err());
+        assert!(parse_exec_outputs(2, b"X 0 0 0\n").is_err());
+    }
+
+    #[test]
+    fn batch_sections_split_at_whole_lines_only() {
+        assert_eq!(split_at_line(b"@@EXEC\nrest", b"@@EXEC\n"), Some((&b""[..], &b"rest"[..])));
+        assert_eq!(
+            split_at_line(b"F a 1 644\nE x @@EXEC\n@@EXEC\nX", b"@@EXEC\n"),
+            Some((&b"F a 1 644\nE x @@EXEC\n"[..], &b"X"[..]))
+        );
+        assert_eq!(split_at_line(b"M\n", b"@@EXEC\n"), None);
     }
 
     #[test]

@@ -262,6 +262,7 @@ impl Provider for FilesProvider {
             // Rendered text files are small: read them along with the digests (for the plan's diff).
             reads: specs.iter().filter(|s| s.content.is_some() && !s.sensitive).map(|s| s.path.clone()).collect(),
             metas: specs.iter().map(|s| s.path.clone()).collect(),
+            ..Default::default()
         }
     }
 

@@ -286,31 +286,39 @@ async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Err
     }
 }
 
+/// The one query that reads every zone and custom service these resources name (READ_SCRIPT).
+fn read_command(resources: &[Resource]) -> Result<Cmd, Error> {
+    let mut zones = BTreeSet::new();
+    let mut defs = BTreeSet::new();
+    for r in resources {
+        let n: AnyName = r.spec()?;
+        match (r.address.kind.as_str(), n.zone) {
+            ("service_def", _) => {
+                defs.insert(n.name);
+            }
+            (_, Some(z)) => {
+                zones.insert(z);
+            }
+            _ => {}
+        }
+    }
+    let cmd = Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-firewalld").arg(zones.len().to_string());
+    Ok(cmd.args(zones).args(defs))
+}
+
 #[async_trait]
 impl Provider for FirewalldProvider {
     fn name(&self) -> &'static str {
         PROVIDER
     }
 
+    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        groundwork_sdk::Prefetch { execs: read_command(resources).ok().into_iter().collect(), ..Default::default() }
+    }
+
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
-        let mut zones = BTreeSet::new();
-        let mut defs = BTreeSet::new();
-        for r in resources {
-            let n: AnyName = r.spec()?;
-            match (r.address.kind.as_str(), n.zone) {
-                ("service_def", _) => {
-                    defs.insert(n.name);
-                }
-                (_, Some(z)) => {
-                    zones.insert(z);
-                }
-                _ => {}
-            }
-        }
-        let mut cmd =
-            Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-firewalld").arg(zones.len().to_string());
-        cmd = cmd.args(zones.iter().cloned()).args(defs.iter().cloned());
+        let cmd = read_command(resources)?;
         let out = cx.transport(&first.address)?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
         let snap = parse_snapshot(&out.stdout_str()).map_err(|m| Error::failed(&first.address, m))?;
         resources.iter().map(|r| observe(&snap, r)).collect()

@@ -1,5 +1,6 @@
 //! A transport that answers reads from a batch fetched ahead (one round trip per host for every
-//! provider's files) and passes everything else, and any read it does not hold, to the real one.
+//! provider's files and read-only queries) and passes everything else, and any read it does not
+//! hold, to the real one. It lives for one refresh only: after a write its answers would be stale.
 
 use crate::transport::{Batch, Cmd, ExecOutput, FileMeta, Transport, WriteOptions};
 use crate::TransportError;
@@ -29,6 +30,11 @@ impl Transport for CachedTransport {
     }
 
     async fn exec(&self, cmd: &Cmd) -> Result<ExecOutput, TransportError> {
+        if cmd.stdin.is_none() {
+            if let Some(out) = self.batch.outputs.get(&cmd.key()) {
+                return Ok(out.clone());
+            }
+        }
         self.inner.exec(cmd).await
     }
 
@@ -69,5 +75,31 @@ impl Transport for CachedTransport {
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
         self.inner.remove_file(path).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::LocalTransport;
+
+    #[tokio::test]
+    async fn answers_batched_queries_and_passes_the_rest_on() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "on disk").unwrap();
+        let query = Cmd::new("sh").arg("-c").arg("cat >/dev/null; echo live");
+        let mut batch = Batch::default();
+        batch.contents.insert("/f".into(), Some(b"batched".to_vec()));
+        let batched = ExecOutput { code: 0, stdout: b"batched\n".to_vec(), stderr: vec![] };
+        batch.outputs.insert(query.key(), batched.clone());
+        let t = CachedTransport::new(Arc::new(LocalTransport::new("h", dir.path())), batch);
+        assert_eq!(t.exec(&query).await.unwrap(), batched);
+        assert_eq!(t.read_file("/f").await.unwrap(), Some(b"batched".to_vec()));
+        // Not in the batch: read for real.
+        std::fs::write(dir.path().join("g"), "real").unwrap();
+        assert_eq!(t.read_file("/g").await.unwrap(), Some(b"real".to_vec()));
+        // A command fed on stdin is never answered from the batch.
+        let fed = query.clone().stdin("x");
+        assert_eq!(t.exec(&fed).await.unwrap().stdout, b"live\n".to_vec());
     }
 }

@@ -90,7 +90,7 @@ pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Optio
 pub fn prefetch_paths(resources: &[crate::Resource]) -> crate::Prefetch {
     let reads =
         resources.iter().filter_map(|r| r.spec.get("path").and_then(|p| p.as_str()).map(str::to_string)).collect();
-    crate::Prefetch { reads, metas: Vec::new() }
+    crate::Prefetch { reads, ..Default::default() }
 }
 
 /// Read the files of resources whose spec has a `path` (one batched read on their host).

@@ -44,6 +44,11 @@ impl Cmd {
         self
     }
 
+    /// The command line that identifies this command in a [`Batch`].
+    pub fn key(&self) -> String {
+        self.to_shell(|p| p.to_string())
+    }
+
     /// The command as one POSIX shell line, every argument single-quoted.
     pub fn to_shell(&self, map_path: impl Fn(&str) -> String) -> String {
         let mut s = shell_quote(&self.program);
@@ -60,7 +65,7 @@ impl Cmd {
 
 impl std::fmt::Display for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_shell(|p| p.to_string()))
+        f.write_str(&self.key())
     }
 }
 
@@ -121,19 +126,35 @@ pub struct FileMeta {
     pub mode: u32,
 }
 
-/// What one batched read returned, by path.
+/// What one batched read returned: file contents and digests by path, command outputs by
+/// [`Cmd::key`]. Whatever the host could not give in the batch is absent (its reader asks again).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
     pub contents: std::collections::HashMap<String, Option<Vec<u8>>>,
     pub metas: std::collections::HashMap<String, Option<FileMeta>>,
+    pub outputs: std::collections::HashMap<String, ExecOutput>,
 }
 
-/// Paths a provider will read for a set of resources, so that the engine can fetch them for every
+/// What a provider will read for a set of resources, so that the engine can fetch it for every
 /// provider of a host in one round trip before the providers' own reads.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Prefetch {
     pub reads: Vec<String>,
     pub metas: Vec<String>,
+    /// Read-only queries (no stdin) the provider's read will run; the host runs them side by side.
+    pub execs: Vec<Cmd>,
+}
+
+impl Prefetch {
+    pub fn extend(&mut self, other: Prefetch) {
+        self.reads.extend(other.reads);
+        self.metas.extend(other.metas);
+        self.execs.extend(other.execs);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reads.is_empty() && self.metas.is_empty() && self.execs.is_empty()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,14 +194,22 @@ pub trait Transport: Send + Sync {
     /// sha256, size and mode of files; missing files are `None`.
     async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError>;
 
-    /// Contents of `reads` and digests of `metas` in as few round trips as the transport can manage
-    /// (the SSH transport: one).
-    async fn read_batch(&self, reads: &[String], metas: &[String]) -> Result<Batch, TransportError> {
+    /// Everything `prefetch` names in as few round trips as the transport can manage (the SSH
+    /// transport: one). A query that could not run is left out of the batch.
+    async fn read_batch(&self, prefetch: &Prefetch) -> Result<Batch, TransportError> {
+        let Prefetch { reads, metas, execs } = prefetch;
         let contents = if reads.is_empty() { Vec::new() } else { self.read_files(reads).await? };
         let digests = if metas.is_empty() { Vec::new() } else { self.file_meta(metas).await? };
+        let mut outputs = std::collections::HashMap::new();
+        for cmd in execs.iter().filter(|c| c.stdin.is_none()) {
+            if let Ok(out) = self.exec(cmd).await {
+                outputs.insert(cmd.key(), out);
+            }
+        }
         Ok(Batch {
             contents: reads.iter().cloned().zip(contents).collect(),
             metas: metas.iter().cloned().zip(digests).collect(),
+            outputs,
         })
     }
 
