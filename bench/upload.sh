@@ -50,7 +50,7 @@ python3 - "$size_mib" "$gw_s" "$gw_rss" "$scp_s" "$noop_s" "$noop_rss" "${up_ms:
 import sys
 mib, gw, rss, scp, noop, noop_rss, up_ms = int(sys.argv[1]), *map(float, sys.argv[2:])
 up = up_ms / 1000
-print(f"upload of {mib} MiB to a lab host over SSH (digest verified on the host, fsync before rename)")
+print(f"upload of {mib} MiB to a lab host over SSH (the digest of what was sent checked on the host, fsync before rename)")
 print(f"{'tool':<40}{'wall s':>9}{'MiB/s':>9}{'peak RSS MiB':>14}")
 print(f"{'groundwork apply (plan+upload+verify)':<40}{gw:>9.2f}{mib/gw:>9.1f}{rss/1024:>14.1f}")
 if up > 0:

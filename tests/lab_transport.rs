@@ -166,11 +166,11 @@ async fn upload_streams_verifies_and_skips_when_the_digest_matches() {
     assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
     let second = t.upload(&local, remote, &sha, &WriteOptions::default()).await.unwrap();
     assert_eq!(second, UploadOutcome::Skipped);
-    // A digest that does not match what arrives is refused and leaves the old file in place.
+    // A source whose bytes no longer have the planned digest is refused and leaves the old file in place.
     let wrong = "0".repeat(64);
     std::fs::write(&local, b"other").unwrap();
     let err = t.upload(&local, remote, &wrong, &WriteOptions::default()).await.unwrap_err();
-    assert!(err.to_string().contains("digest after transfer"), "{err}");
+    assert!(err.to_string().contains("the source changed during the upload"), "{err}");
     assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
     assert_eq!(lab.ssh_ok("bastion", "ls -A /usr/share/nginx/html | grep -c groundwork || true").trim(), "0");
     // The docroot is the host's own: nothing landed on this machine's.

@@ -21,7 +21,8 @@ pub struct ApplyOptions {
 
 /// `apply ENV` (plan, confirm, apply through the install gates) or `apply PLANFILE` (exactly that plan,
 /// if still current; no gate is waited for). Both hold the environment's lock on every host from
-/// before the state is read until the end.
+/// before the state they act on is read until the end; an apply that finds nothing to do is a plan
+/// and takes none.
 pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     if target.is_file() && super::show::load(target).is_ok() {
         let file = super::show::load(target)?;
@@ -36,6 +37,13 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
         return result;
     }
     let ws = Workspace::open(target)?.scope(&opts.scope)?;
+    // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
+    // plan again under the lock: what is applied is what the lock holder saw.
+    let unlocked = ws.plan().await?;
+    if unlocked.is_converged() {
+        print!("{}", render::text::plan(&unlocked, stdout_color()));
+        return Ok(EXIT_OK);
+    }
     let lock = ws.lock("apply", opts.lock_timeout).await?;
     let result = async {
         let plan = ws.plan().await?;

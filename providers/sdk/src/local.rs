@@ -85,7 +85,7 @@ fn digest_cache_dir() -> Option<std::path::PathBuf> {
 
 /// sha256 of a local file, cached for big files while device, inode, size, mtime and ctime (to the
 /// nanosecond) are unchanged: a plan of a multi-GiB image does not re-read it every run. A stale entry
-/// cannot install wrong bytes: the host checks the digest of what arrives.
+/// cannot install wrong bytes: an upload hashes what it sends and the host refuses a mismatch.
 pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path)?;

@@ -218,7 +218,8 @@ pub trait Transport: Send + Sync {
     async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError>;
 
     /// Stream a local file to the host with constant memory, atomically; the host refuses it unless
-    /// the bytes that arrived have `sha256`. Returns the bytes sent.
+    /// the bytes sent have `sha256` (a source changed since the plan is not installed). Returns the
+    /// bytes sent.
     async fn send_file(
         &self,
         local: &Path,
