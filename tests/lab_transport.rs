@@ -166,10 +166,15 @@ async fn upload_streams_verifies_and_skips_when_the_digest_matches() {
     assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
     let second = t.upload(&local, remote, &sha, &WriteOptions::default()).await.unwrap();
     assert_eq!(second, UploadOutcome::Skipped);
-    // A source whose bytes no longer have the planned digest is refused and leaves the old file in place.
+    // A source that no longer has the planned digest is refused before anything is sent...
     let wrong = "0".repeat(64);
     std::fs::write(&local, b"other").unwrap();
     let err = t.upload(&local, remote, &wrong, &WriteOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("changed since the plan"), "{err}");
+    // ...and one touched while it streams ends without the planned digest line: the host refuses it.
+    let mut stream: &[u8] = b"otherchanged\n";
+    let bound = std::time::Duration::from_secs(30);
+    let err = t.write_stream(remote, &mut stream, &WriteOptions::default(), &sha, Some(5), bound).await.unwrap_err();
     assert!(err.to_string().contains("the source changed during the upload"), "{err}");
     assert_eq!(lab.ssh_ok("bastion", &format!("sha256sum {remote}")).split(' ').next().unwrap(), sha);
     assert_eq!(lab.ssh_ok("bastion", "ls -A /usr/share/nginx/html | grep -c groundwork || true").trim(), "0");

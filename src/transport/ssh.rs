@@ -8,7 +8,6 @@ use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use russh::ChannelMsg;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -299,7 +298,9 @@ impl SshTransport {
         TransportError::Io { host: self.host.clone(), path: path.to_string(), message: m.to_string() }
     }
 
-    async fn write_stream(
+    /// Write `data` to `path` atomically through WRITE_SCRIPT: `size` bytes, then (with `sha256`) a
+    /// line that must equal it for the file to be installed.
+    pub async fn write_stream(
         &self,
         path: &str,
         data: &mut (dyn AsyncRead + Unpin + Send),
@@ -322,22 +323,22 @@ impl SshTransport {
     }
 }
 
-/// The bytes of `inner`, then (if exactly `expected` bytes came) a line with their sha256 in hex.
-struct DigestTrailer<R> {
+/// The bytes of `inner`, then the line `trailer` makes of how many bytes came (nothing but the data
+/// when it returns an empty line).
+struct Trailer<R, F> {
     inner: R,
-    hasher: Sha256,
-    expected: u64,
     seen: u64,
-    trailer: Option<Vec<u8>>,
+    trailer: Option<F>,
+    pending: Vec<u8>,
 }
 
-impl<R> DigestTrailer<R> {
-    fn new(inner: R, expected: u64) -> Self {
-        DigestTrailer { inner, hasher: Sha256::new(), expected, seen: 0, trailer: None }
+impl<R, F: FnOnce(u64) -> Vec<u8>> Trailer<R, F> {
+    fn new(inner: R, trailer: F) -> Self {
+        Trailer { inner, seen: 0, trailer: Some(trailer), pending: Vec::new() }
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for DigestTrailer<R> {
+impl<R: AsyncRead + Unpin, F: FnOnce(u64) -> Vec<u8> + Unpin> AsyncRead for Trailer<R, F> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -345,34 +346,25 @@ impl<R: AsyncRead + Unpin> AsyncRead for DigestTrailer<R> {
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         let this = &mut *self;
-        if let Some(t) = &mut this.trailer {
-            let n = t.len().min(buf.remaining());
-            buf.put_slice(&t[..n]);
-            t.drain(..n);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let got = &buf.filled()[before..];
-                if !got.is_empty() {
-                    this.hasher.update(got);
-                    this.seen += got.len() as u64;
+        if this.trailer.is_some() {
+            let before = buf.filled().len();
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                    this.seen += (buf.filled().len() - before) as u64;
                     return Poll::Ready(Ok(()));
                 }
-                // End of the source. A short source gets no digest line: the host reports the short write.
-                let mut line = Vec::new();
-                if this.seen == this.expected {
-                    line = format!("{}\n", hex::encode(std::mem::take(&mut this.hasher).finalize())).into_bytes();
+                Poll::Ready(Ok(())) => {
+                    if let Some(make) = this.trailer.take() {
+                        this.pending = make(this.seen);
+                    }
                 }
-                let n = line.len().min(buf.remaining());
-                buf.put_slice(&line[..n]);
-                line.drain(..n);
-                this.trailer = Some(line);
-                Poll::Ready(Ok(()))
+                other => return other,
             }
-            other => other,
         }
+        let n = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..n]);
+        this.pending.drain(..n);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -400,8 +392,8 @@ mkdir -p -- "$d"
 t=$(mktemp -- "$d/.groundwork-XXXXXX")
 trap 'rm -f -- "$t"' EXIT
 if [ -n "$size" ]; then
-  # Exactly $size bytes (dd leaves what follows on stdin), then, for an upload, the digest of what was
-  # sent: the sender hashes as it reads, so a source that changed since the plan is refused here.
+  # Exactly $size bytes (dd leaves what follows on stdin), then, for an upload, the planned digest,
+  # which the sender only sends if its source was not touched while it was read.
   dd of="$t" bs=1M count="$size" iflag=count_bytes,fullblock status=none
 else
   cat > "$t"
@@ -713,11 +705,35 @@ impl Transport for SshTransport {
         sha256: &str,
         opts: &WriteOptions,
     ) -> Result<u64, TransportError> {
-        let file = tokio::fs::File::open(local).await.map_err(|e| self.io(&local.display().to_string(), e))?;
-        let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        // Streamed in chunks: memory stays flat whatever the file size. Hashed on the way out; the
-        // digest line that follows lets the host refuse a source that changed since the plan.
-        let mut reader = DigestTrailer::new(tokio::io::BufReader::with_capacity(256 * 1024, file).take(bytes), bytes);
+        let shown = local.display().to_string();
+        let file = tokio::fs::File::open(local).await.map_err(|e| self.io(&shown, e))?;
+        let meta = file.metadata().await.map_err(|e| self.io(&shown, e))?;
+        let (bytes, stamp) = (meta.len(), groundwork_sdk::local::source_stamp(&meta));
+        // Still the planned source? Answered from the local digest cache while the file is unchanged
+        // (no second read of a big image), else by hashing it again.
+        let path = local.to_path_buf();
+        let now = tokio::task::spawn_blocking(move || groundwork_sdk::local::sha256_file_cached(&path))
+            .await
+            .map_err(|e| self.io(&shown, e))?
+            .map_err(|e| self.io(&shown, e))?;
+        if now.0 != sha256 {
+            return Err(self
+                .io(remote, format!("the source {shown} changed since the plan: sha256 {}, planned {sha256}", now.0)));
+        }
+        // Streamed in chunks: memory stays flat whatever the file size. The digest line follows only if
+        // exactly the planned bytes went and the file was not touched meanwhile; else the host refuses.
+        let unchanged = {
+            let path = local.to_path_buf();
+            move |seen: u64| {
+                let same = std::fs::metadata(&path).is_ok_and(|m| groundwork_sdk::local::source_stamp(&m) == stamp);
+                if seen == bytes && same {
+                    format!("{sha256}\n").into_bytes()
+                } else {
+                    b"changed\n".to_vec()
+                }
+            }
+        };
+        let mut reader = Trailer::new(tokio::io::BufReader::with_capacity(256 * 1024, file).take(bytes), unchanged);
         // The time bound grows with the size (at least 1 MiB/s), not only the command timeout.
         let bound = self.opts.command_timeout + Duration::from_secs(bytes / (1024 * 1024));
         self.write_stream(remote, &mut reader, opts, sha256, Some(bytes), bound).await?;
@@ -783,16 +799,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_upload_is_followed_by_the_digest_of_exactly_what_was_sent() {
+    async fn a_stream_ends_with_the_line_its_trailer_makes_of_the_byte_count() {
         let data = b"kernel image".to_vec();
         let mut sent = Vec::new();
-        DigestTrailer::new(&data[..], data.len() as u64).read_to_end(&mut sent).await.unwrap();
-        let line = format!("{}\n", hex::encode(Sha256::digest(&data)));
-        assert_eq!(sent, [&data[..], line.as_bytes()].concat());
-        // The source shrank since it was measured: no digest line, the host sees a short write.
-        let mut short = Vec::new();
-        DigestTrailer::new(&data[..], 100).read_to_end(&mut short).await.unwrap();
-        assert_eq!(short, data);
+        let line = |seen: u64| format!("{seen} bytes\n").into_bytes();
+        Trailer::new(&data[..], line).read_to_end(&mut sent).await.unwrap();
+        assert_eq!(sent, b"kernel image12 bytes\n".to_vec());
+        let mut bare = Vec::new();
+        Trailer::new(&data[..], |_| Vec::new()).read_to_end(&mut bare).await.unwrap();
+        assert_eq!(bare, data);
     }
 
     #[test]

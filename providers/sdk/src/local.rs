@@ -83,14 +83,11 @@ fn digest_cache_dir() -> Option<std::path::PathBuf> {
     Some(base.join("groundwork").join("digests"))
 }
 
-/// sha256 of a local file, cached for big files while device, inode, size, mtime and ctime (to the
-/// nanosecond) are unchanged: a plan of a multi-GiB image does not re-read it every run. A stale entry
-/// cannot install wrong bytes: an upload hashes what it sends and the host refuses a mismatch.
-pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
+/// Device, inode, size, mtime and ctime (to the nanosecond) of a local file: any write changes it, and
+/// nobody can set a ctime back.
+pub fn source_stamp(meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    let (Some(dir), true) = (digest_cache_dir(), meta.len() >= CACHE_FROM) else { return sha256_file(path) };
-    let stamp = format!(
+    format!(
         "{} {} {} {}.{} {}.{}",
         meta.dev(),
         meta.ino(),
@@ -99,7 +96,16 @@ pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
         meta.mtime_nsec(),
         meta.ctime(),
         meta.ctime_nsec()
-    );
+    )
+}
+
+/// sha256 of a local file, cached for big files while its [`source_stamp`] is unchanged: a plan of a
+/// multi-GiB image does not re-read it every run, and an upload can check that its source is still
+/// the one planned without hashing it again.
+pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
+    let meta = std::fs::metadata(path)?;
+    let (Some(dir), true) = (digest_cache_dir(), meta.len() >= CACHE_FROM) else { return sha256_file(path) };
+    let stamp = source_stamp(&meta);
     let canonical = std::fs::canonicalize(path)?;
     let entry = dir.join(hex::encode(Sha256::digest(canonical.as_os_str().as_encoded_bytes())));
     if let Ok(text) = std::fs::read_to_string(&entry) {
