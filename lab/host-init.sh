@@ -82,6 +82,12 @@ if has dhcp; then
 START="/usr/sbin/dhcpd -f -d -cf /etc/dhcp/dhcpd.conf -lf /var/lib/dhcpd/dhcpd.leases eth0"
 READY="grep -q 'Server starting service' /var/log/gwlab/dhcpd.log"
 U
+  # Kea, the second DHCP backend: defined, not started (dhcpd serves until a test moves the host).
+  mkdir -p /var/lib/kea /run/kea
+  cat > /etc/gwlab/units/kea-dhcp4 <<'U'
+START="/usr/sbin/kea-dhcp4 -c /etc/kea/kea-dhcp4.conf"
+READY="grep -q DHCP4_STARTED /var/log/gwlab/kea-dhcp4.log"
+U
 fi
 
 if has lb; then

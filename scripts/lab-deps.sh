@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   openssh-server openssh-client
   bind9 bind9-utils bind9-dnsutils
-  isc-dhcp-server isc-dhcp-client
+  isc-dhcp-server isc-dhcp-client kea-dhcp4-server
   haproxy nginx
   iproute2 socat curl procps psmisc util-linux openssl
   firewalld nftables dbus

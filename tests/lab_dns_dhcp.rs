@@ -153,3 +153,52 @@ fn hand_written_zones_are_adopted_with_a_record_level_plan() {
     assert_eq!(lab.dig(&[&format!("m1.{d}")]), lab.ip(21));
     assert_eq!(lab.dig(&[&format!("old.{d}")]), "");
 }
+
+/// The second DHCP backend: ns1 moved to Kea serves the same pins; a config kea-dhcp4 rejects never
+/// goes live.
+#[test]
+fn kea_serves_the_pins_and_a_rejected_kea_config_never_goes_live() {
+    let lab = Lab::up(BASE, &NEXT);
+    let services = lab.env_dir().join("services.yaml");
+    let original = std::fs::read_to_string(&services).unwrap();
+    let kea = original.replace("  pxe: { tftp_host", "  backends: { ns1: kea }\n  pxe: { tftp_host");
+    std::fs::write(&services, &kea).unwrap();
+    let first = apply(&lab);
+    // The package's example kea-dhcp4.conf is adopted: replaced, with every reservation shown.
+    assert!(first.stdout.contains("~ kea.config[ns1:/etc/kea/kea-dhcp4.conf]"), "{}", first.stdout);
+    let w3_mac = format!("52:54:00:00:{:02x}:33", lab.index);
+    assert!(first.stdout.contains(&format!("+ host w3 {w3_mac} → {}", lab.ip(33))), "{}", first.stdout);
+    assert!(!first.stdout.contains("dhcpd.config"), "{}", first.stdout);
+    assert_eq!(lab.ssh_ok("ns1", "systemctl is-active kea-dhcp4").trim(), "active");
+    assert_eq!(lab.ssh("ns1", "systemctl is-active dhcpd").status.code(), Some(3), "dhcpd never started");
+    assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(33).as_str()));
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+
+    // A node moves: exactly its reservation changes, and Kea hands out the new address.
+    set_w3_ip(&lab, 35);
+    let plan = groundwork(&["plan", lab.env_str()]);
+    assert!(plan.stdout.contains("~ kea.config[ns1:/etc/kea/kea-dhcp4.conf]"), "{}", plan.stdout);
+    let moved = format!("~ host w3 {w3_mac} → {} (was {w3_mac} → {})", lab.ip(35), lab.ip(33));
+    assert!(plan.stdout.contains(&moved), "{}", plan.stdout);
+    apply(&lab);
+    assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(35).as_str()));
+
+    // An interface address kea-dhcp4 cannot parse: refused by `kea-dhcp4 -t`, the live file and the
+    // running server stay as they were.
+    let live = lab.ssh_ok("ns1", "cat /etc/kea/kea-dhcp4.conf");
+    std::fs::write(
+        &services,
+        format!("{kea}\n").replace("dhcp:\n", "dhcp:\n  kea: { interfaces: [eth0/300.1.1.1] }\n"),
+    )
+    .unwrap();
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("kea-dhcp4 -t") && all.contains("300.1.1.1"), "{all}");
+    assert_eq!(lab.ssh_ok("ns1", "cat /etc/kea/kea-dhcp4.conf"), live);
+    assert_eq!(lab.ssh_ok("ns1", "ls -A /etc/kea | grep -c candidate || true").trim(), "0");
+    assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(35).as_str()));
+
+    std::fs::write(&services, &kea).unwrap();
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+}

@@ -40,6 +40,21 @@ fn dhcpd_conf() {
 }
 
 #[test]
+fn kea_dhcp4_conf_when_a_host_moves_to_kea() {
+    let mut loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    let dhcp = loaded.env.dhcp.as_mut().unwrap();
+    dhcp.backends.insert("ns1".into(), groundwork_sdk::model::DhcpBackend::Kea);
+    let rs = config::expand::resources(&loaded).unwrap();
+    // The host gets kea-dhcp4.conf instead of dhcpd.conf, with the same pins as reservations.
+    assert!(!rs.iter().any(|r| r.address.provider == "dhcpd"));
+    let conf: ManagedFile = find(&rs, "kea.config[ns1:/etc/kea/kea-dhcp4.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_kea_dhcp4_conf", conf.content);
+    assert_eq!(conf.check, vec![vec!["kea-dhcp4", "-t", "{candidate}"]]);
+    let dhcpd: ManagedFile = find(&resources(), "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]").spec().unwrap();
+    assert_eq!(groundwork_kea::parse_reservations(&conf.content), groundwork_dhcpd::parse_pins(&dhcpd.content));
+}
+
+#[test]
 fn ipxe_script() {
     let rs = resources();
     let f: groundwork_files::FileSpec =

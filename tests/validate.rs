@@ -220,6 +220,10 @@ fn host_references_exist_with_the_role() {
     let env = BASE.replace("tftp_host: bastion", "tftp_host: bastoin");
     let msg = expect(&env, NODES, "host-reference", &at("environment.yaml", &env, "bastoin", "bastoin"));
     assert!(msg.contains("bastoin"), "{msg}");
+    // A DHCP backend chosen for a host that serves no DHCP.
+    let env = BASE.replace("  routers: [10.88.0.1]\n", "  routers: [10.88.0.1]\n  backends: { lb1: kea }\n");
+    let msg = expect(&env, NODES, "host-reference", &at("environment.yaml", &env, "backends", "kea"));
+    assert!(msg.contains("lb1 does not have the role dhcp"), "{msg}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub fn resources_for(loaded: &Loaded, phase: &Phase) -> Result<Vec<Resource>, Co
     out.extend(groundwork_files::resources(&env, &loaded.dir).map_err(expand_err)?);
     out.extend(groundwork_bind::resources(&env, today()).map_err(expand_err)?);
     out.extend(groundwork_dhcpd::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_kea::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);

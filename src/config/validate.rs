@@ -335,6 +335,9 @@ fn host_references(env: &Environment, f: &mut Findings) {
     if let Some(pxe) = env.dhcp.as_ref().and_then(|d| d.pxe.as_ref()) {
         check(f, &pxe.tftp_host, "dhcp.pxe.tftp_host".into(), Some(HostRole::Tftp));
     }
+    for host in env.dhcp.iter().flat_map(|d| d.backends.keys()) {
+        check(f, host, format!("dhcp.backends.{host}"), Some(HostRole::Dhcp));
+    }
     if let Some(h) = env.files.as_ref().and_then(|x| x.host.as_ref()) {
         check(f, h, "files.host".into(), Some(HostRole::Http));
     }

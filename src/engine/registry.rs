@@ -19,6 +19,7 @@ impl Registry {
         r.add(Arc::new(groundwork_files::FilesProvider));
         r.add(Arc::new(groundwork_bind::BindProvider));
         r.add(Arc::new(groundwork_dhcpd::provider()));
+        r.add(Arc::new(groundwork_kea::provider()));
         r.add(Arc::new(groundwork_haproxy::provider()));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
         r.add(Arc::new(groundwork_selinux::SelinuxProvider));

@@ -4,9 +4,10 @@
 //! domain), the iPXE chain-loading class of the reference install (first boot: TFTP ipxe.efi or
 //! undionly.kpxe; second boot, user-class iPXE: the HTTP script URL) and a `host` pin per node. Checked
 //! with `dhcpd -t -cf` before it replaces the live file; dhcpd restarts only when the content changed.
+//! [`intent`] (what any DHCP server must hand out) and the host pins are shared with the Kea backend.
 
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
-use groundwork_sdk::model::{Environment, HostRole};
+use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
 use groundwork_sdk::{Address, Detail, Error, Resource};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -121,8 +122,32 @@ fn dotted_mask(prefix: u8) -> String {
     std::net::Ipv4Addr::from(m).to_string()
 }
 
-/// Render dhcpd.conf for the environment.
-pub fn render(env: &Environment) -> Option<String> {
+/// What every DHCP backend hands out, derived from the inventory once: the subnet and its options,
+/// the iPXE chain-loading answers and a pin per node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DhcpIntent {
+    pub cluster: String,
+    pub domain: String,
+    pub subnet: ipnet::Ipv4Net,
+    pub routers: Vec<String>,
+    pub dns: Vec<String>,
+    pub lease_time: u32,
+    pub pxe: Option<PxeIntent>,
+    /// Node name → pin, in inventory order.
+    pub pins: Vec<(String, Pin)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PxeIntent {
+    /// TFTP server for the firmware's first boot.
+    pub next_server: String,
+    /// What iPXE fetches on the second boot.
+    pub script_url: String,
+    pub efi_file: String,
+    pub bios_file: String,
+}
+
+pub fn intent(env: &Environment) -> Option<DhcpIntent> {
     let d = env.dhcp.as_ref()?;
     let ipnet::IpNet::V4(subnet) = d.subnet else { return None };
     let dns: Vec<String> = if d.dns_servers.is_empty() {
@@ -130,16 +155,7 @@ pub fn render(env: &Environment) -> Option<String> {
     } else {
         d.dns_servers.iter().map(IpAddr::to_string).collect()
     };
-    let mut s = String::new();
-    let _ =
-        writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", env.cluster.name);
-    let _ = writeln!(s, "authoritative;\nddns-update-style none;");
-    let _ = writeln!(s, "default-lease-time {};\nmax-lease-time {};", d.default_lease_time, d.default_lease_time * 12);
-    let _ = writeln!(s, "option domain-name \"{}\";", env.cluster.domain());
-    if !dns.is_empty() {
-        let _ = writeln!(s, "option domain-name-servers {};", dns.join(", "));
-    }
-    if let Some(pxe) = &d.pxe {
+    let pxe = d.pxe.as_ref().map(|pxe| {
         let tftp = env.hosts.get(&pxe.tftp_host).map(|h| h.address.to_string()).unwrap_or_default();
         let http = env
             .files
@@ -148,15 +164,50 @@ pub fn render(env: &Environment) -> Option<String> {
             .or_else(|| env.first_host_with_role(HostRole::Http).map(|(_, h)| h))
             .map(|h| h.address.to_string())
             .unwrap_or_else(|| tftp.clone());
+        PxeIntent {
+            script_url: format!("http://{http}/{}", pxe.script.trim_start_matches('/')),
+            next_server: tftp,
+            efi_file: pxe.efi_file.clone(),
+            bios_file: pxe.bios_file.clone(),
+        }
+    });
+    Some(DhcpIntent {
+        cluster: env.cluster.name.clone(),
+        domain: env.cluster.domain(),
+        subnet,
+        routers: d.routers.iter().map(IpAddr::to_string).collect(),
+        dns,
+        lease_time: d.default_lease_time,
+        pxe,
+        pins: env
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), Pin { mac: n.mac.to_ascii_lowercase(), address: n.ip.to_string() }))
+            .collect(),
+    })
+}
+
+/// Render dhcpd.conf for the environment.
+pub fn render(env: &Environment) -> Option<String> {
+    let i = intent(env)?;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", i.cluster);
+    let _ = writeln!(s, "authoritative;\nddns-update-style none;");
+    let _ = writeln!(s, "default-lease-time {};\nmax-lease-time {};", i.lease_time, i.lease_time * 12);
+    let _ = writeln!(s, "option domain-name \"{}\";", i.domain);
+    if !i.dns.is_empty() {
+        let _ = writeln!(s, "option domain-name-servers {};", i.dns.join(", "));
+    }
+    if let Some(pxe) = &i.pxe {
         let _ = writeln!(s, "# RFC 4578 client system architecture (EFI x86-64 is 7 or 9).");
         let _ = writeln!(s, "option client-arch code 93 = unsigned integer 16;");
         let _ = writeln!(s);
         let _ = writeln!(s, "# iPXE chain-loading: firmware PXE gets iPXE over TFTP, iPXE gets the script over HTTP.");
         let _ = writeln!(s, "class \"pxeclients\" {{");
         let _ = writeln!(s, "    match if substring (option vendor-class-identifier, 0, 9) = \"PXEClient\";");
-        let _ = writeln!(s, "    next-server {tftp};");
+        let _ = writeln!(s, "    next-server {};", pxe.next_server);
         let _ = writeln!(s, "    if exists user-class and option user-class = \"iPXE\" {{");
-        let _ = writeln!(s, "        filename \"http://{http}/{}\";", pxe.script.trim_start_matches('/'));
+        let _ = writeln!(s, "        filename \"{}\";", pxe.script_url);
         let _ = writeln!(s, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
         let _ = writeln!(s, "        filename \"{}\";", pxe.efi_file);
         let _ = writeln!(s, "    }} else {{");
@@ -164,19 +215,18 @@ pub fn render(env: &Environment) -> Option<String> {
         let _ = writeln!(s, "    }}\n}}");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "subnet {} netmask {} {{", subnet.network(), dotted_mask(subnet.prefix_len()));
-    if !d.routers.is_empty() {
-        let routers: Vec<String> = d.routers.iter().map(IpAddr::to_string).collect();
-        let _ = writeln!(s, "    option routers {};", routers.join(", "));
+    let _ = writeln!(s, "subnet {} netmask {} {{", i.subnet.network(), dotted_mask(i.subnet.prefix_len()));
+    if !i.routers.is_empty() {
+        let _ = writeln!(s, "    option routers {};", i.routers.join(", "));
     }
-    let _ = writeln!(s, "    option subnet-mask {};", dotted_mask(subnet.prefix_len()));
+    let _ = writeln!(s, "    option subnet-mask {};", dotted_mask(i.subnet.prefix_len()));
     let _ = writeln!(s, "}}");
-    for n in &env.nodes {
+    for (name, pin) in &i.pins {
         let _ = writeln!(s);
-        let _ = writeln!(s, "host {} {{", n.name);
-        let _ = writeln!(s, "    hardware ethernet {};", n.mac.to_ascii_lowercase());
-        let _ = writeln!(s, "    fixed-address {};", n.ip);
-        let _ = writeln!(s, "    option host-name \"{}\";", n.name);
+        let _ = writeln!(s, "host {name} {{");
+        let _ = writeln!(s, "    hardware ethernet {};", pin.mac);
+        let _ = writeln!(s, "    fixed-address {};", pin.address);
+        let _ = writeln!(s, "    option host-name \"{name}\";");
         let _ = writeln!(s, "}}");
     }
     Some(s)
@@ -185,7 +235,7 @@ pub fn render(env: &Environment) -> Option<String> {
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let (Some(d), Some(content)) = (&env.dhcp, render(env)) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
+    for (host, _) in env.hosts_with_role(HostRole::Dhcp).filter(|(h, _)| d.backend_of(h) == DhcpBackend::Dhcpd) {
         let mut mf = ManagedFile::new(d.config.clone(), content.clone());
         mf.mode = Some(0o644);
         mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];

@@ -320,6 +320,58 @@ pub struct DhcpSettings {
     pub restart: Vec<String>,
     #[serde(default = "lease_time")]
     pub default_lease_time: u32,
+    /// The DHCP server of every dhcp host: `dhcpd` (ISC dhcpd) or `kea` (kea-dhcp4).
+    #[serde(default)]
+    pub backend: DhcpBackend,
+    /// Per dhcp host, a backend other than `backend` (e.g. one host moved to Kea first).
+    #[serde(default)]
+    pub backends: BTreeMap<String, DhcpBackend>,
+    #[serde(default)]
+    pub kea: KeaSettings,
+}
+
+impl DhcpSettings {
+    pub fn backend_of(&self, host: &str) -> DhcpBackend {
+        self.backends.get(host).copied().unwrap_or(self.backend)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpBackend {
+    #[default]
+    Dhcpd,
+    Kea,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeaSettings {
+    /// kea-dhcp4's configuration file (RHEL 9 and Debian: /etc/kea/kea-dhcp4.conf).
+    #[serde(default = "kea_conf")]
+    pub config: String,
+    /// Command that makes kea-dhcp4 load a new file.
+    #[serde(default = "kea_restart")]
+    pub restart: Vec<String>,
+    /// `interfaces-config.interfaces`: the interfaces (or `IFACE/ADDRESS`) kea-dhcp4 listens on.
+    #[serde(default = "all_interfaces")]
+    pub interfaces: Vec<String>,
+}
+
+impl Default for KeaSettings {
+    fn default() -> Self {
+        KeaSettings { config: kea_conf(), restart: kea_restart(), interfaces: all_interfaces() }
+    }
+}
+
+fn kea_conf() -> String {
+    "/etc/kea/kea-dhcp4.conf".into()
+}
+fn kea_restart() -> Vec<String> {
+    ["systemctl", "restart", "kea-dhcp4"].iter().map(|s| s.to_string()).collect()
+}
+fn all_interfaces() -> Vec<String> {
+    vec!["*".into()]
 }
 
 fn dhcpd_conf() -> String {

@@ -1,0 +1,142 @@
+//! # groundwork-kea
+//!
+//! Kea DHCPv4 as a second DHCP backend, chosen per dhcp host. One whole `kea-dhcp4.conf` per host,
+//! rendered from the same [`groundwork_dhcpd::intent`] as dhcpd.conf: the subnet and its options, a
+//! reservation per node and the iPXE chain-loading classes. Checked with `kea-dhcp4 -t` before it
+//! replaces the live file; kea-dhcp4 restarts only when the content changed.
+
+use groundwork_dhcpd::{intent, pin_details, Pin};
+use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
+use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
+use groundwork_sdk::{Address, Error, Resource};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const PROVIDER: &str = "kea";
+
+/// Render kea-dhcp4.conf for the environment (`interfaces`: what kea-dhcp4 listens on).
+pub fn render(env: &Environment, interfaces: &[String]) -> Option<String> {
+    let i = intent(env)?;
+    let mut options = vec![json!({ "name": "domain-name", "data": i.domain })];
+    if !i.dns.is_empty() {
+        options.push(json!({ "name": "domain-name-servers", "data": i.dns.join(", ") }));
+    }
+    let mut subnet_options = Vec::new();
+    if !i.routers.is_empty() {
+        subnet_options.push(json!({ "name": "routers", "data": i.routers.join(", ") }));
+    }
+    let reservations: Vec<Value> = i
+        .pins
+        .iter()
+        .map(|(name, pin)| json!({ "hw-address": pin.mac, "ip-address": pin.address, "hostname": name }))
+        .collect();
+    let mut dhcp4 = json!({
+        "interfaces-config": { "interfaces": interfaces },
+        "authoritative": true,
+        "valid-lifetime": i.lease_time,
+        "max-valid-lifetime": i.lease_time * 12,
+        "option-data": options,
+        "subnet4": [{
+            "id": 1,
+            "subnet": i.subnet.trunc().to_string(),
+            "option-data": subnet_options,
+            "reservations": reservations,
+        }],
+    });
+    if let Some(pxe) = &i.pxe {
+        // Classes are evaluated in order: iPXE (user class 77) first, then the firmware's PXE client
+        // by architecture (RFC 4578 option 93: EFI x86-64 is 7 or 9).
+        dhcp4["client-classes"] = json!([
+            { "name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'", "boot-file-name": pxe.script_url },
+            {
+                "name": "pxe-efi",
+                "test": "not member('ipxe') and substring(option[60].hex,0,9) == 'PXEClient' and (option[93].hex == 0x0007 or option[93].hex == 0x0009)",
+                "next-server": pxe.next_server,
+                "boot-file-name": pxe.efi_file,
+            },
+            {
+                "name": "pxe-bios",
+                "test": "not member('ipxe') and not member('pxe-efi') and substring(option[60].hex,0,9) == 'PXEClient'",
+                "next-server": pxe.next_server,
+                "boot-file-name": pxe.bios_file,
+            },
+        ]);
+    }
+    let body = serde_json::to_string_pretty(&json!({ "Dhcp4": dhcp4 })).ok()?;
+    Some(format!("# Managed by groundwork for cluster {}. Changes made by hand are overwritten.\n{body}\n", i.cluster))
+}
+
+/// Every reservation of a kea-dhcp4.conf (global and per subnet), by hostname (else hw-address).
+/// Kea allows `#` and `//` comment lines; anything that is not then JSON has no reservations to show.
+pub fn parse_reservations(text: &str) -> BTreeMap<String, Pin> {
+    let json: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Ok(v) = serde_json::from_str::<Value>(&json) else { return BTreeMap::new() };
+    let dhcp4 = &v["Dhcp4"];
+    let global = dhcp4["reservations"].as_array().into_iter().flatten();
+    let in_subnets = dhcp4["subnet4"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["reservations"].as_array().into_iter().flatten());
+    global
+        .chain(in_subnets)
+        .filter_map(|r| {
+            let mac = r["hw-address"].as_str()?.to_ascii_lowercase();
+            let address = r["ip-address"].as_str().unwrap_or_default().to_string();
+            let name = r["hostname"].as_str().map(str::to_string).unwrap_or_else(|| mac.clone());
+            Some((name, Pin { mac, address }))
+        })
+        .collect()
+}
+
+pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
+    let Some(d) = &env.dhcp else { return Ok(Vec::new()) };
+    let Some(content) = render(env, &d.kea.interfaces) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (host, _) in env.hosts_with_role(HostRole::Dhcp).filter(|(h, _)| d.backend_of(h) == DhcpBackend::Kea) {
+        let mut mf = ManagedFile::new(d.kea.config.clone(), content.clone());
+        mf.mode = Some(0o644);
+        mf.check = vec![vec!["kea-dhcp4".into(), "-t".into(), CANDIDATE.into()]];
+        mf.activate = Some(d.kea.restart.clone());
+        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.kea.config.clone()), mf)?);
+    }
+    Ok(out)
+}
+
+/// The provider: whole kea-dhcp4.conf files, described by their reservations.
+pub fn provider() -> file::WholeFiles {
+    file::WholeFiles {
+        name: PROVIDER,
+        details: |old, new| {
+            pin_details(
+                &old.map(parse_reservations).unwrap_or_default(),
+                &new.map(parse_reservations).unwrap_or_default(),
+            )
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_are_read_back_from_comments_global_and_subnet_scopes() {
+        let text = r#"# a comment
+// another
+{ "Dhcp4": {
+  "reservations": [ { "hw-address": "52:54:00:AA:00:01", "ip-address": "10.88.0.5" } ],
+  "subnet4": [ { "subnet": "10.88.0.0/24",
+    "reservations": [ { "hw-address": "52:54:00:00:00:33", "ip-address": "10.88.0.33", "hostname": "w3" } ] } ]
+} }"#;
+        let r = parse_reservations(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r["w3"], Pin { mac: "52:54:00:00:00:33".into(), address: "10.88.0.33".into() });
+        assert_eq!(r["52:54:00:aa:00:01"].address, "10.88.0.5");
+        assert!(parse_reservations("{ not json").is_empty());
+    }
+}
