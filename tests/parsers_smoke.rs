@@ -132,6 +132,7 @@ fn state_parsers_never_panic() {
         let text = mutate(&mut rng, seed);
         let _ = groundwork_bind::zone::parse(&text, "lab.example.test");
         let _ = groundwork_dhcpd::parse_pins(&text);
+        let _ = groundwork_kea::parse_reservations(&text);
         let _ = groundwork_haproxy::servers(&text);
         let _ = groundwork_haproxy::parse_show_stat(&text);
         let _ = groundwork_firewalld::parse_snapshot(&text);

@@ -1,9 +1,10 @@
-//! dhcpd.conf as read from a DHCP host.
+//! dhcpd.conf and kea-dhcp4.conf as read from a DHCP host.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = groundwork_dhcpd::parse_pins(text);
+        let _ = groundwork_kea::parse_reservations(text);
     }
 });
