@@ -73,3 +73,26 @@ fn ports_open_with_the_environment_and_close_without_it() {
     assert!(reachable(&lab, 22623));
     assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
 }
+
+/// Hosts without busctl (or whose D-Bus call fails) are read with `firewall-cmd --list-all`: the same
+/// state, the same plans.
+#[test]
+fn without_busctl_the_firewall_cmd_read_sees_the_same_state() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply(&lab);
+    // Only in lb1's own mount namespace (private propagation): busctl now fails there.
+    lab.ssh_ok("lb1", "mount --bind /bin/false /usr/bin/busctl");
+    assert_eq!(lab.ssh("lb1", "busctl --version").status.code(), Some(1));
+    assert!(std::process::Command::new("busctl").arg("--version").output().unwrap().status.success());
+    let plan = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+
+    lab.ssh_ok("lb1", "firewall-cmd -q --zone=public --remove-service=kube-apiserver");
+    let plan = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ firewalld.service[lb1:public/kube-apiserver]"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("add to the runtime configuration"), "{}", plan.stdout);
+    apply(&lab);
+    assert!(reachable(&lab, 6443));
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+}
