@@ -118,6 +118,53 @@ async fn a_lock_left_by_a_killed_job_is_stale_and_force_unlock_removes_it() {
     apply(&lab);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_is_touched_and_one_from_a_vanished_runner_is_stale() {
+    let lab = Lab::up(BASE, &NEXT);
+    let ws = Workspace::open(lab.env_dir()).unwrap();
+    let path = "/var/lib/groundwork/lab.lock";
+    // Held with a short heartbeat: its file, aged by hand on every host, is touched again.
+    let names = ws.host_names();
+    let beat = std::time::Duration::from_millis(200);
+    let held = lock::acquire(&ws.hosts, &names, "lab", "apply (heartbeat)", None, beat).await.unwrap();
+    for h in ["bastion", "lb1", "ns1"] {
+        lab.ssh_ok(h, &format!("touch -d '20 minutes ago' {path}"));
+    }
+    let age = |h: &str| {
+        let out = lab.ssh_ok(h, &format!("echo $(( $(date +%s) - $(stat -c %Y {path}) ))"));
+        out.trim().parse::<u64>().unwrap()
+    };
+    // Aged to 20 minutes, seen young again: only the holder's heartbeat touches it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ["bastion", "lb1", "ns1"].iter().any(|h| age(h) > 60) {
+        assert!(std::time::Instant::now() < deadline, "the holder did not touch its lock");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let shown = lock::current(&ws.hosts, &names, "lab").await.unwrap().unwrap();
+    assert!(shown.describe().contains("last heartbeat") && !shown.describe().contains("STALE"), "{}", shown.describe());
+    held.release(&ws.hosts).await;
+    assert_eq!(lab.ssh("lb1", &format!("test -e {path}")).status.code(), Some(1));
+
+    // A job on another runner died holding the lock 10 minutes ago: its pid cannot be checked from
+    // here, but its heartbeat stopped.
+    let mut info = lock::LockInfo::new("lab", "apply (runner gone)");
+    info.runner = "ci-runner-7".into();
+    let json = serde_json::to_string(&info).unwrap();
+    for h in ["bastion", "lb1", "ns1"] {
+        lab.ssh_ok(
+            h,
+            &format!(
+                "mkdir -p /var/lib/groundwork && printf '%s\\n' '{json}' > {path} && touch -d '10 minutes ago' {path}"
+            ),
+        );
+    }
+    let blocked = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(blocked.code, 1);
+    assert!(blocked.stderr.contains("on ci-runner-7"), "{}", blocked.stderr);
+    assert!(blocked.stderr.contains("STALE: no heartbeat for 6"), "{}", blocked.stderr);
+    assert!(blocked.stderr.contains(&format!("force-unlock {}", info.id)), "{}", blocked.stderr);
+}
+
 #[test]
 fn drift_is_reported_healed_and_exported_as_metrics() {
     let lab = Lab::up(BASE, &NEXT);

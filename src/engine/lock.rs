@@ -1,6 +1,8 @@
 //! The apply lock: one lock file per environment on every infra host it touches, so every pipeline
 //! runner sees it (never only the runner's own disk). Created with O_EXCL (`set -C`), holding who, where,
-//! since when, and for which plan.
+//! since when, and for which plan. While held, its holder touches it every [`HEARTBEAT`]: a lock whose
+//! file has not been touched for [`STALE_AFTER`] (measured by the host's own clock) was left by a job
+//! that is gone, whichever runner it ran on.
 
 use crate::error::{Error, Result};
 use crate::transport::Hosts;
@@ -23,7 +25,15 @@ pub struct LockInfo {
     pub environment: String,
     /// What the holder is doing (`apply`, `apply plan.json`, `drift --heal`).
     pub operation: String,
+    /// Seconds since the holder last touched the lock file, as the host that has it saw it.
+    #[serde(skip)]
+    pub heartbeat_age: Option<u64>,
 }
+
+/// How often a holder touches its lock.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// A lock untouched for this long has no live holder.
+pub const STALE_AFTER: Duration = Duration::from_secs(300);
 
 impl LockInfo {
     pub fn new(environment: &str, operation: &str) -> Self {
@@ -39,6 +49,7 @@ impl LockInfo {
             started_unix: (now / 1_000_000_000) as u64,
             environment: environment.to_string(),
             operation: operation.to_string(),
+            heartbeat_age: None,
         }
     }
 
@@ -53,9 +64,16 @@ impl LockInfo {
             .map(|d| d.as_secs())
             .unwrap_or(0)
             .saturating_sub(self.started_unix);
-        let stale = if self.is_stale_here() { " — STALE: that process is gone" } else { "" };
+        let beat = self.heartbeat_age.map(|a| format!(", last heartbeat {a}s ago")).unwrap_or_default();
+        let stale = if self.is_stale_here() {
+            " — STALE: that process is gone".to_string()
+        } else if let Some(a) = self.heartbeat_age.filter(|a| *a > STALE_AFTER.as_secs()) {
+            format!(" — STALE: no heartbeat for {a}s (a live holder touches it every {}s)", HEARTBEAT.as_secs())
+        } else {
+            String::new()
+        };
         format!(
-            "lock {} held by {} on {} (pid {}) for `{}` since {}s ago{stale}",
+            "lock {} held by {} on {} (pid {}) for `{}` since {}s ago{beat}{stale}",
             self.id, self.holder, self.runner, self.pid, self.operation, age
         )
     }
@@ -67,33 +85,88 @@ fn runner_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// Print a lock file and, after `@@AGE`, the seconds since it was last touched (the host's clock).
+macro_rules! show_lock {
+    () => {
+        r#"cat "$1" 2>/dev/null && a=$(stat -c %Y "$1" 2>/dev/null) && printf '\n@@AGE %s\n' "$(( $(date +%s) - a ))""#
+    };
+}
 /// Create the lock file only if it does not exist; print the existing one otherwise.
-const ACQUIRE: &str = r#"set -C; mkdir -p "$(dirname "$1")" && { printf '%s\n' "$2" > "$1"; } 2>/dev/null && exit 0; cat "$1" 2>/dev/null; exit 3"#;
+const ACQUIRE: &str = concat!(
+    r#"set -C; mkdir -p "$(dirname "$1")" && { printf '%s\n' "$2" > "$1"; } 2>/dev/null && exit 0; "#,
+    show_lock!(),
+    "; exit 3"
+);
+/// The lock as it stands, if any.
+const SHOW: &str = concat!(r#"[ -e "$1" ] || exit 0; "#, show_lock!());
 /// Remove the lock only if it is ours (by id).
 const RELEASE: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && rm -f "$1"; exit 0"#;
+/// Touch the lock only if it is still ours.
+const TOUCH: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && touch -c "$1"; exit 0"#;
 
-/// Locks held on a set of hosts; released with [`Held::release`].
+/// A lock as SHOW/ACQUIRE print it.
+fn parse_shown(out: &[u8]) -> Option<LockInfo> {
+    let text = String::from_utf8_lossy(out);
+    let (json, age) = match text.split_once("\n@@AGE ") {
+        Some((json, age)) => (json.to_string(), age.trim().parse().ok()),
+        None => (text.to_string(), None),
+    };
+    let mut info: LockInfo = serde_json::from_str(json.trim()).ok()?;
+    info.heartbeat_age = age;
+    Some(info)
+}
+
+fn lock_cmd(script: &str, name: &str, info: &LockInfo, arg: &str) -> Cmd {
+    Cmd::new("sh").arg("-c").arg(script).arg(name).path(lock_path(&info.environment)).arg(arg)
+}
+
+/// Locks held on a set of hosts; released with [`Held::release`]. Touched every [`HEARTBEAT`] meanwhile.
 pub struct Held {
     pub info: LockInfo,
     hosts: Vec<String>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Held {
+    fn new(info: &LockInfo, hosts: Vec<String>) -> Self {
+        Held { info: info.clone(), hosts, heartbeat: None }
+    }
+
+    /// Touch the lock on every host it is held on, every `every`, until released.
+    async fn beat(mut self, all: &Hosts, every: Duration) -> Self {
+        let mut transports = Vec::new();
+        for h in &self.hosts {
+            if let Ok(t) = all.transport(h).await {
+                transports.push(t);
+            }
+        }
+        let cmd = lock_cmd(TOUCH, "groundwork-lock-heartbeat", &self.info, &self.info.id);
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                for t in &transports {
+                    if let Err(e) = t.exec(&cmd).await {
+                        tracing::debug!(host = t.host(), error = %e, "lock heartbeat failed");
+                    }
+                }
+            }
+        }));
+        self
+    }
 }
 
 async fn try_acquire(
     hosts: &Hosts,
     host_names: &[String],
     info: &LockInfo,
+    heartbeat: Duration,
 ) -> Result<std::result::Result<Held, LockInfo>> {
     let json = serde_json::to_string(info).map_err(|e| Error::Io { path: "lock".into(), message: e.to_string() })?;
     let take = |h: String| {
         let json = json.clone();
         async move {
             let t = hosts.transport(&h).await?;
-            let cmd = Cmd::new("sh")
-                .arg("-c")
-                .arg(ACQUIRE)
-                .arg("groundwork-lock")
-                .path(lock_path(&info.environment))
-                .arg(&json);
+            let cmd = lock_cmd(ACQUIRE, "groundwork-lock", info, &json);
             let out = t.exec(&cmd).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
             Ok::<_, Error>((h, out))
         }
@@ -101,7 +174,7 @@ async fn try_acquire(
     // The first host (by name) is taken alone: a second runner stops there, so the others can be taken
     // side by side without two runners ever holding parts of the set.
     let Some((first, rest)) = host_names.split_first() else {
-        return Ok(Ok(Held { info: info.clone(), hosts: Vec::new() }));
+        return Ok(Ok(Held::new(info, Vec::new())));
     };
     let mut results = vec![take(first.clone()).await];
     if results[0].as_ref().is_ok_and(|(_, out)| out.success()) {
@@ -113,7 +186,7 @@ async fn try_acquire(
         match r {
             Ok((h, out)) if out.success() => got.push(h),
             Ok((h, out)) => {
-                let other = serde_json::from_slice::<LockInfo>(&out.stdout).ok().ok_or_else(|| Error::Host {
+                let other = parse_shown(&out.stdout).ok_or_else(|| Error::Host {
                     host: h.clone(),
                     message: format!("cannot take the lock: {}", out.message()),
                 });
@@ -125,23 +198,24 @@ async fn try_acquire(
         }
     }
     match refused {
-        None => Ok(Ok(Held { info: info.clone(), hosts: got })),
+        None => Ok(Ok(Held::new(info, got).beat(hosts, heartbeat).await)),
         Some(other) => {
             // Someone else holds it (or a host failed): give back what we took, in any case.
-            Held { info: info.clone(), hosts: got }.release(hosts).await;
+            Held::new(info, got).release(hosts).await;
             other.map(Err)
         }
     }
 }
 
 /// Take the lock on every host (sorted, so two runners cannot deadlock), failing fast with the holder's
-/// details, or waiting up to `wait` for it.
+/// details, or waiting up to `wait` for it; touch it every `heartbeat` while held.
 pub async fn acquire(
     hosts: &Hosts,
     host_names: &[String],
     environment: &str,
     operation: &str,
     wait: Option<Duration>,
+    heartbeat: Duration,
 ) -> Result<Held> {
     let mut names = host_names.to_vec();
     names.sort();
@@ -149,7 +223,7 @@ pub async fn acquire(
     let info = LockInfo::new(environment, operation);
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     loop {
-        match try_acquire(hosts, &names, &info).await? {
+        match try_acquire(hosts, &names, &info, heartbeat).await? {
             Ok(held) => return Ok(held),
             Err(other) => match deadline {
                 Some(d) if tokio::time::Instant::now() < d => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -173,12 +247,10 @@ impl Held {
     /// Give the lock back on every host at once. A host that cannot be reached keeps its lock file;
     /// the next run names it and the force-unlock command.
     pub async fn release(self, hosts: &Hosts) {
-        let cmd = Cmd::new("sh")
-            .arg("-c")
-            .arg(RELEASE)
-            .arg("groundwork-unlock")
-            .path(lock_path(&self.info.environment))
-            .arg(&self.info.id);
+        if let Some(beat) = &self.heartbeat {
+            beat.abort();
+        }
+        let cmd = lock_cmd(RELEASE, "groundwork-unlock", &self.info, &self.info.id);
         let id = &self.info.id;
         futures::future::join_all(self.hosts.iter().map(|h| {
             let cmd = cmd.clone();
@@ -214,15 +286,33 @@ pub async fn force_unlock(hosts: &Hosts, host_names: &[String], environment: &st
 
 /// The lock currently on any host, if one is.
 pub async fn current(hosts: &Hosts, host_names: &[String], environment: &str) -> Result<Option<LockInfo>> {
+    let show = Cmd::new("sh").arg("-c").arg(SHOW).arg("groundwork-lock-show").path(lock_path(environment));
     for h in host_names {
         let t = hosts.transport(h).await?;
-        let b = t
-            .read_file(&lock_path(environment))
-            .await
-            .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
-        if let Some(info) = b.and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok()) {
+        let out = t.exec(&show).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+        if let Some(info) = parse_shown(&out.stdout) {
             return Ok(Some(info));
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_lock_carries_its_heartbeat_age_and_is_stale_after_five_minutes() {
+        let mut info = LockInfo::new("lab", "apply");
+        info.runner = "another-runner".into();
+        let json = serde_json::to_string(&info).unwrap();
+        let fresh = parse_shown(format!("{json}\n\n@@AGE 12\n").as_bytes()).unwrap();
+        assert_eq!(fresh.heartbeat_age, Some(12));
+        assert!(fresh.describe().contains("last heartbeat 12s ago") && !fresh.describe().contains("STALE"));
+        let old = parse_shown(format!("{json}\n\n@@AGE 900\n").as_bytes()).unwrap();
+        assert!(old.describe().contains("STALE: no heartbeat for 900s"), "{}", old.describe());
+        // A lock file written before heartbeats existed still reads.
+        assert_eq!(parse_shown(json.as_bytes()).unwrap().heartbeat_age, None);
+        assert!(parse_shown(b"garbage").is_none());
+    }
 }

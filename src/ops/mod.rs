@@ -66,7 +66,8 @@ impl Workspace {
 
     /// Take the environment's apply lock on every host.
     pub async fn lock(&self, operation: &str, wait: Option<std::time::Duration>) -> Result<crate::engine::lock::Held> {
-        crate::engine::lock::acquire(&self.hosts, &self.host_names(), &self.loaded.name, operation, wait).await
+        let (hosts, names, env) = (&self.hosts, self.host_names(), &self.loaded.name);
+        crate::engine::lock::acquire(hosts, &names, env, operation, wait, crate::engine::lock::HEARTBEAT).await
     }
 
     /// Probe the install gates (none without an openshift section).
