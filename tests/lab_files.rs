@@ -74,3 +74,39 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
     // Ignition content never appears in output.
     assert!(!apply.stdout.contains("3.1.0") && !plan.stdout.contains("3.1.0"));
 }
+
+/// An ignition file holds the cluster's keys: served 0640 to the web server's group only. A hand
+/// chmod/chgrp shows as metadata drift and is put back in place (same inode: not sent again).
+#[test]
+fn mode_and_group_are_kept_and_repaired_in_place() {
+    let lab = Lab::up(BASE, &NEXT);
+    let services = lab.env_dir().join("services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    let line = "    - { path: bootstrap.ign, content: \"{\\\"ignition\\\":{\\\"version\\\":\\\"3.1.0\\\"}}\\n\", kind: ignition";
+    assert!(text.contains(line), "{text}");
+    std::fs::write(&services, text.replace(line, &format!("{line}, mode: \"0640\", group: www-data"))).unwrap();
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let path = "/usr/share/nginx/html/bootstrap.ign";
+    let stat = |f: &str| lab.ssh_ok("bastion", &format!("stat -c '{f}' {path}")).trim().to_string();
+    assert_eq!(stat("%a %U %G"), "640 root www-data");
+    // nginx's workers (www-data) read it through the group; nobody else can.
+    let (code, _) = curl(&format!("http://{}/bootstrap.ign", lab.host_ip("bastion")));
+    assert_eq!(code, "200");
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+
+    let inode = stat("%i");
+    lab.ssh_ok("bastion", &format!("chmod 0644 {path} && chgrp root {path}"));
+    let plan = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("~ mode 0644 → 0640") && plan.stdout.contains("~ group root → www-data"),
+        "{}",
+        plan.stdout
+    );
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(stat("%a %U %G"), "640 root www-data");
+    assert_eq!(stat("%i"), inode, "set in place, not written again");
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+}

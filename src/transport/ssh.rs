@@ -429,7 +429,7 @@ const READ_SCRIPT: &str = r#"for p in "$@"; do
 done
 "#;
 
-/// Batched digests: per path `F <sha256> <size> <octal mode>\n`, `M\n` or `E <message>\n`. Digests are
+/// Batched digests: per path `F <sha256> <size> <octal mode> <owner> <group>\n`, `M\n` or `E <message>\n`. Digests are
 /// cached in /var/lib/groundwork/digests keyed by path, valid while size, mtime (to the nanosecond) and
 /// inode are unchanged, so a no-change plan does not re-read large images. Not ctime: a relabel or chmod
 /// changes it without touching content, and would force a re-read of every image after each apply.
@@ -439,7 +439,7 @@ const META_SCRIPT: &str = concat!(
 for p in "$@"; do
   if [ ! -e "$p" ]; then printf 'M\n'; continue; fi
   if [ ! -f "$p" ]; then printf 'E not a regular file\n'; continue; fi
-  st=$(stat -c '%s %y %i %a' -- "$p")
+  all=$(stat -c '%s %y %i %a|%U %G' -- "$p"); st=${all%%|*}
   k=$c/$(printf %s "$p" | sha256sum | cut -c1-64)
   sum=
   if [ -r "$k" ]; then read -r csum cst < "$k" || true; [ "$cst" = "$st" ] && sum=$csum; fi
@@ -448,7 +448,7 @@ for p in "$@"; do
     sum=${s%% *}
     mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$sum" "$st" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null
   fi
-  printf 'F %s %s %s\n' "$sum" "${st%% *}" "${st##* }"
+  printf 'F %s %s %s %s\n' "$sum" "${st%% *}" "${st##* }" "${all#*|}"
 done
 "#
 );
@@ -595,14 +595,18 @@ pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Optio
                 return Ok(Err(m.to_string()));
             }
             let f: Vec<&str> = line.strip_prefix("F ").unwrap_or_default().split_whitespace().collect();
-            match f.as_slice() {
-                [sha, size, mode] => Ok(Ok(Some(FileMeta {
-                    sha256: sha.to_string(),
-                    size: size.parse().map_err(|_| format!("{p}: bad size"))?,
-                    mode: u32::from_str_radix(mode, 8).map_err(|_| format!("{p}: bad mode"))?,
-                }))),
-                _ => Err(format!("{p}: unexpected {line:?}")),
-            }
+            let (sha, size, mode, owner, group) = match f.as_slice() {
+                [sha, size, mode, owner, group] => (sha, size, mode, *owner, *group),
+                [sha, size, mode] => (sha, size, mode, "", ""),
+                _ => return Err(format!("{p}: unexpected {line:?}")),
+            };
+            Ok(Ok(Some(FileMeta {
+                sha256: sha.to_string(),
+                size: size.parse().map_err(|_| format!("{p}: bad size"))?,
+                mode: u32::from_str_radix(mode, 8).map_err(|_| format!("{p}: bad mode"))?,
+                owner: owner.to_string(),
+                group: group.to_string(),
+            })))
         })
         .collect()
 }
@@ -766,8 +770,17 @@ mod tests {
     #[test]
     fn meta_output() {
         let paths: Vec<String> = ["/a", "/b"].iter().map(|s| s.to_string()).collect();
-        let r = parse_meta_output(&paths, "F abc 12 644\nM\n").unwrap();
-        assert_eq!(r[0], Ok(Some(FileMeta { sha256: "abc".into(), size: 12, mode: 0o644 })));
+        let r = parse_meta_output(&paths, "F abc 12 644 root nginx\nM\n").unwrap();
+        assert_eq!(
+            r[0],
+            Ok(Some(FileMeta {
+                sha256: "abc".into(),
+                size: 12,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "nginx".into()
+            }))
+        );
         assert_eq!(r[1], Ok(None));
     }
 

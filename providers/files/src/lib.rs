@@ -8,7 +8,7 @@
 //! Ignition files are sensitive: their content is never shown or diffed.
 
 use async_trait::async_trait;
-use groundwork_sdk::local::{sha256_file, sha256_file_cached};
+use groundwork_sdk::local::sha256_file_cached;
 use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff, WriteOptions,
@@ -53,6 +53,11 @@ pub struct FileSpec {
     /// Serve an ignition file past its certificates' expiry anyway.
     #[serde(default)]
     pub allow_expired: bool,
+    /// Owner and group names to set; None leaves them as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// What was read on the host.
@@ -62,8 +67,30 @@ pub struct ObservedFile {
     pub sha256: String,
     pub size: u64,
     pub mode: u32,
+    /// Empty where the transport cannot tell.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+}
+
+impl FileSpec {
+    /// Metadata differences (mode, owner, group) against what is on the host, as `(what, from, to)`.
+    pub fn metadata_changes(&self, actual: &ObservedFile) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        if self.mode != actual.mode {
+            out.push(("mode", format!("{:04o}", actual.mode), format!("{:04o}", self.mode)));
+        }
+        // An owner the transport could not read (empty) is not reported as different.
+        for (what, want, have) in [("owner", &self.owner, &actual.owner), ("group", &self.group, &actual.group)] {
+            if let Some(want) = want.as_ref().filter(|w| !have.is_empty() && *w != have) {
+                out.push((what, have.clone(), want.clone()));
+            }
+        }
+        out
+    }
 }
 
 /// Errors of expansion: a source missing, a template failing.
@@ -176,6 +203,8 @@ fn file_spec(
         age_hours: None,
         warn_hours: sensitive.then_some(warn_hours),
         allow_expired: false,
+        owner: f.owner.clone(),
+        group: f.group.clone(),
     };
     let text = match (&f.source, &f.template, &f.content) {
         (Some(src), None, None) => {
@@ -245,12 +274,12 @@ impl Provider for FilesProvider {
             wanted.into_iter().zip(texts).filter_map(|(p, b)| Some((p, b?))).collect();
         let mut out = Vec::with_capacity(specs.len());
         for (s, m) in specs.iter().zip(metas) {
-            let Some(FileMeta { sha256, size, mode }) = m else {
+            let Some(FileMeta { sha256, size, mode, owner, group }) = m else {
                 out.push(None);
                 continue;
             };
             let content = text_of.remove(&s.path).map(|b| String::from_utf8_lossy(&b).into_owned());
-            let obs = ObservedFile { path: s.path.clone(), sha256, size, mode, content };
+            let obs = ObservedFile { path: s.path.clone(), sha256, size, mode, owner, group, content };
             out.push(Some(serde_json::to_value(obs).map_err(|e| expand_err(&s.path, e))?));
         }
         Ok(out)
@@ -294,29 +323,52 @@ impl Provider for FilesProvider {
                     .map(|v| decode(address, v))
                     .transpose()?
                     .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
-                let opts = WriteOptions { mode: Some(spec.mode), owner: None, group: None };
+                let opts = WriteOptions { mode: Some(spec.mode), owner: spec.owner.clone(), group: spec.group.clone() };
+                let before: Option<ObservedFile> = change.before.as_ref().map(|v| decode(address, v)).transpose()?;
+                if let Some(b) = before.filter(|b| b.sha256 == spec.sha256) {
+                    // Same bytes, other mode or owner: set them in place instead of sending the file again.
+                    return set_metadata(t, &spec, &b).await.map_err(|e| e.at(address));
+                }
                 match (&spec.content, &spec.source) {
                     (Some(text), _) => {
                         t.write_file(&spec.path, text.as_bytes(), &opts).await.map_err(|e| e.at(address))
                     }
-                    (None, Some(src)) => {
-                        // The transport verifies the planned digest on arrival, so bytes that changed
-                        // since the plan are never installed; say why when that is the cause.
-                        match t.upload(Path::new(src), &spec.path, &spec.sha256, &opts).await {
-                            Ok(_) => Ok(()),
-                            Err(e) => match sha256_file(Path::new(src)) {
-                                Ok((now, _)) if now != spec.sha256 => {
-                                    Err(Error::failed(address, format!("{src} changed since the plan was made")))
-                                }
-                                _ => Err(e.at(address)),
-                            },
-                        }
-                    }
+                    // The transport refuses a source that no longer has the planned digest, and says so.
+                    (None, Some(src)) => t
+                        .upload(Path::new(src), &spec.path, &spec.sha256, &opts)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.at(address)),
                     (None, None) => Err(Error::failed(address, "no content and no source")),
                 }
             }
         }
     }
+}
+
+/// chmod/chown a file whose content is already right.
+async fn set_metadata(
+    t: &dyn groundwork_sdk::Transport,
+    spec: &FileSpec,
+    actual: &ObservedFile,
+) -> Result<(), groundwork_sdk::TransportError> {
+    for (what, _, to) in spec.metadata_changes(actual) {
+        let program = match what {
+            "mode" => "chmod",
+            "owner" => "chown",
+            _ => "chgrp",
+        };
+        let cmd = groundwork_sdk::Cmd::new(program).arg(to).arg("--").path(spec.path.clone());
+        let out = t.exec(&cmd).await?;
+        if !out.success() {
+            return Err(groundwork_sdk::TransportError::Io {
+                host: t.host().to_string(),
+                path: spec.path.clone(),
+                message: format!("{cmd}: {}", out.message()),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Pure comparison of one served file. Refuses to upload an ignition file whose certificates have
@@ -328,12 +380,15 @@ pub fn diff_file(
 ) -> Result<Change, Error> {
     let dv = desired.and_then(|d| serde_json::to_value(d).ok());
     let av = actual.and_then(|a| serde_json::to_value(a).ok());
-    let same = matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.mode == a.mode);
+    let same =
+        matches!((desired, actual), (Some(d), Some(a)) if d.sha256 == a.sha256 && d.metadata_changes(a).is_empty());
     let mut change = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
     change.sensitive = desired.is_some_and(|d| d.sensitive);
     if let (Some(d), Some(a)) = (desired, actual) {
-        if d.sha256 == a.sha256 && d.mode != a.mode {
-            change.details.push(groundwork_sdk::Detail::modify(format!("mode {:04o} → {:04o}", a.mode, d.mode)));
+        if d.sha256 == a.sha256 {
+            for (what, from, to) in d.metadata_changes(a) {
+                change.details.push(groundwork_sdk::Detail::modify(format!("{what} {from} → {to}")));
+            }
         }
     }
     if change.action != Action::NoOp && !change.sensitive {
@@ -399,11 +454,21 @@ mod tests {
             age_hours: None,
             warn_hours: None,
             allow_expired: false,
+            owner: None,
+            group: None,
         }
     }
 
     fn obs(sha: &str, mode: u32) -> ObservedFile {
-        ObservedFile { path: "/srv/www/a".into(), sha256: sha.into(), size: 1, mode, content: Some("old\n".into()) }
+        ObservedFile {
+            path: "/srv/www/a".into(),
+            sha256: sha.into(),
+            size: 1,
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            content: Some("old\n".into()),
+        }
     }
 
     fn addr() -> Address {
@@ -423,6 +488,24 @@ mod tests {
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.diff.unwrap().old, "old\n");
         assert_eq!(diff_file(&addr(), Some(&spec("bb", None)), None).unwrap().action, Action::Create);
+    }
+
+    #[test]
+    fn owner_and_group_decide_when_declared_and_known() {
+        let mut want = spec("aa", Some("x"));
+        want.group = Some("nginx".into());
+        let c = diff_file(&addr(), Some(&want), Some(&obs("aa", 0o644))).unwrap();
+        assert_eq!(c.action, Action::Update);
+        assert_eq!(c.details.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), ["group root → nginx"]);
+        // Not declared: whatever owns it is fine.
+        assert_eq!(
+            diff_file(&addr(), Some(&spec("aa", Some("x"))), Some(&obs("aa", 0o644))).unwrap().action,
+            Action::NoOp
+        );
+        // Not known (a local stand-in cannot tell): not reported as different.
+        let mut unknown = obs("aa", 0o644);
+        unknown.group = String::new();
+        assert_eq!(diff_file(&addr(), Some(&want), Some(&unknown)).unwrap().action, Action::NoOp);
     }
 
     #[test]

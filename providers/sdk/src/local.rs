@@ -181,7 +181,9 @@ impl Transport for LocalTransport {
                 Err(e) => return Err(self.io(p, e)),
             };
             let (sha256, size) = sha256_file(&target).map_err(|e| self.io(p, e))?;
-            out.push(Some(FileMeta { sha256, size, mode: meta.permissions().mode() & 0o7777 }));
+            // Owner names are not looked up for a local stand-in: empty means not known.
+            let mode = meta.permissions().mode() & 0o7777;
+            out.push(Some(FileMeta { sha256, size, mode, owner: String::new(), group: String::new() }));
         }
         Ok(out)
     }

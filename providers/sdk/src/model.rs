@@ -540,6 +540,11 @@ pub struct ServedFile {
     pub kind: FileKind,
     #[serde(default)]
     pub mode: Option<String>,
+    /// Owner and group to set (names); unset: a new file is root's, an existing one keeps its own.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

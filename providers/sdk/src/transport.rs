@@ -124,6 +124,11 @@ pub struct FileMeta {
     pub sha256: String,
     pub size: u64,
     pub mode: u32,
+    /// Owner and group names; empty where the transport cannot tell.
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub group: String,
 }
 
 /// What one batched read returned: file contents and digests by path, command outputs by
