@@ -209,7 +209,7 @@ status() {
 
 # The API simulator: runs in the bootstrap stand-in's namespace and also listens on the masters', so
 # haproxy balances real TLS connections to it. Writes $state/kubeconfig once it serves.
-#   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile CSRs.
+#   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile cases (docs/simulator.md).
 sim() {
   local bin=${1:?usage: lab.sh sim BINARY}
   is_up || { log "lab is not up with GW_LAB_API=sim (scripts/lab.sh down, then GW_LAB_API=sim scripts/lab.sh up)"; return 1; }

@@ -225,3 +225,21 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     assert_eq!(names, ["bootstrap-complete", "masters-ready", "workers-joined", "install-complete", "router-on-infra"]);
     assert!(gates.iter().all(|(_, passed)| *passed), "{gates:?}");
 }
+
+/// The seed's first trap, seen from the cluster: a master without a PTR record registers as
+/// `localhost`. The masters-ready gate names the node by its address and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_registered_as_localhost_is_diagnosed_by_its_address() {
+    let lab = Lab::up_with_cluster(
+        BASE,
+        &NEXT,
+        &[("GW_SIM_HOSTILE", "master-named-localhost"), ("GW_SIM_BOOTSTRAP_MS", "500")],
+    );
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve", "--gate-timeout", "4s"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let m1 = format!("m1.lab.example.test has no Node, but Node \"localhost\" has its address {}", lab.ip(21));
+    assert!(run.stderr.contains("gate masters-ready has not passed after 4s: 2 of 3 Ready"), "{}", run.stderr);
+    assert!(run.stderr.contains(&m1) && run.stderr.contains("no PTR record answered"), "{}", run.stderr);
+    let plan = groundwork(&["plan", lab.env_str()]);
+    assert!(plan.stdout.contains("✓ bootstrap-complete") && plan.stdout.contains(&m1), "{}", plan.stdout);
+}

@@ -102,6 +102,15 @@ fn usages_ok(usages: &[String], required: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a node registers as `localhost`, and what to do about it.
+pub const LOCALHOST_HINT: &str = "a node names itself localhost when no PTR record answered for its address \
+     when it booted: fix the reverse zone (groundwork plan shows the PTR records) and reinstall the node";
+
+/// `localhost` or `localhost.<anything>`.
+pub fn is_localhost(name: &str) -> bool {
+    name == "localhost" || name.starts_with("localhost.")
+}
+
 /// Decide one pending CSR against the inventory.
 pub fn judge(req: &CsrRequest, declared: &[DeclaredNode]) -> Verdict {
     match judge_inner(req, declared) {
@@ -117,10 +126,10 @@ fn judge_inner(req: &CsrRequest, declared: &[DeclaredNode]) -> Result<String, St
         other => return Err(format!("subject has {} common names", other.len())),
     };
     let node_name = cn.strip_prefix("system:node:").ok_or_else(|| format!("CN {cn:?} is not system:node:<name>"))?;
-    let node = declared
-        .iter()
-        .find(|n| n.name == node_name)
-        .ok_or_else(|| format!("node {node_name:?} is not declared in the inventory"))?;
+    let node = declared.iter().find(|n| n.name == node_name).ok_or_else(|| {
+        let why = if is_localhost(node_name) { format!(" ({})", LOCALHOST_HINT) } else { String::new() };
+        format!("node {node_name:?} is not declared in the inventory{why}")
+    })?;
     if facts.organizations != [NODES_GROUP] {
         return Err(format!("organisation {:?} is not [\"{NODES_GROUP}\"]", facts.organizations));
     }
@@ -222,6 +231,9 @@ mod tests {
     fn refuses_undeclared_nodes_and_other_requestors() {
         let v = decide(CLIENT_SIGNER, &client("system:node:x9.lab.example.test", BOOTSTRAPPER));
         assert_eq!(v, Verdict::Refuse("node \"x9.lab.example.test\" is not declared in the inventory".into()));
+        // The seed's trap: a node without a PTR record calls itself localhost; the refusal says why.
+        let v = decide(CLIENT_SIGNER, &client("system:node:localhost", BOOTSTRAPPER));
+        assert!(matches!(&v, Verdict::Refuse(r) if r.contains("no PTR record answered for its address")), "{v:?}");
         let v =
             decide(CLIENT_SIGNER, &client("system:node:w1.lab.example.test", "system:serviceaccount:default:builder"));
         assert!(matches!(&v, Verdict::Refuse(r) if r.contains("not the node-bootstrapper")), "{v:?}");

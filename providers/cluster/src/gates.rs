@@ -30,7 +30,22 @@ fn status(gate: Gate, passed: bool, detail: impl Into<String>) -> GateStatus {
 }
 
 fn names(env: &Environment, roles: &[NodeRole]) -> Vec<String> {
-    env.nodes.iter().filter(|n| roles.contains(&n.role)).map(|n| env.node_k8s_name(n)).collect()
+    declared(env, roles).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Kubernetes names and addresses of the inventory's nodes with these roles.
+fn declared(env: &Environment, roles: &[NodeRole]) -> Vec<(String, String)> {
+    env.nodes.iter().filter(|n| roles.contains(&n.role)).map(|n| (env.node_k8s_name(n), n.ip.to_string())).collect()
+}
+
+/// A declared node whose address belongs to a Node of another name.
+fn misnamed(name: &str, ip: &str, other: &str) -> String {
+    let why = if crate::csr::is_localhost(other) {
+        crate::csr::LOCALHOST_HINT.to_string()
+    } else {
+        format!("its hostname is not the inventory's name {name}")
+    };
+    format!("{name} has no Node, but Node {other:?} has its address {ip}: {why}")
 }
 
 /// Probe one gate. Failures to reach the API are a gate that has not passed, with the reason.
@@ -70,8 +85,8 @@ async fn probe_inner(client: &Client, env: &Environment, gate: Gate) -> Result<G
                 None => status(gate, false, format!("API {} answers; bootstrap still running", version.git_version)),
             }
         }
-        Gate::MastersReady => nodes_ready(client, gate, &names(env, &[NodeRole::Master])).await?,
-        Gate::WorkersJoined => nodes_ready(client, gate, &names(env, &[NodeRole::Worker, NodeRole::Infra])).await?,
+        Gate::MastersReady => nodes_ready(client, gate, &declared(env, &[NodeRole::Master])).await?,
+        Gate::WorkersJoined => nodes_ready(client, gate, &declared(env, &[NodeRole::Worker, NodeRole::Infra])).await?,
         Gate::InstallComplete => install_complete(client).await?,
         Gate::RouterOnInfra => {
             // Pods that happen to sit on infra nodes do not count until the router is placed there.
@@ -124,26 +139,33 @@ fn condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a str> {
     conditions.as_array()?.iter().find(|c| c["type"] == kind).and_then(|c| c["status"].as_str())
 }
 
-async fn nodes_ready(client: &Client, gate: Gate, want: &[String]) -> Result<GateStatus, kube::Error> {
+async fn nodes_ready(client: &Client, gate: Gate, want: &[(String, String)]) -> Result<GateStatus, kube::Error> {
     let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
-    let ready: BTreeMap<String, bool> = nodes
-        .items
-        .iter()
-        .map(|n| {
-            let ready = n
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            (n.metadata.name.clone().unwrap_or_default(), ready)
-        })
-        .collect();
+    let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+    // Nodes by InternalIP: a declared node that registered under another name is found by its address.
+    let mut by_address: BTreeMap<String, String> = BTreeMap::new();
+    for n in &nodes.items {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let status = n.status.as_ref();
+        let is_ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        for a in status.and_then(|s| s.addresses.as_ref()).into_iter().flatten() {
+            if a.type_ == "InternalIP" {
+                by_address.insert(a.address.clone(), name.clone());
+            }
+        }
+        ready.insert(name, is_ready);
+    }
     let missing: Vec<String> = want
         .iter()
-        .filter_map(|n| match ready.get(n) {
+        .filter_map(|(n, ip)| match ready.get(n) {
             Some(true) => None,
             Some(false) => Some(format!("{n} NotReady")),
-            None => Some(format!("{n} has no Node")),
+            None => Some(match by_address.get(ip) {
+                Some(other) => misnamed(n, ip, other),
+                None => format!("{n} has no Node"),
+            }),
         })
         .collect();
     let ok = want.len() - missing.len();
@@ -271,4 +293,21 @@ pub async fn review_csrs(client: &Client, env: &Environment, approve: bool) -> R
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_registered_under_another_name_is_named_with_the_likely_cause() {
+        let m = misnamed("m1.lab.example.test", "10.88.0.21", "localhost");
+        assert!(
+            m.starts_with("m1.lab.example.test has no Node, but Node \"localhost\" has its address 10.88.0.21"),
+            "{m}"
+        );
+        assert!(m.contains("no PTR record"), "{m}");
+        let m = misnamed("m1.lab.example.test", "10.88.0.21", "m1");
+        assert!(m.ends_with("its hostname is not the inventory's name m1.lab.example.test"), "{m}");
+    }
 }

@@ -47,6 +47,8 @@ pub enum Hostile {
     ServingBadIp,
     /// A client CSR for the last worker from a service account that is not the node-bootstrapper.
     ClientWrongRequestor,
+    /// The first master finds no PTR record for its address and registers as `localhost`.
+    MasterNamedLocalhost,
 }
 
 impl Hostile {
@@ -55,6 +57,7 @@ impl Hostile {
             "undeclared-node" => Hostile::UndeclaredNode,
             "serving-bad-ip" => Hostile::ServingBadIp,
             "client-wrong-requestor" => Hostile::ClientWrongRequestor,
+            "master-named-localhost" => Hostile::MasterNamedLocalhost,
             other => return Err(SimError::Argument(format!("--hostile {other}"))),
         })
     }

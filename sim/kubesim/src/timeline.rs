@@ -206,8 +206,13 @@ impl Sim {
                 &key(CONFIGMAPS, Some("kube-system"), "bootstrap"),
                 json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"status": "complete"}}),
             );
-            for m in cfg.nodes.iter().filter(|n| n.role == "master") {
-                self.node_ready(m);
+            for (i, m) in cfg.nodes.iter().filter(|n| n.role == "master").enumerate() {
+                if i == 0 && cfg.hostile.contains(&Hostile::MasterNamedLocalhost) {
+                    // What RHCOS does when reverse DNS has no name for its address.
+                    self.node_ready(&SimNode { name: "localhost".into(), ..m.clone() });
+                } else {
+                    self.node_ready(m);
+                }
             }
             self.bootstrap_done = true;
             for w in cfg.nodes.iter().filter(|n| n.role != "master") {
