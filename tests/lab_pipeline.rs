@@ -67,6 +67,15 @@ async fn a_second_apply_reports_the_holder_or_waits_for_it() {
         blocked.stderr
     );
     assert!(!lab.ssh_ok("ns1", "ls /var/named").contains("lab.example.test.zone"), "nothing applied");
+    // A plan meanwhile says that someone is applying (read in the same batch, no extra round trip).
+    let plan = groundwork(&["plan", lab.env_str()]);
+    assert!(
+        plan.stdout.contains(&format!("Note: another run holds the apply lock (lock {id} held by")),
+        "{}",
+        plan.stdout
+    );
+    let json: serde_json::Value = serde_json::from_str(&groundwork(&["plan", lab.env_str(), "--json"]).stdout).unwrap();
+    assert!(json["locked_by"].as_str().unwrap_or_default().contains("apply (the other pipeline)"), "{json}");
     // Every host has the same lock: the holder, its pid and when.
     let on_lb = lab.ssh_ok("lb1", "cat /var/lib/groundwork/lab.lock");
     assert!(on_lb.contains(&id) && on_lb.contains(&format!("\"pid\":{}", std::process::id())), "{on_lb}");
@@ -86,6 +95,7 @@ async fn a_second_apply_reports_the_holder_or_waits_for_it() {
     held.release(&ws.hosts).await;
     let done = waiting.join().unwrap();
     assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    assert!(!done.stdout.contains("another run holds"), "its own lock is not another run's: {}", done.stdout);
     assert!(lab.ssh("lb1", "test -e /var/lib/groundwork/lab.lock").status.code() == Some(1), "released after apply");
 }
 

@@ -53,6 +53,11 @@ impl LockInfo {
         }
     }
 
+    /// Held by this very process (an apply reading its own lock).
+    pub fn is_ours(&self) -> bool {
+        self.runner == runner_name() && self.pid == std::process::id()
+    }
+
     /// A lock left by a job on this same runner whose process is gone is certainly stale.
     pub fn is_stale_here(&self) -> bool {
         self.runner == runner_name() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
@@ -104,8 +109,8 @@ const RELEASE: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && rm -f "$1";
 /// Touch the lock only if it is still ours.
 const TOUCH: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && touch -c "$1"; exit 0"#;
 
-/// A lock as SHOW/ACQUIRE print it.
-fn parse_shown(out: &[u8]) -> Option<LockInfo> {
+/// A lock as SHOW/ACQUIRE print it (or the bare lock file).
+pub fn parse_shown(out: &[u8]) -> Option<LockInfo> {
     let text = String::from_utf8_lossy(out);
     let (json, age) = match text.split_once("\n@@AGE ") {
         Some((json, age)) => (json.to_string(), age.trim().parse().ok()),

@@ -30,6 +30,9 @@ pub struct Plan {
     /// The install gates as probed, with what waits on each (empty without an openshift section).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateReport>,
+    /// Another run's apply lock found on the hosts while planning: its changes may be half made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<String>,
 }
 
 impl Plan {
@@ -91,5 +94,6 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         changes,
         observed,
         gates: Vec::new(),
+        locked_by: refreshed.lock.as_ref().map(|l| l.describe()),
     })
 }

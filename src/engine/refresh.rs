@@ -1,7 +1,7 @@
 //! Refresh: read the actual state of every desired resource and of every recorded resource that is
-//! no longer desired. Each host first gets one batched read (its ownership record and every file and
-//! query its providers announced in `prefetch`); then each (provider, host) group reads,
-//! concurrently, from that batch.
+//! no longer desired. Each host first gets one batched read (its ownership record, its lock file, and
+//! every file and query its providers announced in `prefetch`); then each (provider, host) group
+//! reads, concurrently, from that batch.
 
 use super::registry::Registry;
 use super::scope::Matcher;
@@ -21,6 +21,8 @@ pub struct Refreshed {
     /// Recorded on a host but no longer desired: candidates for deletion.
     pub orphans: Vec<Resource>,
     pub records: BTreeMap<String, Record>,
+    /// Another run's apply lock, as found on the hosts (read in the same batch).
+    pub lock: Option<super::lock::LockInfo>,
 }
 
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
@@ -52,9 +54,11 @@ pub async fn refresh(
             by_host.entry(h).or_default();
         }
     }
+    let mut found_lock = None;
     let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
         try_join_all(by_host.iter().map(|(h, groups)| async move {
-            let mut prefetch = Prefetch { reads: vec![state::state_path(environment)], ..Default::default() };
+            let reads = vec![state::state_path(environment), super::lock::lock_path(environment)];
+            let mut prefetch = Prefetch { reads, ..Default::default() };
             for (name, resources) in groups {
                 prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
             }
@@ -63,10 +67,16 @@ pub async fn refresh(
                 t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
             let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
             let record = state::read(t.as_ref(), environment).await?;
-            Ok::<_, Error>((h.clone(), (t, record)))
+            let lock = t.read_file(&super::lock::lock_path(environment)).await.ok().flatten();
+            let lock = lock.and_then(|b| super::lock::parse_shown(&b)).filter(|l| !l.is_ours());
+            Ok::<_, Error>((h.clone(), (t, record, lock)))
         }))
         .await?
         .into_iter()
+        .map(|(h, (t, record, lock))| {
+            found_lock = found_lock.take().or(lock);
+            (h, (t, record))
+        })
         .collect();
     let records: BTreeMap<String, Record> = cached.iter().map(|(h, (_, r))| (h.clone(), r.clone())).collect();
 
@@ -101,5 +111,5 @@ pub async fn refresh(
         .instrument(span)
     });
     let actual = try_join_all(reads).await?.into_iter().flatten().collect();
-    Ok(Refreshed { actual, orphans, records })
+    Ok(Refreshed { actual, orphans, records, lock: found_lock })
 }

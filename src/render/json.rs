@@ -15,6 +15,9 @@ pub struct JsonPlan<'a> {
     /// Install gates (absent without an openshift section).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub gates: &'a [crate::engine::gates::GateReport],
+    /// Another run's apply lock, found while planning (absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -74,5 +77,6 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         },
         changes,
         gates: &plan.gates,
+        locked_by: plan.locked_by.as_deref(),
     }
 }

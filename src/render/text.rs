@@ -62,6 +62,14 @@ pub fn drift(plan: &Plan, color: bool) -> String {
 fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
     let mut out = changes_only(plan, color, heading, nothing);
     out.push_str(&gates(plan, color));
+    if let Some(lock) = &plan.locked_by {
+        let st = Style { color };
+        let _ = writeln!(
+            out,
+            "\n{} another run holds the apply lock ({lock}); what it is still changing shows here as differences.",
+            st.paint("33", "Note:")
+        );
+    }
     out
 }
 
@@ -198,6 +206,7 @@ mod tests {
                 workers,
                 install,
             ],
+            locked_by: None,
         };
         assert!(!plan.is_converged());
         assert_eq!(plan.next_gate().map(|g| g.status.gate), Some(Gate::WorkersJoined));
