@@ -160,6 +160,15 @@ impl Held {
     }
 }
 
+impl Drop for Held {
+    /// A lock dropped without release (an error path) stops its heartbeat: it will read as STALE.
+    fn drop(&mut self) {
+        if let Some(beat) = &self.heartbeat {
+            beat.abort();
+        }
+    }
+}
+
 async fn try_acquire(
     hosts: &Hosts,
     host_names: &[String],
