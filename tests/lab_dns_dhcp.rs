@@ -159,6 +159,12 @@ fn hand_written_zones_are_adopted_with_a_record_level_plan() {
 #[test]
 fn kea_serves_the_pins_and_a_rejected_kea_config_never_goes_live() {
     let lab = Lab::up(BASE, &NEXT);
+    // ns1 serves with dhcpd first.
+    apply(&lab);
+    assert_eq!(lab.ssh_ok("ns1", "systemctl is-active dhcpd").trim(), "active");
+    assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(33).as_str()));
+
+    // Moved to Kea: dhcpd is stopped before Kea starts, its config goes, Kea answers.
     let services = lab.env_dir().join("services.yaml");
     let original = std::fs::read_to_string(&services).unwrap();
     let kea = original.replace("  pxe: { tftp_host", "  backends: { ns1: kea }\n  pxe: { tftp_host");
@@ -168,9 +174,11 @@ fn kea_serves_the_pins_and_a_rejected_kea_config_never_goes_live() {
     assert!(first.stdout.contains("~ kea.config[ns1:/etc/kea/kea-dhcp4.conf]"), "{}", first.stdout);
     let w3_mac = format!("52:54:00:00:{:02x}:33", lab.index);
     assert!(first.stdout.contains(&format!("+ host w3 {w3_mac} → {}", lab.ip(33))), "{}", first.stdout);
-    assert!(!first.stdout.contains("dhcpd.config"), "{}", first.stdout);
+    assert!(first.stdout.contains("- dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]"), "{}", first.stdout);
+    assert!(first.stdout.contains("~ dhcpd running → stopped and disabled"), "{}", first.stdout);
     assert_eq!(lab.ssh_ok("ns1", "systemctl is-active kea-dhcp4").trim(), "active");
-    assert_eq!(lab.ssh("ns1", "systemctl is-active dhcpd").status.code(), Some(3), "dhcpd never started");
+    assert_eq!(lab.ssh("ns1", "systemctl is-active dhcpd").status.code(), Some(3), "dhcpd stopped");
+    assert_eq!(lab.ssh("ns1", "test -e /etc/dhcp/dhcpd.conf").status.code(), Some(1), "its config removed");
     assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(33).as_str()));
     assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
 

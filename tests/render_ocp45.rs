@@ -45,9 +45,13 @@ fn kea_dhcp4_conf_when_a_host_moves_to_kea() {
     let dhcp = loaded.env.dhcp.as_mut().unwrap();
     dhcp.backends.insert("ns1".into(), groundwork_sdk::model::DhcpBackend::Kea);
     let rs = config::expand::resources(&loaded).unwrap();
-    // The host gets kea-dhcp4.conf instead of dhcpd.conf, with the same pins as reservations.
-    assert!(!rs.iter().any(|r| r.address.provider == "dhcpd"));
-    let conf: ManagedFile = find(&rs, "kea.config[ns1:/etc/kea/kea-dhcp4.conf]").spec().unwrap();
+    // The host gets kea-dhcp4.conf instead of dhcpd.conf, with the same pins as reservations, and
+    // dhcpd is kept stopped there, before Kea starts.
+    assert!(!rs.iter().any(|r| r.address.provider == "dhcpd" && r.address.kind == "config"));
+    find(&rs, "dhcpd.stopped[ns1:dhcpd]");
+    let kea = find(&rs, "kea.config[ns1:/etc/kea/kea-dhcp4.conf]");
+    assert_eq!(kea.depends_on.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["dhcpd.stopped[ns1:dhcpd]"]);
+    let conf: ManagedFile = kea.spec().unwrap();
     insta::assert_snapshot!("ocp45_kea_dhcp4_conf", conf.content);
     assert_eq!(conf.check, vec![vec!["kea-dhcp4", "-t", "{candidate}"]]);
     let dhcpd: ManagedFile = find(&resources(), "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]").spec().unwrap();

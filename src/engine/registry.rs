@@ -18,7 +18,7 @@ impl Registry {
         let mut r = Registry::empty();
         r.add(Arc::new(groundwork_files::FilesProvider));
         r.add(Arc::new(groundwork_bind::BindProvider));
-        r.add(Arc::new(groundwork_dhcpd::provider()));
+        r.add(Arc::new(groundwork_dhcpd::DhcpdProvider::default()));
         r.add(Arc::new(groundwork_kea::provider()));
         r.add(Arc::new(groundwork_haproxy::provider()));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));

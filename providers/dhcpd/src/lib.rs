@@ -8,7 +8,8 @@
 
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
-use groundwork_sdk::{Address, Detail, Error, Resource};
+use groundwork_sdk::{Address, Change, Context, Detail, Error, Provider, Resource};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -235,14 +236,145 @@ pub fn render(env: &Environment) -> Option<String> {
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let (Some(d), Some(content)) = (&env.dhcp, render(env)) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for (host, _) in env.hosts_with_role(HostRole::Dhcp).filter(|(h, _)| d.backend_of(h) == DhcpBackend::Dhcpd) {
-        let mut mf = ManagedFile::new(d.config.clone(), content.clone());
-        mf.mode = Some(0o644);
-        mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
-        mf.activate = Some(d.restart.clone());
-        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.clone()), mf)?);
+    for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
+        if d.backend_of(host) == DhcpBackend::Dhcpd {
+            let mut mf = ManagedFile::new(d.config.clone(), content.clone());
+            mf.mode = Some(0o644);
+            mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
+            mf.activate = Some(d.restart.clone());
+            out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.clone()), mf)?);
+        } else {
+            // Another backend serves this host: dhcpd must not answer too (both bind UDP 67).
+            let unit = dhcpd_unit(d);
+            out.push(Resource::new(stopped_address(host, &unit), StoppedSpec { unit })?);
+        }
     }
     Ok(out)
+}
+
+/// The systemd unit dhcpd runs as: the last word of `dhcp.restart` when that is a systemctl command.
+pub fn dhcpd_unit(d: &groundwork_sdk::model::DhcpSettings) -> String {
+    match d.restart.as_slice() {
+        [ctl, .., unit] if ctl.ends_with("systemctl") => unit.clone(),
+        _ => "dhcpd".into(),
+    }
+}
+
+/// `dhcpd.stopped[HOST:UNIT]`: dhcpd is not running on a host another backend serves. Other backends'
+/// configs depend on it, so dhcpd stops before they start.
+pub fn stopped_address(host: &str, unit: &str) -> Address {
+    Address::new(PROVIDER, "stopped", Some(host), unit)
+}
+
+/// A host's dhcpd unit that must not run (its address names the unit).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoppedSpec {
+    pub unit: String,
+}
+
+/// What `systemctl is-active` said.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedUnit {
+    pub unit: String,
+    pub active: bool,
+}
+
+fn is_active(unit: &str) -> groundwork_sdk::Cmd {
+    groundwork_sdk::Cmd::new("systemctl").arg("is-active").arg(unit)
+}
+
+/// Pure: a unit that must not run, against what runs. Gone from the inventory (the host is back on
+/// dhcpd): deleted from the record only; the config's restart starts dhcpd again.
+pub fn diff_stopped(address: &Address, desired: Option<&StoppedSpec>, actual: Option<&ObservedUnit>) -> Change {
+    let active = actual.is_some_and(|a| a.active);
+    let dv = desired.and_then(|d| serde_json::to_value(d).ok());
+    let av = actual.and_then(|a| serde_json::to_value(a).ok());
+    let mut c = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), !active);
+    if let (Some(d), true) = (desired, active) {
+        c.details.push(Detail::modify(format!("{} running → stopped and disabled", d.unit)));
+    }
+    c
+}
+
+/// The provider: whole dhcpd.conf files described by their host pins, and dhcpd kept stopped where
+/// another backend serves.
+pub struct DhcpdProvider {
+    files: file::WholeFiles,
+}
+
+impl Default for DhcpdProvider {
+    fn default() -> Self {
+        DhcpdProvider {
+            files: file::WholeFiles {
+                name: PROVIDER,
+                details: |old, new| {
+                    pin_details(&old.map(parse_pins).unwrap_or_default(), &new.map(parse_pins).unwrap_or_default())
+                },
+            },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for DhcpdProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        let (units, files): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == "stopped");
+        let mut p = self.files.prefetch(&files);
+        p.execs.extend(units.iter().filter_map(|r| r.spec::<StoppedSpec>().ok()).map(|s| is_active(&s.unit)));
+        p
+    }
+
+    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let mut out = Vec::with_capacity(resources.len());
+        let files: Vec<Resource> = resources.iter().filter(|r| r.address.kind != "stopped").cloned().collect();
+        let mut file_states = self.files.read(cx, &files).await?.into_iter();
+        for r in resources {
+            if r.address.kind != "stopped" {
+                out.push(file_states.next().flatten());
+                continue;
+            }
+            let unit = r.spec::<StoppedSpec>()?.unit;
+            // A local stand-in runs no services.
+            let active = cx.run_commands
+                && cx.transport(&r.address)?.exec(&is_active(&unit)).await.map_err(|e| e.at(&r.address))?.success();
+            out.push(serde_json::to_value(ObservedUnit { unit, active }).ok());
+        }
+        Ok(out)
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        if address.kind != "stopped" {
+            return self.files.diff(address, desired, actual);
+        }
+        let d: Option<StoppedSpec> = desired.map(|v| groundwork_sdk::decode(address, v)).transpose()?;
+        let a: Option<ObservedUnit> = actual.map(|v| groundwork_sdk::decode(address, v)).transpose()?;
+        Ok(diff_stopped(address, d.as_ref(), a.as_ref()))
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let address = &change.address;
+        if address.kind != "stopped" {
+            return self.files.apply(cx, change).await;
+        }
+        // Nothing to do on the host for NoOp and Delete (forgetting it), nor on a local stand-in.
+        if change.action != groundwork_sdk::Action::Update || !cx.run_commands {
+            return Ok(());
+        }
+        let t = cx.transport(address)?;
+        for verb in ["stop", "disable"] {
+            let cmd = groundwork_sdk::Cmd::new("systemctl").arg(verb).arg(&address.name);
+            let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
+            if !out.success() {
+                return Err(Error::failed(address, format!("{cmd}: {}", out.message())));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Host-level view: `+ host w4 52:54:… → 10.88.0.34`.
@@ -262,16 +394,6 @@ pub fn pin_details(before: &BTreeMap<String, Pin>, after: &BTreeMap<String, Pin>
         }
     }
     out
-}
-
-/// The provider: whole dhcpd.conf files, described by their host pins.
-pub fn provider() -> file::WholeFiles {
-    file::WholeFiles {
-        name: PROVIDER,
-        details: |old, new| {
-            pin_details(&old.map(parse_pins).unwrap_or_default(), &new.map(parse_pins).unwrap_or_default())
-        },
-    }
 }
 
 #[cfg(test)]
@@ -317,6 +439,19 @@ mod tests {
                 "Add host w4 00:50:56:96:00:04 → 172.16.0.34", // offline fixture
             ]
         );
+    }
+
+    #[test]
+    fn dhcpd_is_stopped_where_another_backend_serves_and_forgotten_after() {
+        let a = stopped_address("ns1", "dhcpd");
+        let want = StoppedSpec { unit: "dhcpd".into() };
+        let running = ObservedUnit { unit: "dhcpd".into(), active: true };
+        let stopped = ObservedUnit { unit: "dhcpd".into(), active: false };
+        let c = diff_stopped(&a, Some(&want), Some(&running));
+        assert_eq!(c.action, groundwork_sdk::Action::Update);
+        assert_eq!(c.details[0].text, "dhcpd running → stopped and disabled");
+        assert_eq!(diff_stopped(&a, Some(&want), Some(&stopped)).action, groundwork_sdk::Action::NoOp);
+        assert_eq!(diff_stopped(&a, None, Some(&stopped)).action, groundwork_sdk::Action::Delete);
     }
 
     #[test]

@@ -102,7 +102,10 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
         mf.mode = Some(0o644);
         mf.check = vec![vec!["kea-dhcp4".into(), "-t".into(), CANDIDATE.into()]];
         mf.activate = Some(d.kea.restart.clone());
-        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.kea.config.clone()), mf)?);
+        // ISC dhcpd stops first on this host: both would answer on UDP 67.
+        let dhcpd = groundwork_dhcpd::stopped_address(host, &groundwork_dhcpd::dhcpd_unit(d));
+        let addr = Address::new(PROVIDER, "config", Some(host), d.kea.config.clone());
+        out.push(Resource::new(addr, mf)?.depends_on(dhcpd));
     }
     Ok(out)
 }
