@@ -346,6 +346,10 @@ impl<R: AsyncRead + Unpin, F: FnOnce(u64) -> Vec<u8> + Unpin> AsyncRead for Trai
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         let this = &mut *self;
+        // No room to read into: a 0-byte read here would look like the end of the source.
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         if this.trailer.is_some() {
             let before = buf.filled().len();
             match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
