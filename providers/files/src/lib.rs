@@ -352,23 +352,28 @@ async fn set_metadata(
     spec: &FileSpec,
     actual: &ObservedFile,
 ) -> Result<(), groundwork_sdk::TransportError> {
+    // One exec for all of them: $1 the path, then (program, value) pairs.
+    const SET: &str = r#"p=$1; shift; while [ $# -gt 1 ]; do "$1" "$2" -- "$p" || exit; shift 2; done"#;
+    let mut cmd =
+        groundwork_sdk::Cmd::new("sh").arg("-c").arg(SET).arg("groundwork-set-metadata").path(spec.path.clone());
     for (what, _, to) in spec.metadata_changes(actual) {
         let program = match what {
             "mode" => "chmod",
             "owner" => "chown",
             _ => "chgrp",
         };
-        let cmd = groundwork_sdk::Cmd::new(program).arg(to).arg("--").path(spec.path.clone());
-        let out = t.exec(&cmd).await?;
-        if !out.success() {
-            return Err(groundwork_sdk::TransportError::Io {
-                host: t.host().to_string(),
-                path: spec.path.clone(),
-                message: format!("{cmd}: {}", out.message()),
-            });
-        }
+        cmd = cmd.arg(program).arg(to);
     }
-    Ok(())
+    let out = t.exec(&cmd).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(groundwork_sdk::TransportError::Io {
+            host: t.host().to_string(),
+            path: spec.path.clone(),
+            message: format!("setting mode/owner: {}", out.message()),
+        })
+    }
 }
 
 /// Pure comparison of one served file. Refuses to upload an ignition file whose certificates have
