@@ -40,9 +40,10 @@ MaxSessions 64
 MaxStartups 64:30:128
 Subsystem sftp /usr/lib/openssh/sftp-server
 CFG
-cat > /etc/gwlab/units/sshd <<'U'
+# Ready when the port answers, not when the pidfile exists: a killed sshd leaves its pidfile behind.
+cat > /etc/gwlab/units/sshd <<U
 START="/usr/sbin/sshd -D -e -f /etc/ssh/gwlab_sshd_config"
-READY="test -s /run/sshd.pid"
+READY="exec 3<>/dev/tcp/$ip/22"
 U
 
 has() { case ",$roles," in *",$1,"*) return 0;; esac; return 1; }
@@ -133,10 +134,10 @@ http {
     }
 }
 CFG
-  cat > /etc/gwlab/units/nginx <<'U'
+  cat > /etc/gwlab/units/nginx <<U
 START="/usr/sbin/nginx -g 'daemon off;'"
 RELOAD="/usr/sbin/nginx -t -q && /usr/sbin/nginx -s reload"
-READY="test -s /run/nginx.pid"
+READY="exec 3<>/dev/tcp/$ip/80"
 U
 fi
 

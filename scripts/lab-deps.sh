@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the lab and the lab-backed tests need. Idempotent; no daemon is started
 # on the machine itself (a policy-rc.d forbids package scripts from starting services).
+#   scripts/lab-deps.sh           install what is missing
+#   scripts/lab-deps.sh --check   only report what is missing (exit 1); never installs (what tests use:
+#                                 they run side by side, and installing is done once, before them)
+# Concurrent runs take turns (flock), and apt waits for another apt's lock instead of failing.
 set -euo pipefail
+mode=${1:-install}
 packages=(
   openssh-server openssh-client
   bind9 bind9-utils bind9-dnsutils
@@ -11,12 +16,31 @@ packages=(
   firewalld nftables dbus
   policycoreutils policycoreutils-python-utils selinux-utils semodule-utils selinux-policy-default attr
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+# Installed: unpacked and configured. A package whose triggers are still pending (another apt run is
+# finishing) is installed too: its files are in place.
+missing_packages() {
+  missing=()
+  local p status
+  for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+      "install ok installed"|"install ok triggers-pending"|"install ok triggers-awaited") ;;
+      *) missing+=("$p") ;;
+    esac
+  done
+}
+missing_packages
 [ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$mode" = --check ]; then
+  echo "lab-deps: missing Debian packages: ${missing[*]}; install them with: bash scripts/lab-deps.sh (as root)" >&2
+  exit 1
+fi
 if [ "$(id -u)" -ne 0 ]; then echo "lab-deps: need root to install: ${missing[*]}" >&2; exit 1; fi
+exec 9>/var/lock/groundwork-lab-deps.lock
+flock 9
+# Another run may have installed them while this one waited.
+missing_packages
+[ ${#missing[@]} -eq 0 ] && exit 0
 echo "lab-deps: installing ${missing[*]}" >&2
 policy=/usr/sbin/policy-rc.d
 created_policy=0
@@ -25,5 +49,6 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+"${apt[@]}" update -qq
+"${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

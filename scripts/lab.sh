@@ -86,7 +86,8 @@ is_up() {
 }
 
 up() {
-  bash "$here/scripts/lab-deps.sh"
+  # GW_LAB_DEPS=check (what the tests set): never install from here, only say what is missing.
+  if [ "${GW_LAB_DEPS:-install}" = check ]; then bash "$here/scripts/lab-deps.sh" --check; else bash "$here/scripts/lab-deps.sh"; fi
   if is_up; then log "already up ($state)"; return 0; fi
   down_quiet
   mkdir -p "$state/hosts"

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
 bash scripts/lab-deps.sh
-cargo test --workspace --locked "$@"
+# --no-fail-fast: one failing test binary must not hide the others.
+cargo test --workspace --locked --no-fail-fast "$@"

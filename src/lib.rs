@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ops;
+pub mod output;
 pub mod render;
 pub mod transport;
 

@@ -23,7 +23,7 @@ fn scope_of(s: groundwork::cli::ScopeArgs) -> ops::Scope {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(match cli.command {
         Command::Validate { env } => {
-            println!("{}", ops::validate::run(&env)?);
+            groundwork::outln!("{}", ops::validate::run(&env)?);
             ops::EXIT_OK
         }
         Command::Plan { env, json, out, detailed_exitcode, scope } => {
@@ -50,27 +50,36 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             ops::verify::run(&env, &ops::verify::VerifyOptions { json, from }).await?
         }
         Command::ForceUnlock { id, env } => {
-            println!("{}", ops::unlock::run(&env, &id).await?);
+            groundwork::outln!("{}", ops::unlock::run(&env, &id).await?);
             ops::EXIT_OK
         }
         Command::Graph { env } => {
-            print!("{}", ops::graph::run(&env)?);
+            groundwork::out!("{}", ops::graph::run(&env)?);
             ops::EXIT_OK
         }
         Command::Show { file, json } => {
-            print!("{}", ops::show::run(&file, json)?);
+            groundwork::out!("{}", ops::show::run(&file, json)?);
             ops::EXIT_OK
         }
     })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 1, never clap's default 2: with --detailed-exitcode, 2 means "changes present"
+    // and nothing else, so a mistyped flag must never look like a plan with changes.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ops::EXIT_ERROR } else { ops::EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     init_tracing(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            groundwork::errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(ops::EXIT_ERROR);
         }
     };
@@ -86,8 +95,8 @@ fn main() -> ExitCode {
 /// Errors with source locations are rendered by miette; the rest as plain messages.
 fn report(e: anyhow::Error) {
     match e.downcast::<groundwork::Error>() {
-        Ok(groundwork::Error::Config(c)) => eprintln!("{:?}", miette::Report::new(c)),
-        Ok(other) => eprintln!("error: {other}"),
-        Err(e) => eprintln!("error: {e:#}"),
+        Ok(groundwork::Error::Config(c)) => groundwork::errln!("{:?}", miette::Report::new(c)),
+        Ok(other) => groundwork::errln!("error: {other}"),
+        Err(e) => groundwork::errln!("error: {e:#}"),
     }
 }

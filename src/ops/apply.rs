@@ -41,19 +41,18 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     // plan again under the lock: what is applied is what the lock holder saw.
     let unlocked = ws.plan().await?;
     if unlocked.is_converged() {
-        print!("{}", render::text::plan(&unlocked, stdout_color()));
+        crate::out!("{}", render::text::plan(&unlocked, stdout_color()));
         return Ok(EXIT_OK);
     }
     let lock = ws.lock("apply", opts.lock_timeout).await?;
     let result = async {
         let plan = ws.plan().await?;
-        print!("{}", render::text::plan(&plan, stdout_color()));
+        crate::out!("{}", render::text::plan(&plan, stdout_color()));
         if plan.is_converged() {
             return Ok(EXIT_OK);
         }
         if !opts.auto_approve && !confirm()? {
-            println!("Apply cancelled.");
-            return Ok(EXIT_OK);
+            return Err(Error::Usage("apply cancelled: nothing was changed".into()));
         }
         converge(&ws, plan, opts.gate_timeout).await
     }
@@ -80,24 +79,28 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
         } else {
             for g in plan.gates.iter().filter(|g| g.status.passed) {
                 if fresh.gates.iter().any(|f| f.status.gate == g.status.gate && !f.status.passed) {
-                    println!("note: gate {} no longer holds: {}", g.status.gate, fresh_detail(&fresh, g.status.gate));
+                    crate::outln!(
+                        "note: gate {} no longer holds: {}",
+                        g.status.gate,
+                        fresh_detail(&fresh, g.status.gate)
+                    );
                 }
             }
         }
         if !fresh.is_empty() {
             // A gate passed meanwhile (or the phase moved on): the next phase's changes.
-            print!("{}", render::text::plan(&fresh, stdout_color()));
+            crate::out!("{}", render::text::plan(&fresh, stdout_color()));
             plan = fresh;
             continue;
         }
         let Some(next) = fresh.next_gate() else {
-            println!("Verified: a fresh plan shows no changes.");
+            crate::outln!("Verified: a fresh plan shows no changes.");
             return Ok(EXIT_OK);
         };
         wait_gate(ws, next.status.gate, gate_timeout).await?;
         plan = ws.plan().await?;
         if !plan.is_empty() {
-            print!("{}", render::text::plan(&plan, stdout_color()));
+            crate::out!("{}", render::text::plan(&plan, stdout_color()));
         }
     }
     Err(Error::Usage(format!(
@@ -121,7 +124,7 @@ fn check_read_back(applied: &Plan, fresh: &Plan) -> Result<()> {
         return Ok(());
     }
     for c in &remaining {
-        eprintln!("still differs: {}", c.change.address);
+        crate::errln!("still differs: {}", c.change.address);
     }
     Err(Error::Usage(format!(
         "apply finished but {} change(s) remain: the hosts do not read back as desired",
@@ -153,8 +156,10 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                             for d in decisions {
                                 if reported.insert(d.name.clone()) {
                                     bar.suspend(|| match &d.verdict {
-                                        Verdict::Approve { node } => println!("  approved CSR {} for {node}", d.name),
-                                        Verdict::Refuse(_) => println!("  {}", d.describe()),
+                                        Verdict::Approve { node } => {
+                                            crate::outln!("  approved CSR {} for {node}", d.name)
+                                        }
+                                        Verdict::Refuse(_) => crate::outln!("  {}", d.describe()),
                                     });
                                 }
                             }
@@ -168,7 +173,7 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
             let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
             if status.as_ref().is_some_and(|s| s.passed) {
                 bar.finish_and_clear();
-                println!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
+                crate::outln!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
                 return Ok(());
             }
             if started.elapsed() >= timeout {
@@ -188,10 +193,10 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     apply_plan(ws, plan).await?;
     let after = ws.plan().await?;
     if let Err(e) = check_read_back(plan, &after) {
-        print!("{}", render::text::plan(&after, stdout_color()));
+        crate::out!("{}", render::text::plan(&after, stdout_color()));
         return Err(e);
     }
-    println!("Verified: what was applied reads back as desired.");
+    crate::outln!("Verified: what was applied reads back as desired.");
     Ok(EXIT_OK)
 }
 
@@ -206,7 +211,7 @@ async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
     let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_done).await?;
     bar.finish_and_clear();
     tracing::info!(apply_ms = started.elapsed().as_millis() as u64, changes = plan.changes.len(), "apply");
-    print!("{}", render::text::apply_report(&report, stdout_color()));
+    crate::out!("{}", render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
@@ -235,7 +240,7 @@ fn confirm() -> Result<bool> {
             "refusing to apply without confirmation: stdin is not a terminal (use --auto-approve or apply a saved plan)".into(),
         ));
     }
-    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    crate::out!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
     std::io::stdout().flush().ok();
     let mut line = String::new();
     std::io::stdin()

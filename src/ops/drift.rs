@@ -147,9 +147,9 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
             drifted: plan.changes.len(),
             plan: render::json::document(&plan),
         };
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", render::text::drift(&plan, stdout_color()));
+        crate::out!("{}", render::text::drift(&plan, stdout_color()));
     }
     if plan.is_empty() {
         return Ok(EXIT_OK);
@@ -167,7 +167,7 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     lock.release(&ws.hosts).await;
     healed?;
     metrics.heals += 1;
-    println!("Healed: the infrastructure matches the environment again.");
+    crate::outln!("Healed: the infrastructure matches the environment again.");
     Ok(EXIT_OK)
 }
 
@@ -185,16 +185,16 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|e| Error::Io { path: opts.listen.clone(), message: e.to_string() })?;
-    eprintln!("groundwork drift: checking every {}s, metrics on http://{}/metrics", every.as_secs(), opts.listen);
+    crate::errln!("groundwork drift: checking every {}s, metrics on http://{}/metrics", every.as_secs(), opts.listen);
     tokio::spawn(serve(listener, shared.clone()));
     loop {
         if let Err(e) = check(&ws, opts, &mut metrics).await {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
         }
         let text = metrics.render();
         if let Some(f) = &opts.metrics_file {
             if let Err(e) = write_atomically(f, &text) {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
             }
         }
         if let Ok(mut m) = shared.lock() {

@@ -52,7 +52,7 @@ impl Workspace {
         let matcher = crate::engine::scope::Matcher::new(&scope.targets, &scope.excludes)?;
         let (kept, notes) = matcher.select(&self.desired);
         for n in notes {
-            eprintln!("note: {n}");
+            crate::errln!("note: {n}");
         }
         self.desired = kept;
         self.scope = matcher;

@@ -14,14 +14,14 @@ pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
     let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let plan = ws.plan().await?;
     if opts.json {
-        println!("{}", render::json::plan(&plan));
+        crate::outln!("{}", render::json::plan(&plan));
     } else {
-        print!("{}", render::text::plan(&plan, stdout_color()));
+        crate::out!("{}", render::text::plan(&plan, stdout_color()));
     }
     if let Some(out) = &opts.out {
         super::show::save(&plan, &ws.loaded.dir, out)?;
         if !opts.json {
-            println!("Saved the plan to {}; apply it with: groundwork apply {}", out.display(), out.display());
+            crate::outln!("Saved the plan to {}; apply it with: groundwork apply {}", out.display(), out.display());
         }
     }
     // Resources waiting on a gate are changes still to come.

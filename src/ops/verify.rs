@@ -17,9 +17,41 @@ const DIGEST_LIMIT: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     pub ok: bool,
+    /// Not run: its host is a local stand-in (a directory), which has no network of its own to probe.
+    pub skipped: bool,
     pub kind: &'static str,
     pub target: String,
     pub detail: String,
+}
+
+impl Probe {
+    fn new(ok: bool, kind: &'static str, target: impl Into<String>, detail: impl Into<String>) -> Self {
+        Probe { ok, skipped: false, kind, target: target.into(), detail: detail.into() }
+    }
+
+    fn skipped(kind: &'static str, target: impl Into<String>, host: &str) -> Self {
+        Probe {
+            ok: true,
+            skipped: true,
+            kind,
+            target: target.into(),
+            detail: format!("skipped: {host} is a local stand-in (transport: local), nothing was probed"),
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        match (self.skipped, self.ok) {
+            (true, _) => "skipped",
+            (false, true) => "pass",
+            (false, false) => "fail",
+        }
+    }
+}
+
+/// A local stand-in is a directory on this machine: a probe "from" it would run here and reach whatever
+/// answers at the inventory's addresses on this machine's network, which says nothing about the hosts.
+fn is_local(ws: &Workspace, host: &str) -> bool {
+    ws.loaded.env.hosts.get(host).is_some_and(|h| h.transport == groundwork_sdk::model::TransportKind::Local)
 }
 
 /// One shell line per probe; its output is `PASS detail` or `FAIL detail`.
@@ -121,6 +153,19 @@ fn checks(ws: &Workspace) -> Vec<Check> {
 
 /// Run every probe from `from` (an infra host).
 pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
+    let mut results = Vec::new();
+    if is_local(ws, from) {
+        results.extend(checks(ws).into_iter().map(|c| Probe::skipped(c.kind, c.target, from)));
+    } else {
+        results.extend(network_probes(ws, from).await?);
+    }
+    host_probes(ws, &mut results).await?;
+    Ok(results)
+}
+
+/// DNS, TCP and HTTP probes, run on `from` (one exec per probe keeps each probe's arguments quoted;
+/// they run concurrently on one connection).
+async fn network_probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
     let t = ws.hosts.transport(from).await?;
     let mut results = Vec::new();
     // One exec per probe keeps each probe's arguments quoted; they run concurrently on one connection.
@@ -140,8 +185,13 @@ pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
         if !ok {
             let _ = write!(detail, " — {}", c.cause);
         }
-        results.push(Probe { ok, kind: c.kind, target: c.target, detail });
+        results.push(Probe::new(ok, c.kind, c.target, detail));
     }
+    Ok(results)
+}
+
+/// The other probes: ignition age (local), and each lb host's backend states.
+async fn host_probes(ws: &Workspace, results: &mut Vec<Probe>) -> Result<()> {
     // Ignition files: their certificates expire 24 h after generation.
     for r in ws.desired.iter().filter(|r| r.address.provider == "files") {
         let Ok(spec) = r.spec::<groundwork_files::FileSpec>() else { continue };
@@ -158,33 +208,32 @@ pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
             } else {
                 (true, format!("{age} h old"))
             };
-            results.push(Probe { ok, kind: "ignition", target: spec.url_path.clone(), detail });
+            results.push(Probe::new(ok, "ignition", spec.url_path.clone(), detail));
         }
     }
     // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:
     // during an install nodes come and go).
     for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
+        if is_local(ws, lb) {
+            results.push(Probe::skipped("lb-backend", format!("{lb}: stats socket"), lb));
+            continue;
+        }
         let lt = ws.hosts.transport(lb).await?;
         match groundwork_haproxy::live_state(lt.as_ref(), &ws.loaded.env.loadbalancer.stats_socket).await {
             Ok(states) => {
                 for s in states {
-                    results.push(Probe {
-                        ok: true,
-                        kind: "lb-backend",
-                        target: format!("{lb}: {}/{}", s.backend, s.server),
-                        detail: s.status,
-                    });
+                    results.push(Probe::new(true, "lb-backend", format!("{lb}: {}/{}", s.backend, s.server), s.status));
                 }
             }
-            Err(e) => results.push(Probe {
-                ok: false,
-                kind: "lb-backend",
-                target: format!("{lb}: stats socket"),
-                detail: format!("{e} — haproxy not running or the stats socket is missing"),
-            }),
+            Err(e) => results.push(Probe::new(
+                false,
+                "lb-backend",
+                format!("{lb}: stats socket"),
+                format!("{e} — haproxy not running or the stats socket is missing"),
+            )),
         }
     }
-    Ok(results)
+    Ok(())
 }
 
 pub struct VerifyOptions {
@@ -205,18 +254,27 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     };
     let results = probes(&ws, &from).await?;
     let failed = results.iter().filter(|p| !p.ok).count();
+    let skipped = results.iter().filter(|p| p.skipped).count();
     if opts.json {
         let items: Vec<serde_json::Value> = results
             .iter()
-            .map(|p| serde_json::json!({"ok": p.ok, "kind": p.kind, "target": p.target, "detail": p.detail}))
+            .map(|p| {
+                serde_json::json!({"ok": p.ok, "status": p.status(), "kind": p.kind, "target": p.target, "detail": p.detail})
+            })
             .collect();
-        let doc = serde_json::json!({"format_version": 1, "environment": ws.loaded.name, "from": from, "failed": failed, "probes": items});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        let doc = serde_json::json!({"format_version": 1, "environment": ws.loaded.name, "from": from,
+                                     "failed": failed, "skipped": skipped, "probes": items});
+        crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         for p in &results {
-            println!("{} {:<10} {}: {}", if p.ok { "ok  " } else { "FAIL" }, p.kind, p.target, p.detail);
+            let mark = match p.status() {
+                "pass" => "ok  ",
+                "skipped" => "skip",
+                _ => "FAIL",
+            };
+            crate::outln!("{mark} {:<10} {}: {}", p.kind, p.target, p.detail);
         }
-        println!("\nVerify from {from}: {} probes, {failed} failed.", results.len());
+        crate::outln!("\nVerify from {from}: {} probes, {failed} failed, {skipped} skipped.", results.len());
     }
     Ok(if failed == 0 { EXIT_OK } else { EXIT_CHANGES })
 }

@@ -24,6 +24,8 @@ fn lab_sh_with(index: u32, args: &[&str], env: &[(&str, &str)]) -> Output {
         .arg(repo().join("scripts/lab.sh"))
         .args(args)
         .env("GW_LAB_INDEX", index.to_string())
+        // Packages are installed once by scripts/test.sh, never by tests running side by side.
+        .env("GW_LAB_DEPS", "check")
         .envs(env.iter().copied())
         .output()
         .expect("run scripts/lab.sh")

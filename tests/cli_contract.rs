@@ -1,0 +1,109 @@
+//! What CI relies on: exit codes that mean one thing each, output into closed pipes, and no probe of the
+//! network on behalf of local stand-in hosts.
+
+mod common;
+
+use common::{demo_env, groundwork, host_file};
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+#[test]
+fn a_usage_error_exits_1_never_2() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    // A mistyped flag: with --detailed-exitcode 2 means "changes present", so this must not be 2.
+    let typo = groundwork(&["plan", e, "--detailed-exitcod"]);
+    assert_eq!(typo.code, 1, "{}{}", typo.stdout, typo.stderr);
+    assert!(typo.stderr.contains("--detailed-exitcod"), "{}", typo.stderr);
+    assert_eq!(groundwork(&["no-such-command"]).code, 1);
+    assert_eq!(groundwork(&["plan", e, "--lock-timeout", "5m"]).code, 1);
+    // Help and version are not errors.
+    let help = groundwork(&["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Usage:"), "{}", help.stdout);
+    assert_eq!(groundwork(&["--version"]).code, 0);
+    // The real thing: changes present is 2, none is 0.
+    assert_eq!(groundwork(&["plan", e, "--detailed-exitcode"]).code, 2);
+}
+
+/// Run groundwork with its stdout a pipe whose only reader is closed before it writes a byte.
+fn into_closed_pipe(args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn groundwork");
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    let status = child.wait().expect("wait");
+    (status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    for args in [vec!["validate", e], vec!["drift", "--json", e], vec!["plan", e], vec!["graph", e]] {
+        let (code, stderr) = into_closed_pipe(&args);
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_ne!(code, 101, "{args:?}: {stderr}");
+    }
+    // An apply whose reader went away still finishes (and verifies) rather than dying half-way.
+    let (code, stderr) = into_closed_pipe(&["apply", e, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(host_file(env.path(), "bastion", "/usr/share/nginx/html/pxeboot.ipxe").exists());
+    assert_eq!(groundwork(&["plan", e, "--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn a_cancelled_apply_exits_1_and_changes_nothing() {
+    // `script` gives the apply a terminal, so it asks; the answer is "no".
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("util-linux `script` is needed for this test");
+    }
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let line = format!("{} apply {e}", env!("CARGO_BIN_EXE_groundwork"));
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"no\n").expect("answer");
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Only 'yes' will be accepted"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("apply cancelled"), "{text}");
+    assert!(!host_file(env.path(), "bastion", "/usr/share/nginx/html/pxeboot.ipxe").exists());
+}
+
+#[test]
+fn verify_never_probes_the_network_for_local_stand_ins() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    let run = groundwork(&["verify", e, "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("verify JSON");
+    let probes = doc["probes"].as_array().expect("probes");
+    let network: Vec<&serde_json::Value> =
+        probes.iter().filter(|p| matches!(p["kind"].as_str(), Some("dns-a" | "dns-ptr" | "lb-tcp" | "http"))).collect();
+    assert!(!network.is_empty(), "{}", run.stdout);
+    for p in &network {
+        assert_eq!(p["status"], "skipped", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("local stand-in"), "{p}");
+    }
+    assert!(!probes.iter().any(|p| p["kind"] == "lb-backend" && p["status"] != "skipped"), "{}", run.stdout);
+    assert_eq!(doc["skipped"].as_u64(), Some(network.len() as u64 + 1));
+    let text = groundwork(&["verify", e]);
+    assert!(text.stdout.contains("skip lb-tcp"), "{}", text.stdout);
+    assert!(!text.stdout.contains("ok   lb-tcp"), "{}", text.stdout);
+}
