@@ -70,6 +70,10 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// With a plan file: the environment directory to apply it to (default: the one the plan names,
+        /// relative to the current directory). Its identity must match the plan's.
+        #[arg(long, value_name = "DIR")]
+        env: Option<PathBuf>,
         /// Wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,

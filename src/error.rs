@@ -18,6 +18,8 @@ pub enum Error {
     PlanFile { path: String, message: String },
     #[error("the plan is stale: observed state changed since it was made for {}", .addresses.join(", "))]
     StalePlan { addresses: Vec<String> },
+    #[error("the plan is not what the environment produces over the state it was made against, for {}: it was edited after it was made; make a new plan", .addresses.join(", "))]
+    PlanMismatch { addresses: Vec<String> },
     #[error("host {host}: {message}")]
     Host { host: String, message: String },
     #[error("apply failed for {failed} resource(s)")]

@@ -30,8 +30,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode, scope: scope_of(scope) })
                 .await?
         }
-        Command::Apply { target, auto_approve, lock_timeout, gate_timeout, scope } => {
-            let opts = ops::apply::ApplyOptions { auto_approve, lock_timeout, gate_timeout, scope: scope_of(scope) };
+        Command::Apply { target, auto_approve, env, lock_timeout, gate_timeout, scope } => {
+            let opts =
+                ops::apply::ApplyOptions { auto_approve, env, lock_timeout, gate_timeout, scope: scope_of(scope) };
             ops::apply::run(&target, &opts).await?
         }
         Command::Drift { env, json, metrics_file, every, listen, heal, lock_timeout, scope } => {

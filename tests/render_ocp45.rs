@@ -82,7 +82,7 @@ fn haproxy_cfg() {
 #[test]
 fn day_two() {
     let loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
-    let rs = config::expand::resources_for(&loaded, &groundwork_sdk::Phase::all()).unwrap();
+    let rs = config::expand::resources_in(&loaded, &groundwork_sdk::Phase::all()).unwrap();
     let cfg: ManagedFile = find(&rs, "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]").spec().unwrap();
     insta::assert_snapshot!("ocp45_haproxy_cfg_day2", cfg.content);
     let cluster: Vec<(String, serde_json::Value)> = rs
@@ -108,13 +108,13 @@ fn retired_bootstrap_leaves_dns_dhcp_and_the_docroot() {
     let zone = "bind.zone[ns1:example.localdomain]";
     let dhcp = "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]";
     let before = Phase::default();
-    let (active, _) = partition(config::expand::resources_for(&loaded, &before).unwrap(), &before);
+    let (active, _) = partition(config::expand::resources_in(&loaded, &before).unwrap(), &before);
     assert_eq!(find(&active, ign).lifecycle.until, Some(Gate::BootstrapComplete));
     let text = |rs: &[Resource], a: &str| serde_json::to_string(&find(rs, a).spec).unwrap();
     assert!(text(&active, zone).contains("bs.ocp45"), "{}", text(&active, zone));
     assert!(text(&active, dhcp).contains("host bs"));
     let after = Phase { passed: [Gate::BootstrapComplete].into() };
-    let (active, _) = partition(config::expand::resources_for(&loaded, &after).unwrap(), &after);
+    let (active, _) = partition(config::expand::resources_in(&loaded, &after).unwrap(), &after);
     assert!(!active.iter().any(|r| r.address.to_string() == ign));
     assert!(!text(&active, zone).contains("bs.ocp45"));
     assert!(!text(&active, dhcp).contains("host bs"));

@@ -75,7 +75,7 @@ async fn failure_stops_dependents_and_independent_branches_go_on() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut reg = Registry::empty();
     reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path());
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
 
     let a = res("h1", "a", json!({"v": "a", "fail": true}), &[]);
     let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
@@ -116,7 +116,7 @@ async fn deletes_run_in_reverse_dependency_order() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut reg = Registry::empty();
     reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path());
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
     let a = res("h1", "a", json!({"v": "a"}), &[]);
     let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
     let keep = res("h1", "keep", json!({"v": "k"}), &[]);

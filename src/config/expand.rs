@@ -2,39 +2,48 @@
 //! deriving its own.
 
 use super::{ConfigError, Loaded};
-use groundwork_sdk::{Phase, Resource};
+use groundwork_sdk::{Expansion, Phase, Resource, Secrets};
 
-/// The resources of the environment at the start of an install (no gate passed).
+/// The resources of the environment at the start of an install (no gate passed), as of now. Secret
+/// content goes to a store that is dropped: for offline commands (validate, graph).
 pub fn resources(loaded: &Loaded) -> Result<Vec<Resource>, ConfigError> {
-    resources_for(loaded, &Phase::default())
+    resources_in(loaded, &Phase::default())
+}
+
+/// The same in `phase` (offline: the secret store is dropped).
+pub fn resources_in(loaded: &Loaded, phase: &Phase) -> Result<Vec<Resource>, ConfigError> {
+    let secrets = Secrets::default();
+    resources_for(loaded, phase, &expansion(loaded, &secrets, now_unix()))
+}
+
+/// What providers expand with: the loaded environment's confined inputs, a secret store, the moment.
+pub fn expansion<'a>(loaded: &'a Loaded, secrets: &'a Secrets, now: u64) -> Expansion<'a> {
+    Expansion { inputs: &loaded.inputs, secrets, now }
 }
 
 /// The resources of the environment as it stands in `phase` (bootstrap gone from the LB once it has
 /// completed, ingress on infra once the router runs there, ...).
-pub fn resources_for(loaded: &Loaded, phase: &Phase) -> Result<Vec<Resource>, ConfigError> {
+pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Vec<Resource>, ConfigError> {
     let env = loaded.env.for_phase(phase);
     let expand_err = |e: groundwork_sdk::Error| ConfigError::Expand {
         dir: loaded.dir.display().to_string(),
         message: e.to_string(),
     };
     let mut out = Vec::new();
-    out.extend(groundwork_files::resources(&env, &loaded.dir).map_err(expand_err)?);
-    out.extend(groundwork_bind::resources(&env, today()).map_err(expand_err)?);
+    out.extend(groundwork_files::resources(&env, x).map_err(expand_err)?);
+    out.extend(groundwork_bind::resources(&env, x.today()).map_err(expand_err)?);
     out.extend(groundwork_dhcpd::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_kea::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);
-    out.extend(groundwork_cluster::resources(&env, &loaded.dir).map_err(expand_err)?);
+    out.extend(groundwork_cluster::resources(&env, x).map_err(expand_err)?);
     // Cross-provider edges the providers cannot see on their own.
     groundwork_selinux::link_relabels(&mut out);
     Ok(out)
 }
 
-/// Days since 1970-01-01 (UTC): the date zone serials start from.
-fn today() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| (d.as_secs() / 86_400) as i64)
-        .unwrap_or(0)
+/// Seconds since 1970-01-01 (UTC).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

@@ -90,6 +90,42 @@ pub struct Loaded {
     pub dir: PathBuf,
     /// Name of the environment (the cluster's name).
     pub name: String,
+    /// The local files expansion may read (confined), and every input read so far by digest: the
+    /// environment's own YAML files from the start.
+    pub inputs: groundwork_sdk::Inputs,
+}
+
+/// `~/x` → $HOME/x; relative paths resolve from the environment directory.
+pub fn local_path(env_dir: &Path, p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => home().join(rest),
+        None => env_dir.join(p),
+    }
+}
+
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// The runner's credentials: never read as an input of the environment (never served, never
+/// uploaded), whatever path the inventory gives.
+fn credentials(env: &Environment, dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    let mut out = vec![
+        (home().join(".ssh/id_ed25519"), "SSH identity"),
+        (home().join(".ssh/id_rsa"), "SSH identity"),
+        (home().join(".ssh/id_ecdsa"), "SSH identity"),
+        (home().join(".kube/config"), "kubeconfig"),
+    ];
+    if let Some(id) = &env.ssh.identity {
+        out.push((local_path(dir, id), "SSH identity"));
+    }
+    if let Some(k) = env.openshift.as_ref().and_then(|o| o.kubeconfig.as_ref()) {
+        out.push((local_path(dir, k), "kubeconfig"));
+    }
+    if let Some(k) = std::env::var_os("KUBECONFIG") {
+        out.extend(std::env::split_paths(&k).map(|p| (p, "kubeconfig")));
+    }
+    out
 }
 
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -128,10 +164,12 @@ fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let mut sources = Sources::default();
     let mut merged = EnvironmentFile::default();
+    let mut digests = Vec::new();
     for file in yaml_files(path)? {
         let shown = file.display().to_string();
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| ConfigError::Io { path: shown.clone(), message: e.to_string() })?;
+        let text = read_yaml(&file)?;
+        let key = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
+        digests.push((key, text.clone()));
         let part: EnvironmentFile = if text.trim().is_empty() {
             EnvironmentFile::default()
         } else {
@@ -161,7 +199,35 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     };
     // The cluster names the environment: its ownership records and plans are keyed by it.
     let name = env.cluster.name.clone();
-    Ok(Loaded { env, sources, dir, name })
+    let files = env.files.as_ref();
+    let inputs = groundwork_sdk::Inputs::new(
+        &dir,
+        files.map(|f| f.source_dirs.as_slice()).unwrap_or_default(),
+        &credentials(&env, &dir),
+        files.and_then(|f| f.max_source_bytes).unwrap_or(groundwork_sdk::expansion::DEFAULT_MAX_SOURCE_BYTES),
+    )
+    .map_err(|e| ConfigError::Io { path: dir_shown.clone(), message: e.to_string() })?;
+    for (key, text) in digests {
+        inputs.note(&key, text.as_bytes());
+    }
+    Ok(Loaded { env, sources, dir, name, inputs })
+}
+
+/// Environment files above this size are refused (an inventory of the largest clusters is far smaller).
+const MAX_YAML_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Read one environment file: a regular file (never a FIFO or device), size-capped, UTF-8.
+fn read_yaml(file: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let shown = file.display().to_string();
+    let io = |m: String| ConfigError::Io { path: shown.clone(), message: m };
+    let f = groundwork_sdk::expansion::open_regular(file).map_err(|e| io(e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_YAML_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io(e.to_string()))?;
+    if bytes.len() as u64 > MAX_YAML_BYTES {
+        return Err(io(format!("larger than {} MiB", MAX_YAML_BYTES >> 20)));
+    }
+    String::from_utf8(bytes).map_err(|_| io("is not UTF-8".into()))
 }
 
 fn merge(

@@ -592,30 +592,18 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
     for (i, s) in files.serve.iter().enumerate() {
         let Some(t) = &s.template else { continue };
         let path = format!("files.serve[{i}].template");
-        let source = if t == "builtin:ipxe" {
-            if files.boot.is_none() {
-                f.push(
-                    "served-urls",
-                    &path,
-                    "the builtin:ipxe template needs files.boot (kernel, initramfs, image)".into(),
-                    &[],
-                );
-                continue;
-            }
-            None
-        } else {
-            match std::fs::read_to_string(loaded.dir.join(t)) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    f.push("template", &path, format!("cannot read template {t}: {e}"), &[]);
-                    continue;
-                }
-            }
-        };
-        let rendered = match source {
-            None => groundwork_files::render_builtin_ipxe(env),
-            Some(src) => groundwork_files::render_template(env, t, &src),
-        };
+        if t == "builtin:ipxe" && files.boot.is_none() {
+            f.push(
+                "served-urls",
+                &path,
+                "the builtin:ipxe template needs files.boot (kernel, initramfs, image)".into(),
+                &[],
+            );
+            continue;
+        }
+        let secrets = groundwork_sdk::Secrets::default();
+        let x = super::expand::expansion(loaded, &secrets, super::expand::now_unix());
+        let rendered = groundwork_files::render_named(env, &x, t);
         match rendered {
             Err(e) => f.push("template", &path, format!("template {t} does not render: {e}"), &[]),
             Ok(text) => {

@@ -53,12 +53,29 @@ fn apply_edges(plan: &Plan) -> Vec<(Address, Vec<Address>)> {
         .collect()
 }
 
+/// Every secret a change will send must be content this run's environment produces: otherwise the plan
+/// was made from other content, and nothing at all is written.
+pub fn check_secrets(plan: &Plan, secrets: &groundwork_sdk::Secrets) -> Result<()> {
+    for c in &plan.changes {
+        for r in c.change.after.iter().flat_map(groundwork_sdk::secret::refs_in) {
+            if !secrets.contains(&r) {
+                return Err(Error::Provider(groundwork_sdk::Error::SecretChanged {
+                    address: c.change.address.to_string(),
+                    digest: r.short(),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn apply(
     registry: &Registry,
     hosts: &Hosts,
     plan: &Plan,
     on_done: &(dyn Fn(&Address, &Outcome) + Sync),
 ) -> Result<ApplyReport> {
+    check_secrets(plan, hosts.secrets())?;
     let edges = apply_edges(plan);
     let graph = Graph::build(edges.iter().map(|(a, d)| (a, d.as_slice())), true)?;
     let by_addr: HashMap<&Address, &Planned> = plan.changes.iter().map(|c| (&c.change.address, c)).collect();
@@ -194,4 +211,36 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
         state::write(t.as_ref(), &rec).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::PLAN_FORMAT_VERSION;
+    use groundwork_sdk::{Change, Secrets};
+
+    #[test]
+    fn a_change_whose_secret_the_environment_no_longer_produces_is_refused() {
+        let planned_with = Secrets::default();
+        let r = planned_with.keep(b"old ignition".to_vec());
+        let addr = Address::new("files", "file", Some("bastion"), "/srv/www/master.ign");
+        let after = serde_json::json!({"path": "/srv/www/master.ign", "secret": r});
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: "lab".into(),
+            changes: vec![Planned {
+                change: Change::new(addr, Action::Create, None, Some(&after)),
+                depends_on: vec![],
+            }],
+            observed: Default::default(),
+            gates: vec![],
+            locked_by: None,
+        };
+        assert!(check_secrets(&plan, &planned_with).is_ok());
+        let now = Secrets::default();
+        now.keep(b"new ignition".to_vec());
+        let err = check_secrets(&plan, &now).unwrap_err().to_string();
+        assert!(err.contains("master.ign") && err.contains("not what the environment produces now"), "{err}");
+        assert!(!err.contains("old ignition"), "{err}");
+    }
 }

@@ -9,7 +9,7 @@ use groundwork_sdk::{fingerprint, Action, Address, Change, Resource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// One change with what the engine needs to order it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

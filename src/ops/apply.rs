@@ -12,6 +12,9 @@ use tracing::Instrument;
 
 pub struct ApplyOptions {
     pub auto_approve: bool,
+    /// For a plan file: the environment to apply it to (default: where the plan says, relative to the
+    /// current directory).
+    pub env: Option<std::path::PathBuf>,
     /// Wait this long for another apply's lock instead of failing at once.
     pub lock_timeout: Option<Duration>,
     /// Wait at most this long for each install gate (default: `openshift.gate_timeouts`).
@@ -24,17 +27,8 @@ pub struct ApplyOptions {
 /// before the state they act on is read until the end; an apply that finds nothing to do is a plan
 /// and takes none.
 pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
-    if target.is_file() && super::show::load(target).is_ok() {
-        let file = super::show::load(target)?;
-        let ws = Workspace::open(&file.env_dir)?;
-        let lock = ws.lock(&format!("apply {}", target.display()), opts.lock_timeout).await?;
-        let result = async {
-            check_current(&ws, &file.plan).await?;
-            apply_and_verify(&ws, &file.plan).await
-        }
-        .await;
-        lock.release(&ws.hosts).await;
-        return result;
+    if super::show::is_plan_file(target) {
+        return apply_saved(target, opts).await;
     }
     let ws = Workspace::open(target)?.scope(&opts.scope)?;
     // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
@@ -55,6 +49,48 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
             return Err(Error::Usage("apply cancelled: nothing was changed".into()));
         }
         converge(&ws, plan, opts.gate_timeout).await
+    }
+    .await;
+    lock.release(&ws.hosts).await;
+    result
+}
+
+/// `apply PLANFILE`: only onto the environment it was made from, unchanged since, over the state it
+/// saw, and exactly the changes it shows. Every check runs before anything is written.
+async fn apply_saved(target: &Path, opts: &ApplyOptions) -> Result<u8> {
+    let shown = target.display().to_string();
+    let refuse = |m: String| Error::PlanFile { path: shown.clone(), message: m };
+    let file = super::show::load(target)?;
+    let env_dir = opts.env.clone().unwrap_or_else(|| std::path::PathBuf::from(&file.env_path));
+    if !env_dir.exists() {
+        return Err(refuse(format!(
+            "it was made from the environment {} (relative to where the plan was made), which is not at {}; \
+             run from that directory or give the environment with --env DIR",
+            file.env_path,
+            env_dir.display()
+        )));
+    }
+    // Expanded for the plan's own moment: dated serials and ignition ages come out as planned.
+    let ws = Workspace::open_at(&env_dir, file.created_unix)?;
+    let now = ws.identity();
+    if now.cluster != file.environment.cluster {
+        return Err(refuse(format!(
+            "it belongs to the environment of cluster {:?}, not {:?} ({}): refusing to apply it there",
+            file.environment.cluster,
+            now.cluster,
+            env_dir.display()
+        )));
+    }
+    if now.digest != file.environment.digest {
+        return Err(refuse(format!(
+            "the environment changed since the plan was made ({}); make a new plan",
+            file.environment.differences(&now)
+        )));
+    }
+    let lock = ws.lock(&format!("apply {}", target.display()), opts.lock_timeout).await?;
+    let result = async {
+        check_current(&ws, &file.plan).await?;
+        apply_and_verify(&ws, &file.plan).await
     }
     .await;
     lock.release(&ws.hosts).await;
@@ -218,7 +254,9 @@ async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// A saved plan applies only over the state it was made against.
+/// A saved plan applies only over the state it was made against, and only if it holds exactly the
+/// changes the environment produces over that state (a plan edited by hand — digest recomputed or not
+/// — is refused before anything is written).
 async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
     let now = ws.plan().await?;
     let stale: Vec<String> = saved
@@ -227,10 +265,26 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
         .filter(|(addr, fp)| now.observed.get(*addr).map(String::as_str).unwrap_or(&fingerprint(None)) != fp.as_str())
         .map(|(a, _)| a.clone())
         .collect();
-    if stale.is_empty() {
+    if !stale.is_empty() {
+        return Err(Error::StalePlan { addresses: stale });
+    }
+    let differing: Vec<String> = saved
+        .changes
+        .iter()
+        .filter(|s| {
+            !now.changes.iter().any(|n| {
+                n.change.address == s.change.address
+                    && n.change.action == s.change.action
+                    && n.change.after == s.change.after
+                    && n.depends_on == s.depends_on
+            })
+        })
+        .map(|s| s.change.address.to_string())
+        .collect();
+    if differing.is_empty() {
         Ok(())
     } else {
-        Err(Error::StalePlan { addresses: stale })
+        Err(Error::PlanMismatch { addresses: differing })
     }
 }
 

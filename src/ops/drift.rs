@@ -185,7 +185,9 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|e| Error::Io { path: opts.listen.clone(), message: e.to_string() })?;
-    crate::errln!("groundwork drift: checking every {}s, metrics on http://{}/metrics", every.as_secs(), opts.listen);
+    // The address actually bound (`--listen 127.0.0.1:0` picks a free port).
+    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| opts.listen.clone());
+    crate::errln!("groundwork drift: checking every {}s, metrics on http://{bound}/metrics", every.as_secs());
     tokio::spawn(serve(listener, shared.clone()));
     loop {
         if let Err(e) = check(&ws, opts, &mut metrics).await {

@@ -13,7 +13,7 @@ use crate::config::{self, Loaded};
 use crate::engine::{gates, make_plan, refresh::refresh, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
-use groundwork_sdk::{Address, Resource};
+use groundwork_sdk::{Address, Phase, Resource, Secrets};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -37,14 +37,40 @@ pub struct Workspace {
     pub registry: Registry,
     /// `--target` / `--exclude` (orphans found on hosts are filtered by it too).
     pub scope: crate::engine::scope::Matcher,
+    /// Secret content of the environment, in memory only (plans carry its digests).
+    pub secrets: Secrets,
+    /// The moment the environment is expanded for (seconds since the epoch): now, or a saved plan's.
+    pub now: u64,
 }
 
 impl Workspace {
     pub fn open(path: &Path) -> Result<Workspace> {
+        Workspace::open_at(path, config::expand::now_unix())
+    }
+
+    /// Open as of `now`: a saved plan is checked against the environment expanded for its own moment
+    /// (zone serials are dated, ignition ages counted).
+    pub fn open_at(path: &Path, now: u64) -> Result<Workspace> {
         let loaded = config::load_valid(path)?;
-        let desired = config::expand::resources(&loaded)?;
-        let hosts = Hosts::new(&loaded.env, &loaded.dir);
-        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin(), scope: Default::default() })
+        let secrets = Secrets::default();
+        let desired = config::expand::resources_for(
+            &loaded,
+            &Phase::default(),
+            &config::expand::expansion(&loaded, &secrets, now),
+        )?;
+        let hosts = Hosts::new(&loaded.env, &loaded.dir, secrets.clone());
+        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin(), scope: Default::default(), secrets, now })
+    }
+
+    /// What this environment is: its cluster and every input read so far, by digest.
+    pub fn identity(&self) -> show::Identity {
+        show::Identity::new(&self.loaded.name, self.loaded.inputs.digests())
+    }
+
+    /// The resources of the environment in `phase`.
+    pub fn expand(&self, phase: &Phase) -> Result<Vec<Resource>> {
+        let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
+        Ok(config::expand::resources_for(&self.loaded, phase, &x)?)
     }
 
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
@@ -85,7 +111,7 @@ impl Workspace {
         gates::add_csr_verdicts(self.hosts.cluster().await?.as_ref(), &self.loaded.env, &mut statuses).await;
         let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
-        let (active, blocked) = gates::partition(config::expand::resources_for(&self.loaded, &phase)?, &phase);
+        let (active, blocked) = gates::partition(self.expand(&phase)?, &phase);
         let (desired, _) = self.scope.select(&active);
         let waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
         let expand_time = started.elapsed() - gate_time;

@@ -19,7 +19,7 @@ pub async fn run(path: &Path, opts: &PlanOptions) -> Result<u8> {
         crate::out!("{}", render::text::plan(&plan, stdout_color()));
     }
     if let Some(out) = &opts.out {
-        super::show::save(&plan, &ws.loaded.dir, out)?;
+        super::show::save(&plan, &ws.identity(), path, ws.now, out)?;
         if !opts.json {
             crate::outln!("Saved the plan to {}; apply it with: groundwork apply {}", out.display(), out.display());
         }

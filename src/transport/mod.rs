@@ -14,10 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"))
-}
-
 /// Connections to the environment's hosts, opened lazily and shared by every read and write.
 pub struct Hosts {
     env: Environment,
@@ -25,16 +21,24 @@ pub struct Hosts {
     open: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The cluster's API client, made on first use; None when no kubeconfig is configured.
     cluster: tokio::sync::OnceCell<Option<kube::Client>>,
+    /// Secret content of this run's environment: every context carries it, for apply.
+    secrets: groundwork_sdk::Secrets,
 }
 
 impl Hosts {
-    pub fn new(env: &Environment, env_dir: &Path) -> Self {
+    pub fn new(env: &Environment, env_dir: &Path, secrets: groundwork_sdk::Secrets) -> Self {
         Hosts {
             env: env.clone(),
             env_dir: env_dir.to_path_buf(),
             open: Mutex::new(HashMap::new()),
             cluster: tokio::sync::OnceCell::new(),
+            secrets,
         }
+    }
+
+    /// The secret store the contexts carry.
+    pub fn secrets(&self) -> &groundwork_sdk::Secrets {
+        &self.secrets
     }
 
     pub async fn transport(&self, host: &str) -> Result<Arc<dyn Transport>> {
@@ -63,8 +67,11 @@ impl Hosts {
 
     fn ssh_options(&self, h: &groundwork_sdk::model::Host) -> ssh::SshOptions {
         let s = &self.env.ssh;
-        let known_hosts =
-            s.known_hosts.as_deref().map(|p| self.expand(p)).unwrap_or_else(|| home().join(".ssh/known_hosts"));
+        let known_hosts = s
+            .known_hosts
+            .as_deref()
+            .map(|p| self.expand(p))
+            .unwrap_or_else(|| crate::config::load::home().join(".ssh/known_hosts"));
         ssh::SshOptions {
             address: h.address.to_string(),
             port: h.port.unwrap_or(s.port),
@@ -80,10 +87,7 @@ impl Hosts {
 
     /// `~/x` → $HOME/x; relative paths resolve from the environment directory.
     fn expand(&self, p: &str) -> PathBuf {
-        match p.strip_prefix("~/") {
-            Some(rest) => home().join(rest),
-            None => self.env_dir.join(p),
-        }
+        crate::config::load::local_path(&self.env_dir, p)
     }
 
     /// Round trips made so far, per host that was contacted.
@@ -123,7 +127,7 @@ impl Hosts {
 
     /// The context the cluster provider gets: the kube client as an extension.
     pub async fn cluster_context(&self) -> Result<Context> {
-        let mut cx = Context::default();
+        let mut cx = Context::default().with_secrets(self.secrets.clone());
         cx.env_dir = self.env_dir.clone();
         if let Some(client) = self.cluster().await? {
             cx.insert(client);
@@ -148,6 +152,6 @@ impl Hosts {
     /// The same, over a given transport (a cached one during refresh).
     pub fn context_with(&self, host: &str, t: Arc<dyn Transport>) -> Context {
         let run = self.env.hosts.get(host).map(|h| h.run_commands).unwrap_or(false);
-        Context::for_host(host, t, run, self.env_dir.clone())
+        Context::for_host(host, t, run, self.env_dir.clone()).with_secrets(self.secrets.clone())
     }
 }

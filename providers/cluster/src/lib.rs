@@ -18,11 +18,10 @@ pub mod objects;
 
 use async_trait::async_trait;
 use groundwork_sdk::model::{Environment, IngressNodes, NodeRole};
-use groundwork_sdk::{Action, Address, Change, Context, Error, Gate, Provider, Resource};
+use groundwork_sdk::{Action, Address, Change, Context, Error, Expansion, Gate, Provider, Resource, Secrets};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
-use std::path::Path;
 
 pub const PROVIDER: &str = "cluster";
 /// The field manager of every server-side apply groundwork makes.
@@ -40,16 +39,22 @@ fn infra_selector() -> Value {
     json!({ INFRA_LABEL: "" })
 }
 
-fn object_resource(object: Value) -> Result<Resource, Error> {
+fn object_resource(mut object: Value, secrets: &Secrets) -> Result<Resource, Error> {
+    // Never echo the object: it may be a Secret.
     let id = objects::identity(&object).ok_or_else(|| Error::Spec {
         address: "cluster.object[?]".into(),
-        message: format!("an object needs apiVersion, kind and metadata.name: {object}"),
+        message: "an object needs apiVersion, kind and metadata.name".into(),
     })?;
-    Ok(Resource::new(Address::new(PROVIDER, "object", None, id), object)?.after(Gate::InstallComplete))
+    let address = Address::new(PROVIDER, "object", None, id);
+    if objects::is_secret(&object) {
+        objects::conceal_desired_secret(&mut object, secrets)
+            .map_err(|m| Error::Spec { address: address.to_string(), message: m })?;
+    }
+    Ok(Resource::new(address, object)?.after(Gate::InstallComplete))
 }
 
 /// The cluster objects the inventory implies (none without an `openshift` section).
-pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Error> {
+pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Error> {
     let Some(os) = &env.openshift else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let has_infra = env.nodes_with_role(NodeRole::Infra).next().is_some();
@@ -85,7 +90,7 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
             "metadata": {"name": "default", "namespace": "openshift-ingress-operator"},
             "spec": spec
         });
-        let mut r = object_resource(ic)?;
+        let mut r = object_resource(ic, x.secrets)?;
         for a in &node_addrs {
             r = r.depends_on(a.clone());
         }
@@ -98,7 +103,7 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
             "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": reg.size}},
                      "storageClassName": reg.storage_class}
         });
-        let pvc = object_resource(pvc)?;
+        let pvc = object_resource(pvc, x.secrets)?;
         let mut spec = json!({"managementState": "Managed", "storage": {"pvc": {"claim": reg.claim}}});
         if on_infra {
             spec["nodeSelector"] = infra_selector();
@@ -108,7 +113,7 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
             "apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "Config",
             "metadata": {"name": "cluster"}, "spec": spec
         });
-        let mut config = object_resource(config)?.depends_on(pvc.address.clone());
+        let mut config = object_resource(config, x.secrets)?.depends_on(pvc.address.clone());
         for a in &node_addrs {
             config = config.depends_on(a.clone());
         }
@@ -139,38 +144,32 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
             "metadata": {"name": "cluster-monitoring-config", "namespace": "openshift-monitoring"},
             "data": {"config.yaml": text}
         });
-        let mut r = object_resource(cm)?;
+        let mut r = object_resource(cm, x.secrets)?;
         for a in &node_addrs {
             r = r.depends_on(a.clone());
         }
         out.push(r);
     }
     if let Some(dir) = &os.manifests {
-        out.extend(manifests(&env_dir.join(dir))?);
+        out.extend(manifests(x, dir)?);
     }
     link_claims(&mut out);
     Ok(out)
 }
 
 /// Every object of every `*.yaml`/`*.yml`/`*.json` in `dir` (YAML files may hold several documents).
-pub fn manifests(dir: &Path) -> Result<Vec<Resource>, Error> {
-    let bad =
-        |path: &Path, m: String| Error::Spec { address: format!("cluster manifests {}", path.display()), message: m };
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| bad(dir, e.to_string()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
-        .collect();
-    paths.sort();
+pub fn manifests(x: &Expansion, dir: &str) -> Result<Vec<Resource>, Error> {
+    let bad = |path: &str, m: String| Error::Spec { address: format!("cluster manifests {path}"), message: m };
     let mut out = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(&path, e.to_string()))?;
+    for path in x.inputs.list(dir, &["yaml", "yml", "json"])? {
+        let text = x.inputs.read_text(&path)?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
+            // serde_yaml's messages name places, not values: a Secret's data is not echoed.
             let v = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| bad(&path, e.to_string()))?;
             if v.is_null() {
                 continue;
             }
-            out.push(object_resource(v).map_err(|e| bad(&path, e.to_string()))?);
+            out.push(object_resource(v, x.secrets).map_err(|e| bad(&path, e.to_string()))?);
         }
     }
     Ok(out)
@@ -233,6 +232,9 @@ impl Provider for ClusterProvider {
                 Some(obj) => {
                     let v = serde_json::to_value(&obj).map_err(|e| Error::failed(&r.address, e.to_string()))?;
                     let mut seen = objects::project(&v, &r.spec);
+                    if objects::is_secret(&r.spec) {
+                        objects::conceal_live_secret(&mut seen);
+                    }
                     let released = objects::released(&v, &r.spec, FIELD_MANAGER);
                     if !released.is_empty() {
                         seen[objects::RELEASE_KEY] = json!(released);
@@ -255,11 +257,8 @@ impl Provider for ClusterProvider {
         }
         let same = releases.is_empty() && matches!((desired, &seen), (Some(d), Some(a)) if d == a);
         let mut change = Change::compare(address.clone(), desired, seen.as_ref(), same);
-        let secret = |v: Option<&Value>| v.is_some_and(|v| v["kind"] == "Secret");
+        let secret = |v: Option<&Value>| v.is_some_and(objects::is_secret);
         change.sensitive = secret(desired) || secret(actual);
-        if change.sensitive {
-            return Ok(change);
-        }
         match (change.action, desired, seen.as_ref()) {
             (Action::Update, Some(d), Some(a)) => {
                 change.details = objects::field_details(d, a);
@@ -284,7 +283,9 @@ impl Provider for ClusterProvider {
         match (change.action, &change.after, &change.before) {
             (Action::Create | Action::Update | Action::Replace, Some(object), _) => {
                 let (api, name) = api_for(client, object, address)?;
-                api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
+                // Secret content joins the object only now, on its way to the API server.
+                let object = cx.reveal(address, object)?;
+                api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
                     .await
                     .map_err(|e| failed("server-side apply", e))?;
             }

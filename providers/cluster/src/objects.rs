@@ -2,6 +2,8 @@
 //! object), and what differs. Server-populated fields (status, managedFields, resourceVersion, defaults
 //! inside objects groundwork does not set) are outside the shape, so they never show as drift.
 
+use base64::Engine;
+use groundwork_sdk::secret::{Encoding, SecretRef, Secrets};
 use groundwork_sdk::Detail;
 use serde_json::{Map, Value};
 
@@ -32,6 +34,11 @@ pub fn field_details(desired: &Value, actual: &Value) -> Vec<Detail> {
 fn walk(path: &str, desired: &Value, actual: Option<&Value>, out: &mut Vec<Detail>) {
     let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
     match (desired, actual) {
+        // A secret reference is one value (digest and size), shown as such.
+        (d, Some(a)) if SecretRef::from_value(d).is_some() && d != a => {
+            out.push(Detail::modify(format!("{path}: {} → {}", short(a), short(d))))
+        }
+        (d, Some(_)) if SecretRef::from_value(d).is_some() => {}
         (Value::Object(d), Some(Value::Object(a))) => {
             for (k, dv) in d {
                 walk(&join(k), dv, a.get(k), out);
@@ -44,6 +51,9 @@ fn walk(path: &str, desired: &Value, actual: Option<&Value>, out: &mut Vec<Detai
 }
 
 fn short(v: &Value) -> String {
+    if let Some(r) = SecretRef::from_value(v) {
+        return r.short();
+    }
     let s = v.to_string();
     if s.len() > 160 {
         format!(
@@ -52,6 +62,64 @@ fn short(v: &Value) -> String {
         )
     } else {
         s
+    }
+}
+
+/// A core v1 Secret: its `data` and `stringData` are secret content.
+pub fn is_secret(object: &Value) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+fn reference(bytes: Vec<u8>, secrets: Option<&Secrets>) -> Value {
+    let r = match secrets {
+        Some(s) => s.keep(bytes),
+        None => SecretRef::of(&bytes),
+    };
+    serde_json::to_value(r.encoded(Encoding::Base64)).unwrap_or(Value::Null)
+}
+
+/// A desired Secret as groundwork carries it: `stringData` folded into `data` (as the API server does;
+/// `stringData` wins), every value a reference to content kept in `secrets`. Err names the key whose
+/// `data` value is not base64 (never the value).
+pub fn conceal_desired_secret(object: &mut Value, secrets: &Secrets) -> Result<(), String> {
+    let Some(obj) = object.as_object_mut() else { return Ok(()) };
+    let mut content: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    if let Some(Value::Object(data)) = obj.remove("data") {
+        for (k, v) in data {
+            let text = v.as_str().ok_or_else(|| format!("data.{k} is not a string"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| format!("data.{k} is not base64 (put plain text under stringData)"))?;
+            content.insert(k, bytes);
+        }
+    }
+    if let Some(Value::Object(data)) = obj.remove("stringData") {
+        for (k, v) in data {
+            let text = v.as_str().ok_or_else(|| format!("stringData.{k} is not a string"))?;
+            content.insert(k, text.as_bytes().to_vec());
+        }
+    }
+    if !content.is_empty() {
+        let data: Map<String, Value> = content.into_iter().map(|(k, b)| (k, reference(b, Some(secrets)))).collect();
+        obj.insert("data".into(), Value::Object(data));
+    }
+    Ok(())
+}
+
+/// A live Secret's `data` (base64 strings) as references, so observed state carries digests only.
+pub fn conceal_live_secret(object: &mut Value) {
+    let Some(Value::Object(data)) = object.get_mut("data") else { return };
+    for v in data.values_mut() {
+        let bytes = v
+            .as_str()
+            .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t.trim()).ok())
+            .unwrap_or_else(|| v.to_string().into_bytes());
+        *v = reference(bytes, None);
+    }
+    // Write-only on the server; never read back, but never carried either.
+    if let Some(obj) = object.as_object_mut() {
+        obj.remove("stringData");
     }
 }
 
@@ -209,6 +277,28 @@ mod tests {
                              "spec": {"nodePlacement": {"tolerations": []}}});
         assert_eq!(released(&live, &desired, "groundwork"), ["spec.replicas"]);
         assert!(released(&live, &desired, "someone").is_empty());
+    }
+
+    #[test]
+    fn secrets_are_carried_by_reference_desired_and_live_alike() {
+        let store = Secrets::default();
+        let mut desired = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "data": {"a": "U0VOVElORUwtREFUQQ==", "b": "b2xk"}, "stringData": {"b": "SENTINEL-STRING"}});
+        conceal_desired_secret(&mut desired, &store).unwrap();
+        let text = desired.to_string();
+        assert!(!text.contains("SENTINEL") && !text.contains("U0VOVElORUwtREFUQQ"), "{text}");
+        assert!(desired.get("stringData").is_none());
+        assert_eq!(store.len(), 2);
+        // The live object, as the API server returns it, reads as the same references.
+        let mut live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+            "data": {"a": "U0VOVElORUwtREFUQQ==", "b": "U0VOVElORUwtU1RSSU5H"}});
+        conceal_live_secret(&mut live);
+        assert_eq!(live["data"], desired["data"]);
+        let shown = groundwork_sdk::secret::reveal(&desired, &store).unwrap();
+        assert_eq!(shown["data"]["b"], "U0VOVElORUwtU1RSSU5H");
+        let mut bad = json!({"apiVersion": "v1", "kind": "Secret", "data": {"k": "not base64!SENTINEL"}});
+        let err = conceal_desired_secret(&mut bad, &store).unwrap_err();
+        assert!(err.contains("data.k") && !err.contains("SENTINEL"), "{err}");
     }
 
     #[test]

@@ -5,20 +5,19 @@
 //!
 //! Identity is the sha256 of the content: large files are compared by digest read on the host and
 //! uploaded by streaming; small rendered files are read back so the plan can show a text diff.
-//! Ignition files are sensitive: their content is never shown or diffed.
+//! Ignition files and files marked `secret: true` are sensitive: their content is never shown, diffed,
+//! read back, or carried in a spec — only its digest ([`groundwork_sdk::SecretRef`]).
 
 use async_trait::async_trait;
-use groundwork_sdk::local::sha256_file_cached;
 use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
 use groundwork_sdk::{
-    decode, Action, Address, Change, Context, Error, FileMeta, Provider, Resource, TextDiff, WriteOptions,
+    decode, Action, Address, Change, Context, Error, Expansion, FileMeta, Provider, Resource, SecretRef, TextDiff,
+    WriteOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 pub const PROVIDER: &str = "files";
 const BUILTIN_IPXE: &str = include_str!("../templates/ipxe.j2");
@@ -37,10 +36,14 @@ pub struct FileSpec {
     pub sha256: String,
     pub size: u64,
     pub mode: u32,
-    /// Rendered or literal text; None for uploads from `source`.
+    /// Rendered or literal text that is not secret; None for uploads and secret text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    /// Absolute local path of the file to upload.
+    /// Rendered or literal text that is secret: by reference only (the bytes are in the run's store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRef>,
+    /// Local file to upload, relative to the environment directory (absolute only under a declared
+    /// `files.source_dirs`), so that a plan does not depend on where the repository is checked out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     #[serde(default)]
@@ -115,6 +118,17 @@ pub fn http_base(env: &Environment) -> Option<String> {
     })
 }
 
+/// Render a template named by a served file: the built-in iPXE menu, or a minijinja file of the
+/// environment (read through the confined inputs).
+pub fn render_named(env: &Environment, x: &Expansion, template: &str) -> Result<String, Error> {
+    if template == "builtin:ipxe" {
+        render_builtin_ipxe(env)
+    } else {
+        let source = x.inputs.read_text(template)?;
+        render_template(env, template, &source)
+    }
+}
+
 /// Render a minijinja template with the inventory. `name` is for messages.
 pub fn render_template(env: &Environment, name: &str, source: &str) -> Result<String, Error> {
     let mut j = minijinja::Environment::new();
@@ -158,7 +172,7 @@ fn parse_mode(s: Option<&str>, what: &str) -> Result<u32, Error> {
 }
 
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
-pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Error> {
+pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Error> {
     let Some(files) = &env.files else {
         return Ok(Vec::new());
     };
@@ -168,7 +182,7 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
     let retire_bootstrap = env.openshift.as_ref().is_some_and(|o| o.retire_bootstrap);
     let mut out = Vec::new();
     for f in &files.serve {
-        let mut spec = file_spec(env, env_dir, f, &files.docroot, files.ignition_warn_hours)?;
+        let mut spec = file_spec(env, x, f, &files.docroot, files.ignition_warn_hours)?;
         spec.allow_expired = files.allow_expired_ignition;
         let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
         let mut r = Resource::new(addr, spec)?;
@@ -183,14 +197,15 @@ pub fn resources(env: &Environment, env_dir: &Path) -> Result<Vec<Resource>, Err
 
 fn file_spec(
     env: &Environment,
-    env_dir: &Path,
+    x: &Expansion,
     f: &ServedFile,
     docroot: &str,
     warn_hours: u64,
 ) -> Result<FileSpec, Error> {
     let path = format!("{}/{}", docroot.trim_end_matches('/'), f.path.trim_start_matches('/'));
     let mode = parse_mode(f.mode.as_deref(), &f.path)?;
-    let sensitive = f.kind == FileKind::Ignition;
+    let sensitive = f.kind == FileKind::Ignition || f.secret;
+    let ignition = f.kind == FileKind::Ignition;
     let mut spec = FileSpec {
         path,
         url_path: f.path.trim_start_matches('/').to_string(),
@@ -198,46 +213,40 @@ fn file_spec(
         size: 0,
         mode,
         content: None,
+        secret: None,
         source: None,
         sensitive,
         age_hours: None,
-        warn_hours: sensitive.then_some(warn_hours),
+        warn_hours: ignition.then_some(warn_hours),
         allow_expired: false,
         owner: f.owner.clone(),
         group: f.group.clone(),
     };
     let text = match (&f.source, &f.template, &f.content) {
         (Some(src), None, None) => {
-            let local: PathBuf = env_dir.join(src);
-            let (sha, size) =
-                sha256_file_cached(&local).map_err(|e| expand_err(&f.path, format!("{}: {e}", local.display())))?;
-            if sensitive {
-                let modified = std::fs::metadata(&local).and_then(|m| m.modified()).ok();
-                spec.age_hours =
-                    modified.and_then(|m| SystemTime::now().duration_since(m).ok()).map(|d| d.as_secs() / 3600);
+            let source = x.inputs.source(src)?;
+            if ignition {
+                // Reckoned from the plan's moment, so a saved plan expands the same way when applied.
+                let modified = source.modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
+                spec.age_hours = modified.map(|m| x.now.saturating_sub(m.as_secs()) / 3600);
             }
-            spec.sha256 = sha;
-            spec.size = size;
-            spec.source = Some(local.to_string_lossy().into_owned());
+            spec.sha256 = source.sha256;
+            spec.size = source.size;
+            spec.source = Some(source.key);
             None
         }
-        (None, Some(t), None) => {
-            if t == "builtin:ipxe" {
-                Some(render_builtin_ipxe(env)?)
-            } else {
-                let p = env_dir.join(t);
-                let source =
-                    std::fs::read_to_string(&p).map_err(|e| expand_err(&f.path, format!("{}: {e}", p.display())))?;
-                Some(render_template(env, t, &source)?)
-            }
-        }
+        (None, Some(t), None) => Some(render_named(env, x, t)?),
         (None, None, Some(c)) => Some(c.clone()),
         _ => return Err(expand_err(&f.path, "exactly one of source, template, content must be given")),
     };
     if let Some(text) = text {
         spec.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         spec.size = text.len() as u64;
-        spec.content = Some(text);
+        if sensitive {
+            spec.secret = Some(x.secrets.keep(text.into_bytes()));
+        } else {
+            spec.content = Some(text);
+        }
     }
     Ok(spec)
 }
@@ -329,17 +338,21 @@ impl Provider for FilesProvider {
                     // Same bytes, other mode or owner: set them in place instead of sending the file again.
                     return set_metadata(t, &spec, &b).await.map_err(|e| e.at(address));
                 }
-                match (&spec.content, &spec.source) {
-                    (Some(text), _) => {
+                match (&spec.content, &spec.secret, &spec.source) {
+                    (Some(text), _, _) => {
                         t.write_file(&spec.path, text.as_bytes(), &opts).await.map_err(|e| e.at(address))
                     }
+                    (None, Some(secret), _) => {
+                        let bytes = cx.secret(address, secret)?;
+                        t.write_file(&spec.path, &bytes, &opts).await.map_err(|e| e.at(address))
+                    }
                     // The transport refuses a source that no longer has the planned digest, and says so.
-                    (None, Some(src)) => t
-                        .upload(Path::new(src), &spec.path, &spec.sha256, &opts)
+                    (None, None, Some(src)) => t
+                        .upload(&cx.env_dir.join(src), &spec.path, &spec.sha256, &opts)
                         .await
                         .map(|_| ())
                         .map_err(|e| e.at(address)),
-                    (None, None) => Err(Error::failed(address, "no content and no source")),
+                    (None, None, None) => Err(Error::failed(address, "no content, secret or source")),
                 }
             }
         }
@@ -454,6 +467,7 @@ mod tests {
             size: 1,
             mode: 0o644,
             content: content.map(str::to_string),
+            secret: None,
             source: None,
             sensitive: false,
             age_hours: None,

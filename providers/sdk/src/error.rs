@@ -19,6 +19,12 @@ pub enum Error {
     Failed { address: String, message: String },
     #[error("{address}: no provider named {provider}")]
     NoProvider { address: String, provider: String },
+    /// A local file the environment names (template, source, manifest) cannot be used.
+    #[error("{path}: {message}")]
+    Input { path: String, message: String },
+    /// Secret content a change needs is not what the environment produces now.
+    #[error("{address}: the secret content {digest} is not what the environment produces now (it changed since the plan was made); nothing was written")]
+    SecretChanged { address: String, digest: String },
 }
 
 impl Error {

@@ -101,10 +101,16 @@ pub fn source_stamp(meta: &std::fs::Metadata) -> String {
 
 /// sha256 of a local file, cached for big files while its [`source_stamp`] is unchanged: a plan of a
 /// multi-GiB image does not re-read it every run, and an upload can check that its source is still
-/// the one planned without hashing it again.
+/// the one planned without hashing it again. Only regular files are read.
 pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
-    let meta = std::fs::metadata(path)?;
-    let (Some(dir), true) = (digest_cache_dir(), meta.len() >= CACHE_FROM) else { return sha256_file(path) };
+    let mut file = crate::expansion::open_regular(path)?;
+    sha256_open_cached(&mut file, path)
+}
+
+/// [`sha256_file_cached`] of a file already opened (`path` names it in the cache).
+pub fn sha256_open_cached(file: &mut std::fs::File, path: &Path) -> std::io::Result<(String, u64)> {
+    let meta = file.metadata()?;
+    let (Some(dir), true) = (digest_cache_dir(), meta.len() >= CACHE_FROM) else { return sha256_reader(file) };
     let stamp = source_stamp(&meta);
     let canonical = std::fs::canonicalize(path)?;
     let entry = dir.join(hex::encode(Sha256::digest(canonical.as_os_str().as_encoded_bytes())));
@@ -115,7 +121,7 @@ pub fn sha256_file_cached(path: &Path) -> std::io::Result<(String, u64)> {
             }
         }
     }
-    let (sum, size) = sha256_file(path)?;
+    let (sum, size) = sha256_reader(file)?;
     // Best effort: a cache that cannot be written only costs time.
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
@@ -199,7 +205,7 @@ impl Transport for LocalTransport {
         sha256: &str,
         opts: &WriteOptions,
     ) -> Result<u64, TransportError> {
-        let mut f = std::fs::File::open(local).map_err(|e| self.io(&local.display().to_string(), e))?;
+        let mut f = crate::expansion::open_regular(local).map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = self.write_sync(remote, &mut f, opts)?;
         let (got, _) = sha256_file(&self.map(remote)).map_err(|e| self.io(remote, e))?;
         if got != sha256 {

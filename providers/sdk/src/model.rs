@@ -488,6 +488,13 @@ pub struct FilesSettings {
     /// What the iPXE script boots (served paths), for the built-in `builtin:ipxe` template.
     #[serde(default)]
     pub boot: Option<BootSettings>,
+    /// Directories outside the environment directory that sources and templates may come from (e.g.
+    /// the installer's directory). Nothing else outside the environment directory is ever read.
+    #[serde(default)]
+    pub source_dirs: Vec<String>,
+    /// Largest source file that is uploaded (bytes; default 8 GiB).
+    #[serde(default)]
+    pub max_source_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -538,6 +545,10 @@ pub struct ServedFile {
     pub content: Option<String>,
     #[serde(default)]
     pub kind: FileKind,
+    /// Secret content (a pull secret, a key): carried by digest only, never shown or diffed, like
+    /// ignition files.
+    #[serde(default)]
+    pub secret: bool,
     #[serde(default)]
     pub mode: Option<String>,
     /// Owner and group to set (names); unset: a new file is root's, an existing one keeps its own.

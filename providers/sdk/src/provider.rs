@@ -18,6 +18,8 @@ pub struct Context {
     pub run_commands: bool,
     /// Where relative sources (files to upload) are resolved.
     pub env_dir: PathBuf,
+    /// Secret content of this run's environment, by digest (specs carry only references).
+    pub secrets: crate::Secrets,
     extensions: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
@@ -28,8 +30,26 @@ impl Context {
             transport: Some(transport),
             run_commands,
             env_dir,
+            secrets: crate::Secrets::default(),
             extensions: HashMap::new(),
         }
+    }
+
+    pub fn with_secrets(mut self, secrets: crate::Secrets) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// The content behind a reference in a change: refused if this run's environment does not produce
+    /// it (the change was planned from other content).
+    pub fn secret(&self, address: &Address, r: &crate::SecretRef) -> Result<Arc<Vec<u8>>, Error> {
+        self.secrets.get(r).ok_or_else(|| Error::SecretChanged { address: address.to_string(), digest: r.short() })
+    }
+
+    /// A spec with its secret references replaced by their content, for the moment it is sent.
+    pub fn reveal(&self, address: &Address, spec: &Value) -> Result<Value, Error> {
+        crate::secret::reveal(spec, &self.secrets)
+            .map_err(|r| Error::SecretChanged { address: address.to_string(), digest: r.short() })
     }
 
     pub fn transport(&self, address: &Address) -> Result<&dyn Transport, Error> {

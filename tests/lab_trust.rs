@@ -1,0 +1,245 @@
+//! Trust under hostile input, on the lab of real daemons: secret-bearing content stays out of every
+//! artifact groundwork writes, at every verbosity; saved plans apply only where and as they were made.
+
+mod common;
+
+use base64::Engine;
+use common::lab::Lab;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 130;
+
+/// A marker no output could contain by chance.
+fn sentinel(what: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("GWSENTINEL{what}{:x}{:x}", std::process::id(), nanos)
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+/// groundwork at the highest verbosity (-vv and RUST_LOG=trace); stdout and stderr together.
+fn loud(args: &[&str], kubeconfig: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(args)
+        .arg("-vv")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "trace")
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("GROUNDWORK_ENV")
+        .output()
+        .expect("run groundwork");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_out_of_every_artifact_at_every_verbosity() {
+    let lab = Lab::up_with_cluster(BASE, &NEXT, &[]);
+    let env = lab.env_dir();
+    let e = lab.env_str();
+    let content = sentinel("CONTENT");
+    let source = sentinel("SOURCE");
+    let template = sentinel("TEMPLATE");
+    let pull = sentinel("PULL");
+    let data = sentinel("DATA");
+    let string_data = sentinel("STRINGDATA");
+
+    // Every kind of secret-bearing input: ignition as content, as an uploaded source and as a template;
+    // a file marked secret; a Secret's data and stringData.
+    std::fs::create_dir_all(env.join("installdir")).unwrap();
+    std::fs::write(
+        env.join("installdir/master.ign"),
+        format!("{{\"ignition\":{{\"version\":\"3.1.0\"}},\"s\":\"{source}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        env.join("installdir/worker.ign.j2"),
+        format!("{{\"ignition\":{{\"version\":\"3.1.0\"}},\"c\":\"{{{{ cluster.name }}}}\",\"s\":\"{template}\"}}\n"),
+    )
+    .unwrap();
+    let services = env.join("services.yaml");
+    replace_in(
+        &services,
+        r#"{ path: bootstrap.ign, content: "{\"ignition\":{\"version\":\"3.1.0\"}}\n", kind: ignition }"#,
+        &format!(
+            r#"{{ path: bootstrap.ign, content: "{{\"ignition\":{{\"version\":\"3.1.0\"}},\"s\":\"{content}\"}}\n", kind: ignition }}"#
+        ),
+    );
+    replace_in(
+        &services,
+        r#"{ path: master.ign, content: "{\"ignition\":{\"version\":\"3.1.0\"}}\n", kind: ignition }"#,
+        "{ path: master.ign, source: installdir/master.ign, kind: ignition }",
+    );
+    replace_in(
+        &services,
+        r#"{ path: worker.ign, content: "{\"ignition\":{\"version\":\"3.1.0\"}}\n", kind: ignition }"#,
+        &format!("{{ path: worker.ign, template: installdir/worker.ign.j2, kind: ignition }}\n    - {{ path: pull-secret.json, content: '{{\"auths\":{{\"r\":{{\"auth\":\"{pull}\"}}}}}}', secret: true }}"),
+    );
+    std::fs::write(
+        env.join("cluster/secret.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{ name: lab-credentials, namespace: openshift-config }}\ntype: Opaque\ndata:\n  a: {}\nstringData:\n  b: {string_data}\n",
+            b64(&data)
+        ),
+    )
+    .unwrap();
+
+    // The kubeconfig's token is a random secret already; give it a client key as well (the simulator
+    // does not ask for one, but the client loads it).
+    let creds = tempfile::tempdir().unwrap();
+    let (key, crt) = (creds.path().join("k.pem"), creds.path().join("c.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=groundwork-test", "-keyout", key.to_str().unwrap(), "-out", crt.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_data = b64(&key_pem);
+    let key_line = key_pem.lines().nth(1).unwrap().to_string();
+    let kubeconfig_text = std::fs::read_to_string(lab.kubeconfig()).unwrap();
+    let token = kubeconfig_text.lines().find_map(|l| l.trim().strip_prefix("token: ")).unwrap().trim().to_string();
+    assert!(token.len() >= 16, "{kubeconfig_text}");
+    let kubeconfig = creds.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        kubeconfig_text.replace(
+            &format!("    token: {token}"),
+            &format!(
+                "    token: {token}\n    client-certificate-data: {}\n    client-key-data: {key_data}",
+                b64(&std::fs::read_to_string(&crt).unwrap())
+            ),
+        ),
+    )
+    .unwrap();
+    let openshift = env.join("openshift.yaml");
+    let old = std::fs::read_to_string(&openshift).unwrap();
+    let line = old.lines().find(|l| l.trim_start().starts_with("kubeconfig:")).unwrap().to_string();
+    replace_in(&openshift, &line, &format!("  kubeconfig: {}", kubeconfig.display()));
+
+    // Everything a pipeline runs, at the highest verbosity.
+    let planfile = creds.path().join("plan.json");
+    let p = planfile.to_str().unwrap();
+    let mut artifacts: Vec<(String, String)> = Vec::new();
+    let mut run = |args: &[&str], want: &[i32]| {
+        let (code, text) = loud(args, &kubeconfig);
+        assert!(want.contains(&code), "{args:?} exited {code}:\n{}", &text[text.len().saturating_sub(4000)..]);
+        artifacts.push((args.join(" "), text));
+    };
+    run(&["validate", e], &[0]);
+    run(&["plan", e], &[0]);
+    run(&["plan", e, "--json"], &[0]);
+    run(&["plan", e, "--out", p], &[0]);
+    run(&["show", p], &[0]);
+    run(&["show", p, "--json"], &[0]);
+    // The saved plan applies (its secret content is found again in the environment, by digest)...
+    run(&["apply", p], &[0]);
+    // ...then one apply takes it through the gates to day 2.
+    run(&["apply", e, "--auto-approve"], &[0]);
+    run(&["drift", e, "--json"], &[0]);
+    run(&["verify", e, "--json"], &[0]);
+    let trace_lines = artifacts.iter().map(|(_, t)| t.matches("TRACE").count()).sum::<usize>();
+    assert!(trace_lines > 100, "the runs were not at trace level ({trace_lines} TRACE lines)");
+    artifacts.push(("plan file".into(), std::fs::read_to_string(&planfile).unwrap()));
+
+    // The drift loop and its metrics endpoint, scraped by curl once a check has finished.
+    let loop_out = creds.path().join("drift-every.out");
+    let mut every = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["drift", e, "--every", "1s", "--listen", "127.0.0.1:0", "-vv"])
+        .env("RUST_LOG", "trace")
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::fs::File::create(&loop_out).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its log is read on a thread of its own all along: at trace level it fills any pipe.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = every.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("metrics on ") {
+                let _ = tx.send(line.clone());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let first = rx.recv().expect("drift --every printed where its metrics are");
+    let url = first[first.find("metrics on ").unwrap() + "metrics on ".len()..].trim().to_string();
+    let metrics = loop {
+        let got = Command::new("curl").args(["-sf", "--max-time", "5", &url]).output().unwrap();
+        let text = String::from_utf8_lossy(&got.stdout).into_owned();
+        if text.lines().any(|l| l.starts_with("groundwork_drift_checks_total") && !l.ends_with(" 0")) {
+            break text;
+        }
+        // Poll the endpoint until the first check is in it.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    every.kill().unwrap();
+    every.wait().unwrap();
+    let loop_log = reader.join().unwrap() + &std::fs::read_to_string(&loop_out).unwrap();
+    artifacts.push(("metrics".into(), metrics));
+    artifacts.push(("drift --every log".into(), loop_log));
+
+    // What groundwork keeps on every host.
+    for host in ["bastion", "ns1", "lb1"] {
+        let kept = lab.ssh_ok(host, "find /var/lib/groundwork -type f -exec cat {} +");
+        assert!(kept.contains("\"resources\""), "{host} has no ownership record:\n{kept}");
+        artifacts.push((format!("/var/lib/groundwork on {host}"), kept));
+    }
+
+    // The content did reach where it belongs: the web server and the API.
+    let served = |path: &str| {
+        let out = Command::new("curl").args(["-sf", &format!("http://{}/{path}", lab.ip(10))]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(served("bootstrap.ign").contains(&content));
+    assert!(served("master.ign").contains(&source));
+    assert!(served("worker.ign").contains(&template) && served("worker.ign").contains("\"c\":\"lab\""));
+    assert!(served("pull-secret.json").contains(&pull));
+    let client = groundwork::transport::cluster::client(&lab.kubeconfig()).await.unwrap();
+    let secret = Api::<Secret>::namespaced(client, "openshift-config").get("lab-credentials").await.unwrap();
+    let got = secret.data.unwrap();
+    assert_eq!(got["a"].0, data.as_bytes());
+    assert_eq!(got["b"].0, string_data.as_bytes());
+
+    // And nowhere else: no artifact holds any secret, raw or base64.
+    let secrets = [
+        ("ignition content", content.clone()),
+        ("ignition source", source.clone()),
+        ("ignition template", template.clone()),
+        ("pull secret", pull.clone()),
+        ("Secret data", data.clone()),
+        ("Secret data (base64)", b64(&data)),
+        ("Secret stringData", string_data.clone()),
+        ("Secret stringData (base64)", b64(&string_data)),
+        ("kubeconfig token", token.clone()),
+        ("kubeconfig client key", key_data.clone()),
+        ("kubeconfig client key (PEM)", key_line.clone()),
+    ];
+    let mut leaks = Vec::new();
+    for (what, value) in &secrets {
+        for (artifact, text) in &artifacts {
+            if text.contains(value.as_str()) {
+                leaks.push(format!("{what} in {artifact}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "secret content leaked:\n{}", leaks.join("\n"));
+}
