@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::AtomicU32;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -163,7 +163,7 @@ async fn secrets_stay_out_of_every_artifact_at_every_verbosity() {
         .env("RUST_LOG", "trace")
         .env("KUBECONFIG", &kubeconfig)
         .stdout(std::fs::File::create(&loop_out).unwrap())
-        .stderr(Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Its log is read on a thread of its own all along: at trace level it fills any pipe.
@@ -242,4 +242,31 @@ async fn secrets_stay_out_of_every_artifact_at_every_verbosity() {
         }
     }
     assert!(leaks.is_empty(), "secret content leaked:\n{}", leaks.join("\n"));
+}
+
+/// A served path is relative and normalised when loaded; on the host, a symlink that leads out of the
+/// docroot is refused before anything is written (real sshd and coreutils on the bastion).
+#[test]
+fn served_files_stay_inside_the_docroot_on_the_host() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let services = lab.env_dir().join("services.yaml");
+    // `..` never gets past loading.
+    replace_in(
+        &services,
+        "    - { path: pxeboot.ipxe,",
+        "    - { path: ../../../../etc/MARKER, content: \"x\\n\" }\n    - { path: pxeboot.ipxe,",
+    );
+    let run = common::groundwork(&["validate", e]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("'..' component"), "{}", run.stderr);
+    // A symlink planted in the docroot that points at /etc.
+    replace_in(&services, "../../../../etc/MARKER", "conf/MARKER");
+    lab.ssh_ok("bastion", "mkdir -p /usr/share/nginx/html && ln -s /etc /usr/share/nginx/html/conf");
+    let run = common::groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("leads out of /usr/share/nginx/html"), "{}", run.stdout);
+    assert!(!lab.ssh("bastion", "test -e /etc/MARKER").status.success(), "/etc/MARKER was written");
+    // Everything else went on.
+    assert!(lab.ssh_ok("bastion", "cat /usr/share/nginx/html/pxeboot.ipxe").contains("#!ipxe"));
 }

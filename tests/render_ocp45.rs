@@ -43,7 +43,7 @@ fn dhcpd_conf() {
 fn kea_dhcp4_conf_when_a_host_moves_to_kea() {
     let mut loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
     let dhcp = loaded.env.dhcp.as_mut().unwrap();
-    dhcp.backends.insert("ns1".into(), groundwork_sdk::model::DhcpBackend::Kea);
+    dhcp.backends.insert("ns1".parse().unwrap(), groundwork_sdk::model::DhcpBackend::Kea);
     let rs = config::expand::resources(&loaded).unwrap();
     // The host gets kea-dhcp4.conf instead of dhcpd.conf, with the same pins as reservations, and
     // dhcpd is kept stopped there, before Kea starts.

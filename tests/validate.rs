@@ -70,6 +70,24 @@ fn at(file: &str, text: &str, marker: &str, token: &str) -> String {
     format!("{file}:{}:{col}", i + 1)
 }
 
+/// A value refused by its type when loading: (file:line:col without the temp dir, message).
+fn refused(env: &str, nodes: &str) -> (String, String) {
+    match check(env, nodes) {
+        Err(ConfigError::Syntax(s)) => {
+            let file = s.file.rsplit('/').next().unwrap_or_default().to_string();
+            (format!("{file}:{}:{}", s.line, s.column), s.message.clone())
+        }
+        other => panic!("expected a value refused at load, got {other:?}"),
+    }
+}
+
+/// Refused at `at` with a message that contains `says`.
+fn expect_refused(env: &str, nodes: &str, at: &str, says: &str) {
+    let (got, msg) = refused(env, nodes);
+    assert_eq!(got, at, "{msg}");
+    assert!(msg.contains(says), "{msg}");
+}
+
 fn expect(env: &str, nodes: &str, rule: &str, at: &str) -> String {
     let f = findings(env, nodes);
     let hit = f.iter().find(|(r, a, _)| r == rule && a == at);
@@ -90,14 +108,84 @@ fn ocp45_is_valid() {
 #[test]
 fn node_name_must_be_a_dns_label() {
     let nodes = NODES.replace("name: w2", "name: W_2");
-    expect(BASE, &nodes, "dns-name", &at("nodes.yaml", &nodes, "W_2", "W_2"));
+    expect_refused(BASE, &nodes, &at("nodes.yaml", &nodes, "W_2", "W_2"), "nodes[5].name: \"W_2\" is not a DNS label");
 }
 
 #[test]
 fn cluster_name_and_base_domain_must_be_dns_names() {
-    let env = BASE.replace("name: lab,", "name: -lab,").replace("base_domain: example.test", "base_domain: ex..test");
-    expect(&env, NODES, "dns-name", &at("environment.yaml", &env, "cluster", "-lab"));
-    expect(&env, NODES, "dns-name", &at("environment.yaml", &env, "cluster", "ex..test"));
+    let env = BASE.replace("name: lab,", "name: -lab,");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "cluster", "-lab"), "cluster.name: \"-lab\"");
+    let env = BASE.replace("base_domain: example.test", "base_domain: ex..test");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "cluster", "ex..test"), "not a domain name");
+}
+
+#[test]
+fn values_that_reach_config_files_are_typed_when_loaded() {
+    let with_dns = |records: &str| format!("{BASE}dns:\n  records:\n{records}");
+    // A TXT value with a line break and a record of its own: a valid TXT (escaped when rendered), but
+    // a newline in an A record's value is refused.
+    let env = with_dns("    - { name: x, type: A, value: \"10.88.0.50\\nm1 IN A 10.88.0.9\" }\n");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "name: x", "- {"), "not an IPv4 address");
+    let env = with_dns("    - { name: x, type: A, value: not-an-ip }\n");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "name: x", "not-an-ip"), "dns.records[0].value");
+    let env = with_dns("    - { name: x, type: BOGUS, value: y }\n");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "name: x", "BOGUS"), "not a record type");
+    let env = with_dns(&format!("    - {{ name: x, type: TXT, value: {} }}\n", "a".repeat(256)));
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "name: x", "- {"), "at most 255 bytes");
+    // The PXE boot filename that closed the class and added a host block.
+    let env = BASE.replace(
+        "script: pxeboot.ipxe }",
+        "script: pxeboot.ipxe, bios_file: 'x\"; } host evil { hardware ethernet 52:54:00:00:00:21; fixed-address 10.88.0.99; } #' }",
+    );
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "bios_file", "'x"), "dhcp.pxe.bios_file");
+    // A frontend name with a line break.
+    let env = format!("{BASE}loadbalancer:\n  frontends:\n    - {{ name: \"api\\n    server evil 10.88.0.99:6443\", port: 6443, backends: [] }}\n");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "server evil", "{ name"), "not an HAProxy name");
+    // A MAC with a '+' (from_str_radix accepts "+f").
+    let nodes = NODES.replace("52:54:00:00:00:32", "52:54:00:00:00:+f");
+    expect_refused(BASE, &nodes, &at("nodes.yaml", &nodes, "w2", "\"52"), "not a MAC address");
+    // A served path that leaves the docroot, and an empty one.
+    let env = BASE.replace("path: k, content", "path: ../../../../etc/MARKER, content");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "MARKER", "../"), "'..' component");
+    let env = BASE.replace("path: k, content", "path: '', content");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "path: ''", "''"), "is empty");
+    // A lease time beyond 32 bits (or whose max-lease-time, 12 times it, would wrap).
+    let env = BASE.replace("  routers: [10.88.0.1]", "  routers: [10.88.0.1]\n  default_lease_time: 4294967297");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "default_lease_time", "4294"), "not a lease time");
+    let env = BASE.replace("  routers: [10.88.0.1]", "  routers: [10.88.0.1]\n  default_lease_time: 400000000");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "default_lease_time", "4000"), "must fit 32 bits");
+    // A firewalld service name that is a path.
+    let env = format!("{BASE}firewall:\n  services: [http, ../../etc/shadow]\n");
+    expect_refused(&env, NODES, &at("environment.yaml", &env, "shadow", "../"), "firewall.services[1]");
+}
+
+#[test]
+fn names_are_unique_across_nodes_and_hosts() {
+    let nodes = NODES.replace("name: w2,", "name: w1,");
+    let msg = expect(BASE, &nodes, "name-unique", &at("nodes.yaml", &nodes, "\"52:54:00:00:00:32\"", "w1"));
+    assert!(msg.contains("node name w1 is used twice"), "{msg}");
+    let nodes = NODES.replace("name: w2,", "name: ns1,");
+    let msg = expect(BASE, &nodes, "name-unique", &at("nodes.yaml", &nodes, "ns1", "ns1"));
+    assert!(msg.contains("ns1 is both a node") && msg.contains("infra host"), "{msg}");
+}
+
+#[test]
+fn served_paths_are_one_path_however_written() {
+    let env = BASE.replace(
+        "    - { path: k, content: \"k\" }",
+        "    - { path: k, content: \"k\" }\n    - { path: /k, content: \"k\" }",
+    );
+    let msg = expect(&env, NODES, "served-path-unique", &at("environment.yaml", &env, "path: /k", "/k"));
+    assert!(msg.contains("k is served twice"), "{msg}");
+}
+
+#[test]
+fn the_dhcp_subnet_lies_inside_a_machine_network() {
+    for subnet in ["0.0.0.0/0", "10.88.0.0/16"] {
+        let env = BASE.replace("  subnet: 10.88.0.0/24", &format!("  subnet: {subnet}"));
+        let msg = expect(&env, NODES, "dhcp-subnet", &at("environment.yaml", &env, "subnet:", subnet));
+        assert!(msg.contains("not inside the machine network"), "{msg}");
+    }
 }
 
 #[test]
@@ -149,7 +237,7 @@ fn ip_inside_machine_network() {
 #[test]
 fn mac_well_formed_and_unique() {
     let nodes = NODES.replace("52:54:00:00:00:32", "52:54:00:00:00:3g");
-    expect(BASE, &nodes, "mac-format", &at("nodes.yaml", &nodes, "w2", "\"52"));
+    expect_refused(BASE, &nodes, &at("nodes.yaml", &nodes, "w2", "\"52"), "nodes[5].mac");
     let nodes = NODES.replace("52:54:00:00:00:32", "52:54:00:00:00:31");
     let msg = expect(BASE, &nodes, "mac-unique", &at("nodes.yaml", &nodes, "w2", "\"52"));
     assert!(msg.contains("used by w1") && msg.contains("and w2"), "{msg}");
@@ -260,4 +348,65 @@ fn a_section_defined_twice_names_both_files() {
         }
         other => panic!("expected a duplicate section, got {other:?}"),
     }
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    let deep = format!("{BASE}dns:\n  records: {}\n", "[".repeat(100_000));
+    let (at, msg) = refused(&deep, NODES);
+    assert!(msg.contains("nested deeper than 64 levels"), "{msg}");
+    let (line, text) = deep.lines().enumerate().find(|(_, l)| l.contains("records:")).unwrap();
+    assert_eq!(at, format!("environment.yaml:{}:{}", line + 1, text.find('[').unwrap() + 65));
+    // 64 levels of flow collections are fine as far as nesting goes.
+    let ok = format!("{BASE}x: {}{}\n", "[".repeat(64), "]".repeat(64));
+    assert!(!refused(&ok, NODES).1.contains("nested deeper"));
+}
+
+/// Run `groundwork validate DIR`; fail (instead of hanging) if it does not finish.
+fn validate_cli(dir: &std::path::Path) -> (i32, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["validate", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("groundwork validate did not finish: it hangs on this input");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    // miette wraps long messages in a box: one line of words.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let words: Vec<&str> = err.split_whitespace().filter(|w| !["│", "×"].contains(w)).collect();
+    (out.status.code().unwrap_or(-1), words.join(" "))
+}
+
+#[test]
+fn sources_are_regular_files_inside_the_environment_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nodes.yaml"), NODES).unwrap();
+    let with_source = |source: &str, extra: &str| {
+        let env =
+            BASE.replace("    - { path: k, content: \"k\" }", &format!("    - {{ path: k, source: \"{source}\" }}"));
+        std::fs::write(dir.path().join("environment.yaml"), env.replace("files:\n", &format!("files:\n{extra}")))
+            .unwrap();
+        validate_cli(dir.path())
+    };
+    assert!(std::process::Command::new("mkfifo").arg(dir.path().join("fifo")).status().unwrap().success());
+    let (code, err) = with_source("fifo", "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    let (code, err) = with_source("/dev/zero", "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("outside the environment directory"), "{err}");
+    std::fs::write(dir.path().join("big"), vec![b'x'; 100]).unwrap();
+    let (code, err) = with_source("big", "  max_source_bytes: 99\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("more than files.max_source_bytes (99)"), "{err}");
+    let (code, err) = with_source("big", "  max_source_bytes: 100\n");
+    assert_eq!(code, 0, "{err}");
 }

@@ -71,7 +71,7 @@ impl Sources {
 struct EnvironmentFile {
     cluster: Option<Cluster>,
     networks: Option<Networks>,
-    hosts: Option<BTreeMap<String, Host>>,
+    hosts: Option<BTreeMap<groundwork_sdk::value::Label, Host>>,
     ssh: Option<SshSettings>,
     nodes: Option<Vec<Node>>,
     dns: Option<DnsSettings>,
@@ -146,18 +146,72 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
-    let (line, column, index) = e.location().map(|l| (l.line(), l.column(), l.index())).unwrap_or((1, 1, 0));
+    let (mut line, mut column, mut index) =
+        e.location().map(|l| (l.line(), l.column(), l.index())).unwrap_or((1, 1, 0));
+    let mut width = 1;
     // serde_yaml prefixes messages with the path and location; keep only the message.
     let message = e.to_string();
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let mut message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    // A typed value that failed its rule: serde_yaml places the error at the enclosing mapping; point
+    // at the value itself (and name its full path) when it can be found below that path.
+    if let Some((path, pos, rest)) = refine(text, &message) {
+        (line, column, index, width) = (pos.line, pos.column, pos.offset, pos.len.max(1));
+        message = format!("{path}: {rest}");
+    }
     ConfigError::Syntax(Box::new(SyntaxError {
         file: file.to_string(),
         line,
         column,
         message,
         src: NamedSource::new(file, text.to_string()).with_language("yaml"),
-        span: SourceSpan::new(index.min(text.len()).into(), 1),
+        span: SourceSpan::new(index.min(text.len()).into(), width),
     }))
+}
+
+/// For `PATH: "VALUE" is not ...`: the located value under PATH whose text is VALUE.
+fn refine(text: &str, message: &str) -> Option<(String, Position, String)> {
+    let (path, rest) = message.split_once(": ")?;
+    // `"VALUE" is not ...`, or a bare number: `4294967297 is not a lease time`.
+    let value = debug_quoted(rest)
+        .or_else(|| rest.split_once(" is not ").map(|(v, _)| v.to_string()).filter(|v| !v.contains(' ')))?;
+    let positions = locate(text);
+    let raw = |p: &Position| {
+        let s = text.get(p.offset..p.offset + p.len).unwrap_or_default();
+        s.trim_matches(|c| c == '"' || c == '\'').to_string()
+    };
+    let under =
+        |k: &str| path == "." || k == path || k.starts_with(&format!("{path}.")) || k.starts_with(&format!("{path}["));
+    // Long values are shown cut short, ending in '…'.
+    let matches = |p: &Position| match value.strip_suffix('…') {
+        Some(prefix) => raw(p).starts_with(prefix),
+        None => raw(p) == value,
+    };
+    let mut hits: Vec<(&String, &Position)> =
+        positions.iter().filter(|(k, p)| under(k) && p.len > 0 && matches(p)).collect();
+    hits.sort_by_key(|(_, p)| p.offset);
+    let (key, pos) = hits.first()?;
+    let shown = key.strip_suffix("#key").map(|k| format!("{k} (key)")).unwrap_or_else(|| key.to_string());
+    Some((shown, **pos, rest.to_string()))
+}
+
+/// The string a message starts with, as `{:?}` wrote it.
+fn debug_quoted(s: &str) -> Option<String> {
+    let mut chars = s.strip_prefix('"')?.chars();
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                '0' => out.push('\0'),
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// Load an environment directory (or single file).
@@ -170,6 +224,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = read_yaml(&file)?;
         let key = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
         digests.push((key, text.clone()));
+        check_nesting(&shown, &text)?;
         let part: EnvironmentFile = if text.trim().is_empty() {
             EnvironmentFile::default()
         } else {
@@ -198,7 +253,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         phase: Default::default(),
     };
     // The cluster names the environment: its ownership records and plans are keyed by it.
-    let name = env.cluster.name.clone();
+    let name = env.cluster.name.to_string();
     let files = env.files.as_ref();
     let inputs = groundwork_sdk::Inputs::new(
         &dir,
@@ -211,6 +266,51 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         inputs.note(&key, text.as_bytes());
     }
     Ok(Loaded { env, sources, dir, name, inputs })
+}
+
+/// Deepest nesting of flow collections (`[` `{`) accepted: an inventory needs a handful of levels, and
+/// the YAML parsers take quadratic time on deep nesting (100k levels ran for more than 20 s).
+pub const MAX_NESTING: usize = 64;
+
+/// Refuse flow nesting deeper than [`MAX_NESTING`] before any parser sees the text (quoted strings and
+/// comments are skipped).
+fn check_nesting(file: &str, text: &str) -> Result<(), ConfigError> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = ' ';
+    for (offset, c) in text.char_indices() {
+        column += 1;
+        match (quote, c) {
+            (_, '\n') => {
+                (line, column, comment) = (line + 1, 0, false);
+                prev = c;
+                continue;
+            }
+            _ if comment => {}
+            (Some(q), c) if c == q && !(q == '"' && prev == '\\') => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if prev.is_whitespace() || column == 1 => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(ConfigError::Syntax(Box::new(SyntaxError {
+                        file: file.to_string(),
+                        line,
+                        column,
+                        message: format!("collections nested deeper than {MAX_NESTING} levels"),
+                        src: NamedSource::new(file, text.to_string()).with_language("yaml"),
+                        span: SourceSpan::new(offset.into(), 1),
+                    })));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 /// Environment files above this size are refused (an inventory of the largest clusters is far smaller).

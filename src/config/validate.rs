@@ -60,53 +60,36 @@ pub fn validate(loaded: &Loaded) -> Vec<Finding> {
     f.out
 }
 
-pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-pub fn is_fqdn(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    s.len() <= 253 && s.split('.').all(is_dns_label)
-}
-
+/// Names: every value is a typed DNS name once loaded; here what types cannot see. Node names and infra
+/// host names are unique and distinct from each other (each gets an A record and a PTR under the
+/// cluster domain), extra records sit under the cluster domain.
 fn names(env: &Environment, f: &mut Findings) {
-    let label_msg = |what: &str, v: &str| {
-        format!("{what} {v:?} is not a valid DNS label (lowercase letters, digits and '-', at most 63, no '-' at either end)")
-    };
-    if !is_dns_label(&env.cluster.name) {
-        f.push("dns-name", "cluster.name", label_msg("cluster name", &env.cluster.name), &[]);
-    }
-    if !is_fqdn(&env.cluster.base_domain) {
-        f.push(
-            "dns-name",
-            "cluster.base_domain",
-            format!("base domain {:?} is not a valid domain name", env.cluster.base_domain),
-            &[],
-        );
-    }
+    let mut seen: HashMap<&str, String> = HashMap::new();
     for (i, n) in env.nodes.iter().enumerate() {
-        if !is_dns_label(&n.name) {
-            f.push("dns-name", &format!("nodes[{i}].name"), label_msg("node name", &n.name), &[]);
+        let path = format!("nodes[{i}].name");
+        if let Some(other) = seen.get(n.name.as_str()) {
+            let msg = format!("node name {} is used twice ({} and {})", n.name, f.at(other), f.at(&path));
+            f.push("name-unique", &path, msg, &[(other, "first here".into())]);
+        } else {
+            seen.insert(n.name.as_str(), path);
         }
     }
     for h in env.hosts.keys() {
-        if !is_dns_label(h) {
-            f.push("dns-name", &format!("hosts.{h}#key"), label_msg("host name", h), &[]);
+        if let Some(node) = seen.get(h.as_str()) {
+            let host = format!("hosts.{h}#key");
+            let msg = format!(
+                "{h} is both a node ({}) and an infra host ({}): both would get {h}.{} in DNS",
+                f.at(node),
+                f.at(&host),
+                env.cluster.domain()
+            );
+            f.push("name-unique", node, msg, &[(&host, "infra host".into())]);
         }
     }
     let domain = env.cluster.domain();
     for (i, r) in env.dns.records.iter().enumerate() {
-        let name = r.name.trim_end_matches('.');
-        let fqdn = if r.name.ends_with('.') { name.to_string() } else { format!("{name}.{domain}") };
-        let relative = name.strip_prefix("*.").unwrap_or(name);
-        if !is_fqdn(relative.strip_suffix(&format!(".{domain}")).unwrap_or(relative)) && !is_fqdn(relative) {
-            f.push("dns-name", &format!("dns.records[{i}].name"), format!("{:?} is not a valid DNS name", r.name), &[]);
-        } else if !(fqdn == domain || fqdn.ends_with(&format!(".{domain}"))) {
+        let fqdn = r.name.absolute(&domain);
+        if !(fqdn == domain || fqdn.ends_with(&format!(".{domain}"))) {
             f.push(
                 "dns-name",
                 &format!("dns.records[{i}].name"),
@@ -167,13 +150,13 @@ fn addresses(env: &Environment, f: &mut Findings) {
         seen.insert(ip, (who, path));
     };
     for (i, n) in env.nodes.iter().enumerate() {
-        claim(f, n.ip, n.name.clone(), format!("nodes[{i}].ip"));
+        claim(f, n.ip, n.name.to_string(), format!("nodes[{i}].ip"));
     }
     for (name, h) in &env.hosts {
-        claim(f, h.address, name.clone(), format!("hosts.{name}.address"));
+        claim(f, h.address, name.to_string(), format!("hosts.{name}.address"));
         if let Some(v) = &h.vips {
-            claim(f, v.internal, name.clone(), format!("hosts.{name}.vips.internal"));
-            claim(f, v.external, name.clone(), format!("hosts.{name}.vips.external"));
+            claim(f, v.internal, name.to_string(), format!("hosts.{name}.vips.internal"));
+            claim(f, v.external, name.to_string(), format!("hosts.{name}.vips.external"));
         }
     }
     for (i, n) in env.nodes.iter().enumerate() {
@@ -203,52 +186,20 @@ fn addresses(env: &Environment, f: &mut Findings) {
     }
 }
 
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut out = [0u8; 6];
-    for (o, p) in out.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return None;
-        }
-        *o = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(out)
-}
-
+/// MACs are typed (six hex pairs, unicast) when loaded; here, that no two nodes share one.
 fn macs(env: &Environment, f: &mut Findings) {
     let mut seen: HashMap<[u8; 6], usize> = HashMap::new();
     for (i, n) in env.nodes.iter().enumerate() {
         let path = format!("nodes[{i}].mac");
-        match parse_mac(&n.mac) {
-            None => f.push(
-                "mac-format",
-                &path,
-                format!("{:?} ({}) is not a MAC address like 00:50:56:96:11:c2", n.mac, n.name),
-                &[],
-            ),
-            Some(m) if m[0] & 1 == 1 => {
-                f.push("mac-format", &path, format!("{} ({}) is a multicast address", n.mac, n.name), &[])
-            }
-            Some(m) => {
-                if let Some(&j) = seen.get(&m) {
-                    let other = &env.nodes[j];
-                    let other_path = format!("nodes[{j}].mac");
-                    let msg = format!(
-                        "{} used by {} ({}) and {} ({})",
-                        n.mac,
-                        other.name,
-                        f.at(&other_path),
-                        n.name,
-                        f.at(&path)
-                    );
-                    f.push("mac-unique", &path, msg, &[(&other_path, format!("also used by {}", other.name))]);
-                } else {
-                    seen.insert(m, i);
-                }
-            }
+        let m = n.mac.octets();
+        if let Some(&j) = seen.get(&m) {
+            let other = &env.nodes[j];
+            let other_path = format!("nodes[{j}].mac");
+            let msg =
+                format!("{} used by {} ({}) and {} ({})", n.mac, other.name, f.at(&other_path), n.name, f.at(&path));
+            f.push("mac-unique", &path, msg, &[(&other_path, format!("also used by {}", other.name))]);
+        } else {
+            seen.insert(m, i);
         }
     }
 }
@@ -345,28 +296,6 @@ fn host_references(env: &Environment, f: &mut Findings) {
         for (i, h) in fw.hosts.iter().enumerate() {
             check(f, h, format!("firewall.hosts[{i}]"), None);
         }
-        for (i, s) in fw.ports.iter().enumerate() {
-            if parse_port(s).is_none() {
-                f.push(
-                    "firewall-port",
-                    &format!("firewall.ports[{i}]"),
-                    format!("{s:?} is not PORT/tcp or PORT/udp"),
-                    &[],
-                );
-            }
-        }
-        for (name, svc) in &fw.custom_services {
-            for (i, s) in svc.ports.iter().enumerate() {
-                if parse_port(s).is_none() {
-                    f.push(
-                        "firewall-port",
-                        &format!("firewall.custom_services.{name}.ports[{i}]"),
-                        format!("{s:?} is not PORT/tcp or PORT/udp"),
-                        &[],
-                    );
-                }
-            }
-        }
     }
     if let Some(se) = &env.selinux {
         for (i, r) in se.fcontexts.iter().enumerate() {
@@ -386,13 +315,6 @@ fn host_references(env: &Environment, f: &mut Findings) {
     }
 }
 
-/// `22623/tcp` → (22623, "tcp").
-pub fn parse_port(s: &str) -> Option<(u16, &str)> {
-    let (p, proto) = s.split_once('/')?;
-    let port: u16 = p.parse().ok()?;
-    (port > 0 && matches!(proto, "tcp" | "udp" | "sctp")).then_some((port, proto))
-}
-
 fn dns(env: &Environment, f: &mut Findings) {
     if !env.nodes.is_empty() && env.first_host_with_role(HostRole::Dns).is_none() {
         f.push(
@@ -407,15 +329,11 @@ fn dns(env: &Environment, f: &mut Findings) {
     let derived: BTreeMap<String, String> = env
         .nodes
         .iter()
-        .map(|n| (format!("{}.{domain}", n.name), n.name.clone()))
+        .map(|n| (format!("{}.{domain}", n.name), n.name.to_string()))
         .chain(["api", "api-int"].iter().map(|a| (format!("{a}.{domain}"), a.to_string())))
         .collect();
     for (i, r) in env.dns.records.iter().enumerate() {
-        let fqdn = if r.name.ends_with('.') {
-            r.name.trim_end_matches('.').to_string()
-        } else {
-            format!("{}.{domain}", r.name)
-        };
+        let fqdn = r.name.absolute(&domain);
         if let Some(owner) = derived.get(&fqdn) {
             f.push(
                 "node-records",
@@ -424,7 +342,7 @@ fn dns(env: &Environment, f: &mut Findings) {
                 &[],
             );
         }
-        if r.rtype.eq_ignore_ascii_case("PTR") {
+        if r.rtype() == "PTR" {
             f.push(
                 "node-records",
                 &format!("dns.records[{i}].type"),
@@ -461,12 +379,12 @@ fn loadbalancer(env: &Environment, f: &mut Findings) {
         }
     }
     for (i, fe) in frontends.iter().enumerate() {
-        let expected: &[&str] = match fe.port {
+        let expected: &[&str] = match fe.port.get() {
             6443 | 22623 => &control,
             80 | 443 => &ingress,
             _ => continue,
         };
-        let what = if matches!(fe.port, 6443 | 22623) { "bootstrap + masters" } else { "the ingress nodes" };
+        let what = if matches!(fe.port.get(), 6443 | 22623) { "bootstrap + masters" } else { "the ingress nodes" };
         for (j, b) in fe.backends.iter().enumerate() {
             let path = if explicit { format!("loadbalancer.frontends[{i}].backends[{j}]") } else { fe_path(i) };
             if env.node(&b.node).is_none() {
@@ -511,6 +429,17 @@ fn loadbalancer(env: &Environment, f: &mut Findings) {
 
 fn dhcp(env: &Environment, f: &mut Findings) {
     let Some(d) = &env.dhcp else { return };
+    // The subnet a DHCP server answers for lies inside a machine network: a /0, or anything wider than
+    // the machine network, would hand out leases on networks the cluster does not own.
+    if !env.networks.machine.iter().any(|m| m.contains(&d.subnet)) {
+        let nets: Vec<String> = env.networks.machine.iter().map(|m| m.to_string()).collect();
+        f.push(
+            "dhcp-subnet",
+            "dhcp.subnet",
+            format!("DHCP subnet {} is not inside the machine network(s) {}", d.subnet, nets.join(", ")),
+            &[],
+        );
+    }
     for (i, n) in env.nodes.iter().enumerate() {
         if !d.subnet.contains(&n.ip) {
             f.push(
@@ -561,8 +490,19 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
         return;
     };
     let base = groundwork_files::http_base(env);
-    let served: HashMap<&str, usize> =
-        files.serve.iter().enumerate().map(|(i, s)| (s.path.trim_start_matches('/'), i)).collect();
+    // Served paths are normalised when loaded (`a`, `/a` and `./a` are one path): two entries for one
+    // file would never converge.
+    let mut served: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in files.serve.iter().enumerate() {
+        let path = format!("files.serve[{i}].path");
+        if let Some(&j) = served.get(s.path.as_str()) {
+            let first = format!("files.serve[{j}].path");
+            let msg = format!("{} is served twice ({} and {})", s.path, f.at(&first), f.at(&path));
+            f.push("served-path-unique", &path, msg, &[(&first, "first here".into())]);
+        } else {
+            served.insert(s.path.as_str(), i);
+        }
+    }
     let check_url = |f: &mut Findings, url: &str, path: &str, from: &str| {
         let Some(base) = &base else { return };
         match url.strip_prefix(base.as_str()).and_then(|r| r.strip_prefix('/')) {

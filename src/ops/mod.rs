@@ -87,7 +87,7 @@ impl Workspace {
 
     /// Every infra host of the environment: where its lock lives.
     pub fn host_names(&self) -> Vec<String> {
-        self.loaded.env.hosts.keys().cloned().collect()
+        self.loaded.env.hosts.keys().map(|h| h.to_string()).collect()
     }
 
     /// Take the environment's apply lock on every host.

@@ -249,7 +249,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
         None => env
             .first_host_with_role(HostRole::Http)
             .or_else(|| env.hosts.iter().next())
-            .map(|(n, _)| n.clone())
+            .map(|(n, _)| n.to_string())
             .ok_or_else(|| Error::Usage("no infra host to probe from".into()))?,
     };
     let results = probes(&ws, &from).await?;

@@ -74,8 +74,8 @@ impl Hosts {
             .unwrap_or_else(|| crate::config::load::home().join(".ssh/known_hosts"));
         ssh::SshOptions {
             address: h.address.to_string(),
-            port: h.port.unwrap_or(s.port),
-            user: h.user.clone().unwrap_or_else(|| s.user.clone()),
+            port: h.port.unwrap_or(s.port).get(),
+            user: h.user.as_ref().unwrap_or(&s.user).to_string(),
             identity: s.identity.as_deref().map(|p| self.expand(p)),
             known_hosts,
             accept_new_host_keys: s.accept_new_host_keys,
@@ -100,7 +100,7 @@ impl Hosts {
 
     /// The host whose ownership record also holds the cluster objects (the first host by name).
     pub fn record_host(&self) -> Option<String> {
-        self.env.hosts.keys().next().cloned()
+        self.env.hosts.keys().next().map(|h| h.to_string())
     }
 
     /// The kubeconfig to use: `openshift.kubeconfig`, else `KUBECONFIG` (only with an openshift section).

@@ -313,7 +313,9 @@ impl SshTransport {
         let owner = opts.owner.clone().unwrap_or_default();
         let group = opts.group.clone().unwrap_or_default();
         let size = size.map(|n| n.to_string()).unwrap_or_default();
-        let line = Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256, &size]);
+        let within = opts.within.clone().unwrap_or_default();
+        let line =
+            Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256, &size, &within]);
         let out = self.run(&line, Some(data), &format!("write {path}"), bound).await?;
         if out.success() {
             Ok(())
@@ -383,13 +385,31 @@ macro_rules! sha_function {
 
 /// Atomic write: temp file in the target's directory, size and digest checks, mode, owner and SELinux
 /// label preserved (or mode/owner set), fsync, rename. $1 path, $2 octal mode, $3 owner, $4 group,
-/// $5 expected sha256 (then a digest line follows the data) and $6 size (both may be empty). The
-/// digest is not computed again on the host: SSH's MAC already guarantees that what arrives is what
-/// was sent, and hashing every byte again on the host cost about 40% of the upload throughput.
+/// $5 expected sha256 (then a digest line follows the data), $6 size (both may be empty) and $7 the
+/// directory the file must stay in (may be empty): if a symlink on the way leads out of it, nothing
+/// is written. The digest is not computed again on the host: SSH's MAC already guarantees that what
+/// arrives is what was sent, and hashing every byte again on the host cost about 40% of the upload
+/// throughput.
 const WRITE_SCRIPT: &str = r#"set -e
-p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6
+p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6; within=$7
 d=$(dirname -- "$p")
+# Inside `within` (both sides resolved): the deepest directory that exists on the way resolves below
+# it; or `within` is not there yet and that directory is one on its own path.
+inside() {
+  r=$(realpath -m -- "$within"); a=$1
+  while [ ! -e "$a" ]; do a=$(dirname -- "$a"); done
+  ra=$(realpath -e -- "$a")
+  case "$ra/" in "$r"/*) return 0;; esac
+  case "$within/" in "$a"/*) case "$r/" in "$ra"/*) return 0;; esac;; esac
+  return 1
+}
+if [ -n "$within" ] && ! inside "$d"; then
+  echo "refusing to write $p: the way there leads out of $within (through a symlink)" >&2; exit 3
+fi
 mkdir -p -- "$d"
+if [ -n "$within" ] && ! inside "$d"; then
+  echo "refusing to write $p: $d resolves outside $within" >&2; exit 3
+fi
 t=$(mktemp -- "$d/.groundwork-XXXXXX")
 trap 'rm -f -- "$t"' EXIT
 if [ -n "$size" ]; then

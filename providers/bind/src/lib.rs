@@ -110,17 +110,21 @@ fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
 /// when a zone cannot be read). With `tolerate_unknown`, a zone named does not know yet (its stanza comes
 /// later in the same apply) is fine.
 pub fn activation(reload: &[String], rndc: &[String], zones: &[String], tolerate_unknown: bool) -> Vec<String> {
+    // Zone names are typed domain names; they are shell-quoted all the same, in messages too.
     use groundwork_sdk::transport::shell_quote;
     let words = |v: &[String]| v.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ");
     let mut line = words(reload);
     for z in zones {
-        let status = format!("{} zonestatus {}", words(rndc), shell_quote(z));
+        let zq = shell_quote(z);
+        let status = format!("{} zonestatus {zq}", words(rndc));
         if tolerate_unknown {
             line.push_str(&format!(
-                " && {{ out=$({status} 2>&1) || {{ printf '%s\n' \"$out\" | grep -q 'no matching zone' || {{ echo \"zone {z}: $out\" >&2; exit 1; }}; }}; }}"
+                " && {{ out=$({status} 2>&1) || {{ printf '%s\n' \"$out\" | grep -q 'no matching zone' || {{ echo \"zone \"{zq}\": $out\" >&2; exit 1; }}; }}; }}"
             ));
         } else {
-            line.push_str(&format!(" && {{ out=$({status} 2>&1) || {{ echo \"zone {z}: $out\" >&2; exit 1; }}; }}"));
+            line.push_str(&format!(
+                " && {{ out=$({status} 2>&1) || {{ echo \"zone \"{zq}\": $out\" >&2; exit 1; }}; }}"
+            ));
         }
     }
     vec!["sh".into(), "-c".into(), line]
@@ -128,7 +132,7 @@ pub fn activation(reload: &[String], rndc: &[String], zones: &[String], tolerate
 
 /// Forward zone name: dns.zone, or the cluster domain.
 pub fn forward_zone(env: &Environment) -> String {
-    env.dns.zone.clone().unwrap_or_else(|| env.cluster.domain()).trim_end_matches('.').to_ascii_lowercase()
+    env.dns.zone.as_ref().map(|z| z.to_string()).unwrap_or_else(|| env.cluster.domain())
 }
 
 /// Every record the inventory implies: (forward records, PTR records by address).
@@ -168,22 +172,19 @@ pub fn derived_records(env: &Environment) -> (Vec<Record>, BTreeMap<Ipv4Addr, St
         }
     }
     for r in &env.dns.records {
-        let name = match r.name.strip_suffix('.') {
-            Some(abs) => abs.to_ascii_lowercase(),
-            None => fqdn(&r.name.to_ascii_lowercase()),
-        };
-        let rtype = r.rtype.to_ascii_uppercase();
-        let value = match rtype.as_str() {
-            "CNAME" | "NS" | "PTR" => r.value.trim_end_matches('.').to_ascii_lowercase(),
-            _ => r.value.clone(),
-        };
-        forward.push(Record { name, rtype, value });
+        // Typed at load; the value is in the form the zone reader gives back.
+        let name = r.name.absolute(&domain);
+        forward.push(Record { name, rtype: r.rtype().to_string(), value: r.data.presentation() });
     }
     (forward, ptr)
 }
 
 fn nameserver(env: &Environment) -> Option<String> {
-    env.dns.nameserver.clone().or_else(|| env.first_host_with_role(HostRole::Dns).map(|(n, _)| n.clone()))
+    env.dns
+        .nameserver
+        .clone()
+        .or_else(|| env.first_host_with_role(HostRole::Dns).map(|(n, _)| n.clone()))
+        .map(|n| n.to_string())
 }
 
 /// Expand the environment into bind resources on every dns host. `today` is days since 1970-01-01.
@@ -192,7 +193,7 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
     let domain = env.cluster.domain();
     let ns_fqdn = format!("{ns_host}.{domain}");
     let origin = forward_zone(env);
-    let ttl = env.dns.ttl.unwrap_or(DEFAULT_TTL);
+    let ttl = env.dns.ttl.map(|t| t.get()).unwrap_or(DEFAULT_TTL);
     let (mut forward, ptrs) = derived_records(env);
     forward.push(Record { name: origin.clone(), rtype: "NS".into(), value: ns_fqdn.clone() });
     let outside: Vec<&Record> =
@@ -206,7 +207,7 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
         mname: ns_fqdn.clone(),
         rname: format!("root.{domain}"),
         records,
-        cluster: env.cluster.name.clone(),
+        cluster: env.cluster.name.to_string(),
     };
     let mut zones = vec![soa(&origin, forward)];
     let mut seen = BTreeSet::new();
@@ -236,6 +237,7 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
             dns.named_conf.as_deref().unwrap_or("the site's named.conf")
         );
         for z in &zones {
+            // The zone name is a typed domain name: a file name of safe characters, no '/'.
             let path = format!("{}/{}.zone", dns.zone_dir.trim_end_matches('/'), z.origin);
             stanzas.push_str(&format!(
                 "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n}};\n",
@@ -247,28 +249,28 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
                 path,
                 zone: z.clone(),
                 serial_base,
-                reload: dns.reload.clone(),
-                keep: dns.ignore_records.clone(),
+                reload: dns.reload.to_vec(),
+                keep: dns.ignore_records.iter().map(|p| p.to_string()).collect(),
             };
             out.push(Resource::new(addr, spec)?);
         }
-        let mut conf = ManagedFile::new(dns.zones_conf.clone(), stanzas);
+        let mut conf = ManagedFile::new(dns.zones_conf.to_string(), stanzas);
         conf.mode = Some(0o644);
         conf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
         let all: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
         // Until named.conf includes the stanza file (the next step), its zones are unknown to named.
         conf.activate = Some(activation(&dns.reload, &dns.rndc, &all, dns.named_conf.is_some()));
-        let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.clone());
+        let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.to_string());
         let mut r = Resource::new(conf_addr.clone(), conf)?;
         r.depends_on = zone_addrs;
         out.push(r);
         if let Some(named_conf) = &dns.named_conf {
             let include = IncludeSpec {
-                path: named_conf.clone(),
+                path: named_conf.to_string(),
                 line: format!("include \"{}\";", dns.zones_conf),
                 reload: activation(&dns.reload, &dns.rndc, &all, false),
             };
-            let addr = Address::new(PROVIDER, "include", Some(host), named_conf.clone());
+            let addr = Address::new(PROVIDER, "include", Some(host), named_conf.to_string());
             out.push(Resource::new(addr, include)?.depends_on(conf_addr));
         }
     }

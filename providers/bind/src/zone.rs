@@ -1,6 +1,18 @@
-//! Zone files: a parser for what is on the host (hand-written ones included) and the renderer for what
-//! groundwork writes. Names are kept absolute, lowercase, without the trailing dot.
+//! Zone files: a reader for what is on the host (hand-written ones included) and the renderer for what
+//! groundwork writes. Names are kept absolute, lowercase, without the trailing dot; each record's value
+//! is in one canonical presentation form ([`groundwork_sdk::value::RecordData::presentation`]), so that
+//! what is rendered reads back as exactly the records it was rendered from.
+//!
+//! The reader follows RFC 1035 §5.1 master files as BIND writes and reads them: `$ORIGIN`, `$TTL`,
+//! owners carried over by leading white space, `@`, relative and absolute names, TTLs with units
+//! (`1h30m`) and the class in either order, parentheses across lines, `;` comments, quoted strings with
+//! `\X` and `\DDD` escapes. `$INCLUDE` is reported, never followed: the file it names lives on the
+//! host, and reading a path a zone names on the machine that runs groundwork would let a zone steer
+//! what that machine reads. (A maintained parser was considered: hickory-proto's zone parser follows
+//! `$INCLUDE` on the local disk, and loses the order and repeats of records; the `domain` crate's reader
+//! would have been a second DNS stack for one function.)
 
+use groundwork_sdk::value::quote_character_string;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -11,60 +23,158 @@ pub struct Record {
     pub value: String,
 }
 
-/// A parsed zone: its serial (from the SOA) and every other record.
+/// A parsed zone: its serial (from the SOA) and every other record, with what could not be read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ParsedZone {
     pub serial: Option<u32>,
     pub records: BTreeSet<Record>,
+    /// Files named by `$INCLUDE` (not followed).
+    pub includes: Vec<String>,
+    /// Entries that could not be read, with their line: the rest of the zone is read all the same.
+    pub errors: Vec<String>,
 }
 
-fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ';' if !quoted => return &line[..i],
-            _ => {}
-        }
+/// One token of a master file: its bytes (escapes resolved) and whether it was quoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Token {
+    bytes: Vec<u8>,
+    quoted: bool,
+}
+
+impl Token {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
     }
-    line
 }
 
-/// Logical lines: comments dropped, parenthesised continuations joined. Each keeps whether it started
-/// with white space (an owner carried over from the previous record).
-fn logical_lines(text: &str) -> Vec<(bool, String)> {
+/// One entry: the tokens of a logical line, whether it began with white space, and its first line.
+#[derive(Debug)]
+struct Entry {
+    blank_owner: bool,
+    tokens: Vec<Token>,
+    line: usize,
+}
+
+/// Split a master file into entries (RFC 1035 §5.1).
+fn entries(text: &str) -> Result<Vec<Entry>, String> {
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut current: Option<(bool, String)> = None;
-    let mut depth = 0i32;
-    for raw in text.lines() {
-        let line = strip_comment(raw);
-        let opens = line.matches('(').count() as i32;
-        let closes = line.matches(')').count() as i32;
-        let cleaned = line.replace(['(', ')'], " ");
-        match current.as_mut() {
-            Some((_, buf)) if depth > 0 => {
-                buf.push(' ');
-                buf.push_str(cleaned.trim());
+    let mut current: Option<Entry> = None;
+    let (mut i, mut line, mut depth) = (0usize, 1usize, 0usize);
+    let mut at_line_start = true;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                at_line_start = true;
+                i += 1;
+                if depth == 0 {
+                    out.extend(current.take().filter(|e| !e.tokens.is_empty()));
+                }
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            b';' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                if depth == 0 {
+                    return Err(format!("line {line}: ')' without '('"));
+                }
+                depth -= 1;
             }
             _ => {
-                if !cleaned.trim().is_empty() {
-                    let indented = line.starts_with([' ', '\t']);
-                    current = Some((indented, cleaned.trim_end().to_string()));
+                let entry =
+                    current.get_or_insert_with(|| Entry { blank_owner: !at_line_start, tokens: Vec::new(), line });
+                let quoted = c == b'"';
+                let mut bytes = Vec::new();
+                if quoted {
+                    i += 1;
                 }
+                loop {
+                    let Some(&d) = b.get(i) else {
+                        if quoted {
+                            return Err(format!("line {line}: unterminated quoted string"));
+                        }
+                        break;
+                    };
+                    if quoted && d == b'"' {
+                        i += 1;
+                        break;
+                    }
+                    if !quoted && matches!(d, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"') {
+                        break;
+                    }
+                    if d == b'\n' {
+                        line += 1;
+                    }
+                    if d == b'\\' {
+                        let digits = b.get(i + 1..i + 4).filter(|x| x.iter().all(u8::is_ascii_digit));
+                        if let Some(ddd) = digits {
+                            let v: u32 = ddd.iter().fold(0, |a, x| a * 10 + u32::from(x - b'0'));
+                            let byte = u8::try_from(v).map_err(|_| format!("line {line}: escape \\{v} is over 255"))?;
+                            bytes.push(byte);
+                            i += 4;
+                        } else if let Some(&x) = b.get(i + 1) {
+                            bytes.push(x);
+                            i += 2;
+                        } else {
+                            return Err(format!("line {line}: '\\' at the end of the file"));
+                        }
+                        continue;
+                    }
+                    bytes.push(d);
+                    i += 1;
+                }
+                entry.tokens.push(Token { bytes, quoted });
+                at_line_start = false;
+                continue;
             }
         }
-        depth += opens - closes;
-        if depth <= 0 {
-            depth = 0;
-            if let Some(c) = current.take() {
-                out.push(c);
-            }
+        at_line_start = false;
+        i += 1;
+    }
+    if depth > 0 {
+        return Err(format!("line {line}: '(' never closed"));
+    }
+    out.extend(current.take().filter(|e| !e.tokens.is_empty()));
+    Ok(out)
+}
+
+/// A TTL as BIND reads it: seconds, or units (`1w2d3h4m5s`, any case).
+pub fn parse_ttl(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u32>() {
+        return Some(n);
+    }
+    let (mut total, mut num) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
         }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        total += num.parse::<u64>().ok()? * unit;
+        num.clear();
     }
-    if let Some(c) = current {
-        out.push(c);
+    if !num.is_empty() {
+        return None;
     }
-    out
+    u32::try_from(total).ok()
 }
 
 fn absolute(name: &str, origin: &str) -> String {
@@ -80,58 +190,139 @@ fn absolute(name: &str, origin: &str) -> String {
     }
 }
 
-const TYPES: &[&str] = &["A", "AAAA", "NS", "PTR", "CNAME", "MX", "TXT", "SRV", "SOA", "CAA"];
+fn is_class(t: &str) -> bool {
+    matches!(t.to_ascii_uppercase().as_str(), "IN" | "CH" | "HS" | "CS" | "ANY")
+}
 
-/// Parse a zone file. `origin` is the zone's name (used until a $ORIGIN says otherwise).
+fn is_type(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+/// The canonical value of one record from its rdata tokens.
+fn rdata(rtype: &str, data: &[Token], origin: &str) -> Result<String, String> {
+    let text: Vec<String> = data.iter().map(Token::text).collect();
+    let need = |n: usize, form: &str| {
+        if data.len() == n {
+            Ok(())
+        } else {
+            Err(format!("{rtype} needs {form}, got {} field(s)", data.len()))
+        }
+    };
+    let name = |t: &str| absolute(t, origin);
+    let number = |t: &str| t.parse::<u16>().map_err(|_| format!("{rtype}: {t:?} is not a number 0-65535"));
+    Ok(match rtype {
+        "A" => {
+            need(1, "an IPv4 address")?;
+            text[0]
+                .parse::<std::net::Ipv4Addr>()
+                .map_err(|_| format!("A: {:?} is not an IPv4 address", text[0]))?
+                .to_string()
+        }
+        "AAAA" => {
+            need(1, "an IPv6 address")?;
+            text[0]
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("AAAA: {:?} is not an IPv6 address", text[0]))?
+                .to_string()
+        }
+        "NS" | "PTR" | "CNAME" => {
+            need(1, "a name")?;
+            name(&text[0])
+        }
+        "MX" => {
+            need(2, "PREFERENCE EXCHANGE")?;
+            format!("{} {}", number(&text[0])?, name(&text[1]))
+        }
+        "SRV" => {
+            need(4, "PRIORITY WEIGHT PORT TARGET")?;
+            format!("{} {} {} {}", number(&text[0])?, number(&text[1])?, number(&text[2])?, name(&text[3]))
+        }
+        "TXT" => {
+            if data.is_empty() {
+                return Err("TXT needs at least one string".into());
+            }
+            if let Some(long) = data.iter().find(|t| t.bytes.len() > 255) {
+                return Err(format!("TXT string of {} bytes (at most 255)", long.bytes.len()));
+            }
+            data.iter().map(|t| quote_character_string(&t.bytes)).collect::<Vec<_>>().join(" ")
+        }
+        "CAA" => {
+            need(3, "FLAGS TAG VALUE")?;
+            let flags: u8 = text[0].parse().map_err(|_| format!("CAA: {:?} is not a flag byte", text[0]))?;
+            format!("{flags} {} {}", text[1].to_ascii_lowercase(), quote_character_string(&data[2].bytes))
+        }
+        // Other types are kept as written (quoted strings re-quoted), compared as such.
+        _ => data
+            .iter()
+            .map(|t| if t.quoted { quote_character_string(&t.bytes) } else { t.text() })
+            .collect::<Vec<_>>()
+            .join(" "),
+    })
+}
+
+/// Read a zone file. `origin` is the zone's name (used until a `$ORIGIN` says otherwise). An entry that
+/// cannot be read is listed in `errors` and the rest is read; Err only when the file cannot be split
+/// into entries at all (an unterminated string or parenthesis).
 pub fn parse(text: &str, origin: &str) -> Result<ParsedZone, String> {
     let mut origin = origin.trim_end_matches('.').to_ascii_lowercase();
     let mut zone = ParsedZone::default();
-    let mut owner = origin.clone();
-    for (n, (indented, line)) in logical_lines(text).into_iter().enumerate() {
-        let mut tokens: Vec<&str> = line.split_whitespace().collect();
-        if tokens.is_empty() {
+    let mut owner: Option<String> = None;
+    for e in entries(text)? {
+        let at = |m: String| format!("line {}: {m}", e.line);
+        let first = e.tokens[0].text();
+        if !e.blank_owner && !e.tokens[0].quoted && first.starts_with('$') {
+            match first.to_ascii_uppercase().as_str() {
+                "$ORIGIN" => match e.tokens.get(1) {
+                    Some(t) => origin = absolute(&t.text(), &origin),
+                    None => zone.errors.push(at("$ORIGIN without a name".into())),
+                },
+                "$TTL" => {
+                    if e.tokens.get(1).and_then(|t| parse_ttl(&t.text())).is_none() {
+                        zone.errors.push(at("$TTL without a valid TTL".into()));
+                    }
+                }
+                "$INCLUDE" => zone.includes.push(e.tokens.get(1).map(Token::text).unwrap_or_default()),
+                other => zone.errors.push(at(format!("{other} is not supported"))),
+            }
             continue;
         }
-        match tokens[0].to_ascii_uppercase().as_str() {
-            "$ORIGIN" => {
-                origin = tokens.get(1).map(|o| absolute(o, &origin)).ok_or("$ORIGIN without a name")?;
-                continue;
-            }
-            "$TTL" | "$INCLUDE" | "$GENERATE" => continue,
-            _ => {}
+        let mut rest: &[Token] = &e.tokens;
+        if !e.blank_owner {
+            owner = Some(absolute(&first, &origin));
+            rest = &rest[1..];
         }
-        if !indented {
-            owner = absolute(tokens.remove(0), &origin);
-        }
-        // Skip TTL and class, in either order.
-        while let Some(t) = tokens.first() {
-            let up = t.to_ascii_uppercase();
-            if t.chars().all(|c| c.is_ascii_digit()) || matches!(up.as_str(), "IN" | "CH" | "HS") {
-                tokens.remove(0);
+        let Some(name) = owner.clone() else {
+            zone.errors.push(at("a record with no owner (leading white space on the first record)".into()));
+            continue;
+        };
+        // TTL and class, in either order.
+        while let Some(t) = rest.first().filter(|t| !t.quoted) {
+            let w = t.text();
+            if parse_ttl(&w).is_some() || is_class(&w) {
+                rest = &rest[1..];
             } else {
                 break;
             }
         }
-        let Some(rtype) = tokens.first().map(|t| t.to_ascii_uppercase()) else {
-            return Err(format!("logical line {}: no record type", n + 1));
+        let Some(rtype) = rest.first().map(|t| t.text().to_ascii_uppercase()).filter(|t| is_type(t)) else {
+            zone.errors.push(at("no record type".into()));
+            continue;
         };
-        if !TYPES.contains(&rtype.as_str()) {
-            return Err(format!("logical line {}: unknown record type {rtype}", n + 1));
-        }
-        let rdata = &tokens[1..];
+        let data = &rest[1..];
         if rtype == "SOA" {
-            zone.serial = rdata.get(2).and_then(|s| s.parse().ok());
+            match data.get(2).map(Token::text).and_then(|s| s.parse::<u32>().ok()) {
+                Some(serial) => zone.serial = Some(serial),
+                None => zone.errors.push(at("SOA without a readable serial".into())),
+            }
             continue;
         }
-        let value = match rtype.as_str() {
-            "NS" | "PTR" | "CNAME" => rdata.first().map(|v| absolute(v, &origin)).unwrap_or_default(),
-            "MX" => match rdata {
-                [pref, host, ..] => format!("{pref} {}", absolute(host, &origin)),
-                _ => rdata.join(" "),
-            },
-            _ => rdata.join(" "),
-        };
-        zone.records.insert(Record { name: owner.clone(), rtype, value });
+        match rdata(&rtype, data, &origin) {
+            Ok(value) => {
+                zone.records.insert(Record { name, rtype, value });
+            }
+            Err(m) => zone.errors.push(at(m)),
+        }
     }
     Ok(zone)
 }
@@ -182,20 +373,36 @@ pub fn render(z: &DesiredZone, serial: u32) -> String {
         ))
     });
     for r in &records {
-        let value = match r.rtype.as_str() {
-            "NS" | "PTR" | "CNAME" => format!("{}.", r.value),
-            _ => r.value.clone(),
-        };
-        let _ = writeln!(s, "{}\tIN\t{}\t{}", relative(&r.name, &z.origin), r.rtype, value);
+        let _ = writeln!(s, "{}\tIN\t{}\t{}", relative(&r.name, &z.origin), r.rtype, written_value(r));
     }
     s
 }
 
-/// The serial a changed zone gets: today's YYYYMMDD00, or one more than what is served if that is
-/// already higher. Never decreases.
+/// A canonical value as the master file writes it: target names absolute with their trailing dot.
+fn written_value(r: &Record) -> String {
+    let dotted = |n: &str| format!("{n}.");
+    match r.rtype.as_str() {
+        "NS" | "PTR" | "CNAME" => dotted(&r.value),
+        "MX" | "SRV" => match r.value.rsplit_once(' ') {
+            Some((head, target)) => format!("{head} {}", dotted(target)),
+            None => r.value.clone(),
+        },
+        _ => r.value.clone(),
+    }
+}
+
+/// `a` is greater than `b` in serial number arithmetic (RFC 1982, 32 bits): what a secondary compares.
+pub fn serial_gt(a: u32, b: u32) -> bool {
+    let d = a.wrapping_sub(b);
+    d != 0 && d < (1 << 31)
+}
+
+/// The serial a changed zone gets: today's YYYYMMDD00 if that is greater than what is served (RFC 1982),
+/// else one more than what is served (wrapping past 2^32 - 1 as RFC 1982 allows). Always greater than
+/// the served serial, so a secondary always picks the change up.
 pub fn next_serial(served: Option<u32>, base: u32) -> u32 {
     match served {
-        Some(s) if s >= base => s.saturating_add(1),
+        Some(s) if !serial_gt(base, s) => s.wrapping_add(1),
         _ => base,
     }
 }
@@ -274,12 +481,60 @@ m1.ocp45.example.localdomain.           IN      A       172.16.0.21 ; offline fi
         assert_eq!(next_serial(Some(2000091802), 2026112200), 2026112200);
         assert_eq!(next_serial(Some(2026112200), 2026112200), 2026112201);
         assert_eq!(next_serial(Some(2030010100), 2026112200), 2030010101);
+        // In serial arithmetic today's date is greater than 2^32 - 1; where it is not, the served
+        // serial is stepped past 2^32 - 1 to 0, which RFC 1982 counts as greater.
+        assert_eq!(next_serial(Some(u32::MAX), 2026112200), 2026112200);
+        assert_eq!(next_serial(Some(u32::MAX), 2147483647), 0);
+        assert!(serial_gt(0, u32::MAX) && !serial_gt(5, 5) && serial_gt(2026112201, 2026112200));
     }
 
     #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        assert!(parse("@ IN BOGUS x", "a").is_err());
-        assert!(parse("$ORIGIN", "a").is_err());
-        assert!(parse("((((", "a").is_ok());
+    fn garbage_is_reported_never_a_panic() {
+        assert_eq!(parse("@ IN A not-an-ip", "a").unwrap().errors.len(), 1);
+        assert_eq!(parse("$ORIGIN", "a").unwrap().errors.len(), 1);
+        assert!(parse("((((", "a").is_err());
+        assert!(parse("x IN TXT \"open", "a").is_err());
+        // A type the renderer never writes is kept as written.
+        let z = parse("x IN SSHFP 1 1 ABCDEF", "a").unwrap();
+        assert!(z.records.contains(&Record { name: "x.a".into(), rtype: "SSHFP".into(), value: "1 1 ABCDEF".into() }));
+    }
+
+    #[test]
+    fn master_file_syntax_ttls_classes_origins_and_escapes() {
+        let text = r#"$TTL 1h
+$ORIGIN lab.example.test.
+@       IN SOA ns1 root ( 2026120101 ; serial
+                3600 900 3600000 300 )
+extra 1h IN A 10.0.0.5   ; TTL with a unit before the class
+other IN 1H30m A 10.0.0.6 ; class before the TTL
+        3600 AAAA fd00::1  ; owner carried over
+$ORIGIN sub.lab.example.test.
+deep    TXT "a \"quoted\" word" "semi;colon" plain \065\066
+mail    MX 10 mx1
+srv     SRV ( 0 5 5060
+              sip.example.com. )
+abs.example.org. CNAME target
+"#;
+        let z = parse(text, "lab.example.test").unwrap();
+        assert!(z.errors.is_empty(), "{:?}", z.errors);
+        assert_eq!(z.serial, Some(2026120101));
+        let has = |n: &str, t: &str, v: &str| {
+            assert!(
+                z.records.contains(&Record { name: n.into(), rtype: t.into(), value: v.into() }),
+                "{n} {t} {v} not in {:#?}",
+                z.records
+            )
+        };
+        has("extra.lab.example.test", "A", "10.0.0.5");
+        has("other.lab.example.test", "A", "10.0.0.6");
+        has("other.lab.example.test", "AAAA", "fd00::1");
+        has("deep.sub.lab.example.test", "TXT", r#""a \"quoted\" word" "semi;colon" "plain" "AB""#);
+        has("mail.sub.lab.example.test", "MX", "10 mx1.sub.lab.example.test");
+        has("srv.sub.lab.example.test", "SRV", "0 5 5060 sip.example.com");
+        has("abs.example.org", "CNAME", "target.sub.lab.example.test");
+        assert_eq!(z.records.len(), 7);
+        assert_eq!(parse("$INCLUDE /etc/passwd\n", "a").unwrap().includes, ["/etc/passwd"]);
+        assert_eq!(parse_ttl("1w2d3h4m5s"), Some(604_800 + 2 * 86_400 + 3 * 3600 + 4 * 60 + 5));
+        assert_eq!(parse_ttl("1x"), None);
     }
 }

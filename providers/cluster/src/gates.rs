@@ -232,7 +232,7 @@ pub fn declared_nodes(env: &Environment) -> Vec<DeclaredNode> {
         .filter(|n| n.role != NodeRole::Bootstrap)
         .map(|n| DeclaredNode {
             name: env.node_k8s_name(n),
-            dns: [env.node_fqdn(n), n.name.clone()].into(),
+            dns: [env.node_fqdn(n), n.name.to_string()].into(),
             ips: [n.ip].into(),
         })
         .collect()

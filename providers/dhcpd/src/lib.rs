@@ -8,6 +8,7 @@
 
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
+use groundwork_sdk::value::LeaseTime;
 use groundwork_sdk::{Address, Change, Context, Detail, Error, Provider, Resource};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -26,9 +27,20 @@ pub struct Pin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
     Word(String),
+    /// A quoted string, unescaped.
+    Quoted(String),
     Open,
     Close,
     Semi,
+}
+
+impl Token {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Token::Word(w) | Token::Quoted(w) => Some(w),
+            _ => None,
+        }
+    }
 }
 
 fn tokenize(text: &str) -> Vec<Token> {
@@ -51,13 +63,16 @@ fn tokenize(text: &str) -> Vec<Token> {
                 }
             }
             '"' => {
-                word.push(c);
-                for c in chars.by_ref() {
-                    word.push(c);
-                    if c == '"' {
-                        break;
+                flush(&mut word, &mut out);
+                let mut q = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => q.extend(chars.next()),
+                        '"' => break,
+                        c => q.push(c),
                     }
                 }
+                out.push(Token::Quoted(q));
             }
             '{' | '}' | ';' => {
                 flush(&mut word, &mut out);
@@ -75,52 +90,98 @@ fn tokenize(text: &str) -> Vec<Token> {
     out
 }
 
-/// Every `host NAME { hardware ethernet MAC; fixed-address IP; }` of a dhcpd.conf, wherever it is nested.
-pub fn parse_pins(text: &str) -> BTreeMap<String, Pin> {
+/// What a dhcpd.conf hands out, as read back: every `host` block in file order (a name may come twice),
+/// every `filename`, `next-server` and `option domain-name` statement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DhcpdEntries {
+    pub hosts: Vec<(String, Pin)>,
+    pub filenames: Vec<String>,
+    pub next_servers: Vec<String>,
+    pub domain_names: Vec<String>,
+}
+
+/// Read a dhcpd.conf (any, hand-written ones included): the entries wherever they are nested.
+pub fn read_conf(text: &str) -> DhcpdEntries {
     let tokens = tokenize(text);
-    let mut pins = BTreeMap::new();
+    let mut out = DhcpdEntries::default();
+    let word = |i: usize| tokens.get(i).and_then(Token::text);
     let mut i = 0;
     while i < tokens.len() {
-        if let (Token::Word(kw), Some(Token::Word(name)), Some(Token::Open)) =
-            (&tokens[i], tokens.get(i + 1), tokens.get(i + 2))
-        {
-            if kw == "host" {
+        match (word(i), word(i + 1), tokens.get(i + 2)) {
+            (Some("host"), Some(name), Some(Token::Open)) if matches!(tokens[i], Token::Word(_)) => {
                 let mut pin = Pin { mac: String::new(), address: String::new() };
                 let mut j = i + 3;
                 let mut depth = 1;
                 while j < tokens.len() && depth > 0 {
-                    match &tokens[j] {
-                        Token::Open => depth += 1,
-                        Token::Close => depth -= 1,
-                        Token::Word(w) if w == "hardware" => {
-                            if let (Some(Token::Word(_)), Some(Token::Word(mac))) =
-                                (tokens.get(j + 1), tokens.get(j + 2))
-                            {
-                                pin.mac = mac.to_ascii_lowercase();
-                            }
-                        }
-                        Token::Word(w) if w == "fixed-address" => {
-                            if let Some(Token::Word(ip)) = tokens.get(j + 1) {
-                                pin.address = ip.clone();
-                            }
-                        }
+                    match (&tokens[j], word(j)) {
+                        (Token::Open, _) => depth += 1,
+                        (Token::Close, _) => depth -= 1,
+                        (_, Some("hardware")) => pin.mac = word(j + 2).unwrap_or_default().to_ascii_lowercase(),
+                        (_, Some("fixed-address")) => pin.address = word(j + 1).unwrap_or_default().to_string(),
                         _ => {}
                     }
                     j += 1;
                 }
-                pins.insert(name.clone(), pin);
+                out.hosts.push((name.to_string(), pin));
                 i = j;
                 continue;
             }
+            (Some("filename"), Some(f), _) => out.filenames.push(f.to_string()),
+            (Some("next-server"), Some(n), _) => out.next_servers.push(n.to_string()),
+            (Some("option"), Some("domain-name"), Some(t)) => out.domain_names.extend(t.text().map(str::to_string)),
+            _ => {}
         }
         i += 1;
     }
-    pins
+    out
+}
+
+/// Every `host NAME { hardware ethernet MAC; fixed-address IP; }` of a dhcpd.conf, wherever it is
+/// nested, keyed by name; a name that comes again is keyed `NAME (2nd)`, `NAME (3rd)`, ... so that an
+/// extra block is never hidden behind the first.
+pub fn parse_pins(text: &str) -> BTreeMap<String, Pin> {
+    keyed(read_conf(text).hosts)
+}
+
+/// Host entries keyed by name, repeats numbered.
+pub fn keyed(hosts: Vec<(String, Pin)>) -> BTreeMap<String, Pin> {
+    let mut out = BTreeMap::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, pin) in hosts {
+        let n = seen.entry(name.clone()).or_default();
+        *n += 1;
+        let key = match *n {
+            1 => name,
+            2 => format!("{name} (2nd)"),
+            3 => format!("{name} (3rd)"),
+            k => format!("{name} ({k}th)"),
+        };
+        out.insert(key, pin);
+    }
+    out
 }
 
 fn dotted_mask(prefix: u8) -> String {
     let m: u32 = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     std::net::Ipv4Addr::from(m).to_string()
+}
+
+/// A string for dhcpd.conf, quoted and escaped (values are typed at load; this is the second guard).
+pub fn quoted(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                q.push('\\');
+                q.push(c);
+            }
+            c if c.is_control() => {}
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 /// What every DHCP backend hands out, derived from the inventory once: the subnet and its options,
@@ -132,7 +193,7 @@ pub struct DhcpIntent {
     pub subnet: ipnet::Ipv4Net,
     pub routers: Vec<String>,
     pub dns: Vec<String>,
-    pub lease_time: u32,
+    pub lease_time: LeaseTime,
     pub pxe: Option<PxeIntent>,
     /// Node name → pin, in inventory order.
     pub pins: Vec<(String, Pin)>,
@@ -157,23 +218,26 @@ pub fn intent(env: &Environment) -> Option<DhcpIntent> {
         d.dns_servers.iter().map(IpAddr::to_string).collect()
     };
     let pxe = d.pxe.as_ref().map(|pxe| {
-        let tftp = env.hosts.get(&pxe.tftp_host).map(|h| h.address.to_string()).unwrap_or_default();
+        let tftp = env.hosts.get(pxe.tftp_host.as_str()).map(|h| h.address.to_string()).unwrap_or_default();
         let http = env
             .files
             .as_ref()
-            .and_then(|f| f.host.as_ref().and_then(|h| env.hosts.get(h)))
+            .and_then(|f| f.host.as_ref().and_then(|h| env.hosts.get(h.as_str())))
             .or_else(|| env.first_host_with_role(HostRole::Http).map(|(_, h)| h))
-            .map(|h| h.address.to_string())
+            .map(|h| match h.address {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            })
             .unwrap_or_else(|| tftp.clone());
         PxeIntent {
-            script_url: format!("http://{http}/{}", pxe.script.trim_start_matches('/')),
+            script_url: format!("http://{http}/{}", pxe.script),
             next_server: tftp,
-            efi_file: pxe.efi_file.clone(),
-            bios_file: pxe.bios_file.clone(),
+            efi_file: pxe.efi_file.to_string(),
+            bios_file: pxe.bios_file.to_string(),
         }
     });
     Some(DhcpIntent {
-        cluster: env.cluster.name.clone(),
+        cluster: env.cluster.name.to_string(),
         domain: env.cluster.domain(),
         subnet,
         routers: d.routers.iter().map(IpAddr::to_string).collect(),
@@ -183,7 +247,7 @@ pub fn intent(env: &Environment) -> Option<DhcpIntent> {
         pins: env
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), Pin { mac: n.mac.to_ascii_lowercase(), address: n.ip.to_string() }))
+            .map(|n| (n.name.to_string(), Pin { mac: n.mac.to_string(), address: n.ip.to_string() }))
             .collect(),
     })
 }
@@ -194,8 +258,8 @@ pub fn render(env: &Environment) -> Option<String> {
     let mut s = String::new();
     let _ = writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", i.cluster);
     let _ = writeln!(s, "authoritative;\nddns-update-style none;");
-    let _ = writeln!(s, "default-lease-time {};\nmax-lease-time {};", i.lease_time, i.lease_time * 12);
-    let _ = writeln!(s, "option domain-name \"{}\";", i.domain);
+    let _ = writeln!(s, "default-lease-time {};\nmax-lease-time {};", i.lease_time.get(), i.lease_time.max());
+    let _ = writeln!(s, "option domain-name {};", quoted(&i.domain));
     if !i.dns.is_empty() {
         let _ = writeln!(s, "option domain-name-servers {};", i.dns.join(", "));
     }
@@ -208,11 +272,11 @@ pub fn render(env: &Environment) -> Option<String> {
         let _ = writeln!(s, "    match if substring (option vendor-class-identifier, 0, 9) = \"PXEClient\";");
         let _ = writeln!(s, "    next-server {};", pxe.next_server);
         let _ = writeln!(s, "    if exists user-class and option user-class = \"iPXE\" {{");
-        let _ = writeln!(s, "        filename \"{}\";", pxe.script_url);
+        let _ = writeln!(s, "        filename {};", quoted(&pxe.script_url));
         let _ = writeln!(s, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
-        let _ = writeln!(s, "        filename \"{}\";", pxe.efi_file);
+        let _ = writeln!(s, "        filename {};", quoted(&pxe.efi_file));
         let _ = writeln!(s, "    }} else {{");
-        let _ = writeln!(s, "        filename \"{}\";", pxe.bios_file);
+        let _ = writeln!(s, "        filename {};", quoted(&pxe.bios_file));
         let _ = writeln!(s, "    }}\n}}");
     }
     let _ = writeln!(s);
@@ -227,7 +291,7 @@ pub fn render(env: &Environment) -> Option<String> {
         let _ = writeln!(s, "host {name} {{");
         let _ = writeln!(s, "    hardware ethernet {};", pin.mac);
         let _ = writeln!(s, "    fixed-address {};", pin.address);
-        let _ = writeln!(s, "    option host-name \"{name}\";");
+        let _ = writeln!(s, "    option host-name {};", quoted(name));
         let _ = writeln!(s, "}}");
     }
     Some(s)
@@ -238,11 +302,11 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
         if d.backend_of(host) == DhcpBackend::Dhcpd {
-            let mut mf = ManagedFile::new(d.config.clone(), content.clone());
+            let mut mf = ManagedFile::new(d.config.to_string(), content.clone());
             mf.mode = Some(0o644);
             mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
-            mf.activate = Some(d.restart.clone());
-            out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.clone()), mf)?);
+            mf.activate = Some(d.restart.to_vec());
+            out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.to_string()), mf)?);
         } else {
             // Another backend serves this host: dhcpd must not answer too (both bind UDP 67).
             let unit = dhcpd_unit(d);
@@ -254,7 +318,7 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
 
 /// The systemd unit dhcpd runs as: the last word of `dhcp.restart` when that is a systemctl command.
 pub fn dhcpd_unit(d: &groundwork_sdk::model::DhcpSettings) -> String {
-    match d.restart.as_slice() {
+    match &d.restart[..] {
         [ctl, .., unit] if ctl.ends_with("systemctl") => unit.clone(),
         _ => "dhcpd".into(),
     }

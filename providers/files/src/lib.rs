@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
+use groundwork_sdk::value::RemotePath;
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, Expansion, FileMeta, Provider, Resource, SecretRef, TextDiff,
     WriteOptions,
@@ -105,8 +106,8 @@ fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
 pub fn http_host(env: &Environment) -> Option<(String, std::net::IpAddr)> {
     let files = env.files.as_ref()?;
     match &files.host {
-        Some(h) => env.hosts.get(h).map(|x| (h.clone(), x.address)),
-        None => env.first_host_with_role(HostRole::Http).map(|(n, h)| (n.clone(), h.address)),
+        Some(h) => env.hosts.get(h.as_str()).map(|x| (h.to_string(), x.address)),
+        None => env.first_host_with_role(HostRole::Http).map(|(n, h)| (n.to_string(), h.address)),
     }
 }
 
@@ -163,14 +164,6 @@ pub fn render_builtin_ipxe(env: &Environment) -> Result<String, Error> {
     render_template(env, "builtin:ipxe", BUILTIN_IPXE)
 }
 
-fn parse_mode(s: Option<&str>, what: &str) -> Result<u32, Error> {
-    match s {
-        None => Ok(0o644),
-        Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
-            .map_err(|_| expand_err(what, format!("mode {m:?} is not octal"))),
-    }
-}
-
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
 pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Error> {
     let Some(files) = &env.files else {
@@ -199,16 +192,17 @@ fn file_spec(
     env: &Environment,
     x: &Expansion,
     f: &ServedFile,
-    docroot: &str,
+    docroot: &RemotePath,
     warn_hours: u64,
 ) -> Result<FileSpec, Error> {
-    let path = format!("{}/{}", docroot.trim_end_matches('/'), f.path.trim_start_matches('/'));
-    let mode = parse_mode(f.mode.as_deref(), &f.path)?;
+    // Typed at load: a relative path without `..`, so it stays under the docroot.
+    let path = docroot.join(&f.path);
+    let mode = f.mode.map(|m| m.0).unwrap_or(0o644);
     let sensitive = f.kind == FileKind::Ignition || f.secret;
     let ignition = f.kind == FileKind::Ignition;
     let mut spec = FileSpec {
         path,
-        url_path: f.path.trim_start_matches('/').to_string(),
+        url_path: f.path.to_string(),
         sha256: String::new(),
         size: 0,
         mode,
@@ -219,8 +213,8 @@ fn file_spec(
         age_hours: None,
         warn_hours: ignition.then_some(warn_hours),
         allow_expired: false,
-        owner: f.owner.clone(),
-        group: f.group.clone(),
+        owner: f.owner.as_ref().map(|o| o.to_string()),
+        group: f.group.as_ref().map(|g| g.to_string()),
     };
     let text = match (&f.source, &f.template, &f.content) {
         (Some(src), None, None) => {
@@ -332,7 +326,14 @@ impl Provider for FilesProvider {
                     .map(|v| decode(address, v))
                     .transpose()?
                     .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
-                let opts = WriteOptions { mode: Some(spec.mode), owner: spec.owner.clone(), group: spec.group.clone() };
+                // The file stays under the docroot: a symlink out of it is refused on the host.
+                let within = spec.path.strip_suffix(&spec.url_path).map(|d| d.trim_end_matches('/').to_string());
+                let opts = WriteOptions {
+                    mode: Some(spec.mode),
+                    owner: spec.owner.clone(),
+                    group: spec.group.clone(),
+                    within,
+                };
                 let before: Option<ObservedFile> = change.before.as_ref().map(|v| decode(address, v)).transpose()?;
                 if let Some(b) = before.filter(|b| b.sha256 == spec.sha256) {
                     // Same bytes, other mode or owner: set them in place instead of sending the file again.

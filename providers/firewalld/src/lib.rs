@@ -42,9 +42,9 @@ pub struct ServiceDefSpec {
 fn hosts(env: &Environment) -> Vec<String> {
     let Some(fw) = &env.firewall else { return Vec::new() };
     if fw.hosts.is_empty() {
-        env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.clone()).collect()
+        env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.to_string()).collect()
     } else {
-        fw.hosts.clone()
+        fw.hosts.iter().map(|h| h.to_string()).collect()
     }
 }
 
@@ -55,23 +55,27 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
         let h = Some(host.as_str());
         let mut defs = BTreeMap::new();
         for (name, svc) in &fw.custom_services {
-            let addr = Address::new(PROVIDER, "service_def", h, name.clone());
-            let spec =
-                ServiceDefSpec { name: name.clone(), description: svc.description.clone(), ports: svc.ports.clone() };
+            let addr = Address::new(PROVIDER, "service_def", h, name.to_string());
+            let spec = ServiceDefSpec {
+                name: name.to_string(),
+                description: svc.description.as_ref().map(|d| d.to_string()),
+                ports: svc.ports.iter().map(|p| p.to_string()).collect(),
+            };
             out.push(Resource::new(addr.clone(), spec)?);
-            defs.insert(name.clone(), addr);
+            defs.insert(name.to_string(), addr);
         }
+        let zone = fw.zone.to_string();
         for s in &fw.services {
-            let addr = Address::new(PROVIDER, "service", h, format!("{}/{s}", fw.zone));
-            let mut r = Resource::new(addr, OpeningSpec { zone: fw.zone.clone(), name: s.clone() })?;
-            if let Some(def) = defs.get(s) {
+            let addr = Address::new(PROVIDER, "service", h, format!("{zone}/{s}"));
+            let mut r = Resource::new(addr, OpeningSpec { zone: zone.clone(), name: s.to_string() })?;
+            if let Some(def) = defs.get(s.as_str()) {
                 r = r.depends_on(def.clone());
             }
             out.push(r);
         }
         for p in &fw.ports {
-            let addr = Address::new(PROVIDER, "port", h, format!("{}/{p}", fw.zone));
-            out.push(Resource::new(addr, OpeningSpec { zone: fw.zone.clone(), name: p.clone() })?);
+            let addr = Address::new(PROVIDER, "port", h, format!("{zone}/{p}"));
+            out.push(Resource::new(addr, OpeningSpec { zone: zone.clone(), name: p.to_string() })?);
         }
     }
     Ok(out)

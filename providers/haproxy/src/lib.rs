@@ -19,7 +19,7 @@ pub const BOOTSTRAP_TAG: &str = "# groundwork:bootstrap";
 
 fn health(fe: &Frontend) -> (&'static str, Option<&'static str>, &'static str) {
     // (balance, HTTP check path over TLS, server check options)
-    match fe.port {
+    match fe.port.get() {
         6443 => ("roundrobin", Some("/readyz"), "check check-ssl verify none inter 10s fall 2 rise 3"),
         22623 => ("roundrobin", Some("/healthz"), "check check-ssl verify none inter 10s fall 2 rise 3"),
         _ => ("source", None, "check inter 1s fall 2 rise 3"),
@@ -98,11 +98,11 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let lb = &env.loadbalancer;
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Lb) {
-        let mut mf = ManagedFile::new(lb.config.clone(), render(env));
+        let mut mf = ManagedFile::new(lb.config.to_string(), render(env));
         mf.mode = Some(0o644);
         mf.check = vec![vec!["haproxy".into(), "-c".into(), "-q".into(), "-f".into(), CANDIDATE.into()]];
-        mf.activate = Some(lb.reload.clone());
-        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), lb.config.clone()), mf)?);
+        mf.activate = Some(lb.reload.to_vec());
+        out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), lb.config.to_string()), mf)?);
     }
     Ok(out)
 }

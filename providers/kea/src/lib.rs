@@ -8,6 +8,7 @@
 use groundwork_dhcpd::{intent, pin_details, Pin};
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
+use groundwork_sdk::value::Interface;
 use groundwork_sdk::{Address, Error, Resource};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 pub const PROVIDER: &str = "kea";
 
 /// Render kea-dhcp4.conf for the environment (`interfaces`: what kea-dhcp4 listens on).
-pub fn render(env: &Environment, interfaces: &[String]) -> Option<String> {
+pub fn render(env: &Environment, interfaces: &[Interface]) -> Option<String> {
     let i = intent(env)?;
     let mut options = vec![json!({ "name": "domain-name", "data": i.domain })];
     if !i.dns.is_empty() {
@@ -33,8 +34,8 @@ pub fn render(env: &Environment, interfaces: &[String]) -> Option<String> {
     let mut dhcp4 = json!({
         "interfaces-config": { "interfaces": interfaces },
         "authoritative": true,
-        "valid-lifetime": i.lease_time,
-        "max-valid-lifetime": i.lease_time * 12,
+        "valid-lifetime": i.lease_time.get(),
+        "max-valid-lifetime": i.lease_time.max(),
         "option-data": options,
         "subnet4": [{
             "id": 1,
@@ -66,15 +67,21 @@ pub fn render(env: &Environment, interfaces: &[String]) -> Option<String> {
     Some(format!("# Managed by groundwork for cluster {}. Changes made by hand are overwritten.\n{body}\n", i.cluster))
 }
 
-/// Every reservation of a kea-dhcp4.conf (global and per subnet), by hostname (else hw-address).
-/// Kea allows `#` and `//` comment lines; anything that is not then JSON has no reservations to show.
+/// Every reservation of a kea-dhcp4.conf (global and per subnet), by hostname (else hw-address); a
+/// name that comes again is numbered, never hidden (see [`groundwork_dhcpd::keyed`]).
 pub fn parse_reservations(text: &str) -> BTreeMap<String, Pin> {
+    groundwork_dhcpd::keyed(read_reservations(text))
+}
+
+/// The reservations of a kea-dhcp4.conf in file order, global ones first. Kea allows `#` and `//`
+/// comment lines; anything that is not then JSON has no reservations to show.
+pub fn read_reservations(text: &str) -> Vec<(String, Pin)> {
     let json: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
-    let Ok(v) = serde_json::from_str::<Value>(&json) else { return BTreeMap::new() };
+    let Ok(v) = serde_json::from_str::<Value>(&json) else { return Vec::new() };
     let dhcp4 = &v["Dhcp4"];
     let global = dhcp4["reservations"].as_array().into_iter().flatten();
     let in_subnets = dhcp4["subnet4"]
@@ -98,13 +105,13 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(content) = render(env, &d.kea.interfaces) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Dhcp).filter(|(h, _)| d.backend_of(h) == DhcpBackend::Kea) {
-        let mut mf = ManagedFile::new(d.kea.config.clone(), content.clone());
+        let mut mf = ManagedFile::new(d.kea.config.to_string(), content.clone());
         mf.mode = Some(0o644);
         mf.check = vec![vec!["kea-dhcp4".into(), "-t".into(), CANDIDATE.into()]];
-        mf.activate = Some(d.kea.restart.clone());
+        mf.activate = Some(d.kea.restart.to_vec());
         // ISC dhcpd stops first on this host: both would answer on UDP 67.
         let dhcpd = groundwork_dhcpd::stopped_address(host, &groundwork_dhcpd::dhcpd_unit(d));
-        let addr = Address::new(PROVIDER, "config", Some(host), d.kea.config.clone());
+        let addr = Address::new(PROVIDER, "config", Some(host), d.kea.config.to_string());
         out.push(Resource::new(addr, mf)?.depends_on(dhcpd));
     }
     Ok(out)

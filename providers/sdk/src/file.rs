@@ -49,7 +49,7 @@ impl ManagedFile {
     }
 
     fn write_options(&self) -> WriteOptions {
-        WriteOptions { mode: self.mode, owner: self.owner.clone(), group: self.group.clone() }
+        WriteOptions { mode: self.mode, owner: self.owner.clone(), group: self.group.clone(), within: None }
     }
 }
 

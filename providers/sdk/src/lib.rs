@@ -24,6 +24,7 @@ pub mod provider;
 pub mod resource;
 pub mod secret;
 pub mod transport;
+pub mod value;
 
 pub use address::Address;
 pub use error::{Error, TransportError};

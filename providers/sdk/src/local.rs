@@ -19,9 +19,33 @@ impl LocalTransport {
         LocalTransport { host: host.into(), root: root.into() }
     }
 
-    /// Where the host path lives on this machine.
+    /// Where the host path lives on this machine (no check: see [`LocalTransport::confined`]).
     pub fn map(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// The host path on this machine, refused if it leads out of the stand-in root: a `..` component,
+    /// or a symlink on the way (or, with `follow_last`, the file itself) that resolves outside it.
+    /// Writing through a stand-in must never touch the machine that runs groundwork.
+    pub fn confined(&self, path: &str, follow_last: bool) -> Result<PathBuf, TransportError> {
+        let rel = Path::new(path.trim_start_matches('/'));
+        if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(self.io(path, "not a plain absolute path (a '..' or '.' component)"));
+        }
+        let target = self.root.join(rel);
+        let Ok(root) = std::fs::canonicalize(&self.root) else { return Ok(target) };
+        // The deepest part that exists, resolved, must lie under the root.
+        let mut probe =
+            if follow_last { target.clone() } else { target.parent().map(Path::to_path_buf).unwrap_or_default() };
+        while !probe.exists() && probe.pop() {}
+        let real = std::fs::canonicalize(&probe).map_err(|e| self.io(path, e))?;
+        if !real.starts_with(&root) {
+            return Err(self.io(
+                path,
+                format!("leads out of the stand-in root {} (to {}): refused", self.root.display(), real.display()),
+            ));
+        }
+        Ok(target)
     }
 
     fn io(&self, path: &str, e: impl std::fmt::Display) -> TransportError {
@@ -29,7 +53,19 @@ impl LocalTransport {
     }
 
     fn write_sync(&self, path: &str, contents: &mut dyn Read, opts: &WriteOptions) -> Result<u64, TransportError> {
-        let target = self.map(path);
+        std::fs::create_dir_all(&self.root).map_err(|e| self.io(path, e))?;
+        let target = self.confined(path, false)?;
+        if let Some(within) = &opts.within {
+            let inside = self.confined(within, true).map(|w| std::fs::canonicalize(&w).unwrap_or(w))?;
+            let mut probe = target.parent().map(Path::to_path_buf).unwrap_or_default();
+            while !probe.exists() && probe.pop() {}
+            let real = std::fs::canonicalize(&probe).map_err(|e| self.io(path, e))?;
+            // Below `within`; or `within` is not there yet and the part that is lies on its own path.
+            let on_its_path = self.map(within).starts_with(&probe) && inside.starts_with(&real);
+            if !real.starts_with(&inside) && !on_its_path {
+                return Err(self.io(path, format!("leads out of {within} (through a symlink): refused")));
+            }
+        }
         let dir = target.parent().ok_or_else(|| self.io(path, "no parent directory"))?;
         std::fs::create_dir_all(dir).map_err(|e| self.io(path, e))?;
         let mode = match opts.mode {
@@ -147,7 +183,7 @@ impl Transport for LocalTransport {
         for a in &cmd.args {
             match a {
                 Arg::Lit(s) => c.arg(s),
-                Arg::Path(p) => c.arg(self.map(p)),
+                Arg::Path(p) => c.arg(self.confined(p, true)?),
             };
         }
         c.stdin(if cmd.stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
@@ -167,7 +203,7 @@ impl Transport for LocalTransport {
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
-        match std::fs::read(self.map(path)) {
+        match std::fs::read(self.confined(path, true)?) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io(path, e)),
@@ -177,7 +213,7 @@ impl Transport for LocalTransport {
     async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError> {
         let mut out = Vec::with_capacity(paths.len());
         for p in paths {
-            let target = self.map(p);
+            let target = self.confined(p, true)?;
             let meta = match std::fs::metadata(&target) {
                 Ok(m) => m,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -207,7 +243,7 @@ impl Transport for LocalTransport {
     ) -> Result<u64, TransportError> {
         let mut f = crate::expansion::open_regular(local).map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = self.write_sync(remote, &mut f, opts)?;
-        let (got, _) = sha256_file(&self.map(remote)).map_err(|e| self.io(remote, e))?;
+        let (got, _) = sha256_file(&self.confined(remote, true)?).map_err(|e| self.io(remote, e))?;
         if got != sha256 {
             return Err(self.io(remote, format!("digest after transfer is {got}, expected {sha256}")));
         }
@@ -215,7 +251,7 @@ impl Transport for LocalTransport {
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
-        match std::fs::remove_file(self.map(path)) {
+        match std::fs::remove_file(self.confined(path, false)?) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io(path, e)),
@@ -253,5 +289,45 @@ mod digest_cache_tests {
         std::fs::write(&small, b"x").unwrap();
         sha256_file_cached(&small).unwrap();
         assert_eq!(std::fs::read_dir(dir.path().join("cache/digests")).unwrap().count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod confinement_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stand_in_never_writes_outside_its_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("srv/www")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("srv/www/sub")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside/secret"), root.join("srv/www/link")).unwrap();
+        std::fs::write(outside.join("secret"), "outside").unwrap();
+        let t = LocalTransport::new("bastion", &root);
+        let opts = WriteOptions { within: Some("/srv/www".into()), ..Default::default() };
+
+        let err = t.write_file("/srv/www/../../../outside/x", b"x", &opts).await.unwrap_err().to_string();
+        assert!(err.contains("'..'"), "{err}");
+        let err = t.write_file("/srv/www/sub/MARKER", b"x", &opts).await.unwrap_err().to_string();
+        assert!(err.contains("stand-in root"), "{err}");
+        assert!(!outside.join("MARKER").exists());
+        // Reading through a symlink out of the root is refused too.
+        assert!(t.read_file("/srv/www/link").await.is_err());
+        assert!(t.remove_file("/srv/www/sub/secret").await.is_err());
+        assert!(outside.join("secret").exists());
+
+        // Inside the root but out of `within`: refused; inside both: written.
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(root.join("etc"), root.join("srv/www/etc")).unwrap();
+        let err = t.write_file("/srv/www/etc/passwd", b"x", &opts).await.unwrap_err().to_string();
+        assert!(err.contains("leads out of /srv/www"), "{err}");
+        t.write_file("/srv/www/a/b.txt", b"ok", &opts).await.unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("srv/www/a/b.txt")).unwrap(), "ok");
+        // `within` not there yet: created on its own path.
+        let fresh = WriteOptions { within: Some("/var/www/html".into()), ..Default::default() };
+        t.write_file("/var/www/html/x", b"ok", &fresh).await.unwrap();
     }
 }

@@ -3,6 +3,12 @@
 //!
 //! These are plain data types; loading (files, locations, validation) lives in the `groundwork` crate.
 
+pub use crate::value::DnsRecord;
+use crate::value::{
+    Argv, DeviceName, DomainName, FcontextPattern, FileMode, FirewalldName, HaproxyName, Interface, K8sName,
+    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, Port, PortProto, PosixName, Quantity, RelPath, RemotePath,
+    SelinuxName, Text, Ttl,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,7 +20,7 @@ pub struct Environment {
     pub cluster: Cluster,
     pub networks: Networks,
     #[serde(default)]
-    pub hosts: BTreeMap<String, Host>,
+    pub hosts: BTreeMap<Label, Host>,
     #[serde(default)]
     pub ssh: SshSettings,
     #[serde(default)]
@@ -41,8 +47,8 @@ pub struct Environment {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
-    pub name: String,
-    pub base_domain: String,
+    pub name: Label,
+    pub base_domain: DomainName,
     /// Three schedulable masters and no workers (OpenShift's compact cluster).
     #[serde(default)]
     pub compact: bool,
@@ -102,9 +108,9 @@ pub struct Host {
     #[serde(default)]
     pub vips: Option<Vips>,
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<Port>,
     #[serde(default)]
-    pub user: Option<String>,
+    pub user: Option<PosixName>,
     #[serde(default)]
     pub transport: TransportKind,
     /// For `transport: local`: the directory that stands for `/` (relative to the environment dir).
@@ -138,13 +144,13 @@ pub struct Vips {
 #[serde(deny_unknown_fields)]
 pub struct SshSettings {
     #[serde(default = "root_user")]
-    pub user: String,
+    pub user: PosixName,
     #[serde(default)]
     pub identity: Option<String>,
     #[serde(default)]
     pub known_hosts: Option<String>,
     #[serde(default = "ssh_port")]
-    pub port: u16,
+    pub port: Port,
     /// Trust an unknown host key on first use (a changed key is always refused).
     #[serde(default)]
     pub accept_new_host_keys: bool,
@@ -154,11 +160,11 @@ pub struct SshSettings {
     pub command_timeout_secs: u64,
 }
 
-fn root_user() -> String {
-    "root".into()
+fn root_user() -> PosixName {
+    PosixName::known("root")
 }
-fn ssh_port() -> u16 {
-    22
+fn ssh_port() -> Port {
+    Port::known(22)
 }
 fn connect_timeout() -> u64 {
     10
@@ -214,9 +220,9 @@ impl NodeRole {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
-    pub name: String,
+    pub name: Label,
     pub role: NodeRole,
-    pub mac: String,
+    pub mac: MacAddr,
     pub ip: IpAddr,
 }
 
@@ -225,54 +231,54 @@ pub struct Node {
 pub struct DnsSettings {
     /// Infra host that holds the primary name server's name (default: the first host with role dns).
     #[serde(default)]
-    pub nameserver: Option<String>,
+    pub nameserver: Option<Label>,
     #[serde(default)]
-    pub ttl: Option<u32>,
+    pub ttl: Option<Ttl>,
     /// Extra records beside the derived ones.
     #[serde(default)]
     pub records: Vec<DnsRecord>,
     /// Records owned by someone else: names (globs with `*`, absolute) whose records found in a served
     /// zone are kept as they are, never planned away.
     #[serde(default)]
-    pub ignore_records: Vec<String>,
+    pub ignore_records: Vec<NamePattern>,
     /// Forward zone (default: the cluster domain `<name>.<base_domain>`; the reference install uses
     /// the base domain).
     #[serde(default)]
-    pub zone: Option<String>,
+    pub zone: Option<DomainName>,
     /// Where zone files go (RHEL: /var/named).
     #[serde(default = "zone_dir")]
-    pub zone_dir: String,
+    pub zone_dir: RemotePath,
     /// The named.conf that gets one include line for groundwork's zone stanzas; `null` when the site
     /// includes the stanza file itself.
     #[serde(default = "named_conf")]
-    pub named_conf: Option<String>,
+    pub named_conf: Option<RemotePath>,
     /// The file groundwork owns with its zone stanzas.
     #[serde(default = "zones_conf")]
-    pub zones_conf: String,
+    pub zones_conf: RemotePath,
     /// Command that makes named load new files.
     #[serde(default = "named_reload")]
-    pub reload: Vec<String>,
+    pub reload: Argv,
     /// rndc as it must be called on the dns hosts (after a reload, each zone is asked whether it loaded:
     /// `rndc reload` succeeds even when a zone fails to load).
     #[serde(default = "rndc")]
-    pub rndc: Vec<String>,
+    pub rndc: Argv,
 }
 
-fn rndc() -> Vec<String> {
-    vec!["rndc".into()]
+fn rndc() -> Argv {
+    Argv::of(&["rndc"])
 }
 
-fn zone_dir() -> String {
-    "/var/named".into()
+fn zone_dir() -> RemotePath {
+    RemotePath::known("/var/named")
 }
-fn named_conf() -> Option<String> {
-    Some("/etc/named.conf".into())
+fn named_conf() -> Option<RemotePath> {
+    Some(RemotePath::known("/etc/named.conf"))
 }
-fn zones_conf() -> String {
-    "/etc/named/groundwork.zones.conf".into()
+fn zones_conf() -> RemotePath {
+    RemotePath::known("/etc/named/groundwork.zones.conf")
 }
-fn named_reload() -> Vec<String> {
-    ["systemctl", "reload-or-restart", "named"].iter().map(|s| s.to_string()).collect()
+fn named_reload() -> Argv {
+    Argv::of(&["systemctl", "reload-or-restart", "named"])
 }
 
 impl Default for DnsSettings {
@@ -294,15 +300,6 @@ impl Default for DnsSettings {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct DnsRecord {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub rtype: String,
-    pub value: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct DhcpSettings {
     pub subnet: IpNet,
     #[serde(default)]
@@ -314,18 +311,18 @@ pub struct DhcpSettings {
     pub pxe: Option<PxeSettings>,
     /// dhcpd.conf path (RHEL and Debian: /etc/dhcp/dhcpd.conf).
     #[serde(default = "dhcpd_conf")]
-    pub config: String,
+    pub config: RemotePath,
     /// Command that makes dhcpd load a new file (dhcpd has no reload).
     #[serde(default = "dhcpd_restart")]
-    pub restart: Vec<String>,
+    pub restart: Argv,
     #[serde(default = "lease_time")]
-    pub default_lease_time: u32,
+    pub default_lease_time: LeaseTime,
     /// The DHCP server of every dhcp host: `dhcpd` (ISC dhcpd) or `kea` (kea-dhcp4).
     #[serde(default)]
     pub backend: DhcpBackend,
     /// Per dhcp host, a backend other than `backend` (e.g. one host moved to Kea first).
     #[serde(default)]
-    pub backends: BTreeMap<String, DhcpBackend>,
+    pub backends: BTreeMap<Label, DhcpBackend>,
     #[serde(default)]
     pub kea: KeaSettings,
 }
@@ -349,13 +346,13 @@ pub enum DhcpBackend {
 pub struct KeaSettings {
     /// kea-dhcp4's configuration file (RHEL 9 and Debian: /etc/kea/kea-dhcp4.conf).
     #[serde(default = "kea_conf")]
-    pub config: String,
+    pub config: RemotePath,
     /// Command that makes kea-dhcp4 load a new file.
     #[serde(default = "kea_restart")]
-    pub restart: Vec<String>,
+    pub restart: Argv,
     /// `interfaces-config.interfaces`: the interfaces (or `IFACE/ADDRESS`) kea-dhcp4 listens on.
     #[serde(default = "all_interfaces")]
-    pub interfaces: Vec<String>,
+    pub interfaces: Vec<Interface>,
 }
 
 impl Default for KeaSettings {
@@ -364,44 +361,44 @@ impl Default for KeaSettings {
     }
 }
 
-fn kea_conf() -> String {
-    "/etc/kea/kea-dhcp4.conf".into()
+fn kea_conf() -> RemotePath {
+    RemotePath::known("/etc/kea/kea-dhcp4.conf")
 }
-fn kea_restart() -> Vec<String> {
-    ["systemctl", "restart", "kea-dhcp4"].iter().map(|s| s.to_string()).collect()
+fn kea_restart() -> Argv {
+    Argv::of(&["systemctl", "restart", "kea-dhcp4"])
 }
-fn all_interfaces() -> Vec<String> {
-    vec!["*".into()]
+fn all_interfaces() -> Vec<Interface> {
+    vec![Interface::known("*")]
 }
 
-fn dhcpd_conf() -> String {
-    "/etc/dhcp/dhcpd.conf".into()
+fn dhcpd_conf() -> RemotePath {
+    RemotePath::known("/etc/dhcp/dhcpd.conf")
 }
-fn dhcpd_restart() -> Vec<String> {
-    ["systemctl", "restart", "dhcpd"].iter().map(|s| s.to_string()).collect()
+fn dhcpd_restart() -> Argv {
+    Argv::of(&["systemctl", "restart", "dhcpd"])
 }
-fn lease_time() -> u32 {
-    600
+fn lease_time() -> LeaseTime {
+    LeaseTime::known(600)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PxeSettings {
     /// Infra host serving TFTP (first boot) and HTTP (the iPXE script).
-    pub tftp_host: String,
+    pub tftp_host: Label,
     /// Served file that DHCP hands to iPXE on the second boot.
-    pub script: String,
+    pub script: RelPath,
     #[serde(default = "efi_file")]
-    pub efi_file: String,
+    pub efi_file: RelPath,
     #[serde(default = "bios_file")]
-    pub bios_file: String,
+    pub bios_file: RelPath,
 }
 
-fn efi_file() -> String {
-    "efi/ipxe.efi".into()
+fn efi_file() -> RelPath {
+    RelPath::known("efi/ipxe.efi")
 }
-fn bios_file() -> String {
-    "undionly.kpxe".into()
+fn bios_file() -> RelPath {
+    RelPath::known("undionly.kpxe")
 }
 
 /// Which nodes receive the ingress frontends (80/443).
@@ -422,23 +419,23 @@ pub struct LoadBalancerSettings {
     #[serde(default)]
     pub frontends: Vec<Frontend>,
     #[serde(default = "haproxy_cfg")]
-    pub config: String,
+    pub config: RemotePath,
     /// haproxy's admin socket (live backend state is read from it).
     #[serde(default = "stats_socket")]
-    pub stats_socket: String,
+    pub stats_socket: RemotePath,
     /// Graceful reload (haproxy -c then SIGUSR2 to the master, as RHEL's unit does).
     #[serde(default = "haproxy_reload")]
-    pub reload: Vec<String>,
+    pub reload: Argv,
 }
 
-fn haproxy_cfg() -> String {
-    "/etc/haproxy/haproxy.cfg".into()
+fn haproxy_cfg() -> RemotePath {
+    RemotePath::known("/etc/haproxy/haproxy.cfg")
 }
-fn stats_socket() -> String {
-    "/var/lib/haproxy/stats".into()
+fn stats_socket() -> RemotePath {
+    RemotePath::known("/var/lib/haproxy/stats")
 }
-fn haproxy_reload() -> Vec<String> {
-    ["systemctl", "reload-or-restart", "haproxy"].iter().map(|s| s.to_string()).collect()
+fn haproxy_reload() -> Argv {
+    Argv::of(&["systemctl", "reload-or-restart", "haproxy"])
 }
 
 impl Default for LoadBalancerSettings {
@@ -456,8 +453,8 @@ impl Default for LoadBalancerSettings {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Frontend {
-    pub name: String,
-    pub port: u16,
+    pub name: HaproxyName,
+    pub port: Port,
     pub backends: Vec<Backend>,
 }
 
@@ -465,18 +462,18 @@ pub struct Frontend {
 #[serde(deny_unknown_fields)]
 pub struct Backend {
     /// A node name.
-    pub node: String,
-    pub port: u16,
+    pub node: Label,
+    pub port: Port,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSettings {
     #[serde(default = "docroot")]
-    pub docroot: String,
+    pub docroot: RemotePath,
     /// Infra host serving the files (default: the first host with role http).
     #[serde(default)]
-    pub host: Option<String>,
+    pub host: Option<Label>,
     #[serde(default)]
     pub serve: Vec<ServedFile>,
     /// Warn when an ignition file is older than this many hours; refuse past 24 h.
@@ -500,21 +497,21 @@ pub struct FilesSettings {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BootSettings {
-    pub kernel: String,
-    pub initramfs: String,
-    pub image: String,
+    pub kernel: RelPath,
+    pub initramfs: RelPath,
+    pub image: RelPath,
     #[serde(default = "install_dev")]
-    pub install_dev: String,
+    pub install_dev: DeviceName,
     #[serde(default)]
-    pub extra_args: Option<String>,
+    pub extra_args: Option<KernelArgs>,
 }
 
-fn install_dev() -> String {
-    "sda".into()
+fn install_dev() -> DeviceName {
+    DeviceName::known("sda")
 }
 
-fn docroot() -> String {
-    "/usr/share/nginx/html".into()
+fn docroot() -> RemotePath {
+    RemotePath::known("/usr/share/nginx/html")
 }
 fn ignition_warn_hours() -> u64 {
     12
@@ -533,7 +530,7 @@ pub enum FileKind {
 #[serde(deny_unknown_fields)]
 pub struct ServedFile {
     /// Path under the docroot (also the URL path).
-    pub path: String,
+    pub path: RelPath,
     /// A local file to upload (relative to the environment dir).
     #[serde(default)]
     pub source: Option<String>,
@@ -550,40 +547,40 @@ pub struct ServedFile {
     #[serde(default)]
     pub secret: bool,
     #[serde(default)]
-    pub mode: Option<String>,
+    pub mode: Option<FileMode>,
     /// Owner and group to set (names); unset: a new file is root's, an existing one keeps its own.
     #[serde(default)]
-    pub owner: Option<String>,
+    pub owner: Option<PosixName>,
     #[serde(default)]
-    pub group: Option<String>,
+    pub group: Option<PosixName>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FirewallSettings {
     #[serde(default = "public_zone")]
-    pub zone: String,
+    pub zone: FirewalldName,
     /// Hosts whose firewalld is managed (default: hosts with role lb).
     #[serde(default)]
-    pub hosts: Vec<String>,
+    pub hosts: Vec<Label>,
     #[serde(default)]
-    pub services: Vec<String>,
+    pub services: Vec<FirewalldName>,
     #[serde(default)]
-    pub ports: Vec<String>,
+    pub ports: Vec<PortProto>,
     #[serde(default)]
-    pub custom_services: BTreeMap<String, CustomService>,
+    pub custom_services: BTreeMap<FirewalldName, CustomService>,
 }
 
-fn public_zone() -> String {
-    "public".into()
+fn public_zone() -> FirewalldName {
+    FirewalldName::known("public")
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CustomService {
     #[serde(default)]
-    pub description: Option<String>,
-    pub ports: Vec<String>,
+    pub description: Option<Text>,
+    pub ports: Vec<PortProto>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -591,11 +588,11 @@ pub struct CustomService {
 pub struct SelinuxSettings {
     /// Hosts whose booleans and port labels are managed (default: hosts with role lb).
     #[serde(default)]
-    pub hosts: Vec<String>,
+    pub hosts: Vec<Label>,
     #[serde(default)]
     pub fcontexts: Vec<FcontextRule>,
     #[serde(default)]
-    pub booleans: BTreeMap<String, bool>,
+    pub booleans: BTreeMap<SelinuxName, bool>,
     #[serde(default)]
     pub ports: Vec<PortLabel>,
 }
@@ -603,20 +600,20 @@ pub struct SelinuxSettings {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FcontextRule {
-    pub path: String,
+    pub path: FcontextPattern,
     #[serde(rename = "type")]
-    pub setype: String,
+    pub setype: SelinuxName,
     /// Hosts the rule applies to (default: hosts with role http).
     #[serde(default)]
-    pub hosts: Vec<String>,
+    pub hosts: Vec<Label>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PortLabel {
-    pub port: String,
+    pub port: PortProto,
     #[serde(rename = "type")]
-    pub setype: String,
+    pub setype: SelinuxName,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -670,26 +667,26 @@ impl OpenShiftSettings {
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     /// StorageClass of the registry's PVC (declare it under the manifests directory if it is new).
-    pub storage_class: String,
+    pub storage_class: K8sName,
     #[serde(default = "registry_claim")]
-    pub claim: String,
+    pub claim: K8sName,
     #[serde(default = "registry_size")]
-    pub size: String,
+    pub size: Quantity,
 }
 
-fn registry_claim() -> String {
-    "image-registry-storage".into()
+fn registry_claim() -> K8sName {
+    K8sName::known("image-registry-storage")
 }
-fn registry_size() -> String {
-    "100Gi".into()
+fn registry_size() -> Quantity {
+    Quantity::known("100Gi")
 }
 
 impl Environment {
-    pub fn hosts_with_role(&self, role: HostRole) -> impl Iterator<Item = (&String, &Host)> {
+    pub fn hosts_with_role(&self, role: HostRole) -> impl Iterator<Item = (&Label, &Host)> {
         self.hosts.iter().filter(move |(_, h)| h.has_role(role))
     }
 
-    pub fn first_host_with_role(&self, role: HostRole) -> Option<(&String, &Host)> {
+    pub fn first_host_with_role(&self, role: HostRole) -> Option<(&Label, &Host)> {
         self.hosts_with_role(role).next()
     }
 
@@ -752,10 +749,10 @@ impl Environment {
             .filter(|n| n.role == NodeRole::Master || (n.role == NodeRole::Bootstrap && !bootstrap_done))
             .collect();
         let ingress = self.ingress_nodes();
-        let fe = |name: &str, port: u16, nodes: &[&Node]| Frontend {
-            name: name.to_string(),
-            port,
-            backends: nodes.iter().map(|n| Backend { node: n.name.clone(), port }).collect(),
+        let fe = |name: &'static str, port: u16, nodes: &[&Node]| Frontend {
+            name: HaproxyName::known(name),
+            port: Port::known(port),
+            backends: nodes.iter().map(|n| Backend { node: n.name.clone(), port: Port::known(port) }).collect(),
         };
         vec![
             fe("api", 6443, &control),

@@ -116,6 +116,10 @@ pub struct WriteOptions {
     pub mode: Option<u32>,
     pub owner: Option<String>,
     pub group: Option<String>,
+    /// The directory the file must stay in (a served file: the docroot): a path that leads out of it
+    /// through a symlink is refused on the host, before anything is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<String>,
 }
 
 /// Digest and metadata of a remote file (what large-file resources compare).

@@ -88,36 +88,38 @@ pub fn regex_base(path: &str) -> String {
 }
 
 fn lb_hosts(env: &Environment) -> Vec<String> {
-    env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.clone()).collect()
+    env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.to_string()).collect()
+}
+
+fn names(v: &[groundwork_sdk::value::Label]) -> Vec<String> {
+    v.iter().map(|h| h.to_string()).collect()
 }
 
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(se) = &env.selinux else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    let http_hosts: Vec<String> = env.hosts_with_role(HostRole::Http).map(|(n, _)| n.clone()).collect();
+    let http_hosts: Vec<String> = env.hosts_with_role(HostRole::Http).map(|(n, _)| n.to_string()).collect();
     for rule in &se.fcontexts {
-        let hosts = if rule.hosts.is_empty() { http_hosts.clone() } else { rule.hosts.clone() };
+        let hosts = if rule.hosts.is_empty() { http_hosts.clone() } else { names(&rule.hosts) };
         for host in hosts {
-            let fc = Address::new(PROVIDER, "fcontext", Some(&host), rule.path.clone());
-            out.push(Resource::new(fc.clone(), FcontextSpec { path: rule.path.clone(), setype: rule.setype.clone() })?);
+            let fc = Address::new(PROVIDER, "fcontext", Some(&host), rule.path.to_string());
+            let spec = FcontextSpec { path: rule.path.to_string(), setype: rule.setype.to_string() };
+            out.push(Resource::new(fc.clone(), spec)?);
             let base = regex_base(&rule.path);
             let relabel = Address::new(PROVIDER, "relabel", Some(&host), base.clone());
             out.push(Resource::new(relabel, RelabelSpec { path: base, generation: String::new() })?.depends_on(fc));
         }
     }
-    let hosts = if se.hosts.is_empty() { lb_hosts(env) } else { se.hosts.clone() };
+    let hosts = if se.hosts.is_empty() { lb_hosts(env) } else { names(&se.hosts) };
     for host in &hosts {
         for (name, value) in &se.booleans {
-            let addr = Address::new(PROVIDER, "boolean", Some(host), name.clone());
-            out.push(Resource::new(addr, BooleanSpec { name: name.clone(), value: *value })?);
+            let addr = Address::new(PROVIDER, "boolean", Some(host), name.to_string());
+            out.push(Resource::new(addr, BooleanSpec { name: name.to_string(), value: *value })?);
         }
         for p in &se.ports {
-            let (port, proto) = p.port.split_once('/').unwrap_or((&p.port, "tcp"));
-            let port: u16 = port
-                .parse()
-                .map_err(|_| Error::failed(&format!("selinux.port[{host}:{}]", p.port), "not PORT/PROTO"))?;
+            let (port, proto) = (p.port.port, p.port.proto.clone());
             let addr = Address::new(PROVIDER, "port", Some(host), format!("{proto}/{port}"));
-            out.push(Resource::new(addr, PortSpec { proto: proto.to_string(), port, setype: p.setype.clone() })?);
+            out.push(Resource::new(addr, PortSpec { proto, port, setype: p.setype.to_string() })?);
         }
     }
     Ok(out)
