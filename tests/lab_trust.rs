@@ -270,3 +270,59 @@ fn served_files_stay_inside_the_docroot_on_the_host() {
     // Everything else went on.
     assert!(lab.ssh_ok("bastion", "cat /usr/share/nginx/html/pxeboot.ipxe").contains("#!ipxe"));
 }
+
+/// Values that once broke out of their config files now render inside them, read back as declared by
+/// the real daemons' own tools (dig, firewall-cmd), and a re-plan is empty; an entry added on a host
+/// by hand is reported as drift and taken away.
+#[test]
+fn hostile_values_stay_in_their_place_and_extra_entries_are_drift() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let env = lab.env_dir().join("environment.yaml");
+    let text = std::fs::read_to_string(&env).unwrap();
+    let txt = "say \"hi\"; \\ {x} $(reboot) ${y}\nm1 IN A 10.88.0.99";
+    // A JSON string is a YAML double-quoted scalar with the same escapes.
+    let record = format!(
+        "dns:\n  records:\n    - {{ name: note, type: TXT, value: {} }}\n",
+        serde_json::to_string(txt).unwrap()
+    );
+    std::fs::write(&env, format!("{text}{record}")).unwrap();
+    let services = lab.env_dir().join("services.yaml");
+    let description = r#"OpenShift <machine> config & "access" $(reboot) ${x}"#;
+    replace_in(
+        &services,
+        "{ description: OpenShift machine config access,",
+        &format!("{{ description: '{description}',"),
+    );
+
+    let run = common::groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let again = common::groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "read back as declared, so nothing to do:\n{}", again.stdout);
+    // dig sees one TXT record with exactly the declared bytes, and m1 keeps its single address.
+    assert_eq!(
+        lab.dig(&["note.lab.example.test", "TXT"]),
+        r#""say \"hi\"; \\ {x} $(reboot) ${y}\010m1 IN A 10.88.0.99""#
+    );
+    assert_eq!(lab.dig(&["m1.lab.example.test", "A"]), lab.ip(21));
+    let info = lab.ssh_ok("lb1", "firewall-cmd -v --permanent --info-service=machine-config");
+    assert!(info.contains(description), "{info}");
+
+    // By hand: an extra host block in dhcpd.conf and an extra A record in the zone.
+    lab.ssh_ok(
+        "ns1",
+        &format!(
+            "printf 'host evil {{ hardware ethernet 52:54:00:00:00:99; fixed-address {}; }}\\n' >> /etc/dhcp/dhcpd.conf && printf 'evil IN A {}\\n' >> /var/named/lab.example.test.zone",
+            lab.ip(99),
+            lab.ip(99)
+        ),
+    );
+    let drift = common::groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{}", drift.stdout);
+    assert!(drift.stdout.contains(&format!("- host evil 52:54:00:00:00:99 → {}", lab.ip(99))), "{}", drift.stdout);
+    assert!(drift.stdout.contains(&format!("- A evil.lab.example.test {}", lab.ip(99))), "{}", drift.stdout);
+    let run = common::groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf").contains("evil"));
+    assert_eq!(lab.dig(&["evil.lab.example.test", "A"]), "");
+}

@@ -537,4 +537,70 @@ abs.example.org. CNAME target
         assert_eq!(parse_ttl("1w2d3h4m5s"), Some(604_800 + 2 * 86_400 + 3 * 3600 + 4 * 60 + 5));
         assert_eq!(parse_ttl("1x"), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use groundwork_sdk::value::{DomainName, RecordData};
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = DomainName> {
+            "[a-z0-9_]([a-z0-9_-]{0,8}[a-z0-9_])?(\\.[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?){0,3}"
+                .prop_filter_map("a domain name", |s| DomainName::try_from(s).ok())
+        }
+
+        /// Any record the inventory can declare, TXT and CAA with arbitrary bytes of text.
+        fn data() -> impl Strategy<Value = RecordData> {
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(|o| RecordData::A(o.into())),
+                any::<[u16; 8]>().prop_map(|s| RecordData::Aaaa(s.into())),
+                name().prop_map(RecordData::Cname),
+                name().prop_map(RecordData::Ns),
+                (any::<u16>(), name()).prop_map(|(preference, exchange)| RecordData::Mx { preference, exchange }),
+                (any::<u16>(), any::<u16>(), any::<u16>(), name())
+                    .prop_map(|(priority, weight, port, target)| RecordData::Srv { priority, weight, port, target }),
+                prop::collection::vec(any::<String>().prop_map(|s| s.chars().take(60).collect::<String>()), 1..4)
+                    .prop_map(RecordData::Txt),
+                (any::<u8>(), "[a-z]{1,10}", any::<String>().prop_map(|s| s.chars().take(40).collect::<String>()))
+                    .prop_filter("CAA value", |(_, _, v)| !v.is_empty())
+                    .prop_map(|(flags, tag, value)| RecordData::Caa { flags, tag, value }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn rendered_zones_read_back_as_exactly_their_records(
+                records in prop::collection::vec((name(), data()), 0..12),
+                serial in any::<u32>(),
+            ) {
+                let origin = "lab.example.test";
+                let records: Vec<Record> = records
+                    .into_iter()
+                    .map(|(n, d)| Record { name: format!("{n}.{origin}"), rtype: d.rtype().into(), value: d.presentation() })
+                    .collect();
+                let z = DesiredZone {
+                    origin: origin.into(),
+                    ttl: 300,
+                    mname: format!("ns1.{origin}"),
+                    rname: format!("root.{origin}"),
+                    cluster: "lab".into(),
+                    records: records.clone(),
+                };
+                let back = parse(&render(&z, serial), origin).unwrap();
+                prop_assert!(back.errors.is_empty(), "{:?}", back.errors);
+                prop_assert_eq!(back.serial, Some(serial));
+                prop_assert_eq!(back.records, records.into_iter().collect::<BTreeSet<_>>());
+            }
+
+            #[test]
+            fn a_planned_serial_is_always_greater_than_the_served_one(served in any::<u32>(), base in any::<u32>()) {
+                let next = next_serial(Some(served), base);
+                prop_assert!(serial_gt(next, served), "{} is not greater than {} (RFC 1982)", next, served);
+            }
+
+            #[test]
+            fn the_reader_never_panics(text in any::<String>()) {
+                let _ = parse(&text, "lab.example.test");
+            }
+        }
+    }
 }

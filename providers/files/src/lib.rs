@@ -245,6 +245,51 @@ fn file_spec(
     Ok(spec)
 }
 
+/// What an iPXE script boots, as read back: per label (`:worker`), its `kernel` URL and arguments and its
+/// `initrd` URLs; and the menu's `item` labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpxeEntries {
+    pub items: Vec<String>,
+    /// (label, kernel URL, kernel arguments)
+    pub kernels: Vec<(String, String, Vec<String>)>,
+    /// (label, initrd URL)
+    pub initrds: Vec<(String, String)>,
+}
+
+/// Read an iPXE script: labels, `item`, `kernel` and `initrd` lines (anything else is not an entry).
+pub fn read_ipxe(text: &str) -> IpxeEntries {
+    let mut out = IpxeEntries::default();
+    let mut label = String::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [l] if l.starts_with(':') => label = l[1..].to_string(),
+            ["item", rest @ ..] => {
+                let mut it = rest.iter().peekable();
+                while let Some(w) = it.next() {
+                    match *w {
+                        "--gap" => break,
+                        "--key" => {
+                            it.next();
+                        }
+                        w if w.starts_with("--") => {}
+                        w => {
+                            out.items.push(w.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            ["kernel", url, args @ ..] => {
+                out.kernels.push((label.clone(), url.to_string(), args.iter().map(|a| a.to_string()).collect()))
+            }
+            ["initrd", url, ..] => out.initrds.push((label.clone(), url.to_string())),
+            _ => {}
+        }
+    }
+    out
+}
+
 pub struct FilesProvider;
 
 #[async_trait]

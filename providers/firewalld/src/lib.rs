@@ -58,7 +58,8 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
             let addr = Address::new(PROVIDER, "service_def", h, name.to_string());
             let spec = ServiceDefSpec {
                 name: name.to_string(),
-                description: svc.description.as_ref().map(|d| d.to_string()),
+                // An empty description is no description (firewalld writes none).
+                description: svc.description.as_ref().map(|d| d.to_string()).filter(|d| !d.is_empty()),
                 ports: svc.ports.iter().map(|p| p.to_string()).collect(),
             };
             out.push(Resource::new(addr.clone(), spec)?);
@@ -119,25 +120,59 @@ pub struct Snapshot {
     pub defs: BTreeMap<String, Option<ServiceDefSpec>>,
 }
 
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=\"");
-    let start = tag.find(&key)? + key.len();
-    tag[start..].split('"').next()
+/// Parse a firewalld service XML (as in /etc/firewalld/services) with an XML parser: entities and
+/// character references are resolved, comments and odd spacing do not matter. A file that is not XML
+/// reads as a service with nothing in it (the plan then rewrites it).
+pub fn parse_service_xml(name: &str, xml: &str) -> ServiceDefSpec {
+    let mut def = ServiceDefSpec { name: name.to_string(), description: None, ports: Vec::new() };
+    let Ok(doc) = roxmltree::Document::parse(xml.trim()) else { return def };
+    for node in doc.root_element().children().filter(|n| n.is_element()) {
+        match node.tag_name().name() {
+            "description" => {
+                def.description = Some(node.text().unwrap_or_default().trim().to_string()).filter(|d| !d.is_empty())
+            }
+            "port" => {
+                if let (Some(p), Some(proto)) = (node.attribute("port"), node.attribute("protocol")) {
+                    def.ports.push(format!("{p}/{proto}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    def
 }
 
-/// Parse a firewalld service XML (as in /etc/firewalld/services).
-pub fn parse_service_xml(name: &str, xml: &str) -> ServiceDefSpec {
-    let description = xml
-        .split("<description>")
-        .nth(1)
-        .and_then(|r| r.split("</description>").next())
-        .map(|d| d.trim().replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\""));
-    let ports = xml
-        .split("<port ")
-        .skip(1)
-        .filter_map(|t| Some(format!("{}/{}", attr(t, "port")?, attr(t, "protocol")?)))
-        .collect();
-    ServiceDefSpec { name: name.to_string(), description, ports }
+fn xml_escape(s: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A service XML as firewalld writes it (Python's XMLGenerator: text and attribute values escaped).
+/// groundwork defines services through firewall-cmd; this is the shape its reader is held against.
+pub fn render_service_xml(def: &ServiceDefSpec) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service>\n");
+    if let Some(d) = &def.description {
+        s.push_str(&format!("  <description>{}</description>\n", xml_escape(d, false)));
+    }
+    for p in &def.ports {
+        let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+        s.push_str(&format!(
+            "  <port port=\"{}\" protocol=\"{}\"/>\n",
+            xml_escape(port, true),
+            xml_escape(proto, true)
+        ));
+    }
+    s.push_str("</service>\n");
+    s
 }
 
 /// Parse READ_SCRIPT output.

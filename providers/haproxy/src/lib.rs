@@ -107,6 +107,55 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     Ok(out)
 }
 
+/// What a haproxy.cfg declares, as read back: frontends (name, bind port, default backend) and backend
+/// servers (backend, server, address), in file order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HaproxyEntries {
+    pub frontends: Vec<(String, String, String)>,
+    pub servers: Vec<(String, String, String)>,
+}
+
+/// Read any haproxy.cfg: `frontend`/`listen` sections with their `bind` and `default_backend`, and the
+/// `server` lines of `backend`/`listen` sections.
+pub fn read_config(text: &str) -> HaproxyEntries {
+    let mut out = HaproxyEntries::default();
+    let mut section: Option<(String, String)> = None;
+    for raw in text.lines() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [kind @ ("frontend" | "backend" | "listen"), name, ..] => {
+                section = Some((kind.to_string(), name.to_string()));
+                if *kind != "backend" {
+                    out.frontends.push((name.to_string(), String::new(), String::new()));
+                }
+            }
+            ["global" | "defaults", ..] => section = None,
+            ["bind", addr, ..] => {
+                if let (Some((k, _)), Some(fe)) = (&section, out.frontends.last_mut()) {
+                    if k != "backend" {
+                        fe.1 = addr.rsplit(':').next().unwrap_or_default().to_string();
+                    }
+                }
+            }
+            ["default_backend", name, ..] => {
+                if let Some(fe) = out.frontends.last_mut() {
+                    fe.2 = name.to_string();
+                }
+            }
+            ["server", name, addr, ..] => {
+                if let Some((k, backend)) = &section {
+                    if k != "frontend" {
+                        out.servers.push((backend.clone(), name.to_string(), addr.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Every `server` line as `server NAME in backend BACKEND (ADDR)`, from any haproxy.cfg.
 pub fn servers(text: &str) -> BTreeSet<String> {
     let mut section = String::new();

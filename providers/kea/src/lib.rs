@@ -73,15 +73,31 @@ pub fn parse_reservations(text: &str) -> BTreeMap<String, Pin> {
     groundwork_dhcpd::keyed(read_reservations(text))
 }
 
-/// The reservations of a kea-dhcp4.conf in file order, global ones first. Kea allows `#` and `//`
-/// comment lines; anything that is not then JSON has no reservations to show.
-pub fn read_reservations(text: &str) -> Vec<(String, Pin)> {
+/// A kea-dhcp4.conf as JSON (Kea allows `#` and `//` comment lines).
+fn kea_json(text: &str) -> Option<Value> {
     let json: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
-    let Ok(v) = serde_json::from_str::<Value>(&json) else { return Vec::new() };
+    serde_json::from_str::<Value>(&json).ok()
+}
+
+/// The `boot-file-name` of every client class, in order (what PXE clients are handed).
+pub fn read_boot_files(text: &str) -> Vec<String> {
+    let Some(v) = kea_json(text) else { return Vec::new() };
+    v["Dhcp4"]["client-classes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["boot-file-name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The reservations of a kea-dhcp4.conf in file order, global ones first. Kea allows `#` and `//`
+/// comment lines; anything that is not then JSON has no reservations to show.
+pub fn read_reservations(text: &str) -> Vec<(String, Pin)> {
+    let Some(v) = kea_json(text) else { return Vec::new() };
     let dhcp4 = &v["Dhcp4"];
     let global = dhcp4["reservations"].as_array().into_iter().flatten();
     let in_subnets = dhcp4["subnet4"]

@@ -353,11 +353,12 @@ fn check_text(s: String) -> Result<String, String> {
     if s.chars().any(|c| c.is_control()) {
         return Err(format!("{} has a control character (line break, tab, NUL...): one line of text", shown(&s)));
     }
-    Ok(s)
+    // White space at either end is not kept by the tools that store descriptions: not kept here either.
+    Ok(s.trim().to_string())
 }
 
 string_type!(
-    /// One line of printable text (a description), at most 512 bytes.
+    /// One line of printable text (a description), at most 512 bytes, trimmed.
     Text,
     check_text
 );
