@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicU32;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 const BASE: u32 = 110;
-const HOSTILE: &str = "undeclared-node serving-bad-ip client-wrong-requestor";
+const HOSTILE: &str = "undeclared-node serving-bad-ip client-wrong-requestor duplicate-client ready-master-client";
 
 fn workers(lab: &Lab) -> BTreeMap<String, String> {
     [("w1", 31), ("w2", 32), ("w3", 33), ("i1", 41), ("i2", 42)]
@@ -81,6 +81,11 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
         "node \"x9.lab.example.test\" is not declared in the inventory",
         "not the node-bootstrapper service account",
         &format!("SAN IPs {{{}}} differ from the inventory's {{{}}}", lab.ip(199), lab.ip(31)),
+        // One identity, once: a second client CSR while w1 joins, another after it has joined, and a
+        // client CSR for a master (left to the bootstrap's approver).
+        "another client CSR for w1.lab.example.test",
+        "w1.lab.example.test has joined already (its Node is Ready)",
+        "m1.lab.example.test is a master",
     ] {
         assert!(run.stdout.contains(reason), "{reason}:\n{}", run.stdout);
     }
@@ -116,7 +121,7 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
         }
     }
     assert_eq!(approved, declared.keys().map(|n| (n.clone(), 2)).collect::<BTreeMap<_, _>>());
-    assert_eq!(pending.len(), 3, "the three hostile CSRs stay pending: {pending:?}");
+    assert_eq!(pending.len(), 6, "the six hostile CSRs stay pending: {pending:?}");
 
     // Every declared node is Ready; the infra nodes carry the label and both taints.
     let nodes = Api::<Node>::all(client.clone());

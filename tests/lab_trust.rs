@@ -326,3 +326,105 @@ fn hostile_values_stay_in_their_place_and_extra_entries_are_drift() {
     assert!(!lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf").contains("evil"));
     assert_eq!(lab.dig(&["evil.lab.example.test", "A"]), "");
 }
+
+/// A lock that could not be written whole leaves nothing behind; one that reads as garbage is named
+/// "corrupt" (not "not locked") and force-unlock clears it; the temp file a killed upload left in the
+/// docroot is found and removed by the next apply, and reported.
+#[test]
+fn locks_and_leftovers_recover_by_themselves() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let apply = || common::groundwork(&["apply", e, "--auto-approve"]);
+    let run = apply();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let lock = "/var/lib/groundwork/lab.lock";
+    let nodes = lab.env_dir().join("nodes.yaml");
+    replace_in(&nodes, &format!("ip: {} }}", lab.ip(32)), &format!("ip: {} }}", lab.ip(36)));
+
+    // A full disk on ns1 where the lock goes: refused, and no lock file anywhere (whole or not at all).
+    let full = lab.in_host("ns1", "mount -t tmpfs -o size=8k gw-full /var/lib/groundwork && dd if=/dev/zero of=/var/lib/groundwork/fill bs=1k count=64 2>/dev/null; df /var/lib/groundwork | tail -1");
+    assert!(full.status.success(), "{}", String::from_utf8_lossy(&full.stderr));
+    let run = apply();
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("cannot take the lock (nothing was written)"), "{}", run.stderr);
+    for host in ["bastion", "ns1", "lb1"] {
+        assert!(!lab.ssh(host, &format!("test -e {lock}")).status.success(), "a lock was left on {host}");
+        assert_eq!(lab.ssh_ok(host, "ls -A /var/lib/groundwork | grep -c groundwork-lock || true").trim(), "0");
+    }
+    assert!(lab.in_host("ns1", "umount /var/lib/groundwork").status.success());
+
+    // An empty lock file (what a full disk used to leave): plan names it, apply refuses, force-unlock clears.
+    lab.ssh_ok("lb1", &format!(": > {lock}"));
+    let plan = common::groundwork(&["plan", e]);
+    assert!(plan.stdout.contains("corrupt lock") && plan.stdout.contains("force-unlock corrupt"), "{}", plan.stdout);
+    let run = apply();
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("corrupt lock") && run.stderr.contains("groundwork force-unlock corrupt"),
+        "{}",
+        run.stderr
+    );
+    let cleared = common::groundwork(&["force-unlock", "corrupt", e]);
+    assert_eq!(cleared.code, 0, "{}{}", cleared.stdout, cleared.stderr);
+    assert!(cleared.stdout.contains("Removed corrupt lock"), "{}", cleared.stdout);
+    let run = apply();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // kill -9 during a 1 GiB upload: its temp file stays in the docroot (and so does its lock).
+    let big = lab.env_dir().join("big.img");
+    let services = lab.env_dir().join("services.yaml");
+    replace_in(
+        &services,
+        "    - { path: pxeboot.ipxe,",
+        "    - { path: big.img, source: big.img }\n    - { path: pxeboot.ipxe,",
+    );
+    let docroot = "/usr/share/nginx/html";
+    let mut leftover = None;
+    for attempt in 0..3u8 {
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(1 << 30).unwrap();
+        std::os::unix::fs::FileExt::write_at(&f, &[attempt + 1], 0).unwrap();
+        drop(f);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+            .args(["apply", e, "--auto-approve"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Watch the docroot from inside bastion until the upload's temp file is there.
+        loop {
+            let seen = lab.in_host("bastion", &format!("ls -A {docroot} | grep '^\\.groundwork-' | head -1"));
+            let name = String::from_utf8_lossy(&seen.stdout).trim().to_string();
+            if !name.is_empty() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                leftover = Some(name);
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break; // the upload finished before it was seen: try again with other content
+            }
+        }
+        if leftover.is_some() {
+            break;
+        }
+    }
+    let name = leftover.expect("a temp file during the upload");
+    let size: u64 = lab.ssh_ok("bastion", &format!("stat -c %s {docroot}/{name}")).trim().parse().unwrap();
+    let held = lab.ssh_ok("bastion", &format!("cat {lock}"));
+    let id: serde_json::Value = serde_json::from_str(&held).unwrap();
+    let id = id["id"].as_str().unwrap().to_string();
+    let cleared = common::groundwork(&["force-unlock", &id, e]);
+    assert_eq!(cleared.code, 0, "{}{}", cleared.stdout, cleared.stderr);
+
+    let run = apply();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!("removed {docroot}/{name} on bastion ({size} bytes): left by an interrupted run")),
+        "{}",
+        run.stdout
+    );
+    assert!(!lab.ssh("bastion", &format!("test -e {docroot}/{name}")).status.success());
+    assert_eq!(lab.ssh_ok("bastion", &format!("stat -c %s {docroot}/big.img")).trim(), (1u64 << 30).to_string());
+    assert_eq!(common::groundwork(&["plan", e, "--detailed-exitcode"]).code, 0);
+}

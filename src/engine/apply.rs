@@ -25,6 +25,8 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub outcomes: Vec<(Address, Action, Outcome)>,
+    /// Temp files an interrupted run had left, removed before applying: (host, path, bytes).
+    pub swept: Vec<(String, String, u64)>,
 }
 
 impl ApplyReport {
@@ -76,6 +78,7 @@ pub async fn apply(
     on_done: &(dyn Fn(&Address, &Outcome) + Sync),
 ) -> Result<ApplyReport> {
     check_secrets(plan, hosts.secrets())?;
+    let swept = sweep(hosts, plan).await;
     let edges = apply_edges(plan);
     let graph = Graph::build(edges.iter().map(|(a, d)| (a, d.as_slice())), true)?;
     let by_addr: HashMap<&Address, &Planned> = plan.changes.iter().map(|c| (&c.change.address, c)).collect();
@@ -161,7 +164,36 @@ pub async fn apply(
             (c.change.address.clone(), c.change.action, o)
         })
         .collect();
-    Ok(ApplyReport { outcomes })
+    Ok(ApplyReport { outcomes, swept })
+}
+
+/// Before writing, remove what an interrupted run left (temp files of atomic writes) in the directories
+/// this plan writes to and in the state directory, on every host it touches. The caller holds the lock:
+/// no other run is writing there. A host that cannot be swept is left for its changes to report.
+async fn sweep(hosts: &Hosts, plan: &Plan) -> Vec<(String, String, u64)> {
+    let mut dirs: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for c in &plan.changes {
+        let Some(h) = &c.change.address.host else { continue };
+        let set = dirs.entry(h.clone()).or_default();
+        set.insert(state::STATE_DIR.to_string());
+        for v in [&c.change.after, &c.change.before].into_iter().flatten() {
+            if let Some((dir, _)) = v.get("path").and_then(|p| p.as_str()).and_then(|p| p.rsplit_once('/')) {
+                if !dir.is_empty() {
+                    set.insert(dir.to_string());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (host, set) in dirs {
+        let Ok(t) = hosts.transport(&host).await else { continue };
+        let list: Vec<String> = set.into_iter().collect();
+        match t.sweep(&list).await {
+            Ok(found) => out.extend(found.into_iter().map(|(p, n)| (host.clone(), p, n))),
+            Err(e) => tracing::warn!(host = %host, error = %e, "could not look for leftover temp files"),
+        }
+    }
+    out
 }
 
 async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Result<()> {

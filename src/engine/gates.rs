@@ -45,7 +45,8 @@ pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<
 pub async fn add_csr_verdicts(client: Option<&kube::Client>, env: &Environment, statuses: &mut [GateStatus]) {
     let waiting = statuses.iter_mut().find(|s| s.gate == Gate::WorkersJoined && !s.passed);
     if let (Some(status), Some(c)) = (waiting, client) {
-        if let Ok(decisions) = cluster_gates::review_csrs(c, env, false).await {
+        let mut ledger = cluster_gates::ledger(env);
+        if let Ok(decisions) = cluster_gates::review_csrs(c, env, false, &mut ledger).await {
             status.notes = decisions.iter().map(CsrDecision::describe).collect();
         }
     }

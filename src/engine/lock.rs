@@ -28,7 +28,13 @@ pub struct LockInfo {
     /// Seconds since the holder last touched the lock file, as the host that has it saw it.
     #[serde(skip)]
     pub heartbeat_age: Option<u64>,
+    /// The lock file exists but does not read as a lock (empty, cut short, garbage): its size.
+    #[serde(skip)]
+    pub corrupt: Option<usize>,
 }
+
+/// The id under which a corrupt lock file is cleared: `groundwork force-unlock corrupt ENV`.
+pub const CORRUPT_ID: &str = "corrupt";
 
 /// How often a holder touches its lock.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -50,6 +56,22 @@ impl LockInfo {
             environment: environment.to_string(),
             operation: operation.to_string(),
             heartbeat_age: None,
+            corrupt: None,
+        }
+    }
+
+    /// A lock file that does not read as a lock.
+    fn corrupt(bytes: usize, heartbeat_age: Option<u64>) -> Self {
+        LockInfo {
+            id: CORRUPT_ID.into(),
+            holder: "?".into(),
+            runner: "?".into(),
+            pid: 0,
+            started_unix: 0,
+            environment: String::new(),
+            operation: String::new(),
+            heartbeat_age,
+            corrupt: Some(bytes),
         }
     }
 
@@ -64,6 +86,13 @@ impl LockInfo {
     }
 
     pub fn describe(&self) -> String {
+        if let Some(bytes) = self.corrupt {
+            let touched = self.heartbeat_age.map(|a| format!(", last touched {a}s ago")).unwrap_or_default();
+            return format!(
+                "corrupt lock: the lock file does not read as a lock ({bytes} bytes{touched}), probably left by a run \
+                 that could not finish writing it; nothing holds it"
+            );
+        }
         let age = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -96,9 +125,16 @@ macro_rules! show_lock {
         r#"cat "$1" 2>/dev/null && a=$(stat -c %Y "$1" 2>/dev/null) && printf '\n@@AGE %s\n' "$(( $(date +%s) - a ))""#
     };
 }
-/// Create the lock file only if it does not exist; print the existing one otherwise.
+/// Create the lock file only if it does not exist, whole or not at all: written to a temp file first,
+/// then linked into place (link(2) fails if the lock exists, and a full disk fails the temp file, not
+/// the lock); print the existing one otherwise. Exit 3: held; 4: could not be written.
 const ACQUIRE: &str = concat!(
-    r#"set -C; mkdir -p "$(dirname "$1")" && { printf '%s\n' "$2" > "$1"; } 2>/dev/null && exit 0; "#,
+    r#"d=$(dirname "$1"); mkdir -p "$d" || exit 4
+t=$(mktemp "$d/.groundwork-lock-XXXXXX") || exit 4
+if ! { printf '%s\n' "$2" > "$t" && sync -- "$t"; } 2>/dev/null; then rm -f -- "$t"; echo "cannot write the lock in $d" >&2; df -h -- "$d" >&2; exit 4; fi
+if ln -- "$t" "$1" 2>/dev/null; then rm -f -- "$t"; exit 0; fi
+rm -f -- "$t"
+"#,
     show_lock!(),
     "; exit 3"
 );
@@ -106,19 +142,35 @@ const ACQUIRE: &str = concat!(
 const SHOW: &str = concat!(r#"[ -e "$1" ] || exit 0; "#, show_lock!());
 /// Remove the lock only if it is ours (by id).
 const RELEASE: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && rm -f "$1"; exit 0"#;
+/// Remove the lock file only if it is still the same corrupt file ($2: its content's sha256, or "").
+const CLEAR_CORRUPT: &str =
+    r#"[ -e "$1" ] || exit 0; s=$(sha256sum < "$1" | cut -c1-64); [ "$s" = "$2" ] && rm -f -- "$1"; exit 0"#;
 /// Touch the lock only if it is still ours.
 const TOUCH: &str = r#"grep -q "\"id\":\"$2\"" "$1" 2>/dev/null && touch -c "$1"; exit 0"#;
 
-/// A lock as SHOW/ACQUIRE print it (or the bare lock file).
+/// A lock as SHOW/ACQUIRE print it (or the bare lock file): None when there is no lock, a corrupt lock
+/// when there is a file that does not read as one.
 pub fn parse_shown(out: &[u8]) -> Option<LockInfo> {
     let text = String::from_utf8_lossy(out);
-    let (json, age) = match text.split_once("\n@@AGE ") {
-        Some((json, age)) => (json.to_string(), age.trim().parse().ok()),
+    let (json, age) = match text.rsplit_once("@@AGE ") {
+        Some((json, age)) => (json.strip_suffix('\n').unwrap_or(json).to_string(), age.trim().parse().ok()),
         None => (text.to_string(), None),
     };
-    let mut info: LockInfo = serde_json::from_str(json.trim()).ok()?;
-    info.heartbeat_age = age;
-    Some(info)
+    match serde_json::from_str::<LockInfo>(json.trim()) {
+        Ok(mut info) => {
+            info.heartbeat_age = age;
+            Some(info)
+        }
+        // SHOW prints @@AGE only for a file that exists; a bare read is a file that exists.
+        Err(_) if age.is_some() || !out.is_empty() => Some(LockInfo::corrupt(json.len(), age)),
+        Err(_) => None,
+    }
+}
+
+/// A lock file as read whole (the batched read of a plan): None when absent.
+pub fn parse_file(bytes: Option<&[u8]>) -> Option<LockInfo> {
+    let bytes = bytes?;
+    parse_shown(bytes).or_else(|| Some(LockInfo::corrupt(bytes.len(), None)))
 }
 
 fn lock_cmd(script: &str, name: &str, info: &LockInfo, arg: &str) -> Cmd {
@@ -200,10 +252,13 @@ async fn try_acquire(
         match r {
             Ok((h, out)) if out.success() => got.push(h),
             Ok((h, out)) => {
-                let other = parse_shown(&out.stdout).ok_or_else(|| Error::Host {
-                    host: h.clone(),
-                    message: format!("cannot take the lock: {}", out.message()),
-                });
+                let other = match (out.code, parse_shown(&out.stdout)) {
+                    (3, Some(info)) => Ok(info),
+                    _ => Err(Error::Host {
+                        host: h.clone(),
+                        message: format!("cannot take the lock (nothing was written): {}", out.message()),
+                    }),
+                };
                 refused.get_or_insert(other);
             }
             Err(e) => {
@@ -241,6 +296,14 @@ pub async fn acquire(
             Ok(held) => return Ok(held),
             Err(other) => match deadline {
                 Some(d) if tokio::time::Instant::now() < d => tokio::time::sleep(Duration::from_millis(500)).await,
+                _ if other.corrupt.is_some() => {
+                    return Err(Error::Locked {
+                        message: format!(
+                            "{}; clear it with: groundwork force-unlock {CORRUPT_ID} ENV",
+                            other.describe()
+                        ),
+                    })
+                }
                 _ => {
                     let hint =
                         if wait.is_some() { "still held after --lock-timeout" } else { "another apply is running" };
@@ -282,16 +345,23 @@ impl Held {
     }
 }
 
-/// Remove locks with this id from every host (the holder is gone).
+/// Remove locks with this id from every host (the holder is gone); with [`CORRUPT_ID`], the lock files
+/// that do not read as a lock (each removed only if it is still the file that was read).
 pub async fn force_unlock(hosts: &Hosts, host_names: &[String], environment: &str, id: &str) -> Result<usize> {
     let mut removed = 0;
     for h in host_names {
         let t = hosts.transport(h).await?;
         let path = lock_path(environment);
-        let before = t.read_file(&path).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
-        let ours = before.as_ref().and_then(|b| serde_json::from_slice::<LockInfo>(b).ok()).is_some_and(|l| l.id == id);
-        if ours {
-            t.remove_file(&path).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+        let host_err = |e: groundwork_sdk::TransportError| Error::Host { host: h.clone(), message: e.to_string() };
+        let Some(before) = t.read_file(&path).await.map_err(host_err)? else { continue };
+        let lock = parse_file(Some(&before));
+        if id == CORRUPT_ID && lock.as_ref().is_some_and(|l| l.corrupt.is_some()) {
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&before));
+            let cmd = Cmd::new("sh").arg("-c").arg(CLEAR_CORRUPT).arg("groundwork-unlock").path(path).arg(digest);
+            t.exec(&cmd).await.map_err(host_err)?;
+            removed += 1;
+        } else if lock.is_some_and(|l| l.corrupt.is_none() && l.id == id) {
+            t.remove_file(&path).await.map_err(host_err)?;
             removed += 1;
         }
     }
@@ -327,6 +397,13 @@ mod tests {
         assert!(old.describe().contains("STALE: no heartbeat for 900s"), "{}", old.describe());
         // A lock file written before heartbeats existed still reads.
         assert_eq!(parse_shown(json.as_bytes()).unwrap().heartbeat_age, None);
-        assert!(parse_shown(b"garbage").is_none());
+        // A lock file that exists but does not read as a lock: corrupt, never "not locked".
+        let empty = parse_shown(b"\n@@AGE 0\n").unwrap();
+        assert_eq!((empty.id.as_str(), empty.corrupt), (CORRUPT_ID, Some(0)));
+        assert!(empty.describe().contains("corrupt lock") && empty.describe().contains("nothing holds it"));
+        assert!(parse_shown(b"garbage").unwrap().corrupt.is_some());
+        assert!(parse_shown(b"").is_none());
+        assert!(parse_file(Some(b"")).unwrap().corrupt == Some(0));
+        assert!(parse_file(None).is_none());
     }
 }

@@ -68,7 +68,7 @@ pub async fn refresh(
             let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
             let record = state::read(t.as_ref(), environment).await?;
             let lock = t.read_file(&super::lock::lock_path(environment)).await.ok().flatten();
-            let lock = lock.and_then(|b| super::lock::parse_shown(&b)).filter(|l| !l.is_ours());
+            let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
             Ok::<_, Error>((h.clone(), (t, record, lock)))
         }))
         .await?

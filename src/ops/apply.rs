@@ -182,12 +182,14 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
     let started = std::time::Instant::now();
     let bar = spinner(&format!("waiting for {gate}"));
     let mut reported: BTreeSet<String> = BTreeSet::new();
+    // What this wait has approved: each node's client and serving certificate, once.
+    let mut ledger = groundwork_cluster::gates::ledger(&ws.loaded.env);
     let span = tracing::info_span!("gate", gate = %gate, timeout_secs = timeout.as_secs());
     async move {
         loop {
             if gate == Gate::WorkersJoined {
                 if let Some(client) = ws.hosts.cluster().await? {
-                    match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true).await {
+                    match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true, &mut ledger).await {
                         Ok(decisions) => {
                             for d in decisions {
                                 if reported.insert(d.name.clone()) {

@@ -64,11 +64,19 @@ fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
     out.push_str(&gates(plan, color));
     if let Some(lock) = &plan.locked_by {
         let st = Style { color };
-        let _ = writeln!(
-            out,
-            "\n{} another run holds the apply lock ({lock}); what it is still changing shows here as differences.",
-            st.paint("33", "Note:")
-        );
+        if lock.starts_with("corrupt lock") {
+            let _ = writeln!(
+                out,
+                "\n{} {lock}. An apply will refuse to run until it is cleared: groundwork force-unlock corrupt ENV",
+                st.paint("33", "Note:")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\n{} another run holds the apply lock ({lock}); what it is still changing shows here as differences.",
+                st.paint("33", "Note:")
+            );
+        }
     }
     out
 }
@@ -164,6 +172,13 @@ pub fn unified(old: &str, new: &str, path: &str) -> String {
 pub fn apply_report(report: &ApplyReport, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
+    for (host, path, bytes) in &report.swept {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.paint("33", &format!("removed {path} on {host} ({bytes} bytes): left by an interrupted run"))
+        );
+    }
     for (addr, action, o) in &report.outcomes {
         let line = match o {
             Outcome::Applied => st.action(*action, &format!("{} {addr}: done", action.symbol())),

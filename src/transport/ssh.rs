@@ -444,6 +444,19 @@ if [ -n "$want" ]; then
 fi
 "#;
 
+/// Remove the temp files interrupted writes left (groundwork_sdk::transport::LEFTOVER_PATTERNS) in the
+/// directories given; print `<bytes> <path>` for each. Regular files only, never through a symlink.
+const SWEEP_SCRIPT: &str = r#"for d in "$@"; do
+  [ -d "$d" ] || continue
+  for f in "$d"/.groundwork-?????? "$d"/.groundwork-lock-?????? "$d"/.*.groundwork-candidate; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    n=$(stat -c %s -- "$f") && rm -f -- "$f" && printf '%s %s
+' "$n" "$f"
+  done
+done
+exit 0
+"#;
+
 /// Batched read: per path `F <size>\n<bytes>`, `M\n` (missing) or `E <message>\n`.
 const READ_SCRIPT: &str = r#"for p in "$@"; do
   if [ ! -e "$p" ]; then printf 'M\n'
@@ -762,6 +775,22 @@ impl Transport for SshTransport {
         let bound = self.opts.command_timeout + Duration::from_secs(bytes / (1024 * 1024));
         self.write_stream(remote, &mut reader, opts, sha256, Some(bytes), bound).await?;
         Ok(bytes)
+    }
+
+    async fn sweep(&self, dirs: &[String]) -> Result<Vec<(String, u64)>, TransportError> {
+        if dirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out =
+            self.exec(&Cmd::new("sh").arg("-c").arg(SWEEP_SCRIPT).arg("groundwork-sweep").args(dirs.to_vec())).await?;
+        if !out.success() {
+            return Err(self.io(&dirs.join(" "), out.message()));
+        }
+        Ok(out
+            .stdout_str()
+            .lines()
+            .filter_map(|l| l.split_once(' ').and_then(|(n, p)| Some((p.to_string(), n.parse().ok()?))))
+            .collect())
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {

@@ -1,7 +1,14 @@
-//! Which CertificateSigningRequests groundwork approves: only a declared node's, only in the exact
-//! shape a joining kubelet produces. Pure: the decision is unit-tested without a cluster.
+//! Which CertificateSigningRequests groundwork approves: only a declared worker's or infra node's, only
+//! in the exact shape a joining kubelet produces, and each identity once. Pure: the decision is
+//! unit-tested without a cluster.
+//!
+//! - A client CSR is approved for a declared worker or infra node with no Ready Node yet, at most one
+//!   per node per wait; another one for the same node is refused, saying why.
+//! - A serving CSR likewise, at most one per node per wait.
+//! - Masters' CSRs are left to the bootstrap's own approver (UPI), unless the environment asks
+//!   (`openshift.approve_master_csrs`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -23,6 +30,27 @@ pub struct DeclaredNode {
     /// DNS names a serving certificate may carry (FQDN and short name).
     pub dns: BTreeSet<String>,
     pub ips: BTreeSet<IpAddr>,
+    /// A control-plane node: its CSRs are the bootstrap approver's unless the environment says otherwise.
+    pub master: bool,
+}
+
+/// What one wait for workers knows besides each request: the nodes that have joined, and what it has
+/// approved so far. Kept for the length of one wait (one `apply`'s workers-joined gate).
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    /// Nodes whose Node object is Ready.
+    pub ready: BTreeSet<String>,
+    /// (node, signer) → the CSR approved for it during this wait.
+    pub approved: BTreeMap<(String, String), String>,
+    /// `openshift.approve_master_csrs`.
+    pub approve_masters: bool,
+}
+
+impl Ledger {
+    /// Remember an approval, so that another CSR for the same identity is refused.
+    pub fn record(&mut self, node: &str, signer: &str, csr: &str) {
+        self.approved.insert((node.to_string(), signer.to_string()), csr.to_string());
+    }
 }
 
 /// The fields of a CSR object the decision rests on.
@@ -111,15 +139,35 @@ pub fn is_localhost(name: &str) -> bool {
     name == "localhost" || name.starts_with("localhost.")
 }
 
-/// Decide one pending CSR against the inventory.
-pub fn judge(req: &CsrRequest, declared: &[DeclaredNode]) -> Verdict {
-    match judge_inner(req, declared) {
+/// Decide one pending CSR against the inventory and what this wait has seen.
+pub fn judge(req: &CsrRequest, declared: &[DeclaredNode], ledger: &Ledger) -> Verdict {
+    match judge_inner(req, declared).and_then(|node| once(req, node, ledger)) {
         Ok(node) => Verdict::Approve { node },
         Err(reason) => Verdict::Refuse(reason),
     }
 }
 
-fn judge_inner(req: &CsrRequest, declared: &[DeclaredNode]) -> Result<String, String> {
+/// One identity, once: not for a master (unless asked), not a second client certificate for a node that
+/// has joined, not a second CSR of a kind for a node in one wait.
+fn once(req: &CsrRequest, node: &DeclaredNode, ledger: &Ledger) -> Result<String, String> {
+    let name = &node.name;
+    if node.master && !ledger.approve_masters {
+        return Err(format!(
+            "{name} is a master: in a UPI install the bootstrap's own approver signs masters' CSRs \
+             (set openshift.approve_master_csrs to let groundwork approve them)"
+        ));
+    }
+    let kind = if req.signer_name == CLIENT_SIGNER { "client" } else { "serving" };
+    if kind == "client" && ledger.ready.contains(name) {
+        return Err(format!("{name} has joined already (its Node is Ready): no second client certificate"));
+    }
+    if let Some(other) = ledger.approved.get(&(name.clone(), req.signer_name.to_string())) {
+        return Err(format!("another {kind} CSR for {name} ({other}) was approved in this wait: one per node"));
+    }
+    Ok(name.clone())
+}
+
+fn judge_inner<'a>(req: &CsrRequest, declared: &'a [DeclaredNode]) -> Result<&'a DeclaredNode, String> {
     let facts = parse_request(req.request)?;
     let cn = match facts.common_names.as_slice() {
         [one] => one.clone(),
@@ -164,7 +212,7 @@ fn judge_inner(req: &CsrRequest, declared: &[DeclaredNode]) -> Result<String, St
         }
         other => return Err(format!("signer {other:?} is not a kubelet signer")),
     }
-    Ok(node.name.clone())
+    Ok(node)
 }
 
 #[cfg(test)]
@@ -182,11 +230,20 @@ mod tests {
     }
 
     fn declared() -> Vec<DeclaredNode> {
-        vec![DeclaredNode {
-            name: "w1.lab.example.test".into(),
-            dns: ["w1.lab.example.test".to_string(), "w1".to_string()].into(),
-            ips: ["10.88.1.31".parse().unwrap()].into(),
-        }]
+        vec![
+            DeclaredNode {
+                name: "w1.lab.example.test".into(),
+                dns: ["w1.lab.example.test".to_string(), "w1".to_string()].into(),
+                ips: ["10.88.1.31".parse().unwrap()].into(),
+                master: false,
+            },
+            DeclaredNode {
+                name: "m1.lab.example.test".into(),
+                dns: ["m1.lab.example.test".to_string(), "m1".to_string()].into(),
+                ips: ["10.88.1.21".parse().unwrap()].into(),
+                master: true,
+            },
+        ]
     }
 
     fn strings(v: &[&str]) -> Vec<String> {
@@ -202,11 +259,16 @@ mod tests {
         )
     }
 
-    fn decide(
+    fn decide(signer: &str, csr: &(Vec<u8>, String, Vec<String>, Vec<String>)) -> Verdict {
+        decide_with(signer, csr, &Ledger::default())
+    }
+
+    fn decide_with(
         signer: &str,
         (request, username, groups, usages): &(Vec<u8>, String, Vec<String>, Vec<String>),
+        ledger: &Ledger,
     ) -> Verdict {
-        judge(&CsrRequest { signer_name: signer, username, groups, usages, request }, &declared())
+        judge(&CsrRequest { signer_name: signer, username, groups, usages, request }, &declared(), ledger)
     }
 
     fn serving(ips: &[&str], dns: &[&str]) -> (Vec<u8>, String, Vec<String>, Vec<String>) {
@@ -262,6 +324,50 @@ mod tests {
         assert!(matches!(decide(SERVING_SIGNER, &s), Verdict::Refuse(r) if r.contains("client auth")));
         let s = serving(&["10.88.1.31"], &["w1"]);
         assert!(matches!(decide("example.com/custom", &s), Verdict::Refuse(r) if r.contains("not a kubelet signer")));
+    }
+
+    #[test]
+    fn one_identity_once_per_wait() {
+        let w1 = "w1.lab.example.test";
+        let mut ledger = Ledger::default();
+        let first = client(&format!("system:node:{w1}"), BOOTSTRAPPER);
+        assert_eq!(decide_with(CLIENT_SIGNER, &first, &ledger), Verdict::Approve { node: w1.into() });
+        ledger.record(w1, CLIENT_SIGNER, "csr-first");
+        // A second client CSR for the same node in the same wait: refused, naming the first.
+        let second = client(&format!("system:node:{w1}"), BOOTSTRAPPER);
+        let v = decide_with(CLIENT_SIGNER, &second, &ledger);
+        assert!(
+            matches!(&v, Verdict::Refuse(r) if r.contains("another client CSR") && r.contains("csr-first")),
+            "{v:?}"
+        );
+        // The serving CSR is another identity: still approved once.
+        let serving = serving(&["10.88.1.31"], &[w1]);
+        assert_eq!(decide_with(SERVING_SIGNER, &serving, &ledger), Verdict::Approve { node: w1.into() });
+        ledger.record(w1, SERVING_SIGNER, "csr-serving");
+        let v = decide_with(SERVING_SIGNER, &serving, &ledger);
+        assert!(matches!(&v, Verdict::Refuse(r) if r.contains("another serving CSR")), "{v:?}");
+        // A new wait, but the node has joined: no new client certificate for it.
+        let joined = Ledger { ready: [w1.to_string()].into(), ..Default::default() };
+        let v = decide_with(CLIENT_SIGNER, &second, &joined);
+        assert!(matches!(&v, Verdict::Refuse(r) if r.contains("has joined already")), "{v:?}");
+    }
+
+    #[test]
+    fn masters_are_left_to_the_bootstrap_approver_unless_asked() {
+        let m1 = client("system:node:m1.lab.example.test", BOOTSTRAPPER);
+        let v = decide(CLIENT_SIGNER, &m1);
+        assert!(
+            matches!(&v, Verdict::Refuse(r) if r.contains("is a master") && r.contains("approve_master_csrs")),
+            "{v:?}"
+        );
+        let asked = Ledger { approve_masters: true, ..Default::default() };
+        assert_eq!(decide_with(CLIENT_SIGNER, &m1, &asked), Verdict::Approve { node: "m1.lab.example.test".into() });
+        // Asked, but the master is Ready already: a second client certificate is still refused.
+        let ready =
+            Ledger { approve_masters: true, ready: ["m1.lab.example.test".to_string()].into(), ..Default::default() };
+        assert!(
+            matches!(decide_with(CLIENT_SIGNER, &m1, &ready), Verdict::Refuse(r) if r.contains("has joined already"))
+        );
     }
 
     #[test]

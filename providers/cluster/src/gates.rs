@@ -225,7 +225,8 @@ async fn install_complete(client: &Client) -> Result<GateStatus, kube::Error> {
     })
 }
 
-/// The nodes whose CSRs may be approved: every declared node but the bootstrap.
+/// The nodes whose CSRs may be approved: every declared node but the bootstrap (masters only when the
+/// environment asks, see [`csr::Ledger::approve_masters`]).
 pub fn declared_nodes(env: &Environment) -> Vec<DeclaredNode> {
     env.nodes
         .iter()
@@ -234,8 +235,30 @@ pub fn declared_nodes(env: &Environment) -> Vec<DeclaredNode> {
             name: env.node_k8s_name(n),
             dns: [env.node_fqdn(n), n.name.to_string()].into(),
             ips: [n.ip].into(),
+            master: n.role == NodeRole::Master,
         })
         .collect()
+}
+
+/// A ledger for one wait: the environment's master policy, nothing approved yet.
+pub fn ledger(env: &Environment) -> csr::Ledger {
+    csr::Ledger { approve_masters: env.openshift.as_ref().is_some_and(|o| o.approve_master_csrs), ..Default::default() }
+}
+
+/// Names of the Nodes that are Ready.
+async fn ready_nodes(client: &Client) -> Result<BTreeSet<String>, kube::Error> {
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
+    Ok(nodes
+        .items
+        .into_iter()
+        .filter(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|n| n.metadata.name)
+        .collect())
 }
 
 /// One pending CSR and what groundwork made (or would make) of it.
@@ -255,16 +278,39 @@ impl CsrDecision {
     }
 }
 
-/// Judge every pending CSR; with `approve`, approve those that pass (never any other).
-pub async fn review_csrs(client: &Client, env: &Environment, approve: bool) -> Result<Vec<CsrDecision>, kube::Error> {
+/// Judge every pending CSR, oldest first, against the inventory and `ledger` (this wait's approvals;
+/// its Ready nodes are read again here); with `approve`, approve those that pass (never any other) and
+/// record them, so that no identity is granted twice. Without `approve` (a plan), the ledger is a copy:
+/// the verdicts say what an apply would do now.
+pub async fn review_csrs(
+    client: &Client,
+    env: &Environment,
+    approve: bool,
+    ledger: &mut csr::Ledger,
+) -> Result<Vec<CsrDecision>, kube::Error> {
     let api = Api::<CertificateSigningRequest>::all(client.clone());
     let declared = declared_nodes(env);
+    ledger.ready = ready_nodes(client).await?;
+    let mut scratch = ledger.clone();
+    let book = if approve { ledger } else { &mut scratch };
+    let mut pending: Vec<CertificateSigningRequest> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_none_or(|c| c.is_empty()))
+        .collect();
+    // Oldest first: of two requests for one identity the first is the one granted.
+    let rv = |c: &CertificateSigningRequest| c.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+    pending.sort_by(|a, b| {
+        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), rv(a), &a.metadata.name).cmp(&(
+            b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            rv(b),
+            &b.metadata.name,
+        ))
+    });
     let mut out = Vec::new();
-    for c in api.list(&ListParams::default()).await?.items {
-        let decided = c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| !c.is_empty());
-        if decided {
-            continue;
-        }
+    for c in pending {
         let name = c.metadata.name.clone().unwrap_or_default();
         let spec = &c.spec;
         let (groups, usages) = (spec.groups.clone().unwrap_or_default(), spec.usages.clone().unwrap_or_default());
@@ -278,9 +324,10 @@ pub async fn review_csrs(client: &Client, env: &Environment, approve: bool) -> R
                 request: &spec.request.0,
             },
             &declared,
+            book,
         );
-        if approve {
-            if let Verdict::Approve { node } = &verdict {
+        if let Verdict::Approve { node } = &verdict {
+            if approve {
                 let patch = json!({"status": {"conditions": [{
                     "type": "Approved", "status": "True", "reason": "GroundworkApproved",
                     "message": format!("approved by groundwork: {node} is declared in the inventory and the request matches it"),
@@ -288,6 +335,7 @@ pub async fn review_csrs(client: &Client, env: &Environment, approve: bool) -> R
                 api.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
                 tracing::info!(csr = %name, node = %node, "approved CSR");
             }
+            book.record(node, &spec.signer_name, &name);
         }
         out.push(CsrDecision { name, requestor, verdict });
     }

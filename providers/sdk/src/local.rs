@@ -250,6 +250,24 @@ impl Transport for LocalTransport {
         Ok(bytes)
     }
 
+    async fn sweep(&self, dirs: &[String]) -> Result<Vec<(String, u64)>, TransportError> {
+        let mut out = Vec::new();
+        for d in dirs {
+            let Ok(dir) = self.confined(d, true) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let is_file = e.file_type().is_ok_and(|t| t.is_file());
+                if is_file && crate::transport::is_leftover(&name) {
+                    let bytes = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    std::fs::remove_file(e.path()).map_err(|err| self.io(d, err))?;
+                    out.push((format!("{}/{name}", d.trim_end_matches('/')), bytes));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
         match std::fs::remove_file(self.confined(path, false)?) {
             Ok(()) => Ok(()),

@@ -643,6 +643,10 @@ pub struct OpenShiftSettings {
     /// How often a gate is probed while `apply` waits on it.
     #[serde(default = "poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// Approve masters' CSRs too (in UPI the bootstrap's own approver does; leave this off unless the
+    /// masters' CSRs are known to need a hand).
+    #[serde(default)]
+    pub approve_master_csrs: bool,
 }
 
 fn poll_interval_ms() -> u64 {

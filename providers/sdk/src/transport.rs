@@ -256,6 +256,29 @@ pub trait Transport: Send + Sync {
 
     /// Remove a file; a missing file is not an error.
     async fn remove_file(&self, path: &str) -> Result<(), TransportError>;
+
+    /// Remove what an interrupted run left in these directories: temp files of atomic writes
+    /// ([`LEFTOVER_PATTERNS`]), never anything else. Returns each (path, bytes). Only called while the
+    /// apply lock is held, so no other run is writing them.
+    async fn sweep(&self, dirs: &[String]) -> Result<Vec<(String, u64)>, TransportError> {
+        let _ = dirs;
+        Ok(Vec::new())
+    }
+}
+
+/// Names of the temp files groundwork's writes use (shell globs): `.groundwork-XXXXXX` for atomic
+/// writes and uploads, `.groundwork-lock-XXXXXX` for the lock, `.NAME.groundwork-candidate` for a file
+/// being checked by its daemon's checker.
+pub const LEFTOVER_PATTERNS: [&str; 3] = [".groundwork-??????", ".groundwork-lock-??????", ".*.groundwork-candidate"];
+
+/// Whether a file name is one of [`LEFTOVER_PATTERNS`].
+pub fn is_leftover(name: &str) -> bool {
+    let random = |s: &str| s.len() == 6 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    name.strip_prefix(".groundwork-lock-").is_some_and(random)
+        || name.strip_prefix(".groundwork-").is_some_and(random)
+        || (name.starts_with('.')
+            && name.ends_with(".groundwork-candidate")
+            && name.len() > ".groundwork-candidate".len() + 1)
 }
 
 #[cfg(test)]
@@ -274,5 +297,22 @@ mod tests {
             r#"firewall-cmd '--set-description=OpenShift machine config' '$(reboot)' 'it'\''s' /etc/named.conf"#
         );
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn leftovers_are_only_groundwork_temp_files() {
+        for name in [".groundwork-Ab12Cd", ".groundwork-lock-x1Y2z3", ".haproxy.cfg.groundwork-candidate"] {
+            assert!(is_leftover(name), "{name}");
+        }
+        for name in [
+            "groundwork-Ab12Cd",
+            ".groundwork-Ab12",
+            ".groundwork-lock",
+            "pxeboot.ipxe",
+            ".groundwork-candidate",
+            "x.groundwork-candidate",
+        ] {
+            assert!(!is_leftover(name), "{name}");
+        }
     }
 }

@@ -49,6 +49,11 @@ pub enum Hostile {
     ClientWrongRequestor,
     /// The first master finds no PTR record for its address and registers as `localhost`.
     MasterNamedLocalhost,
+    /// The first worker asks twice for its client certificate (a second, well-formed client CSR right
+    /// after the first), and once more after it has joined.
+    DuplicateClient,
+    /// A well-formed client CSR for the first master once it is Ready.
+    ReadyMasterClient,
 }
 
 impl Hostile {
@@ -58,6 +63,8 @@ impl Hostile {
             "serving-bad-ip" => Hostile::ServingBadIp,
             "client-wrong-requestor" => Hostile::ClientWrongRequestor,
             "master-named-localhost" => Hostile::MasterNamedLocalhost,
+            "duplicate-client" => Hostile::DuplicateClient,
+            "ready-master-client" => Hostile::ReadyMasterClient,
             other => return Err(SimError::Argument(format!("--hostile {other}"))),
         })
     }

@@ -8,8 +8,9 @@
 //! 4. all along, the default router's pods are placed on Ready nodes that match the IngressController's
 //!    nodePlacement and tolerate their taints; PVCs bind once their StorageClass exists.
 //!
-//! Hostile CSRs (undeclared node, serving CSR with a foreign SAN IP, client CSR from another requestor)
-//! are posted beside the real ones and stay pending unless someone approves them.
+//! Hostile CSRs (undeclared node, serving CSR with a foreign SAN IP, client CSR from another requestor,
+//! a duplicate client CSR before and after a worker joined, a client CSR for a Ready master) are posted
+//! beside the real ones and stay pending unless someone approves them.
 
 use crate::store::Key;
 use crate::{Hostile, Sim, SimNode};
@@ -215,6 +216,11 @@ impl Sim {
                 }
             }
             self.bootstrap_done = true;
+            if cfg.hostile.contains(&Hostile::ReadyMasterClient) {
+                if let Some(m) = cfg.nodes.iter().find(|n| n.role == "master") {
+                    self.post_client_csr(&m.name, BOOTSTRAPPER);
+                }
+            }
             for w in cfg.nodes.iter().filter(|n| n.role != "master") {
                 self.joins.insert(w.name.clone(), Join::BootAt(now + cfg.step));
             }
@@ -230,7 +236,11 @@ impl Sim {
                     if i == 0 {
                         self.post_hostile_clients(&workers);
                     }
-                    Some(Join::ClientPending(self.post_client_csr(&w.name, BOOTSTRAPPER)))
+                    let real = self.post_client_csr(&w.name, BOOTSTRAPPER);
+                    if i == 0 && cfg.hostile.contains(&Hostile::DuplicateClient) {
+                        self.post_client_csr(&w.name, BOOTSTRAPPER);
+                    }
+                    Some(Join::ClientPending(real))
                 }
                 Join::ClientPending(c) if self.approved(&c) => Some(Join::ServingAt(now + cfg.step)),
                 Join::ServingAt(t) if now >= t => {
@@ -243,6 +253,9 @@ impl Sim {
                 Join::ServingPending(c) if self.approved(&c) => Some(Join::ReadyAt(now + cfg.step)),
                 Join::ReadyAt(t) if now >= t => {
                     self.node_ready(w);
+                    if i == 0 && cfg.hostile.contains(&Hostile::DuplicateClient) {
+                        self.post_client_csr(&w.name, BOOTSTRAPPER);
+                    }
                     Some(Join::Ready)
                 }
                 _ => None,
