@@ -133,7 +133,11 @@ fn state_parsers_never_panic() {
         let _ = groundwork_bind::zone::parse(&text, "lab.example.test");
         let _ = groundwork_dhcpd::parse_pins(&text);
         let _ = groundwork_kea::parse_reservations(&text);
+        let _ = groundwork_dhcpd::read_conf(&text);
+        let _ = groundwork_kea::read_boot_files(&text);
         let _ = groundwork_haproxy::servers(&text);
+        let _ = groundwork_haproxy::read_config(&text);
+        let _ = groundwork_files::read_ipxe(&text);
         let _ = groundwork_haproxy::parse_show_stat(&text);
         let _ = groundwork_firewalld::parse_snapshot(&text);
         let _ = groundwork_firewalld::parse_service_xml("x", &text);

@@ -352,8 +352,17 @@ pub fn diff_zone(
     let mut c = Change::new(address.clone(), action, before.as_ref(), Some(&after));
     let desired_records: BTreeSet<Record> = d.zone.records.iter().cloned().collect();
     c.details = record_details(&before_records, &desired_records);
-    if let Some(Err(e)) = &parsed {
-        c.warnings.push(format!("the served zone does not parse ({e}); it will be replaced whole"));
+    match &parsed {
+        Some(Err(e)) => c.warnings.push(format!("the served zone does not parse ({e}); it will be replaced whole")),
+        Some(Ok(p)) => {
+            for e in p.errors.iter().take(3) {
+                c.warnings.push(format!("the served zone has an entry groundwork cannot read ({e}); it goes"));
+            }
+            for i in &p.includes {
+                c.warnings.push(format!("the served zone includes {i:?} ($INCLUDE is not followed); it goes"));
+            }
+        }
+        None => {}
     }
     if let Some(s) = served_serial {
         c.details.push(Detail::modify(format!("serial {s} → {serial}")));
@@ -509,5 +518,19 @@ mod tests {
         let c = diff_zone(&a, Some(&spec(&["registry.*"])), Some(&observed)).unwrap();
         assert_eq!(c.action, Action::NoOp);
         assert!(name_matches("*.apps.lab.test", "x.apps.lab.test") && !name_matches("registry.*", "m1.lab.test"));
+    }
+
+    #[test]
+    fn a_hand_added_record_with_a_ttl_unit_is_read_and_the_serial_only_rises() {
+        let a = Address::new(PROVIDER, "zone", Some("ns1"), "lab.test");
+        let mut served = zone::render(&spec(&[]).zone, 2026010101);
+        served.push_str("extra 1h IN A 10.0.0.99\n");
+        let observed = ObservedFile { path: "/var/named/lab.test.zone".into(), content: served };
+        let c = diff_zone(&a, Some(&spec(&[])), Some(&observed)).unwrap();
+        assert_eq!(c.action, Action::Update);
+        // Exactly the extra record goes; the node's record is not planned again; the serial goes up.
+        let details: Vec<String> = c.details.iter().map(|d| format!("{:?} {}", d.op, d.text)).collect();
+        assert_eq!(details, ["Remove A extra.lab.test 10.0.0.99", "Modify serial 2026010101 → 2026010102"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 }
