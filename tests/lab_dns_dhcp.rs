@@ -104,16 +104,17 @@ fn a_rejected_zone_or_dhcpd_conf_never_reaches_the_live_daemons() {
     let zone_before = lab.ssh_ok("ns1", &format!("cat /var/named/{d}.zone"));
     let dhcp_before = lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf");
 
-    // A record named-checkzone rejects, and a boot file name that breaks dhcpd.conf's syntax.
+    // Values that pass loading but not the daemons' own checkers: a CNAME beside other data at one name
+    // (named-checkzone), and an IPv6 name server in a DHCPv4 option (dhcpd -t).
     let services = lab.env_dir().join("services.yaml");
     let text = std::fs::read_to_string(&services).unwrap();
-    let broken = text.replace("script: pxeboot.ipxe }", "script: pxeboot.ipxe, efi_file: 'efi/ipxe\";.efi' }")
-        + "\ndns:\n  records:\n    - { name: broken, type: A, value: 10.88.0.300 }\n";
+    let broken = text.replace("  routers: [", "  dns_servers: [fd00::53]\n  routers: [")
+        + "\ndns:\n  records:\n    - { name: broken, type: CNAME, value: m1.lab.example.test }\n    - { name: broken, type: TXT, value: x }\n";
     std::fs::write(&services, broken).unwrap();
     let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("named-checkzone") && all.contains("10.88.0.300"), "{all}");
+    assert!(all.contains("named-checkzone") && all.contains("CNAME and other data"), "{all}");
     assert!(all.contains("dhcpd -t"), "{all}");
 
     // The served data and the files are the old ones; the daemons still answer.
@@ -191,18 +192,15 @@ fn kea_serves_the_pins_and_a_rejected_kea_config_never_goes_live() {
     apply(&lab);
     assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(35).as_str()));
 
-    // An interface address kea-dhcp4 cannot parse: refused by `kea-dhcp4 -t`, the live file and the
-    // running server stay as they were.
+    // An interface ns1 does not have: refused by `kea-dhcp4 -t` (it looks at the host's interfaces), the
+    // live file and the running server stay as they were.
     let live = lab.ssh_ok("ns1", "cat /etc/kea/kea-dhcp4.conf");
-    std::fs::write(
-        &services,
-        format!("{kea}\n").replace("dhcp:\n", "dhcp:\n  kea: { interfaces: [eth0/300.1.1.1] }\n"),
-    )
-    .unwrap();
+    std::fs::write(&services, format!("{kea}\n").replace("dhcp:\n", "dhcp:\n  kea: { interfaces: [nosuchif0] }\n"))
+        .unwrap();
     let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("kea-dhcp4 -t") && all.contains("300.1.1.1"), "{all}");
+    assert!(all.contains("kea-dhcp4 -t") && all.contains("nosuchif0"), "{all}");
     assert_eq!(lab.ssh_ok("ns1", "cat /etc/kea/kea-dhcp4.conf"), live);
     assert_eq!(lab.ssh_ok("ns1", "ls -A /etc/kea | grep -c candidate || true").trim(), "0");
     assert_eq!(lab.dhcp_lease("w3").as_deref(), Some(lab.ip(35).as_str()));

@@ -119,14 +119,15 @@ async fn a_config_haproxy_rejects_never_replaces_the_running_one() {
     apply(&lab);
     wait_up(&lab, "api", &["m1"]).await;
     let before = lab.ssh_ok("lb1", "cat /etc/haproxy/haproxy.cfg");
-    let masters = [("bs", 11), ("m1", 21), ("m2", 22), ("m3", 23)]
+    // Loads and validates, but lists m1 twice in one backend: a duplicate server name haproxy -c refuses.
+    let masters = [("bs", 11), ("m1", 21), ("m1", 21), ("m2", 22), ("m3", 23)]
         .iter()
         .map(|(n, _)| format!("{{ node: {n}, port: 6443 }}"))
         .collect::<Vec<_>>()
         .join(", ");
     let mc = masters.replace("6443", "22623");
     let lb = format!(
-        "\nloadbalancer:\n  frontends:\n    - {{ name: \"api x\", port: 6443, backends: [{masters}] }}\n    - {{ name: mc, port: 22623, backends: [{mc}] }}\n    - {{ name: http, port: 80, backends: [{{ node: w1, port: 80 }}, {{ node: w2, port: 80 }}, {{ node: w3, port: 80 }}] }}\n    - {{ name: https, port: 443, backends: [{{ node: w1, port: 443 }}, {{ node: w2, port: 443 }}, {{ node: w3, port: 443 }}] }}\n"
+        "\nloadbalancer:\n  frontends:\n    - {{ name: api, port: 6443, backends: [{masters}] }}\n    - {{ name: mc, port: 22623, backends: [{mc}] }}\n    - {{ name: http, port: 80, backends: [{{ node: w1, port: 80 }}, {{ node: w2, port: 80 }}, {{ node: w3, port: 80 }}] }}\n    - {{ name: https, port: 443, backends: [{{ node: w1, port: 443 }}, {{ node: w2, port: 443 }}, {{ node: w3, port: 443 }}] }}\n"
     );
     let services = lab.env_dir().join("services.yaml");
     let text = std::fs::read_to_string(&services).unwrap();

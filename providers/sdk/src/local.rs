@@ -16,7 +16,10 @@ pub struct LocalTransport {
 
 impl LocalTransport {
     pub fn new(host: impl Into<String>, root: impl Into<PathBuf>) -> Self {
-        LocalTransport { host: host.into(), root: root.into() }
+        let root: PathBuf = root.into();
+        // Absolute, so that paths are compared with their resolved forms.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        LocalTransport { host: host.into(), root }
     }
 
     /// Where the host path lives on this machine (no check: see [`LocalTransport::confined`]).
@@ -56,7 +59,7 @@ impl LocalTransport {
         std::fs::create_dir_all(&self.root).map_err(|e| self.io(path, e))?;
         let target = self.confined(path, false)?;
         if let Some(within) = &opts.within {
-            let inside = self.confined(within, true).map(|w| std::fs::canonicalize(&w).unwrap_or(w))?;
+            let inside = resolved(&self.confined(within, true)?);
             let mut probe = target.parent().map(Path::to_path_buf).unwrap_or_default();
             while !probe.exists() && probe.pop() {}
             let real = std::fs::canonicalize(&probe).map_err(|e| self.io(path, e))?;
@@ -80,6 +83,21 @@ impl LocalTransport {
         tmp.persist(&target).map_err(|e| self.io(path, e.error))?;
         Ok(n)
     }
+}
+
+/// A path with its deepest existing part resolved (symlinks followed) and the rest appended as written.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name().map(|n| n.to_os_string()), existing.pop()) {
+            (Some(name), true) => rest.push(name),
+            _ => return path.to_path_buf(),
+        }
+    }
+    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+    out.extend(rest.iter().rev());
+    out
 }
 
 pub fn sha256_reader(r: &mut dyn Read) -> std::io::Result<(String, u64)> {

@@ -127,6 +127,22 @@ fn shown(s: &str) -> String {
     }
 }
 
+/// `s` when it is 1 to `max` bytes, every byte `allowed`, and `also` holds; else `what` says what it is
+/// not.
+fn word(
+    s: String,
+    max: usize,
+    allowed: impl Fn(u8) -> bool,
+    also: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<String, String> {
+    if !s.is_empty() && s.len() <= max && s.bytes().all(allowed) && also(&s) {
+        Ok(s)
+    } else {
+        Err(format!("{} is not {what}", shown(&s)))
+    }
+}
+
 fn label_ok(l: &str, extra: &[u8]) -> bool {
     let b = l.as_bytes();
     !b.is_empty()
@@ -274,12 +290,8 @@ string_type!(
 );
 
 fn check_haproxy_name(s: String) -> Result<String, String> {
-    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not an HAProxy name (letters, digits, '-', '_', '.', ':', 1 to 64)", shown(&s)))
-    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:".contains(&b);
+    word(s, 64, allowed, |_| true, "an HAProxy name (letters, digits, '-', '_', '.', ':', 1 to 64)")
 }
 
 string_type!(
@@ -289,19 +301,15 @@ string_type!(
 );
 
 fn check_firewalld_name(s: String) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && !s.contains("..");
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!(
-            "{} is not a firewalld zone or service name (letters, digits, '-', '_', '.', '+', starting with a letter or digit)",
-            shown(&s)
-        ))
-    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.+".contains(&b);
+    let also = |s: &str| s.as_bytes()[0].is_ascii_alphanumeric() && !s.contains("..");
+    word(
+        s,
+        63,
+        allowed,
+        also,
+        "a firewalld zone or service name (letters, digits, '-', '_', '.', '+', starting with a letter or digit)",
+    )
 }
 
 string_type!(
@@ -311,15 +319,8 @@ string_type!(
 );
 
 fn check_selinux_name(s: String) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !s.as_bytes()[0].is_ascii_digit();
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not an SELinux identifier (letters, digits and '_')", shown(&s)))
-    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    word(s, 128, allowed, |s| !s.as_bytes()[0].is_ascii_digit(), "an SELinux identifier (letters, digits and '_')")
 }
 
 string_type!(
@@ -329,15 +330,8 @@ string_type!(
 );
 
 fn check_posix_name(s: String) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 32
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        && s.as_bytes()[0] != b'-';
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not a user or group name (letters, digits, '_', '.', '-', 1 to 32)", shown(&s)))
-    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_.-".contains(&b);
+    word(s, 32, allowed, |s| !s.starts_with('-'), "a user or group name (letters, digits, '_', '.', '-', 1 to 32)")
 }
 
 string_type!(
@@ -398,12 +392,8 @@ string_type!(
 );
 
 fn check_device(s: String) -> Result<String, String> {
-    let ok = !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b));
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not a device name like sda or /dev/disk/by-id/...", shown(&s)))
-    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._:/-".contains(&b);
+    word(s, 255, allowed, |_| true, "a device name like sda or /dev/disk/by-id/...")
 }
 
 string_type!(
@@ -413,12 +403,8 @@ string_type!(
 );
 
 fn check_k8s_name(s: String) -> Result<String, String> {
-    let ok = !s.is_empty() && s.len() <= 253 && s.split('.').all(|l| label_ok(l, &[]));
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not a Kubernetes object name (DNS-1123 subdomain)", shown(&s)))
-    }
+    let also = |s: &str| s.split('.').all(|l| label_ok(l, &[]));
+    word(s, 253, |_| true, also, "a Kubernetes object name (DNS-1123 subdomain)")
 }
 
 string_type!(
@@ -450,11 +436,12 @@ fn check_interface(s: String) -> Result<String, String> {
         || (!name.is_empty()
             && name.len() <= 15
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b)));
-    let addr_ok = addr.is_empty() || addr.parse::<std::net::IpAddr>().is_ok();
+    // The DHCPv4 server's interface addresses are IPv4.
+    let addr_ok = addr.is_empty() || addr.parse::<std::net::Ipv4Addr>().is_ok();
     if name_ok && addr_ok {
         Ok(s)
     } else {
-        Err(format!("{} is not an interface (`*`, `eth0` or `eth0/10.0.0.2`)", shown(&s)))
+        Err(format!("{} is not an interface (`*`, `eth0` or `eth0/IPV4-ADDRESS`)", shown(&s)))
     }
 }
 
@@ -465,14 +452,8 @@ string_type!(
 );
 
 fn check_name_pattern(s: String) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 253
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.*".contains(&b));
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("{} is not a name pattern (lowercase letters, digits, '-', '_', '.', '*')", shown(&s)))
-    }
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.*".contains(&b);
+    word(s, 253, allowed, |_| true, "a name pattern (lowercase letters, digits, '-', '_', '.', '*')")
 }
 
 string_type!(
