@@ -189,3 +189,13 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_plan_of_an_older_format_is_refused_by_name() {
+    let env = demo_env();
+    let old = env.path().join("old.plan");
+    std::fs::write(&old, r#"{"env_dir": "/somewhere", "created_unix": 1, "plan": {"format_version": 1, "environment": "demo", "changes": [], "observed": {}}}"#).unwrap();
+    let run = groundwork(&["apply", old.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("plan file format 1 is not supported"), "{}", run.stderr);
+}

@@ -219,6 +219,17 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
             per_host.entry(h.clone()).or_default().push(c);
         }
     }
+    // Records an older version wrote with secret content in them are rewritten scrubbed, on every host.
+    for host in hosts.names() {
+        if per_host.contains_key(&host) {
+            continue;
+        }
+        let t = hosts.transport(&host).await?;
+        if state::needs_scrub(t.as_ref(), &plan.environment).await {
+            let rec = state::read(t.as_ref(), &plan.environment).await?;
+            state::write(t.as_ref(), &rec).await?;
+        }
+    }
     for (host, changes) in per_host {
         let t = hosts.transport(&host).await?;
         let mut rec = state::read(t.as_ref(), &plan.environment).await?;

@@ -20,9 +20,51 @@ pub struct Record {
     pub resources: BTreeMap<Address, Resource>,
 }
 
+/// Records written since secret content is carried by digest only.
+pub const RECORD_FORMAT_VERSION: u32 = 2;
+
 impl Record {
     pub fn new(environment: &str) -> Self {
-        Record { format_version: 1, environment: environment.to_string(), resources: BTreeMap::new() }
+        Record {
+            format_version: RECORD_FORMAT_VERSION,
+            environment: environment.to_string(),
+            resources: BTreeMap::new(),
+        }
+    }
+
+    /// Replace secret content an older version kept in the record (an ignition file's `content`, a
+    /// Secret's `data`) by its digest. Returns whether anything was replaced: the record must then be
+    /// written back.
+    pub fn scrub(&mut self) -> bool {
+        let mut changed = false;
+        for r in self.resources.values_mut() {
+            let spec = &mut r.spec;
+            if r.address.provider == "files" && spec.get("sensitive").and_then(|v| v.as_bool()) == Some(true) {
+                if let Some(serde_json::Value::String(text)) = spec.as_object_mut().and_then(|m| m.remove("content")) {
+                    spec["secret"] = serde_json::to_value(groundwork_sdk::SecretRef::of(text.as_bytes()))
+                        .unwrap_or(serde_json::Value::Null);
+                    changed = true;
+                }
+            }
+            if r.address.provider == "cluster" && groundwork_cluster::objects::is_secret(spec) {
+                let before = spec.clone();
+                groundwork_cluster::objects::conceal_live_secret(spec);
+                if let Some(serde_json::Value::Object(data)) = before.get("stringData") {
+                    for (k, v) in data {
+                        let bytes = v.as_str().unwrap_or_default().as_bytes();
+                        spec["data"][k] = serde_json::to_value(
+                            groundwork_sdk::SecretRef::of(bytes).encoded(groundwork_sdk::secret::Encoding::Base64),
+                        )
+                        .unwrap_or(serde_json::Value::Null);
+                    }
+                }
+                changed |= *spec != before;
+            }
+        }
+        if changed || self.format_version < RECORD_FORMAT_VERSION {
+            self.format_version = RECORD_FORMAT_VERSION;
+        }
+        changed
     }
 }
 
@@ -30,12 +72,23 @@ pub async fn read(t: &dyn Transport, environment: &str) -> Result<Record> {
     let path = state_path(environment);
     match t.read_file(&path).await {
         Ok(None) => Ok(Record::new(environment)),
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| Error::Host {
-            host: t.host().to_string(),
-            message: format!("{path}: unreadable ownership record: {e}"),
-        }),
+        Ok(Some(bytes)) => {
+            let mut record: Record = serde_json::from_slice(&bytes).map_err(|e| Error::Host {
+                host: t.host().to_string(),
+                message: format!("{path}: unreadable ownership record: {e}"),
+            })?;
+            // Never hold secret content in memory from an older record; it is written back scrubbed.
+            record.scrub();
+            Ok(record)
+        }
         Err(e) => Err(Error::Host { host: t.host().to_string(), message: e.to_string() }),
     }
+}
+
+/// Whether the record on this host still holds secret content an older version wrote.
+pub async fn needs_scrub(t: &dyn Transport, environment: &str) -> bool {
+    let Ok(Some(bytes)) = t.read_file(&state_path(environment)).await else { return false };
+    serde_json::from_slice::<Record>(&bytes).is_ok_and(|mut r| r.scrub())
 }
 
 pub async fn write(t: &dyn Transport, record: &Record) -> Result<()> {
@@ -45,4 +98,30 @@ pub async fn write(t: &dyn Transport, record: &Record) -> Result<()> {
     t.write_file(&path, &bytes, &WriteOptions { mode: Some(0o600), ..Default::default() })
         .await
         .map_err(|e| Error::Host { host: t.host().to_string(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_of_older_versions_lose_their_secret_content() {
+        let text = json!({"format_version": 1, "environment": "lab", "resources": {
+            "files.file[bastion:/srv/www/master.ign]": {"address": "files.file[bastion:/srv/www/master.ign]",
+                "spec": {"path": "/srv/www/master.ign", "content": "SENTINEL-IGN", "sensitive": true, "sha256": "x"}},
+            "files.file[bastion:/srv/www/notice.txt]": {"address": "files.file[bastion:/srv/www/notice.txt]",
+                "spec": {"path": "/srv/www/notice.txt", "content": "public", "sensitive": false}},
+            "cluster.object[Secret/n/s]": {"address": "cluster.object[Secret/n/s]",
+                "spec": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
+                         "data": {"a": "U0VOVElORUwtREFUQQ=="}, "stringData": {"b": "SENTINEL-STRING"}}}
+        }});
+        let mut record: Record = serde_json::from_value(text).unwrap();
+        assert!(record.scrub());
+        let out = serde_json::to_string(&record).unwrap();
+        assert!(!out.contains("SENTINEL") && !out.contains("U0VOVElORUwtREFUQQ"), "{out}");
+        assert!(out.contains("public"), "non-secret content stays");
+        assert_eq!(record.format_version, RECORD_FORMAT_VERSION);
+        assert!(!record.scrub(), "scrubbing twice changes nothing");
+    }
 }

@@ -121,6 +121,19 @@ pub fn save(plan: &Plan, identity: &Identity, env_dir: &Path, created_unix: u64,
 pub fn load(path: &Path) -> Result<PlanBody> {
     let bad = |m: String| Error::PlanFile { path: path.display().to_string(), message: m };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let version = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format_version").and_then(|f| f.as_u64()))
+        .or_else(|| {
+            // Format 1 kept its version inside the plan.
+            serde_json::from_str::<serde_json::Value>(&text).ok()?.get("plan")?.get("format_version")?.as_u64()
+        });
+    if version.is_some_and(|v| v != u64::from(PLAN_FILE_FORMAT)) {
+        return Err(bad(format!(
+            "plan file format {} is not supported by this version (make the plan again)",
+            version.unwrap_or_default()
+        )));
+    }
     let envelope: Envelope = serde_json::from_str(&text).map_err(|e| bad(format!("not a groundwork plan: {e}")))?;
     if envelope.format_version != PLAN_FILE_FORMAT {
         return Err(bad(format!(
@@ -143,11 +156,15 @@ pub fn load(path: &Path) -> Result<PlanBody> {
     Ok(body)
 }
 
-/// Whether `path` is a plan file (as opposed to an environment).
+/// Whether `path` is a plan file (as opposed to an environment): JSON with a format version and a body
+/// digest (this format), or a versioned plan inside (format 1, which `load` then refuses by name).
 pub fn is_plan_file(path: &Path) -> bool {
     path.is_file()
         && std::fs::read(path).is_ok_and(|b| {
-            serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v.get("body_sha256").is_some())
+            serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| {
+                (v.get("format_version").is_some() && v.get("body_sha256").is_some())
+                    || v.get("plan").and_then(|p| p.get("format_version")).is_some()
+            })
         })
 }
 

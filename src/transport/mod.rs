@@ -98,6 +98,11 @@ impl Hosts {
         v
     }
 
+    /// Every infra host of the environment, by name.
+    pub fn names(&self) -> Vec<String> {
+        self.env.hosts.keys().map(|h| h.to_string()).collect()
+    }
+
     /// The host whose ownership record also holds the cluster objects (the first host by name).
     pub fn record_host(&self) -> Option<String> {
         self.env.hosts.keys().next().map(|h| h.to_string())

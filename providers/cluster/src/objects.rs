@@ -110,7 +110,7 @@ pub fn conceal_desired_secret(object: &mut Value, secrets: &Secrets) -> Result<(
 /// A live Secret's `data` (base64 strings) as references, so observed state carries digests only.
 pub fn conceal_live_secret(object: &mut Value) {
     let Some(Value::Object(data)) = object.get_mut("data") else { return };
-    for v in data.values_mut() {
+    for v in data.values_mut().filter(|v| SecretRef::from_value(v).is_none()) {
         let bytes = v
             .as_str()
             .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t.trim()).ok())
