@@ -107,3 +107,17 @@ fn verify_never_probes_the_network_for_local_stand_ins() {
     assert!(text.stdout.contains("skip lb-tcp"), "{}", text.stdout);
     assert!(!text.stdout.contains("ok   lb-tcp"), "{}", text.stdout);
 }
+
+#[test]
+fn escape_sequences_from_a_host_cannot_rewrite_the_plan_on_a_terminal() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
+    // Someone on the host hides a line: "clear line, cursor up" in the middle of a served script.
+    let f = host_file(env.path(), "bastion", "/usr/share/nginx/html/pxeboot.ipxe");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, text.replacen("set menu-timeout 300000", "set menu-timeout 5\x1b[2K\x1b[1A", 1)).unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert!(!plan.stdout.contains('\x1b'), "a raw escape reached the terminal:\n{}", plan.stdout);
+    assert!(plan.stdout.contains("set menu-timeout 5\\u{1b}[2K\\u{1b}[1A"), "{}", plan.stdout);
+}

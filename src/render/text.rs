@@ -125,7 +125,7 @@ fn changes_only(plan: &Plan, color: bool, heading: &str, nothing: &str) -> Strin
         let _ = writeln!(out, "\n  {}", st.paint("1", &format!("# {} {}", c.address, verb(c.action))));
         let _ = writeln!(out, "  {} {}", st.action(c.action, c.action.symbol()), c.address);
         for w in &c.warnings {
-            let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {w}")));
+            let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {}", visible(w))));
         }
         if c.sensitive {
             let _ = writeln!(out, "      (sensitive content hidden)");
@@ -136,10 +136,11 @@ fn changes_only(plan: &Plan, color: bool, heading: &str, nothing: &str) -> Strin
                 DetailOp::Remove => ("-", Action::Delete),
                 DetailOp::Modify => ("~", Action::Update),
             };
-            let _ = writeln!(out, "      {}", st.action(a, &format!("{sym} {}", d.text)));
+            let _ = writeln!(out, "      {}", st.action(a, &format!("{sym} {}", visible(&d.text))));
         }
         if let Some(d) = &c.diff {
-            for line in unified(&d.old, &d.new, &d.path).lines() {
+            for line in unified(&d.old, &d.new, &d.path).lines().map(visible) {
+                let line = line.as_str();
                 let painted = if line.starts_with("+++") || line.starts_with("---") {
                     st.paint("1", line)
                 } else if line.starts_with('+') {
@@ -157,6 +158,17 @@ fn changes_only(plan: &Plan, color: bool, heading: &str, nothing: &str) -> Strin
     }
     let _ = writeln!(out, "\n{}", st.paint("1", &summary(plan)));
     out
+}
+
+/// Text from a host or an inventory as the terminal should show it: control characters (an escape
+/// sequence in a file on a host could rewrite what a reviewer sees) become visible `\u{1b}` escapes.
+pub fn visible(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| if c.is_control() && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// A unified diff with three lines of context.
@@ -224,6 +236,7 @@ mod tests {
             locked_by: None,
         };
         assert!(!plan.is_converged());
+        assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");
         assert_eq!(plan.next_gate().map(|g| g.status.gate), Some(Gate::WorkersJoined));
         insta::assert_snapshot!(super::plan(&plan, false));
     }
