@@ -121,3 +121,53 @@ fn escape_sequences_from_a_host_cannot_rewrite_the_plan_on_a_terminal() {
     assert!(!plan.stdout.contains('\x1b'), "a raw escape reached the terminal:\n{}", plan.stdout);
     assert!(plan.stdout.contains("set menu-timeout 5\\u{1b}[2K\\u{1b}[1A"), "{}", plan.stdout);
 }
+
+/// An inventory cannot make the machine that runs groundwork a managed host: a stand-in's root stays
+/// inside the environment directory, and its commands run only when whoever runs groundwork allows it.
+#[test]
+fn an_inventory_cannot_steer_the_runner() {
+    let env = demo_env();
+    let e = env.path().to_str().unwrap();
+    let yaml = env.path().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+
+    for root in ["/", "../outside", "."] {
+        std::fs::write(&yaml, text.replace("root: .hosts/bastion", &format!("root: {root}"))).unwrap();
+        let run = groundwork(&["plan", e]);
+        assert_eq!(run.code, 1, "root {root}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(&format!("root {root:?}")), "{}", run.stderr);
+    }
+
+    // run_commands on a stand-in, with a reload the inventory chose: not run unless allowed from outside.
+    let marker = env.path().join("reload-ran");
+    let steered = text
+        .replace("run_commands: false", "run_commands: true")
+        .replace("dns:\n  named_conf: null", "dns:\n  named_conf: null\n  reload: [touch, reload-ran]");
+    std::fs::write(&yaml, &steered).unwrap();
+    let run = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!marker.exists(), "an inventory ran a command on the runner");
+    // The same with the operator's consent: the reload runs (so the gate above is what stopped it).
+    std::fs::write(
+        &yaml,
+        steered.replace(
+            "  - { name: w2,",
+            "  - { name: w3, role: worker, mac: \"52:54:00:00:00:33\", ip: 10.88.0.33 }\n  - { name: w2,",
+        ),
+    )
+    .unwrap();
+    // (The other reloads, systemctl on this machine, fail: that is what running them here means.)
+    std::process::Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["apply", e, "--auto-approve"])
+        .env("GROUNDWORK_LOCAL_COMMANDS", "1")
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    assert!(marker.exists());
+
+    // firewalld on a stand-in would be the runner's own firewalld: refused, saying why.
+    std::fs::write(&yaml, format!("{text}firewall: {{ hosts: [bastion], services: [http] }}\n")).unwrap();
+    let run = groundwork(&["plan", e]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("firewalld is managed with commands on the host"), "{}", run.stderr);
+}

@@ -14,6 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// Whether commands may run for `transport: local` hosts: set by whoever runs groundwork
+/// (`GROUNDWORK_LOCAL_COMMANDS=1`), not by the inventory.
+pub fn local_commands_allowed() -> bool {
+    std::env::var_os("GROUNDWORK_LOCAL_COMMANDS").is_some_and(|v| v == "1")
+}
+
 /// Connections to the environment's hosts, opened lazily and shared by every read and write.
 pub struct Hosts {
     env: Environment,
@@ -57,7 +63,7 @@ impl Hosts {
                     host: host.into(),
                     message: "transport: local needs root: DIR".into(),
                 })?;
-                Arc::new(LocalTransport::new(host, self.env_dir.join(root)))
+                Arc::new(LocalTransport::new(host, self.local_root(host, root)?))
             }
             TransportKind::Ssh => Arc::new(ssh::SshTransport::new(host, self.ssh_options(h))),
         };
@@ -96,6 +102,28 @@ impl Hosts {
         let mut v: Vec<(String, usize)> = open.iter().map(|(h, t)| (h.clone(), t.round_trips())).collect();
         v.sort();
         v
+    }
+
+    /// A stand-in's root: a directory inside the environment directory (resolved), so that an inventory
+    /// can never make the machine that runs groundwork stand in for a host with its own `/etc`.
+    fn local_root(&self, host: &str, root: &str) -> Result<PathBuf> {
+        let refuse = |why: String| Error::Host { host: host.into(), message: format!("root {root:?} {why}") };
+        let path = self.env_dir.join(root);
+        if Path::new(root).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(refuse("has a '..' component".into()));
+        }
+        let env = std::fs::canonicalize(&self.env_dir).map_err(|e| refuse(e.to_string()))?;
+        let mut probe = path.clone();
+        while !probe.exists() && probe.pop() {}
+        let real = std::fs::canonicalize(&probe).map_err(|e| refuse(e.to_string()))?;
+        if !real.starts_with(&env) || (real == env && probe == path) {
+            return Err(refuse(format!(
+                "is not a directory inside the environment directory {} (it resolves to {})",
+                env.display(),
+                real.display()
+            )));
+        }
+        Ok(path)
     }
 
     /// Every infra host of the environment, by name.
@@ -156,7 +184,13 @@ impl Hosts {
 
     /// The same, over a given transport (a cached one during refresh).
     pub fn context_with(&self, host: &str, t: Arc<dyn Transport>) -> Context {
-        let run = self.env.hosts.get(host).map(|h| h.run_commands).unwrap_or(false);
+        // A local stand-in's commands would run on the machine running groundwork: only when its operator
+        // allows it (GROUNDWORK_LOCAL_COMMANDS=1), never because an inventory says so.
+        let run = self
+            .env
+            .hosts
+            .get(host)
+            .is_some_and(|h| h.run_commands && (h.transport != TransportKind::Local || local_commands_allowed()));
         Context::for_host(host, t, run, self.env_dir.clone()).with_secrets(self.secrets.clone())
     }
 }

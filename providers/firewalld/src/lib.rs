@@ -314,7 +314,7 @@ pub struct FirewalldProvider;
 
 async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Error> {
     let out = cx
-        .transport(address)?
+        .commands(address, "firewalld")?
         .exec(&Cmd::new("firewall-cmd").args(args.iter().cloned()))
         .await
         .map_err(|e| e.at(address))?;
@@ -358,7 +358,7 @@ impl Provider for FirewalldProvider {
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
         let cmd = read_command(resources)?;
-        let out = cx.transport(&first.address)?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
+        let out = cx.commands(&first.address, "firewalld")?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
         let snap = parse_snapshot(&out.stdout_str()).map_err(|m| Error::failed(&first.address, m))?;
         resources.iter().map(|r| observe(&snap, r)).collect()
     }

@@ -52,6 +52,22 @@ impl Context {
             .map_err(|r| Error::SecretChanged { address: address.to_string(), digest: r.short() })
     }
 
+    /// For resources that exist only through a host's own tools (firewalld, SELinux): refused on a host
+    /// that runs no commands, such as a local stand-in, whose tools would be the runner's own.
+    pub fn commands(&self, address: &Address, tool: &str) -> Result<&dyn Transport, Error> {
+        if !self.run_commands {
+            return Err(Error::failed(
+                address,
+                format!(
+                    "{tool} is managed with commands on the host, and {} runs none (a local stand-in: its commands \
+                     would run on the machine running groundwork)",
+                    self.host.as_deref().unwrap_or("this host")
+                ),
+            ));
+        }
+        self.transport(address)
+    }
+
     pub fn transport(&self, address: &Address) -> Result<&dyn Transport, Error> {
         self.transport.as_deref().ok_or_else(|| Error::failed(address, "no transport for this resource's host"))
     }

@@ -361,7 +361,10 @@ fn read_command(resources: &[Resource]) -> Result<Cmd, Error> {
 }
 
 async fn semanage(cx: &Context, address: &Address, args: &[&str]) -> Result<groundwork_sdk::ExecOutput, Error> {
-    cx.transport(address)?.exec(&Cmd::new("semanage").args(args.iter().copied())).await.map_err(|e| e.at(address))
+    cx.commands(address, "SELinux")?
+        .exec(&Cmd::new("semanage").args(args.iter().copied()))
+        .await
+        .map_err(|e| e.at(address))
 }
 
 fn failed(address: &Address, what: &str, out: &groundwork_sdk::ExecOutput) -> Error {
@@ -384,7 +387,7 @@ impl Provider for SelinuxProvider {
         let ports: Vec<(String, u16)> =
             of("port").map(|r| r.spec::<PortSpec>().map(|s| (s.proto, s.port))).collect::<Result<_, _>>()?;
         let cmd = read_command(resources)?;
-        let out = cx.transport(&first.address)?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
+        let out = cx.commands(&first.address, "SELinux")?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;
         let text = out.stdout_str();
         if text.contains("@@ERR") || text.contains("SELinux policy is not managed") {
             return Err(Error::failed(
@@ -548,7 +551,7 @@ impl Provider for SelinuxProvider {
             }
             ("relabel", _) => {
                 let s: RelabelSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
-                let t = cx.transport(address)?;
+                let t = cx.commands(address, "SELinux")?;
                 let script = ". /etc/selinux/config 2>/dev/null; setfiles -F \"/etc/selinux/${SELINUXTYPE:-targeted}/contexts/files/file_contexts\" \"$1\"";
                 let out = t
                     .exec(&Cmd::new("sh").arg("-c").arg(script).arg("groundwork-relabel").path(&s.path))
