@@ -113,6 +113,30 @@ READY='pgrep -P "$MAINPID" >/dev/null'
 U
 fi
 
+if has tftp; then
+  # tftpd-hpa (its package's defaults file is what groundwork manages). in.tftpd logs every transfer to
+  # syslog: it runs in a mount namespace of its own whose /dev is a small tmpfs (null, zero, urandom and
+  # random from the real /dev) where busybox syslogd's /dev/log writes to a log file. The machine's /dev
+  # is never touched.
+  mkdir -p /srv/tftp
+  cat > /etc/gwlab/tftpd-run <<'RUN'
+#!/bin/sh
+set -e
+mkdir -p /run/gwlab/tftp-dev
+mount --bind /dev /run/gwlab/tftp-dev
+mount -t tmpfs -o mode=0755 gwlab-tftp-dev /dev
+for n in null zero urandom random; do : > "/dev/$n"; mount --bind "/run/gwlab/tftp-dev/$n" "/dev/$n"; done
+/bin/busybox syslogd -n -O /var/log/gwlab/tftp-transfers.log &
+. /etc/default/tftpd-hpa
+exec /usr/sbin/in.tftpd --foreground --user "$TFTP_USERNAME" --address "$TFTP_ADDRESS" $TFTP_OPTIONS "$TFTP_DIRECTORY"
+RUN
+  chmod 0755 /etc/gwlab/tftpd-run
+  cat > /etc/gwlab/units/tftpd-hpa <<'U'
+START="/usr/bin/unshare -m --propagation private /etc/gwlab/tftpd-run"
+READY='ss -Hlun "sport = :69" | grep -q .'
+U
+fi
+
 if has http; then
   mkdir -p /usr/share/nginx/html
   cat > /etc/nginx/nginx.conf <<'CFG'
@@ -125,7 +149,9 @@ events { worker_connections 256; }
 http {
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log off;
+    # Every request, so tests can tell what each machine fetched.
+    log_format gwlab '$remote_addr "$request" $status $bytes_sent';
+    access_log /var/log/gwlab/nginx-access.log gwlab;
     sendfile on;
     server {
         listen 80 default_server;

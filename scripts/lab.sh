@@ -3,6 +3,7 @@
 #
 #   scripts/lab.sh up|down|status|env     (GW_LAB_INDEX=N selects lab N: bridge gwlabN, 10.88.N.0/24)
 #   scripts/lab.sh sim BINARY             start the Kubernetes API simulator (needs GW_LAB_API=sim at up)
+#   scripts/lab.sh vm NAME MAC FIRMWARE   a QEMU machine on the bridge that PXE-boots (bios, uefi, uefi-norom)
 #
 # Infra hosts (bastion, ns1, lb1) get their own network, mount, UTS and PID namespaces, their own view of
 # /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2, i1-i2) get a network namespace
@@ -172,6 +173,7 @@ S
 # processes inside the lab's network namespaces.
 down_quiet() {
   local e h
+  vm_stop_all
   for e in "${infra[@]}"; do
     read -r h _ <<<"$e"
     if init_alive "$h"; then kill -KILL "$(init_pid "$h")" 2>/dev/null || true; fi
@@ -206,6 +208,67 @@ status() {
     echo "  $h $ip [$roles] $units"
   done
   for e in "${nodes[@]}"; do read -r h ip mac <<<"$e"; echo "  $h $ip $mac"; done
+}
+
+# A virtual machine on the lab bridge that network-boots as a declared node would (docs/lab.md):
+#   lab.sh vm NAME MAC bios|uefi|uefi-norom
+# bios: SeaBIOS and the NIC's iPXE ROM (ipxe-qemu); uefi: OVMF with the same ROM; uefi-norom: OVMF's own
+# PXE client (the NIC ROM disabled), which must fetch the UEFI loader over TFTP. QEMU under TCG (KVM is
+# not relied on), 512 MiB, a tap device on the lab's bridge with the node's MAC; the serial console goes
+# to $state/vm/NAME.serial. A node stand-in that holds the same MAC has its link taken down first (two
+# ports with one MAC on a bridge confuse it). The machine powers off by itself; `vm-stop NAME` ends it.
+vm() {
+  local name=${1:?usage: lab.sh vm NAME MAC bios|uefi|uefi-norom} mac=${2:?MAC} firmware=${3:-bios}
+  is_running || { log "lab is not up"; return 1; }
+  [[ "$name" =~ ^[a-z0-9]{1,6}$ ]] || { log "vm name: 1-6 lowercase letters or digits"; return 2; }
+  [[ "$mac" =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || { log "vm MAC: six lowercase hex pairs"; return 2; }
+  command -v qemu-system-x86_64 >/dev/null || { log "qemu-system-x86_64 is missing (scripts/lab-deps.sh)"; return 1; }
+  local fw=()
+  local nic="virtio-net-pci,netdev=n0,mac=$mac"
+  case "$firmware" in
+    bios) fw=(-boot n) ;;
+    uefi) fw=(-bios /usr/share/ovmf/OVMF.fd) ;;
+    uefi-norom) fw=(-bios /usr/share/ovmf/OVMF.fd); nic="$nic,romfile=" ;;
+    *) log "firmware: bios, uefi or uefi-norom"; return 2 ;;
+  esac
+  vm_stop "$name"
+  local e h ip m
+  for e in "${nodes[@]}"; do
+    read -r h ip m <<<"$e"
+    [ "$m" = "$mac" ] && ip -n "$pfx$h" link set eth0 down 2>/dev/null || true
+  done
+  local tap=gw${idx}vm$name
+  ip tuntap add dev "$tap" mode tap
+  ip link set dev "$tap" master "$br" up
+  mkdir -p "$state/vm"
+  : > "$state/vm/$name.serial"
+  setsid qemu-system-x86_64 -accel tcg -m 512 -display none -no-reboot -monitor none \
+    -serial "file:$state/vm/$name.serial" "${fw[@]}" \
+    -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "$nic" \
+    > "$state/vm/$name.log" 2>&1 < /dev/null &
+  echo $! > "$state/vm/$name.pid"
+  log "vm $name ($mac, $firmware) started: serial console $state/vm/$name.serial"
+}
+
+# End a VM the lab started (by its pidfile, checked to be our qemu) and remove its tap.
+vm_stop() {
+  local name=$1 pid
+  pid=$(cat "$state/vm/$name.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "qemu-system-x86_64.*gw${idx}vm$name"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local n=0; while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$state/vm/$name.pid"
+  ip link del "gw${idx}vm$name" 2>/dev/null || true
+}
+
+vm_stop_all() {
+  local f t
+  for f in "$state"/vm/*.pid; do [ -e "$f" ] && vm_stop "$(basename "$f" .pid)"; done
+  # Taps of this lab whose pidfile is gone.
+  for t in $(ip -o link show 2>/dev/null | grep -o "gw${idx}vm[a-z0-9]*" | sort -u); do ip link del "$t" 2>/dev/null || true; done
+  return 0
 }
 
 # The API simulator: runs in the bootstrap stand-in's namespace and also listens on the masters', so
@@ -251,5 +314,7 @@ case "${1:-}" in
   status) status ;;
   env) env_vars ;;
   sim) shift; sim "$@" ;;
-  *) echo "usage: $0 up|down|status|env|sim BINARY" >&2; exit 2 ;;
+  vm) shift; vm "$@" ;;
+  vm-stop) shift; vm_stop "${1:?usage: lab.sh vm-stop NAME}" ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME" >&2; exit 2 ;;
 esac

@@ -116,10 +116,10 @@ fn escape_sequences_from_a_host_cannot_rewrite_the_plan_on_a_terminal() {
     // Someone on the host hides a line: "clear line, cursor up" in the middle of a served script.
     let f = host_file(env.path(), "bastion", "/usr/share/nginx/html/pxeboot.ipxe");
     let text = std::fs::read_to_string(&f).unwrap();
-    std::fs::write(&f, text.replacen("set menu-timeout 300000", "set menu-timeout 5\x1b[2K\x1b[1A", 1)).unwrap();
+    std::fs::write(&f, text.replacen("|| goto unknown", "|| goto unknown\x1b[2K\x1b[1A", 1)).unwrap();
     let plan = groundwork(&["plan", e]);
     assert!(!plan.stdout.contains('\x1b'), "a raw escape reached the terminal:\n{}", plan.stdout);
-    assert!(plan.stdout.contains("set menu-timeout 5\\u{1b}[2K\\u{1b}[1A"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("|| goto unknown\\u{1b}[2K\\u{1b}[1A"), "{}", plan.stdout);
 }
 
 /// An inventory cannot make the machine that runs groundwork a managed host: a stand-in's root stays

@@ -14,13 +14,17 @@ fn plan_apply_then_plan_is_empty() {
     let e = env.path().to_str().unwrap();
     let first = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(first.code, 2, "{}{}", first.stdout, first.stderr);
-    assert!(first.stdout.contains("Plan: 12 to add, 0 to change, 0 to destroy."), "{}", first.stdout);
+    assert!(first.stdout.contains("Plan: 21 to add, 0 to change, 0 to destroy."), "{}", first.stdout);
 
     let apply = groundwork(&["apply", e, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     assert!(apply.stdout.contains("Verified: a fresh plan shows no changes."));
-    let script = std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap();
-    assert!(script.contains("coreos.inst.ignition_url=http://10.88.0.10/worker.ign"), "{script}");
+    let chain = std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap();
+    assert!(chain.contains("chain http://10.88.0.10/ipxe/${mac:hexhyp}.ipxe"), "{chain}");
+    let w1 =
+        std::fs::read_to_string(host_file(env.path(), "bastion", "/usr/share/nginx/html/ipxe/52-54-00-00-00-31.ipxe"))
+            .unwrap();
+    assert!(w1.contains("coreos.inst.ignition_url=http://10.88.0.10/worker.ign"), "{w1}");
 
     let again = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
@@ -54,13 +58,14 @@ fn drift_on_a_host_shows_as_a_unified_diff() {
     let e = env.path().to_str().unwrap();
     assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
     let f = host_file(env.path(), "bastion", IPXE);
-    let text = std::fs::read_to_string(&f).unwrap().replace("set menu-timeout 300000", "set menu-timeout 5");
+    let text = std::fs::read_to_string(&f).unwrap().replace("|| goto unknown", "|| goto elsewhere");
     std::fs::write(&f, text).unwrap();
     let plan = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2);
     assert!(plan.stdout.contains(&format!("~ files.file[bastion:{IPXE}]")), "{}", plan.stdout);
     assert!(
-        plan.stdout.contains("-set menu-timeout 5\n") && plan.stdout.contains("+set menu-timeout 300000\n"),
+        plan.stdout.contains("-chain http://10.88.0.10/ipxe/${mac:hexhyp}.ipxe || goto elsewhere\n")
+            && plan.stdout.contains("+chain http://10.88.0.10/ipxe/${mac:hexhyp}.ipxe || goto unknown\n"),
         "{}",
         plan.stdout
     );
@@ -88,7 +93,7 @@ fn only_recorded_files_are_deleted() {
     let plan = groundwork(&["plan", e]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(plan.stdout.contains("- files.file[bastion:/usr/share/nginx/html/rhcos-metal.raw.gz]"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("1 to change, 1 to destroy."), "{}", plan.stdout);
+    assert!(plan.stdout.contains("6 to change, 1 to destroy."), "{}", plan.stdout);
     assert!(!plan.stdout.contains("index.html"));
     assert_eq!(groundwork(&["apply", e, "--auto-approve"]).code, 0);
     assert!(!host_file(env.path(), "bastion", "/usr/share/nginx/html/rhcos-metal.raw.gz").exists());
@@ -103,7 +108,7 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     let p = planfile.to_str().unwrap();
     assert_eq!(groundwork(&["plan", e, "--out", p]).code, 0);
     let shown = groundwork(&["show", p]);
-    assert!(shown.stdout.contains("Plan: 12 to add"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("Plan: 21 to add"), "{}", shown.stdout);
     // Someone writes one of the files by hand between plan and apply: the plan was made against absence.
     let f = host_file(env.path(), "bastion", IPXE);
     std::fs::create_dir_all(f.parent().unwrap()).unwrap();
@@ -116,7 +121,7 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     assert_eq!(groundwork(&["plan", e, "--out", p]).code, 0);
     let ok = groundwork(&["apply", p]);
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
-    assert!(std::fs::read_to_string(&f).unwrap().contains("menu-timeout 300000"));
+    assert!(std::fs::read_to_string(&f).unwrap().contains("|| goto unknown"));
 }
 
 #[test]

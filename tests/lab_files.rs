@@ -46,6 +46,11 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
     assert_eq!(checked, 7);
     let (_, script) = curl(&format!("http://{bastion}/pxeboot.ipxe"));
     let script = String::from_utf8(script).unwrap();
+    assert!(script.contains(&format!("chain http://{bastion}/ipxe/${{mac:hexhyp}}.ipxe")), "{script}");
+    let m1 = format!("52-54-00-00-{:02x}-21", lab.index);
+    let (code, script) = curl(&format!("http://{bastion}/ipxe/{m1}.ipxe"));
+    let script = String::from_utf8(script).unwrap();
+    assert_eq!(code, "200");
     assert!(script.contains(&format!("coreos.inst.ignition_url=http://{bastion}/master.ign")), "{script}");
 
     let again = groundwork(&["plan", e, "--detailed-exitcode"]);

@@ -121,3 +121,31 @@ fn retired_bootstrap_leaves_dns_dhcp_and_the_docroot() {
     let cfg: ManagedFile = find(&active, "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]").spec().unwrap();
     assert!(!cfg.content.contains("server bs "));
 }
+
+#[test]
+fn per_node_boot_scripts_and_tftp() {
+    let rs = resources();
+    let mut scripts = Vec::new();
+    for r in rs.iter().filter(|r| r.address.provider == "files" && r.address.name.contains("/ipxe/")) {
+        let spec: groundwork_files::FileSpec = r.spec().unwrap();
+        scripts.push(format!("== {}\n{}", spec.url_path, spec.content.unwrap()));
+    }
+    assert_eq!(scripts.len(), 10, "one script per node");
+    insta::assert_snapshot!("ocp45_node_scripts", scripts.join("\n"));
+    // RHEL's tftp-server keeps its root in its socket-activated unit: no settings file is managed.
+    assert!(!rs.iter().any(|r| r.address.provider == "tftp" && r.address.kind == "config"));
+    // Where tftpd-hpa is used (tftp.config set), its settings file.
+    let mut loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    loaded.env.tftp.config = Some("/etc/default/tftpd-hpa".parse().unwrap());
+    let rs = config::expand::resources(&loaded).unwrap();
+    let conf: ManagedFile = find(&rs, "tftp.config[bastion:/etc/default/tftpd-hpa]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_tftpd_hpa", conf.content);
+    // The loaders DHCP names, from the host's ipxe package (RHEL's ipxe-bootimgs).
+    for (path, from) in [
+        ("/var/lib/tftpboot/undionly.kpxe", "/usr/share/ipxe/undionly.kpxe"),
+        ("/var/lib/tftpboot/efi/ipxe.efi", "/usr/share/ipxe/ipxe.efi"),
+    ] {
+        let l: groundwork_tftp::LoaderSpec = find(&rs, &format!("tftp.loader[bastion:{path}]")).spec().unwrap();
+        assert_eq!(l.from.as_deref(), Some(from));
+    }
+}

@@ -235,33 +235,32 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         prop_assert_eq!(back, def);
     }
 
-    // The iPXE script: per role one kernel with exactly the expected arguments and one initrd.
+    // Each node's iPXE script: one kernel with exactly the expected arguments, one initrd.
     let boot = env.files.as_ref().unwrap().boot.as_ref().unwrap();
-    let ipxe = groundwork_files::read_ipxe(&groundwork_files::render_builtin_ipxe(env).unwrap());
     let base = "http://10.88.0.10";
-    let roles = ["bootstrap", "master", "worker"];
-    prop_assert_eq!(&ipxe.items[..3], &roles.map(String::from)[..]);
-    prop_assert_eq!(ipxe.kernels.len(), 3);
-    for (role, (label, url, args)) in roles.iter().zip(&ipxe.kernels) {
-        prop_assert_eq!(label, role);
+    let entries = groundwork_sdk::boot::entries(env);
+    prop_assert_eq!(entries.len(), env.nodes.len());
+    for (n, e) in env.nodes.iter().zip(&entries) {
+        let ipxe = groundwork_files::read_ipxe(&groundwork_sdk::boot::render_node_script("lab", e));
+        prop_assert_eq!(ipxe.kernels.len(), 1);
+        let (_, url, args) = &ipxe.kernels[0];
         prop_assert_eq!(url, &format!("{base}/{}", boot.kernel));
         let mut want = vec![
             "ip=dhcp".to_string(),
             "rd.neednet=1".into(),
-            format!("initrd={}", boot.initramfs),
+            format!("initrd={}", boot.initramfs.rsplit('/').next().unwrap()),
             "console=tty0".into(),
             "console=ttyS0".into(),
             "coreos.inst=yes".into(),
             format!("coreos.inst.install_dev={}", boot.install_dev),
-            format!("coreos.inst.image_url={base}/{}", boot.image),
-            format!("coreos.inst.ignition_url={base}/{}.ign", if *role == "bootstrap" { "bootstrap" } else { role }),
+            format!("coreos.inst.image_url={base}/{}", boot.image.as_ref().unwrap()),
+            format!("coreos.inst.ignition_url={base}/{}", n.role.ignition()),
         ];
         want.extend(boot.extra_args.iter().flat_map(|a| a.split(' ').filter(|w| !w.is_empty()).map(str::to_string)));
         prop_assert_eq!(args, &want);
+        prop_assert_eq!(&ipxe.initrds, &vec![(String::new(), format!("{base}/{}", boot.initramfs))]);
+        prop_assert_eq!(&e.script, &format!("ipxe/{}.ipxe", n.mac.replace(':', "-")));
     }
-    let initrds: Vec<(String, String)> =
-        roles.iter().map(|r| (r.to_string(), format!("{base}/{}", boot.initramfs))).collect();
-    prop_assert_eq!(ipxe.initrds, initrds);
     Ok(())
 }
 

@@ -42,7 +42,7 @@ fn an_edited_plan_is_refused_before_anything_is_written() {
 
     // Edited without care for the digest.
     let text = std::fs::read_to_string(&plan).unwrap();
-    std::fs::write(&plan, text.replacen("menu-timeout", "menu-timeoux", 1)).unwrap();
+    std::fs::write(&plan, text.replacen("goto unknown", "goto unknowx", 1)).unwrap();
     let run = groundwork(&["apply", p]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("modified after it was saved"), "{}", run.stderr);
@@ -53,7 +53,7 @@ fn an_edited_plan_is_refused_before_anything_is_written() {
     forge(&plan, |body| {
         for c in body["plan"]["changes"].as_array_mut().unwrap() {
             if c["address"].as_str().unwrap().ends_with("pxeboot.ipxe]") {
-                let content = c["after"]["content"].as_str().unwrap().replace("menu-timeout 300000", "menu-timeout 1");
+                let content = c["after"]["content"].as_str().unwrap().replace("goto unknown", "goto elsewhere");
                 c["after"]["content"] = content.into();
             }
         }
@@ -73,7 +73,7 @@ fn an_edited_plan_is_refused_before_anything_is_written() {
     plan_to(env.path(), &plan);
     let run = groundwork(&["apply", p]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap().contains("menu-timeout 300000"));
+    assert!(std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap().contains("|| goto unknown"));
 }
 
 #[test]

@@ -297,10 +297,38 @@ fn dhcp_fixed_addresses_inside_subnet() {
 #[test]
 fn served_urls_point_to_served_files() {
     let env = BASE.replace("    - { path: worker.ign, content: \"{}\", kind: ignition }\n", "");
-    let msg = expect(&env, NODES, "served-urls", &at("environment.yaml", &env, "pxeboot.ipxe, template", "builtin"));
-    assert!(msg.contains("worker.ign"), "{msg}");
+    // The workers' boot scripts point at it.
+    let msg = expect(&env, NODES, "served-urls", &at("nodes.yaml", NODES, "w1", "{"));
+    assert!(msg.contains("worker.ign") && msg.contains("boot script of w1"), "{msg}");
     let env = BASE.replace("script: pxeboot.ipxe", "script: boot.ipxe");
     expect(&env, NODES, "served-urls", &at("environment.yaml", &env, "script:", "boot.ipxe"));
+}
+
+#[test]
+fn every_declared_machine_boots_something_served_and_sane() {
+    // Neither a metal image nor a live rootfs: the installer would have nothing to install.
+    let env = BASE.replace("image: m.raw.gz }", "}");
+    let msg = expect(&env, NODES, "boot", &at("environment.yaml", &env, "boot:", "{ kernel"));
+    assert!(msg.contains("image") && msg.contains("rootfs"), "{msg}");
+    // A served file in the place of a node's boot script would boot it as something else.
+    let env = BASE.replace(
+        "    - { path: k,",
+        "    - { path: ipxe/52-54-00-00-00-31.ipxe, content: \"#!ipxe\" }\n    - { path: k,",
+    );
+    let msg = expect(&env, NODES, "served-path-unique", &at("environment.yaml", &env, "52-54", "ipxe/"));
+    assert!(msg.contains("boot script of w1"), "{msg}");
+    // Its kernel must be served.
+    let env = BASE.replace("    - { path: k, content: \"k\" }\n", "");
+    let msg = expect(&env, NODES, "served-urls", &at("nodes.yaml", NODES, "bs", "{"));
+    assert!(msg.contains("/k") && msg.contains("boot script of bs"), "{msg}");
+    // Static addressing of the wrong family, or a prefix that is no prefix.
+    for bad in ["static: { gateway: \"fd00::1\" }", "static: { gateway: 10.88.0.1, prefix: 33 }"] {
+        let nodes = NODES.replace("ip: 10.88.0.31 }", &format!("ip: 10.88.0.31, {bad} }}"));
+        let msg = expect(BASE, &nodes, "boot", &at("nodes.yaml", &nodes, "w1", "{ gateway"));
+        assert!(msg.contains("w1: static addressing"), "{msg}");
+    }
+    let nodes = NODES.replace("ip: 10.88.0.31 }", "ip: 10.88.0.31, static: { gateway: 10.88.0.1, prefix: 24 } }");
+    assert_eq!(findings(BASE, &nodes), vec![]);
 }
 
 #[test]

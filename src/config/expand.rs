@@ -34,6 +34,7 @@ pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Ve
     out.extend(groundwork_bind::resources(&env, x.today()).map_err(expand_err)?);
     out.extend(groundwork_dhcpd::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_kea::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_tftp::resources(&env, x).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);

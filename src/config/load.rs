@@ -78,6 +78,7 @@ struct EnvironmentFile {
     dhcp: Option<DhcpSettings>,
     loadbalancer: Option<LoadBalancerSettings>,
     files: Option<FilesSettings>,
+    tftp: Option<TftpSettings>,
     firewall: Option<FirewallSettings>,
     selinux: Option<SelinuxSettings>,
     openshift: Option<OpenShiftSettings>,
@@ -247,6 +248,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         dhcp: merged.dhcp,
         loadbalancer: merged.loadbalancer.unwrap_or_default(),
         files: merged.files,
+        tftp: merged.tftp.unwrap_or_default(),
         firewall: merged.firewall,
         selinux: merged.selinux,
         openshift: merged.openshift,
@@ -357,6 +359,6 @@ fn merge(
             }
         )*};
     }
-    take!(cluster, networks, hosts, ssh, nodes, dns, dhcp, loadbalancer, files, firewall, selinux, openshift);
+    take!(cluster, networks, hosts, ssh, nodes, dns, dhcp, loadbalancer, files, tftp, firewall, selinux, openshift);
     Ok(())
 }

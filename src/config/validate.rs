@@ -472,8 +472,12 @@ fn dhcp(env: &Environment, f: &mut Findings) {
 }
 
 /// URLs in a text (the iPXE script): whitespace-separated tokens and `key=URL` arguments.
+/// URLs that name an iPXE setting (`${mac:hexhyp}`) are filled in on the machine and are not checked.
 pub fn urls_in(text: &str) -> Vec<String> {
-    text.split_whitespace().filter_map(|t| t.find("http://").map(|i| t[i..].to_string())).collect()
+    text.split_whitespace()
+        .filter_map(|t| t.find("http://").map(|i| t[i..].to_string()))
+        .filter(|u| !u.contains("${"))
+        .collect()
 }
 
 fn served_urls(loaded: &Loaded, f: &mut Findings) {
@@ -536,7 +540,7 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
             f.push(
                 "served-urls",
                 &path,
-                "the builtin:ipxe template needs files.boot (kernel, initramfs, image)".into(),
+                "the builtin:ipxe script needs files.boot (kernel, initramfs, and image or rootfs)".into(),
                 &[],
             );
             continue;
@@ -551,6 +555,59 @@ fn served_urls(loaded: &Loaded, f: &mut Findings) {
                     check_url(f, &url, &path, &format!("{} (rendered)", s.path));
                 }
             }
+        }
+    }
+    boot(env, files, &served, &check_url, f);
+}
+
+/// The per-node boot scripts: what they boot is served, and their paths do not collide with a declared
+/// served file.
+fn boot(
+    env: &Environment,
+    files: &FilesSettings,
+    served: &HashMap<&str, usize>,
+    check_url: &dyn Fn(&mut Findings, &str, &str, &str),
+    f: &mut Findings,
+) {
+    let Some(boot) = &files.boot else { return };
+    if boot.image.is_none() && boot.rootfs.is_none() {
+        f.push(
+            "boot",
+            "files.boot",
+            "files.boot needs image (4.5: coreos.inst.image_url) or rootfs (4.6 and later: coreos.live.rootfs_url)"
+                .into(),
+            &[],
+        );
+    }
+    for (i, n) in env.nodes.iter().enumerate() {
+        let Some(st) = &n.static_ip else { continue };
+        let max = if n.ip.is_ipv4() { 32 } else { 128 };
+        if st.gateway.is_ipv4() != n.ip.is_ipv4() || st.prefix.is_some_and(|p| p == 0 || p > max) {
+            f.push(
+                "boot",
+                &format!("nodes[{i}].static"),
+                format!(
+                    "{}: static addressing needs a gateway of the same family as {} and a prefix of 1–{max}",
+                    n.name, n.ip
+                ),
+                &[],
+            );
+        }
+    }
+    for (e, (i, _)) in groundwork_sdk::boot::entries(env).iter().zip(env.nodes.iter().enumerate()) {
+        let at = format!("nodes[{i}]");
+        if let Some(&j) = served.get(e.script.as_str()) {
+            f.push(
+                "served-path-unique",
+                &format!("files.serve[{j}].path"),
+                format!("{} is the boot script of {} ({})", e.script, e.node, f.at(&at)),
+                &[],
+            );
+        }
+        let from = format!("the boot script of {}", e.node);
+        let args = e.args.iter().filter_map(|a| a.split_once("_url=").map(|(_, u)| u.to_string()));
+        for url in [e.kernel_url.clone(), e.initrd_url.clone()].into_iter().chain(args) {
+            check_url(f, &url, &at, &from);
         }
     }
 }

@@ -21,7 +21,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 pub const PROVIDER: &str = "files";
-const BUILTIN_IPXE: &str = include_str!("../templates/ipxe.j2");
 /// Text files up to this size are read back whole so the plan can diff them.
 const DIFF_LIMIT: u64 = 1024 * 1024;
 /// Ignition certificates expire 24 h after the installer generated them.
@@ -113,13 +112,10 @@ pub fn http_host(env: &Environment) -> Option<(String, std::net::IpAddr)> {
 
 /// Base URL the nodes fetch served files from.
 pub fn http_base(env: &Environment) -> Option<String> {
-    http_host(env).map(|(_, ip)| match ip {
-        std::net::IpAddr::V6(v6) => format!("http://[{v6}]"),
-        v4 => format!("http://{v4}"),
-    })
+    groundwork_sdk::boot::http_base(env)
 }
 
-/// Render a template named by a served file: the built-in iPXE menu, or a minijinja file of the
+/// Render a template named by a served file: the built-in iPXE chain script, or a minijinja file of the
 /// environment (read through the confined inputs).
 pub fn render_named(env: &Environment, x: &Expansion, template: &str) -> Result<String, Error> {
     if template == "builtin:ipxe" {
@@ -159,9 +155,11 @@ pub fn render_template(env: &Environment, name: &str, source: &str) -> Result<St
     t.render(ctx).map_err(|e| expand_err(name, format!("{e:#}")))
 }
 
-/// The built-in iPXE menu (one entry per node role, as in the reference install).
+/// The built-in iPXE script: the chain to each machine's own script, by MAC (no menu: nobody sits at
+/// a console to pick an entry). Needs `files.boot`.
 pub fn render_builtin_ipxe(env: &Environment) -> Result<String, Error> {
-    render_template(env, "builtin:ipxe", BUILTIN_IPXE)
+    groundwork_sdk::boot::render_chain_script(env)
+        .ok_or_else(|| expand_err("builtin:ipxe", "the builtin:ipxe script needs files.boot and an http host"))
 }
 
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
@@ -181,6 +179,33 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
         let mut r = Resource::new(addr, spec)?;
         if retire_bootstrap && f.kind == FileKind::Ignition && f.path == NodeRole::Bootstrap.ignition() {
             // Its certificates are of no use once bootstrap is over; nothing should fetch it again.
+            r = r.until(groundwork_sdk::Gate::BootstrapComplete);
+        }
+        out.push(r);
+    }
+    // Each declared node's own iPXE script, by MAC.
+    for entry in groundwork_sdk::boot::entries(env) {
+        let text = groundwork_sdk::boot::render_node_script(&env.cluster.name, &entry);
+        let spec = FileSpec {
+            path: format!("{}/{}", files.docroot.trim_end_matches('/'), entry.script),
+            url_path: entry.script.clone(),
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            size: text.len() as u64,
+            mode: 0o644,
+            content: Some(text),
+            secret: None,
+            source: None,
+            sensitive: false,
+            age_hours: None,
+            warn_hours: None,
+            allow_expired: false,
+            owner: None,
+            group: None,
+        };
+        let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
+        let mut r = Resource::new(addr, spec)?;
+        if entry.role == NodeRole::Bootstrap {
+            // Once bootstrap is over, a machine with the bootstrap's MAC boots nothing.
             r = r.until(groundwork_sdk::Gate::BootstrapComplete);
         }
         out.push(r);
@@ -405,6 +430,50 @@ impl Provider for FilesProvider {
     }
 }
 
+/// Who a node script boots (`m1 52:54:00:00:00:21`), from its header line.
+fn boot_owner(text: &str) -> Option<String> {
+    let head = text.lines().nth(1)?.strip_prefix("# ")?;
+    let (who, _) = head.split_once(". Rendered by groundwork")?;
+    let name = who.split(' ').next()?;
+    let mac = who.rsplit(", ").next()?;
+    Some(format!("{name} {mac}"))
+}
+
+/// A node script as lines: its kernel, each kernel argument, its initrd.
+fn boot_lines(who: &str, text: &str) -> std::collections::BTreeSet<String> {
+    let e = read_ipxe(text);
+    let mut out: std::collections::BTreeSet<String> = Default::default();
+    for (_, url, args) in &e.kernels {
+        out.insert(format!("boot {who}: kernel {url}"));
+        out.extend(args.iter().map(|a| format!("boot {who}: {a}")));
+    }
+    out.extend(e.initrds.iter().map(|(_, url)| format!("boot {who}: initrd {url}")));
+    out
+}
+
+/// Entry-level view of a change to a node's boot script, like DNS records: a new or removed machine in
+/// one line (`+ boot m1 52:54:… → master.ign`), a changed one argument by argument.
+fn boot_details(old: Option<&str>, new: Option<&str>) -> Vec<groundwork_sdk::Detail> {
+    let summary = |text: &str| -> Option<String> {
+        let who = boot_owner(text)?;
+        let ign = read_ipxe(text).kernels.first().and_then(|(_, _, args)| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("coreos.inst.ignition_url="))
+                .map(|u| u.rsplit('/').next().unwrap_or(u).to_string())
+        });
+        Some(format!("boot {who} → {}", ign.unwrap_or_else(|| "?".into())))
+    };
+    match (old, new) {
+        (None, Some(n)) => summary(n).map(groundwork_sdk::Detail::add).into_iter().collect(),
+        (Some(o), None) => summary(o).map(groundwork_sdk::Detail::remove).into_iter().collect(),
+        (Some(o), Some(n)) => match (boot_owner(o), boot_owner(n)) {
+            (Some(a), Some(b)) => groundwork_sdk::set_details(&boot_lines(&a, o), &boot_lines(&b, n)),
+            _ => Vec::new(),
+        },
+        (None, None) => Vec::new(),
+    }
+}
+
 /// chmod/chown a file whose content is already right.
 async fn set_metadata(
     t: &dyn groundwork_sdk::Transport,
@@ -458,6 +527,7 @@ pub fn diff_file(
     if change.action != Action::NoOp && !change.sensitive {
         let new = desired.and_then(|d| d.content.clone());
         let old = actual.and_then(|a| a.content.clone());
+        change.details.extend(boot_details(old.as_deref(), new.as_deref()));
         if new.is_some() || old.is_some() {
             change.diff = Some(TextDiff {
                 path: desired.map(|d| d.path.clone()).unwrap_or_else(|| address.name.clone()),

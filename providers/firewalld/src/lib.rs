@@ -66,10 +66,15 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
             defs.insert(name.to_string(), addr);
         }
         let zone = fw.zone.to_string();
-        for s in &fw.services {
+        // A TFTP server's 69/udp opens with it (the firmware's PXE client fetches iPXE there).
+        let tftp = env.hosts.get(host.as_str()).is_some_and(|h| h.has_role(HostRole::Tftp))
+            && !fw.services.iter().any(|s| s.as_str() == "tftp");
+        let services: Vec<String> =
+            fw.services.iter().map(|s| s.to_string()).chain(tftp.then(|| "tftp".to_string())).collect();
+        for s in &services {
             let addr = Address::new(PROVIDER, "service", h, format!("{zone}/{s}"));
             let mut r = Resource::new(addr, OpeningSpec { zone: zone.clone(), name: s.to_string() })?;
-            if let Some(def) = defs.get(s.as_str()) {
+            if let Some(def) = defs.get(s) {
                 r = r.depends_on(def.clone());
             }
             out.push(r);

@@ -13,6 +13,7 @@
 //! - [`model`]: the environment model every provider derives its resources from.
 
 pub mod address;
+pub mod boot;
 pub mod cached;
 pub mod error;
 pub mod expansion;

@@ -6,8 +6,8 @@
 pub use crate::value::DnsRecord;
 use crate::value::{
     Argv, DeviceName, DomainName, FcontextPattern, FileMode, FirewalldName, HaproxyName, Interface, K8sName,
-    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, Port, PortProto, PosixName, Quantity, RelPath, RemotePath,
-    SelinuxName, Text, Ttl,
+    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, Port, PortProto, PosixName, Quantity, RelPath,
+    RemotePath, SelinuxName, Text, Ttl,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ pub struct Environment {
     pub loadbalancer: LoadBalancerSettings,
     #[serde(default)]
     pub files: Option<FilesSettings>,
+    #[serde(default)]
+    pub tftp: TftpSettings,
     #[serde(default)]
     pub firewall: Option<FirewallSettings>,
     #[serde(default)]
@@ -224,6 +226,31 @@ pub struct Node {
     pub role: NodeRole,
     pub mac: MacAddr,
     pub ip: IpAddr,
+    /// The disk RHCOS installs to (default: `files.boot.install_dev`).
+    #[serde(default)]
+    pub install_dev: Option<DeviceName>,
+    /// Kernel arguments for this node, after `files.boot.extra_args`.
+    #[serde(default)]
+    pub kernel_args: Option<KernelArgs>,
+    /// The NIC it is addressed on (`ip=NIC:dhcp`, or the device of its static address).
+    #[serde(default)]
+    pub nic: Option<NicName>,
+    /// A static address instead of DHCP once installed (the DHCP pin still serves the PXE boot).
+    #[serde(default, rename = "static")]
+    pub static_ip: Option<StaticAddressing>,
+}
+
+/// A node's static addressing: its `ip` with this gateway and prefix, and these name servers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticAddressing {
+    pub gateway: IpAddr,
+    /// Prefix length (default: the machine network's that holds the node).
+    #[serde(default)]
+    pub prefix: Option<u8>,
+    /// Default: the dns hosts' addresses.
+    #[serde(default)]
+    pub nameservers: Vec<IpAddr>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -499,15 +526,32 @@ pub struct FilesSettings {
 pub struct BootSettings {
     pub kernel: RelPath,
     pub initramfs: RelPath,
-    pub image: RelPath,
+    /// The metal image the 4.5-style installer writes (`coreos.inst.image_url`).
+    #[serde(default)]
+    pub image: Option<RelPath>,
+    /// The live root filesystem of 4.6 and later (`coreos.live.rootfs_url`).
+    #[serde(default)]
+    pub rootfs: Option<RelPath>,
     #[serde(default = "install_dev")]
     pub install_dev: DeviceName,
     #[serde(default)]
     pub extra_args: Option<KernelArgs>,
+    /// Console arguments of every node.
+    #[serde(default = "console")]
+    pub console: KernelArgs,
+    /// Directory under the docroot of the per-node scripts (`<dir>/<mac as 52-54-00-…>.ipxe`).
+    #[serde(default = "scripts_dir")]
+    pub scripts: RelPath,
 }
 
 fn install_dev() -> DeviceName {
     DeviceName::known("sda")
+}
+fn console() -> KernelArgs {
+    KernelArgs::known("console=tty0 console=ttyS0")
+}
+fn scripts_dir() -> RelPath {
+    RelPath::known("ipxe")
 }
 
 fn docroot() -> RemotePath {
@@ -553,6 +597,70 @@ pub struct ServedFile {
     pub owner: Option<PosixName>,
     #[serde(default)]
     pub group: Option<PosixName>,
+}
+
+/// The TFTP server of the hosts with role `tftp` (tftpd-hpa): where the firmware's PXE client fetches
+/// iPXE.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TftpSettings {
+    /// The TFTP root (RHEL: /var/lib/tftpboot; Debian: /srv/tftp).
+    #[serde(default = "tftp_root")]
+    pub root: RemotePath,
+    /// tftpd-hpa's settings file (Debian: /etc/default/tftpd-hpa), owned whole. Default: none — RHEL's
+    /// socket-activated tftp-server carries its root in its unit and has no settings file to manage.
+    #[serde(default)]
+    pub config: Option<RemotePath>,
+    /// Command that makes the TFTP server use new settings (with `config`).
+    #[serde(default = "tftp_restart")]
+    pub restart: Argv,
+    /// Where the host's ipxe package puts its boot loaders (RHEL's ipxe-bootimgs: /usr/share/ipxe;
+    /// Debian's ipxe: /usr/lib/ipxe).
+    #[serde(default = "ipxe_dir")]
+    pub ipxe_dir: RemotePath,
+    /// The boot loaders in the root; default: `dhcp.pxe.bios_file` from `undionly.kpxe` and
+    /// `dhcp.pxe.efi_file` from `ipxe.efi`, both out of `ipxe_dir`.
+    #[serde(default)]
+    pub loaders: Vec<Loader>,
+}
+
+/// A boot loader in the TFTP root: a file of the host's ipxe package, or a local file uploaded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Loader {
+    /// Path under the TFTP root (what DHCP hands out).
+    pub path: RelPath,
+    /// A file on the host (default: the file of the same name in `ipxe_dir`).
+    #[serde(default)]
+    pub from: Option<RemotePath>,
+    /// A local file to upload instead (relative to the environment directory).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Literal content instead (stand-ins for tests and demos).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+impl Default for TftpSettings {
+    fn default() -> Self {
+        TftpSettings {
+            root: tftp_root(),
+            config: None,
+            restart: tftp_restart(),
+            ipxe_dir: ipxe_dir(),
+            loaders: Vec::new(),
+        }
+    }
+}
+
+fn tftp_root() -> RemotePath {
+    RemotePath::known("/var/lib/tftpboot")
+}
+fn tftp_restart() -> Argv {
+    Argv::of(&["systemctl", "restart", "tftpd-hpa"])
+}
+fn ipxe_dir() -> RemotePath {
+    RemotePath::known("/usr/share/ipxe")
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

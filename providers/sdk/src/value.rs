@@ -451,6 +451,17 @@ string_type!(
     check_interface
 );
 
+fn check_nic(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_.-".contains(&b);
+    word(s, 15, allowed, |s| !s.starts_with(['.', '-']), "a network interface name like ens3 (at most 15 characters)")
+}
+
+string_type!(
+    /// A network interface of a node (`ens3`, `eno1`): what its kernel arguments name.
+    NicName,
+    check_nic
+);
+
 fn check_name_pattern(s: String) -> Result<String, String> {
     let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.*".contains(&b);
     word(s, 253, allowed, |_| true, "a name pattern (lowercase letters, digits, '-', '_', '.', '*')")
