@@ -23,3 +23,33 @@ echo "== which API server answers through the LB (https://10.88.0.4:6443): never
 for _ in 1 2 3; do curl -sSk https://10.88.0.4:6443/sim/whoami; done
 echo "== which node answers ingress through the LB (10.88.0.4:443): an infra node"
 timeout 5 bash -c 'exec 3<>/dev/tcp/10.88.0.4/443; echo hello >&3; head -1 <&3'
+
+# The boot chain with a machine that really boots: a QEMU worker (SeaBIOS, the NIC's iPXE ROM) with w3's
+# MAC leases its pin from dhcpd, fetches the chain script and its own script from nginx, then a real
+# kernel and the stand-in OS (lab/standin-os.sh, in place of RHCOS), which fetches worker.ign and prints
+# its digest. The lab environment serves text stand-ins as the RHCOS kernel and initramfs; a copy of it
+# serves the stand-in OS for this part, and the lab is put back to environments/lab afterwards.
+echo "== a worker PXE-boots: QEMU (SeaBIOS) with w3's MAC 52:54:00:00:00:33"
+if ! why=$(bash scripts/lab.sh vm-probe 2>&1); then
+  echo "SKIPPED: this machine cannot run the lab's virtual machines: $why"
+  exit 0
+fi
+bash lab/standin-os.sh
+boot_env=$(mktemp -d)
+trap 'rm -rf "$boot_env"' EXIT
+cp -r "$env"/. "$boot_env/"
+mkdir "$boot_env/standin"
+cp /var/cache/groundwork-lab/standin/kernel /var/cache/groundwork-lab/standin/initramfs.img "$boot_env/standin/"
+sed -i -e 's|{ path: rhcos-kernel, content: [^}]*}|{ path: rhcos-kernel, source: standin/kernel }|' \
+       -e 's|{ path: rhcos-initramfs.img, content: [^}]*}|{ path: rhcos-initramfs.img, source: standin/initramfs.img }|' \
+       "$boot_env/services.yaml"
+$gw apply --auto-approve --target 'files.*' "$boot_env"
+bash scripts/lab.sh vm w3 52:54:00:00:00:33 bios
+serial=/tmp/groundwork-lab/0/vm/w3.serial
+for _ in $(seq 1 1200); do grep -q 'GW-STANDIN done' "$serial" 2>/dev/null && break; sleep 0.5; done
+grep -aE 'iPXE initialising|https?://|GW-STANDIN' "$serial" | tr -d '\r' | sed 's/^/  console: /'
+echo "   worker.ign served by nginx: sha256=$(curl -sS http://10.88.0.10/worker.ign | sha256sum | cut -d' ' -f1)"
+grep -q 'GW-STANDIN done' "$serial" || { echo "the machine did not finish booting: $serial" >&2; exit 1; }
+bash scripts/lab.sh vm-stop w3
+$gw apply --auto-approve --target 'files.*' "$env" >/dev/null
+echo "== groundwork plan $env (the lab is back to the inventory)"; $gw plan --detailed-exitcode "$env"

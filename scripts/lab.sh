@@ -4,6 +4,7 @@
 #   scripts/lab.sh up|down|status|env     (GW_LAB_INDEX=N selects lab N: bridge gwlabN, 10.88.N.0/24)
 #   scripts/lab.sh sim BINARY             start the Kubernetes API simulator (needs GW_LAB_API=sim at up)
 #   scripts/lab.sh vm NAME MAC FIRMWARE   a QEMU machine on the bridge that PXE-boots (bios, uefi, uefi-norom)
+#   scripts/lab.sh vm-stop NAME | vm-probe  end one; say whether VMs can run here at all
 #
 # Infra hosts (bastion, ns1, lb1) get their own network, mount, UTS and PID namespaces, their own view of
 # /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2, i1-i2) get a network namespace
@@ -242,12 +243,25 @@ vm() {
   ip link set dev "$tap" master "$br" up
   mkdir -p "$state/vm"
   : > "$state/vm/$name.serial"
-  setsid qemu-system-x86_64 -accel tcg -m 512 -display none -no-reboot -monitor none \
+  setsid qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -monitor none \
     -serial "file:$state/vm/$name.serial" "${fw[@]}" \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device "$nic" \
     > "$state/vm/$name.log" 2>&1 < /dev/null &
   echo $! > "$state/vm/$name.pid"
   log "vm $name ($mac, $firmware) started: serial console $state/vm/$name.serial"
+}
+
+# Can this machine run the lab's VMs at all? Prints why not and fails; scripts/test.sh then skips the VM
+# tests and says so.
+vm_probe() {
+  command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is missing"; return 1; }
+  [ -c /dev/net/tun ] || { echo "/dev/net/tun is missing: no tap devices"; return 1; }
+  [ -r /usr/share/ovmf/OVMF.fd ] || { echo "/usr/share/ovmf/OVMF.fd is missing"; return 1; }
+  local out
+  if ! out=$(echo quit | timeout 60 qemu-system-x86_64 -accel tcg -machine pc -display none -nodefaults -S -monitor stdio 2>&1); then
+    echo "QEMU does not start under TCG: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+    return 1
+  fi
 }
 
 # End a VM the lab started (by its pidfile, checked to be our qemu) and remove its tap.
@@ -316,5 +330,6 @@ case "${1:-}" in
   sim) shift; sim "$@" ;;
   vm) shift; vm "$@" ;;
   vm-stop) shift; vm_stop "${1:?usage: lab.sh vm-stop NAME}" ;;
-  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME" >&2; exit 2 ;;
+  vm-probe) vm_probe ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 //! `verify`: behaviour probes, run from a host inside the network (by default the http host, where the
 //! reference install ran its own dig and curl checks): DNS answers for every node, TCP to every LB
 //! frontend, every served file over HTTP with its digest, ignition age, backend states from haproxy's
-//! stats socket.
+//! stats socket. What is expected is the environment in the install phase the cluster's gates put it in
+//! (a retired bootstrap's boot script is gone on purpose).
 //! Exit 0 all pass, 2 a probe failed, 1 error.
 
 use super::{Workspace, EXIT_CHANGES, EXIT_OK};
@@ -73,8 +74,30 @@ if [ "$code" != 200 ]; then echo "FAIL HTTP $code"; elif [ -n "$2" ] && [ "$sum"
 const HTTP_HEAD: &str = r#"out=$(curl -sI --max-time 10 "$1"); code=$(printf '%s' "$out" | head -n1 | cut -d' ' -f2); len=$(printf '%s' "$out" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 if [ "$code" != 200 ]; then echo "FAIL HTTP $code"; elif [ "$len" != "$2" ]; then echo "FAIL Content-Length $len, expected $2"; else echo "PASS HTTP 200, $len bytes (size only)"; fi"#;
 
-fn checks(ws: &Workspace) -> Vec<Check> {
-    let env = &ws.loaded.env;
+/// What is expected now: the environment in the phase the cluster's gates put it in, and the resources
+/// active in that phase. A retired bootstrap's boot script and ignition are gone on purpose, not missing.
+struct Expected {
+    env: groundwork_sdk::model::Environment,
+    resources: Vec<groundwork_sdk::Resource>,
+}
+
+impl Expected {
+    async fn now(ws: &Workspace) -> Result<Expected> {
+        let phase = crate::engine::gates::phase_of(&ws.gates().await?);
+        let (resources, _) = crate::engine::gates::partition(ws.expand(&phase)?, &phase);
+        Ok(Expected { env: ws.loaded.env.for_phase(&phase), resources })
+    }
+
+    fn served_files(&self) -> impl Iterator<Item = groundwork_files::FileSpec> + '_ {
+        self.resources
+            .iter()
+            .filter(|r| r.address.provider == "files")
+            .filter_map(|r| r.spec::<groundwork_files::FileSpec>().ok())
+    }
+}
+
+fn checks(x: &Expected) -> Vec<Check> {
+    let env = &x.env;
     let domain = env.cluster.domain();
     let mut out = Vec::new();
     for (ns_name, ns) in env.hosts_with_role(HostRole::Dns) {
@@ -130,8 +153,7 @@ fn checks(ws: &Workspace) -> Vec<Check> {
         }
     }
     if let Some(base) = groundwork_files::http_base(env) {
-        for r in ws.desired.iter().filter(|r| r.address.provider == "files") {
-            let Ok(spec) = r.spec::<groundwork_files::FileSpec>() else { continue };
+        for spec in x.served_files() {
             let url = format!("{base}/{}", spec.url_path);
             let (script, args) = if spec.size <= DIGEST_LIMIT {
                 (HTTP, vec![url.clone(), spec.sha256.clone(), spec.size.to_string()])
@@ -153,23 +175,24 @@ fn checks(ws: &Workspace) -> Vec<Check> {
 
 /// Run every probe from `from` (an infra host).
 pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
+    let x = Expected::now(ws).await?;
     let mut results = Vec::new();
     if is_local(ws, from) {
-        results.extend(checks(ws).into_iter().map(|c| Probe::skipped(c.kind, c.target, from)));
+        results.extend(checks(&x).into_iter().map(|c| Probe::skipped(c.kind, c.target, from)));
     } else {
-        results.extend(network_probes(ws, from).await?);
+        results.extend(network_probes(ws, &x, from).await?);
     }
-    host_probes(ws, &mut results).await?;
+    host_probes(ws, &x, &mut results).await?;
     Ok(results)
 }
 
 /// DNS, TCP and HTTP probes, run on `from` (one exec per probe keeps each probe's arguments quoted;
 /// they run concurrently on one connection).
-async fn network_probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
+async fn network_probes(ws: &Workspace, x: &Expected, from: &str) -> Result<Vec<Probe>> {
     let t = ws.hosts.transport(from).await?;
     let mut results = Vec::new();
     // One exec per probe keeps each probe's arguments quoted; they run concurrently on one connection.
-    let runs = checks(ws).into_iter().map(|c| {
+    let runs = checks(x).into_iter().map(|c| {
         let t = t.clone();
         async move {
             let cmd = Cmd::new("bash").arg("-c").arg(c.script).arg("groundwork-verify").args(c.args.iter().cloned());
@@ -191,10 +214,9 @@ async fn network_probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
 }
 
 /// The other probes: ignition age (local), and each lb host's backend states.
-async fn host_probes(ws: &Workspace, results: &mut Vec<Probe>) -> Result<()> {
+async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> Result<()> {
     // Ignition files: their certificates expire 24 h after generation.
-    for r in ws.desired.iter().filter(|r| r.address.provider == "files") {
-        let Ok(spec) = r.spec::<groundwork_files::FileSpec>() else { continue };
+    for spec in x.served_files() {
         if let (Some(age), Some(warn)) = (spec.age_hours, spec.warn_hours) {
             let (ok, detail) = if age >= 24 {
                 (
