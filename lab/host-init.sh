@@ -19,9 +19,18 @@ done
 mount -t tmpfs -o mode=0700 gwlab-root /root
 mount -t tmpfs -o mode=0755 gwlab-run /run
 # /sys: `ip netns exec` already mounted the namespace's own sysfs.
-mkdir -p /run/sshd /run/named /run/haproxy /run/nginx /run/gwlab /var/log/gwlab /root/.ssh
+mkdir -p /var/log/gwlab /root/.ssh
 install -m 0755 "$labdir/systemctl" /usr/local/bin/systemctl
-mkdir -p /etc/gwlab/units
+mkdir -p /etc/gwlab/units /etc/gwlab/enabled
+# What every boot creates in the empty /run (systemd-tmpfiles' part).
+cat > /etc/gwlab/tmpfiles <<'T'
+/run/gwlab 0755 root:root
+/run/sshd 0755 root:root
+/run/haproxy 0755 root:root
+/run/nginx 0755 root:root
+/run/dbus 0755 root:root
+/run/kea 0755 root:root
+T
 
 # sshd: own host key, key-only root login.
 install -m 0600 "$hostdir/ssh_host_ed25519_key" /etc/ssh/gwlab_host_ed25519_key
@@ -69,7 +78,7 @@ options {
 include "/etc/rndc.key";
 controls { inet 127.0.0.1 port 953 allow { 127.0.0.1; } keys { "rndc-key"; }; };
 CFG
-  chown root:bind /run/named; chmod 0775 /run/named
+  echo "/run/named 0775 root:bind" >> /etc/gwlab/tmpfiles
   cat > /etc/gwlab/units/named <<'U'
 START="/usr/sbin/named -g -u bind -c /etc/named.conf"
 RELOAD="/usr/sbin/rndc -k /etc/rndc.key reload"
@@ -83,12 +92,15 @@ if has dhcp; then
 START="/usr/sbin/dhcpd -f -d -cf /etc/dhcp/dhcpd.conf -lf /var/lib/dhcpd/dhcpd.leases eth0"
 READY="grep -q 'Server starting service' /var/log/gwlab/dhcpd.log"
 U
-  # Kea, the second DHCP backend: defined, not started (dhcpd serves until a test moves the host).
-  mkdir -p /var/lib/kea /run/kea
+  # Kea, the second DHCP backend.
+  mkdir -p /var/lib/kea
   cat > /etc/gwlab/units/kea-dhcp4 <<'U'
 START="/usr/sbin/kea-dhcp4 -c /etc/kea/kea-dhcp4.conf"
 READY="grep -q DHCP4_STARTED /var/log/gwlab/kea-dhcp4.log"
 U
+  # Debian's unit names (the lab hosts are Debian) are aliases of the RHEL ones.
+  ln -s dhcpd /etc/gwlab/units/isc-dhcp-server
+  ln -s kea-dhcp4 /etc/gwlab/units/kea-dhcp4-server
 fi
 
 if has lb; then
@@ -167,12 +179,12 @@ READY="exec 3<>/dev/tcp/$ip/80"
 U
 fi
 
-systemctl start sshd
-has dns && systemctl start named
-has http && systemctl start nginx
+# A freshly installed host: sshd (and on lb hosts the bus and firewalld, as on a fresh RHEL) enabled;
+# every daemon of the host's roles installed but stopped and disabled. groundwork enables and starts them.
+systemctl enable sshd
+if has lb; then systemctl enable dbus firewalld; fi
+systemctl gwlab-boot
 if has lb; then
-  systemctl start dbus
-  systemctl start firewalld
   # No NetworkManager here: bind the interface to the default zone explicitly, runtime and permanent.
   firewall-cmd -q --zone=public --add-interface=eth0
   firewall-cmd -q --permanent --zone=public --add-interface=eth0

@@ -253,6 +253,15 @@ vm() {
 
 # Can this machine run the lab's VMs at all? Prints why not and fails; scripts/test.sh then skips the VM
 # tests and says so.
+# A reboot of one lab host: every process in its PID namespace stops, its /run is emptied, then it
+# boots: what is enabled starts. Its network, /etc and /var stay (the disk and the wiring survive).
+reboot_host() {
+  local h=$1
+  init_alive "$h" || { echo "lab[$idx]: no running host $h" >&2; return 2; }
+  enter "$h" /usr/local/bin/systemctl gwlab-reboot
+  log "rebooted $h"
+}
+
 vm_probe() {
   command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is missing"; return 1; }
   [ -c /dev/net/tun ] || { echo "/dev/net/tun is missing: no tap devices"; return 1; }
@@ -331,5 +340,6 @@ case "${1:-}" in
   vm) shift; vm "$@" ;;
   vm-stop) shift; vm_stop "${1:?usage: lab.sh vm-stop NAME}" ;;
   vm-probe) vm_probe ;;
-  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe" >&2; exit 2 ;;
+  reboot) shift; reboot_host "${1:?usage: lab.sh reboot HOST}" ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe|reboot HOST" >&2; exit 2 ;;
 esac

@@ -39,6 +39,9 @@ pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Ve
     out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_cluster::resources(&env, x).map_err(expand_err)?);
+    // Last: each unit starts after the resources that configure it.
+    let units = groundwork_services::resources(&env, &out).map_err(expand_err)?;
+    out.extend(units);
     // Cross-provider edges the providers cannot see on their own.
     groundwork_selinux::link_relabels(&mut out);
     Ok(out)

@@ -82,6 +82,7 @@ struct EnvironmentFile {
     firewall: Option<FirewallSettings>,
     selinux: Option<SelinuxSettings>,
     openshift: Option<OpenShiftSettings>,
+    services: Option<ServicesSettings>,
 }
 
 /// A loaded environment: the model, its sources, and the directory relative paths resolve from.
@@ -252,6 +253,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         firewall: merged.firewall,
         selinux: merged.selinux,
         openshift: merged.openshift,
+        services: merged.services.unwrap_or_default(),
         phase: Default::default(),
     };
     // The cluster names the environment: its ownership records and plans are keyed by it.
@@ -359,6 +361,21 @@ fn merge(
             }
         )*};
     }
-    take!(cluster, networks, hosts, ssh, nodes, dns, dhcp, loadbalancer, files, tftp, firewall, selinux, openshift);
+    take!(
+        cluster,
+        networks,
+        hosts,
+        ssh,
+        nodes,
+        dns,
+        dhcp,
+        loadbalancer,
+        files,
+        tftp,
+        firewall,
+        selinux,
+        openshift,
+        services
+    );
     Ok(())
 }

@@ -171,6 +171,12 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Reboot an infra host (`scripts/lab.sh reboot`): every process of its PID namespace stops, its
+    /// /run is emptied, and what is enabled starts. Returns once its boot sequence has finished.
+    pub fn reboot(&self, host: &str) {
+        must(lab_sh_with(self.index, &["reboot", host], &[]), &format!("reboot of {host}"));
+    }
+
     /// Run a command inside a node namespace (gwN-NAME).
     pub fn in_node(&self, node: &str, args: &[&str]) -> Output {
         Command::new("ip")

@@ -39,19 +39,10 @@ pub struct ServiceDefSpec {
     pub ports: Vec<String>,
 }
 
-fn hosts(env: &Environment) -> Vec<String> {
-    let Some(fw) = &env.firewall else { return Vec::new() };
-    if fw.hosts.is_empty() {
-        env.hosts_with_role(HostRole::Lb).map(|(n, _)| n.to_string()).collect()
-    } else {
-        fw.hosts.iter().map(|h| h.to_string()).collect()
-    }
-}
-
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(fw) = &env.firewall else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for host in hosts(env) {
+    for host in env.firewall_hosts() {
         let h = Some(host.as_str());
         let mut defs = BTreeMap::new();
         for (name, svc) in &fw.custom_services {

@@ -6,8 +6,8 @@
 pub use crate::value::DnsRecord;
 use crate::value::{
     Argv, DeviceName, DomainName, FcontextPattern, FileMode, FirewalldName, HaproxyName, Interface, K8sName,
-    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, Port, PortProto, PosixName, Quantity, RelPath,
-    RemotePath, SelinuxName, Text, Ttl,
+    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, PackageName, Port, PortProto, PosixName, Quantity,
+    RelPath, RemotePath, SelinuxName, Text, Ttl, UnitName,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,8 @@ pub struct Environment {
     pub selinux: Option<SelinuxSettings>,
     #[serde(default)]
     pub openshift: Option<OpenShiftSettings>,
+    #[serde(default)]
+    pub services: ServicesSettings,
     /// The install phase this environment is expanded for (not read from files).
     #[serde(skip)]
     pub phase: crate::Phase,
@@ -121,6 +123,113 @@ pub struct Host {
     /// Whether service commands (checkers, reloads) run on this host. Local stand-ins usually say no.
     #[serde(default = "yes")]
     pub run_commands: bool,
+    /// The host's operating system family: the names of its services and packages.
+    #[serde(default)]
+    pub os: OsFamily,
+}
+
+/// An infra host's operating system family.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OsFamily {
+    /// RHEL and its rebuilds (rpm, dnf): the reference install's.
+    #[default]
+    Rhel,
+    /// Debian and Ubuntu (dpkg, apt).
+    Debian,
+}
+
+impl OsFamily {
+    /// The command that installs `package` on a host of this family.
+    pub fn install_command(self, package: &str) -> String {
+        match self {
+            OsFamily::Rhel => format!("dnf install -y {package}"),
+            OsFamily::Debian => format!("apt-get install -y {package}"),
+        }
+    }
+}
+
+/// A daemon an infra host's roles need.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Daemon {
+    /// BIND (role dns).
+    Named,
+    /// ISC dhcpd (role dhcp, backend dhcpd).
+    Dhcpd,
+    /// Kea's DHCPv4 server (role dhcp, backend kea).
+    Kea,
+    /// HAProxy (role lb).
+    Haproxy,
+    /// The web server of the served files (role http): nginx.
+    Web,
+    /// The TFTP server (role tftp).
+    Tftp,
+    /// firewalld (hosts whose firewall groundwork manages).
+    Firewalld,
+}
+
+impl Daemon {
+    pub const ALL: [Daemon; 7] =
+        [Daemon::Named, Daemon::Dhcpd, Daemon::Kea, Daemon::Haproxy, Daemon::Web, Daemon::Tftp, Daemon::Firewalld];
+
+    /// Its systemd unit on a host of `os` (the distributions' own names).
+    pub fn unit(self, os: OsFamily) -> &'static str {
+        use OsFamily::*;
+        match (self, os) {
+            (Daemon::Named, _) => "named",
+            (Daemon::Dhcpd, Rhel) => "dhcpd",
+            (Daemon::Dhcpd, Debian) => "isc-dhcp-server",
+            (Daemon::Kea, Rhel) => "kea-dhcp4",
+            (Daemon::Kea, Debian) => "kea-dhcp4-server",
+            (Daemon::Haproxy, _) => "haproxy",
+            (Daemon::Web, _) => "nginx",
+            // RHEL's tftp-server is socket-activated.
+            (Daemon::Tftp, Rhel) => "tftp.socket",
+            (Daemon::Tftp, Debian) => "tftpd-hpa",
+            (Daemon::Firewalld, _) => "firewalld",
+        }
+    }
+
+    /// Its package on a host of `os`.
+    pub fn package(self, os: OsFamily) -> &'static str {
+        use OsFamily::*;
+        match (self, os) {
+            (Daemon::Named, Rhel) => "bind",
+            (Daemon::Named, Debian) => "bind9",
+            (Daemon::Dhcpd, Rhel) => "dhcp-server",
+            (Daemon::Dhcpd, Debian) => "isc-dhcp-server",
+            (Daemon::Kea, Rhel) => "kea",
+            (Daemon::Kea, Debian) => "kea-dhcp4-server",
+            (Daemon::Haproxy, _) => "haproxy",
+            (Daemon::Web, _) => "nginx",
+            (Daemon::Tftp, Rhel) => "tftp-server",
+            (Daemon::Tftp, Debian) => "tftpd-hpa",
+            (Daemon::Firewalld, _) => "firewalld",
+        }
+    }
+}
+
+/// The daemons of the infra hosts: each one its roles need is installed, enabled and running.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesSettings {
+    /// Keep every daemon the hosts' roles need enabled and running (default: yes). With `false`,
+    /// groundwork leaves enablement to the site.
+    #[serde(default = "yes")]
+    pub manage: bool,
+    /// Unit names where the site's differ from the OS family's, by daemon (`tftp: tftp.service`).
+    #[serde(default)]
+    pub units: BTreeMap<Daemon, UnitName>,
+    /// Package names where the site's differ from the OS family's, by daemon.
+    #[serde(default)]
+    pub packages: BTreeMap<Daemon, PackageName>,
+}
+
+impl Default for ServicesSettings {
+    fn default() -> Self {
+        ServicesSettings { manage: true, units: BTreeMap::new(), packages: BTreeMap::new() }
+    }
 }
 
 fn yes() -> bool {
@@ -796,6 +905,58 @@ fn registry_size() -> Quantity {
 impl Environment {
     pub fn hosts_with_role(&self, role: HostRole) -> impl Iterator<Item = (&Label, &Host)> {
         self.hosts.iter().filter(move |(_, h)| h.has_role(role))
+    }
+
+    /// The hosts whose firewalld groundwork manages: `firewall.hosts`, else the lb hosts.
+    pub fn firewall_hosts(&self) -> Vec<String> {
+        let Some(fw) = &self.firewall else { return Vec::new() };
+        if fw.hosts.is_empty() {
+            self.hosts_with_role(HostRole::Lb).map(|(n, _)| n.to_string()).collect()
+        } else {
+            fw.hosts.iter().map(|h| h.to_string()).collect()
+        }
+    }
+
+    /// The daemons `host` runs for its roles, in the order they start.
+    pub fn daemons_of(&self, host: &str) -> Vec<Daemon> {
+        let Some(h) = self.hosts.get(host) else { return Vec::new() };
+        let mut out = Vec::new();
+        if self.firewall_hosts().iter().any(|f| f == host) {
+            out.push(Daemon::Firewalld);
+        }
+        if h.has_role(HostRole::Dns) {
+            out.push(Daemon::Named);
+        }
+        if let (true, Some(d)) = (h.has_role(HostRole::Dhcp), &self.dhcp) {
+            out.push(match d.backend_of(host) {
+                DhcpBackend::Dhcpd => Daemon::Dhcpd,
+                DhcpBackend::Kea => Daemon::Kea,
+            });
+        }
+        if h.has_role(HostRole::Lb) {
+            out.push(Daemon::Haproxy);
+        }
+        if h.has_role(HostRole::Http) && self.files.is_some() {
+            out.push(Daemon::Web);
+        }
+        if h.has_role(HostRole::Tftp) {
+            out.push(Daemon::Tftp);
+        }
+        out
+    }
+
+    /// A daemon's unit on `host`: the site's name if declared, else its OS family's.
+    pub fn unit_of(&self, host: &Host, daemon: Daemon) -> String {
+        self.services.units.get(&daemon).map(|u| u.to_string()).unwrap_or_else(|| daemon.unit(host.os).to_string())
+    }
+
+    /// A daemon's package on `host`.
+    pub fn package_of(&self, host: &Host, daemon: Daemon) -> String {
+        self.services
+            .packages
+            .get(&daemon)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| daemon.package(host.os).to_string())
     }
 
     pub fn first_host_with_role(&self, role: HostRole) -> Option<(&Label, &Host)> {

@@ -14,6 +14,8 @@
 //! | [`FirewalldName`] | zones, services | `A-Z a-z 0-9 - _ . +`, 1–63, no `..` |
 //! | [`SelinuxName`] | types, booleans | `A-Z a-z 0-9 _`, not starting with a digit |
 //! | [`PosixName`] | users, groups | `A-Z a-z 0-9 _ . -`, 1–32, not starting with `-` |
+//! | [`UnitName`] | systemd units | `A-Z a-z 0-9 : _ . @ -`, 1–128, not starting with `-` or `.` |
+//! | [`PackageName`] | rpm / deb packages | `a-z 0-9 + . - _`, 1–128, starting with a letter or digit |
 //! | [`Text`] | descriptions | printable, one line, ≤ 512 bytes |
 //! | [`Argv`] | commands | non-empty argv, no NUL |
 //! | [`PortProto`] | `22623/tcp` | port 1–65535, tcp, udp, sctp or dccp |
@@ -338,6 +340,40 @@ string_type!(
     /// A user or group name.
     PosixName,
     check_posix_name
+);
+
+fn check_unit_name(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b":_.@-".contains(&b);
+    word(
+        s,
+        128,
+        allowed,
+        |s| !s.starts_with(['-', '.']),
+        "a systemd unit name (letters, digits, ':', '_', '.', '@', '-')",
+    )
+}
+
+string_type!(
+    /// A systemd unit (`named`, `tftp.socket`, `getty@tty1`).
+    UnitName,
+    check_unit_name
+);
+
+fn check_package_name(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+.-_".contains(&b);
+    word(
+        s,
+        128,
+        allowed,
+        |s| s.as_bytes()[0].is_ascii_alphanumeric(),
+        "a package name (lower-case letters, digits, '+', '.', '-', '_', starting with a letter or digit)",
+    )
+}
+
+string_type!(
+    /// An rpm or Debian package name.
+    PackageName,
+    check_package_name
 );
 
 fn check_text(s: String) -> Result<String, String> {
@@ -1038,6 +1074,22 @@ mod tests {
         assert!(OwnerName::try_from("a b".to_string()).is_err());
         assert_eq!(OwnerName::try_from("x".to_string()).unwrap().absolute("lab.test"), "x.lab.test");
         assert_eq!(OwnerName::try_from("x.other.".to_string()).unwrap().absolute("lab.test"), "x.other");
+    }
+
+    #[test]
+    fn units_and_packages() {
+        for ok in ["named", "tftp.socket", "kea-dhcp4-server", "getty@tty1.service", "systemd-fsck-root"] {
+            assert!(UnitName::try_from(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-now", ".hidden", "a b", "a;b", "a/b", "a\nb", "$(x)"] {
+            assert!(UnitName::try_from(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["bind", "bind9", "isc-dhcp-server", "libstdc++6", "python3.11"] {
+            assert!(PackageName::try_from(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-y", "Bind", "a b", "a;b", "a/b", "*", "a\nb"] {
+            assert!(PackageName::try_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
