@@ -102,6 +102,21 @@ fn bare_hosts_are_brought_up_and_come_back_after_a_reboot() {
     assert!(lab.ssh_ok("ns1", "cat /var/log/gwlab/dhcpd.log").contains("Server starting service"));
     let after = groundwork(&["plan", e, "--detailed-exitcode"]);
     assert_eq!(after.code, 0, "nothing drifted over the reboot:\n{}{}", after.stdout, after.stderr);
+    // verify's service table: every unit enabled, active, listening on its ports, with its version.
+    let verify = groundwork(&["verify", e]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let table = &verify.stdout[verify.stdout.find("Services:").expect("a service table")..];
+    let row = |unit: &str| table.lines().find(|l| l.split_whitespace().nth(1) == Some(unit)).unwrap_or_default();
+    for unit in ["named", "isc-dhcp-server", "haproxy", "firewalld", "nginx", "tftpd-hpa"] {
+        let words: Vec<&str> = row(unit).split_whitespace().collect();
+        assert_eq!(words.get(2..4), Some(&["enabled", "active"][..]), "{unit}: {table}");
+    }
+    assert!(row("named").contains("53/udp 53/tcp"), "{table}");
+    assert!(row("named").contains("BIND 9."), "{table}");
+    assert!(row("haproxy").contains("6443/tcp") && row("haproxy").contains("HAProxy version"), "{table}");
+    assert!(row("isc-dhcp-server").contains("67/udp") && row("tftpd-hpa").contains("69/udp"), "{table}");
+    assert!(row("nginx").contains("80/tcp") && row("nginx").contains("nginx/"), "{table}");
+    assert!(!table.contains("FAIL") && !table.contains("(closed)"), "{table}");
 }
 
 #[test]
@@ -122,6 +137,15 @@ fn a_disabled_or_stopped_daemon_is_drift_and_a_missing_package_names_its_install
     assert!(block("~ services.unit[lb1:haproxy]").contains("enabled: disabled → enabled"), "{}", plan.stdout);
     assert!(block("~ services.unit[bastion:nginx]").contains("state: inactive → active"), "{}", plan.stdout);
     assert_eq!(plan.stdout.matches("~ services.unit[").count(), 2, "{}", plan.stdout);
+    // verify sees it too: nginx is inactive and its port closed.
+    let verify = groundwork(&["verify", e, "--json"]);
+    assert_eq!(verify.code, 2, "{}{}", verify.stdout, verify.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&verify.stdout).expect("verify --json");
+    let nginx = doc["services"].as_array().unwrap().iter().find(|r| r["unit"] == "nginx").expect("nginx row").clone();
+    assert_eq!((nginx["ok"].as_bool(), nginx["active"].as_str()), (Some(false), Some("inactive")), "{nginx}");
+    assert_eq!(nginx["listening"]["80/tcp"], false, "{nginx}");
+    let haproxy = doc["services"].as_array().unwrap().iter().find(|r| r["unit"] == "haproxy").expect("haproxy row");
+    assert_eq!((haproxy["ok"].as_bool(), haproxy["enabled"].as_str()), (Some(false), Some("disabled")), "{haproxy}");
     let heal = groundwork(&["apply", e, "--auto-approve"]);
     assert_eq!(heal.code, 0, "{}{}", heal.stdout, heal.stderr);
     assert_eq!(state(&lab, "lb1", "haproxy"), ("enabled".into(), "active".into()));

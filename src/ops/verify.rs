@@ -174,15 +174,14 @@ fn checks(x: &Expected) -> Vec<Check> {
 }
 
 /// Run every probe from `from` (an infra host).
-pub async fn probes(ws: &Workspace, from: &str) -> Result<Vec<Probe>> {
-    let x = Expected::now(ws).await?;
+async fn probes(ws: &Workspace, x: &Expected, from: &str) -> Result<Vec<Probe>> {
     let mut results = Vec::new();
     if is_local(ws, from) {
-        results.extend(checks(&x).into_iter().map(|c| Probe::skipped(c.kind, c.target, from)));
+        results.extend(checks(x).into_iter().map(|c| Probe::skipped(c.kind, c.target, from)));
     } else {
-        results.extend(network_probes(ws, &x, from).await?);
+        results.extend(network_probes(ws, x, from).await?);
     }
-    host_probes(ws, &x, &mut results).await?;
+    host_probes(ws, x, &mut results).await?;
     Ok(results)
 }
 
@@ -258,6 +257,70 @@ async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> 
     Ok(())
 }
 
+/// The service table (like the helpernode's `helpernodecheck`): every unit groundwork manages on each
+/// host that runs commands — enabled, active, listening on its role's ports — and the daemon's version.
+async fn service_rows(ws: &Workspace, x: &Expected) -> Result<Vec<groundwork_services::ServiceRow>> {
+    let env = &x.env;
+    if !env.services.manage {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::new();
+    for (name, host) in &env.hosts {
+        if host.transport == groundwork_sdk::model::TransportKind::Local || !host.run_commands {
+            continue;
+        }
+        let t = ws.hosts.transport(name).await?;
+        rows.extend(groundwork_services::service_rows(t.as_ref(), env, name).await?);
+    }
+    Ok(rows)
+}
+
+fn service_table(rows: &[groundwork_services::ServiceRow]) -> String {
+    let header = ["HOST", "UNIT", "ENABLED", "ACTIVE", "PORTS", "VERSION"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let ports: Vec<String> = r
+                .ports
+                .iter()
+                .map(|(p, listening)| if *listening { p.clone() } else { format!("{p}(closed)") })
+                .collect();
+            let mark = if r.ok() { "" } else { " FAIL" };
+            [
+                r.host.clone(),
+                format!("{}{mark}", r.unit),
+                r.enabled.clone(),
+                r.active.clone(),
+                if ports.is_empty() { "-".into() } else { ports.join(" ") },
+                r.version.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for c in &cells {
+        for (w, cell) in widths.iter_mut().zip(c) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cols: &[String]| {
+        let mut l = String::from(" ");
+        for (i, (w, c)) in widths.iter().zip(cols).enumerate() {
+            if i + 1 == cols.len() {
+                let _ = write!(l, " {c}");
+            } else {
+                let _ = write!(l, " {c:<w$}");
+            }
+        }
+        let _ = writeln!(out, "{}", l.trim_end());
+    };
+    line(&header.map(String::from));
+    for c in &cells {
+        line(c);
+    }
+    out
+}
+
 pub struct VerifyOptions {
     pub json: bool,
     pub from: Option<String>,
@@ -274,8 +337,10 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
             .map(|(n, _)| n.to_string())
             .ok_or_else(|| Error::Usage("no infra host to probe from".into()))?,
     };
-    let results = probes(&ws, &from).await?;
-    let failed = results.iter().filter(|p| !p.ok).count();
+    let x = Expected::now(&ws).await?;
+    let results = probes(&ws, &x, &from).await?;
+    let services = service_rows(&ws, &x).await?;
+    let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
     if opts.json {
         let items: Vec<serde_json::Value> = results
@@ -284,8 +349,17 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
                 serde_json::json!({"ok": p.ok, "status": p.status(), "kind": p.kind, "target": p.target, "detail": p.detail})
             })
             .collect();
+        let service_items: Vec<serde_json::Value> = services
+            .iter()
+            .map(|r| {
+                let ports: serde_json::Map<String, serde_json::Value> =
+                    r.ports.iter().map(|(p, l)| (p.clone(), serde_json::Value::Bool(*l))).collect();
+                serde_json::json!({"ok": r.ok(), "host": r.host, "daemon": r.daemon, "unit": r.unit,
+                                   "enabled": r.enabled, "active": r.active, "listening": ports, "version": r.version})
+            })
+            .collect();
         let doc = serde_json::json!({"format_version": 1, "environment": ws.loaded.name, "from": from,
-                                     "failed": failed, "skipped": skipped, "probes": items});
+                                     "failed": failed, "skipped": skipped, "probes": items, "services": service_items});
         crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         for p in &results {
@@ -296,7 +370,14 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
             };
             crate::outln!("{mark} {:<10} {}: {}", p.kind, p.target, p.detail);
         }
-        crate::outln!("\nVerify from {from}: {} probes, {failed} failed, {skipped} skipped.", results.len());
+        if !services.is_empty() {
+            crate::outln!("\nServices:\n{}", service_table(&services).trim_end());
+        }
+        crate::outln!(
+            "\nVerify from {from}: {} probes and {} services, {failed} failed, {skipped} skipped.",
+            results.len(),
+            services.len()
+        );
     }
     Ok(if failed == 0 { EXIT_OK } else { EXIT_CHANGES })
 }

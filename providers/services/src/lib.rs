@@ -207,6 +207,116 @@ pub fn diff_unit(
     Ok(c)
 }
 
+/// One row of verify's service table: a managed unit on a host, the ports its role serves and the
+/// daemon's version.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ServiceRow {
+    pub host: String,
+    pub daemon: Daemon,
+    pub unit: String,
+    pub enabled: String,
+    pub active: String,
+    /// `53/udp` → whether something listens there.
+    pub ports: Vec<(String, bool)>,
+    pub version: String,
+}
+
+impl ServiceRow {
+    pub fn ok(&self) -> bool {
+        let seen = ObservedUnit {
+            unit: self.unit.clone(),
+            enabled: self.enabled.clone(),
+            active: self.active.clone(),
+            package: String::new(),
+            installed: true,
+        };
+        seen.is_enabled() && seen.is_active() && self.ports.iter().all(|(_, listening)| *listening)
+    }
+}
+
+/// The ports a daemon serves for its role on `host`.
+pub fn served_ports(env: &Environment, daemon: Daemon) -> Vec<(u16, &'static str)> {
+    match daemon {
+        Daemon::Named => vec![(53, "udp"), (53, "tcp")],
+        Daemon::Dhcpd | Daemon::Kea => vec![(67, "udp")],
+        Daemon::Haproxy => {
+            let mut ports: Vec<(u16, &'static str)> =
+                env.frontends().iter().map(|f| (u16::from(f.port.clone()), "tcp")).collect();
+            ports.sort();
+            ports.dedup();
+            ports
+        }
+        Daemon::Web => vec![(80, "tcp")],
+        Daemon::Tftp => vec![(69, "udp")],
+        Daemon::Firewalld => Vec::new(),
+    }
+}
+
+/// How a daemon tells its version (the first line of its answer, stdout or stderr).
+pub fn version_argv(daemon: Daemon) -> &'static [&'static str] {
+    match daemon {
+        Daemon::Named => &["named", "-v"],
+        Daemon::Dhcpd => &["dhcpd", "--version"],
+        Daemon::Kea => &["kea-dhcp4", "-v"],
+        Daemon::Haproxy => &["haproxy", "-v"],
+        Daemon::Web => &["nginx", "-v"],
+        Daemon::Tftp => &["in.tftpd", "-V"],
+        Daemon::Firewalld => &["firewall-cmd", "--version"],
+    }
+}
+
+const STATUS_SCRIPT: &str = r#"u=$1; shift
+systemctl is-enabled "$u" 2>/dev/null | head -n1 | grep . || echo not-found
+systemctl is-active "$u" 2>/dev/null | head -n1 | grep . || echo unknown
+"$@" 2>&1 | head -n1 | grep . || echo unknown"#;
+
+/// Listening sockets from `ss -Hltun`: (port, tcp|udp).
+pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
+    ss.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let proto = cols.first()?;
+            let port = cols.get(4)?.rsplit(':').next()?.parse().ok()?;
+            Some((port, proto.to_string()))
+        })
+        .collect()
+}
+
+/// The service table of one host: every unit groundwork manages there, through the host's transport.
+pub async fn service_rows(
+    t: &dyn groundwork_sdk::Transport,
+    env: &Environment,
+    host: &str,
+) -> Result<Vec<ServiceRow>, Error> {
+    let Some(h) = env.hosts.get(host) else { return Ok(Vec::new()) };
+    let at = |e: groundwork_sdk::TransportError| Error::Failed {
+        address: format!("{PROVIDER}[{host}]"),
+        message: e.to_string(),
+    };
+    let ss = t.exec(&Cmd::new("ss").arg("-Hltun")).await.map_err(at)?;
+    let listening = parse_listening(&ss.stdout_str());
+    let mut rows = Vec::new();
+    for daemon in env.daemons_of(host) {
+        let unit = env.unit_of(h, daemon);
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg(STATUS_SCRIPT)
+            .arg("groundwork-service")
+            .arg(&unit)
+            .args(version_argv(daemon).iter().map(|w| w.to_string()));
+        let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
+        let mut lines = out.lines().map(str::trim);
+        let mut next = |default: &str| lines.next().filter(|l| !l.is_empty()).unwrap_or(default).to_string();
+        let (enabled, active, version) = (next("not-found"), next("unknown"), next("unknown"));
+        let ports = served_ports(env, daemon)
+            .into_iter()
+            .map(|(port, proto)| (format!("{port}/{proto}"), listening.contains(&(port, proto.to_string()))))
+            .collect();
+        rows.push(ServiceRow { host: host.to_string(), daemon, unit, enabled, active, ports, version });
+    }
+    Ok(rows)
+}
+
 pub struct ServicesProvider;
 
 fn specs(resources: &[Resource]) -> Result<Vec<UnitSpec>, Error> {
@@ -317,6 +427,19 @@ mod tests {
         let c = diff_unit(&a, None, Some(&seen("enabled", "active", true))).unwrap();
         assert_eq!(c.action, Action::Delete);
         assert!(c.details[0].text.contains("left as it is"));
+    }
+
+    #[test]
+    fn listening_sockets_are_read_from_ss() {
+        let ss = "udp   UNCONN 0      0         10.88.0.2:53        0.0.0.0:*\n\
+                  tcp   LISTEN 0      10        10.88.0.2:53        0.0.0.0:*\n\
+                  udp   UNCONN 0      0           0.0.0.0:67        0.0.0.0:*\n\
+                  tcp   LISTEN 0      128            [::]:22           [::]:*\n";
+        let got = parse_listening(ss);
+        for want in [(53, "udp"), (53, "tcp"), (67, "udp"), (22, "tcp")] {
+            assert!(got.contains(&(want.0, want.1.to_string())), "{want:?} in {got:?}");
+        }
+        assert!(!got.contains(&(67, "tcp".to_string())));
     }
 
     #[test]
