@@ -241,7 +241,7 @@ pub fn served_ports(env: &Environment, daemon: Daemon) -> Vec<(u16, &'static str
         Daemon::Dhcpd | Daemon::Kea => vec![(67, "udp")],
         Daemon::Haproxy => {
             let mut ports: Vec<(u16, &'static str)> =
-                env.frontends().iter().map(|f| (u16::from(f.port.clone()), "tcp")).collect();
+                env.frontends().iter().map(|f| (u16::from(f.port), "tcp")).collect();
             ports.sort();
             ports.dedup();
             ports
