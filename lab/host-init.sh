@@ -65,15 +65,17 @@ if has dns; then
   chown root:bind /etc/rndc.key; chmod 0640 /etc/rndc.key
   # Debian's rndc looks for /etc/bind/rndc.key; RHEL's for /etc/rndc.key: plain `rndc` works with both.
   mkdir -p /etc/bind && cp -p /etc/rndc.key /etc/bind/rndc.key
+  # RHEL's stock options: loopback only, until groundwork's options file is adopted.
   cat > /etc/named.conf <<'CFG'
 // Lab stand-in for RHEL's stock /etc/named.conf.
 options {
-        listen-on port 53 { any; };
+        listen-on port 53 { 127.0.0.1; };
+        listen-on-v6 port 53 { ::1; };
         directory "/var/named";
         pid-file "/run/named/named.pid";
-        allow-query { any; };
-        recursion no;
-        dnssec-validation no;
+        allow-query { localhost; };
+        recursion yes;
+        dnssec-validation yes;
 };
 include "/etc/rndc.key";
 controls { inet 127.0.0.1 port 953 allow { 127.0.0.1; } keys { "rndc-key"; }; };
@@ -83,6 +85,39 @@ CFG
 START="/usr/sbin/named -g -u bind -c /etc/named.conf"
 RELOAD="/usr/sbin/rndc -k /etc/rndc.key reload"
 READY="/usr/sbin/rndc -k /etc/rndc.key status"
+U
+fi
+
+if has upstream; then
+  # The site's intranet DNS, outside groundwork's inventory (what dns.options.forwarders point at):
+  # authoritative for intranet.test, every query logged.
+  net=${ip%.*}
+  mkdir -p /etc/gwlab/upstream /var/log/gwlab/upstream
+  chown bind:bind /var/log/gwlab/upstream
+  cat > /etc/gwlab/upstream/named.conf <<CFG
+options {
+        listen-on port 53 { $ip; };
+        listen-on-v6 { none; };
+        directory "/var/log/gwlab/upstream";
+        pid-file none;
+        recursion no;
+        allow-query { any; };
+        dnssec-validation no;
+        querylog yes;
+};
+logging { channel queries { file "/var/log/gwlab/upstream/queries.log"; print-time yes; }; category queries { queries; }; };
+zone "intranet.test" { type master; file "/etc/gwlab/upstream/intranet.test.zone"; };
+CFG
+  cat > /etc/gwlab/upstream/intranet.test.zone <<Z
+\$TTL 300
+@ IN SOA ns.intranet.test. root.intranet.test. 1 3600 900 86400 300
+@ IN NS ns.intranet.test.
+ns IN A $ip
+registry IN A $net.99
+Z
+  cat > /etc/gwlab/units/named <<U
+START="/usr/sbin/named -g -u bind -c /etc/gwlab/upstream/named.conf"
+READY="dig +short +time=1 +tries=1 @$ip ns.intranet.test A | grep -q ."
 U
 fi
 
@@ -152,7 +187,8 @@ fi
 if has http; then
   mkdir -p /usr/share/nginx/html
   cat > /etc/nginx/nginx.conf <<'CFG'
-# Lab stand-in for RHEL's stock nginx.conf: serves /usr/share/nginx/html on port 80.
+# Lab stand-in for RHEL's stock nginx.conf: a default server on port 80 for /usr/share/nginx/html, and
+# conf.d/*.conf included (where groundwork puts its site).
 user www-data;
 worker_processes 1;
 pid /run/nginx.pid;
@@ -161,14 +197,12 @@ events { worker_connections 256; }
 http {
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    # Every request, so tests can tell what each machine fetched.
-    log_format gwlab '$remote_addr "$request" $status $bytes_sent';
-    access_log /var/log/gwlab/nginx-access.log gwlab;
+    access_log /var/log/nginx/access.log;
     sendfile on;
+    include /etc/nginx/conf.d/*.conf;
     server {
         listen 80 default_server;
         root /usr/share/nginx/html;
-        location / { autoindex off; }
     }
 }
 CFG
@@ -183,6 +217,7 @@ fi
 # every daemon of the host's roles installed but stopped and disabled. groundwork enables and starts them.
 systemctl enable sshd
 if has lb; then systemctl enable dbus firewalld; fi
+if has upstream; then systemctl enable named; fi
 systemctl gwlab-boot
 if has lb; then
   # No NetworkManager here: bind the interface to the default zone explicitly, runtime and permanent.

@@ -6,9 +6,9 @@
 #   scripts/lab.sh vm NAME MAC FIRMWARE   a QEMU machine on the bridge that PXE-boots (bios, uefi, uefi-norom)
 #   scripts/lab.sh vm-stop NAME | vm-probe  end one; say whether VMs can run here at all
 #
-# Infra hosts (bastion, ns1, lb1) get their own network, mount, UTS and PID namespaces, their own view of
-# /etc, /var, /srv, ... and their own sshd; node stand-ins (bs, m1-m3, w1-w2, i1-i2) get a network namespace
-# with TCP listeners on 6443/22623/80/443; w3 has no address and boots by DHCP with a pinned MAC. With
+# Infra hosts (bastion, ns1, lb1, and dns0: the site's intranet DNS, outside the inventory) get their own
+# network, mount, UTS and PID namespaces, their own view of /etc, /var, /srv, ... and their own sshd; node
+# stand-ins (bs, m1-m3, w1-w2, i1-i2) get a network namespace with TCP listeners on 6443/22623/80/443; w3 has no address and boots by DHCP with a pinned MAC. With
 # GW_LAB_API=sim nothing listens on 6443 until `sim` starts the API simulator (groundwork-kubesim) on the
 # bootstrap and master stand-ins, so the API is reached through the lab's real haproxy. Nothing
 # routes out: the namespaces have no default route. `down` removes everything `up` made and signals only
@@ -27,6 +27,7 @@ infra=(
   "bastion $net.10 http,tftp 52:54:00:88:$(printf %02x "$idx"):10"
   "ns1 $net.2 dns,dhcp 52:54:00:88:$(printf %02x "$idx"):02"
   "lb1 $net.3 lb 52:54:00:88:$(printf %02x "$idx"):03"
+  "dns0 $net.53 upstream 52:54:00:88:$(printf %02x "$idx"):53"
 )
 nodes=(
   "bs $net.11 52:54:00:00:$(printf %02x "$idx"):11"

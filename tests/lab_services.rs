@@ -94,6 +94,10 @@ fn bare_hosts_are_brought_up_and_come_back_after_a_reboot() {
     assert_eq!(lab.dig(&["-x", &lab.ip(21)]), "m1.lab.example.test.");
     let bastion = lab.host_ip("bastion");
     assert_eq!(curl_code(&format!("http://{bastion}/pxeboot.ipxe")), "200");
+    // groundwork's site logs who fetched what (the bridge's address is the client here).
+    let log = lab.ssh_ok("bastion", "cat /var/log/nginx/groundwork-access.log");
+    let client = format!("{} [", lab.ip(1));
+    assert!(log.lines().any(|l| l.starts_with(&client) && l.contains("\"GET /pxeboot.ipxe HTTP/1.1\" 200")), "{log}");
     assert!(tftp_fetches(&lab, "undionly.kpxe"), "TFTP answers after the reboot");
     // haproxy listens on the VIPs and firewalld (its permanent rules, reloaded at boot) lets it through.
     let vip = lab.ip(4);
@@ -164,4 +168,46 @@ fn a_disabled_or_stopped_daemon_is_drift_and_a_missing_package_names_its_install
         "{}",
         plan.stderr
     );
+}
+
+#[test]
+fn names_outside_the_cluster_are_forwarded_to_the_intranet_dns() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let stock = lab.ssh_ok("ns1", "cat /etc/named.conf");
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    // The site's options block adopts groundwork's file: named answers the machine network now.
+    let conf = lab.ssh_ok("ns1", "cat /etc/named.conf");
+    assert!(conf.contains("options {\n\tinclude \"/etc/named/groundwork.options.conf\";"), "{conf}");
+    assert!(conf.contains("/* groundwork (set in /etc/named/groundwork.options.conf): allow-query { localhost; }; */"));
+    assert_eq!(lab.dig(&["m1.lab.example.test", "A"]), lab.ip(21));
+    // No forwarders: recursion is off, a name outside the served zones gets no answer.
+    assert_eq!(lab.dig(&["registry.intranet.test", "A"]), "");
+
+    let env_file = lab.env_dir().join("environment.yaml");
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    let upstream = lab.ip(53);
+    std::fs::write(&env_file, format!("{text}\ndns: {{ options: {{ forwarders: [{upstream}] }} }}\n")).unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert!(plan.stdout.contains(&format!("+forwarders {{ {upstream}; }};")), "{}", plan.stdout);
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    // The query goes to ns1, which forwards it to the intranet DNS, and the answer comes back.
+    assert_eq!(lab.dig(&["registry.intranet.test", "A"]), lab.ip(99));
+    let queries = lab.ssh_ok("dns0", "cat /var/log/gwlab/upstream/queries.log");
+    let ns1 = format!(" {}#", lab.host_ip("ns1"));
+    assert!(
+        queries.lines().any(|l| l.contains(&ns1) && l.contains("query: registry.intranet.test IN A")),
+        "the intranet DNS was asked by ns1:\n{queries}"
+    );
+    let again = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+
+    // Giving the options back to the site: named.conf is the stock file again, plus the zones include.
+    std::fs::write(&env_file, format!("{text}\ndns: {{ options: null }}\n")).unwrap();
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let conf = lab.ssh_ok("ns1", "cat /etc/named.conf");
+    assert_eq!(conf, format!("{stock}include \"/etc/named/groundwork.zones.conf\";\n"));
 }

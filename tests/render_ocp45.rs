@@ -32,6 +32,28 @@ fn zones() {
 }
 
 #[test]
+fn named_options_and_their_adoption_by_rhels_named_conf() {
+    let rs = resources();
+    let options: ManagedFile = find(&rs, "bind.options[ns1:/etc/named/groundwork.options.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_named_options", options.content);
+    // RHEL's stock named.conf with groundwork's options adopted: the include and the commented-out lines.
+    let stock = std::fs::read_to_string("tests/fixtures/rhel9_named.conf").unwrap();
+    let include: groundwork_bind::IncludeSpec = find(&rs, "bind.include[ns1:/etc/named.conf]").spec().unwrap();
+    let observed = groundwork_sdk::file::ObservedFile { path: include.path.clone(), content: stock };
+    let address = find(&rs, "bind.include[ns1:/etc/named.conf]").address.clone();
+    let change = groundwork_bind::diff_include(&address, Some(&include), Some(&observed), None).unwrap();
+    let details: Vec<String> = change.details.iter().map(|d| d.text.clone()).collect();
+    assert_eq!(
+        details,
+        [
+            "options: include /etc/named/groundwork.options.conf; the site's own 5 statement(s) it sets commented out",
+            "include \"/etc/named/groundwork.zones.conf\";"
+        ]
+    );
+    insta::assert_snapshot!("ocp45_named_conf_adopted", change.diff.unwrap().new);
+}
+
+#[test]
 fn dhcpd_conf() {
     let rs = resources();
     let conf: ManagedFile = find(&rs, "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]").spec().unwrap();
@@ -148,4 +170,26 @@ fn per_node_boot_scripts_and_tftp() {
         let l: groundwork_tftp::LoaderSpec = find(&rs, &format!("tftp.loader[bastion:{path}]")).spec().unwrap();
         assert_eq!(l.from.as_deref(), Some(from));
     }
+}
+
+#[test]
+fn the_web_site_moves_off_80_when_haproxy_shares_its_host() {
+    let mut loaded = config::load_valid(std::path::Path::new("environments/ocp45")).unwrap();
+    let rs = config::expand::resources(&loaded).unwrap();
+    let site: ManagedFile = find(&rs, "files.site[bastion:/etc/nginx/conf.d/groundwork.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_nginx_site", site.content);
+    assert_eq!(groundwork_files::http_base(&loaded.env).as_deref(), Some("http://172.16.0.101"));
+    // The bastion also balances: HAProxy takes 80 and 443 there, the files go to 8080, and every URL says so.
+    let bastion = loaded.env.hosts.keys().find(|k| k.as_str() == "bastion").unwrap().clone();
+    loaded.env.hosts.get_mut(&bastion).unwrap().roles.push(groundwork_sdk::model::HostRole::Lb);
+    assert_eq!(groundwork_files::http_base(&loaded.env).as_deref(), Some("http://172.16.0.101:8080"));
+    let rs = config::expand::resources(&loaded).unwrap();
+    let site: ManagedFile = find(&rs, "files.site[bastion:/etc/nginx/conf.d/groundwork.conf]").spec().unwrap();
+    assert!(site.content.contains("listen 172.16.0.101:8080;"), "{}", site.content);
+    let chain = find(&rs, "files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]");
+    let chain: groundwork_files::FileSpec = chain.spec().unwrap();
+    assert!(chain.content.unwrap().contains("http://172.16.0.101:8080/"), "the chain script's URLs");
+    // bastion is now an lb host, so its firewall is managed: 8080 opens there.
+    find(&rs, "firewalld.port[bastion:public/8080/tcp]");
+    assert!(!rs.iter().any(|r| r.address.to_string() == "firewalld.port[lb1:public/8080/tcp]"));
 }

@@ -115,6 +115,7 @@ impl Lab {
             "bastion" => 10,
             "ns1" => 2,
             "lb1" => 3,
+            "dns0" => 53,
             other => panic!("no infra host {other}"),
         })
     }

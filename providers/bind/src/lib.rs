@@ -2,10 +2,13 @@
 //!
 //! BIND zones derived from the inventory: a forward zone (every node, the infra hosts, api, api-int,
 //! `*.apps`, NS/SOA), the reverse zone(s) of each machine network at the right in-addr.arpa boundary, a
-//! stanza file of its own, and one include line in named.conf. Files are checked by `named-checkzone` /
+//! stanza file of its own, and one include line in named.conf; named's options (listen-on, allow-query,
+//! recursion, forwarders, dnssec-validation) in a file of its own, adopted by the site's options block
+//! (docs/providers/bind.md). Files are checked by `named-checkzone` /
 //! `named-checkconf -z` before they replace the live ones; serials are dated and only move when the zone's
 //! content changes.
 
+pub mod options;
 pub mod zone;
 
 use async_trait::async_trait;
@@ -54,13 +57,23 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
     rest.is_empty()
 }
 
-/// One line that must be in named.conf.
+/// groundwork's edits of the site's named.conf: one include line for the zone stanzas and, when
+/// groundwork owns named's options, their file adopted by the options block.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct IncludeSpec {
     pub path: String,
     pub line: String,
     pub reload: Vec<String>,
+    /// The options file to include inside the options block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
 }
+
+/// Checks an options file the way named reads it: inside an options block.
+const CHECK_OPTIONS: &str = r#"t=$(mktemp) || exit 1
+printf 'options {\n\tinclude "%s";\n};\n' "$1" > "$t"
+named-checkconf "$t"; rc=$?
+rm -f "$t"; exit $rc"#;
 
 /// Reverse zones covering a network: whole octets, so a /23 is two /24 zones and a /12 is sixteen
 /// /16 zones; longer than /24 uses the enclosing /24 (classless delegation is not attempted).
@@ -264,14 +277,29 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
         let mut r = Resource::new(conf_addr.clone(), conf)?;
         r.depends_on = zone_addrs;
         out.push(r);
+        let mut options_addr = None;
+        if let (Some(o), Some(h)) = (&dns.options, env.hosts.get(host.as_str())) {
+            let shown = dns.named_conf.as_deref().unwrap_or("the site's named.conf");
+            let mut mf = ManagedFile::new(o.path.to_string(), options::render(env, h, o, shown));
+            mf.mode = Some(0o644);
+            mf.check =
+                vec![vec!["sh".into(), "-c".into(), CHECK_OPTIONS.into(), "groundwork-check".into(), CANDIDATE.into()]];
+            mf.activate = Some(activation(&dns.reload, &dns.rndc, &all, true));
+            let addr = Address::new(PROVIDER, "options", Some(host), o.path.to_string());
+            out.push(Resource::new(addr.clone(), mf)?);
+            options_addr = Some(addr);
+        }
         if let Some(named_conf) = &dns.named_conf {
             let include = IncludeSpec {
                 path: named_conf.to_string(),
                 line: format!("include \"{}\";", dns.zones_conf),
                 reload: activation(&dns.reload, &dns.rndc, &all, false),
+                options: dns.options.as_ref().map(|o| o.path.to_string()),
             };
             let addr = Address::new(PROVIDER, "include", Some(host), named_conf.to_string());
-            out.push(Resource::new(addr, include)?.depends_on(conf_addr));
+            let mut r = Resource::new(addr, include)?.depends_on(conf_addr);
+            r.depends_on.extend(options_addr);
+            out.push(r);
         }
     }
     Ok(out)
@@ -391,7 +419,8 @@ pub fn diff_stanzas(
     file::diff_with_entries(address, desired, actual, zone_lines)
 }
 
-/// Pure: one line in named.conf, nothing else touched.
+/// Pure: groundwork's edits of named.conf (the stanza include line; the options file adopted or
+/// released), nothing else touched.
 pub fn diff_include(
     address: &Address,
     desired: Option<&IncludeSpec>,
@@ -404,29 +433,53 @@ pub fn diff_include(
     let Some(a) = actual else {
         return Err(Error::failed(address, format!("{} does not exist on the host: is BIND installed?", spec.path)));
     };
-    let present = a.content.lines().any(|l| l.trim() == spec.line);
-    let new_content = match (desired.is_some(), present) {
-        (true, true) | (false, false) => return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None)),
-        (true, false) => {
-            let mut s = a.content.clone();
-            if !s.is_empty() && !s.ends_with('\n') {
-                s.push('\n');
+    let mut details = Vec::new();
+    let mut text = a.content.clone();
+    match desired.and_then(|d| d.options.as_deref()) {
+        Some(file) => {
+            let adopted = options::adopt(&text, file).map_err(|e| Error::failed(address, e))?;
+            if adopted != text {
+                let commented = adopted.matches("/* groundwork (set in ").count();
+                details.push(Detail::add(format!(
+                    "options: include {file}; the site's own {commented} statement(s) it sets commented out"
+                )));
+                text = adopted;
             }
-            s.push_str(&spec.line);
-            s.push('\n');
-            s
         }
-        (false, true) => a.content.lines().filter(|l| l.trim() != spec.line).map(|l| format!("{l}\n")).collect(),
-    };
-    let mut mf = ManagedFile::new(spec.path.clone(), new_content.clone());
+        None => {
+            if let Some(file) = options::adopted_file(&text) {
+                text = options::release(&text, &file);
+                details.push(Detail::remove(format!("options: include {file} (the site's statements put back)")));
+            }
+        }
+    }
+    let present = text.lines().any(|l| l.trim() == spec.line);
+    match (desired.is_some(), present) {
+        (true, false) => {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&spec.line);
+            text.push('\n');
+            details.push(Detail::add(spec.line.clone()));
+        }
+        (false, true) => {
+            text = text.lines().filter(|l| l.trim() != spec.line).map(|l| format!("{l}\n")).collect();
+            details.push(Detail::remove(spec.line.clone()));
+        }
+        _ => {}
+    }
+    if text == a.content {
+        return Ok(Change::new(address.clone(), Action::NoOp, before.as_ref(), None));
+    }
+    let mut mf = ManagedFile::new(spec.path.clone(), text.clone());
     mf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
     mf.activate = Some(spec.reload.clone());
     let after = serde_json::to_value(&mf).map_err(|e| Error::failed(address, e.to_string()))?;
-    // Removing the line is an update of named.conf, never a deletion of it.
+    // Removing the edits is an update of named.conf, never a deletion of it.
     let mut c = Change::new(address.clone(), Action::Update, before.as_ref(), Some(&after));
-    c.details =
-        vec![if desired.is_some() { Detail::add(spec.line.clone()) } else { Detail::remove(spec.line.clone()) }];
-    c.diff = Some(TextDiff { path: spec.path.clone(), old: a.content.clone(), new: new_content });
+    c.details = details;
+    c.diff = Some(TextDiff { path: spec.path.clone(), old: a.content.clone(), new: text });
     Ok(c)
 }
 
@@ -457,6 +510,10 @@ impl Provider for BindProvider {
                 let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
                 diff_stanzas(address, d.as_ref(), observed.as_ref())
             }
+            "options" => {
+                let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
+                file::diff(address, d.as_ref(), observed.as_ref())
+            }
             "include" => {
                 let d: Option<IncludeSpec> = desired.map(|v| decode(address, v)).transpose()?;
                 // An orphaned include is identified by its path and the line it added.
@@ -470,6 +527,7 @@ impl Provider for BindProvider {
                         .trim()
                         .to_string(),
                     reload: Vec::new(),
+                    options: None,
                 });
                 diff_include(address, d.as_ref(), observed.as_ref(), recorded.as_ref())
             }

@@ -9,7 +9,8 @@
 //! read back, or carried in a spec — only its digest ([`groundwork_sdk::SecretRef`]).
 
 use async_trait::async_trait;
-use groundwork_sdk::model::{Environment, FileKind, HostRole, NodeRole, ServedFile};
+use groundwork_sdk::file::ManagedFile;
+use groundwork_sdk::model::{Environment, FileKind, FilesSettings, NodeRole, ServedFile, WebSite};
 use groundwork_sdk::value::RemotePath;
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, Expansion, FileMeta, Provider, Resource, SecretRef, TextDiff,
@@ -103,11 +104,7 @@ fn expand_err(what: &str, message: impl std::fmt::Display) -> Error {
 
 /// The HTTP host: files.host or the first host with role http.
 pub fn http_host(env: &Environment) -> Option<(String, std::net::IpAddr)> {
-    let files = env.files.as_ref()?;
-    match &files.host {
-        Some(h) => env.hosts.get(h.as_str()).map(|x| (h.to_string(), x.address)),
-        None => env.first_host_with_role(HostRole::Http).map(|(n, h)| (n.to_string(), h.address)),
-    }
+    env.http_host().map(|(n, h)| (n.to_string(), h.address))
 }
 
 /// Base URL the nodes fetch served files from.
@@ -162,6 +159,33 @@ pub fn render_builtin_ipxe(env: &Environment) -> Result<String, Error> {
         .ok_or_else(|| expand_err("builtin:ipxe", "the builtin:ipxe script needs files.boot and an http host"))
 }
 
+/// The kind of the web server's site resource (`files.site[HOST:PATH]`).
+pub const SITE: &str = "site";
+
+/// Checks a site file the way nginx reads it: inside the `http` block of a configuration of its own.
+const CHECK_SITE: &str = r#"t=$(mktemp -d) || exit 1
+printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include %s;\n}\n' "$t" "$1" > "$t/nginx.conf"
+nginx -t -q -c "$t/nginx.conf"; rc=$?
+rm -rf "$t"; exit $rc"#;
+
+/// nginx's site for the docroot: on the http host's address and `files.port`, every request logged.
+pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, address: std::net::IpAddr) -> String {
+    let listen = match address {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", env.http_port()),
+        v4 => format!("{v4}:{}", env.http_port()),
+    };
+    format!(
+        "# Managed by groundwork for cluster {cluster}: the served files. Changes made by hand are overwritten.\n\
+         # Every request is logged: which node fetched which file.\n\
+         log_format groundwork '$remote_addr [$time_local] \"$request\" $status $bytes_sent';\n\
+         server {{\n    listen {listen};\n    server_name _;\n    root {root};\n    \
+         access_log {log} groundwork;\n    location / {{\n        autoindex off;\n    }}\n}}\n",
+        cluster = env.cluster.name,
+        root = files.docroot,
+        log = site.access_log,
+    )
+}
+
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
 pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Error> {
     let Some(files) = &env.files else {
@@ -172,6 +196,19 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
     };
     let retire_bootstrap = env.openshift.as_ref().is_some_and(|o| o.retire_bootstrap);
     let mut out = Vec::new();
+    if let (Some(site), Some((_, h))) = (&files.web, env.http_host()) {
+        let mut mf = ManagedFile::new(site.config.to_string(), render_site(env, files, site, h.address));
+        mf.mode = Some(0o644);
+        mf.check = vec![vec![
+            "sh".into(),
+            "-c".into(),
+            CHECK_SITE.into(),
+            "groundwork-check".into(),
+            groundwork_sdk::file::CANDIDATE.into(),
+        ]];
+        mf.activate = Some(site.reload.to_vec());
+        out.push(Resource::new(Address::new(PROVIDER, SITE, Some(&host), site.config.to_string()), mf)?);
+    }
     for f in &files.serve {
         let mut spec = file_spec(env, x, f, &files.docroot, files.ignition_warn_hours)?;
         spec.allow_expired = files.allow_expired_ignition;
@@ -324,6 +361,51 @@ impl Provider for FilesProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let (sites, served): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == SITE);
+        let mut site_states = groundwork_sdk::file::read_resources(cx, &sites).await?.into_iter();
+        let mut served_states = self.read_served(cx, &served).await?.into_iter();
+        Ok(resources
+            .iter()
+            .map(|r| if r.address.kind == SITE { site_states.next().flatten() } else { served_states.next().flatten() })
+            .collect())
+    }
+
+    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        let (sites, served): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == SITE);
+        let specs: Vec<FileSpec> = served.iter().filter_map(|r| r.spec().ok()).collect();
+        let mut p = groundwork_sdk::Prefetch {
+            // Rendered text files are small: read them along with the digests (for the plan's diff).
+            reads: specs.iter().filter(|s| s.content.is_some() && !s.sensitive).map(|s| s.path.clone()).collect(),
+            metas: specs.iter().map(|s| s.path.clone()).collect(),
+            ..Default::default()
+        };
+        p.extend(groundwork_sdk::file::prefetch_paths(&sites));
+        p
+    }
+
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        if address.kind == SITE {
+            let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
+            let a: Option<groundwork_sdk::file::ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+            return groundwork_sdk::file::diff(address, d.as_ref(), a.as_ref());
+        }
+        let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
+        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
+        diff_file(address, d.as_ref(), a.as_ref())
+    }
+
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        if change.address.kind == SITE {
+            return groundwork_sdk::file::apply(cx, change).await;
+        }
+        self.apply_served(cx, change).await
+    }
+}
+
+impl FilesProvider {
+    async fn read_served(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else {
             return Ok(Vec::new());
         };
@@ -358,23 +440,7 @@ impl Provider for FilesProvider {
         Ok(out)
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
-        let specs: Vec<FileSpec> = resources.iter().filter_map(|r| r.spec().ok()).collect();
-        groundwork_sdk::Prefetch {
-            // Rendered text files are small: read them along with the digests (for the plan's diff).
-            reads: specs.iter().filter(|s| s.content.is_some() && !s.sensitive).map(|s| s.path.clone()).collect(),
-            metas: specs.iter().map(|s| s.path.clone()).collect(),
-            ..Default::default()
-        }
-    }
-
-    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let d: Option<FileSpec> = desired.map(|v| decode(address, v)).transpose()?;
-        let a: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
-        diff_file(address, d.as_ref(), a.as_ref())
-    }
-
-    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+    async fn apply_served(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         let address = &change.address;
         let t = cx.transport(address)?;
         match change.action {

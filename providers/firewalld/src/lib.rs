@@ -70,7 +70,14 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
             }
             out.push(r);
         }
-        for p in &fw.ports {
+        // The served files' port opens on the host that serves them (8080 beside HAProxy).
+        let web_port = format!("{}/tcp", env.http_port());
+        let serves_files = env.http_host().is_some_and(|(n, _)| n.as_str() == host.as_str());
+        let covered = (env.http_port() == 80 && services.iter().any(|s| s == "http"))
+            || fw.ports.iter().any(|p| p.to_string() == web_port);
+        let ports: Vec<String> =
+            fw.ports.iter().map(|p| p.to_string()).chain((serves_files && !covered).then_some(web_port)).collect();
+        for p in &ports {
             let addr = Address::new(PROVIDER, "port", h, format!("{zone}/{p}"));
             out.push(Resource::new(addr, OpeningSpec { zone: zone.clone(), name: p.to_string() })?);
         }

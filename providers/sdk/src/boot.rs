@@ -33,14 +33,14 @@ pub struct BootEntry {
 
 /// Base URL of the http host (`http://10.88.0.10`, `http://[fd00::10]`).
 pub fn http_base(env: &Environment) -> Option<String> {
-    let files = env.files.as_ref()?;
-    let host = match &files.host {
-        Some(h) => env.hosts.get(h.as_str()),
-        None => env.first_host_with_role(HostRole::Http).map(|(_, h)| h),
-    }?;
+    let (_, host) = env.http_host()?;
+    let port = match env.http_port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    };
     Some(match host.address {
-        IpAddr::V6(v6) => format!("http://[{v6}]"),
-        v4 => format!("http://{v4}"),
+        IpAddr::V6(v6) => format!("http://[{v6}]{port}"),
+        v4 => format!("http://{v4}{port}"),
     })
 }
 

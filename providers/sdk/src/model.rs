@@ -398,6 +398,64 @@ pub struct DnsSettings {
     /// `rndc reload` succeeds even when a zone fails to load).
     #[serde(default = "rndc")]
     pub rndc: Argv,
+    /// named's options, owned by groundwork in a file of its own included inside named.conf's options
+    /// block; `null` leaves them to the site.
+    #[serde(default = "named_options")]
+    pub options: Option<NamedOptions>,
+}
+
+/// named's options: who it listens to and answers, and where it sends what it does not know.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NamedOptions {
+    /// The file groundwork owns with the options.
+    #[serde(default = "options_conf")]
+    pub path: RemotePath,
+    /// Addresses named listens on, besides loopback (default: the dns host's own address).
+    #[serde(default)]
+    pub listen_on: Vec<IpAddr>,
+    /// Networks that may query, besides localhost (default: the machine networks).
+    #[serde(default)]
+    pub allow_query: Vec<IpNet>,
+    /// Upstream resolvers (the site's intranet DNS) for names outside the served zones.
+    #[serde(default)]
+    pub forwarders: Vec<IpAddr>,
+    /// Recursion for the allowed clients (default: on when forwarders are declared).
+    #[serde(default)]
+    pub recursion: Option<bool>,
+    /// DNSSEC validation of answers (default `no`: an intranet's names are not signed under the root).
+    #[serde(default)]
+    pub dnssec_validation: DnssecValidation,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DnssecValidation {
+    Auto,
+    Yes,
+    #[default]
+    No,
+}
+
+impl Default for NamedOptions {
+    fn default() -> Self {
+        NamedOptions {
+            path: options_conf(),
+            listen_on: Vec::new(),
+            allow_query: Vec::new(),
+            forwarders: Vec::new(),
+            recursion: None,
+            dnssec_validation: DnssecValidation::No,
+        }
+    }
+}
+
+fn options_conf() -> RemotePath {
+    RemotePath::known("/etc/named/groundwork.options.conf")
+}
+
+fn named_options() -> Option<NamedOptions> {
+    Some(NamedOptions::default())
 }
 
 fn rndc() -> Argv {
@@ -430,6 +488,7 @@ impl Default for DnsSettings {
             zones_conf: zones_conf(),
             reload: named_reload(),
             rndc: rndc(),
+            options: named_options(),
         }
     }
 }
@@ -628,6 +687,41 @@ pub struct FilesSettings {
     /// Largest source file that is uploaded (bytes; default 8 GiB).
     #[serde(default)]
     pub max_source_bytes: Option<u64>,
+    /// The port the files are served on. Default 80; 8080 when the http host is also an lb host
+    /// (HAProxy takes 80 and 443 there).
+    #[serde(default)]
+    pub port: Option<Port>,
+    /// The web server's site for the docroot, owned by groundwork (`null`: the site's own).
+    #[serde(default = "web_site")]
+    pub web: Option<WebSite>,
+}
+
+/// The web server's site (nginx) that serves the docroot: its own port and an access log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebSite {
+    /// The site's file, in a directory the web server's main configuration includes.
+    #[serde(default = "web_config")]
+    pub config: RemotePath,
+    /// Every request: client, request line, status, bytes (which node fetched which file).
+    #[serde(default = "web_access_log")]
+    pub access_log: RemotePath,
+    /// Command that makes the web server load a new site file.
+    #[serde(default = "web_reload")]
+    pub reload: Argv,
+}
+
+fn web_site() -> Option<WebSite> {
+    Some(WebSite { config: web_config(), access_log: web_access_log(), reload: web_reload() })
+}
+fn web_config() -> RemotePath {
+    RemotePath::known("/etc/nginx/conf.d/groundwork.conf")
+}
+fn web_access_log() -> RemotePath {
+    RemotePath::known("/var/log/nginx/groundwork-access.log")
+}
+fn web_reload() -> Argv {
+    Argv::of(&["systemctl", "reload-or-restart", "nginx"])
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -914,6 +1008,27 @@ impl Environment {
             self.hosts_with_role(HostRole::Lb).map(|(n, _)| n.to_string()).collect()
         } else {
             fw.hosts.iter().map(|h| h.to_string()).collect()
+        }
+    }
+
+    /// The infra host that serves the files, with its name.
+    pub fn http_host(&self) -> Option<(&Label, &Host)> {
+        let files = self.files.as_ref()?;
+        match &files.host {
+            Some(h) => self.hosts.get_key_value(h.as_str()),
+            None => self.first_host_with_role(HostRole::Http),
+        }
+    }
+
+    /// The port the files are served on: `files.port`, else 80, or 8080 on a host that is also a load
+    /// balancer.
+    pub fn http_port(&self) -> u16 {
+        if let Some(p) = self.files.as_ref().and_then(|f| f.port) {
+            return p.into();
+        }
+        match self.http_host() {
+            Some((_, h)) if h.has_role(HostRole::Lb) => 8080,
+            _ => 80,
         }
     }
 
