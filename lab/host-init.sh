@@ -90,7 +90,7 @@ fi
 
 if has upstream; then
   # The site's intranet DNS, outside groundwork's inventory (what dns.options.forwarders point at):
-  # authoritative for intranet.test, every query logged.
+  # authoritative for intranet.test, every query logged (named -g: to its unit's log, /var/log/gwlab/named.log).
   net=${ip%.*}
   mkdir -p /etc/gwlab/upstream /var/log/gwlab/upstream
   chown bind:bind /var/log/gwlab/upstream
@@ -105,7 +105,6 @@ options {
         dnssec-validation no;
         querylog yes;
 };
-logging { channel queries { file "/var/log/gwlab/upstream/queries.log"; print-time yes; }; category queries { queries; }; };
 zone "intranet.test" { type master; file "/etc/gwlab/upstream/intranet.test.zone"; };
 CFG
   cat > /etc/gwlab/upstream/intranet.test.zone <<Z

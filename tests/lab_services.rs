@@ -195,7 +195,7 @@ fn names_outside_the_cluster_are_forwarded_to_the_intranet_dns() {
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
     // The query goes to ns1, which forwards it to the intranet DNS, and the answer comes back.
     assert_eq!(lab.dig(&["registry.intranet.test", "A"]), lab.ip(99));
-    let queries = lab.ssh_ok("dns0", "cat /var/log/gwlab/upstream/queries.log");
+    let queries = lab.ssh_ok("dns0", "cat /var/log/gwlab/named.log");
     let ns1 = format!(" {}#", lab.host_ip("ns1"));
     assert!(
         queries.lines().any(|l| l.contains(&ns1) && l.contains("query: registry.intranet.test IN A")),
