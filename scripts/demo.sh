@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: bring up the lab with the Kubernetes API simulator behind its haproxy (hostile CSRs
-# included), then validate, plan, apply (empty hosts to day 2 in one run) and plan again (no changes) on
-# environments/lab over SSH; finally check with real clients through the load balancer.
+# included), then validate, plan, apply (bare hosts to day 2 in one run) and plan again (no changes) on
+# environments/lab over SSH; verify (with the service table), reboot every infra host and plan again;
+# finally check with real clients through the load balancer and PXE-boot a QEMU worker.
 # Leaves the lab running (scripts/lab.sh status|down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ echo "== groundwork validate $env"; $gw validate "$env"
 echo "== groundwork plan $env";     $gw plan "$env"
 echo "== groundwork apply $env";    $gw apply --auto-approve "$env"
 echo "== groundwork plan $env (again)"; $gw plan --detailed-exitcode "$env"
+echo "== groundwork verify $env (probes from bastion, then the service table)"; $gw verify "$env" | sed -n '/^Services:/,$p'
+echo "== reboot every infra host: what groundwork enabled comes back with no groundwork run"
+for h in ns1 lb1 bastion; do bash scripts/lab.sh reboot "$h"; done
+echo "   dig @10.88.0.2 api.lab.example.test: $(dig +short +time=2 @10.88.0.2 api.lab.example.test A)"
+echo "== groundwork plan $env (after the reboots)"; $gw plan --detailed-exitcode "$env" | head -1
 echo "== curl http://10.88.0.10/pxeboot.ipxe (from the lab bridge)"
 curl -sS -o /dev/null -w 'HTTP %{http_code}, %{size_download} bytes\n' http://10.88.0.10/pxeboot.ipxe
 echo "== which API server answers through the LB (https://10.88.0.4:6443): never the bootstrap"
