@@ -170,42 +170,22 @@ pub enum Daemon {
 }
 
 impl Daemon {
-    pub const ALL: [Daemon; 7] =
-        [Daemon::Named, Daemon::Dhcpd, Daemon::Kea, Daemon::Haproxy, Daemon::Web, Daemon::Tftp, Daemon::Firewalld];
-
-    /// Its systemd unit on a host of `os` (the distributions' own names).
-    pub fn unit(self, os: OsFamily) -> &'static str {
+    /// Its systemd unit and its package on a host of `os` (the distributions' own names).
+    pub fn names(self, os: OsFamily) -> (&'static str, &'static str) {
         use OsFamily::*;
         match (self, os) {
-            (Daemon::Named, _) => "named",
-            (Daemon::Dhcpd, Rhel) => "dhcpd",
-            (Daemon::Dhcpd, Debian) => "isc-dhcp-server",
-            (Daemon::Kea, Rhel) => "kea-dhcp4",
-            (Daemon::Kea, Debian) => "kea-dhcp4-server",
-            (Daemon::Haproxy, _) => "haproxy",
-            (Daemon::Web, _) => "nginx",
+            (Daemon::Named, Rhel) => ("named", "bind"),
+            (Daemon::Named, Debian) => ("named", "bind9"),
+            (Daemon::Dhcpd, Rhel) => ("dhcpd", "dhcp-server"),
+            (Daemon::Dhcpd, Debian) => ("isc-dhcp-server", "isc-dhcp-server"),
+            (Daemon::Kea, Rhel) => ("kea-dhcp4", "kea"),
+            (Daemon::Kea, Debian) => ("kea-dhcp4-server", "kea-dhcp4-server"),
+            (Daemon::Haproxy, _) => ("haproxy", "haproxy"),
+            (Daemon::Web, _) => ("nginx", "nginx"),
             // RHEL's tftp-server is socket-activated.
-            (Daemon::Tftp, Rhel) => "tftp.socket",
-            (Daemon::Tftp, Debian) => "tftpd-hpa",
-            (Daemon::Firewalld, _) => "firewalld",
-        }
-    }
-
-    /// Its package on a host of `os`.
-    pub fn package(self, os: OsFamily) -> &'static str {
-        use OsFamily::*;
-        match (self, os) {
-            (Daemon::Named, Rhel) => "bind",
-            (Daemon::Named, Debian) => "bind9",
-            (Daemon::Dhcpd, Rhel) => "dhcp-server",
-            (Daemon::Dhcpd, Debian) => "isc-dhcp-server",
-            (Daemon::Kea, Rhel) => "kea",
-            (Daemon::Kea, Debian) => "kea-dhcp4-server",
-            (Daemon::Haproxy, _) => "haproxy",
-            (Daemon::Web, _) => "nginx",
-            (Daemon::Tftp, Rhel) => "tftp-server",
-            (Daemon::Tftp, Debian) => "tftpd-hpa",
-            (Daemon::Firewalld, _) => "firewalld",
+            (Daemon::Tftp, Rhel) => ("tftp.socket", "tftp-server"),
+            (Daemon::Tftp, Debian) => ("tftpd-hpa", "tftpd-hpa"),
+            (Daemon::Firewalld, _) => ("firewalld", "firewalld"),
         }
     }
 }
@@ -1062,7 +1042,7 @@ impl Environment {
 
     /// A daemon's unit on `host`: the site's name if declared, else its OS family's.
     pub fn unit_of(&self, host: &Host, daemon: Daemon) -> String {
-        self.services.units.get(&daemon).map(|u| u.to_string()).unwrap_or_else(|| daemon.unit(host.os).to_string())
+        self.services.units.get(&daemon).map(|u| u.to_string()).unwrap_or_else(|| daemon.names(host.os).0.to_string())
     }
 
     /// A daemon's package on `host`.
@@ -1071,7 +1051,7 @@ impl Environment {
             .packages
             .get(&daemon)
             .map(|p| p.to_string())
-            .unwrap_or_else(|| daemon.package(host.os).to_string())
+            .unwrap_or_else(|| daemon.names(host.os).1.to_string())
     }
 
     pub fn first_host_with_role(&self, role: HostRole) -> Option<(&Label, &Host)> {
