@@ -127,10 +127,30 @@ pub enum Command {
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
     },
+    /// Render an input of the installer from the environment.
+    Render {
+        #[command(subcommand)]
+        what: RenderWhat,
+    },
     /// Render a saved plan.
     Show {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RenderWhat {
+    /// install-config.yaml for openshift-install (it holds the pull secret: written to a file only).
+    InstallConfig {
+        #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
+        env: PathBuf,
+        /// Where to write it (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }

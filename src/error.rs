@@ -32,6 +32,8 @@ pub enum Error {
     GateTimeout { gate: String, waited_secs: u64, detail: String },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use groundwork::cli::{Cli, Command};
+use groundwork::cli::{Cli, Command, RenderWhat};
 use groundwork::ops;
 use std::process::ExitCode;
 
@@ -56,6 +56,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Graph { env } => {
             groundwork::out!("{}", ops::graph::run(&env)?);
+            ops::EXIT_OK
+        }
+        Command::Render { what: RenderWhat::InstallConfig { env, out, force } } => {
+            groundwork::outln!("{}", ops::render::install_config(&env, &out, force)?);
             ops::EXIT_OK
         }
         Command::Show { file, json } => {

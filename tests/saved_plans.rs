@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{demo_env, groundwork, host_file};
+use common::{copy_dir, demo_env, groundwork, host_file};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -175,19 +175,6 @@ fn a_plan_made_in_one_checkout_applies_in_another() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--env DIR"), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

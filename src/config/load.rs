@@ -124,6 +124,11 @@ fn credentials(env: &Environment, dir: &Path) -> Vec<(PathBuf, &'static str)> {
     if let Some(k) = env.openshift.as_ref().and_then(|o| o.kubeconfig.as_ref()) {
         out.push((local_path(dir, k), "kubeconfig"));
     }
+    if let Some(file) =
+        env.openshift.as_ref().and_then(|o| o.install.as_ref()).and_then(|i| i.pull_secret.file.as_ref())
+    {
+        out.push((local_path(dir, file), "pull secret"));
+    }
     if let Some(k) = std::env::var_os("KUBECONFIG") {
         out.extend(std::env::split_paths(&k).map(|p| (p, "kubeconfig")));
     }

@@ -57,7 +57,26 @@ pub fn validate(loaded: &Loaded) -> Vec<Finding> {
     loadbalancer(env, &mut f);
     dhcp(env, &mut f);
     served_urls(loaded, &mut f);
+    install_inputs(loaded, &mut f);
     f.out
+}
+
+/// The installer's inputs, when declared: the pull secret is JSON with `auths` (never quoted), the SSH
+/// key a public key, the trust bundle PEM. Reading local files and the run's environment is offline.
+fn install_inputs(loaded: &Loaded, f: &mut Findings) {
+    let Ok(install) = crate::install::install_settings(&loaded.env) else { return };
+    let dir = &loaded.dir;
+    let results = [
+        (!crate::install::pull_secret_unset(install))
+            .then(|| crate::install::read_pull_secret(dir, install).map(|_| ())),
+        Some(crate::install::read_ssh_key(dir, install).map(|_| ())),
+        Some(crate::install::read_trust_bundle(dir, install).map(|_| ())),
+    ];
+    for r in results.into_iter().flatten() {
+        if let Err(crate::install::InstallError::Input { field, message }) = r {
+            f.push("install-inputs", &format!("openshift.install.{field}"), message, &[]);
+        }
+    }
 }
 
 /// Names: every value is a typed DNS name once loaded; here what types cannot see. Node names and infra

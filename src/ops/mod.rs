@@ -4,6 +4,7 @@ pub mod apply;
 pub mod drift;
 pub mod graph;
 pub mod plan;
+pub mod render;
 pub mod show;
 pub mod unlock;
 pub mod validate;

@@ -17,6 +17,20 @@ pub fn host_file(env: &Path, host: &str, path: &str) -> PathBuf {
     env.join(".hosts").join(host).join(path.trim_start_matches('/'))
 }
 
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

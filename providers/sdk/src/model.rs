@@ -5,9 +5,9 @@
 
 pub use crate::value::DnsRecord;
 use crate::value::{
-    Argv, DeviceName, DomainName, FcontextPattern, FileMode, FirewalldName, HaproxyName, Interface, K8sName,
-    KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, PackageName, Port, PortProto, PosixName, Quantity,
-    RelPath, RemotePath, SelinuxName, Text, Ttl, UnitName,
+    Argv, DeviceName, DomainName, EnvVarName, FcontextPattern, FileMode, FirewalldName, HaproxyName, ImageRepo,
+    Interface, K8sName, KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, NoProxyEntry, PackageName, Port,
+    PortProto, PosixName, ProxyUrl, Quantity, RelPath, RemotePath, SelinuxName, Text, Ttl, UnitName,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -938,6 +938,70 @@ pub struct OpenShiftSettings {
     /// masters' CSRs are known to need a hand).
     #[serde(default)]
     pub approve_master_csrs: bool,
+    /// The installer's inputs: what install-config.yaml needs beyond the inventory
+    /// (docs/install-inputs.md).
+    #[serde(default)]
+    pub install: Option<InstallSettings>,
+}
+
+/// What install-config.yaml needs beyond the inventory. The pull secret is secret: read when needed,
+/// carried by digest everywhere else.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSettings {
+    /// `OVNKubernetes` (default) or `OpenShiftSDN` (4.5's, the reference install's).
+    #[serde(default)]
+    pub network_type: NetworkType,
+    #[serde(default)]
+    pub fips: bool,
+    pub pull_secret: ValueSource,
+    pub ssh_key: ValueSource,
+    /// A cluster-wide proxy, for sites that reach the internet through one.
+    #[serde(default)]
+    pub proxy: Option<ProxySettings>,
+    /// CA certificates (PEM file) the cluster trusts, e.g. a mirror registry's.
+    #[serde(default)]
+    pub additional_trust_bundle: Option<String>,
+    /// Mirror registries for a disconnected install.
+    #[serde(default)]
+    pub image_content_sources: Vec<ImageContentSource>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NetworkType {
+    #[default]
+    OVNKubernetes,
+    OpenShiftSDN,
+}
+
+/// Where a value comes from: a local file (relative to the environment directory, or `~/…`), or an
+/// environment variable of the run (a CI secret).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValueSource {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub env: Option<EnvVarName>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    #[serde(default)]
+    pub http_proxy: Option<ProxyUrl>,
+    #[serde(default)]
+    pub https_proxy: Option<ProxyUrl>,
+    /// Destinations reached directly: domains (`.example.com`), addresses, CIDRs.
+    #[serde(default)]
+    pub no_proxy: Vec<NoProxyEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageContentSource {
+    pub source: ImageRepo,
+    pub mirrors: Vec<ImageRepo>,
 }
 
 fn poll_interval_ms() -> u64 {

@@ -16,6 +16,10 @@
 //! | [`PosixName`] | users, groups | `A-Z a-z 0-9 _ . -`, 1–32, not starting with `-` |
 //! | [`UnitName`] | systemd units | `A-Z a-z 0-9 : _ . @ -`, 1–128, not starting with `-` or `.` |
 //! | [`PackageName`] | rpm / deb packages | `a-z 0-9 + . - _`, 1–128, starting with a letter or digit |
+//! | [`EnvVarName`] | environment variables | `A-Z a-z 0-9 _`, not starting with a digit |
+//! | [`ProxyUrl`] | install-config proxy | `http(s)://` and URL characters, no spaces or quotes |
+//! | [`NoProxyEntry`] | install-config noProxy | `A-Z a-z 0-9 . - _ : / *` |
+//! | [`ImageRepo`] | mirror registries | `a-z 0-9 . _ - / : @`, no `//` |
 //! | [`Text`] | descriptions | printable, one line, ≤ 512 bytes |
 //! | [`Argv`] | commands | non-empty argv, no NUL |
 //! | [`PortProto`] | `22623/tcp` | port 1–65535, tcp, udp, sctp or dccp |
@@ -374,6 +378,65 @@ string_type!(
     /// An rpm or Debian package name.
     PackageName,
     check_package_name
+);
+
+fn check_env_var_name(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    word(s, 128, allowed, |s| !s.as_bytes()[0].is_ascii_digit(), "an environment variable name (letters, digits, '_')")
+}
+
+string_type!(
+    /// The name of an environment variable of the run (`PULL_SECRET`).
+    EnvVarName,
+    check_env_var_name
+);
+
+fn check_proxy_url(s: String) -> Result<String, String> {
+    let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && r.len() <= 2048
+            && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&()*+,;=%".contains(&b))
+    });
+    if ok {
+        Ok(s)
+    } else {
+        Err(format!("{} is not a proxy URL (http:// or https://, no spaces, quotes or control characters)", shown(&s)))
+    }
+}
+
+string_type!(
+    /// A proxy URL (`http://user:pass@proxy.example.com:3128`).
+    ProxyUrl,
+    check_proxy_url
+);
+
+fn check_no_proxy(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b".-_:/*".contains(&b);
+    word(s, 253, allowed, |_| true, "a no_proxy entry (a domain, an address or a CIDR)")
+}
+
+string_type!(
+    /// One `noProxy` destination: `.example.com`, `10.0.0.0/16`, `registry.local`.
+    NoProxyEntry,
+    check_no_proxy
+);
+
+fn check_image_repo(s: String) -> Result<String, String> {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:@".contains(&b);
+    word(
+        s,
+        255,
+        allowed,
+        |s| s.as_bytes()[0].is_ascii_alphanumeric() && !s.contains("//"),
+        "an image repository (registry.example.com:5000/ocp4/openshift4: lower-case, digits, '.', '_', '-', '/', ':', '@')",
+    )
+}
+
+string_type!(
+    /// An image repository (`quay.io/openshift-release-dev/ocp-release`).
+    ImageRepo,
+    check_image_repo
 );
 
 fn check_text(s: String) -> Result<String, String> {
@@ -1074,6 +1137,23 @@ mod tests {
         assert!(OwnerName::try_from("a b".to_string()).is_err());
         assert_eq!(OwnerName::try_from("x".to_string()).unwrap().absolute("lab.test"), "x.lab.test");
         assert_eq!(OwnerName::try_from("x.other.".to_string()).unwrap().absolute("lab.test"), "x.other");
+    }
+
+    #[test]
+    fn install_config_words() {
+        assert!(EnvVarName::try_from("PULL_SECRET").is_ok());
+        for bad in ["", "1X", "A-B", "A B", "$(x)"] {
+            assert!(EnvVarName::try_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(ProxyUrl::try_from("http://user:p%40ss@proxy.example.com:3128").is_ok());
+        for bad in ["proxy:3128", "http://", "http://a b", "http://a\"b", "http://a\nb", "ftp://a"] {
+            assert!(ProxyUrl::try_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(ImageRepo::try_from("registry.example.com:5000/ocp4/openshift4").is_ok());
+        for bad in ["", "/x", "a//b", "Quay.io/x", "a b", "a\nb"] {
+            assert!(ImageRepo::try_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(NoProxyEntry::try_from(".example.com").is_ok() && NoProxyEntry::try_from("a,b").is_err());
     }
 
     #[test]
