@@ -25,6 +25,7 @@ mkdir -p /etc/gwlab/units /etc/gwlab/enabled
 # What every boot creates in the empty /run (systemd-tmpfiles' part).
 cat > /etc/gwlab/tmpfiles <<'T'
 /run/gwlab 0755 root:root
+/run/lock 1777 root:root
 /run/sshd 0755 root:root
 /run/haproxy 0755 root:root
 /run/nginx 0755 root:root
@@ -205,6 +206,21 @@ http {
     }
 }
 CFG
+  # Apache (Debian's apache2, the alternative web server groundwork renders a site for): defined,
+  # disabled like every daemon of the role.
+  cat > /etc/gwlab/apache2-run <<'RUN'
+#!/bin/sh
+set -e
+. /etc/apache2/envvars
+mkdir -p "$APACHE_RUN_DIR" "$APACHE_LOCK_DIR"
+exec /usr/sbin/apache2 -DFOREGROUND
+RUN
+  chmod 0755 /etc/gwlab/apache2-run
+  cat > /etc/gwlab/units/apache2 <<U
+START="/etc/gwlab/apache2-run"
+RELOAD='/usr/sbin/apache2ctl -t && kill -USR1 \$MAINPID'
+READY="exec 3<>/dev/tcp/$ip/80"
+U
   cat > /etc/gwlab/units/nginx <<U
 START="/usr/sbin/nginx -g 'daemon off;'"
 RELOAD="/usr/sbin/nginx -t -q && /usr/sbin/nginx -s reload"

@@ -11,7 +11,7 @@ packages=(
   openssh-server openssh-client
   bind9 bind9-utils bind9-dnsutils
   isc-dhcp-server isc-dhcp-client kea-dhcp4-server
-  haproxy nginx
+  haproxy nginx apache2
   iproute2 socat curl procps psmisc util-linux openssl
   firewalld nftables dbus
   policycoreutils policycoreutils-python-utils selinux-utils semodule-utils selinux-policy-default attr

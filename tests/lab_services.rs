@@ -211,3 +211,49 @@ fn names_outside_the_cluster_are_forwarded_to_the_intranet_dns() {
     let conf = lab.ssh_ok("ns1", "cat /etc/named.conf");
     assert_eq!(conf, format!("{stock}include \"/etc/named/groundwork.zones.conf\";\n"));
 }
+
+#[test]
+fn apache_httpd_serves_the_files_when_the_inventory_says_so() {
+    let lab = Lab::up(BASE, &NEXT);
+    let e = lab.env_str();
+    let services = lab.env_dir().join("services.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    std::fs::write(
+        &services,
+        text.replace(
+            "  docroot: /usr/share/nginx/html\n",
+            "  docroot: /usr/share/nginx/html\n  web: { server: httpd }\n",
+        ),
+    )
+    .unwrap();
+    let plan = groundwork(&["plan", e]);
+    assert!(plan.stdout.contains("+ files.site[bastion:/etc/apache2/conf-enabled/groundwork.conf]"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ services.unit[bastion:apache2]"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("services.unit[bastion:nginx]"), "{}", plan.stdout);
+    let apply = groundwork(&["apply", e, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert_eq!(state(&lab, "bastion", "apache2"), ("enabled".into(), "active".into()));
+    assert_eq!(state(&lab, "bastion", "nginx"), ("disabled".into(), "inactive".into()));
+    // Apache answers with the served file, and its access log says who fetched it.
+    let bastion = lab.host_ip("bastion");
+    let out =
+        Command::new("curl").args(["-sS", "-D", "-", &format!("http://{bastion}/pxeboot.ipxe")]).output().unwrap();
+    let response = String::from_utf8_lossy(&out.stdout);
+    assert!(response.starts_with("HTTP/1.1 200") && response.contains("Server: Apache"), "{response}");
+    assert!(response.contains(&format!("chain http://{bastion}/ipxe/")), "{response}");
+    let log = lab.ssh_ok("bastion", "cat /var/log/apache2/groundwork-access.log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&format!("{} [", lab.ip(1))) && l.contains("\"GET /pxeboot.ipxe HTTP/1.1\" 200")),
+        "{log}"
+    );
+    let again = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    // verify's service table has Apache on the files' port.
+    let verify = groundwork(&["verify", e]);
+    assert!(
+        verify.stdout.lines().any(|l| l.contains("apache2") && l.contains("80/tcp") && l.contains("Apache/2")),
+        "{}",
+        verify.stdout
+    );
+}

@@ -189,6 +189,16 @@ fn the_web_site_moves_off_80_when_haproxy_shares_its_host() {
     let chain = find(&rs, "files.file[bastion:/usr/share/nginx/html/pxeboot.ipxe]");
     let chain: groundwork_files::FileSpec = chain.spec().unwrap();
     assert!(chain.content.unwrap().contains("http://172.16.0.101:8080/"), "the chain script's URLs");
+    // Apache instead of nginx, RHEL's layout: its own Listen (port 80 is the main configuration's).
+    loaded.env.files.as_mut().unwrap().web.as_mut().unwrap().server = groundwork_sdk::model::WebServer::Httpd;
+    let rs_httpd = config::expand::resources(&loaded).unwrap();
+    let site: ManagedFile = find(&rs_httpd, "files.site[bastion:/etc/httpd/conf.d/groundwork.conf]").spec().unwrap();
+    insta::assert_snapshot!("ocp45_httpd_site_8080", site.content);
+    assert_eq!(
+        site.activate.as_deref(),
+        Some(&["systemctl".to_string(), "reload-or-restart".into(), "httpd".into()][..])
+    );
+    find(&rs_httpd, "services.unit[bastion:httpd]");
     // bastion is now an lb host, so its firewall is managed: 8080 opens there.
     find(&rs, "firewalld.port[bastion:public/8080/tcp]");
     assert!(!rs.iter().any(|r| r.address.to_string() == "firewalld.port[lb1:public/8080/tcp]"));

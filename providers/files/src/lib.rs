@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use groundwork_sdk::file::ManagedFile;
-use groundwork_sdk::model::{Environment, FileKind, FilesSettings, NodeRole, ServedFile, WebSite};
+use groundwork_sdk::model::{Environment, FileKind, FilesSettings, Host, NodeRole, ServedFile, WebServer, WebSite};
 use groundwork_sdk::value::RemotePath;
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, Expansion, FileMeta, Provider, Resource, SecretRef, TextDiff,
@@ -162,28 +162,53 @@ pub fn render_builtin_ipxe(env: &Environment) -> Result<String, Error> {
 /// The kind of the web server's site resource (`files.site[HOST:PATH]`).
 pub const SITE: &str = "site";
 
-/// Checks a site file the way nginx reads it: inside the `http` block of a configuration of its own.
-const CHECK_SITE: &str = r#"t=$(mktemp -d) || exit 1
+/// Checks an nginx site file the way nginx reads it: inside the `http` block of a configuration of its own.
+const CHECK_NGINX_SITE: &str = r#"t=$(mktemp -d) || exit 1
 printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n  include %s;\n}\n' "$t" "$1" > "$t/nginx.conf"
 nginx -t -q -c "$t/nginx.conf"; rc=$?
 rm -rf "$t"; exit $rc"#;
 
-/// nginx's site for the docroot: on the http host's address and `files.port`, every request logged.
-pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, address: std::net::IpAddr) -> String {
-    let listen = match address {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", env.http_port()),
-        v4 => format!("{v4}:{}", env.http_port()),
+/// Checks an httpd site file with the host's whole configuration. Its `Listen` is left out while
+/// checking (`groundwork_candidate`): the live copy of the same file, included by the main
+/// configuration, already has it, and httpd refuses two listeners on one address.
+const CHECK_HTTPD_SITE: &str = r#"apachectl -t -D groundwork_candidate -c "Include $1""#;
+
+/// The web server's site for the docroot: on the http host's address and `files.port`, every request
+/// logged.
+pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, host: &str, h: &Host) -> String {
+    let port = env.http_port();
+    let address = match h.address {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
     };
-    format!(
-        "# Managed by groundwork for cluster {cluster}: the served files. Changes made by hand are overwritten.\n\
-         # Every request is logged: which node fetched which file.\n\
-         log_format groundwork '$remote_addr [$time_local] \"$request\" $status $bytes_sent';\n\
-         server {{\n    listen {listen};\n    server_name _;\n    root {root};\n    \
-         access_log {log} groundwork;\n    location / {{\n        autoindex off;\n    }}\n}}\n",
-        cluster = env.cluster.name,
-        root = files.docroot,
-        log = site.access_log,
-    )
+    let log = site.access_log_path(h.os);
+    let root = &files.docroot;
+    let head = format!(
+        "# Managed by groundwork for cluster {}: the served files. Changes made by hand are overwritten.\n\
+         # Every request is logged: which node fetched which file.\n",
+        env.cluster.name
+    );
+    match site.server {
+        WebServer::Nginx => format!(
+            "{head}log_format groundwork '$remote_addr [$time_local] \"$request\" $status $bytes_sent';\n\
+             server {{\n    listen {address};\n    server_name _;\n    root {root};\n    \
+             access_log {log} groundwork;\n    location / {{\n        autoindex off;\n    }}\n}}\n"
+        ),
+        WebServer::Httpd => {
+            // Port 80 is already a listener of the distributions' main configuration.
+            let listen = if port == 80 {
+                String::new()
+            } else {
+                format!("<IfDefine !groundwork_candidate>\n    Listen {address}\n</IfDefine>\n")
+            };
+            format!(
+                "{head}{listen}LogFormat \"%h %t \\\"%r\\\" %>s %B\" groundwork\n\
+                 <VirtualHost {address}>\n    ServerName {host}\n    DocumentRoot \"{root}\"\n    \
+                 <Directory \"{root}\">\n        Options -Indexes\n        AllowOverride None\n        \
+                 Require all granted\n    </Directory>\n    CustomLog \"{log}\" groundwork\n</VirtualHost>\n"
+            )
+        }
+    }
 }
 
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
@@ -196,18 +221,23 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
     };
     let retire_bootstrap = env.openshift.as_ref().is_some_and(|o| o.retire_bootstrap);
     let mut out = Vec::new();
-    if let (Some(site), Some((_, h))) = (&files.web, env.http_host()) {
-        let mut mf = ManagedFile::new(site.config.to_string(), render_site(env, files, site, h.address));
+    if let (Some(site), Some((name, h))) = (&files.web, env.http_host()) {
+        let config = site.config_path(h.os);
+        let mut mf = ManagedFile::new(config.clone(), render_site(env, files, site, name, h));
         mf.mode = Some(0o644);
+        let check = match site.server {
+            WebServer::Nginx => CHECK_NGINX_SITE,
+            WebServer::Httpd => CHECK_HTTPD_SITE,
+        };
         mf.check = vec![vec![
             "sh".into(),
             "-c".into(),
-            CHECK_SITE.into(),
+            check.into(),
             "groundwork-check".into(),
             groundwork_sdk::file::CANDIDATE.into(),
         ]];
-        mf.activate = Some(site.reload.to_vec());
-        out.push(Resource::new(Address::new(PROVIDER, SITE, Some(&host), site.config.to_string()), mf)?);
+        mf.activate = Some(site.reload_argv(&env.unit_of(h, site.server.daemon())));
+        out.push(Resource::new(Address::new(PROVIDER, SITE, Some(&host), config), mf)?);
     }
     for f in &files.serve {
         let mut spec = file_spec(env, x, f, &files.docroot, files.ignition_warn_hours)?;

@@ -163,6 +163,8 @@ pub enum Daemon {
     Haproxy,
     /// The web server of the served files (role http): nginx.
     Web,
+    /// Apache httpd as the web server of the served files (`files.web.server: httpd`).
+    Httpd,
     /// The TFTP server (role tftp).
     Tftp,
     /// firewalld (hosts whose firewall groundwork manages).
@@ -182,6 +184,8 @@ impl Daemon {
             (Daemon::Kea, Debian) => ("kea-dhcp4-server", "kea-dhcp4-server"),
             (Daemon::Haproxy, _) => ("haproxy", "haproxy"),
             (Daemon::Web, _) => ("nginx", "nginx"),
+            (Daemon::Httpd, Rhel) => ("httpd", "httpd"),
+            (Daemon::Httpd, Debian) => ("apache2", "apache2"),
             // RHEL's tftp-server is socket-activated.
             (Daemon::Tftp, Rhel) => ("tftp.socket", "tftp-server"),
             (Daemon::Tftp, Debian) => ("tftpd-hpa", "tftpd-hpa"),
@@ -676,32 +680,82 @@ pub struct FilesSettings {
     pub web: Option<WebSite>,
 }
 
-/// The web server's site (nginx) that serves the docroot: its own port and an access log.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// The web server's site that serves the docroot: its own port and an access log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebSite {
-    /// The site's file, in a directory the web server's main configuration includes.
-    #[serde(default = "web_config")]
-    pub config: RemotePath,
-    /// Every request: client, request line, status, bytes (which node fetched which file).
-    #[serde(default = "web_access_log")]
-    pub access_log: RemotePath,
-    /// Command that makes the web server load a new site file.
-    #[serde(default = "web_reload")]
-    pub reload: Argv,
+    /// `nginx` (default, the reference install's) or `httpd` (Apache).
+    #[serde(default)]
+    pub server: WebServer,
+    /// The site's file, in a directory the web server's main configuration includes (default by server
+    /// and OS family: /etc/nginx/conf.d/groundwork.conf, /etc/httpd/conf.d/groundwork.conf,
+    /// /etc/apache2/conf-enabled/groundwork.conf).
+    #[serde(default)]
+    pub config: Option<RemotePath>,
+    /// Every request: client, time, request line, status, bytes (which node fetched which file).
+    #[serde(default)]
+    pub access_log: Option<RemotePath>,
+    /// Command that makes the web server load a new site file (default `systemctl reload-or-restart UNIT`).
+    #[serde(default)]
+    pub reload: Option<Argv>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebServer {
+    #[default]
+    Nginx,
+    Httpd,
+}
+
+impl WebServer {
+    /// The daemon that runs it.
+    pub fn daemon(self) -> Daemon {
+        match self {
+            WebServer::Nginx => Daemon::Web,
+            WebServer::Httpd => Daemon::Httpd,
+        }
+    }
+}
+
+impl WebSite {
+    /// The site's file on a host of `os`.
+    pub fn config_path(&self, os: OsFamily) -> String {
+        if let Some(c) = &self.config {
+            return c.to_string();
+        }
+        match (self.server, os) {
+            (WebServer::Nginx, _) => "/etc/nginx/conf.d/groundwork.conf",
+            (WebServer::Httpd, OsFamily::Rhel) => "/etc/httpd/conf.d/groundwork.conf",
+            (WebServer::Httpd, OsFamily::Debian) => "/etc/apache2/conf-enabled/groundwork.conf",
+        }
+        .to_string()
+    }
+
+    /// The site's access log on a host of `os`.
+    pub fn access_log_path(&self, os: OsFamily) -> String {
+        if let Some(l) = &self.access_log {
+            return l.to_string();
+        }
+        match (self.server, os) {
+            (WebServer::Nginx, _) => "/var/log/nginx/groundwork-access.log",
+            (WebServer::Httpd, OsFamily::Rhel) => "/var/log/httpd/groundwork-access.log",
+            (WebServer::Httpd, OsFamily::Debian) => "/var/log/apache2/groundwork-access.log",
+        }
+        .to_string()
+    }
+
+    /// The reload command on a host of `os` (its unit named by the OS family, or `services.units`).
+    pub fn reload_argv(&self, unit: &str) -> Vec<String> {
+        match &self.reload {
+            Some(r) => r.to_vec(),
+            None => ["systemctl", "reload-or-restart", unit].map(String::from).to_vec(),
+        }
+    }
 }
 
 fn web_site() -> Option<WebSite> {
-    Some(WebSite { config: web_config(), access_log: web_access_log(), reload: web_reload() })
-}
-fn web_config() -> RemotePath {
-    RemotePath::known("/etc/nginx/conf.d/groundwork.conf")
-}
-fn web_access_log() -> RemotePath {
-    RemotePath::known("/var/log/nginx/groundwork-access.log")
-}
-fn web_reload() -> Argv {
-    Argv::of(&["systemctl", "reload-or-restart", "nginx"])
+    Some(WebSite::default())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -1095,8 +1149,8 @@ impl Environment {
         if h.has_role(HostRole::Lb) {
             out.push(Daemon::Haproxy);
         }
-        if h.has_role(HostRole::Http) && self.files.is_some() {
-            out.push(Daemon::Web);
+        if let (true, Some(files)) = (h.has_role(HostRole::Http), &self.files) {
+            out.push(files.web.as_ref().map(|w| w.server.daemon()).unwrap_or(Daemon::Web));
         }
         if h.has_role(HostRole::Tftp) {
             out.push(Daemon::Tftp);

@@ -57,7 +57,7 @@ fn configured_by(daemon: Daemon) -> &'static [&'static str] {
         Daemon::Kea => &["kea", "dhcpd"],
         // Port labels: on an enforcing host haproxy cannot bind 22623 without its label.
         Daemon::Haproxy => &["haproxy", "selinux", "firewalld"],
-        Daemon::Web => &["files", "selinux"],
+        Daemon::Web | Daemon::Httpd => &["files", "selinux"],
         Daemon::Tftp => &["tftp"],
         Daemon::Firewalld => &[],
     }
@@ -246,7 +246,7 @@ pub fn served_ports(env: &Environment, daemon: Daemon) -> Vec<(u16, &'static str
             ports.dedup();
             ports
         }
-        Daemon::Web => vec![(80, "tcp")],
+        Daemon::Web | Daemon::Httpd => vec![(env.http_port(), "tcp")],
         Daemon::Tftp => vec![(69, "udp")],
         Daemon::Firewalld => Vec::new(),
     }
@@ -260,6 +260,8 @@ pub fn version_argv(daemon: Daemon) -> &'static [&'static str] {
         Daemon::Kea => &["kea-dhcp4", "-v"],
         Daemon::Haproxy => &["haproxy", "-v"],
         Daemon::Web => &["nginx", "-v"],
+        // RHEL names the binary httpd, Debian apache2.
+        Daemon::Httpd => &["sh", "-c", "(httpd -v || apache2 -v) 2>/dev/null"],
         Daemon::Tftp => &["in.tftpd", "-V"],
         Daemon::Firewalld => &["firewall-cmd", "--version"],
     }
