@@ -139,9 +139,9 @@ fn environment(c: &Case) -> Value {
             "serve": [
                 {"path": c.script, "template": "builtin:ipxe"},
                 {"path": c.kernel, "content": "k"}, {"path": c.initramfs, "content": "i"}, {"path": c.image, "content": "m"},
-                {"path": "bootstrap.ign", "content": "{}", "kind": "ignition"},
-                {"path": "master.ign", "content": "{}", "kind": "ignition"},
-                {"path": "worker.ign", "content": "{}", "kind": "ignition"},
+                {"path": "bootstrap.ign", "content": "{\"ignition\":{\"version\":\"3.1.0\"}}", "kind": "ignition"},
+                {"path": "master.ign", "content": "{\"ignition\":{\"version\":\"3.1.0\"}}", "kind": "ignition"},
+                {"path": "worker.ign", "content": "{\"ignition\":{\"version\":\"3.1.0\"}}", "kind": "ignition"},
             ],
         },
         "firewall": {"custom_services": {c.service.clone(): {"description": c.description, "ports": ["22623/tcp"]}}},

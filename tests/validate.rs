@@ -25,9 +25,9 @@ files:
     - { path: k, content: "k" }
     - { path: i.img, content: "i" }
     - { path: m.raw.gz, content: "m" }
-    - { path: bootstrap.ign, content: "{}", kind: ignition }
-    - { path: master.ign, content: "{}", kind: ignition }
-    - { path: worker.ign, content: "{}", kind: ignition }
+    - { path: bootstrap.ign, content: '{"ignition":{"version":"3.1.0"}}', kind: ignition }
+    - { path: master.ign, content: '{"ignition":{"version":"3.1.0"}}', kind: ignition }
+    - { path: worker.ign, content: '{"ignition":{"version":"3.1.0"}}', kind: ignition }
 "#;
 
 const NODES: &str = r#"nodes:
@@ -296,7 +296,8 @@ fn dhcp_fixed_addresses_inside_subnet() {
 
 #[test]
 fn served_urls_point_to_served_files() {
-    let env = BASE.replace("    - { path: worker.ign, content: \"{}\", kind: ignition }\n", "");
+    let env = BASE
+        .replace("    - { path: worker.ign, content: '{\"ignition\":{\"version\":\"3.1.0\"}}', kind: ignition }\n", "");
     // The workers' boot scripts point at it.
     let msg = expect(&env, NODES, "served-urls", &at("nodes.yaml", NODES, "w1", "{"));
     assert!(msg.contains("worker.ign") && msg.contains("boot script of w1"), "{msg}");

@@ -312,6 +312,8 @@ fn file_spec(
         (Some(src), None, None) => {
             let source = x.inputs.source(src)?;
             if ignition {
+                let text = x.inputs.read_text(src)?;
+                check_ignition(text.as_bytes()).map_err(|m| expand_err(&f.path, format!("{src} {m}")))?;
                 // Reckoned from the plan's moment, so a saved plan expands the same way when applied.
                 let modified = source.modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
                 spec.age_hours = modified.map(|m| x.now.saturating_sub(m.as_secs()) / 3600);
@@ -326,6 +328,9 @@ fn file_spec(
         _ => return Err(expand_err(&f.path, "exactly one of source, template, content must be given")),
     };
     if let Some(text) = text {
+        if ignition {
+            check_ignition(text.as_bytes()).map_err(|m| expand_err(&f.path, m))?;
+        }
         spec.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         spec.size = text.len() as u64;
         if sensitive {
@@ -335,6 +340,63 @@ fn file_spec(
         }
     }
     Ok(spec)
+}
+
+/// The sections an Ignition config of spec `major.minor` has at its top level and inside `ignition`
+/// (spec 2.x is OpenShift 4.5 and earlier's; 3.x from 4.6). Held to the vendored 3.x JSON schemas by
+/// tests/ignition_check.rs.
+pub fn ignition_sections(major: u64, minor: u64) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut top = vec!["ignition", "passwd", "storage", "systemd"];
+    let mut inner = vec!["version", "config", "timeouts", "security"];
+    if major == 2 {
+        top.push("networkd");
+    }
+    if major == 3 && minor >= 3 {
+        top.push("kernelArguments");
+    }
+    if major == 3 && minor >= 1 {
+        inner.push("proxy");
+    }
+    (top, inner)
+}
+
+/// Whether a served ignition file is an Ignition config: JSON, an `ignition.version` of spec 2.x or
+/// 3.x, and each section it has an object. Returns the version. Messages say where, never what: the
+/// file holds the cluster's keys.
+pub fn check_ignition(bytes: &[u8]) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("is not an Ignition config: not JSON (line {}, column {})", e.line(), e.column()))?;
+    let obj = v.as_object().ok_or("is not an Ignition config: not a JSON object")?;
+    let ign =
+        obj.get("ignition").and_then(|i| i.as_object()).ok_or("is not an Ignition config: no \"ignition\" object")?;
+    let version =
+        ign.get("version").and_then(|v| v.as_str()).ok_or("is not an Ignition config: no ignition.version")?;
+    let numbers: Vec<u64> = version
+        .trim_end_matches("-experimental")
+        .split('.')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let [major, minor, _patch] = numbers[..] else {
+        return Err("is not an Ignition config: ignition.version is not MAJOR.MINOR.PATCH".into());
+    };
+    if !(major == 2 && minor <= 4 || major == 3 && minor <= 5) {
+        return Err(format!(
+            "has Ignition spec {version}: RHCOS reads 2.x (OpenShift 4.5 and earlier) and 3.0 to 3.5 (4.6 and later)"
+        ));
+    }
+    let (top, inner) = ignition_sections(major, minor);
+    for (section, value) in obj.iter().filter(|(k, _)| top.contains(&k.as_str())) {
+        if !value.is_object() {
+            return Err(format!("is not an Ignition {version} config: \"{section}\" is not an object"));
+        }
+    }
+    for (key, value) in ign.iter().filter(|(k, _)| inner.contains(&k.as_str()) && k.as_str() != "version") {
+        if !value.is_object() {
+            return Err(format!("is not an Ignition {version} config: ignition.{key} is not an object"));
+        }
+    }
+    Ok(version.to_string())
 }
 
 /// What an iPXE script boots, as read back: per label (`:worker`), its `kernel` URL and arguments and its
