@@ -77,10 +77,11 @@ pub fn check_ssh_key(text: &str) -> Result<(), String> {
         "sk-ecdsa-sha2-nistp256@openssh.com",
     ];
     if !KINDS.contains(&kind) {
+        // The file may be something else entirely (a secret named by mistake): its words are never quoted.
         return Err(if kind.starts_with("-----BEGIN") {
             "is a private key: give the public key (the .pub file)".into()
         } else {
-            format!("has key type {kind:?}, not an OpenSSH public key type")
+            "does not start with an OpenSSH public key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256, ...)".into()
         });
     }
     let bytes =
@@ -293,6 +294,9 @@ mod tests {
         let relabelled = ED25519.replacen("ssh-ed25519", "ssh-rsa", 1);
         assert!(check_ssh_key(&relabelled).unwrap_err().contains("does not hold a ssh-rsa key"));
         assert!(check_ssh_key("ssh-ed25519 !!!").unwrap_err().contains("not base64"));
-        assert!(check_ssh_key("ssh-dss AAAA").unwrap_err().contains("not an OpenSSH public key type"));
+        assert!(check_ssh_key("ssh-dss AAAA").unwrap_err().contains("does not start with an OpenSSH public key type"));
+        // A pull secret named as the SSH key by mistake: refused without a word of it.
+        let e = check_ssh_key(r#"{"auths":{"quay.io":{"auth":"GW-SENTINEL"}}} x"#).unwrap_err();
+        assert!(!e.contains("GW-SENTINEL"), "{e}");
     }
 }

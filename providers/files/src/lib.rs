@@ -312,7 +312,11 @@ fn file_spec(
         (Some(src), None, None) => {
             let source = x.inputs.source(src)?;
             if ignition {
+                // Checked as the very bytes that were hashed: a file that changes in between is refused.
                 let text = x.inputs.read_text(src)?;
+                if hex::encode(Sha256::digest(text.as_bytes())) != source.sha256 {
+                    return Err(expand_err(&f.path, format!("{src} changed while it was read")));
+                }
                 check_ignition(text.as_bytes()).map_err(|m| expand_err(&f.path, format!("{src} {m}")))?;
                 // Reckoned from the plan's moment, so a saved plan expands the same way when applied.
                 let modified = source.modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());

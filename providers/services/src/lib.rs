@@ -252,25 +252,32 @@ pub fn served_ports(env: &Environment, daemon: Daemon) -> Vec<(u16, &'static str
     }
 }
 
-/// How a daemon tells its version (the first line of its answer, stdout or stderr).
-pub fn version_argv(daemon: Daemon) -> &'static [&'static str] {
+/// How a daemon tells its version (the first line of its answer, stdout or stderr). A constant shell
+/// command: nothing of the inventory is in it.
+pub fn version_command(daemon: Daemon) -> &'static str {
     match daemon {
-        Daemon::Named => &["named", "-v"],
-        Daemon::Dhcpd => &["dhcpd", "--version"],
-        Daemon::Kea => &["kea-dhcp4", "-v"],
-        Daemon::Haproxy => &["haproxy", "-v"],
-        Daemon::Web => &["nginx", "-v"],
+        Daemon::Named => "named -v",
+        Daemon::Dhcpd => "dhcpd --version",
+        Daemon::Kea => "kea-dhcp4 -v",
+        Daemon::Haproxy => "haproxy -v",
+        Daemon::Web => "nginx -v",
         // RHEL names the binary httpd, Debian apache2.
-        Daemon::Httpd => &["sh", "-c", "(httpd -v || apache2 -v) 2>/dev/null"],
-        Daemon::Tftp => &["in.tftpd", "-V"],
-        Daemon::Firewalld => &["firewall-cmd", "--version"],
+        Daemon::Httpd => "httpd -v 2>/dev/null || apache2 -v",
+        Daemon::Tftp => "in.tftpd -V",
+        Daemon::Firewalld => "firewall-cmd --version",
     }
 }
 
-const STATUS_SCRIPT: &str = r#"u=$1; shift
-systemctl is-enabled "$u" 2>/dev/null | head -n1 | grep . || echo not-found
-systemctl is-active "$u" 2>/dev/null | head -n1 | grep . || echo unknown
-"$@" 2>&1 | head -n1 | grep . || echo unknown"#;
+/// One exec per host: for each pair of arguments (unit, version command) three lines (enablement,
+/// state, version), then the listening sockets after a marker line.
+const STATUS_SCRIPT: &str = r#"while [ $# -ge 2 ]; do
+  u=$1 v=$2; shift 2
+  systemctl is-enabled "$u" 2>/dev/null | head -n1 | grep . || echo not-found
+  systemctl is-active "$u" 2>/dev/null | head -n1 | grep . || echo unknown
+  sh -c "$v" 2>&1 | head -n1 | grep . || echo unknown
+done
+echo groundwork-listening
+ss -Hltun"#;
 
 /// Listening sockets from `ss -Hltun`: (port, tcp|udp).
 pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
@@ -295,20 +302,19 @@ pub async fn service_rows(
         address: format!("{PROVIDER}[{host}]"),
         message: e.to_string(),
     };
-    let ss = t.exec(&Cmd::new("ss").arg("-Hltun")).await.map_err(at)?;
-    let listening = parse_listening(&ss.stdout_str());
+    let daemons = env.daemons_of(host);
+    let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
+    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service");
+    for (daemon, unit) in daemons.iter().zip(&units) {
+        cmd = cmd.arg(unit).arg(version_command(*daemon));
+    }
+    let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
+    let (status, ss) = out.split_once("groundwork-listening\n").unwrap_or((&out, ""));
+    let listening = parse_listening(ss);
+    let mut lines = status.lines().map(str::trim);
+    let mut next = |default: &str| lines.next().filter(|l| !l.is_empty()).unwrap_or(default).to_string();
     let mut rows = Vec::new();
-    for daemon in env.daemons_of(host) {
-        let unit = env.unit_of(h, daemon);
-        let cmd = Cmd::new("sh")
-            .arg("-c")
-            .arg(STATUS_SCRIPT)
-            .arg("groundwork-service")
-            .arg(&unit)
-            .args(version_argv(daemon).iter().map(|w| w.to_string()));
-        let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
-        let mut lines = out.lines().map(str::trim);
-        let mut next = |default: &str| lines.next().filter(|l| !l.is_empty()).unwrap_or(default).to_string();
+    for (daemon, unit) in daemons.into_iter().zip(units) {
         let (enabled, active, version) = (next("not-found"), next("unknown"), next("unknown"));
         let ports = served_ports(env, daemon)
             .into_iter()
