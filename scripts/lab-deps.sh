@@ -13,6 +13,8 @@ packages=(
   isc-dhcp-server isc-dhcp-client kea-dhcp4-server
   haproxy nginx apache2
   iproute2 socat curl procps psmisc util-linux openssl
+  # The stand-in installer (lab/openshift-install) is Python with PyYAML; it makes certificates with openssl.
+  python3 python3-yaml
   firewalld nftables dbus
   policycoreutils policycoreutils-python-utils selinux-utils semodule-utils selinux-policy-default attr
   # The boot chain: a TFTP server and client, iPXE loaders and NIC ROMs, QEMU with BIOS and UEFI firmware,

@@ -5,8 +5,15 @@
 
 use crate::config::load::local_path;
 use crate::config::Loaded;
-use groundwork_sdk::model::{Environment, InstallSettings, NetworkType, NodeRole, ValueSource};
+use groundwork_installer::{GenerationSpec, Observed, Verdict};
+use groundwork_sdk::model::{
+    Environment, FileKind, InstallSettings, InstallerSettings, NetworkType, NodeRole, ServedFile, ValueSource,
+};
+use groundwork_sdk::value::RelPath;
+use groundwork_sdk::{Expansion, Gate, Phase, Resource};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +22,8 @@ pub enum InstallError {
     NotDeclared,
     #[error("openshift.install.{field}: {message}")]
     Input { field: &'static str, message: String },
+    #[error("openshift.installer: {0}")]
+    Installer(String),
 }
 
 /// The install inputs read from their sources. `pull_secret` never leaves memory except into the
@@ -259,6 +268,119 @@ pub fn render(env: &Environment, install: &InstallSettings, inputs: &Inputs) -> 
             .collect(),
     };
     serde_yaml::to_string(&config).map_err(|e| InstallError::Input { field: "install", message: e.to_string() })
+}
+
+/// The installer's run as the plan sees it: its resource, what to do about it, and the served files
+/// it makes.
+pub struct Generation {
+    pub resource: Resource,
+    pub verdict: Verdict,
+    /// The three .ign files as served files (source: the installer's directory).
+    pub served: Vec<ServedFile>,
+}
+
+/// The generation of an environment that names an installer, as of `x.now` in `phase`: its inputs
+/// rendered and hashed (install-config by reference: it holds the pull secret), the installer binary
+/// hashed, and the record of the last generation read from the installer's directory.
+pub fn generation(
+    dir: &Path,
+    env: &Environment,
+    x: &Expansion,
+    phase: &Phase,
+) -> Result<Option<Generation>, InstallError> {
+    let Some(installer) = env.openshift.as_ref().and_then(|o| o.installer.as_ref()) else { return Ok(None) };
+    let install = install_settings(env)?;
+    let err = |field: &'static str| move |message: String| InstallError::Input { field, message };
+    let binary = local_path(dir, &installer.path);
+    let installer_sha256 = {
+        let mut f = groundwork_sdk::expansion::open_regular(&binary)
+            .map_err(|e| InstallError::Installer(format!("{}: {e}", binary.display())))?;
+        groundwork_sdk::local::sha256_open_cached(&mut f, &binary)
+            .map_err(|e| InstallError::Installer(format!("{}: {e}", binary.display())))?
+            .0
+    };
+    // A merge request's pipeline has no pull secret: the plan says what it cannot tell.
+    let install_config = if pull_secret_unset(install) {
+        None
+    } else {
+        let inputs = Inputs {
+            pull_secret: read_pull_secret(dir, install)?,
+            ssh_key: read_ssh_key(dir, install)?,
+            trust_bundle: read_trust_bundle(dir, install)?,
+        };
+        Some(render(env, install, &inputs)?)
+    };
+    let mut manifests = BTreeMap::new();
+    if let Some(mdir) = &install.manifests {
+        for path in x.inputs.list(mdir, &["yaml", "yml", "json"]).map_err(|e| err("manifests")(e.to_string()))? {
+            let text = x.inputs.read_text(&path).map_err(|e| err("manifests")(e.to_string()))?;
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            manifests.insert(name, text.into_bytes());
+        }
+    }
+    let masters_schedulable =
+        env.nodes_with_role(NodeRole::Worker).next().is_none() && env.nodes_with_role(NodeRole::Infra).next().is_none();
+    let inputs_sha256 = install_config.as_ref().map(|ic| {
+        let mut h = Sha256::new();
+        h.update(b"install-config.yaml\0");
+        h.update(ic.as_bytes());
+        for (name, bytes) in &manifests {
+            h.update(format!("\0openshift/{name}\0").as_bytes());
+            h.update(bytes);
+        }
+        h.update(format!("\0mastersSchedulable={masters_schedulable}").as_bytes());
+        hex::encode(h.finalize())
+    });
+    let spec = GenerationSpec {
+        dir: installer.dir.to_string(),
+        installer: binary.display().to_string(),
+        installer_sha256,
+        inputs_sha256,
+        install_config: install_config.map(|ic| x.secrets.keep(ic.into_bytes())),
+        manifests: manifests.into_iter().map(|(n, b)| (n, x.secrets.keep(b))).collect(),
+        masters_schedulable,
+        generated_after: x.now.saturating_sub(groundwork_installer::CERT_WINDOW_SECS),
+        frozen: phase.passed(Gate::BootstrapComplete),
+    };
+    let verdict = groundwork_installer::verdict(&spec, &observe(dir, &installer.dir), x.now);
+    let address = groundwork_installer::address(&env.cluster.name);
+    let resource = Resource::new(address, &spec).map_err(|e| InstallError::Installer(e.to_string()))?;
+    let served = InstallerSettings::IGNITION
+        .iter()
+        .filter_map(|name| {
+            Some(ServedFile {
+                path: RelPath::try_from(*name).ok()?,
+                source: Some(installer.under(name)),
+                template: None,
+                content: None,
+                kind: FileKind::Ignition,
+                secret: false,
+                mode: None,
+                owner: None,
+                group: None,
+            })
+        })
+        .collect();
+    Ok(Some(Generation { resource, verdict, served }))
+}
+
+/// The record of the last generation and each output's digest, read from the installer's directory
+/// (the same the provider reads through its transport at refresh). Regular files only.
+fn observe(env_dir: &Path, dir: &RelPath) -> Observed {
+    let base = env_dir.join(dir.as_str());
+    let read = |rel: &str| -> Option<Vec<u8>> {
+        let mut f = groundwork_sdk::expansion::open_regular(&base.join(rel)).ok()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;
+        Some(bytes)
+    };
+    Observed {
+        record: read(groundwork_installer::RECORD).and_then(|b| serde_json::from_slice(&b).ok()),
+        outputs: groundwork_installer::OUTPUTS
+            .iter()
+            .map(|o| (o.to_string(), read(o).map(|b| hex::encode(Sha256::digest(&b)))))
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -24,13 +24,30 @@ pub fn expansion<'a>(loaded: &'a Loaded, secrets: &'a Secrets, now: u64) -> Expa
 /// The resources of the environment as it stands in `phase` (bootstrap gone from the LB once it has
 /// completed, ingress on infra once the router runs there, ...).
 pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Vec<Resource>, ConfigError> {
-    let env = loaded.env.for_phase(phase);
+    let mut env = loaded.env.for_phase(phase);
     let expand_err = |e: groundwork_sdk::Error| ConfigError::Expand {
         dir: loaded.dir.display().to_string(),
         message: e.to_string(),
     };
     let mut out = Vec::new();
+    // The installer's run comes first: the ignition it made is served only while it is current.
+    let generation = generation(loaded, &env, x, phase)?;
+    if let Some(g) = &generation {
+        out.push(g.resource.clone());
+        if let (true, Some(files)) = (g.verdict.serves_outputs(), env.files.as_mut()) {
+            files.serve.extend(g.served.iter().cloned());
+        }
+    }
+    let served_from = out.len();
     out.extend(groundwork_files::resources(&env, x).map_err(expand_err)?);
+    if let Some(g) = &generation {
+        let generated: Vec<String> = g.served.iter().filter_map(|f| f.source.clone()).collect();
+        for r in &mut out[served_from..] {
+            if r.spec["source"].as_str().is_some_and(|s| generated.iter().any(|g| g == s)) {
+                r.depends_on.push(g.resource.address.clone());
+            }
+        }
+    }
     out.extend(groundwork_bind::resources(&env, x.today()).map_err(expand_err)?);
     out.extend(groundwork_dhcpd::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_kea::resources(&env).map_err(expand_err)?);
@@ -45,6 +62,38 @@ pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Ve
     // Cross-provider edges the providers cannot see on their own.
     groundwork_selinux::link_relabels(&mut out);
     Ok(out)
+}
+
+/// The installer's run, if the environment names an installer.
+pub fn generation(
+    loaded: &Loaded,
+    env: &groundwork_sdk::model::Environment,
+    x: &Expansion,
+    phase: &Phase,
+) -> Result<Option<crate::install::Generation>, ConfigError> {
+    crate::install::generation(&loaded.dir, env, x, phase)
+        .map_err(|e| ConfigError::Expand { dir: loaded.dir.display().to_string(), message: e.to_string() })
+}
+
+/// What waits for the installer: the served ignition files, while the ignition is to be regenerated
+/// (their content is known once it has been).
+pub fn pending_for(
+    loaded: &Loaded,
+    phase: &Phase,
+    x: &Expansion,
+) -> Result<Option<(groundwork_sdk::Address, Vec<groundwork_sdk::Address>)>, ConfigError> {
+    let env = loaded.env.for_phase(phase);
+    let Some(g) = generation(loaded, &env, x, phase)? else { return Ok(None) };
+    if g.verdict.serves_outputs() {
+        return Ok(None);
+    }
+    let waiting = match (&env.files, env.http_host()) {
+        (Some(files), Some((host, _))) => {
+            g.served.iter().map(|f| groundwork_files::served_address(host, &files.docroot.join(&f.path))).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Some((g.resource.address, waiting)))
 }
 
 /// Seconds since 1970-01-01 (UTC).

@@ -129,6 +129,19 @@ fn credentials(env: &Environment, dir: &Path) -> Vec<(PathBuf, &'static str)> {
     {
         out.push((local_path(dir, file), "pull secret"));
     }
+    if let Some(installer) = env.openshift.as_ref().and_then(|o| o.installer.as_ref()) {
+        // What the installer writes beside the ignition: the cluster's admin credentials, its state
+        // (every key it made) and groundwork's copy of install-config (the pull secret).
+        for (rel, what) in [
+            ("auth/kubeconfig", "kubeconfig"),
+            ("auth/kubeadmin-password", "kubeadmin password"),
+            (".openshift_install_state.json", "installer state"),
+            ("metadata.json", "installer metadata"),
+            (".groundwork/inputs/install-config.yaml", "install-config (pull secret)"),
+        ] {
+            out.push((dir.join(installer.under(rel)), what));
+        }
+    }
     if let Some(k) = std::env::var_os("KUBECONFIG") {
         out.extend(std::env::split_paths(&k).map(|p| (p, "kubeconfig")));
     }

@@ -278,6 +278,8 @@ mod tests {
             observed: Default::default(),
             gates: vec![],
             locked_by: None,
+            pending: vec![],
+            notes: vec![],
         };
         assert!(check_secrets(&plan, &planned_with).is_ok());
         let now = Secrets::default();

@@ -28,16 +28,21 @@ pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<
         }
         let status = match client {
             Some(c) => cluster_gates::probe(c, env, gate).await,
-            None => GateStatus {
-                gate,
-                passed: false,
-                detail: "no cluster connection: set openshift.kubeconfig or KUBECONFIG".into(),
-                notes: Vec::new(),
-            },
+            None => GateStatus { gate, passed: false, detail: no_connection(env), notes: Vec::new() },
         };
         out.push(status);
     }
     out
+}
+
+fn no_connection(env: &Environment) -> String {
+    match env.openshift.as_ref().filter(|o| o.kubeconfig.is_none()).and_then(|o| o.installer.as_ref()) {
+        Some(i) => format!(
+            "no cluster connection yet: the installer writes {} when it generates the ignition",
+            i.under("auth/kubeconfig")
+        ),
+        None => "no cluster connection: set openshift.kubeconfig or KUBECONFIG".into(),
+    }
 }
 
 /// For a plan: while workers-joined waits, what apply would make of each pending CSR (read-only; apply

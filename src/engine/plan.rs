@@ -33,6 +33,20 @@ pub struct Plan {
     /// Another run's apply lock found on the hosts while planning: its changes may be half made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_by: Option<String>,
+    /// Resources whose desired content is known only once another change has been applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Pending>,
+    /// Warnings of resources that need no change (an ignition's age, inputs left as they are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Resources that wait for a change of this plan: the served ignition, while the installer is to
+/// run again. They are planned once it has (`apply ENV` does so in the same run).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pending {
+    pub waits_for: Address,
+    pub addresses: Vec<Address>,
 }
 
 impl Plan {
@@ -52,7 +66,12 @@ impl Plan {
 
     /// Nothing to do now and nothing waiting: the environment is where the inventory says.
     pub fn is_converged(&self) -> bool {
-        self.is_empty() && self.blocked() == 0
+        self.is_empty() && self.blocked() == 0 && self.pending.is_empty()
+    }
+
+    /// Resources that wait for a change of this plan.
+    pub fn pending_count(&self) -> usize {
+        self.pending.iter().map(|p| p.addresses.len()).sum()
     }
 
     /// The first gate that has not passed.
@@ -64,6 +83,7 @@ impl Plan {
 /// Diff desired against observed. Pure apart from the registry lookup.
 pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
     let mut changes = Vec::new();
+    let mut notes = Vec::new();
     let mut observed = BTreeMap::new();
     let lookup = |r: &Resource| {
         registry.get(&r.address.provider).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
@@ -77,6 +97,8 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let change = lookup(r)?.diff(&r.address, Some(&r.spec), actual)?;
         if change.action != Action::NoOp {
             changes.push(Planned { change, depends_on: r.depends_on.clone() });
+        } else {
+            notes.extend(change.warnings.iter().map(|w| format!("{}: {w}", r.address)));
         }
     }
     for r in &refreshed.orphans {
@@ -95,5 +117,7 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         observed,
         gates: Vec::new(),
         locked_by: refreshed.lock.as_ref().map(|l| l.describe()),
+        pending: Vec::new(),
+        notes,
     })
 }

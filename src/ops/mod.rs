@@ -114,7 +114,12 @@ impl Workspace {
         let phase = gates::phase_of(&statuses);
         let (active, blocked) = gates::partition(self.expand(&phase)?, &phase);
         let (desired, _) = self.scope.select(&active);
-        let waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
+        let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
+        let pending = config::expand::pending_for(&self.loaded, &phase, &x)?
+            .filter(|(blocker, _)| desired.iter().any(|r| &r.address == blocker))
+            .map(|(waits_for, addresses)| crate::engine::plan::Pending { waits_for, addresses });
+        let mut waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
+        waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
         let refreshed =
@@ -123,6 +128,7 @@ impl Workspace {
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
         plan.gates = gates::reports(statuses, blocked);
+        plan.pending = pending.into_iter().collect();
         let after = self.hosts.round_trips().await;
         let trips: Vec<String> = after
             .iter()

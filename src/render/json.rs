@@ -18,6 +18,12 @@ pub struct JsonPlan<'a> {
     /// Another run's apply lock, found while planning (absent when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_by: Option<&'a str>,
+    /// Resources planned once a change of this plan is applied (the served ignition, after the installer).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub pending: &'a [crate::engine::plan::Pending],
+    /// Warnings of resources that need no change.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub notes: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -78,5 +84,7 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         changes,
         gates: &plan.gates,
         locked_by: plan.locked_by.as_deref(),
+        pending: &plan.pending,
+        notes: &plan.notes,
     }
 }

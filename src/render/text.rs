@@ -61,6 +61,7 @@ pub fn drift(plan: &Plan, color: bool) -> String {
 
 fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
     let mut out = changes_only(plan, color, heading, nothing);
+    out.push_str(&pending(plan, color));
     out.push_str(&gates(plan, color));
     if let Some(lock) = &plan.locked_by {
         let st = Style { color };
@@ -76,6 +77,26 @@ fn changes(plan: &Plan, color: bool, heading: &str, nothing: &str) -> String {
                 "\n{} another run holds the apply lock ({lock}); what it is still changing shows here as differences.",
                 st.paint("33", "Note:")
             );
+        }
+    }
+    out
+}
+
+/// What waits for a change of this plan, and the warnings of resources that need none.
+fn pending(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    for p in &plan.pending {
+        let heading = format!("Waiting for {} (planned once it has been applied):", p.waits_for);
+        let _ = writeln!(out, "\n{}", st.paint("1", &heading));
+        for a in &p.addresses {
+            let _ = writeln!(out, "  {a}");
+        }
+    }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(out, "\n{}", st.paint("1", "Notes:"));
+        for n in &plan.notes {
+            let _ = writeln!(out, "  {}", st.paint("33", &visible(n)));
         }
     }
     out
@@ -234,6 +255,8 @@ mod tests {
                 install,
             ],
             locked_by: None,
+            pending: vec![],
+            notes: vec![],
         };
         assert!(!plan.is_converged());
         assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");

@@ -2,18 +2,70 @@
 //! (`openshift.kubeconfig`, relative to the environment directory) or `KUBECONFIG`.
 
 use crate::error::{Error, Result};
+use groundwork_sdk::model::Environment;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::Path;
 use std::time::Duration;
 
-pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
+pub async fn client(kubeconfig: &Path, env: &Environment) -> Result<kube::Client> {
     let err = |m: String| Error::Cluster { message: format!("kubeconfig {}: {m}", kubeconfig.display()) };
     let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(e.to_string()))?;
     let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
+    if let Some((url, name)) = through_inventory(&config.cluster_url, env) {
+        config.cluster_url = url;
+        config.tls_server_name = config.tls_server_name.or(Some(name));
+    }
     // An unreachable API is a gate that has not passed yet: fail fast and probe again later.
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+/// The cluster's own API names (`api.` and `api-int.` under the cluster's domain) are records groundwork
+/// itself serves from the inventory, which the machine running groundwork often cannot resolve (its
+/// resolver is not the cluster's DNS). Such a URL is reached at the address those records give — the
+/// load balancer's external or internal VIP — and its certificate is still verified for the name.
+/// Nothing is looked up: no query leaves for a resolver the inventory does not name.
+pub fn through_inventory(url: &http::Uri, env: &Environment) -> Option<(http::Uri, String)> {
+    let host = url.host()?.trim_end_matches('.').to_ascii_lowercase();
+    let domain = format!("{}.{}", env.cluster.name, env.cluster.base_domain).to_ascii_lowercase();
+    let (_, lb) = env.hosts.iter().find(|(_, h)| h.roles.contains(&groundwork_sdk::model::HostRole::Lb))?;
+    let vips = lb.vips.as_ref()?;
+    let address = if host == format!("api.{domain}") {
+        vips.external
+    } else if host == format!("api-int.{domain}") {
+        vips.internal
+    } else {
+        return None;
+    };
+    let authority = match url.port_u16() {
+        Some(p) => format!("{address}:{p}"),
+        None => address.to_string(),
+    };
+    let rebuilt = format!("{}://{authority}{}", url.scheme_str().unwrap_or("https"), url.path());
+    Some((rebuilt.parse().ok()?, host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clusters_api_names_are_reached_at_their_vips() {
+        let env: Environment = serde_yaml::from_str(
+            "cluster: { name: lab, base_domain: example.test }\n\
+             networks: { machine: [10.88.0.0/24], cluster: { cidr: 10.128.0.0/14, host_prefix: 23 }, service: [172.30.0.0/16] }\n\
+             hosts:\n  lb1: { address: 10.88.0.3, roles: [lb], vips: { internal: 10.88.0.3, external: 10.88.0.4 } }\n",
+        )
+        .unwrap();
+        let u = |s: &str| s.parse::<http::Uri>().unwrap();
+        let (url, name) = through_inventory(&u("https://api.lab.example.test:6443"), &env).unwrap();
+        assert_eq!((url.to_string().as_str(), name.as_str()), ("https://10.88.0.4:6443/", "api.lab.example.test"));
+        let (url, _) = through_inventory(&u("https://API-INT.lab.example.test.:6443"), &env).unwrap();
+        assert_eq!(url.to_string(), "https://10.88.0.3:6443/");
+        assert!(through_inventory(&u("https://api.other.example.test:6443"), &env).is_none());
+        assert!(through_inventory(&u("https://10.88.0.4:6443"), &env).is_none());
+    }
 }

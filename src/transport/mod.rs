@@ -136,21 +136,27 @@ impl Hosts {
         self.env.hosts.keys().next().map(|h| h.to_string())
     }
 
-    /// The kubeconfig to use: `openshift.kubeconfig`, else `KUBECONFIG` (only with an openshift section).
+    /// The kubeconfig to use: `openshift.kubeconfig`, else the one the installer writes when groundwork
+    /// runs it, else `KUBECONFIG` (only with an openshift section).
     pub fn kubeconfig(&self) -> Option<PathBuf> {
         let os = self.env.openshift.as_ref()?;
-        match &os.kubeconfig {
-            Some(p) => Some(self.expand(p)),
+        match os.kubeconfig_path() {
+            Some(p) => Some(self.expand(&p)),
             None => std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
         }
     }
 
-    /// The cluster's API client, if the environment has one.
+    /// The cluster's API client, if the environment has one. A kubeconfig the installer has not
+    /// written yet is no client for now, and is looked for again next time.
     pub async fn cluster(&self) -> Result<Option<kube::Client>> {
+        let generated = self.env.openshift.as_ref().is_some_and(|o| o.kubeconfig.is_none() && o.installer.is_some());
+        if generated && self.kubeconfig().is_some_and(|p| !p.exists()) {
+            return Ok(None);
+        }
         self.cluster
             .get_or_try_init(|| async {
                 match self.kubeconfig() {
-                    Some(path) => cluster::client(&path).await.map(Some),
+                    Some(path) => cluster::client(&path, &self.env).await.map(Some),
                     None => Ok(None),
                 }
             })
@@ -158,9 +164,18 @@ impl Hosts {
             .cloned()
     }
 
-    /// The context the cluster provider gets: the kube client as an extension.
+    /// The machine that runs groundwork, as a host: a local transport rooted at the environment
+    /// directory (the installer's directory is inside it). Only host-less resources get it.
+    fn runner(&self) -> Arc<dyn Transport> {
+        Arc::new(LocalTransport::new("the machine running groundwork", self.env_dir.clone()))
+    }
+
+    /// The context host-less resources get: the kube client as an extension, and the runner's
+    /// transport (the installer runs there).
     pub async fn cluster_context(&self) -> Result<Context> {
         let mut cx = Context::default().with_secrets(self.secrets.clone());
+        cx.transport = Some(self.runner());
+        cx.run_commands = true;
         cx.env_dir = self.env_dir.clone();
         if let Some(client) = self.cluster().await? {
             cx.insert(client);

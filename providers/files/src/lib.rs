@@ -211,6 +211,11 @@ pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, hos
     }
 }
 
+/// The address of the served file at `path` on the web host.
+pub fn served_address(host: &str, path: &str) -> Address {
+    Address::new(PROVIDER, "file", Some(host), path)
+}
+
 /// Expand the environment's served files into resources. Reads (hashes) local sources.
 pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Error> {
     let Some(files) = &env.files else {
@@ -242,8 +247,7 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
     for f in &files.serve {
         let mut spec = file_spec(env, x, f, &files.docroot, files.ignition_warn_hours)?;
         spec.allow_expired = files.allow_expired_ignition;
-        let addr = Address::new(PROVIDER, "file", Some(&host), spec.path.clone());
-        let mut r = Resource::new(addr, spec)?;
+        let mut r = Resource::new(served_address(&host, &spec.path), spec)?;
         if retire_bootstrap && f.kind == FileKind::Ignition && f.path == NodeRole::Bootstrap.ignition() {
             // Its certificates are of no use once bootstrap is over; nothing should fetch it again.
             r = r.until(groundwork_sdk::Gate::BootstrapComplete);

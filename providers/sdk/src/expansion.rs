@@ -68,6 +68,21 @@ fn input_err(path: &str, message: impl Into<String>) -> Error {
     Error::Input { path: path.to_string(), message: message.into() }
 }
 
+/// The canonical path `p` has or will have: its deepest existing ancestor resolved, the rest appended.
+fn canonical_to_be(p: &Path) -> Option<PathBuf> {
+    let mut base = p.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&base) {
+            return Some(rest.iter().rev().fold(real, |acc: PathBuf, part| acc.join(part)));
+        }
+        rest.push(base.file_name()?.to_os_string());
+        if !base.pop() {
+            return None;
+        }
+    }
+}
+
 /// Open a local file for reading only if it is a regular file: opened non-blocking, so a FIFO put in its
 /// place cannot hang the run, then checked on the open descriptor.
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
@@ -101,8 +116,9 @@ impl Inputs {
             }
             roots.push(dir);
         }
-        let forbidden =
-            forbidden.iter().filter_map(|(p, what)| Some((std::fs::canonicalize(p).ok()?, *what))).collect();
+        // A credential that is not there yet (the installer writes it later) is refused by the path it
+        // will have: its deepest existing directory resolved, the rest appended.
+        let forbidden = forbidden.iter().filter_map(|(p, what)| Some((canonical_to_be(p)?, *what))).collect();
         Ok(Inputs { env_dir: env_dir.to_path_buf(), roots, forbidden, max_source, seen: Mutex::new(BTreeMap::new()) })
     }
 

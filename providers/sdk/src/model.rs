@@ -996,6 +996,56 @@ pub struct OpenShiftSettings {
     /// (docs/install-inputs.md).
     #[serde(default)]
     pub install: Option<InstallSettings>,
+    /// openshift-install on the machine that runs groundwork: when given, groundwork generates the
+    /// ignition itself from `install` (docs/install-inputs.md).
+    #[serde(default)]
+    pub installer: Option<InstallerSettings>,
+}
+
+/// The installer groundwork runs to make the ignition, and where it keeps what it made.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InstallerSettings {
+    /// The openshift-install binary (absolute, `~/…`, or relative to the environment directory).
+    pub path: String,
+    /// The installer's directory, inside the environment directory: the .ign files, auth/kubeconfig,
+    /// metadata.json, and groundwork's record of the generation (`.groundwork/`).
+    pub dir: RelPath,
+}
+
+impl<'de> Deserialize<'de> for InstallerSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            path: String,
+            #[serde(default = "installer_dir")]
+            dir: RelPath,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Path(String),
+            Full(Full),
+        }
+        match Form::deserialize(d)? {
+            Form::Path(path) => Ok(InstallerSettings { path, dir: installer_dir() }),
+            Form::Full(f) => Ok(InstallerSettings { path: f.path, dir: f.dir }),
+        }
+    }
+}
+
+fn installer_dir() -> RelPath {
+    RelPath::known("installdir")
+}
+
+impl InstallerSettings {
+    /// The ignition files the installer writes, by name, in the order of the roles.
+    pub const IGNITION: [&'static str; 3] = ["bootstrap.ign", "master.ign", "worker.ign"];
+
+    /// A path under the installer's directory, relative to the environment directory.
+    pub fn under(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.dir)
+    }
 }
 
 /// What install-config.yaml needs beyond the inventory. The pull secret is secret: read when needed,
@@ -1019,6 +1069,10 @@ pub struct InstallSettings {
     /// Mirror registries for a disconnected install.
     #[serde(default)]
     pub image_content_sources: Vec<ImageContentSource>,
+    /// Directory (relative to the environment dir) of extra install manifests (MachineConfigs, ...):
+    /// added to the installer's `openshift/` before the ignition is made.
+    #[serde(default)]
+    pub manifests: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -1063,6 +1117,12 @@ fn poll_interval_ms() -> u64 {
 }
 
 impl OpenShiftSettings {
+    /// The kubeconfig the gates use, relative to the environment directory: `kubeconfig`, else the
+    /// one the installer writes (`DIR/auth/kubeconfig`) when groundwork runs it.
+    pub fn kubeconfig_path(&self) -> Option<String> {
+        self.kubeconfig.clone().or_else(|| self.installer.as_ref().map(|i| i.under("auth/kubeconfig")))
+    }
+
     /// Seconds `apply` waits for `gate`.
     pub fn gate_timeout(&self, gate: crate::Gate) -> u64 {
         use crate::Gate::*;
