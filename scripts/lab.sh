@@ -295,9 +295,46 @@ vm_stop_all() {
   return 0
 }
 
+# The bootstrap machine boots from its served ignition: wait up to SECONDS until bastion serves a
+# bootstrap.ign that carries the API's identity (the installer's serving certificate and key, and the
+# admin client CA under /opt/openshift/tls/), fetched with curl from the bootstrap's own namespace as the
+# machine would, then write those files where the simulator reads them.
+bootstrap_identity() {
+  local secs=$1 out=$state/bs-tls
+  rm -rf "$out"; mkdir -p -m 0700 "$out"
+  fetch_identity() {
+    ip netns exec "${pfx}bs" curl -sf --max-time 2 "http://$net.10/bootstrap.ign" -o "$out/bootstrap.ign" &&
+    python3 - "$out" <<'PY'
+import base64, json, os, sys
+out = sys.argv[1]
+ign = json.load(open(os.path.join(out, "bootstrap.ign")))
+want = {"/opt/openshift/tls/kube-apiserver-lb-server.crt": "server.crt",
+        "/opt/openshift/tls/kube-apiserver-lb-server.key": "server.key",
+        "/opt/openshift/tls/admin-kubeconfig-ca-bundle.crt": "client-ca.crt"}
+found = {}
+for f in ign.get("storage", {}).get("files", []):
+    if f.get("path") in want:
+        src = f["contents"]["source"]
+        found[want[f["path"]]] = base64.b64decode(src.split(",", 1)[1])
+if len(found) != len(want):
+    sys.exit(1)
+for name, data in found.items():
+    fd = os.open(os.path.join(out, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, data); os.close(fd)
+PY
+  }
+  if ! wait_for "$secs" "bastion to serve a bootstrap.ign with the API's identity" fetch_identity; then
+    return 1
+  fi
+  rm -f "$out/bootstrap.ign"
+  log "the bootstrap booted from its served ignition: serving the installer's certificate"
+}
+
 # The API simulator: runs in the bootstrap stand-in's namespace and also listens on the masters', so
 # haproxy balances real TLS connections to it. Writes $state/kubeconfig once it serves.
 #   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile cases (docs/simulator.md).
+#   GW_SIM_FROM_IGNITION=SECONDS: first wait (up to SECONDS) for bastion to serve the installer's
+#   bootstrap.ign, and serve with the identity in it (the generated kubeconfig then authenticates).
 sim() {
   local bin=${1:?usage: lab.sh sim BINARY}
   is_up || { log "lab is not up with GW_LAB_API=sim (scripts/lab.sh down, then GW_LAB_API=sim scripts/lab.sh up)"; return 1; }
@@ -305,7 +342,12 @@ sim() {
     log "simulator already running"; return 0
   fi
   rm -f "$state/kubeconfig"
-  local args=(--domain lab.example.test --server "https://$lb_external:6443" --kubeconfig "$state/kubeconfig"
+  local identity=()
+  if [ -n "${GW_SIM_FROM_IGNITION:-}" ]; then
+    bootstrap_identity "${GW_SIM_FROM_IGNITION}" || return 1
+    identity=(--tls-cert "$state/bs-tls/server.crt" --tls-key "$state/bs-tls/server.key" --client-ca "$state/bs-tls/client-ca.crt")
+  fi
+  local args=("${identity[@]}" --domain lab.example.test --server "https://$lb_external:6443" --kubeconfig "$state/kubeconfig"
     --san "$lb_external" --san "$net.3" --san api.lab.example.test --san api-int.lab.example.test
     --bootstrap-delay-ms "${GW_SIM_BOOTSTRAP_MS:-2000}" --step-ms "${GW_SIM_STEP_MS:-300}")
   local e h ip role

@@ -2,7 +2,7 @@
 //! sim/kubesim and docs/simulator.md). Not part of what operators install.
 
 use clap::Parser;
-use groundwork_kubesim::{Hostile, Listen, SimConfig, SimNode};
+use groundwork_kubesim::{Hostile, Identity, Listen, SimConfig, SimNode};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,6 +36,15 @@ struct Args {
     /// Where to write the kubeconfig (CA and bearer token); written once the listeners are bound.
     #[arg(long)]
     kubeconfig: PathBuf,
+    /// Serve with this certificate chain (PEM) instead of a generated one: the installer's, as the
+    /// bootstrap node has it from its ignition. Needs --tls-key and --client-ca.
+    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Accept client certificates of this CA (the admin kubeconfig's) as authenticated.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
 }
 
 fn config(a: Args) -> anyhow::Result<SimConfig> {
@@ -59,6 +68,10 @@ fn config(a: Args) -> anyhow::Result<SimConfig> {
         server: a.server,
         san: a.san,
         kubeconfig: a.kubeconfig,
+        identity: match (a.tls_cert, a.tls_key, a.client_ca) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(Identity { cert, key, client_ca }),
+            _ => None,
+        },
     })
 }
 

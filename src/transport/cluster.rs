@@ -7,13 +7,18 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::Path;
 use std::time::Duration;
 
-pub async fn client(kubeconfig: &Path, env: &Environment) -> Result<kube::Client> {
+pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
+    client_for(kubeconfig, None).await
+}
+
+/// A client for the environment's cluster: its own API names are reached at the inventory's VIPs.
+pub async fn client_for(kubeconfig: &Path, env: Option<&Environment>) -> Result<kube::Client> {
     let err = |m: String| Error::Cluster { message: format!("kubeconfig {}: {m}", kubeconfig.display()) };
     let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(e.to_string()))?;
     let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
-    if let Some((url, name)) = through_inventory(&config.cluster_url, env) {
+    if let Some((url, name)) = env.and_then(|env| through_inventory(&config.cluster_url, env)) {
         config.cluster_url = url;
         config.tls_server_name = config.tls_server_name.or(Some(name));
     }

@@ -156,7 +156,7 @@ impl Hosts {
         self.cluster
             .get_or_try_init(|| async {
                 match self.kubeconfig() {
-                    Some(path) => cluster::client(&path, &self.env).await.map(Some),
+                    Some(path) => cluster::client_for(&path, Some(&self.env)).await.map(Some),
                     None => Ok(None),
                 }
             })

@@ -71,6 +71,31 @@ impl Lab {
         lab
     }
 
+    /// A lab in the simulator's API mode whose simulator is not started yet: see
+    /// [`Lab::spawn_sim_from_ignition`]. The environment includes openshift.yaml.
+    pub fn up_without_sim(base: u32, counter: &AtomicU32) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        must(lab_sh_with(index, &["up"], &[("GW_LAB_API", "sim")]), &format!("lab {index} did not come up"));
+        Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"])
+    }
+
+    /// The bootstrap boots when its ignition is served: `lab.sh sim` in the background, waiting up to
+    /// `secs` for bastion to serve a bootstrap.ign with the installer's API identity, then serving with it.
+    pub fn spawn_sim_from_ignition(&self, secs: u32) -> std::process::Child {
+        Command::new("bash")
+            .arg(repo().join("scripts/lab.sh"))
+            .args(["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")])
+            .env("GW_LAB_INDEX", self.index.to_string())
+            .env("GW_LAB_DEPS", "check")
+            .env("GW_LAB_API", "sim")
+            .env("GW_SIM_FROM_IGNITION", secs.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run scripts/lab.sh sim")
+    }
+
     fn with_env(index: u32, files: &[&str]) -> Lab {
         let env = tempfile::tempdir().expect("tempdir");
         for f in files {

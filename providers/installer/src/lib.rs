@@ -202,23 +202,33 @@ pub fn set_masters_schedulable(text: &str, schedulable: bool) -> Result<String, 
     serde_yaml::to_string(&doc).map_err(|e| e.to_string())
 }
 
-/// The installer's output with every secret of install-config taken out: the pull secret whole, and
-/// each registry's `auth`. An installer that quotes an invalid value must not put it in a CI log.
+/// The installer's output with every secret of install-config taken out: the pull secret whole (as
+/// written and as quoted in JSON, the way an installer quotes a value it refuses), and every string in
+/// it (each registry's `auth`, tokens). An installer that quotes a value must not put it in a CI log.
 pub fn redact(output: &str, install_config: &[u8]) -> String {
-    let mut secrets: Vec<String> = Vec::new();
-    if let Ok(ic) = serde_yaml::from_slice::<serde_yaml::Value>(install_config) {
-        if let Some(ps) = ic.get("pullSecret").and_then(|p| p.as_str()) {
-            secrets.push(ps.to_string());
-            if let Ok(v) = serde_json::from_str::<Value>(ps) {
-                for entry in v["auths"].as_object().into_iter().flat_map(|a| a.values()) {
-                    if let Some(a) = entry["auth"].as_str() {
-                        secrets.push(a.to_string());
-                    }
-                }
-            }
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            Value::Object(o) => o.values().for_each(|x| leaves(x, out)),
+            _ => {}
         }
     }
-    secrets.retain(|s| s.len() >= 4);
+    let mut secrets: Vec<String> = Vec::new();
+    let pull_secret = serde_yaml::from_slice::<serde_yaml::Value>(install_config)
+        .ok()
+        .and_then(|ic| ic.get("pullSecret").and_then(|p| p.as_str()).map(str::to_string));
+    if let Some(ps) = pull_secret {
+        if let Ok(quoted) = serde_json::to_string(&ps) {
+            secrets.push(quoted.trim_matches('"').to_string());
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(&ps) {
+            leaves(&v, &mut secrets);
+        }
+        secrets.push(ps);
+    }
+    // Short strings (an e-mail domain, "true") would blank out ordinary words; credentials are longer.
+    secrets.retain(|s| s.len() >= 8);
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = output.to_string();
     for s in &secrets {

@@ -111,6 +111,17 @@ pub struct SimConfig {
     /// Names and addresses the serving certificate covers.
     pub san: Vec<String>,
     pub kubeconfig: PathBuf,
+    /// Serve with this identity (as a bootstrap node does, from its ignition) instead of a generated one.
+    pub identity: Option<Identity>,
+}
+
+/// The API's identity as the installer made it: the serving certificate (PEM chain) and key, and the
+/// CA whose client certificates are accepted (the admin kubeconfig's).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
 }
 
 /// The simulated cluster: store plus timeline state.
@@ -179,7 +190,7 @@ struct Tls {
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn tls(san: &[String]) -> Result<Tls, SimError> {
+fn tls(san: &[String], identity: Option<&Identity>) -> Result<Tls, SimError> {
     let e = |e: rcgen::Error| SimError::Tls(e.to_string());
     let ca_key = KeyPair::generate().map_err(e)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
@@ -197,15 +208,40 @@ fn tls(san: &[String]) -> Result<Tls, SimError> {
         });
     }
     let cert = params.signed_by(&key, &issuer).map_err(e)?;
-    let chain = vec![cert.der().clone()];
-    let key_der =
-        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|m| SimError::Tls(m.to_string()))?;
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|m| SimError::Tls(m.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
         .map_err(|m| SimError::Tls(m.to_string()))?;
+    let server = match identity {
+        None => {
+            let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+                .map_err(|m| SimError::Tls(m.to_string()))?;
+            builder.with_no_client_auth().with_single_cert(vec![cert.der().clone()], key_der)
+        }
+        Some(id) => {
+            use rustls_pki_types::pem::PemObject;
+            use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+            let pem = |p: &PathBuf, m: String| SimError::Tls(format!("{}: {m}", p.display()));
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&id.cert)
+                .map_err(|m| pem(&id.cert, m.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|m| pem(&id.cert, m.to_string()))?;
+            let key = PrivateKeyDer::from_pem_file(&id.key).map_err(|m| pem(&id.key, m.to_string()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(&id.client_ca).map_err(|m| pem(&id.client_ca, m.to_string()))? {
+                roots
+                    .add(c.map_err(|m| pem(&id.client_ca, m.to_string()))?)
+                    .map_err(|m| pem(&id.client_ca, m.to_string()))?;
+            }
+            // Client certificates of that CA authenticate; a bearer token still does too.
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|m| SimError::Tls(m.to_string()))?;
+            builder.with_client_cert_verifier(verifier).with_single_cert(chain, key)
+        }
+    }
+    .map_err(|m| SimError::Tls(m.to_string()))?;
     Ok(Tls { ca_pem: ca_cert.pem(), server, issuer })
 }
 
@@ -259,6 +295,7 @@ async fn serve_request(
     sim: Arc<Mutex<Sim>>,
     token: Arc<String>,
     listener: Arc<String>,
+    client_cert: bool,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Body>, hyper::Error> {
     let (parts, body) = req.into_parts();
@@ -278,12 +315,14 @@ async fn serve_request(
         "/sim/whoami" => return reply(200, "text/plain", format!("{listener}\n").into_bytes()),
         _ => {}
     }
-    let authorized = parts
-        .headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token.as_str());
+    // A client certificate was verified against the client CA during the handshake.
+    let authorized = client_cert
+        || parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t == token.as_str());
     if !authorized {
         let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                       "message": "Unauthorized", "reason": "Unauthorized", "code": 401});
@@ -310,7 +349,7 @@ async fn serve_request(
 
 /// Serve until the process is killed.
 pub async fn run(config: SimConfig) -> Result<(), SimError> {
-    let tls = tls(&config.san)?;
+    let tls = tls(&config.san, config.identity.as_ref())?;
     let token = Arc::new(random_token()?);
     let mut listeners = Vec::new();
     for l in &config.listen {
@@ -341,7 +380,10 @@ pub async fn run(config: SimConfig) -> Result<(), SimError> {
                 let (sim, token, acceptor, name) = (sim.clone(), token.clone(), acceptor.clone(), name.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = acceptor.accept(tcp).await else { return };
-                    let svc = service_fn(move |req| serve_request(sim.clone(), token.clone(), name.clone(), req));
+                    let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let svc = service_fn(move |req| {
+                        serve_request(sim.clone(), token.clone(), name.clone(), client_cert, req)
+                    });
                     let _ =
                         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
