@@ -152,10 +152,17 @@ fn fresh_detail(plan: &Plan, gate: Gate) -> String {
     plan.gates.iter().find(|g| g.status.gate == gate).map(|g| g.status.detail.clone()).unwrap_or_default()
 }
 
-/// Everything the plan changed must read back as desired in the fresh plan.
+/// Everything the plan changed must read back as desired in the fresh plan. A resource whose desired
+/// state itself moved since (a relabel that now covers the ignition the installer just made) is new
+/// work for the next round, not a failed read-back.
 fn check_read_back(applied: &Plan, fresh: &Plan) -> Result<()> {
-    let remaining: Vec<&crate::engine::Planned> =
-        fresh.changes.iter().filter(|c| applied.changes.iter().any(|a| a.change.address == c.change.address)).collect();
+    let remaining: Vec<&crate::engine::Planned> = fresh
+        .changes
+        .iter()
+        .filter(|c| {
+            applied.changes.iter().any(|a| a.change.address == c.change.address && a.change.after == c.change.after)
+        })
+        .collect();
     if remaining.is_empty() {
         return Ok(());
     }
@@ -235,6 +242,12 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
         return Err(e);
     }
     crate::outln!("Verified: what was applied reads back as desired.");
+    if plan.pending_count() > 0 {
+        crate::outln!(
+            "{} resource(s) waited for what this plan applied and are planned now: make a new plan and apply it.",
+            plan.pending_count()
+        );
+    }
     Ok(EXIT_OK)
 }
 

@@ -61,6 +61,11 @@ impl Lab {
             lab_sh_with(index, &["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")], &env),
             &format!("the simulator of lab {index} did not start"),
         );
+        Lab::with_cluster_env(index)
+    }
+
+    /// The lab environment with its cluster side: openshift.yaml and the day-2 manifests.
+    fn with_cluster_env(index: u32) -> Lab {
         let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"]);
         let manifests = lab.env.path().join("cluster");
         std::fs::create_dir_all(&manifests).expect("mkdir cluster");
@@ -77,7 +82,7 @@ impl Lab {
         let index = base + counter.fetch_add(1, Ordering::SeqCst);
         assert!(index <= 250, "lab index {index} out of range");
         must(lab_sh_with(index, &["up"], &[("GW_LAB_API", "sim")]), &format!("lab {index} did not come up"));
-        Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"])
+        Lab::with_cluster_env(index)
     }
 
     /// The bootstrap boots when its ignition is served: `lab.sh sim` in the background, waiting up to
