@@ -2,7 +2,8 @@
 # The main job: bring up the lab with the Kubernetes API simulator behind its haproxy (hostile CSRs
 # included), then validate, plan, apply (bare hosts to day 2 in one run) and plan again (no changes) on
 # environments/lab over SSH; verify (with the service table), reboot every infra host and plan again;
-# finally check with real clients through the load balancer and PXE-boot a QEMU worker.
+# check with real clients through the load balancer; install again with the ignition made by the
+# (stand-in) installer; finally PXE-boot a QEMU worker.
 # Leaves the lab running (scripts/lab.sh status|down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,33 @@ echo "== which API server answers through the LB (https://10.88.0.4:6443): never
 for _ in 1 2 3; do curl -sSk https://10.88.0.4:6443/sim/whoami; done
 echo "== which node answers ingress through the LB (10.88.0.4:443): an infra node"
 timeout 5 bash -c 'exec 3<>/dev/tcp/10.88.0.4/443; echo hello >&3; head -1 <&3'
+
+# The ignition made by the installer (lab/openshift-install: a STAND-IN, the real openshift-install cannot
+# be downloaded here). A copy of the lab environment names the installer instead of serving .ign files and
+# has no kubeconfig: one apply renders install-config.yaml, runs the installer, sets mastersSchedulable,
+# serves the .ign files; the bootstrap stand-in, powered on and waiting, fetches the served bootstrap.ign
+# and serves the API with the certificate in it; the gates pass with the kubeconfig the installer wrote.
+echo "== ignition from the installer (stand-in): a second install, from a fresh API"
+gen_env=$(mktemp -d)
+cp -r "$env"/. "$gen_env/"
+sed -i '/\.ign, content/d' "$gen_env/services.yaml"
+sed -i -e '/^  kubeconfig:/d' \
+  -e "s|^openshift:|openshift:\n  installer: $PWD/lab/openshift-install\n  install:\n    pull_secret: { env: PULL_SECRET }\n    ssh_key: { file: ssh-key.pub }|" \
+  "$gen_env/openshift.yaml"
+ssh-keygen -q -t ed25519 -N '' -f "$gen_env/ssh-key" && rm "$gen_env/ssh-key"
+export PULL_SECRET='{"auths":{"registry.example.test":{"auth":"ZGVtbzpkZW1v"}}}'   # a demo credential
+bash scripts/lab.sh sim-stop
+GW_SIM_FROM_IGNITION=600 bash scripts/lab.sh sim target/debug/groundwork-kubesim &
+booting=$!
+$gw plan "$gen_env" | sed -n '/installer.ignition/,/^$/p;/^Waiting for/,/^$/p'
+$gw apply --auto-approve "$gen_env" | grep -E '^(\+|~) installer|ign\]: done|✓|Verified'
+wait "$booting"
+echo "   served bootstrap.ign sha256=$(curl -sS http://10.88.0.10/bootstrap.ign | sha256sum | cut -d' ' -f1)"
+echo "   installdir/bootstrap.ign sha256=$(sha256sum < "$gen_env/installdir/bootstrap.ign" | cut -d' ' -f1)"
+echo "== groundwork plan (again: nothing regenerated)"; $gw plan --detailed-exitcode "$gen_env" | head -1
+echo "== back to environments/lab (its own .ign files; the installer's run forgotten)"
+$gw apply --auto-approve "$env" >/dev/null
+rm -rf "$gen_env"
 
 # The boot chain with a machine that really boots: a QEMU worker (SeaBIOS, the NIC's iPXE ROM) with w3's
 # MAC leases its pin from dhcpd, fetches the chain script and its own script from nginx, then a real

@@ -2,7 +2,9 @@
 # groundwork lab: real daemons in Linux network namespaces on a private bridge.
 #
 #   scripts/lab.sh up|down|status|env     (GW_LAB_INDEX=N selects lab N: bridge gwlabN, 10.88.N.0/24)
-#   scripts/lab.sh sim BINARY             start the Kubernetes API simulator (needs GW_LAB_API=sim at up)
+#   scripts/lab.sh sim BINARY             start the Kubernetes API simulator (needs GW_LAB_API=sim at up);
+#                                         with GW_SIM_FROM_IGNITION=SECONDS, from the served bootstrap.ign
+#   scripts/lab.sh sim-stop               stop it
 #   scripts/lab.sh vm NAME MAC FIRMWARE   a QEMU machine on the bridge that PXE-boots (bios, uefi, uefi-norom)
 #   scripts/lab.sh vm-stop NAME | vm-probe  end one; say whether VMs can run here at all
 #
@@ -365,6 +367,18 @@ sim() {
   log "simulator up: https://$lb_external:6443 through haproxy, kubeconfig $state/kubeconfig"
 }
 
+# Stop the lab's API simulator: only the process the lab started (its pid file, and that process is the
+# simulator running in this lab's bootstrap namespace), never anything else.
+sim_stop() {
+  local pid; pid=$(cat "$state/sim.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && grep -qa groundwork-kubesim "/proc/$pid/cmdline" 2>/dev/null &&
+     ip netns pids "${pfx}bs" 2>/dev/null | grep -qx "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for 10 "the simulator to stop" sh -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$state/sim.pid" "$state/kubeconfig"
+}
+
 # Print paths for environments/lab (sourced by tests and the demo).
 env_vars() {
   echo "GW_LAB_NET=$net"
@@ -380,9 +394,10 @@ case "${1:-}" in
   status) status ;;
   env) env_vars ;;
   sim) shift; sim "$@" ;;
+  sim-stop) sim_stop ;;
   vm) shift; vm "$@" ;;
   vm-stop) shift; vm_stop "${1:?usage: lab.sh vm-stop NAME}" ;;
   vm-probe) vm_probe ;;
   reboot) shift; reboot_host "${1:?usage: lab.sh reboot HOST}" ;;
-  *) echo "usage: $0 up|down|status|env|sim BINARY|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe|reboot HOST" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY|sim-stop|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe|reboot HOST" >&2; exit 2 ;;
 esac

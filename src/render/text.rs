@@ -263,4 +263,42 @@ mod tests {
         assert_eq!(plan.next_gate().map(|g| g.status.gate), Some(Gate::WorkersJoined));
         insta::assert_snapshot!(super::plan(&plan, false));
     }
+
+    #[test]
+    fn the_installers_run_shows_why_and_what_waits_for_it() {
+        use groundwork_sdk::Provider;
+        let spec = serde_json::json!({
+            "dir": "installdir", "installer": "/usr/local/bin/openshift-install",
+            "installer_sha256": "1".repeat(64), "inputs_sha256": "b".repeat(64),
+            "masters_schedulable": false, "generated_after": 1_000_000, "frozen": false
+        });
+        let outputs: serde_json::Value = ["bootstrap.ign", "master.ign", "worker.ign"]
+            .iter()
+            .map(|o| (o.to_string(), serde_json::json!("d")))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let observed = serde_json::json!({
+            "record": {"inputs_sha256": "a".repeat(64), "installer_sha256": "1".repeat(64),
+                       "generated_unix": 1_000_000 - 7200, "outputs": outputs},
+            "outputs": outputs
+        });
+        let addr = groundwork_installer::address("ocp45");
+        let change = groundwork_installer::InstallerProvider.diff(&addr, Some(&spec), Some(&observed)).unwrap();
+        let file = |n: &str| Address::new("files", "file", Some("bastion"), format!("/usr/share/nginx/html/{n}"));
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: "ocp45".into(),
+            changes: vec![crate::engine::Planned { change, depends_on: vec![] }],
+            observed: Default::default(),
+            gates: vec![],
+            locked_by: None,
+            pending: vec![crate::engine::plan::Pending {
+                waits_for: addr,
+                addresses: vec![file("bootstrap.ign"), file("master.ign"), file("worker.ign")],
+            }],
+            notes: vec!["files.file[bastion:/usr/share/nginx/html/rhcos-kernel]: a note".into()],
+        };
+        assert_eq!(plan.pending_count(), 3);
+        insta::assert_snapshot!(super::plan(&plan, false));
+    }
 }

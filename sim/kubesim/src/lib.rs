@@ -242,13 +242,28 @@ fn tls(san: &[String], identity: Option<&Identity>) -> Result<Tls, SimError> {
         }
     }
     .map_err(|m| SimError::Tls(m.to_string()))?;
-    Ok(Tls { ca_pem: ca_cert.pem(), server, issuer })
+    // With the installer's identity, clients trust its CA: the last certificate of the served chain.
+    let ca_pem = match identity {
+        None => ca_cert.pem(),
+        Some(id) => {
+            let chain =
+                std::fs::read_to_string(&id.cert).map_err(|m| SimError::Tls(format!("{}: {m}", id.cert.display())))?;
+            let start = chain.rfind("-----BEGIN CERTIFICATE-----").unwrap_or(0);
+            chain[start..].to_string()
+        }
+    };
+    Ok(Tls { ca_pem, server, issuer })
 }
 
 fn write_kubeconfig(cfg: &SimConfig, ca_pem: &str, token: &str) -> Result<(), SimError> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    // The installer's certificate names the API by name only: verify it for that name.
+    let server_name = match &cfg.identity {
+        Some(_) => format!("    tls-server-name: api.{}\n", cfg.domain),
+        None => String::new(),
+    };
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n    certificate-authority-data: {b64}\n\
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\n{server_name}    certificate-authority-data: {b64}\n\
          users:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: admin\n  context:\n    cluster: sim\n    user: admin\n\
          current-context: admin\n",
         cfg.server
