@@ -48,7 +48,7 @@ export PULL_SECRET='{"auths":{"registry.example.test":{"auth":"ZGVtbzpkZW1v"}}}'
 bash scripts/lab.sh sim-stop
 GW_SIM_FROM_IGNITION=600 bash scripts/lab.sh sim target/debug/groundwork-kubesim &
 booting=$!
-$gw plan "$gen_env" | sed -n '/installer.ignition/,/^$/p;/^Waiting for/,/^$/p'
+$gw plan "$gen_env" | sed -n '/# installer.ignition/,/^$/p;/^Plan:/p;/^Waiting for/,/^$/p'
 $gw apply --auto-approve "$gen_env" | grep -E '^(\+|~) installer|ign\]: done|✓|Verified'
 wait "$booting"
 echo "   served bootstrap.ign sha256=$(curl -sS http://10.88.0.10/bootstrap.ign | sha256sum | cut -d' ' -f1)"

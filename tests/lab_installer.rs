@@ -78,7 +78,7 @@ fn the_installers_ignition_is_served_booted_from_and_its_kubeconfig_drives_the_g
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
 
     // The bootstrap machine is powered on and waits for its ignition, as in the reference install.
-    let mut bootstrap = lab.spawn_sim_from_ignition(600);
+    let bootstrap = lab.spawn_sim_from_ignition(600);
     let run = gw(&["apply", env, "--auto-approve"]);
     let booted = bootstrap.wait_with_output().unwrap();
     assert!(

@@ -8,6 +8,8 @@
 //! Ignition files and files marked `secret: true` are sensitive: their content is never shown, diffed,
 //! read back, or carried in a spec — only its digest ([`groundwork_sdk::SecretRef`]).
 
+mod certs;
+
 use async_trait::async_trait;
 use groundwork_sdk::file::ManagedFile;
 use groundwork_sdk::model::{Environment, FileKind, FilesSettings, Host, NodeRole, ServedFile, WebServer, WebSite};
@@ -54,6 +56,10 @@ pub struct FileSpec {
     pub age_hours: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_hours: Option<u64>,
+    /// Hours until the first certificate the ignition carries expires, from the plan's moment (negative:
+    /// expired that long ago); None when it carries none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_hours_left: Option<i64>,
     /// Serve an ignition file past its certificates' expiry anyway.
     #[serde(default)]
     pub allow_expired: bool,
@@ -211,6 +217,11 @@ pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, hos
     }
 }
 
+/// Hours from `now` until the first certificate in an ignition config expires (rounded down).
+fn cert_hours_left(ignition: &[u8], now: u64) -> Option<i64> {
+    certs::earliest_not_after(ignition).map(|t| (t - now as i64).div_euclid(3600))
+}
+
 /// The address of the served file at `path` on the web host.
 pub fn served_address(host: &str, path: &str) -> Address {
     Address::new(PROVIDER, "file", Some(host), path)
@@ -268,6 +279,7 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
             source: None,
             sensitive: false,
             age_hours: None,
+            cert_hours_left: None,
             warn_hours: None,
             allow_expired: false,
             owner: None,
@@ -307,6 +319,7 @@ fn file_spec(
         source: None,
         sensitive,
         age_hours: None,
+        cert_hours_left: None,
         warn_hours: ignition.then_some(warn_hours),
         allow_expired: false,
         owner: f.owner.as_ref().map(|o| o.to_string()),
@@ -322,6 +335,7 @@ fn file_spec(
                     return Err(expand_err(&f.path, format!("{src} changed while it was read")));
                 }
                 check_ignition(text.as_bytes()).map_err(|m| expand_err(&f.path, format!("{src} {m}")))?;
+                spec.cert_hours_left = cert_hours_left(text.as_bytes(), x.now);
                 // Reckoned from the plan's moment, so a saved plan expands the same way when applied.
                 let modified = source.modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
                 spec.age_hours = modified.map(|m| x.now.saturating_sub(m.as_secs()) / 3600);
@@ -338,6 +352,7 @@ fn file_spec(
     if let Some(text) = text {
         if ignition {
             check_ignition(text.as_bytes()).map_err(|m| expand_err(&f.path, m))?;
+            spec.cert_hours_left = cert_hours_left(text.as_bytes(), x.now);
         }
         spec.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         spec.size = text.len() as u64;
@@ -710,6 +725,26 @@ pub fn diff_file(
         }
     }
     if let Some(d) = desired {
+        // The certificates themselves, when the ignition carries any: what they say beats the file's age.
+        match d.cert_hours_left {
+            Some(left) if left < 0 && change.action != Action::NoOp && !d.allow_expired => {
+                return Err(Error::failed(
+                    address,
+                    format!(
+                        "refusing to serve {}: a certificate in it expired {} h ago; regenerate it (or set \
+                         files.allow_expired_ignition)",
+                        d.url_path, -left
+                    ),
+                ));
+            }
+            Some(left) if left < 0 => change
+                .warnings
+                .push(format!("{}: a certificate in it expired {} h ago; regenerate it", d.url_path, -left)),
+            Some(left) if d.warn_hours.is_some_and(|w| left < IGNITION_EXPIRY_HOURS.saturating_sub(w) as i64) => {
+                change.warnings.push(format!("{}: a certificate in it expires in {left} h", d.url_path))
+            }
+            _ => {}
+        }
         if let (Some(age), Some(warn)) = (d.age_hours, d.warn_hours) {
             if age >= IGNITION_EXPIRY_HOURS && change.action != Action::NoOp && !d.allow_expired {
                 return Err(Error::failed(
@@ -753,6 +788,7 @@ mod tests {
             source: None,
             sensitive: false,
             age_hours: None,
+            cert_hours_left: None,
             warn_hours: None,
             allow_expired: false,
             owner: None,
@@ -829,5 +865,27 @@ mod tests {
         let c = diff_file(&addr(), Some(&s), Some(&ObservedFile { sha256: "bb".into(), ..obs("bb", 0o644) })).unwrap();
         assert_eq!(c.action, Action::NoOp);
         assert!(c.warnings[0].contains("expired"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn the_certificates_in_an_ignition_decide_before_its_age() {
+        let mut s = spec("bb", None);
+        s.sensitive = true;
+        s.warn_hours = Some(12);
+        s.age_hours = Some(1);
+        s.cert_hours_left = Some(-2);
+        let err = diff_file(&addr(), Some(&s), None).unwrap_err();
+        assert!(err.to_string().contains("refusing to serve a: a certificate in it expired 2 h ago"), "{err}");
+        let served = ObservedFile { sha256: "bb".into(), ..obs("bb", 0o644) };
+        let c = diff_file(&addr(), Some(&s), Some(&served)).unwrap();
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!(c.warnings, ["a: a certificate in it expired 2 h ago; regenerate it"]);
+        s.cert_hours_left = Some(5);
+        assert_eq!(diff_file(&addr(), Some(&s), None).unwrap().warnings, ["a: a certificate in it expires in 5 h"]);
+        s.cert_hours_left = Some(20);
+        assert!(diff_file(&addr(), Some(&s), None).unwrap().warnings.is_empty());
+        // A 10-year CA (master.ign, worker.ign) says nothing.
+        s.cert_hours_left = Some(87_000);
+        assert!(diff_file(&addr(), Some(&s), None).unwrap().warnings.is_empty());
     }
 }
