@@ -158,6 +158,13 @@ RELOAD='/usr/sbin/haproxy -c -q -f /etc/haproxy/haproxy.cfg && kill -USR2 $MAINP
 # Ready once the master has a worker: the configuration parsed and the listeners are bound.
 READY='pgrep -P "$MAINPID" >/dev/null'
 U
+  # keepalived (VRRP for shared VIPs): in the foreground, logging to its unit's log; a reload re-reads
+  # keepalived.conf (SIGHUP).
+  mkdir -p /etc/keepalived
+  cat > /etc/gwlab/units/keepalived <<'U'
+START="/usr/sbin/keepalived --dont-fork --log-console --use-file /etc/keepalived/keepalived.conf"
+RELOAD='kill -HUP $MAINPID'
+U
 fi
 
 if has tftp; then

@@ -11,7 +11,7 @@ packages=(
   openssh-server openssh-client
   bind9 bind9-utils bind9-dnsutils
   isc-dhcp-server isc-dhcp-client kea-dhcp4-server
-  haproxy nginx apache2
+  haproxy nginx apache2 keepalived
   iproute2 socat curl procps psmisc util-linux openssl
   # The stand-in installer (lab/openshift-install) is Python with PyYAML; it makes certificates with openssl.
   python3 python3-yaml

@@ -31,6 +31,16 @@ infra=(
   "lb1 $net.3 lb 52:54:00:88:$(printf %02x "$idx"):03"
   "dns0 $net.53 upstream 52:54:00:88:$(printf %02x "$idx"):53"
 )
+# GW_LAB_HA=1 at up: a second load balancer and a second name/DHCP server (environments/lab-ha). The VIPs
+# (.4 external, .6 internal) then belong to no host: keepalived moves them.
+# A lab that is up keeps the mode it was made with (every later command reads it from its state).
+ha_infra=(
+  "lb2 $net.5 lb 52:54:00:88:$(printf %02x "$idx"):05"
+  "ns2 $net.7 dns,dhcp 52:54:00:88:$(printf %02x "$idx"):07"
+)
+ha=${GW_LAB_HA:-$(cat "$state/ha" 2>/dev/null || echo 0)}
+case "$ha" in 0|1) ;; *) echo "GW_LAB_HA must be 0 or 1" >&2; exit 2 ;; esac
+[ "$ha" = 1 ] && infra+=("${ha_infra[@]}")
 nodes=(
   "bs $net.11 52:54:00:00:$(printf %02x "$idx"):11"
   "m1 $net.21 52:54:00:00:$(printf %02x "$idx"):21"
@@ -87,7 +97,7 @@ is_running() {
 
 # Up in the API mode asked for (GW_LAB_API).
 is_up() {
-  is_running && [ "$(cat "$state/api-mode" 2>/dev/null)" = "$api_mode" ]
+  is_running && [ "$(cat "$state/api-mode" 2>/dev/null)" = "$api_mode" ] && [ "$(cat "$state/ha" 2>/dev/null)" = "$ha" ]
 }
 
 up() {
@@ -123,7 +133,7 @@ S
     read -r h ip roles mac <<<"$e"
     ip netns add "$pfx$h"; link "$h" "$mac"
     ip -n "$pfx$h" addr add "$ip/24" dev eth0
-    [ "$h" = lb1 ] && ip -n "$pfx$h" addr add "$lb_external/24" dev eth0
+    [ "$h" = lb1 ] && [ "$ha" != 1 ] && ip -n "$pfx$h" addr add "$lb_external/24" dev eth0
     local hd="$state/hosts/$h"; mkdir -p "$hd"
     ssh-keygen -q -t ed25519 -N '' -C "$h" -f "$hd/ssh_host_ed25519_key"
     cp "$state/id_ed25519.pub" "$hd/authorized_keys"
@@ -169,6 +179,7 @@ exit 0
 S
   chmod +x "$state/dhclient-script"
   echo "$api_mode" > "$state/api-mode"
+  echo "$ha" > "$state/ha"
   touch "$state/up"
   log "up: bridge $br $net.1/24, API $api_mode, state $state"
 }
@@ -178,11 +189,13 @@ S
 down_quiet() {
   local e h
   vm_stop_all
-  for e in "${infra[@]}"; do
+  local all=("${infra[@]}")
+  [ "$ha" = 1 ] || all+=("${ha_infra[@]}")   # whatever mode the lab was made in
+  for e in "${all[@]}"; do
     read -r h _ <<<"$e"
     if init_alive "$h"; then kill -KILL "$(init_pid "$h")" 2>/dev/null || true; fi
   done
-  for e in "${infra[@]}" "${nodes[@]}"; do
+  for e in "${all[@]}" "${nodes[@]}"; do
     read -r h _ <<<"$e"
     if ns_exists "$pfx$h"; then
       local pids; pids=$(ip netns pids "$pfx$h" 2>/dev/null || true)

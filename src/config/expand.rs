@@ -53,6 +53,7 @@ pub fn resources_for(loaded: &Loaded, phase: &Phase, x: &Expansion) -> Result<Ve
     out.extend(groundwork_kea::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_tftp::resources(&env, x).map_err(expand_err)?);
     out.extend(groundwork_haproxy::resources(&env).map_err(expand_err)?);
+    out.extend(groundwork_keepalived::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_firewalld::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_selinux::resources(&env).map_err(expand_err)?);
     out.extend(groundwork_cluster::resources(&env, x).map_err(expand_err)?);

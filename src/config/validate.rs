@@ -216,6 +216,34 @@ fn node_roles(env: &Environment, f: &mut Findings) {
     }
 }
 
+/// Load balancers that share VIPs through keepalived: each declares the same VIPs, and a VIP belongs to
+/// no host (it moves between them).
+fn shared_vips(env: &Environment, f: &mut Findings) {
+    let lbs: Vec<(&groundwork_sdk::value::Label, &Host)> = env.hosts_with_role(HostRole::Lb).collect();
+    let Some((first, first_host)) = lbs.first() else { return };
+    for (name, h) in &lbs[1..] {
+        if h.vips != first_host.vips {
+            let msg = format!(
+                "lb hosts {first} and {name} declare different VIPs: load balancers that share them through \
+                 keepalived declare the same vips"
+            );
+            f.push("lb-vips-shared", &format!("hosts.{name}.vips"), msg, &[]);
+        }
+    }
+    for (name, h) in &lbs {
+        let Some(v) = &h.vips else { continue };
+        for (which, ip) in [("internal", v.internal), ("external", v.external)] {
+            if let Some((owner, _)) = env.hosts.iter().find(|(_, o)| o.address == ip) {
+                let msg = format!(
+                    "VIP {ip} is the address of {owner}: a VIP the load balancers share moves between them, so it \
+                     must be an address of its own"
+                );
+                f.push("lb-vips-shared", &format!("hosts.{name}.vips.{which}"), msg, &[]);
+            }
+        }
+    }
+}
+
 fn addresses(env: &Environment, f: &mut Findings) {
     // Every address in use, with who uses it and where it is written.
     let mut seen: HashMap<IpAddr, (String, String)> = HashMap::new();
@@ -232,12 +260,19 @@ fn addresses(env: &Environment, f: &mut Findings) {
     for (i, n) in env.nodes.iter().enumerate() {
         claim(f, n.ip, n.name.to_string(), format!("nodes[{i}].ip"));
     }
+    // Load balancers that share their VIPs (keepalived) claim them together.
+    let shared = env.keepalived().is_some();
     for (name, h) in &env.hosts {
         claim(f, h.address, name.to_string(), format!("hosts.{name}.address"));
         if let Some(v) = &h.vips {
-            claim(f, v.internal, name.to_string(), format!("hosts.{name}.vips.internal"));
-            claim(f, v.external, name.to_string(), format!("hosts.{name}.vips.external"));
+            let who =
+                if shared && h.has_role(HostRole::Lb) { "the load balancers".to_string() } else { name.to_string() };
+            claim(f, v.internal, who.clone(), format!("hosts.{name}.vips.internal"));
+            claim(f, v.external, who, format!("hosts.{name}.vips.external"));
         }
+    }
+    if shared {
+        shared_vips(env, f);
     }
     for (i, n) in env.nodes.iter().enumerate() {
         if !env.networks.machine.iter().any(|m| m.contains(&n.ip)) {
@@ -286,14 +321,10 @@ fn macs(env: &Environment, f: &mut Findings) {
 
 pub fn is_private(net: &IpNet) -> bool {
     match net {
-        IpNet::V4(n) => {
-            let rfc1918: [ipnet::Ipv4Net; 3] = [
-                "10.0.0.0/8".parse().expect("literal"),
-                "172.16.0.0/12".parse().expect("literal"),
-                "192.168.0.0/16".parse().expect("literal"),
-            ];
-            rfc1918.iter().any(|r| r.contains(n))
-        }
+        IpNet::V4(n) => ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+            .iter()
+            .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
+            .any(|r| r.contains(n)),
         IpNet::V6(n) => "fc00::/7".parse::<ipnet::Ipv6Net>().map(|ula| ula.contains(n)).unwrap_or(false),
     }
 }
@@ -384,8 +415,7 @@ fn host_references(env: &Environment, f: &mut Findings) {
             }
         }
     }
-    if env.first_host_with_role(HostRole::Lb).is_some_and(|(_, h)| h.vips.is_none()) {
-        let (name, _) = env.first_host_with_role(HostRole::Lb).expect("checked above");
+    if let Some((name, _)) = env.first_host_with_role(HostRole::Lb).filter(|(_, h)| h.vips.is_none()) {
         f.push(
             "host-reference",
             &format!("hosts.{name}"),

@@ -24,6 +24,7 @@ impl Registry {
         r.add(Arc::new(groundwork_services::ServicesProvider));
         r.add(Arc::new(groundwork_installer::InstallerProvider));
         r.add(Arc::new(groundwork_haproxy::provider()));
+        r.add(Arc::new(groundwork_keepalived::provider()));
         r.add(Arc::new(groundwork_firewalld::FirewalldProvider));
         r.add(Arc::new(groundwork_selinux::SelinuxProvider));
         r.add(Arc::new(groundwork_cluster::ClusterProvider));

@@ -9,6 +9,7 @@ use super::{Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::error::{Error, Result};
 use groundwork_sdk::model::HostRole;
 use groundwork_sdk::transport::Cmd;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -230,6 +231,36 @@ async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> 
                 (true, format!("{age} h old"))
             };
             results.push(Probe::new(ok, "ignition", spec.url_path.clone(), detail));
+        }
+    }
+    // Shared VIPs: exactly one load balancer holds each (none: the API is down; two: split brain).
+    let instances = groundwork_keepalived::instances(&ws.loaded.env);
+    if !instances.is_empty() {
+        let mut holders: BTreeMap<std::net::IpAddr, Vec<String>> = BTreeMap::new();
+        for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
+            if is_local(ws, lb) {
+                continue;
+            }
+            let lt = ws.hosts.transport(lb).await?;
+            match groundwork_keepalived::held(lt.as_ref()).await {
+                Ok(held) => {
+                    for i in &instances {
+                        if held.contains(&i.vip) {
+                            holders.entry(i.vip).or_default().push(lb.to_string());
+                        }
+                    }
+                }
+                Err(e) => results.push(Probe::new(false, "vip", format!("{lb}: addresses"), e)),
+            }
+        }
+        for i in &instances {
+            let on = holders.remove(&i.vip).unwrap_or_default();
+            let (ok, detail) = match on.as_slice() {
+                [one] => (true, format!("held by {one}")),
+                [] => (false, "held by no load balancer: nothing answers on it".to_string()),
+                many => (false, format!("split brain: held by {} at once", many.join(" and "))),
+            };
+            results.push(Probe::new(ok, "vip", format!("{} ({})", i.vip, i.name), detail));
         }
     }
     // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:

@@ -37,7 +37,14 @@ pub struct ServiceDefSpec {
     pub name: String,
     pub description: Option<String>,
     pub ports: Vec<String>,
+    /// IP protocols (`vrrp`), for what has no port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<String>,
 }
+
+/// The service groundwork defines and opens on the load balancers when they share VIPs: keepalived's
+/// adverts are IP protocol 112, which no port rule lets through.
+pub const VRRP_SERVICE: &str = "groundwork-vrrp";
 
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(fw) = &env.firewall else { return Ok(Vec::new()) };
@@ -52,16 +59,34 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
                 // An empty description is no description (firewalld writes none).
                 description: svc.description.as_ref().map(|d| d.to_string()).filter(|d| !d.is_empty()),
                 ports: svc.ports.iter().map(|p| p.to_string()).collect(),
+                protocols: svc.protocols.iter().map(|p| p.to_string()).collect(),
             };
             out.push(Resource::new(addr.clone(), spec)?);
             defs.insert(name.to_string(), addr);
+        }
+        let vrrp = env.keepalived().is_some() && env.hosts.get(host.as_str()).is_some_and(|h| h.has_role(HostRole::Lb));
+        if vrrp && !defs.contains_key(VRRP_SERVICE) {
+            let addr = Address::new(PROVIDER, "service_def", h, VRRP_SERVICE);
+            let spec = ServiceDefSpec {
+                name: VRRP_SERVICE.into(),
+                description: Some("VRRP between the load balancers (keepalived)".into()),
+                ports: Vec::new(),
+                protocols: vec!["vrrp".into()],
+            };
+            out.push(Resource::new(addr.clone(), spec)?);
+            defs.insert(VRRP_SERVICE.to_string(), addr);
         }
         let zone = fw.zone.to_string();
         // A TFTP server's 69/udp opens with it (the firmware's PXE client fetches iPXE there).
         let tftp = env.hosts.get(host.as_str()).is_some_and(|h| h.has_role(HostRole::Tftp))
             && !fw.services.iter().any(|s| s.as_str() == "tftp");
-        let services: Vec<String> =
-            fw.services.iter().map(|s| s.to_string()).chain(tftp.then(|| "tftp".to_string())).collect();
+        let services: Vec<String> = fw
+            .services
+            .iter()
+            .map(|s| s.to_string())
+            .chain(tftp.then(|| "tftp".to_string()))
+            .chain((vrrp && !fw.services.iter().any(|s| s.as_str() == VRRP_SERVICE)).then(|| VRRP_SERVICE.to_string()))
+            .collect();
         for s in &services {
             let addr = Address::new(PROVIDER, "service", h, format!("{zone}/{s}"));
             let mut r = Resource::new(addr, OpeningSpec { zone: zone.clone(), name: s.to_string() })?;
@@ -127,7 +152,8 @@ pub struct Snapshot {
 /// character references are resolved, comments and odd spacing do not matter. A file that is not XML
 /// reads as a service with nothing in it (the plan then rewrites it).
 pub fn parse_service_xml(name: &str, xml: &str) -> ServiceDefSpec {
-    let mut def = ServiceDefSpec { name: name.to_string(), description: None, ports: Vec::new() };
+    let mut def =
+        ServiceDefSpec { name: name.to_string(), description: None, ports: Vec::new(), protocols: Vec::new() };
     let Ok(doc) = roxmltree::Document::parse(xml.trim()) else { return def };
     for node in doc.root_element().children().filter(|n| n.is_element()) {
         match node.tag_name().name() {
@@ -139,6 +165,7 @@ pub fn parse_service_xml(name: &str, xml: &str) -> ServiceDefSpec {
                     def.ports.push(format!("{p}/{proto}"));
                 }
             }
+            "protocol" => def.protocols.extend(node.attribute("value").map(str::to_string)),
             _ => {}
         }
     }
@@ -173,6 +200,9 @@ pub fn render_service_xml(def: &ServiceDefSpec) -> String {
             xml_escape(port, true),
             xml_escape(proto, true)
         ));
+    }
+    for p in &def.protocols {
+        s.push_str(&format!("  <protocol value=\"{}\"/>\n", xml_escape(p, true)));
     }
     s.push_str("</service>\n");
     s
@@ -289,14 +319,16 @@ pub fn diff_def(address: &Address, desired: Option<&ServiceDefSpec>, actual: Opt
         (Some(d), Some(a)) => {
             d.description == a.description
                 && d.ports.iter().collect::<BTreeSet<_>>() == a.ports.iter().collect::<BTreeSet<_>>()
+                && d.protocols.iter().collect::<BTreeSet<_>>() == a.protocols.iter().collect::<BTreeSet<_>>()
         }
         _ => false,
     };
     let mut c = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
-    let before: BTreeSet<String> =
-        actual.map(|a| a.ports.iter().map(|p| format!("port {p}")).collect()).unwrap_or_default();
-    let after: BTreeSet<String> =
-        desired.map(|d| d.ports.iter().map(|p| format!("port {p}")).collect()).unwrap_or_default();
+    let entries = |s: &ServiceDefSpec| -> BTreeSet<String> {
+        s.ports.iter().map(|p| format!("port {p}")).chain(s.protocols.iter().map(|p| format!("protocol {p}"))).collect()
+    };
+    let before: BTreeSet<String> = actual.map(entries).unwrap_or_default();
+    let after: BTreeSet<String> = desired.map(entries).unwrap_or_default();
     c.details = groundwork_sdk::set_details(&before, &after);
     if let (Some(d), Some(a)) = (desired, actual) {
         if d.description != a.description {
@@ -412,6 +444,15 @@ impl Provider for FirewalldProvider {
                         for p in had.difference(&want) {
                             run(cx, address, &perm(&[&svc, &format!("--remove-port={p}")])).await?;
                         }
+                        let had: BTreeSet<&String> =
+                            before.as_ref().map(|b| b.protocols.iter().collect()).unwrap_or_default();
+                        let want: BTreeSet<&String> = d.protocols.iter().collect();
+                        for p in want.difference(&had) {
+                            run(cx, address, &perm(&[&svc, &format!("--add-protocol={p}")])).await?;
+                        }
+                        for p in had.difference(&want) {
+                            run(cx, address, &perm(&[&svc, &format!("--remove-protocol={p}")])).await?;
+                        }
                     }
                     (None, None) => return Ok(()),
                 }
@@ -523,6 +564,7 @@ mod tests {
             name: "mc".into(),
             description: Some("x".into()),
             ports: vec!["1/tcp".into(), "2/tcp".into()],
+            protocols: vec![],
         };
         let mut o = d.clone();
         o.ports.reverse();
@@ -531,5 +573,12 @@ mod tests {
         let c = diff_def(&a, Some(&d), Some(&o));
         assert_eq!(c.action, Action::Update);
         assert_eq!(c.details, vec![Detail::add("port 2/tcp")]);
+        // A protocol (VRRP has no port) reads back from the XML firewalld writes.
+        let vrrp = ServiceDefSpec { protocols: vec!["vrrp".into()], ports: vec![], ..d.clone() };
+        let xml = render_service_xml(&vrrp);
+        assert!(xml.contains("<protocol value=\"vrrp\"/>"), "{xml}");
+        assert_eq!(parse_service_xml("mc", &xml), vrrp);
+        let c = diff_def(&a, Some(&vrrp), Some(&ServiceDefSpec { protocols: vec![], ..vrrp.clone() }));
+        assert_eq!(c.details, vec![Detail::add("protocol vrrp")]);
     }
 }

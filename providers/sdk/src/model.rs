@@ -169,6 +169,8 @@ pub enum Daemon {
     Tftp,
     /// firewalld (hosts whose firewall groundwork manages).
     Firewalld,
+    /// keepalived: VRRP for the VIPs (role lb, when the load balancers share them).
+    Keepalived,
 }
 
 impl Daemon {
@@ -190,6 +192,7 @@ impl Daemon {
             (Daemon::Tftp, Rhel) => ("tftp.socket", "tftp-server"),
             (Daemon::Tftp, Debian) => ("tftpd-hpa", "tftpd-hpa"),
             (Daemon::Firewalld, _) => ("firewalld", "firewalld"),
+            (Daemon::Keepalived, _) => ("keepalived", "keepalived"),
         }
     }
 }
@@ -605,6 +608,47 @@ pub struct LoadBalancerSettings {
     /// Graceful reload (haproxy -c then SIGUSR2 to the master, as RHEL's unit does).
     #[serde(default = "haproxy_reload")]
     pub reload: Argv,
+    /// VRRP between the load balancers (keepalived): on whenever more than one host has role lb.
+    #[serde(default)]
+    pub keepalived: Option<KeepalivedSettings>,
+}
+
+/// How the load balancers share the VIPs: one VRRP instance per VIP, unicast between the lb hosts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeepalivedSettings {
+    /// The interface the VIPs live on (the same name on every lb host).
+    #[serde(default = "vrrp_interface")]
+    pub interface: NicName,
+    /// The internal VIP's virtual router id; the external VIP's is the next one. Unique on the segment.
+    #[serde(default = "virtual_router_id")]
+    pub virtual_router_id: u8,
+    /// A master that comes back takes the VIPs again (default: it does not, one move instead of two).
+    #[serde(default)]
+    pub preempt: bool,
+    #[serde(default = "keepalived_conf")]
+    pub config: RemotePath,
+}
+
+impl Default for KeepalivedSettings {
+    fn default() -> Self {
+        KeepalivedSettings {
+            interface: vrrp_interface(),
+            virtual_router_id: virtual_router_id(),
+            preempt: false,
+            config: keepalived_conf(),
+        }
+    }
+}
+
+fn vrrp_interface() -> NicName {
+    NicName::known("eth0")
+}
+fn virtual_router_id() -> u8 {
+    51
+}
+fn keepalived_conf() -> RemotePath {
+    RemotePath::known("/etc/keepalived/keepalived.conf")
 }
 
 fn haproxy_cfg() -> RemotePath {
@@ -625,6 +669,7 @@ impl Default for LoadBalancerSettings {
             config: haproxy_cfg(),
             stats_socket: stats_socket(),
             reload: haproxy_reload(),
+            keepalived: None,
         }
     }
 }
@@ -925,7 +970,11 @@ fn public_zone() -> FirewalldName {
 pub struct CustomService {
     #[serde(default)]
     pub description: Option<Text>,
+    #[serde(default)]
     pub ports: Vec<PortProto>,
+    /// IP protocols by name (`vrrp`, `gre`): what has no port.
+    #[serde(default)]
+    pub protocols: Vec<FirewalldName>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -1208,6 +1257,9 @@ impl Environment {
         }
         if h.has_role(HostRole::Lb) {
             out.push(Daemon::Haproxy);
+            if self.keepalived().is_some() {
+                out.push(Daemon::Keepalived);
+            }
         }
         if let (true, Some(files)) = (h.has_role(HostRole::Http), &self.files) {
             out.push(files.web.as_ref().map(|w| w.server.daemon()).unwrap_or(Daemon::Web));
@@ -1230,6 +1282,16 @@ impl Environment {
             .get(&daemon)
             .map(|p| p.to_string())
             .unwrap_or_else(|| daemon.names(host.os).1.to_string())
+    }
+
+    /// The VRRP settings when the load balancers share their VIPs: declared, or more than one lb host.
+    pub fn keepalived(&self) -> Option<KeepalivedSettings> {
+        let declared = self.loadbalancer.keepalived.clone();
+        if declared.is_some() || self.hosts_with_role(HostRole::Lb).count() > 1 {
+            Some(declared.unwrap_or_default())
+        } else {
+            None
+        }
     }
 
     pub fn first_host_with_role(&self, role: HostRole) -> Option<(&Label, &Host)> {

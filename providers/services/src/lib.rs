@@ -60,6 +60,8 @@ fn configured_by(daemon: Daemon) -> &'static [&'static str] {
         Daemon::Web | Daemon::Httpd => &["files", "selinux"],
         Daemon::Tftp => &["tftp"],
         Daemon::Firewalld => &[],
+        // Its health check watches haproxy: haproxy first, and VRRP let through the firewall.
+        Daemon::Keepalived => &["keepalived", "haproxy", "firewalld"],
     }
 }
 
@@ -248,7 +250,7 @@ pub fn served_ports(env: &Environment, daemon: Daemon) -> Vec<(u16, &'static str
         }
         Daemon::Web | Daemon::Httpd => vec![(env.http_port(), "tcp")],
         Daemon::Tftp => vec![(69, "udp")],
-        Daemon::Firewalld => Vec::new(),
+        Daemon::Firewalld | Daemon::Keepalived => Vec::new(),
     }
 }
 
@@ -265,6 +267,7 @@ pub fn version_command(daemon: Daemon) -> &'static str {
         Daemon::Httpd => "httpd -v 2>/dev/null || apache2 -v",
         Daemon::Tftp => "in.tftpd -V",
         Daemon::Firewalld => "firewall-cmd --version",
+        Daemon::Keepalived => "keepalived --version",
     }
 }
 
