@@ -64,6 +64,23 @@ impl Lab {
         Lab::with_cluster_env(index)
     }
 
+    /// A lab with every infra role doubled (GW_LAB_HA=1: lb2, ns2) and the API simulator, with
+    /// environments/lab-ha's hosts and the lab's nodes, services and cluster side.
+    pub fn up_ha_with_cluster(base: u32, counter: &AtomicU32) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        let mode = [("GW_LAB_API", "sim"), ("GW_LAB_HA", "1")];
+        must(lab_sh_with(index, &["up"], &mode), &format!("lab {index} did not come up"));
+        must(
+            lab_sh_with(index, &["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")], &mode),
+            &format!("the simulator of lab {index} did not start"),
+        );
+        let lab = Lab::with_cluster_env(index);
+        let text = std::fs::read_to_string(repo().join("environments/lab-ha/environment.yaml")).expect("read lab-ha");
+        std::fs::write(lab.env.path().join("environment.yaml"), Lab::rewrite_for(index, &text)).expect("write lab-ha");
+        lab
+    }
+
     /// The lab environment with its cluster side: openshift.yaml and the day-2 manifests.
     fn with_cluster_env(index: u32) -> Lab {
         let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"]);
@@ -241,6 +258,17 @@ impl Lab {
 
     /// Boot a node namespace by DHCP (its veth carries the pinned MAC): the address it was offered.
     pub fn dhcp_lease(&self, node: &str) -> Option<String> {
+        lease_value(&self.dhcp_lease_file(node)?, "fixed-address ")
+    }
+
+    /// The address leased to `node` by a real dhclient, and the server that leased it.
+    pub fn dhcp_lease_and_server(&self, node: &str) -> Option<(String, String)> {
+        let leases = self.dhcp_lease_file(node)?;
+        Some((lease_value(&leases, "fixed-address ")?, lease_value(&leases, "option dhcp-server-identifier ")?))
+    }
+
+    /// dhclient's lease file after one run with the node's pinned MAC (None: no lease).
+    fn dhcp_lease_file(&self, node: &str) -> Option<String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let lf = dir.path().join("leases");
         let pf = dir.path().join("pid");
@@ -266,12 +294,7 @@ impl Lab {
         if !got.status.success() {
             return None;
         }
-        let leases = std::fs::read_to_string(&lf).ok()?;
-        leases
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("fixed-address "))
-            .map(|a| a.trim_end_matches(';').to_string())
+        std::fs::read_to_string(&lf).ok()
     }
 }
 
@@ -282,4 +305,9 @@ impl Drop for Lab {
             eprintln!("lab {} down failed: {}", self.index, String::from_utf8_lossy(&out.stderr));
         }
     }
+}
+
+/// The last value of a lease-file option (`fixed-address 10.88.0.33;` → `10.88.0.33`).
+fn lease_value(leases: &str, key: &str) -> Option<String> {
+    leases.lines().rev().find_map(|l| l.trim().strip_prefix(key)).map(|a| a.trim_end_matches(';').to_string())
 }

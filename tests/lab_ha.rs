@@ -1,0 +1,130 @@
+//! Highly available infra on the lab (GW_LAB_HA=1: lb2 and ns2 beside lb1 and ns1), environments/lab-ha:
+//! two load balancers share the VIPs through keepalived (real VRRP between their namespaces, through
+//! their real firewalld), and every DHCP pin and zone is served by both name/DHCP servers. Hosts are
+//! failed for real — haproxy stopped, keepalived stopped, dhcpd stopped, named stopped — and real
+//! clients (curl through the VIP, dhclient with a pinned MAC, dig) must still be answered.
+
+mod common;
+
+use common::lab::Lab;
+use common::Run;
+use std::process::Command;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 200;
+
+fn gw(args: &[&str]) -> Run {
+    common::groundwork(args)
+}
+
+/// Whether a lab host holds an address now (`ip -n` into its network namespace).
+fn holds(lab: &Lab, host: &str, ip: &str) -> bool {
+    let out =
+        Command::new("ip").args(["-n", &format!("gw{}-{host}", lab.index), "-o", "addr", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w == format!("{ip}/24"))
+}
+
+/// Which API listener answers through the external VIP (the simulator's /sim/whoami), if any.
+fn api_backend(lab: &Lab) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "2", &format!("https://{}:6443/sim/whoami", lab.ip(4))])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Poll until `cond` holds (the condition itself, not a sleep); the time it took.
+fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+fn in_host_ok(lab: &Lab, host: &str, command: &str) {
+    let out = lab.in_host(host, command);
+    assert!(out.status.success(), "{host}: {command}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn every_infra_role_survives_losing_a_host() {
+    let lab = Lab::up_ha_with_cluster(BASE, &NEXT);
+    let env = lab.env_str();
+    let run = gw(&["apply", env, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("✓ install-complete"), "{}", run.stdout);
+    let plan = gw(&["plan", env, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let (vip_ext, vip_int) = (lab.ip(4), lab.ip(6));
+
+    // One holder for each VIP, and verify says which.
+    until("a load balancer to take the VIPs", Duration::from_secs(20), || {
+        holds(&lab, "lb1", &vip_ext) || holds(&lab, "lb2", &vip_ext)
+    });
+    let first = if holds(&lab, "lb1", &vip_ext) { "lb1" } else { "lb2" };
+    let other = if first == "lb1" { "lb2" } else { "lb1" };
+    assert!(holds(&lab, first, &vip_int) && !holds(&lab, other, &vip_ext), "both VIPs on {first} only");
+    let verify = gw(&["verify", env]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert!(verify.stdout.contains(&format!("{vip_ext} (lab_external): held by {first}")), "{}", verify.stdout);
+    let master = |who: &str| ["m1", "m2", "m3"].iter().any(|m| who == format!("gw{}-{m}", lab.index));
+    let before = api_backend(&lab).expect("the API answers through the VIP");
+    assert!(master(&before), "the API answered from {before:?}, not a master (never the bootstrap)");
+
+    // haproxy dies on the holder: the VIPs move, and the API answers through them again.
+    in_host_ok(&lab, first, "systemctl stop haproxy");
+    let moved = until("the VIP to move", Duration::from_secs(20), || holds(&lab, other, &vip_ext));
+    let answered = until("the API through the VIP", Duration::from_secs(20), || api_backend(&lab).is_some());
+    eprintln!("haproxy stopped on {first}: VIP on {other} after {moved:?}, API answering after {answered:?} more");
+    assert!(holds(&lab, other, &vip_int) && !holds(&lab, first, &vip_ext));
+    for _ in 0..5 {
+        let who = api_backend(&lab).expect("answers");
+        assert!(master(&who), "the API answered from {who:?}, not a master (never the bootstrap)");
+    }
+    let verify = gw(&["verify", env]);
+    assert!(verify.stdout.contains(&format!("{vip_ext} (lab_external): held by {other}")), "{}", verify.stdout);
+
+    // Back on its feet, the first does not take the VIPs back (nopreempt: one move, not two)...
+    in_host_ok(&lab, first, "systemctl start haproxy");
+    // ...until keepalived dies on the new holder.
+    in_host_ok(&lab, other, "systemctl stop keepalived");
+    let back = until("the VIP to move back", Duration::from_secs(20), || holds(&lab, first, &vip_ext));
+    until("the API through the VIP", Duration::from_secs(20), || api_backend(&lab).is_some());
+    eprintln!("keepalived stopped on {other}: VIP on {first} after {back:?}");
+    assert!(!holds(&lab, other, &vip_ext), "keepalived took its VIPs down with it");
+
+    // DHCP: the first server stops; the pin is still leased, by the second.
+    in_host_ok(&lab, "ns1", "systemctl stop isc-dhcp-server");
+    let (addr, server) = lab.dhcp_lease_and_server("w3").expect("a lease from ns2");
+    assert_eq!((addr.as_str(), server.as_str()), (lab.ip(33).as_str(), lab.ip(7).as_str()));
+
+    // DNS: the first server stops; the second answers every name, reverse and wildcard.
+    in_host_ok(&lab, "ns1", "systemctl stop named");
+    let dig_ns2 = |args: &[&str]| {
+        let out = Command::new("dig")
+            .arg(format!("@{}", lab.ip(7)))
+            .args(["+short", "+time=2", "+tries=2"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(dig_ns2(&["api.lab.example.test"]), vip_ext);
+    assert_eq!(dig_ns2(&["api-int.lab.example.test"]), vip_int);
+    assert_eq!(dig_ns2(&["anything.apps.lab.example.test"]), vip_ext);
+    assert_eq!(dig_ns2(&["-x", &lab.ip(21)]), "m1.lab.example.test.");
+
+    // groundwork puts back what was stopped by hand, and the plan is empty again.
+    let heal = gw(&["apply", env, "--auto-approve"]);
+    assert_eq!(heal.code, 0, "{}{}", heal.stdout, heal.stderr);
+    for unit in ["ns1:named", "ns1:isc-dhcp-server", &format!("{other}:keepalived")] {
+        assert!(heal.stdout.contains(&format!("~ services.unit[{unit}]: done")), "{unit}:\n{}", heal.stdout);
+    }
+    let plan = gw(&["plan", env, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+}
