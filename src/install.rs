@@ -34,7 +34,9 @@ pub struct Inputs {
     pub trust_bundle: Option<String>,
 }
 
-fn read_source(dir: &Path, field: &'static str, source: &ValueSource) -> Result<String, InstallError> {
+/// A value from its source: a local file (relative to the environment directory, or `~/…`) or an
+/// environment variable of the run. Errors name the field, never the value.
+pub fn read_source(dir: &Path, field: &'static str, source: &ValueSource) -> Result<String, InstallError> {
     let err = |message: String| InstallError::Input { field, message };
     match (&source.file, &source.env) {
         (Some(file), None) => {

@@ -1,6 +1,7 @@
 //! Highly available infra on the lab (GW_LAB_HA=1: lb2 and ns2 beside lb1 and ns1), environments/lab-ha:
 //! two load balancers share the VIPs through keepalived (real VRRP between their namespaces, through
-//! their real firewalld), and every DHCP pin and zone is served by both name/DHCP servers. Hosts are
+//! their real firewalld), every DHCP pin is served by both DHCP servers, and ns2 is a secondary of ns1
+//! fed by NOTIFY and TSIG-signed transfers. Hosts are
 //! failed for real — haproxy stopped, keepalived stopped, dhcpd stopped, named stopped — and real
 //! clients (curl through the VIP, dhclient with a pinned MAC, dig) must still be answered.
 
@@ -75,6 +76,32 @@ fn every_infra_role_survives_losing_a_host() {
     let master = |who: &str| ["m1", "m2", "m3"].iter().any(|m| who == format!("gw{}-{m}", lab.index));
     let before = api_backend(&lab).expect("the API answers through the VIP");
     assert!(master(&before), "the API answered from {before:?}, not a master (never the bootstrap)");
+
+    // DNS: ns2 is a secondary. A record added to the inventory reaches it by NOTIFY and a signed
+    // transfer: the apply writes on ns1 only, and ns2 answers within seconds.
+    let dig_at = |server: &str, args: &[&str]| {
+        let out =
+            Command::new("dig").arg(format!("@{server}")).args(["+time=2", "+tries=2"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(dig_at(&lab.ip(2), &["lab.example.test", "AXFR"]).contains("Transfer failed"), "an unsigned transfer");
+    let env_yaml = lab.env_dir().join("environment.yaml");
+    let text = std::fs::read_to_string(&env_yaml).unwrap();
+    std::fs::write(
+        &env_yaml,
+        format!("{text}dns:\n  records:\n    - {{ name: registry, type: A, value: {} }}\n", lab.ip(99)),
+    )
+    .unwrap();
+    let run = gw(&["apply", env, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("~ bind.zone[ns1:lab.example.test]: done"), "{}", run.stdout);
+    assert!(!run.stdout.contains("[ns2:"), "groundwork wrote on the secondary:\n{}", run.stdout);
+    let notified = until("ns2 to answer the new record", Duration::from_secs(30), || {
+        dig_at(&lab.ip(7), &["+short", "registry.lab.example.test"]) == lab.ip(99)
+    });
+    eprintln!("a new record answered by the secondary {notified:?} after the apply");
+    let verify = gw(&["verify", env]);
+    assert!(verify.stdout.contains("ok   dns-serial lab.example.test @ns2: serial"), "{}", verify.stdout);
 
     // haproxy dies on the holder: the VIPs move, and the API answers through them again.
     in_host_ok(&lab, first, "systemctl stop haproxy");

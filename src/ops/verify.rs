@@ -69,6 +69,7 @@ struct Check {
 
 const DIG_A: &str = r#"got=$(dig +short +time=2 +tries=2 "@$1" "$2" A | tail -n1); if [ "$got" = "$3" ]; then echo "PASS $got"; else echo "FAIL answered '${got:-nothing}', expected $3"; fi"#;
 const DIG_PTR: &str = r#"got=$(dig +short +time=2 +tries=2 "@$1" -x "$2" | tail -n1); if [ "$got" = "$3." ]; then echo "PASS $got"; else echo "FAIL answered '${got:-nothing}', expected $3."; fi"#;
+const DIG_SERIAL: &str = r#"soa() { dig +short +time=2 +tries=2 "@$1" "$2" SOA | awk '{print $3}' | tail -n1; }; p=$(soa "$1" "$3"); s=$(soa "$2" "$3"); if [ -n "$p" ] && [ "$p" = "$s" ]; then echo "PASS serial $s, as the primary's"; else echo "FAIL serial ${s:-none}, the primary's ${p:-none}: the secondary lags"; fi"#;
 const TCP: &str = r#"if timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; then echo "PASS accepts connections"; else echo "FAIL no TCP connection to $1:$2"; fi"#;
 const HTTP: &str = r#"t=$(mktemp); code=$(curl -s -o "$t" -w '%{http_code}' --max-time 60 "$1"); size=$(stat -c %s "$t"); sum=$(sha256sum < "$t" | cut -c1-64); rm -f "$t"
 if [ "$code" != 200 ]; then echo "FAIL HTTP $code"; elif [ -n "$2" ] && [ "$sum" != "$2" ]; then echo "FAIL digest $sum, expected $2"; elif [ "$size" != "$3" ]; then echo "FAIL $size bytes, expected $3"; else echo "PASS HTTP 200, $size bytes"; fi"#;
@@ -135,6 +136,22 @@ fn checks(x: &Expected) -> Vec<Check> {
                         cause: why.into(),
                     });
                 }
+            }
+        }
+    }
+    // Secondaries serve what the primary serves: the same serial in every zone.
+    if let Some(primary) = groundwork_bind::primary_address(env) {
+        for (name, ip) in groundwork_bind::secondaries(env) {
+            for zone in groundwork_bind::zone_names(env) {
+                out.push(Check {
+                    kind: "dns-serial",
+                    target: format!("{zone} @{name}"),
+                    script: DIG_SERIAL,
+                    args: vec![primary.to_string(), ip.to_string(), zone.clone()],
+                    cause: "the secondary has not transferred the zone (NOTIFY, the transfer key, or the primary's \
+                            allow-transfer)"
+                        .into(),
+                });
             }
         }
     }

@@ -13,8 +13,10 @@ pub mod zone;
 
 use async_trait::async_trait;
 use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
-use groundwork_sdk::model::{Environment, HostRole};
-use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, TextDiff};
+use groundwork_sdk::model::{Environment, HostRole, OsFamily};
+use groundwork_sdk::{
+    decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, SecretRef, TextDiff, WriteOptions,
+};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,15 +202,96 @@ fn nameserver(env: &Environment) -> Option<String> {
         .map(|n| n.to_string())
 }
 
+/// The TSIG key of zone transfers between the primary and its secondaries: its name, and the key file
+/// (`key "NAME" { algorithm hmac-sha256; secret "…"; };`) by reference — it is secret.
+#[derive(Clone, Debug)]
+pub struct TransferKey {
+    pub name: String,
+    pub file: SecretRef,
+}
+
+/// The key's name for a cluster (a DNS label: safe in named.conf).
+pub fn transfer_key_name(env: &Environment) -> String {
+    format!("groundwork-{}-transfer", env.cluster.name)
+}
+
+/// The key file named.conf includes, for a base64 secret.
+pub fn transfer_key_file(name: &str, secret_b64: &str) -> String {
+    format!("key \"{name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret_b64}\";\n}};\n")
+}
+
+/// Every zone groundwork serves: the forward zone, then the reverse zones of the machine networks.
+pub fn zone_names(env: &Environment) -> Vec<String> {
+    let mut out = vec![forward_zone(env)];
+    for net in &env.networks.machine {
+        let ipnet::IpNet::V4(v4) = net else { continue };
+        for (name, _) in reverse_zones(*v4) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The name server's address (the primary's, with secondaries).
+pub fn primary_address(env: &Environment) -> Option<IpAddr> {
+    nameserver(env).and_then(|n| env.hosts.get(n.as_str()).map(|h| h.address))
+}
+
+/// The dns hosts that are secondaries of the name server (every dns host but it).
+pub fn secondaries(env: &Environment) -> Vec<(String, IpAddr)> {
+    let primary = nameserver(env);
+    env.hosts_with_role(HostRole::Dns)
+        .filter(|(n, _)| Some(n.to_string()) != primary)
+        .map(|(n, h)| (n.to_string(), h.address))
+        .collect()
+}
+
+/// A TSIG key file on a dns host: carried by reference, read back by digest only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KeySpec {
+    pub path: String,
+    pub secret: SecretRef,
+    pub mode: u32,
+    pub group: String,
+    /// named re-reads its keys on a reload.
+    pub reload: Vec<String>,
+}
+
+/// A key file as found: digest and mode, never its content.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ObservedKey {
+    pub path: String,
+    pub sha256: String,
+    pub mode: u32,
+    #[serde(default)]
+    pub group: String,
+}
+
 /// Expand the environment into bind resources on every dns host. `today` is days since 1970-01-01.
-pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> {
+/// With more than one dns host the others are secondaries, and `transfer` must be given.
+pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) -> Result<Vec<Resource>, Error> {
     let Some(ns_host) = nameserver(env) else { return Ok(Vec::new()) };
     let domain = env.cluster.domain();
     let ns_fqdn = format!("{ns_host}.{domain}");
     let origin = forward_zone(env);
     let ttl = env.dns.ttl.map(|t| t.get()).unwrap_or(DEFAULT_TTL);
+    let secondaries = secondaries(env);
+    let transfer = match (secondaries.is_empty(), transfer) {
+        (true, _) => None,
+        (false, Some(t)) => Some(t),
+        (false, None) => {
+            return Err(expand_err(&origin, "secondary name servers need the zone transfer key (dns.transfer_key)"))
+        }
+    };
+    // Every name server of the zone is in its NS set (the primary's NOTIFY goes to them too).
+    let name_servers: Vec<String> =
+        std::iter::once(ns_fqdn.clone()).chain(secondaries.iter().map(|(n, _)| format!("{n}.{domain}"))).collect();
     let (mut forward, ptrs) = derived_records(env);
-    forward.push(Record { name: origin.clone(), rtype: "NS".into(), value: ns_fqdn.clone() });
+    for ns in &name_servers {
+        forward.push(Record { name: origin.clone(), rtype: "NS".into(), value: ns.clone() });
+    }
     let outside: Vec<&Record> =
         forward.iter().filter(|r| r.name != origin && !r.name.ends_with(&format!(".{origin}"))).collect();
     if let Some(r) = outside.first() {
@@ -230,7 +313,10 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let mut records = vec![Record { name: name.clone(), rtype: "NS".into(), value: ns_fqdn.clone() }];
+            let mut records: Vec<Record> = name_servers
+                .iter()
+                .map(|ns| Record { name: name.clone(), rtype: "NS".into(), value: ns.clone() })
+                .collect();
             for (ip, host) in &ptrs {
                 if covered.contains(ip) {
                     records.push(Record { name: ptr_name(*ip), rtype: "PTR".into(), value: host.clone() });
@@ -242,18 +328,57 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
     let serial_base = zone::serial_base(today);
     let dns = &env.dns;
     let mut out = Vec::new();
-    for (host, _) in env.hosts_with_role(HostRole::Dns) {
+    let primary_ip = env.hosts.get(ns_host.as_str()).map(|h| h.address);
+    for (host, h) in env.hosts_with_role(HostRole::Dns) {
         let mut zone_addrs = Vec::new();
         let mut stanzas = format!(
             "// Managed by groundwork for cluster {}. Included from {}.\n",
             env.cluster.name,
             dns.named_conf.as_deref().unwrap_or("the site's named.conf")
         );
+        let secondary = host.as_str() != ns_host && transfer.is_some();
+        if let Some(t) = transfer {
+            stanzas.push_str(&format!("include \"{}\";\n", dns.transfer_key_path));
+            let key = KeySpec {
+                path: dns.transfer_key_path.to_string(),
+                secret: t.file.clone(),
+                mode: 0o640,
+                group: match h.os {
+                    OsFamily::Rhel => "named".into(),
+                    OsFamily::Debian => "bind".into(),
+                },
+                reload: dns.reload.to_vec(),
+            };
+            let addr = Address::new(PROVIDER, "key", Some(host), dns.transfer_key_path.to_string());
+            out.push(Resource::new(addr.clone(), key)?);
+            zone_addrs.push(addr);
+        }
         for z in &zones {
             // The zone name is a typed domain name: a file name of safe characters, no '/'.
-            let path = format!("{}/{}.zone", dns.zone_dir.trim_end_matches('/'), z.origin);
+            let dir = dns.zone_dir.trim_end_matches('/');
+            if let (true, Some(t), Some(ip)) = (secondary, transfer, primary_ip) {
+                // named writes a secondary's zone file itself, from the transfer.
+                stanzas.push_str(&format!(
+                    "zone \"{}\" IN {{\n\ttype slave;\n\tmasters {{ {ip} key \"{}\"; }};\n\tfile \"{dir}/{}.secondary\";\n\t\
+                     allow-transfer {{ none; }};\n}};\n",
+                    z.origin, t.name, z.origin
+                ));
+                continue;
+            }
+            let path = format!("{dir}/{}.zone", z.origin);
+            let transfers = match transfer {
+                Some(t) => {
+                    let peers: Vec<String> = secondaries.iter().map(|(_, ip)| format!("{ip};")).collect();
+                    format!(
+                        "\tallow-transfer {{ key \"{}\"; }};\n\tnotify yes;\n\talso-notify {{ {} }};\n",
+                        t.name,
+                        peers.join(" ")
+                    )
+                }
+                None => String::new(),
+            };
             stanzas.push_str(&format!(
-                "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n}};\n",
+                "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n{transfers}}};\n",
                 z.origin
             ));
             let addr = Address::new(PROVIDER, "zone", Some(host), z.origin.clone());
@@ -270,7 +395,8 @@ pub fn resources(env: &Environment, today: i64) -> Result<Vec<Resource>, Error> 
         let mut conf = ManagedFile::new(dns.zones_conf.to_string(), stanzas);
         conf.mode = Some(0o644);
         conf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
-        let all: Vec<String> = zones.iter().map(|z| z.origin.clone()).collect();
+        // A secondary's zones load once transferred: its reload is not asked about them.
+        let all: Vec<String> = if secondary { Vec::new() } else { zones.iter().map(|z| z.origin.clone()).collect() };
         // Until named.conf includes the stanza file (the next step), its zones are unknown to named.
         conf.activate = Some(activation(&dns.reload, &dns.rndc, &all, dns.named_conf.is_some()));
         let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.to_string());
@@ -492,14 +618,44 @@ impl Provider for BindProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        file::read_resources(cx, resources).await
+        // Key files are secret: their digest is read, never their content.
+        let (keys, files): (Vec<&Resource>, Vec<&Resource>) = resources.iter().partition(|r| r.address.kind == "key");
+        let files: Vec<Resource> = files.into_iter().cloned().collect();
+        let mut file_states = file::read_resources(cx, &files).await?.into_iter();
+        let mut key_states = Vec::new();
+        if let Some(first) = keys.first() {
+            let paths: Vec<String> =
+                keys.iter().map(|r| r.spec::<KeySpec>().map(|k| k.path)).collect::<Result<_, _>>()?;
+            let metas = cx.transport(&first.address)?.file_meta(&paths).await.map_err(|e| e.at(&first.address))?;
+            key_states = paths
+                .into_iter()
+                .zip(metas)
+                .map(|(path, m)| {
+                    m.map(|m| serde_json::json!(ObservedKey { path, sha256: m.sha256, mode: m.mode, group: m.group }))
+                })
+                .collect();
+        }
+        let mut key_states = key_states.into_iter();
+        Ok(resources
+            .iter()
+            .map(|r| if r.address.kind == "key" { key_states.next().flatten() } else { file_states.next().flatten() })
+            .collect())
     }
 
     fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
-        file::prefetch_paths(resources)
+        let (keys, files): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == "key");
+        let mut p = file::prefetch_paths(&files);
+        p.metas = keys.iter().filter_map(|r| r.spec::<KeySpec>().ok().map(|k| k.path)).collect();
+        p
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        if address.kind == "key" {
+            let d: Option<KeySpec> = desired.map(|v| decode(address, v)).transpose()?;
+            let a: Option<ObservedKey> = actual.map(|v| decode(address, v)).transpose()?;
+            return Ok(diff_key(address, d.as_ref(), a.as_ref()));
+        }
         let observed: Option<ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
         match address.kind.as_str() {
             "zone" => {
@@ -536,7 +692,50 @@ impl Provider for BindProvider {
     }
 
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        if change.address.kind == "key" {
+            return apply_key(cx, change).await;
+        }
         file::apply(cx, change).await
+    }
+}
+
+/// Pure: a key file differs when its digest, mode or group does. Never shown.
+pub fn diff_key(address: &Address, desired: Option<&KeySpec>, actual: Option<&ObservedKey>) -> Change {
+    let dv = desired.and_then(|d| serde_json::to_value(d).ok());
+    let av = actual.and_then(|a| serde_json::to_value(a).ok());
+    let same = matches!((desired, actual), (Some(d), Some(a))
+        if d.secret.sha256 == a.sha256 && d.mode == a.mode && (a.group.is_empty() || a.group == d.group));
+    let mut c = Change::compare(address.clone(), dv.as_ref(), av.as_ref(), same);
+    c.sensitive = true;
+    if c.action == Action::Update {
+        c.details.push(Detail::modify("the zone transfer key (TSIG) changes"));
+    }
+    c
+}
+
+async fn apply_key(cx: &Context, change: &Change) -> Result<(), Error> {
+    let address = &change.address;
+    let t = cx.transport(address)?;
+    match (&change.action, &change.after) {
+        (Action::Delete, _) => {
+            let path = change.before.as_ref().and_then(|b| b["path"].as_str()).unwrap_or(&address.name);
+            t.remove_file(path).await.map_err(|e| e.at(address))
+        }
+        (_, Some(after)) => {
+            let spec: KeySpec = decode(address, after)?;
+            let bytes = cx.secret(address, &spec.secret)?;
+            let opts = WriteOptions { mode: Some(spec.mode), group: Some(spec.group.clone()), ..Default::default() };
+            t.write_file(&spec.path, &bytes, &opts).await.map_err(|e| e.at(address))?;
+            // A running named re-reads its keys on a reload; a stopped one reads them when it starts.
+            if let Some((command, message)) = file::activate(cx, address, Some(&spec.reload)).await? {
+                let running = t.exec(&groundwork_sdk::Cmd::new("systemctl").args(["is-active", "named"])).await;
+                if running.is_ok_and(|o| o.success()) {
+                    return Err(Error::ActivationFailed { address: address.to_string(), command, message });
+                }
+            }
+            Ok(())
+        }
+        (_, None) => Err(Error::failed(address, "no spec to apply")),
     }
 }
 

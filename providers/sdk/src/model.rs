@@ -389,6 +389,18 @@ pub struct DnsSettings {
     /// block; `null` leaves them to the site.
     #[serde(default = "named_options")]
     pub options: Option<NamedOptions>,
+    /// With more than one dns host, the others are secondaries of `nameserver`, fed by zone transfers
+    /// signed with this TSIG key (hmac-sha256). Its secret: a file or the run's environment (base64);
+    /// default: derived from the runner's SSH identity, so every run with that identity makes the same.
+    #[serde(default)]
+    pub transfer_key: Option<ValueSource>,
+    /// Where the TSIG key file goes on every dns host (mode 0640, group named/bind).
+    #[serde(default = "transfer_key_path")]
+    pub transfer_key_path: RemotePath,
+}
+
+fn transfer_key_path() -> RemotePath {
+    RemotePath::known("/etc/named/groundwork.transfer.key")
 }
 
 /// named's options: who it listens to and answers, and where it sends what it does not know.
@@ -476,6 +488,8 @@ impl Default for DnsSettings {
             reload: named_reload(),
             rndc: rndc(),
             options: named_options(),
+            transfer_key: None,
+            transfer_key_path: transfer_key_path(),
         }
     }
 }
