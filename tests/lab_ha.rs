@@ -73,6 +73,23 @@ fn every_infra_role_survives_losing_a_host() {
     let verify = gw(&["verify", env]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
     assert!(verify.stdout.contains(&format!("{vip_ext} (lab_external): held by {first}")), "{}", verify.stdout);
+    // drift says who holds each VIP, and a VIP on both load balancers (split brain) is drift.
+    let drift = gw(&["drift", env, "--json"]);
+    assert_eq!(drift.code, 0, "{}{}", drift.stdout, drift.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&drift.stdout).unwrap();
+    let holders: Vec<&str> =
+        doc["vips"].as_array().unwrap().iter().map(|v| v["holders"][0].as_str().unwrap()).collect();
+    assert_eq!(holders, [first, first], "{}", drift.stdout);
+    in_host_ok(&lab, other, &format!("ip addr add {vip_ext}/24 dev eth0"));
+    let drift = gw(&["drift", env]);
+    in_host_ok(&lab, other, &format!("ip addr del {vip_ext}/24 dev eth0"));
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    let (a, b) = if first < other { (first, other) } else { (other, first) };
+    assert!(
+        drift.stdout.contains(&format!("FAIL {vip_ext} (lab_external): split brain: held by {a} and {b} at once")),
+        "{}",
+        drift.stdout
+    );
     let master = |who: &str| ["m1", "m2", "m3"].iter().any(|m| who == format!("gw{}-{m}", lab.index));
     let before = api_backend(&lab).expect("the API answers through the VIP");
     assert!(master(&before), "the API answered from {before:?}, not a master (never the bootstrap)");

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub last_ok: bool,
     /// Install gates as last probed (gate → passed), when the environment has an openshift section.
     pub gates: BTreeMap<String, bool>,
+    /// Shared VIPs (keepalived): how many load balancers hold each (1 is healthy).
+    pub vip_holders: BTreeMap<String, usize>,
 }
 
 impl Metrics {
@@ -56,6 +58,13 @@ impl Metrics {
                     "groundwork_gate_passed{{environment=\"{env}\",gate=\"{g}\"}} {}\n",
                     *passed as u8
                 ));
+            }
+        }
+        if !self.vip_holders.is_empty() {
+            s.push_str("# HELP groundwork_vip_holders Load balancers holding a shared VIP (1 healthy, 0 down, 2+ split brain).\n");
+            s.push_str("# TYPE groundwork_vip_holders gauge\n");
+            for (vip, n) in &self.vip_holders {
+                s.push_str(&format!("groundwork_vip_holders{{environment=\"{env}\",vip=\"{vip}\"}} {n}\n"));
             }
         }
         s.push_str("# HELP groundwork_drift_resources_total Drifted resources, all providers.\n");
@@ -97,6 +106,9 @@ struct DriftJson<'a> {
     checked_at_unix: f64,
     duration_seconds: f64,
     drifted: usize,
+    /// Shared VIPs and who holds each (absent without keepalived).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    vips: &'a [super::verify::VipHolding],
     #[serde(flatten)]
     plan: render::json::JsonPlan<'a>,
 }
@@ -140,19 +152,32 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     }
     // A gate that stops holding after the install (a master NotReady, an operator Degraded) is worth an alert.
     metrics.gates = plan.gates.iter().map(|g| (g.status.gate.to_string(), g.status.passed)).collect();
+    // The VIPs the load balancers share: exactly one holder each. None or two is no config drift (no
+    // apply fixes it) but breaks what the environment promises, so it is reported as drift.
+    let vips = super::verify::vip_holders(ws).await?;
+    metrics.vip_holders = vips.iter().map(|v| (v.vip.to_string(), v.holders.len())).collect();
+    let vips_broken = vips.iter().any(|v| !v.ok());
     if opts.json {
         let doc = DriftJson {
             checked_at_unix: metrics.last_check_unix,
             duration_seconds: metrics.last_duration,
             drifted: plan.changes.len(),
+            vips: &vips,
             plan: render::json::document(&plan),
         };
         crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         crate::out!("{}", render::text::drift(&plan, stdout_color()));
+        if !vips.is_empty() {
+            crate::outln!("\nVIPs:");
+            for v in &vips {
+                let mark = if v.ok() { "ok  " } else { "FAIL" };
+                crate::outln!("  {mark} {} ({}): {}", v.vip, v.instance, v.describe());
+            }
+        }
     }
     if plan.is_empty() {
-        return Ok(EXIT_OK);
+        return Ok(if vips_broken { EXIT_CHANGES } else { EXIT_OK });
     }
     if !opts.heal {
         return Ok(EXIT_CHANGES);
@@ -251,6 +276,7 @@ mod tests {
             environment: "lab".into(),
             drifted_by_provider: [("bind".to_string(), 0), ("haproxy".to_string(), 2)].into(),
             gates: [("bootstrap-complete".to_string(), true), ("install-complete".to_string(), false)].into(),
+            vip_holders: [("10.88.0.4".to_string(), 2)].into(),
             last_ok: true,
             checks: 3,
             ..Default::default()
@@ -263,6 +289,7 @@ mod tests {
             "groundwork_gate_passed{environment=\"lab\",gate=\"bootstrap-complete\"} 1",
             "groundwork_gate_passed{environment=\"lab\",gate=\"install-complete\"} 0",
             "groundwork_drift_checks_total{environment=\"lab\"} 3",
+            "groundwork_vip_holders{environment=\"lab\",vip=\"10.88.0.4\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }

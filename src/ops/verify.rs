@@ -9,7 +9,6 @@ use super::{Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::error::{Error, Result};
 use groundwork_sdk::model::HostRole;
 use groundwork_sdk::transport::Cmd;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -251,34 +250,8 @@ async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> 
         }
     }
     // Shared VIPs: exactly one load balancer holds each (none: the API is down; two: split brain).
-    let instances = groundwork_keepalived::instances(&ws.loaded.env);
-    if !instances.is_empty() {
-        let mut holders: BTreeMap<std::net::IpAddr, Vec<String>> = BTreeMap::new();
-        for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
-            if is_local(ws, lb) {
-                continue;
-            }
-            let lt = ws.hosts.transport(lb).await?;
-            match groundwork_keepalived::held(lt.as_ref()).await {
-                Ok(held) => {
-                    for i in &instances {
-                        if held.contains(&i.vip) {
-                            holders.entry(i.vip).or_default().push(lb.to_string());
-                        }
-                    }
-                }
-                Err(e) => results.push(Probe::new(false, "vip", format!("{lb}: addresses"), e)),
-            }
-        }
-        for i in &instances {
-            let on = holders.remove(&i.vip).unwrap_or_default();
-            let (ok, detail) = match on.as_slice() {
-                [one] => (true, format!("held by {one}")),
-                [] => (false, "held by no load balancer: nothing answers on it".to_string()),
-                many => (false, format!("split brain: held by {} at once", many.join(" and "))),
-            };
-            results.push(Probe::new(ok, "vip", format!("{} ({})", i.vip, i.name), detail));
-        }
+    for v in vip_holders(ws).await? {
+        results.push(Probe::new(v.ok(), "vip", format!("{} ({})", v.vip, v.instance), v.describe()));
     }
     // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:
     // during an install nodes come and go).
@@ -303,6 +276,69 @@ async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> 
         }
     }
     Ok(())
+}
+
+/// Which load balancers hold a shared VIP now.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VipHolding {
+    pub vip: std::net::IpAddr,
+    pub instance: String,
+    pub holders: Vec<String>,
+    /// lb hosts whose addresses could not be read (they may hold it too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
+}
+
+impl VipHolding {
+    /// Exactly one holder, and every lb host read.
+    pub fn ok(&self) -> bool {
+        self.holders.len() == 1 && self.unread.is_empty()
+    }
+
+    pub fn describe(&self) -> String {
+        let base = match self.holders.as_slice() {
+            [one] => format!("held by {one}"),
+            [] => "held by no load balancer: nothing answers on it".to_string(),
+            many => format!("split brain: held by {} at once", many.join(" and ")),
+        };
+        if self.unread.is_empty() {
+            base
+        } else {
+            format!("{base} ({} could not be read)", self.unread.join(", "))
+        }
+    }
+}
+
+/// The holder of each VIP the load balancers share (keepalived): one `ip -o addr show` per lb host.
+pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
+    let instances = groundwork_keepalived::instances(&ws.loaded.env);
+    let mut out: Vec<VipHolding> = instances
+        .iter()
+        .map(|i| VipHolding { vip: i.vip, instance: i.name.clone(), holders: Vec::new(), unread: Vec::new() })
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
+        if is_local(ws, lb) {
+            continue;
+        }
+        let lt = ws.hosts.transport(lb).await?;
+        match groundwork_keepalived::held(lt.as_ref()).await {
+            Ok(held) => {
+                for v in out.iter_mut().filter(|v| held.contains(&v.vip)) {
+                    v.holders.push(lb.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(host = %lb, error = %e, "reading the host's addresses failed");
+                for v in &mut out {
+                    v.unread.push(lb.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The service table (like the helpernode's `helpernodecheck`): every unit groundwork manages on each
