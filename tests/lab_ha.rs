@@ -144,8 +144,9 @@ fn every_infra_role_survives_losing_a_host() {
 
     // DHCP: the first server stops; the pin is still leased, by the second.
     in_host_ok(&lab, "ns1", "systemctl stop isc-dhcp-server");
-    let (addr, server) = lab.dhcp_lease_and_server("w3").expect("a lease from ns2");
+    let (addr, server, dns) = lab.dhcp_lease_and_server("w3").expect("a lease from ns2");
     assert_eq!((addr.as_str(), server.as_str()), (lab.ip(33).as_str(), lab.ip(7).as_str()));
+    assert_eq!(dns, format!("{},{}", lab.ip(2), lab.ip(7)), "both name servers handed out");
 
     // DNS: the first server stops; the second answers every name, reverse and wildcard.
     in_host_ok(&lab, "ns1", "systemctl stop named");

@@ -261,10 +261,15 @@ impl Lab {
         lease_value(&self.dhcp_lease_file(node)?, "fixed-address ")
     }
 
-    /// The address leased to `node` by a real dhclient, and the server that leased it.
-    pub fn dhcp_lease_and_server(&self, node: &str) -> Option<(String, String)> {
+    /// The address leased to `node` by a real dhclient, the server that leased it, and the name servers
+    /// it handed out.
+    pub fn dhcp_lease_and_server(&self, node: &str) -> Option<(String, String, String)> {
         let leases = self.dhcp_lease_file(node)?;
-        Some((lease_value(&leases, "fixed-address ")?, lease_value(&leases, "option dhcp-server-identifier ")?))
+        Some((
+            lease_value(&leases, "fixed-address ")?,
+            lease_value(&leases, "option dhcp-server-identifier ")?,
+            lease_value(&leases, "option domain-name-servers ")?,
+        ))
     }
 
     /// dhclient's lease file after one run with the node's pinned MAC (None: no lease).
