@@ -20,13 +20,18 @@ pub fn local_commands_allowed() -> bool {
     std::env::var_os("GROUNDWORK_LOCAL_COMMANDS").is_some_and(|v| v == "1")
 }
 
+/// A file's modification time and size (None: not there).
+type FileStamp = Option<(std::time::SystemTime, u64)>;
+
 /// Connections to the environment's hosts, opened lazily and shared by every read and write.
 pub struct Hosts {
     env: Environment,
     env_dir: PathBuf,
     open: Mutex<HashMap<String, Arc<dyn Transport>>>,
     /// The cluster's API client, made on first use; None when no kubeconfig is configured.
-    cluster: tokio::sync::OnceCell<Option<kube::Client>>,
+    /// With the kubeconfig's modification time and size when it was made: a kubeconfig rewritten during
+    /// the run (the installer generating again) gets a new client.
+    cluster: Mutex<Option<(FileStamp, Option<kube::Client>)>>,
     /// Secret content of this run's environment: every context carries it, for apply.
     secrets: groundwork_sdk::Secrets,
 }
@@ -37,7 +42,7 @@ impl Hosts {
             env: env.clone(),
             env_dir: env_dir.to_path_buf(),
             open: Mutex::new(HashMap::new()),
-            cluster: tokio::sync::OnceCell::new(),
+            cluster: Mutex::new(None),
             secrets,
         }
     }
@@ -150,18 +155,24 @@ impl Hosts {
     /// written yet is no client for now, and is looked for again next time.
     pub async fn cluster(&self) -> Result<Option<kube::Client>> {
         let generated = self.env.openshift.as_ref().is_some_and(|o| o.kubeconfig.is_none() && o.installer.is_some());
-        if generated && self.kubeconfig().is_some_and(|p| !p.exists()) {
+        let path = self.kubeconfig();
+        if generated && path.as_ref().is_some_and(|p| !p.exists()) {
             return Ok(None);
         }
-        self.cluster
-            .get_or_try_init(|| async {
-                match self.kubeconfig() {
-                    Some(path) => cluster::client_for(&path, Some(&self.env)).await.map(Some),
-                    None => Ok(None),
-                }
-            })
-            .await
-            .cloned()
+        let stamp =
+            path.as_ref().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| Some((m.modified().ok()?, m.len())));
+        let mut cached = self.cluster.lock().await;
+        if let Some((seen, client)) = cached.as_ref() {
+            if *seen == stamp {
+                return Ok(client.clone());
+            }
+        }
+        let client = match &path {
+            Some(p) => Some(cluster::client_for(p, Some(&self.env)).await?),
+            None => None,
+        };
+        *cached = Some((stamp, client.clone()));
+        Ok(client)
     }
 
     /// The machine that runs groundwork, as a host: a local transport rooted at the environment
