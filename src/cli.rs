@@ -4,25 +4,56 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `90`, `30s`, `15m`, `2h`.
+/// A duration as people write them: `90` (seconds), `30s`, `15m`, `2h`, `1h30m`, `2m30s`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 15m or 2h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?}: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
+    let text = s.trim();
+    let bad = || format!("{s:?} is not a duration like 90s, 15m, 2h or 1h30m");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<u64>().map(Duration::from_secs).map_err(|_| bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            other => return Err(format!("{s:?}: unknown unit {other:?} (ms, s, m, h, d)")),
+        };
+        total = total.saturating_add(part);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
 }
 
+/// The version with the commit it was built from (`0.1.0 (abc1234)`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GROUNDWORK_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
-#[command(name = "groundwork", version, about = "Plan/apply reconciler for OpenShift bare-metal (UPI) infrastructure")]
+#[command(
+    name = "groundwork",
+    version = VERSION,
+    about = "Plan/apply reconciler for OpenShift bare-metal (UPI) infrastructure"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
     pub verbose: u8,
+    /// Only errors in the log, and no progress bars (what is printed as the result stays).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No colour, even on a terminal (as NO_COLOR does).
+    #[arg(long, global = true)]
+    pub no_color: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +79,7 @@ pub enum Command {
     },
     /// Read the actual state and show what apply would change.
     Plan {
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
         /// Machine-readable output (docs/plan-json.md).
@@ -85,8 +117,10 @@ pub enum Command {
     },
     /// Report drift: exit 0 none, 2 drift, 1 error.
     Drift {
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
+        /// Machine-readable report: the plan's JSON with when, how long, how many drifted, and the VIPs.
         #[arg(long)]
         json: bool,
         /// Also write Prometheus metrics to this file (node_exporter textfile format).
@@ -101,6 +135,7 @@ pub enum Command {
         /// Apply the drift-correcting plan (same lock and checks as apply).
         #[arg(long)]
         heal: bool,
+        /// With --heal: wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
         #[arg(long, value_parser = parse_duration)]
         lock_timeout: Option<Duration>,
         #[command(flatten)]
@@ -108,8 +143,10 @@ pub enum Command {
     },
     /// Probe behaviour from a host inside the network: DNS answers, LB frontends, served files, backends.
     Verify {
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
+        /// Machine-readable report: every probe with its status, and the service table.
         #[arg(long)]
         json: bool,
         /// Infra host the probes run on (default: the http host).
@@ -118,12 +155,15 @@ pub enum Command {
     },
     /// Remove a lock left by a job that is gone (only the lock with this id).
     ForceUnlock {
+        /// The lock's id, as plan and apply show it (`lock 189d974040f28aed held by …`).
         id: String,
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
     },
     /// Print the resource graph as DOT.
     Graph {
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
     },
@@ -134,9 +174,16 @@ pub enum Command {
     },
     /// Render a saved plan.
     Show {
+        /// A plan saved with `plan --out`.
         file: PathBuf,
+        /// The plan as JSON (docs/plan-json.md) instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script (e.g. `groundwork completions bash > /etc/bash_completion.d/groundwork`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -144,6 +191,7 @@ pub enum Command {
 pub enum RenderWhat {
     /// install-config.yaml for openshift-install (it holds the pull secret: written to a file only).
     InstallConfig {
+        /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
         /// Where to write it (mode 0600).
@@ -153,4 +201,50 @@ pub enum RenderWhat {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let d = |s: &str| parse_duration(s).unwrap().as_millis();
+        assert_eq!(d("90"), 90_000);
+        assert_eq!(d("90s"), 90_000);
+        assert_eq!(d("15m"), 900_000);
+        assert_eq!(d("1h30m"), 5_400_000);
+        assert_eq!(d("2m30s"), 150_000);
+        assert_eq!(d("500ms"), 500);
+        assert_eq!(d("1d"), 86_400_000);
+        for bad in ["", "m", "1x", "1h30", "-5s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// Every argument of every command says what it is.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                if a.get_id() == "help" || a.get_id() == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "groundwork", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:?}");
+        Cli::command().debug_assert();
+    }
 }

@@ -3,10 +3,11 @@ use groundwork::cli::{Cli, Command, RenderWhat};
 use groundwork::ops;
 use std::process::ExitCode;
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     // kube-client logs every refused connection as an error; while a gate waits for the API that is
     // expected, and the gate's status already says it.
     let default = match verbose {
+        _ if quiet => "error,kube_client=off",
         0 => "warn,kube_client=off",
         1 => "info,kube_client=off",
         _ => "debug",
@@ -66,6 +67,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             groundwork::out!("{}", ops::show::run(&file, json)?);
             ops::EXIT_OK
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "groundwork", &mut out);
+            groundwork::out!("{}", String::from_utf8_lossy(&out));
+            ops::EXIT_OK
+        }
     })
 }
 
@@ -80,7 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.quiet);
+    groundwork::output::set_quiet(cli.quiet);
+    groundwork::output::set_no_color(cli.no_color);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -3,6 +3,28 @@
 //! whose reader went away still finishes, releases its lock and exits with its own status.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static NO_COLOR: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: no progress bars or spinners (results are still printed).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// `--no-color`: as NO_COLOR does.
+pub fn set_no_color(no_color: bool) {
+    NO_COLOR.store(no_color, Ordering::Relaxed);
+}
+
+pub fn no_color() -> bool {
+    NO_COLOR.load(Ordering::Relaxed)
+}
 
 /// Write to stdout; a closed or failing stdout is ignored.
 pub fn stdout(text: &str) {

@@ -37,6 +37,8 @@ fn apply_without_terminal_or_approval_refuses() {
     let run = groundwork(&["apply", env.path().to_str().unwrap()]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("stdin is not a terminal"), "{}", run.stderr);
+    // Refused before planning: no plan in the log.
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(!host_file(env.path(), "bastion", IPXE).exists());
 }
 
@@ -192,4 +194,10 @@ fn target_and_exclude_scope_a_run_and_keep_dependencies() {
     assert!(scoped.stdout.contains("No changes."), "{}", scoped.stdout);
     let all = groundwork(&["plan", e]);
     assert!(all.stdout.contains("- files.file[bastion:/usr/share/nginx/html/rhcos-metal.raw.gz]"), "{}", all.stdout);
+    // A narrowed run says it may be incomplete; a pattern that matches nothing is an error naming it.
+    assert!(scoped.stderr.contains("warning: the run is narrowed by --target/--exclude"), "{}", scoped.stderr);
+    let typo = groundwork(&["plan", e, "--target", "bind.zones*", "--exclude", "haproxy.*"]);
+    assert_eq!(typo.code, 1, "{}{}", typo.stdout, typo.stderr);
+    assert!(typo.stderr.contains("--target \"bind.zones*\" matches no resource"), "{}", typo.stderr);
+    assert!(typo.stdout.is_empty(), "{}", typo.stdout);
 }

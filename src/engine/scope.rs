@@ -41,6 +41,21 @@ impl Matcher {
         self.targets.as_ref().is_none_or(|t| t.is_match(&s)) && !self.excludes.as_ref().is_some_and(|x| x.is_match(&s))
     }
 
+    /// The patterns that match none of `resources` (a typo would otherwise narrow a run to nothing).
+    pub fn unmatched(targets: &[String], excludes: &[String], resources: &[Resource]) -> Result<Vec<String>> {
+        let addresses: Vec<String> = resources.iter().map(|r| r.address.to_string()).collect();
+        let mut out = Vec::new();
+        for (flag, patterns) in [("--target", targets), ("--exclude", excludes)] {
+            for p in patterns {
+                let one = set(std::slice::from_ref(p))?;
+                if !one.is_some_and(|g| addresses.iter().any(|a| g.is_match(a))) {
+                    out.push(format!("{flag} {p:?}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The resources in scope, and a note for every dependency pulled in.
     pub fn select(&self, resources: &[Resource]) -> (Vec<Resource>, Vec<String>) {
         if self.is_everything() {

@@ -30,6 +30,10 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     if super::show::is_plan_file(target) {
         return apply_saved(target, opts).await;
     }
+    // Nobody can answer: refuse before anything is read or printed (a CI log gets one line, not a plan).
+    if !opts.auto_approve && !std::io::stdin().is_terminal() {
+        return Err(no_terminal());
+    }
     let ws = Workspace::open(target)?.scope(&opts.scope)?;
     // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
     // plan again under the lock: what is applied is what the lock holder saw.
@@ -303,11 +307,16 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
     }
 }
 
+fn no_terminal() -> Error {
+    Error::Usage(
+        "refusing to apply without confirmation: stdin is not a terminal (use --auto-approve or apply a saved plan)"
+            .into(),
+    )
+}
+
 fn confirm() -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "refusing to apply without confirmation: stdin is not a terminal (use --auto-approve or apply a saved plan)".into(),
-        ));
+        return Err(no_terminal());
     }
     crate::out!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
     std::io::stdout().flush().ok();
@@ -320,7 +329,7 @@ fn confirm() -> Result<bool> {
 }
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || crate::output::quiet() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new_spinner();
@@ -330,7 +339,7 @@ fn spinner(message: &str) -> indicatif::ProgressBar {
 }
 
 fn progress(n: usize) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || crate::output::quiet() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(n as u64);

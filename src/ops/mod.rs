@@ -77,6 +77,20 @@ impl Workspace {
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
     pub fn scope(mut self, scope: &Scope) -> Result<Workspace> {
         let matcher = crate::engine::scope::Matcher::new(&scope.targets, &scope.excludes)?;
+        let unmatched = crate::engine::scope::Matcher::unmatched(&scope.targets, &scope.excludes, &self.desired)?;
+        if !unmatched.is_empty() {
+            return Err(crate::error::Error::Usage(format!(
+                "{} matches no resource of this environment (addresses look like \
+                 haproxy.config[lb1:/etc/haproxy/haproxy.cfg]; `groundwork graph` lists them)",
+                unmatched.join(" and ")
+            )));
+        }
+        if !scope.targets.is_empty() || !scope.excludes.is_empty() {
+            crate::errln!(
+                "warning: the run is narrowed by --target/--exclude: what it shows may be incomplete, and \
+                 changes outside it are neither planned nor applied"
+            );
+        }
         let (kept, notes) = matcher.select(&self.desired);
         for n in notes {
             crate::errln!("note: {n}");

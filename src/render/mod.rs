@@ -5,5 +5,5 @@ pub mod text;
 
 /// Colour only on a terminal, and never with NO_COLOR set.
 pub fn use_color(is_terminal: bool) -> bool {
-    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    is_terminal && !crate::output::no_color() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
