@@ -54,7 +54,7 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     // Before anything: the API is not reachable through the LB, and the plan says so.
     let plan = groundwork(&["plan", env, "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}{}", plan.stdout, plan.stderr);
-    assert!(plan.stdout.contains("bootstrap-complete  API not answering"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("bootstrap-complete  waiting: the API is not reachable yet ("), "{}", plan.stdout);
     assert!(plan.stdout.contains("waiting on it: 7 resource(s)"), "{}", plan.stdout);
 
     // A gate that times out stops the run; what is behind it is not applied.

@@ -206,7 +206,7 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                                 if reported.insert(d.name.clone()) {
                                     bar.suspend(|| match &d.verdict {
                                         Verdict::Approve { node } => {
-                                            crate::outln!("  approved CSR {} for {node}", d.name)
+                                            crate::outln!("  approved CSR {} ({}) for {node}", d.name, d.kind)
                                         }
                                         Verdict::Refuse(_) => crate::outln!("  {}", d.describe()),
                                     });

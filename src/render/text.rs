@@ -240,7 +240,8 @@ mod tests {
     fn a_plan_with_nothing_to_do_now_lists_the_gates_and_what_waits() {
         let mut workers = gate(Gate::WorkersJoined, false, "4 of 5 Ready: i2.lab.example.test has no Node");
         workers.status.notes =
-            vec!["CSR csr-x from system:serviceaccount:default:intruder refused: not the node-bootstrapper".into()];
+            vec!["CSR csr-x (client) from system:serviceaccount:default:intruder refused: not the node-bootstrapper"
+                .into()];
         let mut install = gate(Gate::InstallComplete, false, "waits for workers-joined");
         install.blocked = vec![Address::new("cluster", "node", None, "i1.lab.example.test")];
         let plan = Plan {

@@ -440,8 +440,15 @@ fn record_line(r: &Record) -> String {
 
 /// Record-level view: `+ A w4… 10.88.0.34`, `- …`, `~ A m1… 10.88.0.21 → 10.88.0.25`.
 pub fn record_details(before: &BTreeSet<Record>, after: &BTreeSet<Record>) -> Vec<Detail> {
-    let removed: Vec<&Record> = before.difference(after).collect();
-    let added: Vec<&Record> = after.difference(before).collect();
+    // In the zone's own order: names label by label from the right, numbers as numbers (PTR 9 before
+    // PTR 10, as addresses), not as text.
+    let order = |v: &mut Vec<&Record>| {
+        v.sort_by(|a, b| (zone::name_key(&a.name), &a.rtype).cmp(&(zone::name_key(&b.name), &b.rtype)))
+    };
+    let mut removed: Vec<&Record> = before.difference(after).collect();
+    let mut added: Vec<&Record> = after.difference(before).collect();
+    order(&mut removed);
+    order(&mut added);
     let mut out = Vec::new();
     let mut paired: BTreeSet<&Record> = BTreeSet::new();
     for r in &removed {
@@ -758,6 +765,18 @@ mod tests {
             reload: vec![],
             keep: keep.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn ptr_details_come_in_address_order() {
+        let ptr = |last: u8| Record {
+            name: format!("{last}.0.88.10.in-addr.arpa"),
+            rtype: "PTR".into(),
+            value: format!("n{last}.lab.test"),
+        };
+        let after: BTreeSet<Record> = [ptr(100), ptr(21), ptr(9)].into_iter().collect();
+        let lines: Vec<String> = record_details(&BTreeSet::new(), &after).into_iter().map(|d| d.text).collect();
+        assert_eq!(lines, ["PTR 9 → n9.lab.test", "PTR 21 → n21.lab.test", "PTR 100 → n100.lab.test"]);
     }
 
     #[test]

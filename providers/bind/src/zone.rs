@@ -352,7 +352,7 @@ fn relative(name: &str, origin: &str) -> String {
 }
 
 /// Sort key that orders numeric labels by value (PTR 2 before PTR 10), reading names from the root.
-fn name_key(name: &str) -> Vec<(u64, String)> {
+pub(crate) fn name_key(name: &str) -> Vec<(u64, String)> {
     name.rsplit('.').map(|l| (l.parse::<u64>().unwrap_or(u64::MAX), l.to_string())).collect()
 }
 

@@ -52,7 +52,14 @@ fn misnamed(name: &str, ip: &str, other: &str) -> String {
 pub async fn probe(client: &Client, env: &Environment, gate: Gate) -> GateStatus {
     match probe_inner(client, env, gate).await {
         Ok(s) => s,
-        Err(e) => status(gate, false, format!("API not answering: {}", error_chain(&e))),
+        // The API said no (401, 403, 5xx): its own words. Anything else is the API not there yet — before
+        // the load balancer exists, or while the bootstrap starts — which is what waiting looks like.
+        Err(kube::Error::Api(ae)) => status(gate, false, format!("the API answered {}: {}", ae.code, ae.message)),
+        Err(e) => status(
+            gate,
+            false,
+            format!("waiting: the API is not reachable yet ({})", error_chain(&e).trim_start_matches("ServiceError: ")),
+        ),
     }
 }
 
@@ -266,14 +273,26 @@ async fn ready_nodes(client: &Client) -> Result<BTreeSet<String>, kube::Error> {
 pub struct CsrDecision {
     pub name: String,
     pub requestor: String,
+    /// `client` (kubelet's client certificate), `serving` (its serving certificate), or the signer.
+    pub kind: String,
     pub verdict: Verdict,
+}
+
+/// What a CSR is for, by its signer.
+pub fn csr_kind(signer: &str) -> String {
+    match signer {
+        csr::CLIENT_SIGNER => "client".into(),
+        csr::SERVING_SIGNER => "serving".into(),
+        other => other.to_string(),
+    }
 }
 
 impl CsrDecision {
     pub fn describe(&self) -> String {
+        let (name, kind, from) = (&self.name, &self.kind, &self.requestor);
         match &self.verdict {
-            Verdict::Approve { node } => format!("CSR {} from {} for {node}: approve", self.name, self.requestor),
-            Verdict::Refuse(reason) => format!("CSR {} from {} refused: {reason}", self.name, self.requestor),
+            Verdict::Approve { node } => format!("CSR {name} ({kind}) from {from} for {node}: approve"),
+            Verdict::Refuse(reason) => format!("CSR {name} ({kind}) from {from} refused: {reason}"),
         }
     }
 }
@@ -337,7 +356,7 @@ pub async fn review_csrs(
             }
             book.record(node, &spec.signer_name, &name);
         }
-        out.push(CsrDecision { name, requestor, verdict });
+        out.push(CsrDecision { name, requestor, kind: csr_kind(&spec.signer_name), verdict });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
