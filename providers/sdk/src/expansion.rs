@@ -223,6 +223,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_credential_written_after_loading_is_refused_too() {
+        // The installer writes auth/kubeconfig during the run: refused by the path it will have.
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir_all(&env).unwrap();
+        let kubeconfig = env.join("installdir/auth/kubeconfig");
+        let inputs = Inputs::new(&env, &[], &[(kubeconfig.clone(), "kubeconfig")], 1024).unwrap();
+        std::fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+        std::fs::write(&kubeconfig, "apiVersion: v1").unwrap();
+        let e = inputs.read_text("installdir/auth/kubeconfig").unwrap_err().to_string();
+        assert!(e.contains("is the runner's kubeconfig"), "{e}");
+        std::fs::write(env.join("installdir/bootstrap.ign"), "{}").unwrap();
+        assert!(inputs.read_text("installdir/bootstrap.ign").is_ok());
+    }
+
+    #[test]
     fn inputs_are_confined_regular_capped_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("env");
