@@ -62,6 +62,18 @@ fn every_infra_role_survives_losing_a_host() {
     let plan = gw(&["plan", env, "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
     let (vip_ext, vip_int) = (lab.ip(4), lab.ip(6));
+    // Zone transfers are asynchronous: wait for ns2 to serve the primary's serial before verify looks.
+    let soa = |server: &str| {
+        let out = Command::new("dig")
+            .args([&format!("@{server}"), "+short", "+time=1", "+tries=1", "lab.example.test", "SOA"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2).map(str::to_string)
+    };
+    let transferred = until("ns2 to serve the zone", Duration::from_secs(30), || {
+        soa(&lab.ip(7)).is_some() && soa(&lab.ip(7)) == soa(&lab.ip(2))
+    });
+    eprintln!("ns2 served the primary's serial {transferred:?} after the apply");
 
     // One holder for each VIP, and verify says which.
     until("a load balancer to take the VIPs", Duration::from_secs(20), || {

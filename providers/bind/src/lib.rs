@@ -402,6 +402,15 @@ pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) 
         let conf_addr = Address::new(PROVIDER, "stanzas", Some(host), dns.zones_conf.to_string());
         let mut r = Resource::new(conf_addr.clone(), conf)?;
         r.depends_on = zone_addrs;
+        if secondary {
+            // A secondary asks for its zones as soon as it loads them; the primary must serve them by
+            // then, or the first transfer fails and waits out the SOA retry (15 min).
+            let primary_conf = match &dns.named_conf {
+                Some(nc) => Address::new(PROVIDER, "include", Some(ns_host.as_str()), nc.to_string()),
+                None => Address::new(PROVIDER, "stanzas", Some(ns_host.as_str()), dns.zones_conf.to_string()),
+            };
+            r.depends_on.push(primary_conf);
+        }
         out.push(r);
         let mut options_addr = None;
         if let (Some(o), Some(h)) = (&dns.options, env.hosts.get(host.as_str())) {
