@@ -35,11 +35,13 @@ T
 
 # sshd: own host key, key-only root login.
 install -m 0600 "$hostdir/ssh_host_ed25519_key" /etc/ssh/gwlab_host_ed25519_key
+install -m 0644 "$hostdir/ssh_host_ed25519_key-cert.pub" /etc/ssh/gwlab_host_ed25519_key-cert.pub
 install -m 0644 "$hostdir/authorized_keys" /etc/ssh/gwlab_authorized_keys
 cat > /etc/ssh/gwlab_sshd_config <<CFG
 ListenAddress $ip
 Port 22
 HostKey /etc/ssh/gwlab_host_ed25519_key
+HostCertificate /etc/ssh/gwlab_host_ed25519_key-cert.pub
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no

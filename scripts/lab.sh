@@ -7,6 +7,7 @@
 #   scripts/lab.sh sim-stop               stop it
 #   scripts/lab.sh vm NAME MAC FIRMWARE   a QEMU machine on the bridge that PXE-boots (bios, uefi, uefi-norom)
 #   scripts/lab.sh vm-stop NAME | vm-probe  end one; say whether VMs can run here at all
+#   scripts/lab.sh jump-only [HOST...]    ssh on HOSTs reachable only through the bastion (none: lift it)
 #
 # Infra hosts (bastion, ns1, lb1, and dns0: the site's intranet DNS, outside the inventory) get their own
 # network, mount, UTS and PID namespaces, their own view of /etc, /var, /srv, ... and their own sshd; node
@@ -108,6 +109,10 @@ up() {
   mkdir -p "$state/hosts"
   chmod 0755 "$state"
   ssh-keygen -q -t ed25519 -N '' -C "groundwork-lab-$idx" -f "$state/id_ed25519"
+  # A host certificate authority: every infra host's key is also signed by it (sshd offers the
+  # certificate only to clients that ask for one), and known_hosts_ca trusts it for the lab's network.
+  ssh-keygen -q -t ed25519 -N '' -C "groundwork-lab-$idx-ca" -f "$state/ssh_ca"
+  echo "@cert-authority $net.* $(cut -d' ' -f1,2 "$state/ssh_ca.pub")" > "$state/known_hosts_ca"
   openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=groundwork-lab-node" \
     -keyout "$state/node.key" -out "$state/node.crt" 2>/dev/null
   cat "$state/node.crt" "$state/node.key" > "$state/node.pem"
@@ -136,6 +141,7 @@ S
     [ "$h" = lb1 ] && [ "$ha" != 1 ] && ip -n "$pfx$h" addr add "$lb_external/24" dev eth0
     local hd="$state/hosts/$h"; mkdir -p "$hd"
     ssh-keygen -q -t ed25519 -N '' -C "$h" -f "$hd/ssh_host_ed25519_key"
+    ssh-keygen -q -s "$state/ssh_ca" -I "$h" -h -n "$ip,$h" -V -5m:+30d "$hd/ssh_host_ed25519_key.pub"
     cp "$state/id_ed25519.pub" "$hd/authorized_keys"
     echo "$ip $(cut -d' ' -f1,2 "$hd/ssh_host_ed25519_key.pub")" >> "$state/known_hosts"
     ip netns exec "$pfx$h" unshare --mount --uts --pid --fork --mount-proc \
@@ -392,6 +398,31 @@ sim_stop() {
   rm -f "$state/sim.pid" "$state/kubeconfig"
 }
 
+# ProxyJump for real: `jump-only HOST...` makes the hosts' sshd unreachable from the machine running the
+# lab (the bridge address .1) while the bastion (and every other lab host) still reaches it; `jump-only`
+# with no host lifts it everywhere. An nftables table of the host's own network namespace, so firewalld's
+# tables there are untouched.
+jump_only() {
+  is_running || { log "lab is not up"; return 1; }
+  local e h
+  for e in "${infra[@]}"; do
+    read -r h _ <<<"$e"
+    ip netns exec "$pfx$h" nft delete table inet gwlab_jump 2>/dev/null || true
+  done
+  for h in "$@"; do
+    ns_exists "$pfx$h" || { log "no lab host $h"; return 2; }
+    ip netns exec "$pfx$h" nft -f - <<NFT
+table inet gwlab_jump {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    ip saddr $net.1 tcp dport 22 reject with tcp reset
+  }
+}
+NFT
+  done
+  [ $# -eq 0 ] || log "ssh on $* answers only from inside the lab (the bastion), not from $net.1"
+}
+
 # Print paths for environments/lab (sourced by tests and the demo).
 env_vars() {
   echo "GW_LAB_NET=$net"
@@ -412,5 +443,6 @@ case "${1:-}" in
   vm-stop) shift; vm_stop "${1:?usage: lab.sh vm-stop NAME}" ;;
   vm-probe) vm_probe ;;
   reboot) shift; reboot_host "${1:?usage: lab.sh reboot HOST}" ;;
-  *) echo "usage: $0 up|down|status|env|sim BINARY|sim-stop|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe|reboot HOST" >&2; exit 2 ;;
+  jump-only) shift; jump_only "$@" ;;
+  *) echo "usage: $0 up|down|status|env|sim BINARY|sim-stop|vm NAME MAC FIRMWARE|vm-stop NAME|vm-probe|reboot HOST|jump-only [HOST...]" >&2; exit 2 ;;
 esac

@@ -54,6 +54,13 @@ pub struct Cli {
     /// No colour, even on a terminal (as NO_COLOR does).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// OpenSSH client config to read instead of the environment's `ssh.config` or ~/.ssh/config
+    /// (`none`: read none), as `ssh -F`.
+    #[arg(short = 'F', long, global = true, value_name = "FILE", env = "GROUNDWORK_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// kubeconfig context to use instead of `openshift.context` or the current-context, as `kubectl --context`.
+    #[arg(long, global = true, value_name = "NAME", env = "GROUNDWORK_CONTEXT")]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -91,6 +91,13 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     groundwork::output::set_quiet(cli.quiet);
     groundwork::output::set_no_color(cli.no_color);
+    // `-F` is relative to where groundwork runs, unlike the inventory's paths (relative to the environment).
+    let ssh_config =
+        cli.ssh_config.clone().map(|p| if p.as_os_str() == "none" { p } else { std::path::absolute(&p).unwrap_or(p) });
+    groundwork::config::load::set_overrides(groundwork::config::load::Overrides {
+        ssh_config,
+        kube_context: cli.context.clone(),
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

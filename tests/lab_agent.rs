@@ -41,8 +41,31 @@ fn authenticates_with_a_key_held_by_ssh_agent() {
     };
     let with_agent = run(Some(&sock));
     let without = run(None);
+
+    // A passphrase-protected copy of the key as the identity: used through the agent that holds the
+    // key; without an agent it is named as skipped, never passed over silently.
+    let locked = home.path().join("locked_key");
+    std::fs::copy(lab.state().join("id_ed25519"), &locked).unwrap();
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "correct horse", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, text.replace("ssh:\n", &format!("ssh:\n  identity: {}\n", locked.display()))).unwrap();
+    let locked_with_agent = run(Some(&sock));
+    let locked_without = run(None);
     // The agent holds the only key: with it the plan runs, without it authentication fails.
     let _ = Command::new("kill").arg(pid.trim()).status();
+    assert!(locked_with_agent.status.success(), "{}", String::from_utf8_lossy(&locked_with_agent.stderr));
+    let err = String::from_utf8_lossy(&locked_without.stderr)
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!locked_without.status.success());
+    assert!(err.contains("protected by a passphrase and no ssh-agent holds it") && err.contains("locked_key"), "{err}");
     assert!(with_agent.status.success(), "{}", String::from_utf8_lossy(&with_agent.stderr));
     assert!(String::from_utf8_lossy(&with_agent.stdout).contains("to add"));
     assert!(!without.status.success());

@@ -74,7 +74,7 @@ async fn host_keys_are_verified() {
     // Unknown: refused, saying so.
     let empty = dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
-    let t = SshTransport::new("bastion", SshOptions { known_hosts: empty.clone(), ..options(&lab, "bastion") });
+    let t = SshTransport::new("bastion", SshOptions { known_hosts: vec![empty.clone()], ..options(&lab, "bastion") });
     match t.exec(&Cmd::new("true")).await {
         Err(TransportError::UnknownHostKey { host, fingerprint }) => {
             assert_eq!(host, "bastion");
@@ -85,12 +85,12 @@ async fn host_keys_are_verified() {
     // Accepting new keys records it, and the next connection verifies against the record.
     let t = SshTransport::new(
         "bastion",
-        SshOptions { known_hosts: empty.clone(), accept_new_host_keys: true, ..options(&lab, "bastion") },
+        SshOptions { known_hosts: vec![empty.clone()], accept_new_host_keys: true, ..options(&lab, "bastion") },
     );
     t.exec(&Cmd::new("true")).await.unwrap();
     let recorded = std::fs::read_to_string(&empty).unwrap();
     assert!(recorded.contains("ssh-ed25519"), "{recorded}");
-    let t = SshTransport::new("bastion", SshOptions { known_hosts: empty.clone(), ..options(&lab, "bastion") });
+    let t = SshTransport::new("bastion", SshOptions { known_hosts: vec![empty.clone()], ..options(&lab, "bastion") });
     t.exec(&Cmd::new("true")).await.unwrap();
 
     // Changed: ns1's key recorded under bastion's address is a mismatch, refused even when new keys
@@ -101,11 +101,76 @@ async fn host_keys_are_verified() {
     std::fs::write(&forged, ns1_key.replacen(&lab.host_ip("ns1"), &lab.host_ip("bastion"), 1) + "\n").unwrap();
     let t = SshTransport::new(
         "bastion",
-        SshOptions { known_hosts: forged, accept_new_host_keys: true, ..options(&lab, "bastion") },
+        SshOptions { known_hosts: vec![forged], accept_new_host_keys: true, ..options(&lab, "bastion") },
     );
     match t.exec(&Cmd::new("true")).await {
         Err(e @ TransportError::HostKeyMismatch { .. }) => assert!(e.to_string().contains("CHANGED"), "{e}"),
         other => panic!("expected a host key mismatch, got {other:?}"),
+    }
+}
+
+/// `@cert-authority`: the lab's sshd offers a host certificate signed by the lab's CA; a known_hosts
+/// holding only the CA line trusts every lab host, and `@revoked` (the CA, or one host's key) refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_certificates_and_revocations() {
+    let lab = Lab::up(BASE, &NEXT);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_only = lab.state().join("known_hosts_ca");
+    for host in ["bastion", "ns1", "lb1"] {
+        let t = SshTransport::new(host, SshOptions { known_hosts: vec![ca_only.clone()], ..options(&lab, host) });
+        let out = t.exec(&Cmd::new("hostname")).await.unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(out.stdout_str().trim(), host);
+    }
+    // The real OpenSSH client agrees with that file (the certificate is what is verified).
+    let ssh = std::process::Command::new("ssh")
+        .args(["-i", lab.state().join("id_ed25519").to_str().unwrap(), "-o", "BatchMode=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", ca_only.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"])
+        .arg(format!("root@{}", lab.host_ip("lb1")))
+        .arg("hostname")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ssh.stdout).trim(), "lb1", "{}", String::from_utf8_lossy(&ssh.stderr));
+
+    // A second file may revoke: the CA itself ...
+    let ca_pub = std::fs::read_to_string(lab.state().join("ssh_ca.pub")).unwrap();
+    let revoke_ca = dir.path().join("revoke_ca");
+    std::fs::write(&revoke_ca, format!("@revoked * {ca_pub}")).unwrap();
+    let t = SshTransport::new(
+        "lb1",
+        SshOptions {
+            known_hosts: vec![ca_only.clone(), revoke_ca],
+            accept_new_host_keys: true,
+            ..options(&lab, "lb1")
+        },
+    );
+    match t.exec(&Cmd::new("true")).await {
+        Err(e @ TransportError::HostKeyMismatch { .. }) => assert!(e.to_string().contains("REVOKED"), "{e}"),
+        other => panic!("expected a revoked key, got {other:?}"),
+    }
+    // ... or one host's key: that host is refused, the others still trusted through the CA.
+    let lb1_key = std::fs::read_to_string(lab.state().join("hosts/lb1/ssh_host_ed25519_key.pub")).unwrap();
+    let revoke_lb1 = dir.path().join("revoke_lb1");
+    std::fs::write(&revoke_lb1, format!("@revoked * {lb1_key}")).unwrap();
+    let with = |host: &str| {
+        SshTransport::new(
+            host,
+            SshOptions { known_hosts: vec![ca_only.clone(), revoke_lb1.clone()], ..options(&lab, host) },
+        )
+    };
+    assert!(matches!(with("lb1").exec(&Cmd::new("true")).await, Err(TransportError::HostKeyMismatch { .. })));
+    with("ns1").exec(&Cmd::new("true")).await.unwrap();
+
+    // A CA line for another network does not vouch; the error names the files read.
+    let elsewhere = dir.path().join("ca_elsewhere");
+    std::fs::write(&elsewhere, format!("@cert-authority 192.0.2.* {ca_pub}")).unwrap();
+    let t = SshTransport::new("lb1", SshOptions { known_hosts: vec![elsewhere.clone()], ..options(&lab, "lb1") });
+    match t.exec(&Cmd::new("true")).await {
+        Err(e @ TransportError::UnknownHostKey { .. }) => {
+            assert!(e.to_string().contains(&elsewhere.display().to_string()), "{e}")
+        }
+        other => panic!("expected an unknown host key, got {other:?}"),
     }
 }
 
@@ -120,7 +185,7 @@ async fn auth_failure_and_unreachable_are_distinct() {
         .status()
         .unwrap();
     assert!(st.success());
-    let t = SshTransport::new("bastion", SshOptions { identity: Some(key), ..options(&lab, "bastion") });
+    let t = SshTransport::new("bastion", SshOptions { identities: vec![key], ..options(&lab, "bastion") });
     assert!(matches!(t.exec(&Cmd::new("true")).await, Err(TransportError::Auth { .. })));
     // Nothing listens on port 2222 of the lab host: refused at once.
     let t = SshTransport::new("bastion", SshOptions { port: 2222, ..options(&lab, "bastion") });

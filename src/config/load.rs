@@ -97,6 +97,37 @@ pub struct Loaded {
     pub inputs: groundwork_sdk::Inputs,
 }
 
+/// What the command line says over the inventory for this run (`-F`, `--context`): set once by the binary.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// The OpenSSH client config to read (absolute, or `none`).
+    pub ssh_config: Option<PathBuf>,
+    /// The kubeconfig context.
+    pub kube_context: Option<String>,
+}
+
+static OVERRIDES: std::sync::OnceLock<Overrides> = std::sync::OnceLock::new();
+
+/// Set the run's overrides (the first call wins: one run, one command line).
+pub fn set_overrides(o: Overrides) {
+    let _ = OVERRIDES.set(o);
+}
+
+fn overrides() -> Overrides {
+    OVERRIDES.get().cloned().unwrap_or_default()
+}
+
+impl Overrides {
+    fn apply(&self, env: &mut Environment) {
+        if let Some(p) = &self.ssh_config {
+            env.ssh.config = Some(p.display().to_string());
+        }
+        if let (Some(c), Some(os)) = (&self.kube_context, env.openshift.as_mut()) {
+            os.context = Some(c.clone());
+        }
+    }
+}
+
 /// `~/x` → $HOME/x; relative paths resolve from the environment directory.
 pub fn local_path(env_dir: &Path, p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
@@ -120,6 +151,11 @@ fn credentials(env: &Environment, dir: &Path) -> Vec<(PathBuf, &'static str)> {
     ];
     if let Some(id) = &env.ssh.identity {
         out.push((local_path(dir, id), "SSH identity"));
+    }
+    // IdentityFile lines of the ssh config (a config that does not parse is reported when connecting).
+    let ssh_config = crate::transport::ssh_config::configured_path(env, dir);
+    if let Ok(c) = crate::transport::ssh_config::ClientConfig::load(ssh_config.as_deref(), &home()) {
+        out.extend(c.identity_files().into_iter().map(|p| (p, "SSH identity")));
     }
     if let Some(k) = env.openshift.as_ref().and_then(|o| o.kubeconfig.as_ref()) {
         out.push((local_path(dir, k), "kubeconfig"));
@@ -274,6 +310,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         services: merged.services.unwrap_or_default(),
         phase: Default::default(),
     };
+    let mut env = env;
+    overrides().apply(&mut env);
     // The cluster names the environment: its ownership records and plans are keyed by it.
     let name = env.cluster.name.to_string();
     let files = env.files.as_ref();

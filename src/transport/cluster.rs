@@ -4,20 +4,89 @@
 use crate::error::{Error, Result};
 use groundwork_sdk::model::Environment;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where the cluster's credentials come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KubeSource {
+    /// kubeconfig files, merged in order as kubectl merges a `KUBECONFIG` list (the first file to set a
+    /// value wins).
+    Files(Vec<PathBuf>),
+    /// The pod's service account (token and CA under /var/run/secrets/kubernetes.io/serviceaccount,
+    /// KUBERNETES_SERVICE_HOST/PORT): the drift CronJob of docs/ci.md.
+    InCluster,
+}
+
+impl KubeSource {
+    /// `KUBECONFIG` as kubectl reads it (colon-separated, empty entries skipped); else in-cluster when
+    /// running in a pod; else nothing.
+    pub fn from_process_env() -> Option<KubeSource> {
+        let files: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+            .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+            .unwrap_or_default();
+        if !files.is_empty() {
+            return Some(KubeSource::Files(files));
+        }
+        let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+            && Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists();
+        in_pod.then_some(KubeSource::InCluster)
+    }
+
+    /// Modification times and sizes of the files: a rewritten kubeconfig gets a new client.
+    pub fn stamp(&self) -> Vec<Option<(std::time::SystemTime, u64)>> {
+        match self {
+            KubeSource::Files(files) => files
+                .iter()
+                .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+                .collect(),
+            KubeSource::InCluster => Vec::new(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            KubeSource::Files(f) => {
+                format!("kubeconfig {}", f.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
+            }
+            KubeSource::InCluster => "in-cluster config".into(),
+        }
+    }
+}
+
 pub async fn client(kubeconfig: &Path) -> Result<kube::Client> {
-    client_for(kubeconfig, None).await
+    client_for(&KubeSource::Files(vec![kubeconfig.to_path_buf()]), None, None).await
 }
 
 /// A client for the environment's cluster: its own API names are reached at the inventory's VIPs.
-pub async fn client_for(kubeconfig: &Path, env: Option<&Environment>) -> Result<kube::Client> {
-    let err = |m: String| Error::Cluster { message: format!("kubeconfig {}: {m}", kubeconfig.display()) };
-    let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| err(e.to_string()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| err(e.to_string()))?;
+pub async fn client_for(source: &KubeSource, context: Option<&str>, env: Option<&Environment>) -> Result<kube::Client> {
+    let err = |m: String| Error::Cluster { message: format!("{}: {m}", source.describe()) };
+    let mut config = match source {
+        KubeSource::Files(files) => {
+            let mut merged: Option<Kubeconfig> = None;
+            for f in files {
+                // kubectl skips a listed file that does not exist; one that is there must parse.
+                if !f.exists() && files.len() > 1 {
+                    continue;
+                }
+                let kc = Kubeconfig::read_from(f).map_err(|e| err(format!("{}: {e}", f.display())))?;
+                merged = Some(match merged {
+                    None => kc,
+                    Some(m) => m.merge(kc).map_err(|e| err(e.to_string()))?,
+                });
+            }
+            let kc = merged.ok_or_else(|| err("none of the files exists".into()))?;
+            if let Some(c) = context {
+                if !kc.contexts.iter().any(|n| n.name == c) {
+                    let known: Vec<&str> = kc.contexts.iter().map(|n| n.name.as_str()).collect();
+                    return Err(err(format!("no context {c:?} (it has: {})", known.join(", "))));
+                }
+            }
+            let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+            kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| err(e.to_string()))?
+        }
+        KubeSource::InCluster => kube::Config::incluster().map_err(|e| err(e.to_string()))?,
+    };
     if let Some((url, name)) = env.and_then(|env| through_inventory(&config.cluster_url, env)) {
         config.cluster_url = url;
         config.tls_server_name = config.tls_server_name.or(Some(name));

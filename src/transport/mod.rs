@@ -1,7 +1,9 @@
 //! Transports to infra hosts: one per host per run, created on first use and reused.
 
 pub mod cluster;
+pub mod known_hosts;
 pub mod ssh;
+pub mod ssh_config;
 mod tcp;
 
 use crate::error::{Error, Result};
@@ -20,14 +22,19 @@ pub fn local_commands_allowed() -> bool {
     std::env::var_os("GROUNDWORK_LOCAL_COMMANDS").is_some_and(|v| v == "1")
 }
 
-/// A file's modification time and size (None: not there).
-type FileStamp = Option<(std::time::SystemTime, u64)>;
+/// The kubeconfig files' modification times and sizes (None: no source).
+type FileStamp = Option<Vec<Option<(std::time::SystemTime, u64)>>>;
 
 /// Connections to the environment's hosts, opened lazily and shared by every read and write.
 pub struct Hosts {
     env: Environment,
     env_dir: PathBuf,
     open: Mutex<HashMap<String, Arc<dyn Transport>>>,
+    /// SSH connections by endpoint (user, address, port, jumps): a jump host shared by several hosts,
+    /// or also declared as a host, is one connection.
+    ssh: std::sync::Mutex<HashMap<String, Arc<ssh::SshTransport>>>,
+    /// The OpenSSH client config, parsed on first use.
+    ssh_config: std::sync::OnceLock<std::result::Result<ssh_config::ClientConfig, String>>,
     /// The cluster's API client, made on first use; None when no kubeconfig is configured.
     /// With the kubeconfig's modification time and size when it was made: a kubeconfig rewritten during
     /// the run (the installer generating again) gets a new client.
@@ -42,6 +49,8 @@ impl Hosts {
             env: env.clone(),
             env_dir: env_dir.to_path_buf(),
             open: Mutex::new(HashMap::new()),
+            ssh: std::sync::Mutex::new(HashMap::new()),
+            ssh_config: std::sync::OnceLock::new(),
             cluster: Mutex::new(None),
             secrets,
         }
@@ -70,29 +79,69 @@ impl Hosts {
                 })?;
                 Arc::new(LocalTransport::new(host, self.local_root(host, root)?))
             }
-            TransportKind::Ssh => Arc::new(ssh::SshTransport::new(host, self.ssh_options(h))),
+            TransportKind::Ssh => {
+                let e = self.endpoint(host, h)?;
+                self.ssh_transport(&e)
+            }
         };
         open.insert(host.to_string(), t.clone());
         Ok(t)
     }
 
-    fn ssh_options(&self, h: &groundwork_sdk::model::Host) -> ssh::SshOptions {
+    /// Where and how an inventory host is reached, the ssh config applied.
+    pub fn endpoint(&self, host: &str, h: &groundwork_sdk::model::Host) -> Result<ssh_config::Endpoint> {
+        let err = |message: String| Error::Host { host: host.into(), message };
+        let config = self
+            .ssh_config
+            .get_or_init(|| {
+                let path = ssh_config::configured_path(&self.env, &self.env_dir);
+                ssh_config::ClientConfig::load(path.as_deref(), &crate::config::load::home())
+            })
+            .as_ref()
+            .map_err(|m| err(m.clone()))?;
+        config.resolve(&self.env, host, h, &|p| self.expand(p)).map_err(err)
+    }
+
+    /// The connection to an endpoint, shared: its jump hosts first, each one connection.
+    fn ssh_transport(&self, e: &ssh_config::Endpoint) -> Arc<ssh::SshTransport> {
+        let mut via: Option<Arc<ssh::SshTransport>> = None;
+        let mut hops = e.jumps.clone();
+        let mut target = e.clone();
+        target.jumps.clear();
+        hops.push(target);
+        let mut chain: Vec<ssh_config::Endpoint> = Vec::new();
+        let mut map = self.ssh.lock().unwrap_or_else(|p| p.into_inner());
+        for hop in hops {
+            let mut keyed = hop.clone();
+            keyed.jumps = chain.clone();
+            let key = keyed.key();
+            let t = map
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(ssh::SshTransport::new(hop.name.clone(), self.ssh_options(&hop, via.clone())))
+                })
+                .clone();
+            chain.push(hop);
+            via = Some(t);
+        }
+        // The loop ran at least once (the target itself).
+        via.unwrap_or_else(|| Arc::new(ssh::SshTransport::new(e.name.clone(), self.ssh_options(e, None))))
+    }
+
+    fn ssh_options(&self, e: &ssh_config::Endpoint, via: Option<Arc<ssh::SshTransport>>) -> ssh::SshOptions {
         let s = &self.env.ssh;
-        let known_hosts = s
-            .known_hosts
-            .as_deref()
-            .map(|p| self.expand(p))
-            .unwrap_or_else(|| crate::config::load::home().join(".ssh/known_hosts"));
         ssh::SshOptions {
-            address: h.address.to_string(),
-            port: h.port.unwrap_or(s.port).get(),
-            user: h.user.as_ref().unwrap_or(&s.user).to_string(),
-            identity: s.identity.as_deref().map(|p| self.expand(p)),
-            known_hosts,
+            address: e.address.clone(),
+            port: e.port,
+            user: e.user.clone(),
+            identities: e.identities.clone(),
+            identities_only: e.identities_only,
+            known_hosts: e.known_hosts.clone(),
             accept_new_host_keys: s.accept_new_host_keys,
             connect_timeout: Duration::from_secs(s.connect_timeout_secs),
             command_timeout: Duration::from_secs(s.command_timeout_secs),
             max_channels: 8,
+            via,
         }
     }
 
@@ -141,13 +190,14 @@ impl Hosts {
         self.env.hosts.keys().next().map(|h| h.to_string())
     }
 
-    /// The kubeconfig to use: `openshift.kubeconfig`, else the one the installer writes when groundwork
-    /// runs it, else `KUBECONFIG` (only with an openshift section).
-    pub fn kubeconfig(&self) -> Option<PathBuf> {
+    /// Where the cluster's credentials come from: `openshift.kubeconfig`, else the one the installer
+    /// writes when groundwork runs it, else `KUBECONFIG` or the in-cluster service account (only with an
+    /// openshift section).
+    pub fn kube_source(&self) -> Option<cluster::KubeSource> {
         let os = self.env.openshift.as_ref()?;
         match os.kubeconfig_path() {
-            Some(p) => Some(self.expand(&p)),
-            None => std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from),
+            Some(p) => Some(cluster::KubeSource::Files(vec![self.expand(&p)])),
+            None => cluster::KubeSource::from_process_env(),
         }
     }
 
@@ -155,20 +205,20 @@ impl Hosts {
     /// written yet is no client for now, and is looked for again next time.
     pub async fn cluster(&self) -> Result<Option<kube::Client>> {
         let generated = self.env.openshift.as_ref().is_some_and(|o| o.kubeconfig.is_none() && o.installer.is_some());
-        let path = self.kubeconfig();
-        if generated && path.as_ref().is_some_and(|p| !p.exists()) {
+        let source = self.kube_source();
+        if generated && matches!(&source, Some(cluster::KubeSource::Files(f)) if f.iter().all(|p| !p.exists())) {
             return Ok(None);
         }
-        let stamp =
-            path.as_ref().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| Some((m.modified().ok()?, m.len())));
+        let stamp = source.as_ref().map(cluster::KubeSource::stamp);
         let mut cached = self.cluster.lock().await;
         if let Some((seen, client)) = cached.as_ref() {
             if *seen == stamp {
                 return Ok(client.clone());
             }
         }
-        let client = match &path {
-            Some(p) => Some(cluster::client_for(p, Some(&self.env)).await?),
+        let context = self.env.openshift.as_ref().and_then(|o| o.context.as_deref());
+        let client = match &source {
+            Some(s) => Some(cluster::client_for(s, context, Some(&self.env)).await?),
             None => None,
         };
         *cached = Some((stamp, client.clone()));

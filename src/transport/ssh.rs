@@ -13,31 +13,57 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Bytes read and handed to the channel at a time when streaming stdin.
-const UPLOAD_CHUNK: usize = 1024 * 1024;
+use super::known_hosts;
 use tokio::sync::{OnceCell, Semaphore};
 
+/// Bytes read and handed to the channel at a time when streaming stdin.
+const UPLOAD_CHUNK: usize = 1024 * 1024;
+
+/// Host certificate types asked for when a `@cert-authority` line names the host.
+const CERTIFICATE_ALGORITHMS: &[russh::keys::Algorithm] = &[
+    russh::keys::Algorithm::Ed25519,
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP256 },
+    russh::keys::Algorithm::Rsa { hash: Some(russh::keys::HashAlg::Sha512) },
+];
+
 /// How to reach one host.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SshOptions {
     pub address: String,
     pub port: u16,
     pub user: String,
-    /// Private key file; None: ssh-agent, then ~/.ssh/id_ed25519, ~/.ssh/id_rsa.
-    pub identity: Option<PathBuf>,
-    pub known_hosts: PathBuf,
-    /// Trust and record an unknown host key (a changed key is always refused).
+    /// Private key files, tried in order (the ssh config's IdentityFile lines, then `ssh.identity`).
+    pub identities: Vec<PathBuf>,
+    /// Only `identities`: no ssh-agent, no default keys (IdentitiesOnly, or `ssh.identity` set).
+    pub identities_only: bool,
+    /// known_hosts files, the user's first (a new key is recorded in the first one), then the system's.
+    pub known_hosts: Vec<PathBuf>,
+    /// Trust and record an unknown host key (a changed or revoked key is always refused).
     pub accept_new_host_keys: bool,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     /// Channels open at once on the connection (sshd's MaxSessions is 10).
     pub max_channels: usize,
+    /// The jump host the connection is tunnelled through (ProxyJump): its connection is shared.
+    pub via: Option<Arc<SshTransport>>,
+}
+
+impl std::fmt::Debug for SshOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshOptions")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("via", &self.via.as_ref().map(|v| v.host.clone()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks the server's key against known_hosts and remembers why it refused.
 struct Verifier {
     host: String,
     opts: SshOptions,
+    known: Arc<known_hosts::KnownHosts>,
     refusal: Arc<Mutex<Option<TransportError>>>,
 }
 
@@ -48,43 +74,67 @@ impl Verifier {
         }
         false
     }
+
+    fn files(&self) -> String {
+        self.known.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
     async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Ok(self.refuse(TransportError::Protocol {
-                host: self.host.clone(),
-                message: "the server offered a certificate; only known_hosts keys are supported".into(),
-            }));
+        use known_hosts::Verdict;
+        let (host, port) = (self.opts.address.as_str(), self.opts.port);
+        let (verdict, plain) = match key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => {
+                (self.known.check_key(host, port, key), key.clone())
+            }
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                (self.known.check_certificate(host, port, cert, now), PublicKey::from(cert.public_key().clone()))
+            }
         };
-        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-        let known = &self.opts.known_hosts;
-        match russh::keys::check_known_hosts_path(&self.opts.address, self.opts.port, key, known) {
-            Ok(true) => Ok(true),
-            Ok(false) if self.opts.accept_new_host_keys => {
-                match russh::keys::known_hosts::learn_known_hosts_path(&self.opts.address, self.opts.port, key, known) {
+        let fingerprint = plain.fingerprint(HashAlg::Sha256).to_string();
+        match verdict {
+            Verdict::Trusted { by } => {
+                tracing::debug!(host = %self.host, %fingerprint, "host key trusted by {by}");
+                Ok(true)
+            }
+            Verdict::Revoked { by } => Ok(self.refuse(TransportError::HostKeyMismatch {
+                host: self.host.clone(),
+                fingerprint: format!("{fingerprint}; REVOKED by {by}"),
+            })),
+            Verdict::Changed { recorded } => Ok(self.refuse(TransportError::HostKeyMismatch {
+                host: self.host.clone(),
+                fingerprint: format!("{fingerprint}; {recorded} has another key"),
+            })),
+            Verdict::Unknown { why } if self.opts.accept_new_host_keys && why.is_none() => {
+                let Some(file) = self.opts.known_hosts.first() else {
+                    return Ok(self.refuse(TransportError::UnknownHostKey { host: self.host.clone(), fingerprint }));
+                };
+                match russh::keys::known_hosts::learn_known_hosts_path(host, port, &plain, file) {
                     Ok(()) => {
-                        tracing::warn!(host = %self.host, %fingerprint, "recorded a new host key in {}", known.display());
+                        tracing::warn!(host = %self.host, %fingerprint, "recorded a new host key in {}", file.display());
                         Ok(true)
                     }
                     Err(e) => Ok(self.refuse(TransportError::Protocol {
                         host: self.host.clone(),
-                        message: format!("cannot record the host key in {}: {e}", known.display()),
+                        message: format!("cannot record the host key in {}: {e}", file.display()),
                     })),
                 }
             }
-            Ok(false) => Ok(self.refuse(TransportError::UnknownHostKey { host: self.host.clone(), fingerprint })),
-            Err(russh::keys::Error::KeyChanged { line }) => Ok(self.refuse(TransportError::HostKeyMismatch {
-                host: self.host.clone(),
-                fingerprint: format!("{fingerprint}; known_hosts line {line} has another key"),
-            })),
-            Err(e) => Ok(self.refuse(TransportError::Protocol {
-                host: self.host.clone(),
-                message: format!("{}: {e}", known.display()),
-            })),
+            Verdict::Unknown { why } => {
+                let why = why.map(|w| format!("; {w}")).unwrap_or_default();
+                let files = self.files();
+                Ok(self.refuse(TransportError::UnknownHostKey {
+                    host: self.host.clone(),
+                    fingerprint: format!("{fingerprint}{why}; read {files}"),
+                }))
+            }
         }
     }
 }
@@ -116,7 +166,21 @@ impl SshTransport {
 
     async fn connect(&self) -> Result<Handle<Verifier>, TransportError> {
         let refusal = Arc::new(Mutex::new(None));
-        let handler = Verifier { host: self.host.clone(), opts: self.opts.clone(), refusal: refusal.clone() };
+        let known = known_hosts::KnownHosts::read(&self.opts.known_hosts)
+            .map_err(|m| TransportError::Protocol { host: self.host.clone(), message: m })?;
+        for (place, why) in &known.skipped {
+            tracing::warn!(host = %self.host, "known_hosts {place} skipped: {why}");
+        }
+        // Certificates are asked for only where an authority is listed for the host: otherwise a server
+        // with a certificate would present it, and its plain key would have to be checked instead.
+        let certificates: &'static [russh::keys::Algorithm] =
+            if known.has_authority_for(&self.opts.address, self.opts.port) { CERTIFICATE_ALGORITHMS } else { &[] };
+        let handler = Verifier {
+            host: self.host.clone(),
+            opts: self.opts.clone(),
+            known: Arc::new(known),
+            refusal: refusal.clone(),
+        };
         let config = Arc::new(client::Config {
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
@@ -131,79 +195,152 @@ impl SshTransport {
                     russh::cipher::CHACHA20_POLY1305,
                     russh::cipher::AES_256_CTR,
                 ]),
+                host_key_certificates: std::borrow::Cow::Borrowed(certificates),
                 ..Default::default()
             },
             ..Default::default()
         });
-        let addr = (self.opts.address.as_str(), self.opts.port);
+        let target = format!("{}:{}", self.opts.address, self.opts.port);
         let connecting = async {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            let stream = super::tcp::QuickAckStream::new(tcp)?;
-            client::connect_stream(config, stream, handler).await
+            match &self.opts.via {
+                None => {
+                    let tcp = tokio::net::TcpStream::connect((self.opts.address.as_str(), self.opts.port))
+                        .await
+                        .map_err(|e| self.err_unreachable(format!("{target}: {e}")))?;
+                    let stream = super::tcp::QuickAckStream::new(tcp).map_err(|e| self.err_unreachable(e))?;
+                    Ok(client::connect_stream(config, stream, handler).await)
+                }
+                // ProxyJump: a direct-tcpip channel on the jump host's connection carries this one.
+                Some(jump) => {
+                    // Boxed: the jump host's connection may itself go through a jump host.
+                    let through = Box::pin(jump.handle())
+                        .await
+                        .map_err(|e| self.err_unreachable(format!("through the jump host {}: {e}", jump.host)))?;
+                    let ch = through
+                        .channel_open_direct_tcpip(self.opts.address.clone(), u32::from(self.opts.port), "127.0.0.1", 0)
+                        .await
+                        .map_err(|e| {
+                            self.err_unreachable(format!("{target} through the jump host {}: {e}", jump.host))
+                        })?;
+                    Ok(client::connect_stream(config, ch.into_stream(), handler).await)
+                }
+            }
         };
         let mut handle = match tokio::time::timeout(self.opts.connect_timeout, connecting).await {
             Err(_) => {
                 return Err(TransportError::Timeout {
                     host: self.host.clone(),
-                    what: format!("connecting to {}:{}", self.opts.address, self.opts.port),
+                    what: format!("connecting to {target}"),
                     secs: self.opts.connect_timeout.as_secs(),
                 })
             }
-            Ok(Err(e)) => {
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Err(e))) => {
                 if let Some(r) = refusal.lock().ok().and_then(|mut r| r.take()) {
                     return Err(r);
                 }
-                return Err(self.err_unreachable(format!("{}:{}: {e}", self.opts.address, self.opts.port)));
+                return Err(self.err_unreachable(format!("{target}: {e}")));
             }
-            Ok(Ok(h)) => h,
+            Ok(Ok(Ok(h))) => h,
         };
         self.authenticate(&mut handle).await?;
         Ok(handle)
     }
 
+    /// Tries the identity files, then (unless identities-only) the agent's keys and the default files.
+    /// A key that cannot be used (a passphrase no agent answers for, a file that does not parse) is
+    /// named in the error and in a warning, never skipped silently.
     async fn authenticate(&self, handle: &mut Handle<Verifier>) -> Result<(), TransportError> {
         let auth_err = |m: String| TransportError::Auth { host: self.host.clone(), message: m };
         let user = self.opts.user.clone();
         let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
-        if let Some(path) = &self.opts.identity {
-            let key = russh::keys::load_secret_key(path, None)
-                .map_err(|e| auth_err(format!("cannot load {}: {e}", path.display())))?;
-            let res = handle
-                .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+        let mut agent = russh::keys::agent::client::AgentClient::connect_env().await.ok();
+        let agent_keys: Vec<PublicKey> = match agent.as_mut() {
+            Some(a) => a
+                .request_identities()
                 .await
-                .map_err(|e| auth_err(e.to_string()))?;
-            return if res.success() {
-                Ok(())
-            } else {
-                Err(auth_err(format!("{}@{} refused the key {}", self.opts.user, self.host, path.display())))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.public_key().into_owned())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut skipped: Vec<String> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let home = crate::config::load::home();
+        let defaults: Vec<PathBuf> = if self.opts.identities_only || !self.opts.identities.is_empty() {
+            Vec::new()
+        } else {
+            ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|n| home.join(".ssh").join(n)).collect()
+        };
+        let explicit = self.opts.identities.len();
+        for (i, path) in self.opts.identities.iter().chain(&defaults).enumerate() {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                // A default key that is not there is no key; a named one that is not there is said.
+                Err(e) if i >= explicit && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    skipped.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
             };
-        }
-        if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-            let ids = agent.request_identities().await.unwrap_or_default();
-            for id in ids {
-                let public: PublicKey = id.public_key().into_owned();
-                if let Ok(r) = handle.authenticate_publickey_with(user.clone(), public, rsa_hash, &mut agent).await {
+            match russh::keys::decode_secret_key(&text, None) {
+                Ok(key) => {
+                    let r = handle
+                        .authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash))
+                        .await
+                        .map_err(|e| auth_err(e.to_string()))?;
                     if r.success() {
                         return Ok(());
+                    }
+                    refused.push(path.display().to_string());
+                }
+                Err(russh::keys::Error::KeyIsEncrypted) => {
+                    // The agent may hold it: use the agent's copy of this very key.
+                    let public = russh::keys::PrivateKey::from_openssh(&text).ok().map(|k| k.public_key().clone());
+                    match (public.filter(|p| agent_keys.iter().any(|a| a.key_data() == p.key_data())), agent.as_mut()) {
+                        (Some(p), Some(a)) => {
+                            if let Ok(r) = handle.authenticate_publickey_with(user.clone(), p, rsa_hash, a).await {
+                                if r.success() {
+                                    return Ok(());
+                                }
+                            }
+                            refused.push(format!("{} (through ssh-agent)", path.display()));
+                        }
+                        _ => skipped
+                            .push(format!("{} is protected by a passphrase and no ssh-agent holds it", path.display())),
+                    }
+                }
+                Err(e) => skipped.push(format!("{}: {e}", path.display())),
+            }
+        }
+        if !self.opts.identities_only {
+            if let Some(a) = agent.as_mut() {
+                for public in agent_keys {
+                    if let Ok(r) = handle.authenticate_publickey_with(user.clone(), public, rsa_hash, a).await {
+                        if r.success() {
+                            return Ok(());
+                        }
                     }
                 }
             }
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-            let path = home.join(".ssh").join(name);
-            let Ok(key) = russh::keys::load_secret_key(&path, None) else { continue };
-            if let Ok(r) =
-                handle.authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash)).await
-            {
-                if r.success() {
-                    return Ok(());
-                }
-            }
+        for s in &skipped {
+            tracing::warn!(host = %self.host, "key skipped: {s}");
         }
+        let mut why = Vec::new();
+        if !refused.is_empty() {
+            why.push(format!("refused: {}", refused.join(", ")));
+        }
+        if !skipped.is_empty() {
+            why.push(format!("skipped: {}", skipped.join("; ")));
+        }
+        let tried = if self.opts.identities_only { "identity files" } else { "identity files, ssh-agent, ~/.ssh" };
         Err(auth_err(format!(
-            "no key was accepted for {}@{} (identity file, ssh-agent, ~/.ssh)",
-            self.opts.user, self.host
+            "no key was accepted for {}@{} ({tried}){}",
+            self.opts.user,
+            self.host,
+            if why.is_empty() { String::new() } else { format!("; {}", why.join("; ")) }
         )))
     }
 

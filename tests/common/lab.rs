@@ -127,6 +127,13 @@ impl Lab {
         Lab { index, env }
     }
 
+    /// `scripts/lab.sh jump-only HOST...`: those hosts' sshd answers only from inside the lab.
+    pub fn jump_only(&self, hosts: &[&str]) {
+        let mut args = vec!["jump-only"];
+        args.extend_from_slice(hosts);
+        must(lab_sh_with(self.index, &args, &[]), "lab.sh jump-only");
+    }
+
     /// Run a shell command inside an infra host's namespaces (net, mount, UTS, PID) without SSH: for
     /// faults that take SSH away. Only that host's processes are visible to it.
     pub fn in_host(&self, host: &str, command: &str) -> Output {
@@ -185,12 +192,14 @@ impl Lab {
             address: self.host_ip(host),
             port: 22,
             user: "root".into(),
-            identity: Some(self.state().join("id_ed25519")),
-            known_hosts: self.state().join("known_hosts"),
+            identities: vec![self.state().join("id_ed25519")],
+            identities_only: true,
+            known_hosts: vec![self.state().join("known_hosts")],
             accept_new_host_keys: false,
             connect_timeout: std::time::Duration::from_secs(5),
             command_timeout: std::time::Duration::from_secs(60),
             max_channels: 8,
+            via: None,
         }
     }
 

@@ -39,12 +39,18 @@ pub struct Run {
 
 /// Run the groundwork binary.
 pub fn groundwork(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("GROUNDWORK_ENV")
-        .output()
-        .expect("run groundwork");
+    groundwork_env(args, &[], &[])
+}
+
+/// Run the groundwork binary with these environment variables set and those removed.
+pub fn groundwork_env(args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_groundwork"));
+    c.args(args).env("NO_COLOR", "1").env_remove("GROUNDWORK_ENV");
+    for u in unset {
+        c.env_remove(u);
+    }
+    c.envs(set.iter().copied());
+    let out = c.output().expect("run groundwork");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -245,8 +245,17 @@ pub struct SshSettings {
     pub user: PosixName,
     #[serde(default)]
     pub identity: Option<String>,
+    /// The user's known_hosts files (one path or a list; a new key is recorded in the first).
+    /// Default: the ssh config's UserKnownHostsFile, else ~/.ssh/known_hosts.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub known_hosts: Option<Vec<String>>,
+    /// The system's known_hosts files. Default: the ssh config's GlobalKnownHostsFile, else
+    /// /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub global_known_hosts: Option<Vec<String>>,
+    /// The OpenSSH client configuration to read: a path, or `none`. Default: ~/.ssh/config if it exists.
     #[serde(default)]
-    pub known_hosts: Option<String>,
+    pub config: Option<String>,
     #[serde(default = "ssh_port")]
     pub port: Port,
     /// Trust an unknown host key on first use (a changed key is always refused).
@@ -256,6 +265,20 @@ pub struct SshSettings {
     pub connect_timeout_secs: u64,
     #[serde(default = "command_timeout")]
     pub command_timeout_secs: u64,
+}
+
+/// `x` or `[x, y]`, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }))
 }
 
 fn root_user() -> PosixName {
@@ -277,6 +300,8 @@ impl Default for SshSettings {
             user: root_user(),
             identity: None,
             known_hosts: None,
+            global_known_hosts: None,
+            config: None,
             port: ssh_port(),
             accept_new_host_keys: false,
             connect_timeout_secs: connect_timeout(),
@@ -1027,8 +1052,14 @@ pub struct PortLabel {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OpenShiftSettings {
+    /// The kubeconfig (relative to the environment directory). Without it: the installer's, else
+    /// `KUBECONFIG` (a colon-separated list is merged as kubectl does), else the in-cluster service
+    /// account (a pod's token and CA).
     #[serde(default)]
     pub kubeconfig: Option<String>,
+    /// The kubeconfig context to use (default: its current-context); `--context` overrides it.
+    #[serde(default)]
+    pub context: Option<String>,
     /// Directory (relative to the environment dir) of extra day-2 manifests.
     #[serde(default)]
     pub manifests: Option<String>,
