@@ -83,6 +83,13 @@ pub enum Command {
         /// Environment directory (or file).
         #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
         env: PathBuf,
+        /// How to report: text, json (a diagnostics array with file, line, column, rule, message), or
+        /// github (workflow annotations on the lines at fault).
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+        /// The same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Read the actual state and show what apply would change.
     Plan {
@@ -119,6 +126,10 @@ pub enum Command {
         /// Wait at most this long for each install gate (default: openshift.gate_timeouts).
         #[arg(long, value_parser = parse_duration)]
         gate_timeout: Option<Duration>,
+        /// An event stream on stdout, one JSON object per line: plan, change started/done/failed, gate
+        /// waiting/passed, CSR approved/refused, lock taken/released, finished (docs/schemas/events.schema.json).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         scope: ScopeArgs,
     },
@@ -130,6 +141,9 @@ pub enum Command {
         /// Machine-readable report: the plan's JSON with when, how long, how many drifted, and the VIPs.
         #[arg(long)]
         json: bool,
+        /// Also write a JUnit XML report: each resource a test case, failed when it drifted (and each VIP).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Also write Prometheus metrics to this file (node_exporter textfile format).
         #[arg(long, value_name = "FILE")]
         metrics_file: Option<PathBuf>,
@@ -156,6 +170,9 @@ pub enum Command {
         /// Machine-readable report: every probe with its status, and the service table.
         #[arg(long)]
         json: bool,
+        /// Also write a JUnit XML report: each probe and each service a test case.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Infra host the probes run on (default: the http host).
         #[arg(long)]
         from: Option<String>,
@@ -192,6 +209,14 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// validate's report formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Github,
 }
 
 #[derive(Subcommand, Debug)]

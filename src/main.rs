@@ -23,22 +23,36 @@ fn scope_of(s: groundwork::cli::ScopeArgs) -> ops::Scope {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(match cli.command {
-        Command::Validate { env } => {
-            groundwork::outln!("{}", ops::validate::run(&env)?);
-            ops::EXIT_OK
+        Command::Validate { env, format, json } => {
+            use groundwork::cli::OutputFormat;
+            let format = match (json, format) {
+                (true, _) | (_, OutputFormat::Json) => ops::validate::Format::Json,
+                (_, OutputFormat::Github) => ops::validate::Format::Github,
+                (_, OutputFormat::Text) => ops::validate::Format::Text,
+            };
+            let (text, code) = ops::validate::run(&env, format)?;
+            groundwork::outln!("{text}");
+            code
         }
         Command::Plan { env, json, out, detailed_exitcode, scope } => {
             ops::plan::run(&env, &ops::plan::PlanOptions { json, out, detailed_exitcode, scope: scope_of(scope) })
                 .await?
         }
-        Command::Apply { target, auto_approve, env, lock_timeout, gate_timeout, scope } => {
-            let opts =
-                ops::apply::ApplyOptions { auto_approve, env, lock_timeout, gate_timeout, scope: scope_of(scope) };
+        Command::Apply { target, auto_approve, env, lock_timeout, gate_timeout, json, scope } => {
+            let opts = ops::apply::ApplyOptions {
+                auto_approve,
+                env,
+                lock_timeout,
+                gate_timeout,
+                json,
+                scope: scope_of(scope),
+            };
             ops::apply::run(&target, &opts).await?
         }
-        Command::Drift { env, json, metrics_file, every, listen, heal, lock_timeout, scope } => {
+        Command::Drift { env, json, junit, metrics_file, every, listen, heal, lock_timeout, scope } => {
             let opts = ops::drift::DriftOptions {
                 json,
+                junit,
                 metrics_file,
                 every,
                 listen,
@@ -48,8 +62,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             ops::drift::run(&env, &opts).await?
         }
-        Command::Verify { env, json, from } => {
-            ops::verify::run(&env, &ops::verify::VerifyOptions { json, from }).await?
+        Command::Verify { env, json, junit, from } => {
+            ops::verify::run(&env, &ops::verify::VerifyOptions { json, junit, from }).await?
         }
         Command::ForceUnlock { id, env } => {
             groundwork::outln!("{}", ops::unlock::run(&env, &id).await?);

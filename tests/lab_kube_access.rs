@@ -47,9 +47,33 @@ fn kubeconfig_lists_contexts_and_in_cluster_config() {
     };
 
     // --context picks the lab's context out of the merged files: the whole install goes through.
-    let apply = kube(&["apply", lab.env_str(), "--auto-approve", "--context", "lab"], &[]);
+    // As an event stream: every line conforms to docs/schemas/events.schema.json, and every gate passes.
+    let apply = kube(&["apply", lab.env_str(), "--auto-approve", "--context", "lab", "--json"], &[]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("✓ router-on-infra"), "{}", apply.stdout);
+    let events: Vec<serde_json::Value> = apply.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for e in &events {
+        let errors = common::schema_errors("events", e);
+        assert!(errors.is_empty(), "{errors:?}: {e}");
+    }
+    let passed: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "gate_passed").map(|e| e["gate"].as_str().unwrap()).collect();
+    assert_eq!(
+        passed,
+        ["bootstrap-complete", "masters-ready", "workers-joined", "install-complete", "router-on-infra"]
+    );
+    // Each joining node's client and serving CSR approved once, as events.
+    let mut csrs: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "csr_approved")
+        .map(|e| (e["node"].as_str().unwrap().to_string(), e["kind"].as_str().unwrap().to_string()))
+        .collect();
+    csrs.sort();
+    let nodes = ["i1", "i2", "w1", "w2", "w3"];
+    let expected: Vec<(String, String)> = nodes
+        .iter()
+        .flat_map(|n| ["client", "serving"].map(|k| (format!("{n}.lab.example.test"), k.to_string())))
+        .collect();
+    assert_eq!(csrs, expected);
     // Without it, the first file's current-context wins: the API there is not reachable.
     let plan = kube(&["plan", lab.env_str()], &[]);
     assert!(

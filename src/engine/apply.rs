@@ -22,6 +22,14 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// What the engine tells its caller while applying (progress bars, `apply --json` events).
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The change starts now (its dependencies are done and its host is free).
+    Started(Action),
+    Finished(&'a Outcome),
+}
+
 #[derive(Debug, Default)]
 pub struct ApplyReport {
     pub outcomes: Vec<(Address, Action, Outcome)>,
@@ -75,7 +83,7 @@ pub async fn apply(
     registry: &Registry,
     hosts: &Hosts,
     plan: &Plan,
-    on_done: &(dyn Fn(&Address, &Outcome) + Sync),
+    on_progress: &(dyn Fn(&Address, Progress<'_>) + Sync),
 ) -> Result<ApplyReport> {
     check_secrets(plan, hosts.secrets())?;
     let swept = sweep(hosts, plan).await;
@@ -106,6 +114,7 @@ pub async fn apply(
                 Some(l) => Some(l.lock().await),
                 None => None,
             };
+            on_progress(&addr, Progress::Started(planned.change.action));
             let result = apply_one(registry, hosts, planned).await;
             (addr, result)
         }
@@ -121,7 +130,7 @@ pub async fn apply(
         match result {
             Ok(()) => {
                 tracing::info!(address = %addr, "applied");
-                on_done(&addr, &Outcome::Applied);
+                on_progress(&addr, Progress::Finished(&Outcome::Applied));
                 outcomes.insert(addr.clone(), Outcome::Applied);
                 for e in graph.graph.edges_directed(node, Direction::Outgoing) {
                     let next = graph.graph[e.target()].clone();
@@ -139,7 +148,7 @@ pub async fn apply(
             Err(e) => {
                 let message = e.to_string();
                 tracing::error!(address = %addr, error = %message, "failed");
-                on_done(&addr, &Outcome::Failed(message.clone()));
+                on_progress(&addr, Progress::Finished(&Outcome::Failed(message.clone())));
                 outcomes.insert(addr.clone(), Outcome::Failed(message));
                 // Everything downstream is skipped; independent branches go on.
                 let mut dfs = Dfs::new(&graph.graph, node);
@@ -147,7 +156,7 @@ pub async fn apply(
                     let dep = &graph.graph[n];
                     if dep != &addr && !outcomes.contains_key(dep) {
                         let o = Outcome::Skipped(format!("depends on {addr}, which failed"));
-                        on_done(dep, &o);
+                        on_progress(dep, Progress::Finished(&o));
                         outcomes.insert(dep.clone(), o);
                     }
                 }

@@ -1,9 +1,10 @@
-use super::{stdout_color, Workspace, EXIT_OK};
+use super::{events, stdout_color, Workspace, EXIT_OK};
 use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::render;
 use groundwork_cluster::csr::Verdict;
 use groundwork_sdk::{fingerprint, Gate};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -20,6 +21,8 @@ pub struct ApplyOptions {
     /// Wait at most this long for each install gate (default: `openshift.gate_timeouts`).
     pub gate_timeout: Option<Duration>,
     pub scope: super::Scope,
+    /// An event stream on stdout instead of text (docs/schemas/events.schema.json).
+    pub json: bool,
 }
 
 /// `apply ENV` (plan, confirm, apply through the install gates) or `apply PLANFILE` (exactly that plan,
@@ -27,9 +30,21 @@ pub struct ApplyOptions {
 /// before the state they act on is read until the end; an apply that finds nothing to do is a plan
 /// and takes none.
 pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
-    if super::show::is_plan_file(target) {
-        return apply_saved(target, opts).await;
+    if opts.json {
+        events::enable();
     }
+    let result =
+        if super::show::is_plan_file(target) { apply_saved(target, opts).await } else { apply_env(target, opts).await };
+    match &result {
+        Ok(code) => events::emit("finished", json!({"ok": true, "exit_code": code})),
+        Err(e) => {
+            events::emit("finished", json!({"ok": false, "exit_code": super::EXIT_ERROR, "error": e.to_string()}))
+        }
+    }
+    result
+}
+
+async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     // Nobody can answer: refuse before anything is read or printed (a CI log gets one line, not a plan).
     if !opts.auto_approve && !std::io::stdin().is_terminal() {
         return Err(no_terminal());
@@ -39,13 +54,13 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     // plan again under the lock: what is applied is what the lock holder saw.
     let unlocked = ws.plan().await?;
     if unlocked.is_converged() {
-        crate::out!("{}", render::text::plan(&unlocked, stdout_color()));
+        show_plan(&unlocked);
         return Ok(EXIT_OK);
     }
     let lock = ws.lock("apply", opts.lock_timeout).await?;
     let result = async {
         let plan = ws.plan().await?;
-        crate::out!("{}", render::text::plan(&plan, stdout_color()));
+        show_plan(&plan);
         if plan.is_converged() {
             return Ok(EXIT_OK);
         }
@@ -55,7 +70,7 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
         converge(&ws, plan, opts.gate_timeout).await
     }
     .await;
-    lock.release(&ws.hosts).await;
+    ws.unlock(lock).await;
     result
 }
 
@@ -97,7 +112,7 @@ async fn apply_saved(target: &Path, opts: &ApplyOptions) -> Result<u8> {
         apply_and_verify(&ws, &file.plan).await
     }
     .await;
-    lock.release(&ws.hosts).await;
+    ws.unlock(lock).await;
     result
 }
 
@@ -106,6 +121,8 @@ async fn apply_saved(target: &Path, opts: &ApplyOptions) -> Result<u8> {
 async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>) -> Result<u8> {
     // Each round opens at least one gate or settles a phase; more rounds than that means gates flap.
     let max_rounds = 4 * (plan.gates.len() + 1);
+    // Gates that passed before this run are not news; each one that passes during it is told once.
+    let mut announced: BTreeSet<Gate> = passed(&plan).into_iter().collect();
     for _ in 0..max_rounds {
         // Nothing applied (only a gate to wait for): the plan in hand is still fresh.
         let fresh = if plan.is_empty() {
@@ -114,38 +131,54 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
             apply_plan(ws, &plan).await?;
             ws.plan().await?
         };
+        announce_passed(&fresh, &mut announced);
         if passed(&fresh) == passed(&plan) {
             check_read_back(&plan, &fresh)?;
         } else {
             for g in plan.gates.iter().filter(|g| g.status.passed) {
                 if fresh.gates.iter().any(|f| f.status.gate == g.status.gate && !f.status.passed) {
-                    crate::outln!(
-                        "note: gate {} no longer holds: {}",
-                        g.status.gate,
-                        fresh_detail(&fresh, g.status.gate)
-                    );
+                    let detail = fresh_detail(&fresh, g.status.gate);
+                    events::emit("gate_lost", json!({"gate": g.status.gate.to_string(), "detail": detail}));
+                    events::text(&format!("note: gate {} no longer holds: {detail}\n", g.status.gate));
                 }
             }
         }
         if !fresh.is_empty() {
             // A gate passed meanwhile (or the phase moved on): the next phase's changes.
-            crate::out!("{}", render::text::plan(&fresh, stdout_color()));
+            show_plan(&fresh);
             plan = fresh;
             continue;
         }
         let Some(next) = fresh.next_gate() else {
-            crate::outln!("Verified: a fresh plan shows no changes.");
+            events::emit("verified", json!({"detail": "a fresh plan shows no changes"}));
+            events::text("Verified: a fresh plan shows no changes.\n");
             return Ok(EXIT_OK);
         };
         wait_gate(ws, next.status.gate, gate_timeout).await?;
+        announced.insert(next.status.gate);
         plan = ws.plan().await?;
+        announce_passed(&plan, &mut announced);
         if !plan.is_empty() {
-            crate::out!("{}", render::text::plan(&plan, stdout_color()));
+            show_plan(&plan);
         }
     }
     Err(Error::Usage(format!(
         "the install gates did not settle after {max_rounds} rounds (a gate keeps passing and failing); see the plan"
     )))
+}
+
+/// A `gate_passed` event for each gate a re-plan found passed without waiting for it (it passed while
+/// the changes before it were applied).
+fn announce_passed(plan: &Plan, announced: &mut BTreeSet<Gate>) {
+    for g in plan.gates.iter().filter(|g| g.status.passed) {
+        if announced.insert(g.status.gate) {
+            let detail = &g.status.detail;
+            events::emit(
+                "gate_passed",
+                json!({"gate": g.status.gate.to_string(), "detail": detail, "waited_seconds": 0.0}),
+            );
+        }
+    }
 }
 
 fn passed(plan: &Plan) -> Vec<Gate> {
@@ -193,6 +226,8 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
     let started = std::time::Instant::now();
     let bar = spinner(&format!("waiting for {gate}"));
     let mut reported: BTreeSet<String> = BTreeSet::new();
+    // The gate's last detail sent as an event: a new event only when what is seen changes.
+    let mut last_detail: Option<String> = None;
     // What this wait has approved: each node's client and serving certificate, once.
     let mut ledger = groundwork_cluster::gates::ledger(&ws.loaded.env);
     let span = tracing::info_span!("gate", gate = %gate, timeout_secs = timeout.as_secs());
@@ -204,11 +239,23 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                         Ok(decisions) => {
                             for d in decisions {
                                 if reported.insert(d.name.clone()) {
+                                    let kind = d.kind.to_string();
+                                    match &d.verdict {
+                                        Verdict::Approve { node } => events::emit(
+                                            "csr_approved",
+                                            json!({"csr": d.name, "kind": kind, "node": node}),
+                                        ),
+                                        Verdict::Refuse(why) => events::emit(
+                                            "csr_refused",
+                                            json!({"csr": d.name, "kind": kind, "reason": why.to_string()}),
+                                        ),
+                                    }
                                     bar.suspend(|| match &d.verdict {
-                                        Verdict::Approve { node } => {
-                                            crate::outln!("  approved CSR {} ({}) for {node}", d.name, d.kind)
-                                        }
-                                        Verdict::Refuse(_) => crate::outln!("  {}", d.describe()),
+                                        Verdict::Approve { node } => events::text(&format!(
+                                            "  approved CSR {} ({}) for {node}\n",
+                                            d.name, d.kind
+                                        )),
+                                        Verdict::Refuse(_) => events::text(&format!("  {}\n", d.describe())),
                                     });
                                 }
                             }
@@ -222,12 +269,21 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
             let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
             if status.as_ref().is_some_and(|s| s.passed) {
                 bar.finish_and_clear();
-                crate::outln!("✓ {gate}: {detail} (after {}s)", started.elapsed().as_secs());
+                let secs = started.elapsed().as_secs_f64();
+                events::emit(
+                    "gate_passed",
+                    json!({"gate": gate.to_string(), "detail": detail, "waited_seconds": secs}),
+                );
+                events::text(&format!("✓ {gate}: {detail} (after {}s)\n", started.elapsed().as_secs()));
                 return Ok(());
             }
             if started.elapsed() >= timeout {
                 bar.finish_and_clear();
                 return Err(Error::GateTimeout { gate: gate.to_string(), waited_secs: timeout.as_secs(), detail });
+            }
+            if last_detail.as_deref() != Some(detail.as_str()) {
+                events::emit("gate_waiting", json!({"gate": gate.to_string(), "detail": detail}));
+                last_detail = Some(detail.clone());
             }
             bar.set_message(format!("waiting for {gate}: {detail}"));
             tokio::time::sleep(poll).await;
@@ -242,15 +298,16 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     apply_plan(ws, plan).await?;
     let after = ws.plan().await?;
     if let Err(e) = check_read_back(plan, &after) {
-        crate::out!("{}", render::text::plan(&after, stdout_color()));
+        show_plan(&after);
         return Err(e);
     }
-    crate::outln!("Verified: what was applied reads back as desired.");
+    events::emit("verified", json!({"detail": "what was applied reads back as desired"}));
+    events::text("Verified: what was applied reads back as desired.\n");
     if plan.pending_count() > 0 {
-        crate::outln!(
-            "{} resource(s) waited for what this plan applied and are planned now: make a new plan and apply it.",
+        events::text(&format!(
+            "{} resource(s) waited for what this plan applied and are planned now: make a new plan and apply it.\n",
             plan.pending_count()
-        );
+        ));
     }
     Ok(EXIT_OK)
 }
@@ -258,15 +315,32 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
 /// Apply with a progress bar and print the report; any failed change fails the run.
 async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
     let bar = progress(plan.changes.len());
-    let on_done = |addr: &groundwork_sdk::Address, _: &engine::Outcome| {
-        bar.set_message(addr.to_string());
-        bar.inc(1);
+    let on_progress = |addr: &groundwork_sdk::Address, p: engine::apply::Progress<'_>| {
+        let address = addr.to_string();
+        match p {
+            engine::apply::Progress::Started(action) => {
+                events::emit("change_started", json!({"address": address, "action": action}));
+            }
+            engine::apply::Progress::Finished(outcome) => {
+                match outcome {
+                    engine::Outcome::Applied => events::emit("change_done", json!({"address": address})),
+                    engine::Outcome::Failed(e) => {
+                        events::emit("change_failed", json!({"address": address, "error": e}))
+                    }
+                    engine::Outcome::Skipped(why) => {
+                        events::emit("change_skipped", json!({"address": address, "reason": why}))
+                    }
+                }
+                bar.set_message(address);
+                bar.inc(1);
+            }
+        }
     };
     let started = std::time::Instant::now();
-    let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_done).await?;
+    let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_progress).await?;
     bar.finish_and_clear();
     tracing::info!(apply_ms = started.elapsed().as_millis() as u64, changes = plan.changes.len(), "apply");
-    crate::out!("{}", render::text::apply_report(&report, stdout_color()));
+    events::text(&render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
@@ -304,6 +378,16 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
         Ok(())
     } else {
         Err(Error::PlanMismatch { addresses: differing })
+    }
+}
+
+/// The plan as text, or as a `plan` event carrying the plan's JSON document.
+fn show_plan(plan: &Plan) {
+    if events::on() {
+        let doc = serde_json::to_value(render::json::document(plan)).unwrap_or_default();
+        events::emit("plan", json!({"plan": doc}));
+    } else {
+        crate::out!("{}", render::text::plan(plan, stdout_color()));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `drift`: plan, report what differs (exit 0 none, 2 drift, 1 error), optionally heal it; once, or every
 //! interval while serving Prometheus metrics.
 
+use super::write_atomically;
 use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::engine::Plan;
 use crate::error::{Error, Result};
@@ -14,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct DriftOptions {
     pub json: bool,
+    pub junit: Option<PathBuf>,
     pub metrics_file: Option<PathBuf>,
     pub every: Option<Duration>,
     pub listen: String,
@@ -117,15 +119,6 @@ fn now_unix() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let io = |e: std::io::Error| Error::Io { path: path.display().to_string(), message: e.to_string() };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
-}
-
 /// One check: plan, report, update metrics, heal if asked.
 async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Result<u8> {
     let started = Instant::now();
@@ -157,6 +150,9 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     let vips = super::verify::vip_holders(ws).await?;
     metrics.vip_holders = vips.iter().map(|v| (v.vip.to_string(), v.holders.len())).collect();
     let vips_broken = vips.iter().any(|v| !v.ok());
+    if let Some(f) = &opts.junit {
+        write_atomically(f, &junit(ws, &plan, &vips))?;
+    }
     if opts.json {
         let doc = DriftJson {
             checked_at_unix: metrics.last_check_unix,
@@ -189,11 +185,38 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
         super::apply::apply_and_verify(ws, &fresh).await
     }
     .await;
-    lock.release(&ws.hosts).await;
+    ws.unlock(lock).await;
     healed?;
     metrics.heals += 1;
     crate::outln!("Healed: the infrastructure matches the environment again.");
     Ok(EXIT_OK)
+}
+
+/// Every resource read is a case, failed when it drifted; every shared VIP is one too.
+fn junit(ws: &Workspace, plan: &Plan, vips: &[super::verify::VipHolding]) -> String {
+    use render::junit::{Case, Outcome};
+    let mut cases: Vec<Case> = plan
+        .observed
+        .keys()
+        .map(|address| {
+            let change = plan.changes.iter().find(|c| c.change.address.to_string() == *address);
+            let class = address.split('.').next().unwrap_or_default().to_string();
+            let outcome = match change {
+                None => Outcome::Pass,
+                Some(c) => Outcome::Fail {
+                    message: format!("drifted: apply would {:?} it", c.change.action).to_lowercase(),
+                    detail: c.change.details.iter().map(|d| d.text.clone()).collect::<Vec<_>>().join("\n"),
+                },
+            };
+            Case { class, name: address.clone(), outcome }
+        })
+        .collect();
+    cases.extend(vips.iter().map(|v| Case {
+        class: "vip".into(),
+        name: format!("{} ({})", v.vip, v.instance),
+        outcome: if v.ok() { Outcome::Pass } else { Outcome::Fail { message: v.describe(), detail: v.describe() } },
+    }));
+    render::junit::report(&format!("groundwork drift {}", ws.loaded.name), cases)
 }
 
 pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {

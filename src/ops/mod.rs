@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod drift;
+pub mod events;
 pub mod graph;
 pub mod plan;
 pub mod render;
@@ -108,7 +109,17 @@ impl Workspace {
     /// Take the environment's apply lock on every host.
     pub async fn lock(&self, operation: &str, wait: Option<std::time::Duration>) -> Result<crate::engine::lock::Held> {
         let (hosts, names, env) = (&self.hosts, self.host_names(), &self.loaded.name);
-        crate::engine::lock::acquire(hosts, &names, env, operation, wait, crate::engine::lock::HEARTBEAT).await
+        let held =
+            crate::engine::lock::acquire(hosts, &names, env, operation, wait, crate::engine::lock::HEARTBEAT).await?;
+        events::emit("lock_taken", serde_json::json!({"id": held.info.id, "operation": operation, "hosts": names}));
+        Ok(held)
+    }
+
+    /// Release the lock taken with `lock`.
+    pub async fn unlock(&self, held: crate::engine::lock::Held) {
+        let id = held.info.id.clone();
+        held.release(&self.hosts).await;
+        events::emit("lock_released", serde_json::json!({"id": id}));
     }
 
     /// Probe the install gates (none without an openshift section).
@@ -165,4 +176,14 @@ impl Workspace {
 pub fn stdout_color() -> bool {
     use std::io::IsTerminal;
     crate::render::use_color(std::io::stdout().is_terminal())
+}
+
+/// Write a report file whole or not at all: a reader (node_exporter, a CI step) never sees half of it.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let io = |e: std::io::Error| crate::error::Error::Io { path: path.display().to_string(), message: e.to_string() };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }

@@ -405,8 +405,42 @@ fn service_table(rows: &[groundwork_services::ServiceRow]) -> String {
     out
 }
 
+/// Each probe and each service row is a case.
+fn junit(environment: &str, probes: &[Probe], services: &[groundwork_services::ServiceRow]) -> String {
+    use crate::render::junit::{Case, Outcome};
+    let mut cases: Vec<Case> = probes
+        .iter()
+        .map(|p| Case {
+            class: p.kind.to_string(),
+            name: format!("{} {}", p.kind, p.target),
+            outcome: if p.skipped {
+                Outcome::Skipped { message: p.detail.clone() }
+            } else if p.ok {
+                Outcome::Pass
+            } else {
+                Outcome::Fail { message: p.detail.clone(), detail: p.detail.clone() }
+            },
+        })
+        .collect();
+    let table = service_table(services);
+    cases.extend(services.iter().map(|r| Case {
+        class: "service".into(),
+        name: format!("service {} {}", r.host, r.unit),
+        outcome: if r.ok() {
+            Outcome::Pass
+        } else {
+            Outcome::Fail {
+                message: format!("{} on {}: enabled {}, active {}", r.unit, r.host, r.enabled, r.active),
+                detail: table.clone(),
+            }
+        },
+    }));
+    crate::render::junit::report(&format!("groundwork verify {environment}"), cases)
+}
+
 pub struct VerifyOptions {
     pub json: bool,
+    pub junit: Option<std::path::PathBuf>,
     pub from: Option<String>,
 }
 
@@ -426,6 +460,9 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     let services = service_rows(&ws, &x).await?;
     let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
+    if let Some(f) = &opts.junit {
+        super::write_atomically(f, &junit(&ws.loaded.name, &results, &services))?;
+    }
     if opts.json {
         let items: Vec<serde_json::Value> = results
             .iter()
@@ -442,7 +479,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
                                    "enabled": r.enabled, "active": r.active, "listening": ports, "version": r.version})
             })
             .collect();
-        let doc = serde_json::json!({"format_version": 1, "environment": ws.loaded.name, "from": from,
+        let doc = serde_json::json!({"format_version": 1, "groundwork_version": crate::render::json::GROUNDWORK_VERSION, "environment": ws.loaded.name, "from": from,
                                      "failed": failed, "skipped": skipped, "probes": items, "services": service_items});
         crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {

@@ -6,9 +6,13 @@ use serde::Serialize;
 
 pub const JSON_FORMAT_VERSION: u32 = 1;
 
+/// The release that wrote a JSON document: every machine-readable output names it beside its format version.
+pub const GROUNDWORK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 #[derive(Serialize)]
 pub struct JsonPlan<'a> {
     pub format_version: u32,
+    pub groundwork_version: &'static str,
     pub environment: &'a str,
     pub summary: Summary,
     pub changes: Vec<JsonChange<'a>>,
@@ -75,6 +79,7 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         .collect();
     JsonPlan {
         format_version: JSON_FORMAT_VERSION,
+        groundwork_version: GROUNDWORK_VERSION,
         environment: &plan.environment,
         summary: Summary {
             add: plan.count(Action::Create) + plan.count(Action::Replace),

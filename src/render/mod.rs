@@ -1,6 +1,7 @@
 //! Plan output: human text (Terraform-style, coloured unified diffs) and versioned JSON.
 
 pub mod json;
+pub mod junit;
 pub mod text;
 
 /// Colour only on a terminal, and never with NO_COLOR set.

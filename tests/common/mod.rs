@@ -57,4 +57,23 @@ pub fn groundwork_env(args: &[&str], set: &[(&str, &str)], unset: &[&str]) -> Ru
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+/// Check a JSON document against one of the published schemas (docs/schemas/NAME.schema.json); the plan
+/// schema is registered so that the drift and events schemas can refer to it. Returns the errors.
+pub fn schema_errors(name: &str, doc: &serde_json::Value) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
+    let read = |n: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{n}.schema.json"))).expect("schema file"))
+            .expect("schema JSON")
+    };
+    let plan = read("plan");
+    let registry = jsonschema::Registry::new()
+        .add("https://groundwork.invalid/schemas/plan.schema.json", plan)
+        .expect("register the plan schema")
+        .prepare()
+        .expect("prepare the registry");
+    let schema = read(name);
+    let validator = jsonschema::options().with_registry(&registry).build(&schema).expect("a valid schema");
+    validator.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
+}
+
 pub mod lab;
