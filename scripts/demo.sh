@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
 export GW_LAB_API=sim
 bash scripts/lab.sh up
-cargo build --locked --quiet --bins
+cargo build --locked --quiet --workspace --bins
 GW_SIM_HOSTILE="undeclared-node serving-bad-ip client-wrong-requestor duplicate-client ready-master-client" \
   bash scripts/lab.sh sim target/debug/groundwork-kubesim
 gw=target/debug/groundwork

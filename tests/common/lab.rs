@@ -31,6 +31,28 @@ fn lab_sh_with(index: u32, args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run scripts/lab.sh")
 }
 
+/// The API simulator's binary (sim/kubesim, its own crate so that the product binary does not link it),
+/// built once per test process: `cargo test --test X` builds only this package's binaries.
+pub fn sim_binary() -> &'static str {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ours = Path::new(env!("CARGO_BIN_EXE_groundwork"));
+        let release = ours.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut c = Command::new(cargo);
+        c.args(["build", "--locked", "--quiet", "-p", "groundwork-kubesim", "--bin", "groundwork-kubesim"])
+            .current_dir(repo());
+        if release {
+            c.arg("--release");
+        }
+        let out = c.output().expect("run cargo build for the simulator");
+        assert!(out.status.success(), "building groundwork-kubesim: {}", String::from_utf8_lossy(&out.stderr));
+        let bin = ours.with_file_name("groundwork-kubesim");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin.to_string_lossy().into_owned()
+    })
+}
+
 fn must(out: Output, what: &str) {
     assert!(
         out.status.success(),
@@ -57,10 +79,7 @@ impl Lab {
         must(lab_sh_with(index, &["up"], &[("GW_LAB_API", "sim")]), &format!("lab {index} did not come up"));
         let mut env = vec![("GW_LAB_API", "sim")];
         env.extend_from_slice(sim_env);
-        must(
-            lab_sh_with(index, &["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")], &env),
-            &format!("the simulator of lab {index} did not start"),
-        );
+        must(lab_sh_with(index, &["sim", sim_binary()], &env), &format!("the simulator of lab {index} did not start"));
         Lab::with_cluster_env(index)
     }
 
@@ -71,10 +90,7 @@ impl Lab {
         assert!(index <= 250, "lab index {index} out of range");
         let mode = [("GW_LAB_API", "sim"), ("GW_LAB_HA", "1")];
         must(lab_sh_with(index, &["up"], &mode), &format!("lab {index} did not come up"));
-        must(
-            lab_sh_with(index, &["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")], &mode),
-            &format!("the simulator of lab {index} did not start"),
-        );
+        must(lab_sh_with(index, &["sim", sim_binary()], &mode), &format!("the simulator of lab {index} did not start"));
         let lab = Lab::with_cluster_env(index);
         let text = std::fs::read_to_string(repo().join("environments/lab-ha/environment.yaml")).expect("read lab-ha");
         std::fs::write(lab.env.path().join("environment.yaml"), Lab::rewrite_for(index, &text)).expect("write lab-ha");
@@ -107,7 +123,7 @@ impl Lab {
     pub fn spawn_sim_from_ignition(&self, secs: u32) -> std::process::Child {
         Command::new("bash")
             .arg(repo().join("scripts/lab.sh"))
-            .args(["sim", env!("CARGO_BIN_EXE_groundwork-kubesim")])
+            .args(["sim", sim_binary()])
             .env("GW_LAB_INDEX", self.index.to_string())
             .env("GW_LAB_DEPS", "check")
             .env("GW_LAB_API", "sim")
