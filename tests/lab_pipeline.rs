@@ -211,21 +211,28 @@ fn drift_is_reported_healed_and_exported_as_metrics() {
         .spawn()
         .unwrap();
     let mut scraped = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         let out = std::process::Command::new("curl")
             .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/metrics")])
             .output()
             .unwrap();
         scraped = String::from_utf8_lossy(&out.stdout).into_owned();
-        if scraped.contains("groundwork_drift_checks_total{environment=\"lab\"} 1") {
+        // Two ticks: the counter counts across them (one process, one registry).
+        if scraped.contains("groundwork_drift_checks_total{environment=\"lab\"} 2") {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let health = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "2", &format!("http://127.0.0.1:{port}/healthz")])
+        .output()
+        .unwrap();
     let _ = daemon.kill();
     let _ = daemon.wait();
-    assert!(scraped.contains("groundwork_drift_resources_total{environment=\"lab\"} 1"), "{scraped}");
+    assert!(scraped.contains("groundwork_drift_checks_total{environment=\"lab\"} 2"), "{scraped}");
+    assert!(scraped.contains("groundwork_drifted_resources{environment=\"lab\"} 1"), "{scraped}");
     assert!(scraped.contains("groundwork_drift_last_check_success{environment=\"lab\"} 1"), "{scraped}");
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
 
     // Heal: the drift-correcting apply, then no drift.
     let heal = groundwork(&["drift", lab.env_str(), "--heal"]);

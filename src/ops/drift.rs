@@ -6,9 +6,12 @@ use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::engine::Plan;
 use crate::error::{Error, Result};
 use crate::render;
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,80 +27,137 @@ pub struct DriftOptions {
     pub scope: super::Scope,
 }
 
-/// What the metrics say, kept across checks in `--every` mode.
-#[derive(Default)]
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The drift metrics (prometheus-client): one registry for the run, so that in `--every` mode the
+/// counters count every check since the process started and the gauges hold the last check's values.
 pub struct Metrics {
-    pub environment: String,
-    pub drifted_by_provider: BTreeMap<String, usize>,
-    pub last_check_unix: f64,
-    pub last_duration: f64,
-    pub checks: u64,
-    pub errors: u64,
-    pub heals: u64,
-    pub last_ok: bool,
-    /// Install gates as last probed (gate → passed), when the environment has an openshift section.
-    pub gates: BTreeMap<String, bool>,
-    /// Shared VIPs (keepalived): how many load balancers hold each (1 is healthy).
-    pub vip_holders: BTreeMap<String, usize>,
+    registry: Registry,
+    environment: String,
+    providers: Vec<String>,
+    drifted: Family<Labels, Gauge>,
+    drifted_all: Gauge,
+    gates: Family<Labels, Gauge>,
+    vip_holders: Family<Labels, Gauge>,
+    last_check: FloatGauge,
+    last_duration: FloatGauge,
+    last_success: Gauge,
+    checks: Counter,
+    errors: Counter,
+    heals: Counter,
 }
 
 impl Metrics {
-    /// Prometheus text exposition (also the node_exporter textfile format).
+    pub fn new(environment: &str, providers: &[&str]) -> Self {
+        let mut registry = Registry::with_labels(
+            [(std::borrow::Cow::Borrowed("environment"), std::borrow::Cow::Owned(environment.to_string()))].into_iter(),
+        );
+        let m = Metrics {
+            environment: environment.to_string(),
+            providers: providers.iter().map(|p| p.to_string()).collect(),
+            drifted: Family::default(),
+            drifted_all: Gauge::default(),
+            gates: Family::default(),
+            vip_holders: Family::default(),
+            last_check: FloatGauge::default(),
+            last_duration: FloatGauge::default(),
+            last_success: Gauge::default(),
+            checks: Counter::default(),
+            errors: Counter::default(),
+            heals: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "groundwork_drift_resources",
+            "Resources whose actual state differs from the environment, by provider.",
+            m.drifted.clone(),
+        );
+        registry.register(
+            "groundwork_drifted_resources",
+            "Resources whose actual state differs from the environment, all providers.",
+            m.drifted_all.clone(),
+        );
+        registry.register(
+            "groundwork_gate_passed",
+            "Whether an install gate holds (1) or not (0), as last probed.",
+            m.gates.clone(),
+        );
+        registry.register(
+            "groundwork_vip_holders",
+            "Load balancers holding a shared VIP (1 healthy, 0 down, 2+ split brain).",
+            m.vip_holders.clone(),
+        );
+        registry.register(
+            "groundwork_drift_last_check_timestamp_seconds",
+            "When the last check finished.",
+            m.last_check.clone(),
+        );
+        registry.register(
+            "groundwork_drift_last_check_duration_seconds",
+            "How long the last check took.",
+            m.last_duration.clone(),
+        );
+        registry.register(
+            "groundwork_drift_last_check_success",
+            "1 if the last check completed.",
+            m.last_success.clone(),
+        );
+        registry.register("groundwork_drift_checks", "Checks run.", m.checks.clone());
+        registry.register("groundwork_drift_errors", "Checks that failed.", m.errors.clone());
+        registry.register("groundwork_drift_heals", "Drift-correcting applies.", m.heals.clone());
+        for p in &m.providers {
+            m.drifted.get_or_create(&vec![("provider".into(), p.clone())]).set(0);
+        }
+        Metrics { registry, ..m }
+    }
+
+    fn check_started(&self) {
+        self.checks.inc();
+    }
+
+    fn check_failed(&self, duration: f64) {
+        self.errors.inc();
+        self.last_success.set(0);
+        self.finished(duration);
+    }
+
+    fn finished(&self, duration: f64) {
+        self.last_check.set(now_unix());
+        self.last_duration.set(duration);
+    }
+
+    /// The last check's findings: every provider gets a series, zero included, so alerts see drift
+    /// disappear rather than go stale.
+    fn record(&self, plan: &Plan, vips: &[super::verify::VipHolding], duration: f64) {
+        self.last_success.set(1);
+        self.finished(duration);
+        let mut by_provider: BTreeMap<&str, i64> = self.providers.iter().map(|p| (p.as_str(), 0)).collect();
+        for c in &plan.changes {
+            *by_provider.entry(c.change.address.provider.as_str()).or_default() += 1;
+        }
+        for (p, n) in &by_provider {
+            self.drifted.get_or_create(&vec![("provider".into(), p.to_string())]).set(*n);
+        }
+        self.drifted_all.set(plan.changes.len() as i64);
+        // A gate that stops holding after the install (a master NotReady, an operator Degraded) is worth an alert.
+        for g in &plan.gates {
+            self.gates.get_or_create(&vec![("gate".into(), g.status.gate.to_string())]).set(g.status.passed as i64);
+        }
+        for v in vips {
+            self.vip_holders.get_or_create(&vec![("vip".into(), v.vip.to_string())]).set(v.holders.len() as i64);
+        }
+    }
+
+    fn healed(&self) {
+        self.heals.inc();
+    }
+
+    /// OpenMetrics text (Prometheus scrapes it; node_exporter's textfile collector reads it).
     pub fn render(&self) -> String {
-        let env = &self.environment;
         let mut s = String::new();
-        s.push_str("# HELP groundwork_drift_resources Resources whose actual state differs from the environment.\n");
-        s.push_str("# TYPE groundwork_drift_resources gauge\n");
-        for (p, n) in &self.drifted_by_provider {
-            s.push_str(&format!("groundwork_drift_resources{{environment=\"{env}\",provider=\"{p}\"}} {n}\n"));
-        }
-        let total: usize = self.drifted_by_provider.values().sum();
-        if !self.gates.is_empty() {
-            s.push_str("# HELP groundwork_gate_passed Whether an install gate holds (1) or not (0), as last probed.\n");
-            s.push_str("# TYPE groundwork_gate_passed gauge\n");
-            for (g, passed) in &self.gates {
-                s.push_str(&format!(
-                    "groundwork_gate_passed{{environment=\"{env}\",gate=\"{g}\"}} {}\n",
-                    *passed as u8
-                ));
-            }
-        }
-        if !self.vip_holders.is_empty() {
-            s.push_str("# HELP groundwork_vip_holders Load balancers holding a shared VIP (1 healthy, 0 down, 2+ split brain).\n");
-            s.push_str("# TYPE groundwork_vip_holders gauge\n");
-            for (vip, n) in &self.vip_holders {
-                s.push_str(&format!("groundwork_vip_holders{{environment=\"{env}\",vip=\"{vip}\"}} {n}\n"));
-            }
-        }
-        s.push_str("# HELP groundwork_drift_resources_total Drifted resources, all providers.\n");
-        s.push_str("# TYPE groundwork_drift_resources_total gauge\n");
-        s.push_str(&format!("groundwork_drift_resources_total{{environment=\"{env}\"}} {total}\n"));
-        for (name, kind, help, value) in [
-            (
-                "groundwork_drift_last_check_timestamp_seconds",
-                "gauge",
-                "When the last check finished.",
-                self.last_check_unix,
-            ),
-            (
-                "groundwork_drift_last_check_duration_seconds",
-                "gauge",
-                "How long the last check took.",
-                self.last_duration,
-            ),
-            (
-                "groundwork_drift_last_check_success",
-                "gauge",
-                "1 if the last check completed.",
-                if self.last_ok { 1.0 } else { 0.0 },
-            ),
-            ("groundwork_drift_checks_total", "counter", "Checks run.", self.checks as f64),
-            ("groundwork_drift_errors_total", "counter", "Checks that failed.", self.errors as f64),
-            ("groundwork_drift_heals_total", "counter", "Drift-correcting applies.", self.heals as f64),
-        ] {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{environment=\"{env}\"}} {value}\n"
-            ));
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            return format!("# groundwork: metrics of {} could not be encoded\n", self.environment);
         }
         s
     }
@@ -120,43 +180,36 @@ fn now_unix() -> f64 {
 }
 
 /// One check: plan, report, update metrics, heal if asked.
-async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Result<u8> {
+async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics) -> Result<u8> {
     let started = Instant::now();
+    metrics.check_started();
     let result = ws.plan().await;
-    metrics.checks += 1;
-    metrics.last_check_unix = now_unix();
-    metrics.last_duration = started.elapsed().as_secs_f64();
     let plan: Plan = match result {
         Ok(p) => p,
         Err(e) => {
-            metrics.errors += 1;
-            metrics.last_ok = false;
+            metrics.check_failed(started.elapsed().as_secs_f64());
             return Err(e);
         }
     };
-    metrics.last_ok = true;
-    metrics.drifted_by_provider.clear();
-    // Every provider gets a series, zero included, so alerts see it disappear rather than go stale.
-    for p in ws.registry.names() {
-        metrics.drifted_by_provider.insert(p.to_string(), 0);
-    }
-    for c in &plan.changes {
-        *metrics.drifted_by_provider.entry(c.change.address.provider.clone()).or_default() += 1;
-    }
-    // A gate that stops holding after the install (a master NotReady, an operator Degraded) is worth an alert.
-    metrics.gates = plan.gates.iter().map(|g| (g.status.gate.to_string(), g.status.passed)).collect();
     // The VIPs the load balancers share: exactly one holder each. None or two is no config drift (no
     // apply fixes it) but breaks what the environment promises, so it is reported as drift.
-    let vips = super::verify::vip_holders(ws).await?;
-    metrics.vip_holders = vips.iter().map(|v| (v.vip.to_string(), v.holders.len())).collect();
+    let vips = match super::verify::vip_holders(ws).await {
+        Ok(v) => v,
+        Err(e) => {
+            metrics.check_failed(started.elapsed().as_secs_f64());
+            return Err(e);
+        }
+    };
+    let duration = started.elapsed().as_secs_f64();
+    metrics.record(&plan, &vips, duration);
     let vips_broken = vips.iter().any(|v| !v.ok());
     if let Some(f) = &opts.junit {
         write_atomically(f, &junit(ws, &plan, &vips))?;
     }
     if opts.json {
         let doc = DriftJson {
-            checked_at_unix: metrics.last_check_unix,
-            duration_seconds: metrics.last_duration,
+            checked_at_unix: now_unix(),
+            duration_seconds: duration,
             drifted: plan.changes.len(),
             vips: &vips,
             plan: render::json::document(&plan),
@@ -187,7 +240,7 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &mut Metrics) -> Re
     .await;
     ws.unlock(lock).await;
     healed?;
-    metrics.heals += 1;
+    metrics.healed();
     crate::outln!("Healed: the infrastructure matches the environment again.");
     Ok(EXIT_OK)
 }
@@ -221,9 +274,9 @@ fn junit(ws: &Workspace, plan: &Plan, vips: &[super::verify::VipHolding]) -> Str
 
 pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let ws = Workspace::open(path)?.scope(&opts.scope)?;
-    let mut metrics = Metrics { environment: ws.loaded.name.clone(), ..Default::default() };
+    let metrics = Metrics::new(&ws.loaded.name, &ws.registry.names());
     let Some(every) = opts.every else {
-        let code = check(&ws, opts, &mut metrics).await;
+        let code = check(&ws, opts, &metrics).await;
         if let Some(f) = &opts.metrics_file {
             write_atomically(f, &metrics.render())?;
         }
@@ -238,7 +291,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     crate::errln!("groundwork drift: checking every {}s, metrics on http://{bound}/metrics", every.as_secs());
     tokio::spawn(serve(listener, shared.clone()));
     loop {
-        if let Err(e) = check(&ws, opts, &mut metrics).await {
+        if let Err(e) = check(&ws, opts, &metrics).await {
             crate::errln!("error: {e}");
         }
         let text = metrics.render();
@@ -254,7 +307,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     }
 }
 
-/// A minimal HTTP/1.0 endpoint: GET /metrics answers the latest metrics, anything else 404.
+/// A minimal HTTP/1.0 endpoint: GET /metrics answers the latest metrics, /healthz `ok`, anything else 404.
 async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else { continue };
@@ -275,13 +328,19 @@ async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
             }
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if path == "/metrics" {
-                ("200 OK", metrics.lock().map(|m| m.clone()).unwrap_or_default())
-            } else {
-                ("404 Not Found", "try /metrics\n".to_string())
+            let (status, kind, body) = match path {
+                "/metrics" => (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics.lock().map(|m| m.clone()).unwrap_or_default(),
+                ),
+                // Liveness for a Deployment's probe: the process serves (the checks' own health is in
+                // groundwork_drift_last_check_success).
+                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                _ => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_string()),
             };
             let reply = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(reply.as_bytes()).await;
@@ -294,28 +353,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_carry_every_provider_and_each_gate() {
-        let m = Metrics {
-            environment: "lab".into(),
-            drifted_by_provider: [("bind".to_string(), 0), ("haproxy".to_string(), 2)].into(),
-            gates: [("bootstrap-complete".to_string(), true), ("install-complete".to_string(), false)].into(),
-            vip_holders: [("10.88.0.4".to_string(), 2)].into(),
-            last_ok: true,
-            checks: 3,
-            ..Default::default()
-        };
+    fn metrics_carry_every_provider_and_each_gate_and_counters_accumulate() {
+        use groundwork_sdk::{Gate, GateStatus};
+        let m = Metrics::new("lab", &["bind", "haproxy"]);
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "format_version": 2, "environment": "lab", "changes": [], "observed": {}
+        }))
+        .unwrap();
+        plan.gates = vec![
+            crate::engine::gates::GateReport {
+                status: GateStatus {
+                    gate: Gate::BootstrapComplete,
+                    passed: true,
+                    detail: String::new(),
+                    notes: vec![],
+                },
+                blocked: vec![],
+            },
+            crate::engine::gates::GateReport {
+                status: GateStatus { gate: Gate::InstallComplete, passed: false, detail: String::new(), notes: vec![] },
+                blocked: vec![],
+            },
+        ];
+        for _ in 0..3 {
+            m.check_started();
+            m.record(&plan, &[], 0.5);
+        }
+        m.check_started();
+        m.check_failed(0.1);
         let text = m.render();
         for line in [
             "groundwork_drift_resources{environment=\"lab\",provider=\"bind\"} 0",
-            "groundwork_drift_resources{environment=\"lab\",provider=\"haproxy\"} 2",
-            "groundwork_drift_resources_total{environment=\"lab\"} 2",
+            "groundwork_drift_resources{environment=\"lab\",provider=\"haproxy\"} 0",
+            "groundwork_drifted_resources{environment=\"lab\"} 0",
             "groundwork_gate_passed{environment=\"lab\",gate=\"bootstrap-complete\"} 1",
             "groundwork_gate_passed{environment=\"lab\",gate=\"install-complete\"} 0",
-            "groundwork_drift_checks_total{environment=\"lab\"} 3",
-            "groundwork_vip_holders{environment=\"lab\",vip=\"10.88.0.4\"} 2",
+            "groundwork_drift_checks_total{environment=\"lab\"} 4",
+            "groundwork_drift_errors_total{environment=\"lab\"} 1",
+            "groundwork_drift_heals_total{environment=\"lab\"} 0",
+            "groundwork_drift_last_check_success{environment=\"lab\"} 0",
+            "# TYPE groundwork_drifted_resources gauge",
+            "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }
-        assert!(!Metrics::default().render().contains("groundwork_gate_passed"));
+        // No gauge is named like a counter.
+        for l in text.lines().filter(|l| l.starts_with("# TYPE") && l.ends_with(" gauge")) {
+            assert!(!l.split_whitespace().nth(2).unwrap().ends_with("_total"), "{l}");
+        }
+        assert!(!Metrics::new("x", &[]).render().contains("groundwork_gate_passed{"));
     }
 }
