@@ -14,7 +14,11 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(groundwork::output::LogWriter)
+        .with_target(false)
+        .init();
 }
 
 fn scope_of(s: groundwork::cli::ScopeArgs) -> ops::Scope {

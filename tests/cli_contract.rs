@@ -171,3 +171,24 @@ fn an_inventory_cannot_steer_the_runner() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("firewalld is managed with commands on the host"), "{}", run.stderr);
 }
+
+/// On a terminal (a pty from `script`) the progress bars are drawn, and log lines and results written
+/// meanwhile come out whole: every log line of `-v` is intact and the run ends with its verdict.
+#[test]
+fn on_a_terminal_bars_and_log_lines_do_not_tear() {
+    let env = demo_env();
+    let cmd = format!("{} -v apply {} --auto-approve", env!("CARGO_BIN_EXE_groundwork"), env.path().display());
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).env("NO_COLOR", "1").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Verified"), "{text}");
+    // Each `applied` log line (one per change) is written whole, after the bar was erased (`\r`, ESC[2K):
+    // what follows the erase is the log line from its first character to its last.
+    let segments: Vec<&str> =
+        text.split(['\r', '\n']).map(|seg| seg.rsplit("\u{1b}[2K").next().unwrap_or(seg)).collect();
+    let applied: Vec<&&str> = segments.iter().filter(|seg| seg.contains(" INFO ") && seg.contains("applied")).collect();
+    assert_eq!(applied.len(), 23, "{text}");
+    for seg in applied {
+        assert!(seg.starts_with("20") && seg.contains("address=") && seg.trim_end().ends_with(']'), "{seg:?}");
+    }
+}

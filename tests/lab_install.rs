@@ -76,6 +76,15 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
         assert!(run.stdout.contains(&format!("✓ {gate}")), "{gate}:\n{}", run.stdout);
     }
     assert!(run.stdout.contains("Verified: a fresh plan shows no changes."), "{}", run.stdout);
+    // Each later phase has a heading naming the gates that opened it, and one line sums the run up.
+    assert!(run.stdout.contains("── Phase 2: after bootstrap-complete"), "{}", run.stdout);
+    let done = run.stdout.lines().find(|l| l.starts_with("Done: ")).unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        done.contains(
+            "gates passed: bootstrap-complete, masters-ready, workers-joined, install-complete, router-on-infra"
+        ),
+        "{done}"
+    );
     // Hostile CSRs are refused and reported with the reason.
     for reason in [
         "node \"x9.lab.example.test\" is not declared in the inventory",

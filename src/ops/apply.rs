@@ -122,13 +122,15 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
     // Each round opens at least one gate or settles a phase; more rounds than that means gates flap.
     let max_rounds = 4 * (plan.gates.len() + 1);
     // Gates that passed before this run are not news; each one that passes during it is told once.
-    let mut announced: BTreeSet<Gate> = passed(&plan).into_iter().collect();
+    let before: BTreeSet<Gate> = passed(&plan).into_iter().collect();
+    let mut announced = before.clone();
+    let mut totals = Totals { started: std::time::Instant::now(), phases: 1, applied: 0 };
     for _ in 0..max_rounds {
         // Nothing applied (only a gate to wait for): the plan in hand is still fresh.
         let fresh = if plan.is_empty() {
             plan.clone()
         } else {
-            apply_plan(ws, &plan).await?;
+            totals.applied += apply_plan(ws, &plan).await?;
             ws.plan().await?
         };
         announce_passed(&fresh, &mut announced);
@@ -145,6 +147,7 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
         }
         if !fresh.is_empty() {
             // A gate passed meanwhile (or the phase moved on): the next phase's changes.
+            totals.next_phase(&fresh, &before);
             show_plan(&fresh);
             plan = fresh;
             continue;
@@ -152,6 +155,9 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
         let Some(next) = fresh.next_gate() else {
             events::emit("verified", json!({"detail": "a fresh plan shows no changes"}));
             events::text("Verified: a fresh plan shows no changes.\n");
+            if totals.phases > 1 || !announced.is_empty() {
+                events::text(&totals.summary(&announced, &before));
+            }
             return Ok(EXIT_OK);
         };
         wait_gate(ws, next.status.gate, gate_timeout).await?;
@@ -159,12 +165,44 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
         plan = ws.plan().await?;
         announce_passed(&plan, &mut announced);
         if !plan.is_empty() {
+            totals.next_phase(&plan, &before);
             show_plan(&plan);
         }
     }
     Err(Error::Usage(format!(
         "the install gates did not settle after {max_rounds} rounds (a gate keeps passing and failing); see the plan"
     )))
+}
+
+/// What one `apply ENV` did across its phases, for the headings and the closing line.
+struct Totals {
+    started: std::time::Instant,
+    phases: usize,
+    applied: usize,
+}
+
+impl Totals {
+    /// A heading before the plan of each phase after the first: which gates opened it.
+    fn next_phase(&mut self, plan: &Plan, before: &BTreeSet<Gate>) {
+        self.phases += 1;
+        let opened: Vec<String> =
+            passed(plan).into_iter().filter(|g| !before.contains(g)).map(|g| g.to_string()).collect();
+        let after = if opened.is_empty() { String::new() } else { format!(": after {}", opened.join(", ")) };
+        events::text(&format!("\n── Phase {}{after} ──\n", self.phases));
+    }
+
+    fn summary(&self, announced: &BTreeSet<Gate>, before: &BTreeSet<Gate>) -> String {
+        let gates: Vec<String> = announced.iter().filter(|g| !before.contains(g)).map(|g| g.to_string()).collect();
+        let took = self.started.elapsed().as_secs();
+        format!(
+            "Done: {} change(s) applied in {} phase(s){}, {}m{:02}s.\n",
+            self.applied,
+            self.phases,
+            if gates.is_empty() { String::new() } else { format!("; gates passed: {}", gates.join(", ")) },
+            took / 60,
+            took % 60
+        )
+    }
 }
 
 /// A `gate_passed` event for each gate a re-plan found passed without waiting for it (it passed while
@@ -312,8 +350,9 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Apply with a progress bar and print the report; any failed change fails the run.
-async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
+/// Apply with a progress bar and print the report; any failed change fails the run. Returns how many
+/// changes were applied.
+async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<usize> {
     let bar = progress(plan.changes.len());
     let on_progress = |addr: &groundwork_sdk::Address, p: engine::apply::Progress<'_>| {
         let address = addr.to_string();
@@ -337,14 +376,27 @@ async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_progress).await?;
+    // Byte progress: uploads of large images take minutes; the bar says how much has gone and how fast.
+    let from = groundwork_sdk::transport::bytes_sent();
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                bar.set_prefix(sent_since(from, started));
+            }
+        })
+    };
+    let report = engine::apply(&ws.registry, &ws.hosts, plan, &on_progress).await;
+    ticker.abort();
     bar.finish_and_clear();
+    let report = report?;
     tracing::info!(apply_ms = started.elapsed().as_millis() as u64, changes = plan.changes.len(), "apply");
     events::text(&render::text::apply_report(&report, stdout_color()));
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
-    Ok(())
+    Ok(report.outcomes.len())
 }
 
 /// A saved plan applies only over the state it was made against, and only if it holds exactly the
@@ -413,22 +465,27 @@ fn confirm() -> Result<bool> {
 }
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() || crate::output::quiet() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
+    let bar = crate::output::add_bar(indicatif::ProgressBar::new_spinner());
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
 
 fn progress(n: usize) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() || crate::output::quiet() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(n as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}") {
+    let bar = crate::output::add_bar(indicatif::ProgressBar::new(n as u64));
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {prefix} {wide_msg}") {
         bar.set_style(style);
     }
     bar
+}
+
+/// Bytes sent to the hosts since `from`, and the rate, for the apply bar ("412.0 MiB sent, 85.3 MiB/s").
+fn sent_since(from: u64, started: std::time::Instant) -> String {
+    let sent = groundwork_sdk::transport::bytes_sent().saturating_sub(from);
+    if sent < 1024 * 1024 {
+        return String::new();
+    }
+    let mib = sent as f64 / (1024.0 * 1024.0);
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    format!("{mib:.1} MiB sent, {:.1} MiB/s", mib / secs)
 }

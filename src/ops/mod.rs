@@ -131,6 +131,9 @@ impl Workspace {
     /// Probe the gates, expand the inventory for the phase they put it in, refresh and diff; with -v,
     /// the time of each phase and the round trips per host.
     pub async fn plan(&self) -> Result<Plan> {
+        // Reading every host takes a moment over SSH: say so if it takes more than a second.
+        let _spinner =
+            crate::output::DelayedSpinner::new("reading the hosts and the cluster", std::time::Duration::from_secs(1));
         let started = std::time::Instant::now();
         let before = self.hosts.round_trips().await;
         let mut statuses = self.gates().await?;

@@ -380,6 +380,7 @@ impl SshTransport {
                             break;
                         }
                         wr.data_bytes(chunk).await.map_err(|e| e.to_string())?;
+                        groundwork_sdk::transport::note_sent(n as u64);
                     }
                 }
                 wr.eof().await.map_err(|e| e.to_string())

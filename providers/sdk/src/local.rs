@@ -261,6 +261,7 @@ impl Transport for LocalTransport {
     ) -> Result<u64, TransportError> {
         let mut f = crate::expansion::open_regular(local).map_err(|e| self.io(&local.display().to_string(), e))?;
         let bytes = self.write_sync(remote, &mut f, opts)?;
+        crate::transport::note_sent(bytes);
         let (got, _) = sha256_file(&self.confined(remote, true)?).map_err(|e| self.io(remote, e))?;
         if got != sha256 {
             return Err(self.io(remote, format!("digest after transfer is {got}, expected {sha256}")));

@@ -281,6 +281,19 @@ pub fn is_leftover(name: &str) -> bool {
             && name.len() > ".groundwork-candidate".len() + 1)
 }
 
+/// Bytes of content this process has sent to hosts (uploads, written files): what progress displays show.
+static BYTES_SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count bytes handed to a host (transports call this as they send).
+pub fn note_sent(n: u64) {
+    BYTES_SENT.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Bytes sent so far by this process.
+pub fn bytes_sent() -> u64 {
+    BYTES_SENT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
