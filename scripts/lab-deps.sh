@@ -20,6 +20,8 @@ packages=(
   # The boot chain: a TFTP server and client, iPXE loaders and NIC ROMs, QEMU with BIOS and UEFI firmware,
   # and what the stand-in OS is built from (busybox, cpio; its kernel is downloaded, never installed).
   tftpd-hpa tftp-hpa ipxe ipxe-qemu qemu-system-x86 ovmf busybox-static cpio
+  # The generated man pages are rendered with groff in the tests.
+  groff-base
 )
 # Installed: unpacked and configured. A package whose triggers are still pending (another apt run is
 # finishing) is installed too: its files are in place.

@@ -209,6 +209,11 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Write man pages: groundwork.1 and one groundwork-COMMAND.1 per command (e.g. into /usr/local/share/man/man1).
+    Manpages {
+        /// Directory to write them into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// validate's report formats.

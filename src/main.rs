@@ -85,6 +85,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             groundwork::out!("{}", ops::show::run(&file, json)?);
             ops::EXIT_OK
         }
+        Command::Manpages { dir } => {
+            groundwork::outln!("{}", ops::manpages::write(&dir)?);
+            ops::EXIT_OK
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = Vec::new();

@@ -192,3 +192,24 @@ fn on_a_terminal_bars_and_log_lines_do_not_tear() {
         assert!(seg.starts_with("20") && seg.contains("address=") && seg.trim_end().ends_with(']'), "{seg:?}");
     }
 }
+
+/// `manpages DIR`: a page per command, rendered by groff as man would, saying what --help says.
+#[test]
+fn man_pages_render_and_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = groundwork(&["manpages", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for page in ["groundwork.1", "groundwork-apply.1", "groundwork-drift.1", "groundwork-render-install-config.1"] {
+        assert!(dir.path().join(page).exists(), "{page}: {}", run.stdout);
+    }
+    let out = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P-cbou"])
+        .arg(dir.path().join("groundwork-apply.1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for option in ["--auto-approve", "--lock-timeout", "--json", "Do not ask for confirmation"] {
+        assert!(text.contains(option), "{option} missing:\n{text}");
+    }
+}
