@@ -145,12 +145,11 @@ impl ClientConfig {
                 None => vec![crate::config::load::home().join(".ssh/known_hosts")],
             },
         };
-        match unsupported("globalknownhostsfile") {
-            Some(files) => known_hosts.extend(files.iter().map(|f| expand_tilde(f))),
-            None => known_hosts.extend(s.global_known_hosts.as_ref().map_or_else(
-                || GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect::<Vec<_>>(),
-                |l| l.iter().map(|f| expand(f)).collect(),
-            )),
+        // The same order for the system's files: the environment, then the ssh config, then OpenSSH's default.
+        match (&s.global_known_hosts, unsupported("globalknownhostsfile")) {
+            (Some(list), _) => known_hosts.extend(list.iter().map(|f| expand(f))),
+            (None, Some(files)) => known_hosts.extend(files.iter().map(|f| expand_tilde(f))),
+            (None, None) => known_hosts.extend(GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from)),
         }
         let host_name =
             p.as_ref().and_then(|p| p.host_name.clone()).map(|h| h.replace("%h", names[0]).replace("%%", "%"));
@@ -251,6 +250,13 @@ mod tests {
         assert!(e
             .known_hosts
             .ends_with(&[PathBuf::from("/etc/ssh/ssh_known_hosts"), PathBuf::from("/etc/ssh/ssh_known_hosts2")]));
+        // The environment's own lists win over the config's files, the config's over the defaults.
+        let cfg = "Host *\n  UserKnownHostsFile /k/user\n  GlobalKnownHostsFile /k/global\n";
+        let e = resolve(cfg, ENV, "bastion").unwrap();
+        assert_eq!(e.known_hosts, vec![PathBuf::from("/k/user"), PathBuf::from("/k/global")]);
+        let env = format!("{ENV}ssh: {{ known_hosts: mine, global_known_hosts: [] }}\n");
+        let e = resolve(cfg, &env, "bastion").unwrap();
+        assert_eq!(e.known_hosts, vec![PathBuf::from("mine")]);
     }
 
     #[test]
