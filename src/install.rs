@@ -269,7 +269,8 @@ pub fn render(env: &Environment, install: &InstallSettings, inputs: &Inputs) -> 
             })
             .collect(),
     };
-    serde_yaml::to_string(&config).map_err(|e| InstallError::Input { field: "install", message: e.to_string() })
+    groundwork_sdk::yaml::to_string(&config)
+        .map_err(|e| InstallError::Input { field: "install", message: e.to_string() })
 }
 
 /// The installer's run as the plan sees it: its resource, what to do about it, and the served files

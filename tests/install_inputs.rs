@@ -47,7 +47,7 @@ fn the_reference_install_config_is_rendered_from_the_inventory() {
     };
     let text = groundwork::install::render(&loaded.env, install, &inputs).unwrap();
     // The seed's §4.1 values, read back as YAML.
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let v: serde_json::Value = groundwork_sdk::yaml::from_str(&text).unwrap();
     assert_eq!(v["apiVersion"], "v1");
     assert_eq!(v["baseDomain"], "example.localdomain");
     assert_eq!(v["metadata"]["name"], "ocp45");
@@ -59,7 +59,7 @@ fn the_reference_install_config_is_rendered_from_the_inventory() {
     assert_eq!(v["networking"]["machineNetwork"][0]["cidr"], "172.16.0.0/24");
     // Not the seed's 192.168.124.0/24: that is the intranet (the next test).
     assert_eq!(v["networking"]["serviceNetwork"][0], "172.30.0.0/16");
-    assert!(v["platform"]["none"].as_mapping().is_some_and(|m| m.is_empty()));
+    assert!(v["platform"]["none"].as_object().is_some_and(|m| m.is_empty()));
     assert_eq!(v["fips"], false);
     assert_eq!(v["pullSecret"].as_str(), Some(pull_secret().as_str()));
     assert!(v["sshKey"].as_str().unwrap().starts_with("ssh-ed25519 "));

@@ -172,9 +172,9 @@ fn the_installer_makes_the_ignition_once_and_again_only_for_a_reason() {
     // What the installer was given, as the bootstrap machine sees it: masters not schedulable (the
     // inventory has workers), the extra manifest, and the pull secret where the machine needs it.
     let files = ignition_files(&served("bootstrap.ign"));
-    let scheduler: serde_yaml::Value =
-        serde_yaml::from_str(&files["/opt/openshift/manifests/cluster-scheduler-02-config.yml"]).unwrap();
-    assert_eq!(scheduler["spec"]["mastersSchedulable"], serde_yaml::Value::Bool(false));
+    let scheduler: serde_json::Value =
+        groundwork_sdk::yaml::from_str(&files["/opt/openshift/manifests/cluster-scheduler-02-config.yml"]).unwrap();
+    assert_eq!(scheduler["spec"]["mastersSchedulable"], serde_json::Value::Bool(false));
     assert_eq!(scheduler["spec"]["policy"]["name"], "", "the rest of the installer's manifest is kept");
     assert!(files["/opt/openshift/openshift/99-worker-chrony.yaml"].contains("name: 99-worker-chrony"));
     assert!(files["/root/.docker/config.json"].contains(SENTINEL));

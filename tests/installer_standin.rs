@@ -16,7 +16,7 @@ fn standin() -> PathBuf {
 }
 
 /// install-config.yaml of environments/ocp45 (the reference install), as groundwork renders it.
-fn reference_install_config() -> serde_yaml::Value {
+fn reference_install_config() -> serde_json::Value {
     let loaded = config::load_valid(Path::new("environments/ocp45")).unwrap();
     let install = groundwork::install::install_settings(&loaded.env).unwrap();
     let inputs = groundwork::install::Inputs {
@@ -24,18 +24,18 @@ fn reference_install_config() -> serde_yaml::Value {
         ssh_key: groundwork::install::read_ssh_key(&loaded.dir, install).unwrap(),
         trust_bundle: None,
     };
-    serde_yaml::from_str(&groundwork::install::render(&loaded.env, install, &inputs).unwrap()).unwrap()
+    groundwork_sdk::yaml::from_str(&groundwork::install::render(&loaded.env, install, &inputs).unwrap()).unwrap()
 }
 
 fn run(dir: &Path, step: &str) -> Output {
     Command::new(standin()).args(["create", step, "--dir"]).arg(dir).output().unwrap()
 }
 
-fn write(dir: &Path, ic: &serde_yaml::Value) {
-    std::fs::write(dir.join("install-config.yaml"), serde_yaml::to_string(ic).unwrap()).unwrap();
+fn write(dir: &Path, ic: &serde_json::Value) {
+    std::fs::write(dir.join("install-config.yaml"), groundwork_sdk::yaml::to_string(ic).unwrap()).unwrap();
 }
 
-fn set(ic: &mut serde_yaml::Value, path: &[&str], v: serde_yaml::Value) {
+fn set(ic: &mut serde_json::Value, path: &[&str], v: serde_json::Value) {
     let mut node = ic;
     for (i, k) in path.iter().enumerate() {
         node = match k.parse::<usize>() {
@@ -130,13 +130,13 @@ fn the_reference_install_config_makes_the_documented_layout() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!dir.path().join("install-config.yaml").exists(), "consumed, as the real installer does");
     assert!(dir.path().join(".openshift_install_state.json").is_file());
-    let scheduler: serde_yaml::Value = serde_yaml::from_str(
+    let scheduler: serde_json::Value = groundwork_sdk::yaml::from_str(
         &std::fs::read_to_string(dir.path().join("manifests/cluster-scheduler-02-config.yml")).unwrap(),
     )
     .unwrap();
     // No compute replicas (UPI): the installer makes the masters schedulable; the seed edits it by hand.
     assert_eq!(scheduler["kind"], "Scheduler");
-    assert_eq!(scheduler["spec"]["mastersSchedulable"], serde_yaml::Value::Bool(true));
+    assert_eq!(scheduler["spec"]["mastersSchedulable"], serde_json::Value::Bool(true));
     // groundwork's edit of that very file reads back.
     let edited = groundwork_installer::set_masters_schedulable(
         &std::fs::read_to_string(dir.path().join("manifests/cluster-scheduler-02-config.yml")).unwrap(),
@@ -173,8 +173,8 @@ fn the_reference_install_config_makes_the_documented_layout() {
     );
     let bootstrap = std::fs::read_to_string(dir.path().join("bootstrap.ign")).unwrap();
     assert!(bootstrap.contains("/opt/openshift/manifests/cluster-scheduler-02-config.yml"));
-    let kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("auth/kubeconfig")).unwrap()).unwrap();
+    let kc: serde_json::Value =
+        groundwork_sdk::yaml::from_str(&std::fs::read_to_string(dir.path().join("auth/kubeconfig")).unwrap()).unwrap();
     assert_eq!(kc["clusters"][0]["cluster"]["server"], "https://api.ocp45.example.localdomain:6443");
     assert!(kc["users"][0]["user"]["client-certificate-data"].is_string());
     let meta: serde_json::Value =
@@ -184,7 +184,7 @@ fn the_reference_install_config_makes_the_documented_layout() {
 
 #[test]
 fn it_refuses_what_the_real_installer_refuses() {
-    use serde_yaml::Value;
+    use serde_json::Value;
     let cases: Vec<(&[&str], Value, &str)> = vec![
         // The reference install's own slip, had it reached the installer: a service network on the machines'.
         (&["networking", "serviceNetwork", "0"], "172.16.0.0/24".into(), "networking.serviceNetwork[0]: Invalid value"),

@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::Lab;
-use serde_yaml::Value;
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicU32;
@@ -20,9 +20,8 @@ fn recipe(heading: &str) -> Value {
     let after = &doc[doc.find(heading).unwrap_or_else(|| panic!("no {heading} in docs/ci.md"))..];
     let start = after.find("```yaml\n").unwrap() + "```yaml\n".len();
     let block = &after[start..start + after[start..].find("\n```").unwrap()];
-    let mut v: Value = serde_yaml::from_str(block).unwrap();
-    v.apply_merge().unwrap();
-    v
+    // Merge keys (`<<: *ssh`) are applied by the YAML stack.
+    groundwork_sdk::yaml::from_str(block).unwrap()
 }
 
 struct Runner<'a> {
@@ -84,11 +83,11 @@ impl<'a> Runner<'a> {
 
 /// A step's `env`, with `${{ secrets.X }}` resolved to the lab's stand-in for that secret.
 fn step_env(r: &Runner, step: &Value) -> Vec<(String, String)> {
-    let Some(map) = step.get("env").and_then(Value::as_mapping) else { return Vec::new() };
+    let Some(map) = step.get("env").and_then(Value::as_object) else { return Vec::new() };
     map.iter()
         .map(|(k, v)| {
             let v = v.as_str().unwrap();
-            let k = k.as_str().unwrap().to_string();
+            let k = k.to_string();
             match v.strip_prefix("${{ secrets.").and_then(|s| s.strip_suffix(" }}")) {
                 Some(secret) => (k, lab_secret(r, secret)),
                 None => (k, v.to_string()),
@@ -112,7 +111,7 @@ fn the_github_recipe_runs_as_written() {
     let r = Runner::new(&lab);
     let wf = recipe("## GitHub Actions");
     for job in ["plan", "apply", "drift"] {
-        let steps = wf["jobs"][job]["steps"].as_sequence().unwrap_or_else(|| panic!("job {job}"));
+        let steps = wf["jobs"][job]["steps"].as_array().unwrap_or_else(|| panic!("job {job}"));
         let mut ran = 0;
         for s in steps {
             let Some(script) = s.get("run").and_then(Value::as_str) else { continue };
@@ -139,7 +138,7 @@ fn the_gitlab_recipe_runs_as_written() {
         let j = &ci[job];
         let lines: Vec<&str> = ["before_script", "script"]
             .iter()
-            .flat_map(|k| j.get(*k).and_then(Value::as_sequence).into_iter().flatten())
+            .flat_map(|k| j.get(*k).and_then(Value::as_array).into_iter().flatten())
             .map(|l| l.as_str().unwrap())
             .collect();
         assert!(lines.len() >= 2, "job {job}");

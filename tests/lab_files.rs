@@ -30,11 +30,11 @@ fn served_files_answer_200_with_their_digest_and_replan_is_empty() {
     let apply = groundwork(&["apply", e, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
 
-    let services: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(lab.env_dir().join("services.yaml")).unwrap()).unwrap();
+    let services: serde_json::Value =
+        groundwork_sdk::yaml::from_str(&std::fs::read_to_string(lab.env_dir().join("services.yaml")).unwrap()).unwrap();
     let bastion = lab.host_ip("bastion");
     let mut checked = 0;
-    for f in services["files"]["serve"].as_sequence().unwrap() {
+    for f in services["files"]["serve"].as_array().unwrap() {
         let path = f["path"].as_str().unwrap();
         let (code, body) = curl(&format!("http://{bastion}/{path}"));
         assert_eq!(code, "200", "{path}");

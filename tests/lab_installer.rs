@@ -112,8 +112,8 @@ fn the_installers_ignition_is_served_booted_from_and_its_kubeconfig_drives_the_g
     // A real client with the generated kubeconfig's credentials (curl: its CA, the admin's client
     // certificate), naming the API as the kubeconfig does and reaching it at the VIP: authenticated by
     // the certificate alone. Without it: refused.
-    let kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(installdir.join("auth/kubeconfig")).unwrap()).unwrap();
+    let kc: serde_json::Value =
+        groundwork_sdk::yaml::from_str(&std::fs::read_to_string(installdir.join("auth/kubeconfig")).unwrap()).unwrap();
     assert_eq!(kc["clusters"][0]["cluster"]["server"], "https://api.lab.example.test:6443");
     let creds = tempfile::tempdir().unwrap();
     use base64::Engine;

@@ -96,7 +96,7 @@ fn kubeconfig_lists_contexts_and_in_cluster_config() {
 
     let run_secrets_before = std::path::Path::new("/run/secrets/kubernetes.io").exists();
     // In a pod: no KUBECONFIG, the service account's token and CA, KUBERNETES_SERVICE_HOST/PORT.
-    let parsed: serde_json::Value = serde_yaml::from_str(&sim).unwrap();
+    let parsed: serde_json::Value = groundwork_sdk::yaml::from_str(&sim).unwrap();
     let token = parsed["users"][0]["user"]["token"].as_str().unwrap();
     let ca = parsed["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap();
     use base64::Engine;

@@ -154,7 +154,7 @@ static TRIED: AtomicUsize = AtomicUsize::new(0);
 fn check(c: &Case) -> Result<(), TestCaseError> {
     TRIED.fetch_add(1, Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
-    let yaml = serde_yaml::to_string(&environment(c)).unwrap();
+    let yaml = groundwork_sdk::yaml::to_string(&environment(c)).unwrap();
     std::fs::write(dir.path().join("environment.yaml"), &yaml).unwrap();
     let loaded = match config::load_valid(dir.path()) {
         Ok(l) => l,

@@ -60,7 +60,7 @@ hosts:
 "#,
         root.display()
     );
-    serde_yaml::from_str(&yaml).unwrap()
+    groundwork_sdk::yaml::from_str(&yaml).unwrap()
 }
 
 fn res(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {

@@ -201,15 +201,13 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
-    let (mut line, mut column, mut index) =
-        e.location().map(|l| (l.line(), l.column(), l.index())).unwrap_or((1, 1, 0));
+fn syntax_error(file: &str, text: &str, e: &groundwork_sdk::yaml::Located) -> ConfigError {
+    let (mut line, mut column) = (e.line, e.column);
+    let mut index = e.offset.unwrap_or_else(|| offset_of(text, line, column));
     let mut width = 1;
-    // serde_yaml prefixes messages with the path and location; keep only the message.
-    let message = e.to_string();
-    let mut message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    // A typed value that failed its rule: serde_yaml places the error at the enclosing mapping; point
-    // at the value itself (and name its full path) when it can be found below that path.
+    let mut message = if e.path.is_empty() { e.message.clone() } else { format!("{}: {}", e.path, e.message) };
+    // A typed value that failed its rule: the deserializer may place the error at the enclosing mapping;
+    // point at the value itself (and name its full path) when it can be found below that path.
     if let Some((path, pos, rest)) = refine(text, &message) {
         (line, column, index, width) = (pos.line, pos.column, pos.offset, pos.len.max(1));
         message = format!("{path}: {rest}");
@@ -222,6 +220,14 @@ fn syntax_error(file: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
         src: NamedSource::new(file, text.to_string()).with_language("yaml"),
         span: SourceSpan::new(index.min(text.len()).into(), width),
     }))
+}
+
+/// The byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let in_line =
+        text[start.min(text.len())..].chars().take(column.saturating_sub(1)).map(char::len_utf8).sum::<usize>();
+    start + in_line
 }
 
 /// For `PATH: "VALUE" is not ...`: the located value under PATH whose text is VALUE.
@@ -284,7 +290,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let part: EnvironmentFile = if text.trim().is_empty() {
             EnvironmentFile::default()
         } else {
-            serde_yaml::from_str(&text).map_err(|e| syntax_error(&shown, &text, &e))?
+            groundwork_sdk::yaml::from_str_located(&text).map_err(|e| syntax_error(&shown, &text, &e))?
         };
         let idx = sources.files.len();
         sources.files.push(SourceFile { path: shown, positions: locate(&text), text });

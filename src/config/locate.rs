@@ -1,11 +1,10 @@
 //! Where each value of a YAML file stands: `nodes[2].ip` → line 14, column 9.
 //!
-//! serde_yaml gives locations only for its own errors; cross-resource validation needs them for
-//! any value, so each file is also walked with yaml-rust2's marked event parser.
+//! The deserializer gives locations only for its own errors; cross-resource validation needs them for
+//! any value, so each file is also walked with the event parser under serde-saphyr (granit-parser).
 
+use granit_parser::{Event, Marker, Parser, Span, SpannedEventReceiver};
 use std::collections::HashMap;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
 
 /// A point in a source file. `line` and `column` are 1-based; `offset` is a byte offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,10 +102,11 @@ impl Walker<'_> {
     }
 }
 
-impl MarkedEventReceiver for Walker<'_> {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+impl<'input> SpannedEventReceiver<'input> for Walker<'_> {
+    fn on_event(&mut self, ev: Event<'input>, span: Span) {
+        let mark = span.start;
         match ev {
-            Event::Scalar(ref v, ..) if self.node_start(mark, Some(v)) => {
+            Event::Scalar(ref v, ..) if self.node_start(mark, Some(v.as_ref())) => {
                 self.path.pop();
             }
             Event::Alias(_) if self.node_start(mark, Some("*")) => {
@@ -136,7 +136,7 @@ impl MarkedEventReceiver for Walker<'_> {
 }
 
 /// Positions of every value (and `#key` of every key) in `text`. Parse errors yield an empty map:
-/// serde_yaml reports them, with their own location.
+/// the deserializer reports them, with their own location.
 pub fn locate(text: &str) -> HashMap<String, Position> {
     let char_bytes = (!text.is_ascii()).then(|| text.char_indices().map(|(b, _)| b).collect());
     let mut w = Walker { text, char_bytes, stack: Vec::new(), path: Vec::new(), out: HashMap::new() };

@@ -103,8 +103,8 @@ fn installer(loaded: &Loaded, f: &mut Findings) {
     for path in listed {
         let problem = match loaded.inputs.read_text(&path) {
             Err(e) => Some(e.to_string()),
-            // serde_yaml's messages name places, not values: a manifest's secrets are not echoed.
-            Ok(text) => match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+            // The YAML stack's errors carry no source snippet: a manifest's secrets are not echoed.
+            Ok(text) => match groundwork_sdk::yaml::from_str::<serde_json::Value>(&text) {
                 Err(e) => Some(format!("{path} is not YAML: {e}")),
                 Ok(v)
                     if v.get("apiVersion").and_then(|a| a.as_str()).is_none()

@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn the_clusters_api_names_are_reached_at_their_vips() {
-        let env: Environment = serde_yaml::from_str(
+        let env: Environment = groundwork_sdk::yaml::from_str(
             "cluster: { name: lab, base_domain: example.test }\n\
              networks: { machine: [10.88.0.0/24], cluster: { cidr: 10.128.0.0/14, host_prefix: 23 }, service: [172.30.0.0/16] }\n\
              hosts:\n  lb1: { address: 10.88.0.3, roles: [lb], vips: { internal: 10.88.0.3, external: 10.88.0.4 } }\n",

@@ -214,7 +214,7 @@ mod tests {
     use super::*;
 
     fn env(yaml: &str) -> Environment {
-        serde_yaml::from_str(yaml).unwrap()
+        groundwork_sdk::yaml::from_str(yaml).unwrap()
     }
 
     const ENV: &str = "cluster: { name: c, base_domain: example.test }\n\

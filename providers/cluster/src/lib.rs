@@ -135,7 +135,7 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
         ];
         let config: serde_json::Map<String, Value> =
             components.iter().map(|c| (c.to_string(), place.clone())).collect();
-        let text = serde_yaml::to_string(&config).map_err(|e| Error::Spec {
+        let text = groundwork_sdk::yaml::to_string(&config).map_err(|e| Error::Spec {
             address: "cluster.object[ConfigMap/openshift-monitoring/cluster-monitoring-config]".into(),
             message: e.to_string(),
         })?;
@@ -163,9 +163,9 @@ pub fn manifests(x: &Expansion, dir: &str) -> Result<Vec<Resource>, Error> {
     let mut out = Vec::new();
     for path in x.inputs.list(dir, &["yaml", "yml", "json"])? {
         let text = x.inputs.read_text(&path)?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            // serde_yaml's messages name places, not values: a Secret's data is not echoed.
-            let v = <Value as serde::Deserialize>::deserialize(doc).map_err(|e| bad(&path, e.to_string()))?;
+        // The YAML stack's errors carry no source snippet: a Secret's data is not echoed.
+        let docs: Vec<Value> = groundwork_sdk::yaml::documents(&text).map_err(|e| bad(&path, e.to_string()))?;
+        for v in docs {
             if v.is_null() {
                 continue;
             }

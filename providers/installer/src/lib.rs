@@ -187,19 +187,19 @@ pub fn address(cluster: &str) -> Address {
 
 /// Set `spec.mastersSchedulable` in the installer's Scheduler manifest, keeping everything else.
 pub fn set_masters_schedulable(text: &str, schedulable: bool) -> Result<String, String> {
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| format!("{SCHEDULER_MANIFEST} is not YAML: {e}"))?;
+    let mut doc: Value =
+        groundwork_sdk::yaml::from_str(text).map_err(|e| format!("{SCHEDULER_MANIFEST} is not YAML: {e}"))?;
     if doc.get("kind").and_then(|k| k.as_str()) != Some("Scheduler") {
         return Err(format!("{SCHEDULER_MANIFEST} is not a Scheduler object"));
     }
-    let map = doc.as_mapping_mut().ok_or_else(|| format!("{SCHEDULER_MANIFEST} is not a mapping"))?;
+    let map = doc.as_object_mut().ok_or_else(|| format!("{SCHEDULER_MANIFEST} is not a mapping"))?;
     let spec = map
-        .entry("spec".into())
-        .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()))
-        .as_mapping_mut()
+        .entry("spec")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
         .ok_or_else(|| format!("{SCHEDULER_MANIFEST}: spec is not a mapping"))?;
     spec.insert("mastersSchedulable".into(), schedulable.into());
-    serde_yaml::to_string(&doc).map_err(|e| e.to_string())
+    groundwork_sdk::yaml::to_string(&doc).map_err(|e| e.to_string())
 }
 
 /// The installer's output with every secret of install-config taken out: the pull secret whole (as
@@ -215,7 +215,7 @@ pub fn redact(output: &str, install_config: &[u8]) -> String {
         }
     }
     let mut secrets: Vec<String> = Vec::new();
-    let pull_secret = serde_yaml::from_slice::<serde_yaml::Value>(install_config)
+    let pull_secret = groundwork_sdk::yaml::from_slice::<Value>(install_config)
         .ok()
         .and_then(|ic| ic.get("pullSecret").and_then(|p| p.as_str()).map(str::to_string));
     if let Some(ps) = pull_secret {
@@ -517,9 +517,9 @@ mod tests {
     #[test]
     fn masters_schedulable_is_set_and_nothing_else_moves() {
         let out = set_masters_schedulable(SCHEDULER, false).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-        let before: serde_yaml::Value = serde_yaml::from_str(SCHEDULER).unwrap();
-        assert_eq!(v["spec"]["mastersSchedulable"], serde_yaml::Value::Bool(false));
+        let v: Value = groundwork_sdk::yaml::from_str(&out).unwrap();
+        let before: Value = groundwork_sdk::yaml::from_str(SCHEDULER).unwrap();
+        assert_eq!(v["spec"]["mastersSchedulable"], Value::Bool(false));
         assert_eq!(v["spec"]["policy"], before["spec"]["policy"]);
         assert_eq!(v["metadata"], before["metadata"]);
         assert_eq!(v["status"], before["status"]);

@@ -176,7 +176,7 @@ mod tests {
     use super::*;
 
     fn env(lbs: &str) -> Environment {
-        serde_yaml::from_str(&format!(
+        groundwork_sdk::yaml::from_str(&format!(
             "cluster: {{ name: lab, base_domain: example.test }}\n\
              networks: {{ machine: [10.88.0.0/24], cluster: {{ cidr: 10.128.0.0/14, host_prefix: 23 }}, service: [172.30.0.0/16] }}\n\
              hosts:\n{lbs}"

@@ -187,7 +187,7 @@ files:
   boot: {boot}
 "#
         );
-        serde_yaml::from_str(&yaml).unwrap()
+        crate::yaml::from_str(&yaml).unwrap()
     }
 
     #[test]

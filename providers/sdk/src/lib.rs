@@ -26,6 +26,7 @@ pub mod resource;
 pub mod secret;
 pub mod transport;
 pub mod value;
+pub mod yaml;
 
 pub use address::Address;
 pub use error::{Error, TransportError};

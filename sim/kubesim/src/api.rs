@@ -138,7 +138,7 @@ fn parse_body(req: &Request) -> Result<Value, Response> {
         return Ok(Value::Null);
     }
     let parsed: Result<Value, String> = if req.content_type.contains("yaml") {
-        serde_yaml::from_slice(req.body).map_err(|e| e.to_string())
+        serde_saphyr::from_slice(req.body).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice(req.body).map_err(|e| e.to_string())
     };
