@@ -56,22 +56,7 @@ fn installer_env() -> tempfile::TempDir {
 
 /// groundwork with the pull secret in its environment, at the highest verbosity (every line an artifact).
 fn gw(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
-        .args(args)
-        .arg("-vv")
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "trace")
-        .env("PULL_SECRET", pull_secret())
-        .env_remove("GROUNDWORK_ENV")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stdout.contains(SENTINEL) && !run.stderr.contains(SENTINEL), "the pull secret leaked: {args:?}");
-    run
+    common::groundwork_with_secret(args, &pull_secret(), SENTINEL, &["-vv"])
 }
 
 fn sha256(path: &Path) -> String {

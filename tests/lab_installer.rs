@@ -18,20 +18,8 @@ const SENTINEL: &str = "R1ctU0VOVElORUwtTEFCLUlOU1RBTExFUg==";
 const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkVJIvZ6gDg3DlzUBt6FDmvrZf3T0DX6frAHL2dPcjO lab\n";
 
 fn gw(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("PULL_SECRET", format!(r#"{{"auths":{{"quay.io":{{"auth":"{SENTINEL}"}}}}}}"#))
-        .env_remove("GROUNDWORK_ENV")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stdout.contains(SENTINEL) && !run.stderr.contains(SENTINEL), "the pull secret leaked: {args:?}");
-    run
+    let pull_secret = format!(r#"{{"auths":{{"quay.io":{{"auth":"{SENTINEL}"}}}}}}"#);
+    common::groundwork_with_secret(args, &pull_secret, SENTINEL, &[])
 }
 
 /// The lab's environment with its ignition left to the installer: no .ign served by hand, no

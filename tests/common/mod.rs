@@ -76,4 +76,19 @@ pub fn schema_errors(name: &str, doc: &serde_json::Value) -> Vec<String> {
     validator.iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
 }
 
+/// groundwork with a pull secret in `PULL_SECRET`, checked never to appear in what it prints (logs at
+/// `extra` verbosity included): the installer tests' one way to run it.
+pub fn groundwork_with_secret(args: &[&str], pull_secret: &str, sentinel: &str, extra: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend_from_slice(extra);
+    let verbose = extra.iter().any(|a| a.starts_with("-v"));
+    let mut set = vec![("PULL_SECRET", pull_secret)];
+    if verbose {
+        set.push(("RUST_LOG", "trace"));
+    }
+    let run = groundwork_env(&all, &set, &[]);
+    assert!(!run.stdout.contains(sentinel) && !run.stderr.contains(sentinel), "the pull secret leaked: {args:?}");
+    run
+}
+
 pub mod lab;
