@@ -155,7 +155,8 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
         let Some(next) = fresh.next_gate() else {
             events::emit("verified", json!({"detail": "a fresh plan shows no changes"}));
             events::text("Verified: a fresh plan shows no changes.\n");
-            if totals.phases > 1 || !announced.is_empty() {
+            // One phase with no gate passing during it needs no summary beyond the report above.
+            if totals.phases > 1 || announced.len() > before.len() {
                 events::text(&totals.summary(&announced, &before));
             }
             return Ok(EXIT_OK);
