@@ -22,7 +22,11 @@ packages=(
   tftpd-hpa tftp-hpa ipxe ipxe-qemu qemu-system-x86 ovmf busybox-static cpio
   # The generated man pages are rendered with groff in the tests.
   groff-base
+  # Real clients held against the API simulator: the official Python client.
+  python3-kubernetes
 )
+# ...and kubectl: Debian's when none is installed (a kubectl from another source is used as it is).
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 # Installed: unpacked and configured. A package whose triggers are still pending (another apt run is
 # finishing) is installed too: its files are in place.
 missing_packages() {

@@ -69,23 +69,94 @@ fn route(path: &str) -> Option<Route> {
     })
 }
 
+/// A collection the simulator serves: what discovery says of it (what kubectl and client libraries
+/// read to map `kubectl get csr` to a URL).
+struct Resource {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    /// Subresources served (`status`, `approval`).
+    subresources: &'static [&'static str],
+}
+
+const VERBS: [&str; 8] = ["create", "delete", "get", "list", "patch", "update", "watch", "deletecollection"];
+
+#[rustfmt::skip]
+const RESOURCES: &[Resource] = &[
+    Resource { group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false, short: &["no"], subresources: &["status"] },
+    Resource { group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, short: &["cm"], subresources: &[] },
+    Resource { group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true, short: &["po"], subresources: &["status"] },
+    Resource { group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false, short: &["ns"], subresources: &["status"] },
+    Resource { group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true, short: &[], subresources: &[] },
+    Resource { group: "", version: "v1", plural: "persistentvolumeclaims", singular: "persistentvolumeclaim", kind: "PersistentVolumeClaim", namespaced: true, short: &["pvc"], subresources: &["status"] },
+    Resource { group: "certificates.k8s.io", version: "v1", plural: "certificatesigningrequests", singular: "certificatesigningrequest", kind: "CertificateSigningRequest", namespaced: false, short: &["csr"], subresources: &["approval", "status"] },
+    Resource { group: "storage.k8s.io", version: "v1", plural: "storageclasses", singular: "storageclass", kind: "StorageClass", namespaced: false, short: &["sc"], subresources: &[] },
+    Resource { group: "config.openshift.io", version: "v1", plural: "clusterversions", singular: "clusterversion", kind: "ClusterVersion", namespaced: false, short: &[], subresources: &["status"] },
+    Resource { group: "config.openshift.io", version: "v1", plural: "clusteroperators", singular: "clusteroperator", kind: "ClusterOperator", namespaced: false, short: &["co"], subresources: &["status"] },
+    Resource { group: "operator.openshift.io", version: "v1", plural: "ingresscontrollers", singular: "ingresscontroller", kind: "IngressController", namespaced: true, short: &[], subresources: &["status"] },
+    Resource { group: "imageregistry.operator.openshift.io", version: "v1", plural: "configs", singular: "config", kind: "Config", namespaced: false, short: &[], subresources: &["status"] },
+];
+
+/// Built-in collections whose objects always carry a `status` object.
+const STATUS_STRUCT: [&str; 5] =
+    ["certificatesigningrequests", "nodes", "namespaces", "pods", "persistentvolumeclaims"];
+
 /// Kind of the objects of a collection the simulator knows (for list responses and created objects).
 pub fn kind_of(plural: &str) -> Option<&'static str> {
-    Some(match plural {
-        "nodes" => "Node",
-        "configmaps" => "ConfigMap",
-        "pods" => "Pod",
-        "namespaces" => "Namespace",
-        "secrets" => "Secret",
-        "persistentvolumeclaims" => "PersistentVolumeClaim",
-        "certificatesigningrequests" => "CertificateSigningRequest",
-        "clusterversions" => "ClusterVersion",
-        "clusteroperators" => "ClusterOperator",
-        "ingresscontrollers" => "IngressController",
-        "configs" => "Config",
-        "storageclasses" => "StorageClass",
-        _ => return None,
-    })
+    RESOURCES.iter().find(|r| r.plural == plural).map(|r| r.kind)
+}
+
+/// Legacy discovery: `/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION` (client-go falls back to it when
+/// the server does not answer aggregated discovery).
+fn discovery(path: &str) -> Option<Response> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let list = |group: &str, version: &str| {
+        let resources: Vec<Value> = RESOURCES
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+            .flat_map(|r| {
+                let main = json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                                  "kind": r.kind, "verbs": VERBS, "shortNames": r.short});
+                let subs = r.subresources.iter().map(move |sub| {
+                    json!({"name": format!("{}/{sub}", r.plural), "singularName": "", "namespaced": r.namespaced,
+                           "kind": r.kind, "verbs": ["get", "patch", "update"]})
+                });
+                std::iter::once(main).chain(subs)
+            })
+            .collect();
+        let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        (!resources.is_empty()).then(|| {
+            ok(200, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+        })
+    };
+    match segs.as_slice() {
+        ["api"] => Some(ok(
+            200,
+            json!({"kind": "APIVersions", "versions": ["v1"],
+                   "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "api:6443"}]}),
+        )),
+        ["apis"] => {
+            let mut groups: Vec<&str> = RESOURCES.iter().map(|r| r.group).filter(|g| !g.is_empty()).collect();
+            groups.dedup();
+            groups.sort_unstable();
+            groups.dedup();
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| {
+                    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+                })
+                .collect();
+            Some(ok(200, json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})))
+        }
+        ["api", v] => list("", v),
+        ["apis", g, v] => list(g, v),
+        _ => None,
+    }
 }
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -128,9 +199,43 @@ fn store_error(e: StoreError, r: &Route) -> Response {
     match e {
         StoreError::NotFound => status(404, "NotFound", format!("{what} not found")),
         StoreError::AlreadyExists => status(409, "AlreadyExists", format!("{what} already exists")),
-        StoreError::Conflict(m) => status(409, "Conflict", format!("Apply failed with 1 conflict: {m}")),
+        StoreError::Conflict(c) => conflict(&c),
         StoreError::Invalid(m) => status(422, "Invalid", m),
     }
+}
+
+/// A server-side apply conflict as kube-apiserver reports it: the message kubectl prints and one
+/// `FieldManagerConflict` cause per field.
+fn conflict(conflicts: &[(String, String)]) -> Response {
+    let message = match conflicts {
+        [(manager, field)] => format!("Apply failed with 1 conflict: conflict with \"{manager}\": {field}"),
+        _ => {
+            let mut by_manager: Vec<(&str, Vec<&str>)> = Vec::new();
+            for (m, f) in conflicts {
+                match by_manager.iter_mut().find(|(x, _)| *x == m) {
+                    Some((_, fields)) => fields.push(f),
+                    None => by_manager.push((m, vec![f])),
+                }
+            }
+            let parts: Vec<String> = by_manager
+                .iter()
+                .map(|(m, fields)| {
+                    let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+                    format!("conflicts with \"{m}\":\n{}", list.join("\n"))
+                })
+                .collect();
+            format!("Apply failed with {} conflicts: {}", conflicts.len(), parts.join("\n"))
+        }
+    };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(
+            |(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f}),
+        )
+        .collect();
+    let mut r = status(409, "Conflict", message);
+    r.body["details"] = json!({"causes": causes});
+    r
 }
 
 fn parse_body(req: &Request) -> Result<Value, Response> {
@@ -153,6 +258,11 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
                                "goVersion": "go1.24", "compiler": "gc", "buildDate": "2026-01-01T00:00:00Z",
                                "gitCommit": "0000000", "gitTreeState": "clean"}),
         );
+    }
+    if req.method == "GET" {
+        if let Some(d) = discovery(req.path) {
+            return d;
+        }
     }
     let Some(r) = route(req.path) else {
         return status(404, "NotFound", format!("the server could not find {}", req.path));
@@ -193,6 +303,11 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             };
             if obj.get("kind").is_none() {
                 obj["kind"] = json!(kind_of(&r.plural).unwrap_or("Object"));
+            }
+            // Built-in kinds whose status is a struct come back with `status: {}` from a real apiserver
+            // (clients read `csr.status.conditions` right after creating it).
+            if STATUS_STRUCT.contains(&r.plural.as_str()) && obj.get("status").is_none_or(Value::is_null) {
+                obj["status"] = json!({});
             }
             obj["apiVersion"] = json!(r.api_version);
             match sim.store.create(&key(&name), obj) {

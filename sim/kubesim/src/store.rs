@@ -35,7 +35,8 @@ pub struct Store {
 pub enum StoreError {
     NotFound,
     AlreadyExists,
-    Conflict(String),
+    /// Server-side apply conflicts: (the manager that owns the field, the field as `.a.b`).
+    Conflict(Vec<(String, String)>),
     Invalid(String),
 }
 
@@ -226,12 +227,16 @@ impl Store {
         let stored = self.objects.get_mut(&key3(k)).ok_or(StoreError::NotFound)?;
         if exists {
             if !force {
+                let mut conflicts = Vec::new();
                 for (other, paths) in stored.owners.iter().filter(|(m, _)| m.as_str() != manager) {
                     for p in paths.intersection(&new_paths) {
                         if get_path(&stored.value, p) != get_path(body, p) {
-                            return Err(StoreError::Conflict(format!(".{} is owned by {other}", p.join("."))));
+                            conflicts.push((other.clone(), format!(".{}", p.join("."))));
                         }
                     }
+                }
+                if !conflicts.is_empty() {
+                    return Err(StoreError::Conflict(conflicts));
                 }
             }
             let old = stored.owners.get(manager).cloned().unwrap_or_default();
