@@ -203,3 +203,26 @@ fn the_web_site_moves_off_80_when_haproxy_shares_its_host() {
     find(&rs, "firewalld.port[bastion:public/8080/tcp]");
     assert!(!rs.iter().any(|r| r.address.to_string() == "firewalld.port[lb1:public/8080/tcp]"));
 }
+
+/// The cluster objects groundwork applies on day 2 fit OpenShift's own CRD schemas, strictly (no
+/// unknown field), for the 4.5 era and for a current release: the reference install and the lab. They
+/// are apply patches: required fields are checked by the server on the merged object.
+#[test]
+fn cluster_objects_fit_openshifts_crd_schemas() {
+    use groundwork_cluster::schema::{check, Intent, SchemaSet};
+    for env in ["environments/ocp45", "environments/lab"] {
+        let loaded = config::load_valid(std::path::Path::new(env)).unwrap();
+        let rs = config::expand::resources_in(&loaded, &groundwork_sdk::Phase::all()).unwrap();
+        let mut checked = 0;
+        for r in rs.iter().filter(|r| r.address.provider == "cluster") {
+            for set in [SchemaSet::V4_5, SchemaSet::Current] {
+                if let Some(problems) = check(set, &r.spec, Intent::Apply).unwrap() {
+                    assert!(problems.is_empty(), "{env} {} against {set:?}: {problems:#?}", r.address);
+                    checked += 1;
+                }
+            }
+        }
+        // The IngressController and the image registry Config, in both sets.
+        assert_eq!(checked, 4, "{env}");
+    }
+}

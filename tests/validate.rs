@@ -440,3 +440,50 @@ fn sources_are_regular_files_inside_the_environment_and_capped() {
     let (code, err) = with_source("big", "  max_source_bytes: 100\n");
     assert_eq!(code, 0, "{err}");
 }
+
+/// Day-2 manifests against OpenShift's CRD schemas: a misspelled field is found at its key, a wrong type
+/// at its value, and the release declared in `openshift.version` picks the schema set.
+#[test]
+fn manifests_are_checked_against_openshifts_crd_schemas() {
+    let run = |version: &str, manifest: &str| -> Vec<(String, String, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let os = format!("openshift:\n  kubeconfig: kc\n  manifests: cluster\n{version}");
+        std::fs::write(dir.path().join("environment.yaml"), format!("{BASE}{os}")).unwrap();
+        std::fs::write(dir.path().join("nodes.yaml"), NODES).unwrap();
+        std::fs::create_dir(dir.path().join("cluster")).unwrap();
+        std::fs::write(dir.path().join("cluster/ingress.yaml"), manifest).unwrap();
+        match config::load_valid(dir.path()) {
+            Ok(_) => vec![],
+            Err(ConfigError::Invalid(f)) => f
+                .iter()
+                .filter(|f| f.rule == "manifest-schema")
+                .map(|f| {
+                    let at = f.at.clone().unwrap_or_default();
+                    (at.rsplit('/').next().unwrap_or_default().to_string(), f.message.clone(), f.rule.to_string())
+                })
+                .collect(),
+            Err(other) => panic!("{other}"),
+        }
+    };
+    let ic = |spec: &str| {
+        format!(
+            "apiVersion: operator.openshift.io/v1\nkind: IngressController\nmetadata:\n  name: sharded\n  namespace: openshift-ingress-operator\nspec:\n{spec}"
+        )
+    };
+    assert_eq!(run("", &ic("  replicas: 2\n  domain: apps2.example.test\n")), vec![]);
+    let typo = ic("  replica: 2\n");
+    let f = run("", &typo);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "ingress.yaml:7:3");
+    assert!(f[0].1.contains("IngressController sharded: spec.replica: unknown field"), "{}", f[0].1);
+    let f = run("", &ic("  replicas: two\n"));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "ingress.yaml:7:13");
+    assert!(f[0].1.contains("spec.replicas"), "{}", f[0].1);
+    // httpHeaders exists in current releases, not in 4.5's IngressController.
+    let headers = ic("  httpHeaders:\n    forwardedHeaderPolicy: Append\n");
+    assert_eq!(run("", &headers), vec![]);
+    let f = run("  version: \"4.5\"\n", &headers);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].1.contains("spec.httpHeaders: unknown field (not in the V4_5 schema"), "{}", f[0].1);
+}

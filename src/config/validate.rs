@@ -58,6 +58,7 @@ pub fn validate(loaded: &Loaded) -> Vec<Finding> {
     dhcp(env, &mut f);
     served_urls(loaded, &mut f);
     install_inputs(loaded, &mut f);
+    manifest_schemas(loaded, &mut f);
     installer(loaded, &mut f);
     f.out
 }
@@ -124,6 +125,69 @@ fn installer(loaded: &Loaded, f: &mut Findings) {
 
 /// The installer's inputs, when declared: the pull secret is JSON with `auths` (never quoted), the SSH
 /// key a public key, the trust bundle PEM. Reading local files and the run's environment is offline.
+/// The day-2 manifests (`openshift.manifests`) against OpenShift's own CRD schemas, as the apiserver would
+/// judge them with strict field validation: an unknown (misspelled) field, a wrong type, a value outside
+/// its enum or pattern. Located in the manifest itself.
+fn manifest_schemas(loaded: &Loaded, f: &mut Findings) {
+    use groundwork_cluster::schema::{check, Intent, SchemaSet};
+    let Some(os) = &loaded.env.openshift else { return };
+    let Some(dir) = &os.manifests else { return };
+    let set = SchemaSet::for_version(os.version.as_deref());
+    // A directory that cannot be listed or a file that does not parse is reported by expansion.
+    let Ok(files) = loaded.inputs.list(dir, &["yaml", "yml", "json"]) else { return };
+    for path in files {
+        let Ok(text) = loaded.inputs.read_text(&path) else { continue };
+        let Ok(docs) = groundwork_sdk::yaml::documents::<serde_json::Value>(&text) else { continue };
+        // Positions are known in the first document of a file.
+        let positions = super::locate::locate(&text);
+        for (i, doc) in docs.iter().enumerate() {
+            let problems = match check(set, doc, Intent::Apply) {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    f.push("manifest-schema", "openshift.manifests", format!("{path}: {e}"), &[]);
+                    continue;
+                }
+            };
+            let what = format!(
+                "{} {}",
+                doc["kind"].as_str().unwrap_or("object"),
+                doc["metadata"]["name"].as_str().unwrap_or("(unnamed)")
+            );
+            for p in problems {
+                let key = match &p.field {
+                    Some(field) if p.path.is_empty() => format!("{field}#key"),
+                    Some(field) => format!("{}.{field}#key", p.path),
+                    None => p.path.clone(),
+                };
+                let pos = (i == 0).then(|| positions.get(&key).or_else(|| positions.get(&p.path))).flatten();
+                let shown_path = match &p.field {
+                    Some(field) if p.path.is_empty() => field.clone(),
+                    Some(field) => format!("{}.{field}", p.path),
+                    None => p.path.clone(),
+                };
+                let message = match &p.field {
+                    Some(_) => format!("{what}: {shown_path}: unknown field (not in the {set:?} schema of its kind)"),
+                    None => format!("{what}: {shown_path}: {}", p.message),
+                };
+                f.out.push(Finding {
+                    rule: "manifest-schema",
+                    message,
+                    at: Some(match pos {
+                        Some(l) => format!("{path}:{}:{}", l.line, l.column),
+                        None => path.clone(),
+                    }),
+                    src: pos.map(|_| miette::NamedSource::new(path.clone(), text.clone()).with_language("yaml")),
+                    labels: pos
+                        .map(|l| vec![miette::LabeledSpan::at(l.offset..l.offset + l.len.max(1), "here")])
+                        .unwrap_or_default(),
+                    help: None,
+                });
+            }
+        }
+    }
+}
+
 fn install_inputs(loaded: &Loaded, f: &mut Findings) {
     let Ok(install) = crate::install::install_settings(&loaded.env) else { return };
     let dir = &loaded.dir;

@@ -15,6 +15,7 @@
 pub mod csr;
 pub mod gates;
 pub mod objects;
+pub mod schema;
 
 use async_trait::async_trait;
 use groundwork_sdk::model::{Environment, IngressNodes, NodeRole};

@@ -1060,6 +1060,10 @@ pub struct OpenShiftSettings {
     /// The kubeconfig context to use (default: its current-context); `--context` overrides it.
     #[serde(default)]
     pub context: Option<String>,
+    /// The cluster's OpenShift version (`4.5`, `4.16`): which release's CRD schemas `validate` holds
+    /// the manifests to (4.5 and older: the 4.5 set; otherwise the current one).
+    #[serde(default)]
+    pub version: Option<String>,
     /// Directory (relative to the environment dir) of extra day-2 manifests.
     #[serde(default)]
     pub manifests: Option<String>,

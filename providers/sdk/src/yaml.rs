@@ -20,6 +20,14 @@ pub fn from_str<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, Er
     serde_saphyr::from_str_with_options(text, options())
 }
 
+/// For files written elsewhere and vendored as they are (openshift/api's 4.5 CRDs repeat a key): a
+/// repeated key keeps its last value, as the Go YAML readers that consumed them did. Never for inventories.
+pub fn from_str_last_key_wins<'de, T: serde::Deserialize<'de>>(text: &'de str) -> Result<T, Error> {
+    let mut o = options();
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::LastWins;
+    serde_saphyr::from_str_with_options(text, o)
+}
+
 pub fn from_slice<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
     serde_saphyr::from_slice_with_options(bytes, options())
 }

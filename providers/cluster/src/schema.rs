@@ -1,0 +1,358 @@
+//! OpenShift's own CRD schemas for the kinds groundwork touches, checked offline as a real apiserver
+//! would check them with `fieldValidation=Strict`: a misspelled field is an error, not silently pruned.
+//!
+//! The CRDs are vendored in `crds/` from github.com/openshift/api (crds/README.md names the commits):
+//! one set of the 4.5 era and one current. The structural schema of each (`openAPIV3Schema`) is turned
+//! into a JSON Schema: an object with `properties` and no `x-kubernetes-preserve-unknown-fields` allows
+//! no other field, `nullable` admits null, `x-kubernetes-int-or-string` admits both.
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Which release's schemas to check against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchemaSet {
+    /// openshift/api of July 2020 (4.5): apiextensions v1beta1 CRDs.
+    V4_5,
+    /// openshift/api as vendored (the `Default` feature set).
+    Current,
+}
+
+impl SchemaSet {
+    /// The set for a declared cluster version (`openshift.version`): 4.5 and older get the 4.5 set,
+    /// anything else (or nothing declared) the current one.
+    pub fn for_version(version: Option<&str>) -> SchemaSet {
+        let minor = version
+            .and_then(|v| v.trim_start_matches('v').strip_prefix("4."))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok());
+        match minor {
+            Some(m) if m <= 5 => SchemaSet::V4_5,
+            _ => SchemaSet::Current,
+        }
+    }
+
+    fn sources(self) -> &'static [&'static str] {
+        match self {
+            SchemaSet::V4_5 => &[
+                include_str!("../crds/4.5/clusteroperators.yaml"),
+                include_str!("../crds/4.5/clusterversions.yaml"),
+                include_str!("../crds/4.5/imageregistry-configs.yaml"),
+                include_str!("../crds/4.5/ingresscontrollers.yaml"),
+            ],
+            SchemaSet::Current => &[
+                include_str!("../crds/current/clusteroperators.yaml"),
+                include_str!("../crds/current/clusterversions.yaml"),
+                include_str!("../crds/current/imageregistry-configs.yaml"),
+                include_str!("../crds/current/ingresscontrollers.yaml"),
+            ],
+        }
+    }
+}
+
+/// One way an object does not fit its schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the value at fault (`spec.replicas`), or of the object holding an unknown field
+    /// (then `field` names it).
+    pub path: String,
+    /// An unknown field, when that is the problem.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// How an object is meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// A whole object, as created: required fields must be there.
+    Whole,
+    /// A server-side apply patch (how groundwork applies every object): the server checks required fields
+    /// on the merged result, so only unknown fields, types, enums and patterns are judged here.
+    Apply,
+}
+
+struct Compiled {
+    /// (apiVersion, kind) → validators for a whole object and for an apply patch.
+    validators: HashMap<(String, String), (jsonschema::Validator, jsonschema::Validator)>,
+}
+
+fn compiled(set: SchemaSet) -> Result<&'static Compiled, String> {
+    static SETS: OnceLock<HashMap<SchemaSet, Result<Compiled, String>>> = OnceLock::new();
+    let sets =
+        SETS.get_or_init(|| [SchemaSet::V4_5, SchemaSet::Current].into_iter().map(|s| (s, compile(s))).collect());
+    match sets.get(&set) {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err("no such schema set".into()),
+    }
+}
+
+fn compile(set: SchemaSet) -> Result<Compiled, String> {
+    let mut validators = HashMap::new();
+    for text in set.sources() {
+        let crd: Value =
+            groundwork_sdk::yaml::from_str_last_key_wins(text).map_err(|e| format!("vendored CRD: {e}"))?;
+        let group = crd["spec"]["group"].as_str().unwrap_or_default().to_string();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string();
+        // apiextensions v1: a schema per version; v1beta1: one for all versions (or per version).
+        let global = crd["spec"]["validation"]["openAPIV3Schema"].clone();
+        let versions: Vec<Value> = match crd["spec"]["versions"].as_array() {
+            Some(v) => v.clone(),
+            None => vec![json!({"name": crd["spec"]["version"]})],
+        };
+        for v in versions {
+            let name = v["name"].as_str().unwrap_or_default();
+            let schema = match &v["schema"]["openAPIV3Schema"] {
+                Value::Null => global.clone(),
+                s => s.clone(),
+            };
+            if schema.is_null() {
+                continue;
+            }
+            let mut js = to_json_schema(&schema);
+            if let Value::Object(m) = &mut js {
+                m.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+            }
+            let mut patch = js.clone();
+            drop_required(&mut patch);
+            // Patterns are Go (RE2) syntax, e.g. `[^][ ()]`: Rust's regex engine reads them as RE2 does.
+            let build = |schema: &Value| {
+                jsonschema::options()
+                    .with_pattern_options(jsonschema::PatternOptions::regex())
+                    .build(schema)
+                    .map_err(|e| format!("the vendored schema of {kind}: {e}"))
+            };
+            validators.insert((format!("{group}/{name}"), kind.clone()), (build(&js)?, build(&patch)?));
+        }
+    }
+    Ok(Compiled { validators })
+}
+
+/// The schema an apply patch is held to: every `required` list removed.
+fn drop_required(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("required");
+            m.values_mut().for_each(drop_required);
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_required),
+        _ => {}
+    }
+}
+
+/// A structural schema as a strict JSON Schema.
+fn to_json_schema(s: &Value) -> Value {
+    let Value::Object(m) = s else { return s.clone() };
+    let mut out = Map::new();
+    for (k, v) in m {
+        match k.as_str() {
+            "properties" | "patternProperties" => {
+                let props: Map<String, Value> =
+                    v.as_object().into_iter().flatten().map(|(p, ps)| (p.clone(), to_json_schema(ps))).collect();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" if v.is_object() => {
+                out.insert(k.clone(), to_json_schema(v));
+            }
+            "pattern" => {
+                out.insert(k.clone(), v.as_str().map(|p| Value::String(re2_to_rust(p))).unwrap_or_else(|| v.clone()));
+            }
+            "allOf" | "anyOf" | "oneOf" => {
+                let list: Vec<Value> = v.as_array().into_iter().flatten().map(to_json_schema).collect();
+                out.insert(k.clone(), Value::Array(list));
+            }
+            "not" => {
+                out.insert(k.clone(), to_json_schema(v));
+            }
+            // What JSON Schema would read differently, or OpenAPI-only annotations.
+            "nullable" | "format" | "x-kubernetes-int-or-string" => {}
+            k if k.starts_with("x-kubernetes-") => {}
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    if m.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        out.remove("type");
+        out.insert("type".into(), json!(["integer", "string"]));
+    }
+    if m.get("nullable") == Some(&Value::Bool(true)) {
+        if let Some(Value::String(t)) = out.get("type").cloned() {
+            out.insert("type".into(), json!([t, "null"]));
+        }
+    }
+    let preserve = m.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if out.contains_key("properties") && !out.contains_key("additionalProperties") && !preserve {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    out.into_iter().collect::<Map<_, _>>().into()
+}
+
+/// A Go (RE2) pattern in the syntax of Rust's regex crate: RE2 has no nested classes, so a `[` inside a
+/// class is a literal (`[^][ ()]` excludes `]`, `[`, ` `, `(`, `)`), and a `]` first in a class is one too;
+/// `&&` and `~~` inside a class are Rust set operators, literal in RE2.
+fn re2_to_rust(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut chars = p.chars().peekable();
+    let mut in_class = false;
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+                class_start = false;
+                continue;
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                continue;
+            }
+            ']' if in_class && class_start => out.push_str("\\]"),
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '[' | '&' | '~' if in_class => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+        class_start = false;
+    }
+    out
+}
+
+/// Check an object against its kind's schema in `set`. `None`: no schema for its apiVersion and kind.
+pub fn check(set: SchemaSet, object: &Value, intent: Intent) -> Result<Option<Vec<Problem>>, String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let c = compiled(set)?;
+    let Some((whole, patch)) = c.validators.get(&(api_version.to_string(), kind.to_string())) else {
+        return Ok(None);
+    };
+    let v = match intent {
+        Intent::Whole => whole,
+        Intent::Apply => patch,
+    };
+    let mut problems: Vec<Problem> = Vec::new();
+    for e in v.iter_errors(object) {
+        let path = pointer_to_path(&e.instance_path().to_string());
+        let message = e.to_string();
+        // "Additional properties are not allowed ('replica' was unexpected)"
+        let field = message
+            .split_once("('")
+            .and_then(|(_, rest)| rest.split_once("' was unexpected"))
+            .map(|(f, _)| f.to_string());
+        problems.push(Problem { path, field, message });
+    }
+    Ok(Some(problems))
+}
+
+/// `/spec/tolerations/0/key` → `spec.tolerations[0].key`.
+fn pointer_to_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// The kinds a set has schemas for, as `apiVersion kind`.
+pub fn kinds(set: SchemaSet) -> Result<Vec<String>, String> {
+    let mut k: Vec<String> = compiled(set)?.validators.keys().map(|(a, k)| format!("{a} {k}")).collect();
+    k.sort();
+    Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a string matches the pattern, through the same engine the validator uses.
+    fn regex_lite_check(pattern: &str) -> impl Fn(&str) -> bool {
+        let v = jsonschema::options()
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .build(&json!({"type": "string", "pattern": pattern}))
+            .unwrap();
+        move |s: &str| v.is_valid(&json!(s))
+    }
+
+    fn ingress(spec: Value) -> Value {
+        json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
+               "metadata": {"name": "default", "namespace": "openshift-ingress-operator"}, "spec": spec})
+    }
+
+    #[test]
+    fn both_sets_compile_and_cover_the_kinds_groundwork_touches() {
+        for set in [SchemaSet::V4_5, SchemaSet::Current] {
+            let k = kinds(set).unwrap();
+            for want in [
+                "operator.openshift.io/v1 IngressController",
+                "imageregistry.operator.openshift.io/v1 Config",
+                "config.openshift.io/v1 ClusterVersion",
+                "config.openshift.io/v1 ClusterOperator",
+            ] {
+                assert!(k.contains(&want.to_string()), "{set:?}: {k:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelled_field_is_named_and_a_wrong_type_located() {
+        for set in [SchemaSet::V4_5, SchemaSet::Current] {
+            let ok = ingress(
+                json!({"replicas": 2, "nodePlacement": {"nodeSelector": {"matchLabels": {"node-role.kubernetes.io/infra": ""}}}}),
+            );
+            assert_eq!(check(set, &ok, Intent::Apply).unwrap(), Some(vec![]), "{set:?}");
+            let typo = ingress(json!({"replica": 2}));
+            let p = check(set, &typo, Intent::Apply).unwrap().unwrap();
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!((p[0].path.as_str(), p[0].field.as_deref()), ("spec", Some("replica")));
+            let wrong = ingress(json!({"replicas": "two"}));
+            let p = check(set, &wrong, Intent::Apply).unwrap().unwrap();
+            assert_eq!(p[0].path, "spec.replicas", "{p:?}");
+        }
+        // A kind without a vendored schema is not judged.
+        assert_eq!(
+            check(SchemaSet::Current, &json!({"apiVersion": "v1", "kind": "ConfigMap"}), Intent::Whole).unwrap(),
+            None
+        );
+        // A whole image registry Config of 4.5 needs what an apply patch may leave to the server.
+        let cfg = json!({"apiVersion": "imageregistry.operator.openshift.io/v1", "kind": "Config",
+                         "metadata": {"name": "cluster"}, "spec": {"managementState": "Managed"}});
+        assert_eq!(check(SchemaSet::V4_5, &cfg, Intent::Apply).unwrap(), Some(vec![]));
+        let whole = check(SchemaSet::V4_5, &cfg, Intent::Whole).unwrap().unwrap();
+        assert!(whole.iter().any(|p| p.message.contains("required")), "{whole:?}");
+    }
+
+    #[test]
+    fn versions_select_sets() {
+        assert_eq!(SchemaSet::for_version(Some("4.5")), SchemaSet::V4_5);
+        assert_eq!(SchemaSet::for_version(Some("4.4.3")), SchemaSet::V4_5);
+        assert_eq!(SchemaSet::for_version(Some("4.16")), SchemaSet::Current);
+        assert_eq!(SchemaSet::for_version(None), SchemaSet::Current);
+        assert_eq!(pointer_to_path("/spec/tolerations/0/key"), "spec.tolerations[0].key");
+        assert_eq!(re2_to_rust(r"^[^][ ()]+$"), r"^[^\]\[ ()]+$");
+        let re = regex_lite_check(&re2_to_rust(r"^[^][ ()]+$"));
+        assert!(re("abc") && !re("a]b") && !re("a[b") && !re("a b"));
+    }
+}
