@@ -160,6 +160,30 @@ fn kubectl_and_the_python_client_see_what_groundwork_made() {
     let csr = json(&kubectl_ok(&lab, &["get", "csr", "csr-intruder", "-o", "json"]));
     assert_eq!(csr["status"]["conditions"].as_array().unwrap().len(), 1, "groundwork approved nothing more: {csr}");
 
+    // Schemas (OpenShift's CRDs, as a real apiserver with them installed): a misspelled field is refused
+    // with fieldValidation=Strict — the way groundwork applies — and pruned without; a wrong type is 422.
+    let path = "/apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers/default";
+    let patch = |body: &str, query: &str| curl_patch(&lab, &format!("{path}?fieldManager=someone-else&{query}"), body);
+    let (code, reply) = patch(
+        r#"{"apiVersion":"operator.openshift.io/v1","kind":"IngressController","metadata":{"name":"default","namespace":"openshift-ingress-operator"},"spec":{"replica":3}}"#,
+        "fieldValidation=Strict",
+    );
+    assert_eq!(code, 400, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains(".spec.replica: field not declared in schema"), "{reply}");
+    let (code, reply) = patch(
+        r#"{"apiVersion":"operator.openshift.io/v1","kind":"IngressController","metadata":{"name":"default","namespace":"openshift-ingress-operator"},"spec":{"replica":3,"unsupportedConfigOverrides":null}}"#,
+        "",
+    );
+    assert_eq!(code, 200, "{reply}");
+    assert!(reply["spec"].get("replica").is_none(), "pruned: {reply}");
+    let (code, reply) = patch(
+        r#"{"apiVersion":"operator.openshift.io/v1","kind":"IngressController","metadata":{"name":"default","namespace":"openshift-ingress-operator"},"spec":{"replicas":"three"}}"#,
+        "force=true",
+    );
+    assert_eq!(code, 422, "{reply}");
+    assert_eq!(reply["reason"], "Invalid", "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("spec.replicas"), "{reply}");
+
     // The official Python client: the same nodes, the cluster version, the CSRs.
     let seen = json(&python(&lab, READ, &[]));
     assert_eq!(seen["nodes"], serde_json::json!(NODES.map(fqdn)));
@@ -195,6 +219,29 @@ fn python(lab: &Lab, script: &str, args: &[&str]) -> String {
     let out = Command::new("/usr/bin/python3").arg("-c").arg(script).arg(lab.kubeconfig()).args(args).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A server-side apply patch sent with curl (the kubeconfig's token and CA): the status code and the reply.
+fn curl_patch(lab: &Lab, path_and_query: &str, body: &str) -> (u16, Value) {
+    let kc: Value = groundwork_sdk::yaml::from_str(&std::fs::read_to_string(lab.kubeconfig()).unwrap()).unwrap();
+    let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
+    let token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
+    use base64::Engine;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(kc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca).unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "-X", "PATCH", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(dir.path().join("ca.crt"))
+        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/apply-patch+yaml"])
+        .args(["--data-binary", body, &format!("{server}{path_and_query}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (reply, code) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl: {text}"));
+    (code.trim().parse().unwrap(), json(reply))
 }
 
 /// A client CSR for a node nobody declared.

@@ -286,9 +286,13 @@ impl Provider for ClusterProvider {
                 let (api, name) = api_for(client, object, address)?;
                 // Secret content joins the object only now, on its way to the API server.
                 let object = cx.reveal(address, object)?;
-                api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object))
-                    .await
-                    .map_err(|e| failed("server-side apply", e))?;
+                api.patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER).force().validation_strict(),
+                    &Patch::Apply(&object),
+                )
+                .await
+                .map_err(|e| failed("server-side apply", e))?;
             }
             (Action::Delete, _, Some(object)) => {
                 let (api, name) = api_for(client, object, address)?;
@@ -299,9 +303,13 @@ impl Provider for ClusterProvider {
                     if let Some(ns) = object["metadata"].get("namespace") {
                         bare["metadata"]["namespace"] = ns.clone();
                     }
-                    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&bare))
-                        .await
-                        .map_err(|e| failed("releasing fields", e))?;
+                    api.patch(
+                        &name,
+                        &PatchParams::apply(FIELD_MANAGER).force().validation_strict(),
+                        &Patch::Apply(&bare),
+                    )
+                    .await
+                    .map_err(|e| failed("releasing fields", e))?;
                 } else {
                     match api.delete(&name, &DeleteParams::default()).await {
                         Ok(_) => {}

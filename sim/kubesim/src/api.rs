@@ -238,6 +238,79 @@ fn conflict(conflicts: &[(String, String)]) -> Response {
     r
 }
 
+/// What a real apiserver does with a custom resource that has a structural schema (the vendored OpenShift
+/// CRDs, current set): a field the schema does not declare is an error with `fieldValidation=Strict`,
+/// else it is dropped (pruned); a wrong type, enum or pattern is 422 Invalid. `apply`: the body is an
+/// apply patch (required fields are checked on the merged object, which the simulator does not do).
+fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
+    use groundwork_cluster::schema::{check, Intent, SchemaSet};
+    let intent = if apply { Intent::Apply } else { Intent::Whole };
+    let problems = match check(SchemaSet::Current, body, intent) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(status(500, "InternalError", e)),
+    };
+    let (unknown, invalid): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.field.is_some());
+    let dotted = |p: &groundwork_cluster::schema::Problem| {
+        let field = p.field.clone().unwrap_or_default();
+        if p.path.is_empty() {
+            field
+        } else {
+            format!("{}.{field}", p.path)
+        }
+    };
+    if !unknown.is_empty() && query_param(query, "fieldValidation") == Some("Strict") {
+        let kind = body["kind"].as_str().unwrap_or_default();
+        let api_version = body["apiVersion"].as_str().unwrap_or_default();
+        let message = if apply {
+            let fields: Vec<String> =
+                unknown.iter().map(|p| format!(".{}: field not declared in schema", dotted(p))).collect();
+            format!("failed to create typed patch object ({api_version}, Kind={kind}): {}", fields.join(", "))
+        } else {
+            let fields: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{}\"", dotted(p))).collect();
+            format!("strict decoding error: {}", fields.join(", "))
+        };
+        return Err(status(400, "BadRequest", message));
+    }
+    if let Some(first) = invalid.first() {
+        let group = body["apiVersion"].as_str().unwrap_or_default().split('/').next().unwrap_or_default().to_string();
+        let kind = body["kind"].as_str().unwrap_or_default();
+        let name = body["metadata"]["name"].as_str().unwrap_or_default();
+        return Err(status(
+            422,
+            "Invalid",
+            format!("{kind}.{group} \"{name}\" is invalid: {}: Invalid value: {}", first.path, first.message),
+        ));
+    }
+    // Warn (the default) and Ignore: the unknown fields are dropped, as pruning does.
+    for p in &unknown {
+        prune(body, &p.path, p.field.as_deref().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Remove `field` from the object at dotted `path` (`spec`, `spec.tolerations[0]`).
+fn prune(body: &mut Value, path: &str, field: &str) {
+    let mut node = body;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (name, index) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        let Some(next) = node.get_mut(name) else { return };
+        node = match index {
+            Some(i) => match next.get_mut(i) {
+                Some(n) => n,
+                None => return,
+            },
+            None => next,
+        };
+    }
+    if let Value::Object(m) = node {
+        m.remove(field);
+    }
+}
+
 fn parse_body(req: &Request) -> Result<Value, Response> {
     if req.body.is_empty() {
         return Ok(Value::Null);
@@ -304,6 +377,9 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             if obj.get("kind").is_none() {
                 obj["kind"] = json!(kind_of(&r.plural).unwrap_or("Object"));
             }
+            if let Err(resp) = admit(&mut obj, req.query, false) {
+                return resp;
+            }
             // Built-in kinds whose status is a struct come back with `status: {}` from a real apiserver
             // (clients read `csr.status.conditions` right after creating it).
             if STATUS_STRUCT.contains(&r.plural.as_str()) && obj.get("status").is_none_or(Value::is_null) {
@@ -326,6 +402,10 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
                 return status(422, "Invalid", "PATCH with apply requires a fieldManager");
             };
             let force = query_param(req.query, "force") == Some("true");
+            let mut body = body;
+            if let Err(resp) = admit(&mut body, req.query, true) {
+                return resp;
+            }
             match sim.store.apply(&key(n), &body, &percent_decode(manager), force) {
                 Ok(v) => {
                     sim.changed();
