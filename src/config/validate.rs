@@ -155,17 +155,10 @@ fn manifest_schemas(loaded: &Loaded, f: &mut Findings) {
                 doc["metadata"]["name"].as_str().unwrap_or("(unnamed)")
             );
             for p in problems {
-                let key = match &p.field {
-                    Some(field) if p.path.is_empty() => format!("{field}#key"),
-                    Some(field) => format!("{}.{field}#key", p.path),
-                    None => p.path.clone(),
-                };
+                let shown_path = p.at();
+                // An unknown field is found at its key, anything else at its value.
+                let key = if p.field.is_some() { format!("{shown_path}#key") } else { shown_path.clone() };
                 let pos = (i == 0).then(|| positions.get(&key).or_else(|| positions.get(&p.path))).flatten();
-                let shown_path = match &p.field {
-                    Some(field) if p.path.is_empty() => field.clone(),
-                    Some(field) => format!("{}.{field}", p.path),
-                    None => p.path.clone(),
-                };
                 let message = match &p.field {
                     Some(_) => format!("{what}: {shown_path}: unknown field (not in the {set:?} schema of its kind)"),
                     None => format!("{what}: {shown_path}: {}", p.message),

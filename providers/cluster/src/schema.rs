@@ -72,6 +72,17 @@ pub enum Intent {
     Apply,
 }
 
+impl Problem {
+    /// The path of what is at fault: the unknown field itself when that is the problem.
+    pub fn at(&self) -> String {
+        match (&self.field, self.path.is_empty()) {
+            (Some(f), true) => f.clone(),
+            (Some(f), false) => format!("{}.{f}", self.path),
+            (None, _) => self.path.clone(),
+        }
+    }
+}
+
 struct Compiled {
     /// (apiVersion, kind) → validators for a whole object and for an apply patch.
     validators: HashMap<(String, String), (jsonschema::Validator, jsonschema::Validator)>,

@@ -251,23 +251,15 @@ fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
         Err(e) => return Err(status(500, "InternalError", e)),
     };
     let (unknown, invalid): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.field.is_some());
-    let dotted = |p: &groundwork_cluster::schema::Problem| {
-        let field = p.field.clone().unwrap_or_default();
-        if p.path.is_empty() {
-            field
-        } else {
-            format!("{}.{field}", p.path)
-        }
-    };
     if !unknown.is_empty() && query_param(query, "fieldValidation") == Some("Strict") {
         let kind = body["kind"].as_str().unwrap_or_default();
         let api_version = body["apiVersion"].as_str().unwrap_or_default();
         let message = if apply {
             let fields: Vec<String> =
-                unknown.iter().map(|p| format!(".{}: field not declared in schema", dotted(p))).collect();
+                unknown.iter().map(|p| format!(".{}: field not declared in schema", p.at())).collect();
             format!("failed to create typed patch object ({api_version}, Kind={kind}): {}", fields.join(", "))
         } else {
-            let fields: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{}\"", dotted(p))).collect();
+            let fields: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{}\"", p.at())).collect();
             format!("strict decoding error: {}", fields.join(", "))
         };
         return Err(status(400, "BadRequest", message));
