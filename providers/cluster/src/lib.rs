@@ -10,7 +10,9 @@
 //!
 //! Objects are written with server-side apply under one field manager (`groundwork`); the diff looks
 //! only at the fields groundwork sets ([`objects::project`]). Every object waits for the
-//! install-complete gate. The gates themselves and the CSR approvals are in [`gates`] and [`csr`].
+//! install-complete gate (with `fieldValidation=Strict`: a misspelled field is refused, never dropped).
+//! The gates themselves and the CSR approvals are in [`gates`] and [`csr`]; OpenShift's CRD schemas,
+//! checked offline, in [`schema`].
 
 pub mod csr;
 pub mod gates;
