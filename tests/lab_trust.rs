@@ -382,7 +382,7 @@ fn locks_and_leftovers_recover_by_themselves() {
     );
     let docroot = "/usr/share/nginx/html";
     let mut leftover = None;
-    for attempt in 0..3u8 {
+    for attempt in 0..8u8 {
         let f = std::fs::File::create(&big).unwrap();
         f.set_len(1 << 30).unwrap();
         std::os::unix::fs::FileExt::write_at(&f, &[attempt + 1], 0).unwrap();
@@ -400,7 +400,27 @@ fn locks_and_leftovers_recover_by_themselves() {
             if !name.is_empty() {
                 child.kill().unwrap();
                 child.wait().unwrap();
-                leftover = Some(name);
+                // The host's side of the upload ends on its own once the channel is gone: when it gets to
+                // run its exit trap it removes the temp file itself (nothing is left to sweep), when the
+                // closed channel kills it first the file stays. Wait for it to end, then look.
+                // `[.]`: the pattern must not match the shell that runs pgrep (its own command line).
+                let pattern = format!("of={docroot}/[.]{}", name.trim_start_matches('.'));
+                let running = format!("pgrep -f '{pattern}' || true");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !String::from_utf8_lossy(&lab.in_host("bastion", &running).stdout).trim().is_empty() {
+                    assert!(std::time::Instant::now() < deadline, "the host's upload did not end");
+                    std::thread::yield_now();
+                }
+                let still = lab.in_host("bastion", &format!("test -e {docroot}/{name} && echo yes"));
+                if String::from_utf8_lossy(&still.stdout).trim() == "yes" {
+                    leftover = Some(name);
+                } else {
+                    // Cleaned up by the host: release the killed run's lock and try again.
+                    let held: serde_json::Value =
+                        serde_json::from_str(&lab.ssh_ok("bastion", &format!("cat {lock}"))).unwrap();
+                    let id = held["id"].as_str().unwrap().to_string();
+                    assert_eq!(common::groundwork(&["force-unlock", &id, e]).code, 0);
+                }
                 break;
             }
             if child.try_wait().unwrap().is_some() {
