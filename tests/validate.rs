@@ -486,4 +486,14 @@ fn manifests_are_checked_against_openshifts_crd_schemas() {
     let f = run("  version: \"4.5\"\n", &headers);
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(f[0].1.contains("spec.httpHeaders: unknown field (not in the V4_5 schema"), "{}", f[0].1);
+    // A core kind is read into its Kubernetes type: the lab's StorageClass with a misspelled field.
+    let sc = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: lab-registry-fs\nprovisioner: kubernetes.io/no-provisioner\nreclaimPolicyy: Retain\n";
+    let f = run("", sc);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "ingress.yaml:6:1");
+    assert!(
+        f[0].1.contains("StorageClass lab-registry-fs: reclaimPolicyy: unknown field (not in its Kubernetes type)"),
+        "{}",
+        f[0].1
+    );
 }

@@ -125,11 +125,11 @@ fn installer(loaded: &Loaded, f: &mut Findings) {
 
 /// The installer's inputs, when declared: the pull secret is JSON with `auths` (never quoted), the SSH
 /// key a public key, the trust bundle PEM. Reading local files and the run's environment is offline.
-/// The day-2 manifests (`openshift.manifests`) against OpenShift's own CRD schemas, as the apiserver would
-/// judge them with strict field validation: an unknown (misspelled) field, a wrong type, a value outside
-/// its enum or pattern. Located in the manifest itself.
+/// The day-2 manifests (`openshift.manifests`) against OpenShift's own CRD schemas, and core kinds against
+/// k8s-openapi's types, as the apiserver would judge them with strict field validation: an unknown
+/// (misspelled) field, a wrong type, a value outside its enum or pattern. Located in the manifest itself.
 fn manifest_schemas(loaded: &Loaded, f: &mut Findings) {
-    use groundwork_cluster::schema::{check, Intent, SchemaSet};
+    use groundwork_cluster::schema::{check, check_core, Intent, SchemaSet};
     let Some(os) = &loaded.env.openshift else { return };
     let Some(dir) = &os.manifests else { return };
     let set = SchemaSet::for_version(os.version.as_deref());
@@ -141,9 +141,13 @@ fn manifest_schemas(loaded: &Loaded, f: &mut Findings) {
         // Positions are known in the first document of a file.
         let positions = super::locate::locate(&text);
         for (i, doc) in docs.iter().enumerate() {
-            let problems = match check(set, doc, Intent::Apply) {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
+            // OpenShift's CRD kinds against their schemas, core kinds against k8s-openapi's types.
+            let (problems, against) = match check(set, doc, Intent::Apply) {
+                Ok(Some(p)) => (p, format!("the {set:?} schema of its kind")),
+                Ok(None) => match check_core(doc) {
+                    Some(p) => (p, "its Kubernetes type".to_string()),
+                    None => continue,
+                },
                 Err(e) => {
                     f.push("manifest-schema", "openshift.manifests", format!("{path}: {e}"), &[]);
                     continue;
@@ -160,7 +164,7 @@ fn manifest_schemas(loaded: &Loaded, f: &mut Findings) {
                 let key = if p.field.is_some() { format!("{shown_path}#key") } else { shown_path.clone() };
                 let pos = (i == 0).then(|| positions.get(&key).or_else(|| positions.get(&p.path))).flatten();
                 let message = match &p.field {
-                    Some(_) => format!("{what}: {shown_path}: unknown field (not in the {set:?} schema of its kind)"),
+                    Some(_) => format!("{what}: {shown_path}: unknown field (not in {against})"),
                     None => format!("{what}: {shown_path}: {}", p.message),
                 };
                 f.out.push(Finding {

@@ -287,6 +287,83 @@ fn pointer_to_path(pointer: &str) -> String {
     out
 }
 
+/// Core kinds, checked with k8s-openapi's types (the Kubernetes API's own Go types, generated): a value
+/// of the wrong type is an error at its path, and a field the type does not have — found by reading the
+/// object into the type and writing it back — is an unknown field. Fields the type requires are not
+/// asked for (an apply patch may leave them to the object on the server). `None`: not a core kind
+/// checked here.
+pub fn check_core(object: &Value) -> Option<Vec<Problem>> {
+    use k8s_openapi::api::{apps, core, rbac, storage};
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    Some(match (api_version, kind) {
+        ("v1", "ConfigMap") => typed::<core::v1::ConfigMap>(object),
+        ("v1", "Secret") => typed::<core::v1::Secret>(object),
+        ("v1", "Namespace") => typed::<core::v1::Namespace>(object),
+        ("v1", "ServiceAccount") => typed::<core::v1::ServiceAccount>(object),
+        ("v1", "Service") => typed::<core::v1::Service>(object),
+        ("v1", "PersistentVolumeClaim") => typed::<core::v1::PersistentVolumeClaim>(object),
+        ("v1", "PersistentVolume") => typed::<core::v1::PersistentVolume>(object),
+        ("storage.k8s.io/v1", "StorageClass") => typed::<storage::v1::StorageClass>(object),
+        ("apps/v1", "Deployment") => typed::<apps::v1::Deployment>(object),
+        ("apps/v1", "DaemonSet") => typed::<apps::v1::DaemonSet>(object),
+        ("rbac.authorization.k8s.io/v1", "Role") => typed::<rbac::v1::Role>(object),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<rbac::v1::RoleBinding>(object),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => typed::<rbac::v1::ClusterRole>(object),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => typed::<rbac::v1::ClusterRoleBinding>(object),
+        _ => return None,
+    })
+}
+
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(object: &Value) -> Vec<Problem> {
+    match serde_path_to_error::deserialize::<_, T>(object) {
+        Ok(t) => {
+            let back = serde_json::to_value(&t).unwrap_or(Value::Null);
+            let mut problems = Vec::new();
+            dropped(object, &back, "", &mut problems);
+            problems
+        }
+        // A required field left out is the server's to judge on the merged object.
+        Err(e) if e.inner().to_string().starts_with("missing field") => Vec::new(),
+        Err(e) => {
+            let path = e.path().to_string();
+            vec![Problem {
+                path: if path == "." { String::new() } else { path },
+                field: None,
+                message: e.inner().to_string(),
+            }]
+        }
+    }
+}
+
+/// Fields of `input` that did not survive the typed round trip (`null` values never do, and are fine).
+fn dropped(input: &Value, back: &Value, path: &str, out: &mut Vec<Problem>) {
+    match (input, back) {
+        (Value::Object(i), Value::Object(b)) => {
+            for (k, v) in i {
+                match b.get(k) {
+                    Some(bv) => {
+                        let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        dropped(v, bv, &sub, out);
+                    }
+                    None if v.is_null() => {}
+                    None => out.push(Problem {
+                        path: path.to_string(),
+                        field: Some(k.clone()),
+                        message: format!("unknown field \"{k}\""),
+                    }),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(b)) => {
+            for (n, (v, bv)) in i.iter().zip(b).enumerate() {
+                dropped(v, bv, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The kinds a set has schemas for, as `apiVersion kind`.
 pub fn kinds(set: SchemaSet) -> Result<Vec<String>, String> {
     let mut k: Vec<String> = compiled(set)?.validators.keys().map(|(a, k)| format!("{a} {k}")).collect();
@@ -353,6 +430,31 @@ mod tests {
         assert_eq!(check(SchemaSet::V4_5, &cfg, Intent::Apply).unwrap(), Some(vec![]));
         let whole = check(SchemaSet::V4_5, &cfg, Intent::Whole).unwrap().unwrap();
         assert!(whole.iter().any(|p| p.message.contains("required")), "{whole:?}");
+    }
+
+    #[test]
+    fn core_kinds_are_read_into_their_types() {
+        let sc = |extra: Value| {
+            let mut o = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                               "metadata": {"name": "fast"}, "provisioner": "kubernetes.io/no-provisioner"});
+            if let (Value::Object(m), Value::Object(e)) = (&mut o, extra) {
+                m.extend(e);
+            }
+            check_core(&o).unwrap()
+        };
+        assert_eq!(sc(json!({"reclaimPolicy": "Retain"})), vec![]);
+        let p = sc(json!({"reclaimPolicyy": "Retain"}));
+        assert_eq!((p.len(), p[0].at()), (1, "reclaimPolicyy".to_string()), "{p:?}");
+        let p = sc(json!({"metadata": {"name": "fast", "labelz": {"a": "b"}}}));
+        assert_eq!(p[0].at(), "metadata.labelz", "{p:?}");
+        let p = sc(json!({"allowVolumeExpansion": "yes"}));
+        assert_eq!(p[0].path, "allowVolumeExpansion", "{p:?}");
+        // A partial object (an apply patch) is not asked for what the type requires.
+        assert_eq!(
+            check_core(&json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}})),
+            Some(vec![])
+        );
+        assert_eq!(check_core(&json!({"apiVersion": "v1", "kind": "Pod"})), None);
     }
 
     #[test]
