@@ -75,7 +75,7 @@ impl ClientConfig {
         let parsed = SshConfig::default()
             .home_dir(home)
             .parse(&mut std::io::BufReader::new(file), ParseRule::ALLOW_UNSUPPORTED_FIELDS)
-            .map_err(|e| format!("ssh config {}: {e}", path.display()))?;
+            .map_err(|e| format!("ssh config {}: {}", path.display(), parse_error(&e)))?;
         Ok(ClientConfig { parsed: Some((path, parsed)) })
     }
 
@@ -202,6 +202,20 @@ impl ClientConfig {
     }
 }
 
+/// The parser's error without the file's words: the path may come from an inventory and name a file
+/// that is no ssh config at all (a token), whose first word the parser would quote back.
+fn parse_error(e: &ssh2_config::SshParserError) -> String {
+    use ssh2_config::SshParserError as E;
+    match e {
+        E::UnknownField(..) | E::UnsupportedField(..) => {
+            "a line starts with a word that is no ssh_config option (not repeated here: the file may not be an ssh config)".into()
+        }
+        E::HomeNotFound(_) => "a path needs a home directory, and there is none".into(),
+        E::InvalidRemoteForward(_) => "a RemoteForward line does not parse".into(),
+        other => other.to_string(),
+    }
+}
+
 fn expand_tilde(p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => crate::config::load::home().join(rest),
@@ -285,6 +299,9 @@ mod tests {
         assert!(e.contains("ProxyJump"), "{e}");
         let e = resolve("Host lb1\n  Port notaport\n", ENV, "lb1").unwrap_err();
         assert!(e.contains("ssh config"), "{e}");
+        // A file that is no ssh config (a token an inventory points at): its words are not quoted back.
+        let e = resolve("ghp_s3cr3tT0ken expires-2027\n", ENV, "lb1").unwrap_err();
+        assert!(e.contains("no ssh_config option") && !e.contains("s3cr3t"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         assert!(ClientConfig::load(Some(&dir.path().join("missing")), dir.path()).is_err());
         assert!(ClientConfig::load(None, dir.path()).unwrap().parsed.is_none());

@@ -298,7 +298,18 @@ pub fn check_core(object: &Value) -> Option<Vec<Problem>> {
     let kind = object["kind"].as_str().unwrap_or_default();
     Some(match (api_version, kind) {
         ("v1", "ConfigMap") => typed::<core::v1::ConfigMap>(object),
-        ("v1", "Secret") => typed::<core::v1::Secret>(object),
+        // A Secret's values never reach a message: only where the problem is.
+        ("v1", "Secret") => typed::<core::v1::Secret>(object)
+            .into_iter()
+            .map(|p| Problem {
+                message: if p.field.is_some() {
+                    p.message
+                } else {
+                    "a value of the wrong type (not shown: a Secret)".into()
+                },
+                ..p
+            })
+            .collect(),
         ("v1", "Namespace") => typed::<core::v1::Namespace>(object),
         ("v1", "ServiceAccount") => typed::<core::v1::ServiceAccount>(object),
         ("v1", "Service") => typed::<core::v1::Service>(object),
@@ -455,6 +466,12 @@ mod tests {
             Some(vec![])
         );
         assert_eq!(check_core(&json!({"apiVersion": "v1", "kind": "Pod"})), None);
+        // A Secret's value is never quoted back, even when it is of the wrong type.
+        let p = check_core(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                                   "stringData": {"token": 42424242}}))
+        .unwrap();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].path.starts_with("stringData") && !p[0].message.contains("42424242"), "{p:?}");
     }
 
     #[test]
