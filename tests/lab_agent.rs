@@ -24,11 +24,8 @@ fn authenticates_with_a_key_held_by_ssh_agent() {
         .to_string();
     let add = Command::new("ssh-add").arg(lab.state().join("id_ed25519")).env("SSH_AUTH_SOCK", &sock).output().unwrap();
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    lab.drop_env_lines(&["identity:"]);
     let yaml = lab.env_dir().join("environment.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    let without_identity: String =
-        text.lines().filter(|l| !l.contains("identity:")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&yaml, without_identity).unwrap();
 
     let run = |sock: Option<&std::path::Path>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_groundwork"));

@@ -34,14 +34,7 @@ struct Runner<'a> {
 impl<'a> Runner<'a> {
     fn new(lab: &'a Lab) -> Self {
         // The environment names no key or known_hosts: the pipeline's installed ones must be what works.
-        let yaml = lab.env_dir().join("environment.yaml");
-        let text = std::fs::read_to_string(&yaml).unwrap();
-        let bare: String = text
-            .lines()
-            .filter(|l| !l.contains("identity:") && !l.contains("known_hosts:"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(&yaml, bare).unwrap();
+        lab.drop_env_lines(&["identity:", "known_hosts:"]);
         let home = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
         let summary = work.path().join("step-summary.md");

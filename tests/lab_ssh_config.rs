@@ -36,14 +36,7 @@ fn proxy_jump_through_the_bastion_with_settings_from_ssh_config() {
     }
 
     // Identity and known_hosts come from ~/.ssh/config only: the environment names neither.
-    let yaml = lab.env_dir().join("environment.yaml");
-    let text = std::fs::read_to_string(&yaml).unwrap();
-    let bare: String = text
-        .lines()
-        .filter(|l| !l.contains("identity:") && !l.contains("known_hosts:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&yaml, bare).unwrap();
+    lab.drop_env_lines(&["identity:", "known_hosts:"]);
     let home = tempfile::tempdir().unwrap();
     let state = lab.state();
     std::fs::create_dir_all(home.path().join(".ssh")).unwrap();

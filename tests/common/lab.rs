@@ -143,6 +143,16 @@ impl Lab {
         Lab { index, env }
     }
 
+    /// Remove the lines of the environment's environment.yaml that contain any of `keys` (e.g. `identity:`,
+    /// to make a test find its key another way).
+    pub fn drop_env_lines(&self, keys: &[&str]) {
+        let yaml = self.env_dir().join("environment.yaml");
+        let text = std::fs::read_to_string(&yaml).expect("environment.yaml");
+        let kept: String =
+            text.lines().filter(|l| !keys.iter().any(|k| l.contains(k))).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&yaml, kept).expect("write environment.yaml");
+    }
+
     /// `scripts/lab.sh jump-only HOST...`: those hosts' sshd answers only from inside the lab.
     pub fn jump_only(&self, hosts: &[&str]) {
         let mut args = vec!["jump-only"];

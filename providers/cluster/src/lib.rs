@@ -29,6 +29,12 @@ use serde_json::{json, Value};
 pub const PROVIDER: &str = "cluster";
 /// The field manager of every server-side apply groundwork makes.
 pub const FIELD_MANAGER: &str = "groundwork";
+
+/// How groundwork writes: server-side apply as the source of truth for its fields (`force`), and strict
+/// field validation, so a misspelled field is refused rather than dropped by the server.
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force().validation_strict()
+}
 pub const INFRA_LABEL: &str = "node-role.kubernetes.io/infra";
 
 fn infra_tolerations() -> Value {
@@ -288,13 +294,9 @@ impl Provider for ClusterProvider {
                 let (api, name) = api_for(client, object, address)?;
                 // Secret content joins the object only now, on its way to the API server.
                 let object = cx.reveal(address, object)?;
-                api.patch(
-                    &name,
-                    &PatchParams::apply(FIELD_MANAGER).force().validation_strict(),
-                    &Patch::Apply(&object),
-                )
-                .await
-                .map_err(|e| failed("server-side apply", e))?;
+                api.patch(&name, &apply_params(), &Patch::Apply(&object))
+                    .await
+                    .map_err(|e| failed("server-side apply", e))?;
             }
             (Action::Delete, _, Some(object)) => {
                 let (api, name) = api_for(client, object, address)?;
@@ -305,13 +307,9 @@ impl Provider for ClusterProvider {
                     if let Some(ns) = object["metadata"].get("namespace") {
                         bare["metadata"]["namespace"] = ns.clone();
                     }
-                    api.patch(
-                        &name,
-                        &PatchParams::apply(FIELD_MANAGER).force().validation_strict(),
-                        &Patch::Apply(&bare),
-                    )
-                    .await
-                    .map_err(|e| failed("releasing fields", e))?;
+                    api.patch(&name, &apply_params(), &Patch::Apply(&bare))
+                        .await
+                        .map_err(|e| failed("releasing fields", e))?;
                 } else {
                     match api.delete(&name, &DeleteParams::default()).await {
                         Ok(_) => {}

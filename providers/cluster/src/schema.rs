@@ -88,15 +88,15 @@ struct Compiled {
     validators: HashMap<(String, String), (jsonschema::Validator, jsonschema::Validator)>,
 }
 
+/// Each set is compiled on first use only (a run needs one).
 fn compiled(set: SchemaSet) -> Result<&'static Compiled, String> {
-    static SETS: OnceLock<HashMap<SchemaSet, Result<Compiled, String>>> = OnceLock::new();
-    let sets =
-        SETS.get_or_init(|| [SchemaSet::V4_5, SchemaSet::Current].into_iter().map(|s| (s, compile(s))).collect());
-    match sets.get(&set) {
-        Some(Ok(c)) => Ok(c),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err("no such schema set".into()),
-    }
+    static V4_5: OnceLock<Result<Compiled, String>> = OnceLock::new();
+    static CURRENT: OnceLock<Result<Compiled, String>> = OnceLock::new();
+    let cell = match set {
+        SchemaSet::V4_5 => &V4_5,
+        SchemaSet::Current => &CURRENT,
+    };
+    cell.get_or_init(|| compile(set)).as_ref().map_err(Clone::clone)
 }
 
 fn compile(set: SchemaSet) -> Result<Compiled, String> {
