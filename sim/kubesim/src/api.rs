@@ -1,8 +1,10 @@
 //! The Kubernetes REST surface: `/version`, health endpoints, and generic CRUD, list (with label
 //! selectors), merge patch and server-side apply under `/api/v1` and `/apis/GROUP/VERSION`, with the
-//! `approval` and `status` subresources. Errors are `Status` objects with the real codes and reasons.
+//! `approval` and `status` subresources, and watches (`watch=true`: events after a resourceVersion,
+//! bookmarks, 410 Expired once the window has moved on). Errors are `Status` objects with the real codes
+//! and reasons.
 
-use crate::store::{merge, Key, StoreError};
+use crate::store::{merge, EventType, Key, Since, StoreError};
 use crate::Sim;
 use serde_json::{json, Value};
 
@@ -39,6 +41,16 @@ struct Route {
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
+}
+
+impl Route {
+    /// The resource as kube-apiserver names it in messages: `nodes`, `certificatesigningrequests.certificates.k8s.io`.
+    fn qualified(&self) -> String {
+        match self.api_version.split_once('/') {
+            Some((group, _)) => format!("{}.{group}", self.plural),
+            None => self.plural.clone(),
+        }
+    }
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -163,6 +175,12 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
 }
 
+/// A boolean query parameter as kube-apiserver parses it (Go's strconv.ParseBool: the Python client
+/// sends `watch=True`).
+fn flag(query: &str, key: &str) -> bool {
+    matches!(query_param(query, key), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -179,6 +197,50 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The label and field selectors of a list or watch (`labelSelector`, `fieldSelector`).
+#[derive(Clone, Debug, Default)]
+pub struct Selectors {
+    labels: Option<String>,
+    fields: Vec<(String, bool, String)>,
+}
+
+impl Selectors {
+    /// Field selectors every kind supports: `metadata.name` and `metadata.namespace`, `=`/`==`/`!=`.
+    /// Anything else is refused as kube-apiserver refuses a field label the kind does not index.
+    fn parse(query: &str) -> Result<Selectors, Response> {
+        let labels = query_param(query, "labelSelector").map(percent_decode);
+        let mut fields = Vec::new();
+        for term in query_param(query, "fieldSelector").map(percent_decode).unwrap_or_default().split(',') {
+            if term.is_empty() {
+                continue;
+            }
+            let (field, equal, value) = match term.split_once("!=") {
+                Some((f, v)) => (f, false, v),
+                None => match term.split_once("==").or_else(|| term.split_once('=')) {
+                    Some((f, v)) => (f, true, v),
+                    None => return Err(status(400, "BadRequest", format!("invalid field selector: {term:?}"))),
+                },
+            };
+            if !matches!(field, "metadata.name" | "metadata.namespace") {
+                return Err(status(400, "BadRequest", format!("field label not supported: {field}")));
+            }
+            fields.push((field.to_string(), equal, value.to_string()));
+        }
+        Ok(Selectors { labels, fields })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let fields_ok = self.fields.iter().all(|(field, equal, value)| {
+            let have = match field.as_str() {
+                "metadata.name" => object["metadata"]["name"].as_str(),
+                _ => object["metadata"]["namespace"].as_str(),
+            };
+            (have.unwrap_or_default() == value) == *equal
+        });
+        fields_ok && self.labels.as_deref().is_none_or(|s| selects(s, &object["metadata"]["labels"]))
+    }
 }
 
 /// Equality-based label selector (`a=b,c`, `a!=b`).
@@ -340,17 +402,22 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
         |name: &str| Key { collection: r.collection.clone(), namespace: r.namespace.clone(), name: name.to_string() };
     match (req.method, r.name.as_deref(), r.sub.as_deref()) {
         ("GET", None, None) => {
-            let selector = query_param(req.query, "labelSelector").map(percent_decode);
+            let selectors = match Selectors::parse(req.query) {
+                Ok(s) => s,
+                Err(resp) => return resp,
+            };
             let items: Vec<Value> = sim
                 .store
                 .list(&r.collection, r.namespace.as_deref())
                 .into_iter()
-                .filter(|o| selector.as_deref().is_none_or(|s| selects(s, &o["metadata"]["labels"])))
+                .filter(|o| selectors.matches(o))
                 .collect();
             let kind = kind_of(&r.plural).map(|k| format!("{k}List")).unwrap_or_else(|| "List".into());
+            // The list is consistent with the newest revision: a watch from it misses nothing.
+            let revision = sim.store.revision().to_string();
             ok(
                 200,
-                json!({"apiVersion": r.api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items}),
+                json!({"apiVersion": r.api_version, "kind": kind, "metadata": {"resourceVersion": revision}, "items": items}),
             )
         }
         ("GET", Some(n), None | Some("status" | "approval")) => match sim.store.get(&key(n)) {
@@ -393,7 +460,7 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             let Some(manager) = query_param(req.query, "fieldManager") else {
                 return status(422, "Invalid", "PATCH with apply requires a fieldManager");
             };
-            let force = query_param(req.query, "force") == Some("true");
+            let force = flag(req.query, "force");
             let mut body = body;
             if let Err(resp) = admit(&mut body, req.query, true) {
                 return resp;
@@ -408,6 +475,22 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
         }
         ("PATCH" | "PUT", Some(n), sub) => {
             let is_patch = req.method == "PATCH";
+            // An update names the version it was made from; a newer one is a conflict (optimistic
+            // concurrency), as kube-apiserver answers it.
+            if let Some(sent) = body["metadata"]["resourceVersion"].as_str() {
+                let current = sim.store.get(&key(n)).map(|v| v["metadata"]["resourceVersion"].clone());
+                if current.as_ref().is_some_and(|c| c.as_str() != Some(sent)) {
+                    let what = format!("{} \"{n}\"", r.qualified());
+                    return status(
+                        409,
+                        "Conflict",
+                        format!(
+                            "Operation cannot be fulfilled on {what}: the object has been modified; please apply your \
+                             changes to the latest version and try again"
+                        ),
+                    );
+                }
+            }
             let result = match sub {
                 // Subresources change only status (an approval is a status condition).
                 Some("status" | "approval") => {
@@ -446,6 +529,148 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
     }
 }
 
+/// A watch in progress: what it selects, and the revision it has reported up to.
+#[derive(Debug)]
+pub struct Watch {
+    collection: String,
+    namespace: Option<String>,
+    selectors: Selectors,
+    api_version: String,
+    kind: String,
+    /// Events after this revision are still to be looked at.
+    pub from: u64,
+    /// The client asked for bookmarks (`allowWatchBookmarks=true`).
+    pub bookmarks: bool,
+    /// `timeoutSeconds`: the server ends the watch after this long.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// One line of a watch stream.
+fn frame(kind: &str, object: Value) -> Value {
+    json!({"type": kind, "object": object})
+}
+
+impl Watch {
+    /// A bookmark at the newest revision: the client may resume from it without missing an event.
+    pub fn bookmark(&self, revision: u64) -> Value {
+        frame(
+            "BOOKMARK",
+            json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": {"resourceVersion": revision.to_string()}}),
+        )
+    }
+
+    fn in_scope(&self, namespace: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == namespace)
+    }
+}
+
+/// The start of a watch (`GET collection?watch=true`), or `None` if the request is not one. What the
+/// stream opens with: ADDED for every selected object when the client did not give a resourceVersion (or
+/// gave "0") or asked for `sendInitialEvents`; else nothing, and the events after its version follow. A
+/// version older than the window opens with an ERROR event carrying 410 Expired — a watch request is
+/// answered 200 and the error is its first event, as kube-apiserver's watch cache does it.
+pub fn watch_start(sim: &Sim, req: &Request) -> Option<Result<(Watch, Vec<Value>), Response>> {
+    if req.method != "GET" || !flag(req.query, "watch") {
+        return None;
+    }
+    let r = route(req.path)?;
+    if r.name.is_some() {
+        return Some(Err(status(405, "MethodNotAllowed", "watch a collection, with a fieldSelector for one object")));
+    }
+    Some(start_on(&sim.store, req, r))
+}
+
+fn start_on(store: &crate::store::Store, req: &Request, r: Route) -> Result<(Watch, Vec<Value>), Response> {
+    let selectors = Selectors::parse(req.query)?;
+    let timeout = match query_param(req.query, "timeoutSeconds") {
+        Some(t) => Some(std::time::Duration::from_secs(
+            t.parse().map_err(|_| status(400, "BadRequest", format!("timeoutSeconds {t:?} is not a number")))?,
+        )),
+        None => None,
+    };
+    let bookmarks = flag(req.query, "allowWatchBookmarks");
+    let initial_events = flag(req.query, "sendInitialEvents");
+    let version = query_param(req.query, "resourceVersion").unwrap_or("");
+    let mut watch = Watch {
+        collection: r.collection.clone(),
+        namespace: r.namespace.clone(),
+        selectors,
+        api_version: r.api_version.clone(),
+        kind: kind_of(&r.plural).unwrap_or("Object").to_string(),
+        from: store.revision(),
+        bookmarks,
+        timeout,
+    };
+    let mut frames = Vec::new();
+    if version.is_empty() || version == "0" || initial_events {
+        for o in store.list(&r.collection, r.namespace.as_deref()) {
+            if watch.selectors.matches(&o) {
+                frames.push(frame("ADDED", o));
+            }
+        }
+        if initial_events && bookmarks {
+            let mut b = watch.bookmark(watch.from);
+            b["object"]["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            frames.push(b);
+        }
+        return Ok((watch, frames));
+    }
+    watch.from =
+        version.parse().map_err(|_| status(400, "BadRequest", format!("invalid resource version: {version:?}")))?;
+    Ok((watch, frames))
+}
+
+/// The frames of a watch since it last looked, up to the newest revision; `Err` with the final ERROR
+/// frame once the window has moved past where it stood.
+pub fn watch_next(sim: &Sim, w: &mut Watch) -> Result<Vec<Value>, Value> {
+    next_on(&sim.store, w)
+}
+
+fn next_on(store: &crate::store::Store, w: &mut Watch) -> Result<Vec<Value>, Value> {
+    let events = match store.since(&w.collection, w.from) {
+        Since::Events(e) => e,
+        Since::Gone { oldest } => {
+            return Err(frame(
+                "ERROR",
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": format!("too old resource version: {} ({oldest})", w.from),
+                       "reason": "Expired", "code": 410}),
+            ))
+        }
+    };
+    w.from = store.revision();
+    let mut frames = Vec::new();
+    for e in events.into_iter().filter(|e| w.in_scope(&e.namespace)) {
+        let now = w.selectors.matches(&e.object);
+        let before = e.previous.as_ref().is_some_and(|p| w.selectors.matches(p));
+        let kind = match (e.kind, before, now) {
+            (EventType::Modified, true, true) => "MODIFIED",
+            (EventType::Modified, false, true) => "ADDED",
+            (EventType::Modified, true, false) => "DELETED",
+            (EventType::Added | EventType::Deleted, _, true) => e.kind.as_str(),
+            _ => continue,
+        };
+        frames.push(frame(kind, e.object));
+    }
+    Ok(frames)
+}
+
+/// What a request is, in the words of kube-apiserver's audit log: the simulator counts requests by verb.
+pub fn verb(req: &Request) -> &'static str {
+    let named = route(req.path).is_some_and(|r| r.name.is_some());
+    match req.method {
+        "GET" if route(req.path).is_none() => "discovery",
+        "GET" if flag(req.query, "watch") => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "POST" => "create",
+        "PATCH" => "patch",
+        "PUT" => "update",
+        "DELETE" => "delete",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +691,59 @@ mod tests {
             route("/apis/operator.openshift.io/v1/namespaces/openshift-ingress-operator/ingresscontrollers").unwrap();
         assert_eq!((r.plural.as_str(), r.name), ("ingresscontrollers", None));
         assert!(route("/healthz/x").is_none());
+    }
+
+    fn get(path: &'static str, query: &'static str) -> Request<'static> {
+        Request { method: "GET", path, query, content_type: "", body: b"" }
+    }
+
+    #[test]
+    fn watches_turn_selector_transitions_into_added_and_deleted() {
+        let mut store = crate::store::Store::default();
+        let k = |n: &str| Key { collection: "/v1/nodes".into(), namespace: None, name: n.into() };
+        store.create(&k("a"), json!({"apiVersion": "v1", "kind": "Node", "metadata": {"labels": {"r": "x"}}})).unwrap();
+        store.create(&k("b"), json!({"apiVersion": "v1", "kind": "Node"})).unwrap();
+        let r = route("/api/v1/nodes").unwrap();
+        let req = get("/api/v1/nodes", "watch=True&labelSelector=r%3Dx&resourceVersion=0&allowWatchBookmarks=1");
+        // The opening frames: ADDED for what the selector picks, nothing else.
+        let Ok((mut w, opening)) = start_on(&store, &req, r) else { panic!("refused") };
+        assert_eq!(opening.iter().map(|f| f["object"]["metadata"]["name"].clone()).collect::<Vec<_>>(), ["a"]);
+        assert!(w.bookmarks);
+        store.update(&k("a"), &json!({"metadata": {"labels": {"r": "y"}}}), true).unwrap(); // leaves
+        store.update(&k("b"), &json!({"metadata": {"labels": {"r": "x"}}}), true).unwrap(); // enters
+        store.update(&k("b"), &json!({"metadata": {"labels": {"z": "1"}}}), true).unwrap(); // stays
+        let frames = next_on(&store, &mut w).unwrap();
+        let seen: Vec<(String, String)> = frames
+            .iter()
+            .map(|f| (f["type"].as_str().unwrap().into(), f["object"]["metadata"]["name"].as_str().unwrap().into()))
+            .collect();
+        let want = [("DELETED", "a"), ("ADDED", "b"), ("MODIFIED", "b")];
+        assert_eq!(seen, want.map(|(t, n)| (t.to_string(), n.to_string())));
+        assert_eq!(w.from, store.revision());
+        assert!(next_on(&store, &mut w).unwrap().is_empty(), "nothing is reported twice");
+    }
+
+    #[test]
+    fn an_expired_version_is_an_error_event_and_bad_selectors_are_refused() {
+        let mut store = crate::store::Store::default();
+        store.window = 2;
+        let k = Key { collection: "/v1/configmaps".into(), namespace: Some("ns".into()), name: "c".into() };
+        store.create(&k, json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap();
+        for i in 0..4 {
+            store.update(&k, &json!({"data": {"i": i.to_string()}}), true).unwrap();
+        }
+        let req = get("/api/v1/namespaces/ns/configmaps", "watch=true&resourceVersion=1");
+        let Ok((mut w, opening)) = start_on(&store, &req, route(req.path).unwrap()) else { panic!("refused") };
+        assert!(opening.is_empty());
+        let error = next_on(&store, &mut w).unwrap_err();
+        assert_eq!((error["type"].as_str(), error["object"]["code"].as_u64()), (Some("ERROR"), Some(410)));
+        assert_eq!(error["object"]["reason"], "Expired");
+        let bad = get("/api/v1/nodes", "watch=true&fieldSelector=spec.unschedulable%3Dtrue");
+        let Err(resp) = Selectors::parse(bad.query) else { panic!("accepted") };
+        assert_eq!(resp.code, 400);
+        assert_eq!(verb(&bad), "watch");
+        assert_eq!(verb(&get("/api/v1/nodes/x", "")), "get");
+        assert_eq!(verb(&get("/apis", "")), "discovery");
     }
 
     #[test]

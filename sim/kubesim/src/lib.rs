@@ -113,6 +113,10 @@ pub struct SimConfig {
     pub kubeconfig: PathBuf,
     /// Serve with this identity (as a bootstrap node does, from its ignition) instead of a generated one.
     pub identity: Option<Identity>,
+    /// Events kept per collection for watches (kube-apiserver's watch cache keeps 100 by default).
+    pub watch_window: usize,
+    /// An idle watch that asked for bookmarks gets one this often.
+    pub bookmark_interval: Duration,
 }
 
 /// The API's identity as the installer made it: the serving certificate (PEM chain) and key, and the
@@ -134,14 +138,20 @@ pub struct Sim {
     pub operators_at: Option<Instant>,
     pub operators_done: bool,
     pub pod_ready_at: BTreeMap<String, Instant>,
+    /// Requests served, by verb (`get`, `list`, `watch`, …): what `/sim/requests` reports.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// The newest revision, for watches waiting on a change.
+    revision: tokio::sync::watch::Sender<u64>,
     names: u64,
     ca: Issuer<'static, KeyPair>,
 }
 
 impl Sim {
     pub fn new(config: SimConfig, ca: Issuer<'static, KeyPair>) -> Sim {
+        let mut store = store::Store::default();
+        store.window = config.watch_window;
         let mut sim = Sim {
-            store: store::Store::default(),
+            store,
             config: Arc::new(config),
             reachable_at: None,
             bootstrap_done: false,
@@ -149,6 +159,8 @@ impl Sim {
             operators_at: None,
             operators_done: false,
             pod_ready_at: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            revision: tokio::sync::watch::Sender::new(0),
             names: 0,
             ca,
         };
@@ -172,6 +184,12 @@ impl Sim {
     /// A write happened: advance the timeline at once so readers see its consequences promptly.
     pub fn changed(&mut self) {
         self.tick(Instant::now());
+    }
+
+    /// Tell waiting watches that the store moved on (a no-op when it did not).
+    pub fn publish(&self) {
+        let newest = self.store.revision();
+        self.revision.send_if_modified(|r| std::mem::replace(r, newest) != newest);
     }
 }
 
@@ -304,7 +322,84 @@ fn bind(l: &Listen) -> Result<std::net::TcpListener, SimError> {
     .map_err(err)
 }
 
-type Body = Full<Bytes>;
+/// A reply: one buffer, or a watch's frames as they come (chunked).
+pub enum Body {
+    Full(Full<Bytes>),
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Full(f) => std::pin::Pin::new(f).poll_frame(cx),
+            Body::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(hyper::body::Frame::data(b)))),
+        }
+    }
+}
+
+/// Stream a watch: its opening frames, then each change as it lands, a bookmark when it has been idle for
+/// `bookmark_interval` (if asked for), until its timeout, an ERROR, or the client going away.
+async fn stream_watch(
+    sim: Arc<Mutex<Sim>>,
+    mut watch: api::Watch,
+    opening: Vec<serde_json::Value>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let line = |v: &serde_json::Value| Bytes::from(format!("{v}\n"));
+    for f in &opening {
+        if tx.send(line(f)).await.is_err() {
+            return;
+        }
+    }
+    let (mut changes, every) = {
+        let sim = sim.lock().await;
+        (sim.revision.subscribe(), sim.config.bookmark_interval)
+    };
+    let deadline = watch.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        let (frames, newest) = {
+            let sim = sim.lock().await;
+            (api::watch_next(&sim, &mut watch), sim.store.revision())
+        };
+        let frames = match frames {
+            Ok(f) => f,
+            Err(error) => {
+                let _ = tx.send(line(&error)).await;
+                return;
+            }
+        };
+        for f in &frames {
+            if tx.send(line(f)).await.is_err() {
+                return;
+            }
+            last_sent = tokio::time::Instant::now();
+        }
+        let bookmark_at = last_sent + every;
+        let wake = deadline.map_or(bookmark_at, |d| d.min(bookmark_at));
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = tx.closed() => return,
+        }
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return;
+        }
+        if watch.bookmarks && now >= bookmark_at {
+            if tx.send(line(&watch.bookmark(newest.max(watch.from)))).await.is_err() {
+                return;
+            }
+            last_sent = now;
+        }
+    }
+}
 
 async fn serve_request(
     sim: Arc<Mutex<Sim>>,
@@ -317,7 +412,7 @@ async fn serve_request(
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path().to_string();
     let reply = |code: u16, ctype: &str, bytes: Vec<u8>| {
-        let mut r = hyper::Response::new(Full::new(Bytes::from(bytes)));
+        let mut r = hyper::Response::new(Body::Full(Full::new(Bytes::from(bytes))));
         *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
         if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
             r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -344,32 +439,54 @@ async fn serve_request(
         return reply(401, "application/json", body.to_string().into_bytes());
     }
     let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mut sim = sim.lock().await;
-    if sim.reachable_at.is_none() {
-        sim.reachable_at = Some(Instant::now());
+    let request = api::Request {
+        method: parts.method.as_str(),
+        path: &path,
+        query: parts.uri.query().unwrap_or(""),
+        content_type,
+        body: &body,
+    };
+    let mut guard = sim.lock().await;
+    if path == "/sim/requests" {
+        let counts = serde_json::to_vec(&guard.requests).unwrap_or_default();
+        return reply(200, "application/json", counts);
     }
-    sim.tick(Instant::now());
-    let resp = api::handle(
-        &mut sim,
-        &api::Request {
-            method: parts.method.as_str(),
-            path: &path,
-            query: parts.uri.query().unwrap_or(""),
-            content_type,
-            body: &body,
-        },
-    );
+    *guard.requests.entry(api::verb(&request)).or_default() += 1;
+    if guard.reachable_at.is_none() {
+        guard.reachable_at = Some(Instant::now());
+    }
+    guard.tick(Instant::now());
+    guard.publish();
+    match api::watch_start(&guard, &request) {
+        Some(Ok((watch, opening))) => {
+            drop(guard);
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(stream_watch(sim.clone(), watch, opening, tx));
+            let mut r = hyper::Response::new(Body::Stream(rx));
+            r.headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+            return Ok(r);
+        }
+        Some(Err(resp)) => return reply(resp.code, "application/json", resp.body.to_string().into_bytes()),
+        None => {}
+    }
+    let resp = api::handle(&mut guard, &request);
+    guard.publish();
     reply(resp.code, "application/json", resp.body.to_string().into_bytes())
 }
 
 /// Serve until the process is killed.
-pub async fn run(config: SimConfig) -> Result<(), SimError> {
+pub async fn run(mut config: SimConfig) -> Result<(), SimError> {
     let tls = tls(&config.san, config.identity.as_ref())?;
     let token = Arc::new(random_token()?);
     let mut listeners = Vec::new();
     for l in &config.listen {
         let std_listener = bind(l)?;
         std_listener.set_nonblocking(true).map_err(|e| SimError::Listen(l.addr.to_string(), e.to_string()))?;
+        if config.server.is_empty() {
+            let bound = std_listener.local_addr().map_err(|e| SimError::Listen(l.addr.to_string(), e.to_string()))?;
+            config.server = format!("https://{bound}");
+        }
         let name = l.netns.clone().unwrap_or_else(|| l.addr.to_string());
         let listener = tokio::net::TcpListener::from_std(std_listener)
             .map_err(|e| SimError::Listen(name.clone(), e.to_string()))?;
@@ -383,7 +500,9 @@ pub async fn run(config: SimConfig) -> Result<(), SimError> {
         let mut every = tokio::time::interval(Duration::from_millis(50));
         loop {
             every.tick().await;
-            ticker.lock().await.tick(Instant::now());
+            let mut sim = ticker.lock().await;
+            sim.tick(Instant::now());
+            sim.publish();
         }
     });
     let mut tasks = Vec::new();

@@ -27,8 +27,9 @@ struct Args {
     /// Pause between the steps of a node's join and before operators settle.
     #[arg(long, default_value = "300")]
     step_ms: u64,
-    /// API URL written into the kubeconfig.
-    #[arg(long)]
+    /// API URL written into the kubeconfig; by default the first listener's (with the port it was given,
+    /// so `--listen 127.0.0.1:0` works).
+    #[arg(long, default_value = "")]
     server: String,
     /// Names and IPs the serving certificate covers. Repeatable.
     #[arg(long)]
@@ -45,6 +46,12 @@ struct Args {
     /// Accept client certificates of this CA (the admin kubeconfig's) as authenticated.
     #[arg(long)]
     client_ca: Option<PathBuf>,
+    /// Events kept per collection for watches; an older resourceVersion is 410 Expired.
+    #[arg(long, default_value_t = groundwork_kubesim::store::DEFAULT_WINDOW)]
+    watch_window: usize,
+    /// An idle watch that asked for bookmarks gets one this often.
+    #[arg(long, default_value = "10000")]
+    bookmark_interval_ms: u64,
 }
 
 fn config(a: Args) -> anyhow::Result<SimConfig> {
@@ -72,6 +79,8 @@ fn config(a: Args) -> anyhow::Result<SimConfig> {
             (Some(cert), Some(key), Some(client_ca)) => Some(Identity { cert, key, client_ca }),
             _ => None,
         },
+        watch_window: a.watch_window,
+        bookmark_interval: Duration::from_millis(a.bookmark_interval_ms),
     })
 }
 

@@ -1,10 +1,12 @@
 //! The simulator's object store: schemaless JSON objects by (collection, namespace, name), with
 //! resourceVersions, uids, and server-side apply field ownership (the part of SSA groundwork relies
 //! on: an apply by a manager sets its fields, drops the fields it owned and no longer sends, and
-//! leaves everybody else's alone).
+//! leaves everybody else's alone). Every write is an event in its collection's history, which watches
+//! read: a bounded window per collection, as kube-apiserver's watch cache keeps one per resource, so an
+//! old enough resourceVersion is gone (410).
 
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// `group/version/plural` ("" group for core).
 pub type Collection = String;
@@ -22,13 +24,78 @@ struct Stored {
     owners: BTreeMap<String, BTreeSet<Path>>,
 }
 
+/// What happened to an object, as a watch reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One write, as the object read right after it (a deleted object with the deletion's resourceVersion),
+/// and the object before it: a watch with a selector turns a MODIFIED that enters or leaves the
+/// selection into ADDED or DELETED, as the watch cache does.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub revision: u64,
+    pub kind: EventType,
+    pub namespace: String,
+    pub object: Value,
+    pub previous: Option<Value>,
+}
+
+/// A collection's recent events, oldest first, and the newest revision that fell out of the window.
 #[derive(Default)]
+struct History {
+    events: VecDeque<Event>,
+    compacted: u64,
+}
+
+/// Events after a resourceVersion, or `Gone` when the window no longer reaches back that far.
+#[derive(Debug)]
+pub enum Since {
+    Events(Vec<Event>),
+    /// The oldest resourceVersion still watchable.
+    Gone {
+        oldest: u64,
+    },
+}
+
+/// Events kept per collection when nobody says otherwise: kube-apiserver's default watch cache size.
+pub const DEFAULT_WINDOW: usize = 100;
+
 pub struct Store {
     objects: BTreeMap<(Collection, String, String), Stored>,
+    history: BTreeMap<Collection, History>,
+    /// Events kept per collection.
+    pub window: usize,
     revision: u64,
     uids: u64,
     /// Seconds since the store started: creation timestamps are derived from it.
     pub clock: f64,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store {
+            objects: BTreeMap::new(),
+            history: BTreeMap::new(),
+            window: DEFAULT_WINDOW,
+            revision: 0,
+            uids: 0,
+            clock: 0.0,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -136,18 +203,16 @@ fn fields_v1(paths: &BTreeSet<Path>) -> Value {
     root
 }
 
-impl Store {
-    fn stamp(&mut self, v: &mut Value, fresh: bool) {
-        self.revision += 1;
-        let meta = &mut v["metadata"];
-        meta["resourceVersion"] = json!(self.revision.to_string());
-        if fresh {
-            self.uids += 1;
-            meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
-            meta["creationTimestamp"] = json!(format!("2026-01-01T00:00:{:02}Z", (self.clock as u64) % 60));
-        }
+/// An object without its resourceVersion: what a no-op write is compared on.
+fn without_version(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
     }
+    v
+}
 
+impl Store {
     fn with_managed_fields(stored: &Stored) -> Value {
         let mut v = stored.value.clone();
         let managed: Vec<Value> = stored
@@ -165,6 +230,43 @@ impl Store {
         v
     }
 
+    /// The newest resourceVersion: what a list is consistent with, and where a watch from it starts.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    fn record(&mut self, collection: &str, namespace: &str, kind: EventType, object: Value, previous: Option<Value>) {
+        let h = self.history.entry(collection.to_string()).or_default();
+        let namespace = namespace.to_string();
+        h.events.push_back(Event { revision: self.revision, kind, namespace, object, previous });
+        while h.events.len() > self.window.max(1) {
+            if let Some(e) = h.events.pop_front() {
+                h.compacted = e.revision;
+            }
+        }
+    }
+
+    /// A collection's events after `revision`, oldest first; `Gone` if some of them fell out of the window.
+    pub fn since(&self, collection: &str, revision: u64) -> Since {
+        let Some(h) = self.history.get(collection) else { return Since::Events(Vec::new()) };
+        if revision < h.compacted {
+            return Since::Gone { oldest: h.compacted };
+        }
+        Since::Events(h.events.iter().filter(|e| e.revision > revision).cloned().collect())
+    }
+
+    /// Stamp and record a write to an object already in the map.
+    fn written(&mut self, k: &Key, kind: EventType, previous: Option<Value>) -> Option<Value> {
+        let k3 = key3(k);
+        self.revision += 1;
+        let revision = self.revision;
+        let stored = self.objects.get_mut(&k3)?;
+        stored.value["metadata"]["resourceVersion"] = json!(revision.to_string());
+        let v = Self::with_managed_fields(stored);
+        self.record(&k3.0, &k3.1, kind, v.clone(), previous);
+        Some(v)
+    }
+
     pub fn get(&self, k: &Key) -> Option<Value> {
         self.objects.get(&key3(k)).map(Self::with_managed_fields)
     }
@@ -178,7 +280,11 @@ impl Store {
             .collect()
     }
 
-    pub fn create(&mut self, k: &Key, mut v: Value) -> Result<Value, StoreError> {
+    pub fn create(&mut self, k: &Key, v: Value) -> Result<Value, StoreError> {
+        self.insert(k, v, BTreeMap::new())
+    }
+
+    fn insert(&mut self, k: &Key, mut v: Value, owners: BTreeMap<String, BTreeSet<Path>>) -> Result<Value, StoreError> {
         if self.objects.contains_key(&key3(k)) {
             return Err(StoreError::AlreadyExists);
         }
@@ -186,9 +292,11 @@ impl Store {
         if let Some(ns) = &k.namespace {
             v["metadata"]["namespace"] = json!(ns);
         }
-        self.stamp(&mut v, true);
-        self.objects.insert(key3(k), Stored { value: v.clone(), owners: BTreeMap::new() });
-        Ok(v)
+        self.uids += 1;
+        v["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
+        v["metadata"]["creationTimestamp"] = json!(format!("2026-01-01T00:00:{:02}Z", (self.clock as u64) % 60));
+        self.objects.insert(key3(k), Stored { value: v, owners });
+        self.written(k, EventType::Added, None).ok_or(StoreError::NotFound)
     }
 
     /// Replace or merge-patch (`merge_patch`) an existing object; status is replaced too.
@@ -204,10 +312,28 @@ impl Store {
                 value["metadata"]["labels"] = l.clone();
             }
         }
-        self.stamp(&mut value, false);
+        self.replace(k, value, None)
+    }
+
+    /// Store a new value (and owners) for an existing object: a new revision and a MODIFIED event, unless
+    /// nothing changed — a real apiserver neither bumps resourceVersion nor tells watchers of a no-op.
+    fn replace(
+        &mut self,
+        k: &Key,
+        value: Value,
+        owners: Option<BTreeMap<String, BTreeSet<Path>>>,
+    ) -> Result<Value, StoreError> {
         let stored = self.objects.get_mut(&key3(k)).ok_or(StoreError::NotFound)?;
+        let same_owners = owners.as_ref().is_none_or(|o| *o == stored.owners);
+        if same_owners && without_version(&stored.value) == without_version(&value) {
+            return Ok(Self::with_managed_fields(stored));
+        }
+        let previous = Self::with_managed_fields(stored);
         stored.value = value;
-        Ok(Self::with_managed_fields(stored))
+        if let Some(o) = owners {
+            stored.owners = o;
+        }
+        self.written(k, EventType::Modified, Some(previous)).ok_or(StoreError::NotFound)
     }
 
     /// Server-side apply of `body` by `manager`.
@@ -216,58 +342,55 @@ impl Store {
             return Err(StoreError::Invalid("apply needs apiVersion and kind".into()));
         }
         let new_paths = leaf_paths(body);
-        let exists = self.objects.contains_key(&key3(k));
-        if !exists {
-            let mut v = body.clone();
-            if let Some(m) = v["metadata"].as_object_mut() {
-                m.remove("managedFields");
-            }
-            self.create(k, v)?;
+        let mut patch = body.clone();
+        if let Some(m) = patch["metadata"].as_object_mut() {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
         }
-        let stored = self.objects.get_mut(&key3(k)).ok_or(StoreError::NotFound)?;
-        if exists {
-            if !force {
-                let mut conflicts = Vec::new();
-                for (other, paths) in stored.owners.iter().filter(|(m, _)| m.as_str() != manager) {
-                    for p in paths.intersection(&new_paths) {
-                        if get_path(&stored.value, p) != get_path(body, p) {
-                            conflicts.push((other.clone(), format!(".{}", p.join("."))));
-                        }
+        let Some(stored) = self.objects.get(&key3(k)) else {
+            // A new object: one ADDED event, owned by its first manager.
+            return self.insert(k, patch, BTreeMap::from([(manager.to_string(), new_paths)]));
+        };
+        if !force {
+            let mut conflicts = Vec::new();
+            for (other, paths) in stored.owners.iter().filter(|(m, _)| m.as_str() != manager) {
+                for p in paths.intersection(&new_paths) {
+                    if get_path(&stored.value, p) != get_path(body, p) {
+                        conflicts.push((other.clone(), format!(".{}", p.join("."))));
                     }
                 }
-                if !conflicts.is_empty() {
-                    return Err(StoreError::Conflict(conflicts));
-                }
             }
-            let old = stored.owners.get(manager).cloned().unwrap_or_default();
-            for p in old.difference(&new_paths) {
-                let shared = stored.owners.iter().any(|(m, ps)| m != manager && ps.contains(p));
-                if !shared {
-                    remove_path(&mut stored.value, p);
-                }
+            if !conflicts.is_empty() {
+                return Err(StoreError::Conflict(conflicts));
             }
-            let mut patch = body.clone();
-            if let Some(m) = patch["metadata"].as_object_mut() {
-                m.remove("managedFields");
-                m.remove("resourceVersion");
-            }
-            merge(&mut stored.value, &patch);
         }
-        for (m, ps) in stored.owners.iter_mut() {
+        let mut value = stored.value.clone();
+        let mut owners = stored.owners.clone();
+        let old = owners.get(manager).cloned().unwrap_or_default();
+        for p in old.difference(&new_paths) {
+            let shared = owners.iter().any(|(m, ps)| m != manager && ps.contains(p));
+            if !shared {
+                remove_path(&mut value, p);
+            }
+        }
+        merge(&mut value, &patch);
+        for (m, ps) in owners.iter_mut() {
             if m != manager {
                 ps.retain(|p| !new_paths.contains(p));
             }
         }
-        stored.owners.insert(manager.to_string(), new_paths);
-        let mut value = stored.value.clone();
-        self.stamp(&mut value, false);
-        let stored = self.objects.get_mut(&key3(k)).ok_or(StoreError::NotFound)?;
-        stored.value = value;
-        Ok(Self::with_managed_fields(stored))
+        owners.insert(manager.to_string(), new_paths);
+        self.replace(k, value, Some(owners))
     }
 
     pub fn delete(&mut self, k: &Key) -> Result<Value, StoreError> {
-        self.objects.remove(&key3(k)).map(|s| s.value).ok_or(StoreError::NotFound)
+        let k3 = key3(k);
+        let stored = self.objects.remove(&k3).ok_or(StoreError::NotFound)?;
+        self.revision += 1;
+        let mut v = Self::with_managed_fields(&stored);
+        v["metadata"]["resourceVersion"] = json!(self.revision.to_string());
+        self.record(&k3.0, &k3.1, EventType::Deleted, v.clone(), None);
+        Ok(v)
     }
 }
 
@@ -295,6 +418,49 @@ mod tests {
         assert_eq!(v["metadata"]["labels"], json!({"kubelet": "x"}));
         assert!(v["spec"].get("taints").is_none());
         assert_ne!(v["metadata"]["resourceVersion"], rv1);
+    }
+
+    #[test]
+    fn writes_are_events_and_no_op_writes_are_not() {
+        let mut s = Store::default();
+        let start = s.revision();
+        s.create(&node(), json!({"apiVersion": "v1", "kind": "Node", "metadata": {"labels": {"a": "1"}}})).unwrap();
+        let body = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"labels": {"b": "2"}}});
+        let first = s.apply(&node(), &body, "groundwork", false).unwrap();
+        let again = s.apply(&node(), &body, "groundwork", false).unwrap();
+        assert_eq!(first["metadata"]["resourceVersion"], again["metadata"]["resourceVersion"], "a no-op apply");
+        s.update(&node(), &json!({"metadata": {"labels": {"a": "1"}}}), true).unwrap();
+        s.delete(&node()).unwrap();
+        let Since::Events(events) = s.since("/v1/nodes", start) else { panic!("gone") };
+        let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventType::Added, EventType::Modified, EventType::Deleted]);
+        assert_eq!(events[1].previous.as_ref().unwrap()["metadata"]["labels"], json!({"a": "1"}));
+        assert_eq!(events[2].revision, s.revision(), "a deletion has its own revision");
+        let Since::Events(later) = s.since("/v1/nodes", events[1].revision) else { panic!("gone") };
+        assert_eq!(later.len(), 1);
+        // A fresh apply is one ADDED, owned by its manager.
+        let created = s.apply(&node(), &body, "groundwork", false).unwrap();
+        assert_eq!(created["metadata"]["managedFields"][0]["manager"], "groundwork");
+        let Since::Events(after) = s.since("/v1/nodes", events[2].revision) else { panic!("gone") };
+        assert_eq!(after.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventType::Added]);
+    }
+
+    #[test]
+    fn the_window_moves_on_and_older_versions_are_gone() {
+        let mut s = Store { window: 3, ..Store::default() };
+        s.create(&node(), json!({"apiVersion": "v1", "kind": "Node"})).unwrap();
+        let first = s.revision();
+        for i in 0..5 {
+            s.update(&node(), &json!({"metadata": {"labels": {"n": i.to_string()}}}), true).unwrap();
+        }
+        match s.since("/v1/nodes", first) {
+            Since::Gone { oldest } => assert!(oldest > first),
+            Since::Events(e) => panic!("still {} events", e.len()),
+        }
+        let Since::Events(kept) = s.since("/v1/nodes", s.revision() - 3) else { panic!("gone") };
+        assert_eq!(kept.len(), 3);
+        // Another collection's window is its own.
+        assert!(matches!(s.since("/v1/configmaps", 0), Since::Events(e) if e.is_empty()));
     }
 
     #[test]
