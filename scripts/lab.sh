@@ -353,7 +353,8 @@ PY
 
 # The API simulator: runs in the bootstrap stand-in's namespace and also listens on the masters', so
 # haproxy balances real TLS connections to it. Writes $state/kubeconfig once it serves.
-#   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile cases (docs/simulator.md).
+#   GW_SIM_BOOTSTRAP_MS, GW_SIM_STEP_MS: timeline delays; GW_SIM_HOSTILE: space-separated hostile cases (docs/simulator.md);
+#   GW_SIM_BOOKMARK_MS: how often an idle watch gets a bookmark; GW_SIM_WATCH_WINDOW: events kept per collection.
 #   GW_SIM_FROM_IGNITION=SECONDS: first wait (up to SECONDS) for bastion to serve the installer's
 #   bootstrap.ign, and serve with the identity in it (the generated kubeconfig then authenticates).
 sim() {
@@ -370,7 +371,8 @@ sim() {
   fi
   local args=("${identity[@]}" --domain lab.example.test --server "https://$lb_external:6443" --kubeconfig "$state/kubeconfig"
     --san "$lb_external" --san "$net.3" --san api.lab.example.test --san api-int.lab.example.test
-    --bootstrap-delay-ms "${GW_SIM_BOOTSTRAP_MS:-2000}" --step-ms "${GW_SIM_STEP_MS:-300}")
+    --bootstrap-delay-ms "${GW_SIM_BOOTSTRAP_MS:-2000}" --step-ms "${GW_SIM_STEP_MS:-300}"
+    --bookmark-interval-ms "${GW_SIM_BOOKMARK_MS:-10000}" --watch-window "${GW_SIM_WATCH_WINDOW:-100}")
   local e h ip role
   for e in "${nodes[@]}"; do
     read -r h ip _ <<<"$e"

@@ -134,7 +134,8 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     // Reviewed now, the client CSR w1 posted after it joined is refused for that reason.
     let loaded = groundwork::config::load(lab.env_dir()).unwrap();
     let mut ledger = groundwork_cluster::gates::ledger(&loaded.env);
-    let verdicts = groundwork_cluster::gates::review_csrs(&client, &loaded.env, false, &mut ledger).await.unwrap();
+    let verdicts =
+        groundwork_cluster::gates::review_csrs(&client, &client, &loaded.env, false, &mut ledger).await.unwrap();
     assert!(
         verdicts.iter().any(|d| d.describe().contains("w1.lab.example.test has joined already (its Node is Ready)")),
         "{:#?}",

@@ -61,6 +61,13 @@ fn kubeconfig_lists_contexts_and_in_cluster_config() {
         passed,
         ["bootstrap-complete", "masters-ready", "workers-joined", "install-complete", "router-on-infra"]
     );
+    // Each wait says what it cost the API, and the waits that took time watched (gate_waits: watch, the
+    // default): the simulator served watch requests.
+    assert!(events.iter().filter(|e| e["event"] == "gate_passed").all(|e| e["api_requests"].is_u64()));
+    let waited: u64 = events.iter().filter_map(|e| e["api_requests"].as_u64()).sum();
+    assert!(waited > 0, "the gate waits sent no request");
+    let served = lab.sim_requests();
+    assert!(served["watch"].as_u64().unwrap_or(0) > 0, "no watch: {served}");
     // Each joining node's client and serving CSR approved once, as events.
     let mut csrs: Vec<(String, String)> = events
         .iter()

@@ -221,27 +221,9 @@ fn python(lab: &Lab, script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A server-side apply patch sent with curl (the kubeconfig's token and CA): the status code and the reply.
+/// A server-side apply patch sent with curl: the status code and the reply.
 fn curl_patch(lab: &Lab, path_and_query: &str, body: &str) -> (u16, Value) {
-    let kc: Value = groundwork_sdk::yaml::from_str(&std::fs::read_to_string(lab.kubeconfig()).unwrap()).unwrap();
-    let server = kc["clusters"][0]["cluster"]["server"].as_str().unwrap().to_string();
-    let token = kc["users"][0]["user"]["token"].as_str().unwrap().to_string();
-    use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(kc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().unwrap())
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.crt"), ca).unwrap();
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-X", "PATCH", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
-        .arg(dir.path().join("ca.crt"))
-        .args(["-H", &format!("Authorization: Bearer {token}"), "-H", "Content-Type: application/apply-patch+yaml"])
-        .args(["--data-binary", body, &format!("{server}{path_and_query}")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (reply, code) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl: {text}"));
-    (code.trim().parse().unwrap(), json(reply))
+    lab.api("PATCH", path_and_query, "application/apply-patch+yaml", body)
 }
 
 /// A client CSR for a node nobody declared.
@@ -267,6 +249,85 @@ fn intruder_csr(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     .unwrap();
     manifest
 }
+
+/// Watches as kubectl and the Python client use them: `kubectl wait` blocks on a watch until the node
+/// turns Ready; the Python client gets 410 Expired for a version the window has left behind, resumes from
+/// a list's version without missing a change, and sees bookmarks. The simulator keeps 20 events per
+/// collection and bookmarks an idle watch every 300 ms here (GW_SIM_WATCH_WINDOW, GW_SIM_BOOKMARK_MS).
+#[test]
+fn watches_as_kubectl_and_the_python_client_use_them() {
+    let lab = Lab::up_with_cluster(BASE, &NEXT, &[("GW_SIM_WATCH_WINDOW", "20"), ("GW_SIM_BOOKMARK_MS", "300")]);
+    let apply = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(lab.sim_requests()["watch"].as_u64().unwrap_or(0) > 0, "groundwork's gate waits watched");
+
+    let m1 = "m1.lab.example.test";
+    let ready = |status: &str| {
+        let body = format!(r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{status}"}}]}}}}"#);
+        let (code, reply) =
+            lab.api("PATCH", &format!("/api/v1/nodes/{m1}/status"), "application/merge-patch+json", &body);
+        assert_eq!(code, 200, "{reply}");
+    };
+    ready("False");
+    let watches = lab.sim_requests()["watch"].as_u64().unwrap_or(0);
+    let mut wait = Command::new("kubectl")
+        .args(["wait", "--for=condition=Ready", &format!("node/{m1}"), "--timeout=60s"])
+        .env("KUBECONFIG", lab.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once its watch is open, the node turns Ready: kubectl hears it from the watch.
+    let opened = std::time::Instant::now();
+    while lab.sim_requests()["watch"].as_u64().unwrap_or(0) == watches {
+        assert!(opened.elapsed() < std::time::Duration::from_secs(30), "kubectl wait opened no watch");
+        assert!(wait.try_wait().unwrap().is_none(), "kubectl wait ended before its watch");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(wait.try_wait().unwrap().is_none(), "kubectl wait returned while the node was NotReady");
+    ready("True");
+    let out = wait.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("condition met"), "{said}{}", String::from_utf8_lossy(&out.stderr));
+
+    let seen = json(&python(&lab, WATCH, &[]));
+    assert_eq!(seen["gone"], serde_json::json!([410, "Expired"]), "{seen}");
+    assert_eq!(seen["resumed"], serde_json::json!([["MODIFIED", "after"]]), "{seen}");
+    let (bookmark, last) = (seen["bookmark"].as_u64().unwrap(), seen["last"].as_u64().unwrap());
+    assert!(bookmark >= last, "a bookmark behind the last event: {seen}");
+}
+
+/// The Python client's watches: an expired version, a resume from a list, bookmarks (the watch ends after
+/// its timeoutSeconds, on the server's side).
+const WATCH: &str = r#"
+import json, sys
+from kubernetes import client, config, watch
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="churn"), data={"n": "0"})
+v1.create_namespaced_config_map("default", cm)
+start = v1.list_namespaced_config_map("default").metadata.resource_version
+for i in range(25):
+    v1.patch_namespaced_config_map("churn", "default", {"data": {"n": str(i + 1)}})
+gone = None
+try:
+    for _ in watch.Watch().stream(v1.list_namespaced_config_map, "default", resource_version=start):
+        pass
+except client.exceptions.ApiException as e:
+    gone = [e.status, e.reason.split(":")[0]]
+listed = v1.list_namespaced_config_map("default").metadata.resource_version
+v1.patch_namespaced_config_map("churn", "default", {"data": {"n": "after"}})
+resumed, bookmark, last = [], 0, 0
+for ev in watch.Watch().stream(v1.list_namespaced_config_map, "default", resource_version=listed,
+                               allow_watch_bookmarks=True, timeout_seconds=2):
+    rv = int(ev["raw_object"]["metadata"]["resourceVersion"])
+    if ev["type"] == "BOOKMARK":
+        bookmark = max(bookmark, rv)
+    else:
+        resumed.append([ev["type"], ev["object"].data["n"]])
+        last = rv
+print(json.dumps({"gone": gone, "resumed": resumed, "bookmark": bookmark, "last": last}))
+"#;
 
 /// Known differences, pinned so that closing one is noticed (docs/simulator.md lists them): no OpenAPI
 /// document (kubectl's client-side validation needs `--validate=false`), and no protobuf: a kubectl that

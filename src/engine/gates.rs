@@ -17,8 +17,9 @@ pub struct GateReport {
     pub blocked: Vec<Address>,
 }
 
-/// Probe the environment's gates in install order. `client` is None when no kubeconfig is set.
-pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<GateStatus> {
+/// Probe the environment's gates in install order, reading the API or watched caches. `reads` is None
+/// when no kubeconfig is set.
+pub async fn probe_all(reads: Option<&dyn cluster_gates::Reads>, env: &Environment) -> Vec<GateStatus> {
     let mut out: Vec<GateStatus> = Vec::new();
     for gate in cluster_gates::gates_for(env) {
         if let Some(prev) = out.last().filter(|p| !p.passed) {
@@ -26,7 +27,7 @@ pub async fn probe_all(client: Option<&kube::Client>, env: &Environment) -> Vec<
             out.push(GateStatus { gate, passed: false, detail, notes: Vec::new() });
             continue;
         }
-        let status = match client {
+        let status = match reads {
             Some(c) => cluster_gates::probe(c, env, gate).await,
             None => GateStatus { gate, passed: false, detail: no_connection(env), notes: Vec::new() },
         };
@@ -51,7 +52,7 @@ pub async fn add_csr_verdicts(client: Option<&kube::Client>, env: &Environment, 
     let waiting = statuses.iter_mut().find(|s| s.gate == Gate::WorkersJoined && !s.passed);
     if let (Some(status), Some(c)) = (waiting, client) {
         let mut ledger = cluster_gates::ledger(env);
-        if let Ok(decisions) = cluster_gates::review_csrs(c, env, false, &mut ledger).await {
+        if let Ok(decisions) = cluster_gates::review_csrs(c, c, env, false, &mut ledger).await {
             status.notes = decisions.iter().map(CsrDecision::describe).collect();
         }
     }

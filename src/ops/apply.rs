@@ -3,6 +3,8 @@ use crate::engine::{self, Plan};
 use crate::error::{Error, Result};
 use crate::render;
 use groundwork_cluster::csr::Verdict;
+use groundwork_cluster::gates::Reads;
+use groundwork_cluster::watched::Watched;
 use groundwork_sdk::{fingerprint, Gate};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -214,7 +216,7 @@ fn announce_passed(plan: &Plan, announced: &mut BTreeSet<Gate>) {
             let detail = &g.status.detail;
             events::emit(
                 "gate_passed",
-                json!({"gate": g.status.gate.to_string(), "detail": detail, "waited_seconds": 0.0}),
+                json!({"gate": g.status.gate.to_string(), "detail": detail, "waited_seconds": 0.0, "api_requests": 0}),
             );
         }
     }
@@ -251,8 +253,29 @@ fn check_read_back(applied: &Plan, fresh: &Plan) -> Result<()> {
     )))
 }
 
-/// Poll one gate until it passes or its timeout runs out. While workers join, approve the CSRs that
-/// match the inventory (and only those), and say once which were refused and why.
+/// How long a watched gate goes without a change before it is probed anyway: a safety net, not the pace.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// Changes come in bursts (a node's conditions, then its labels): those this close are taken as one.
+const BURST: Duration = Duration::from_millis(100);
+
+/// Wait for the next change the watches report, at most `idle` (a burst of changes is one); `Err` with
+/// why when they failed (the API is not there yet, or it cut them).
+async fn next_change(changes: &mut groundwork_cluster::watched::Changes, idle: Duration) -> Result<(), String> {
+    use futures::StreamExt;
+    match tokio::time::timeout(idle, changes.next()).await {
+        Err(_) => return Ok(()),
+        Ok(None) => return Err("the watches ended".into()),
+        Ok(Some(Err(why))) => return Err(why),
+        Ok(Some(Ok(()))) => {}
+    }
+    while let Ok(Some(Ok(()))) = tokio::time::timeout(BURST, changes.next()).await {}
+    Ok(())
+}
+
+/// Wait on one gate until it passes or its timeout runs out: probed again each time the watches on
+/// what it reads report a change (`gate_waits: poll`, or while the API does not answer yet: every poll
+/// interval). While workers join, approve the CSRs that match the inventory (and only those), and say
+/// once which were refused and why.
 async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Result<()> {
     let os = ws
         .loaded
@@ -262,6 +285,10 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
         .ok_or_else(|| Error::Usage("install gates need an openshift section".into()))?;
     let timeout = timeout.unwrap_or(Duration::from_secs(os.gate_timeout(gate)));
     let poll = Duration::from_millis(os.poll_interval_ms.max(50));
+    let watch = os.gate_waits == groundwork_sdk::model::GateWaits::Watch;
+    // With watches: caches of what the gate reads, and the stream that keeps them current.
+    let mut watched: Option<(Watched, groundwork_cluster::watched::Changes)> = None;
+    let requests_before = crate::transport::cluster::api_requests();
     let started = std::time::Instant::now();
     let bar = spinner(&format!("waiting for {gate}"));
     let mut reported: BTreeSet<String> = BTreeSet::new();
@@ -272,9 +299,14 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
     let span = tracing::info_span!("gate", gate = %gate, timeout_secs = timeout.as_secs());
     async move {
         loop {
+            let client = ws.hosts.cluster().await?;
+            // The caches once every watch has listed; until then (and without watches) the API.
+            let cached: Option<&dyn Reads> = watched.as_ref().filter(|(w, _)| w.listed()).map(|(w, _)| w as &dyn Reads);
             if gate == Gate::WorkersJoined {
-                if let Some(client) = ws.hosts.cluster().await? {
-                    match groundwork_cluster::gates::review_csrs(&client, &ws.loaded.env, true, &mut ledger).await {
+                if let Some(client) = &client {
+                    let reads = cached.unwrap_or(client);
+                    match groundwork_cluster::gates::review_csrs(client, reads, &ws.loaded.env, true, &mut ledger).await
+                    {
                         Ok(decisions) => {
                             for d in decisions {
                                 if reported.insert(d.name.clone()) {
@@ -303,15 +335,21 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                     }
                 }
             }
-            let statuses = ws.gates().await?;
+            let statuses = match cached {
+                Some(reads) => crate::engine::gates::probe_all(Some(reads), &ws.loaded.env).await,
+                None => ws.gates().await?,
+            };
             let status = statuses.iter().find(|s| s.gate == gate).cloned();
             let detail = status.as_ref().map(|s| s.detail.clone()).unwrap_or_else(|| "not probed".into());
             if status.as_ref().is_some_and(|s| s.passed) {
                 bar.finish_and_clear();
                 let secs = started.elapsed().as_secs_f64();
+                let requests = crate::transport::cluster::api_requests() - requests_before;
+                tracing::info!(api_requests = requests, waited_seconds = secs, "gate passed");
                 events::emit(
                     "gate_passed",
-                    json!({"gate": gate.to_string(), "detail": detail, "waited_seconds": secs}),
+                    json!({"gate": gate.to_string(), "detail": detail, "waited_seconds": secs,
+                           "api_requests": requests}),
                 );
                 events::text(&format!("✓ {gate}: {detail} (after {}s)\n", started.elapsed().as_secs()));
                 return Ok(());
@@ -325,7 +363,23 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                 last_detail = Some(detail.clone());
             }
             bar.set_message(format!("waiting for {gate}: {detail}"));
-            tokio::time::sleep(poll).await;
+            if let (true, None, Some(client)) = (watch, &watched, &client) {
+                match Watched::start(client, &ws.loaded.env, gate).await {
+                    Ok(started) => watched = Some(started),
+                    Err(e) => tracing::debug!(error = %e, "no gate watches yet; probing every poll interval"),
+                }
+            }
+            let Some((caches, changes)) = watched.as_mut() else {
+                tokio::time::sleep(poll).await;
+                continue;
+            };
+            let idle = if caches.listed() { IDLE_RECHECK.max(poll) } else { poll };
+            if let Err(why) = next_change(changes, idle).await {
+                // Started again next round, from the client of that moment (a rewritten kubeconfig).
+                tracing::debug!(error = %why, "gate watches failed; probing every poll interval until they run");
+                watched = None;
+                tokio::time::sleep(poll).await;
+            }
         }
     }
     .instrument(span)

@@ -126,7 +126,8 @@ impl Workspace {
     /// Probe the install gates (none without an openshift section).
     pub async fn gates(&self) -> Result<Vec<groundwork_sdk::GateStatus>> {
         let client = self.hosts.cluster().await?;
-        Ok(gates::probe_all(client.as_ref(), &self.loaded.env).await)
+        Ok(gates::probe_all(client.as_ref().map(|c| c as &dyn groundwork_cluster::gates::Reads), &self.loaded.env)
+            .await)
     }
 
     /// Probe the gates, expand the inventory for the phase they put it in, refresh and diff; with -v,

@@ -94,7 +94,19 @@ pub async fn client_for(source: &KubeSource, context: Option<&str>, env: Option<
     // An unreachable API is a gate that has not passed yet: fail fast and probe again later.
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(30));
-    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+    let count = tower::util::MapRequestLayer::new(|r: http::Request<kube::client::Body>| {
+        API_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    Ok(kube::client::ClientBuilder::try_from(config).map_err(|e| err(e.to_string()))?.with_layer(&count).build())
+}
+
+/// Requests sent to cluster APIs by this process (every client, failed connections included): what a
+/// gate wait cost is reported from it.
+static API_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn api_requests() -> u64 {
+    API_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The cluster's own API names (`api.` and `api-int.` under the cluster's domain) are records groundwork

@@ -175,6 +175,40 @@ impl Lab {
         self.state().join("kubeconfig")
     }
 
+    /// One request to the simulator's API with curl (the kubeconfig's server, token and CA): the status
+    /// code and the reply's JSON.
+    pub fn api(&self, method: &str, path_and_query: &str, content_type: &str, body: &str) -> (u16, serde_json::Value) {
+        use base64::Engine;
+        let text = std::fs::read_to_string(self.kubeconfig()).expect("kubeconfig");
+        let kc: serde_json::Value = groundwork_sdk::yaml::from_str(&text).expect("kubeconfig YAML");
+        let server = kc["clusters"][0]["cluster"]["server"].as_str().expect("server").to_string();
+        let token = kc["users"][0]["user"]["token"].as_str().expect("token").to_string();
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(kc["clusters"][0]["cluster"]["certificate-authority-data"].as_str().expect("CA"))
+            .expect("CA base64");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ca.crt"), ca).expect("write CA");
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "-X", method, "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            .arg(dir.path().join("ca.crt"))
+            .args(["-H", &format!("Authorization: Bearer {token}"), "-H", &format!("Content-Type: {content_type}")])
+            .args(if body.is_empty() { vec![] } else { vec!["--data-binary", body] })
+            .arg(format!("{server}{path_and_query}"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (reply, code) = text.rsplit_once('\n').unwrap_or_else(|| panic!("curl: {text}"));
+        let json = serde_json::from_str(reply).unwrap_or_else(|e| panic!("not JSON ({e}): {reply}"));
+        (code.trim().parse().expect("status code"), json)
+    }
+
+    /// What the simulator has served, by verb (`get`, `list`, `watch`, …).
+    pub fn sim_requests(&self) -> serde_json::Value {
+        let (code, counts) = self.api("GET", "/sim/requests", "application/json", "");
+        assert_eq!(code, 200, "{counts}");
+        counts
+    }
+
     /// Lab 0's addresses, MACs and paths → this lab's.
     pub fn rewrite_for(index: u32, text: &str) -> String {
         text.replace("10.88.0.", &format!("10.88.{index}."))

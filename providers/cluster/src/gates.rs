@@ -29,6 +29,65 @@ fn status(gate: Gate, passed: bool, detail: impl Into<String>) -> GateStatus {
     GateStatus { gate, passed, detail: detail.into(), notes: Vec::new() }
 }
 
+/// What the gate probes and the CSR review read: from the API (a request per read; [`Client`]) or from
+/// the caches watches keep current ([`crate::watched::Watched`], no request at all).
+#[async_trait::async_trait]
+pub trait Reads: Send + Sync {
+    /// The API server's version (`gitVersion`).
+    async fn version(&self) -> Result<String, kube::Error>;
+    /// ConfigMap kube-system/bootstrap, which says when the bootstrap is complete.
+    async fn bootstrap(&self) -> Result<Option<ConfigMap>, kube::Error>;
+    async fn nodes(&self) -> Result<Vec<Node>, kube::Error>;
+    async fn csrs(&self) -> Result<Vec<CertificateSigningRequest>, kube::Error>;
+    /// ClusterVersion `version`.
+    async fn cluster_version(&self) -> Result<Option<DynamicObject>, kube::Error>;
+    async fn cluster_operators(&self) -> Result<Vec<DynamicObject>, kube::Error>;
+    /// IngressController openshift-ingress-operator/default.
+    async fn ingress_controller(&self) -> Result<Option<DynamicObject>, kube::Error>;
+    /// The default router's pods ([`ROUTER_SELECTOR`] in openshift-ingress).
+    async fn router_pods(&self) -> Result<Vec<Pod>, kube::Error>;
+}
+
+/// The IngressController kind.
+pub fn ingress_controller_api() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("operator.openshift.io", "v1", "IngressController"))
+}
+
+#[async_trait::async_trait]
+impl Reads for Client {
+    async fn version(&self) -> Result<String, kube::Error> {
+        Ok(self.apiserver_version().await?.git_version)
+    }
+    async fn bootstrap(&self) -> Result<Option<ConfigMap>, kube::Error> {
+        Api::<ConfigMap>::namespaced(self.clone(), "kube-system").get_opt("bootstrap").await
+    }
+    async fn nodes(&self) -> Result<Vec<Node>, kube::Error> {
+        Ok(Api::<Node>::all(self.clone()).list(&ListParams::default()).await?.items)
+    }
+    async fn csrs(&self) -> Result<Vec<CertificateSigningRequest>, kube::Error> {
+        Ok(Api::<CertificateSigningRequest>::all(self.clone()).list(&ListParams::default()).await?.items)
+    }
+    async fn cluster_version(&self) -> Result<Option<DynamicObject>, kube::Error> {
+        Api::<DynamicObject>::all_with(self.clone(), &openshift_api("ClusterVersion")).get_opt("version").await
+    }
+    async fn cluster_operators(&self) -> Result<Vec<DynamicObject>, kube::Error> {
+        let api = Api::<DynamicObject>::all_with(self.clone(), &openshift_api("ClusterOperator"));
+        Ok(api.list(&ListParams::default()).await?.items)
+    }
+    async fn ingress_controller(&self) -> Result<Option<DynamicObject>, kube::Error> {
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.clone(),
+            "openshift-ingress-operator",
+            &ingress_controller_api(),
+        );
+        api.get_opt("default").await
+    }
+    async fn router_pods(&self) -> Result<Vec<Pod>, kube::Error> {
+        let api = Api::<Pod>::namespaced(self.clone(), "openshift-ingress");
+        Ok(api.list(&ListParams::default().labels(ROUTER_SELECTOR)).await?.items)
+    }
+}
+
 fn names(env: &Environment, roles: &[NodeRole]) -> Vec<String> {
     declared(env, roles).into_iter().map(|(name, _)| name).collect()
 }
@@ -49,8 +108,8 @@ fn misnamed(name: &str, ip: &str, other: &str) -> String {
 }
 
 /// Probe one gate. Failures to reach the API are a gate that has not passed, with the reason.
-pub async fn probe(client: &Client, env: &Environment, gate: Gate) -> GateStatus {
-    match probe_inner(client, env, gate).await {
+pub async fn probe(reads: &dyn Reads, env: &Environment, gate: Gate) -> GateStatus {
+    match probe_inner(reads, env, gate).await {
         Ok(s) => s,
         // The API said no (401, 403, 5xx): its own words. Anything else is the API not there yet — before
         // the load balancer exists, or while the bootstrap starts — which is what waiting looks like.
@@ -78,80 +137,78 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn probe_inner(client: &Client, env: &Environment, gate: Gate) -> Result<GateStatus, kube::Error> {
+async fn probe_inner(reads: &dyn Reads, env: &Environment, gate: Gate) -> Result<GateStatus, kube::Error> {
     Ok(match gate {
         Gate::BootstrapComplete => {
-            let version = client.apiserver_version().await?;
-            let cm = Api::<ConfigMap>::namespaced(client.clone(), "kube-system").get_opt("bootstrap").await?;
+            let version = reads.version().await?;
+            let cm = reads.bootstrap().await?;
             let state = cm.and_then(|c| c.data).and_then(|d| d.get("status").cloned());
             match state.as_deref() {
-                Some("complete") => {
-                    status(gate, true, format!("API {} answers; bootstrap complete", version.git_version))
-                }
-                Some(s) => status(gate, false, format!("API {} answers; bootstrap status {s:?}", version.git_version)),
-                None => status(gate, false, format!("API {} answers; bootstrap still running", version.git_version)),
+                Some("complete") => status(gate, true, format!("API {version} answers; bootstrap complete")),
+                Some(s) => status(gate, false, format!("API {version} answers; bootstrap status {s:?}")),
+                None => status(gate, false, format!("API {version} answers; bootstrap still running")),
             }
         }
-        Gate::MastersReady => nodes_ready(client, gate, &declared(env, &[NodeRole::Master])).await?,
-        Gate::WorkersJoined => nodes_ready(client, gate, &declared(env, &[NodeRole::Worker, NodeRole::Infra])).await?,
-        Gate::InstallComplete => install_complete(client).await?,
+        Gate::MastersReady => nodes_ready(&reads.nodes().await?, gate, &declared(env, &[NodeRole::Master])),
+        Gate::WorkersJoined => {
+            nodes_ready(&reads.nodes().await?, gate, &declared(env, &[NodeRole::Worker, NodeRole::Infra]))
+        }
+        Gate::InstallComplete => {
+            install_complete(reads.cluster_version().await?.as_ref(), &reads.cluster_operators().await?)
+        }
         Gate::RouterOnInfra => {
-            // Pods that happen to sit on infra nodes do not count until the router is placed there.
-            let ic = Api::<DynamicObject>::namespaced_with(
-                client.clone(),
-                "openshift-ingress-operator",
-                &ApiResource::from_gvk(&GroupVersionKind::gvk("operator.openshift.io", "v1", "IngressController")),
-            )
-            .get_opt("default")
-            .await?;
-            let placed = ic.is_some_and(|ic| {
-                ic.data["spec"]["nodePlacement"]["nodeSelector"]["matchLabels"].get(crate::INFRA_LABEL).is_some()
-            });
-            if !placed {
-                return Ok(status(gate, false, "IngressController default does not select the infra nodes yet"));
-            }
-            let infra: BTreeSet<String> = names(env, &[NodeRole::Infra]).into_iter().collect();
-            let pods = Api::<Pod>::namespaced(client.clone(), "openshift-ingress")
-                .list(&ListParams::default().labels(ROUTER_SELECTOR))
-                .await?;
-            let mut off = Vec::new();
-            for p in &pods.items {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-                let ready = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                if !infra.contains(&node) || !ready {
-                    off.push(format!(
-                        "{name} on {}{}",
-                        if node.is_empty() { "no node" } else { &node },
-                        if ready { "" } else { " (not ready)" }
-                    ));
-                }
-            }
-            if pods.items.is_empty() {
-                status(gate, false, "no router pods yet")
-            } else if off.is_empty() {
-                status(gate, true, format!("{} router pod(s) ready on infra nodes", pods.items.len()))
-            } else {
-                status(gate, false, format!("router pods not on infra nodes yet: {}", off.join(", ")))
-            }
+            router_on_infra(env, reads.ingress_controller().await?.as_ref(), &reads.router_pods().await?)
         }
     })
+}
+
+/// Where the default router's pods run: on the infra nodes, Ready, once the IngressController places
+/// them there. Pods that happen to sit on infra nodes do not count until the router is placed there.
+fn router_on_infra(env: &Environment, ic: Option<&DynamicObject>, pods: &[Pod]) -> GateStatus {
+    let gate = Gate::RouterOnInfra;
+    let placed = ic.is_some_and(|ic| {
+        ic.data["spec"]["nodePlacement"]["nodeSelector"]["matchLabels"].get(crate::INFRA_LABEL).is_some()
+    });
+    if !placed {
+        return status(gate, false, "IngressController default does not select the infra nodes yet");
+    }
+    let infra: BTreeSet<String> = names(env, &[NodeRole::Infra]).into_iter().collect();
+    let mut off = Vec::new();
+    for p in pods {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if !infra.contains(&node) || !ready {
+            off.push(format!(
+                "{name} on {}{}",
+                if node.is_empty() { "no node" } else { &node },
+                if ready { "" } else { " (not ready)" }
+            ));
+        }
+    }
+    off.sort();
+    if pods.is_empty() {
+        status(gate, false, "no router pods yet")
+    } else if off.is_empty() {
+        status(gate, true, format!("{} router pod(s) ready on infra nodes", pods.len()))
+    } else {
+        status(gate, false, format!("router pods not on infra nodes yet: {}", off.join(", ")))
+    }
 }
 
 fn condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a str> {
     conditions.as_array()?.iter().find(|c| c["type"] == kind).and_then(|c| c["status"].as_str())
 }
 
-async fn nodes_ready(client: &Client, gate: Gate, want: &[(String, String)]) -> Result<GateStatus, kube::Error> {
-    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
+fn nodes_ready(nodes: &[Node], gate: Gate, want: &[(String, String)]) -> GateStatus {
     let mut ready: BTreeMap<String, bool> = BTreeMap::new();
     // Nodes by InternalIP: a declared node that registered under another name is found by its address.
     let mut by_address: BTreeMap<String, String> = BTreeMap::new();
-    for n in &nodes.items {
+    for n in nodes {
         let name = n.metadata.name.clone().unwrap_or_default();
         let status = n.status.as_ref();
         let is_ready = status
@@ -176,30 +233,25 @@ async fn nodes_ready(client: &Client, gate: Gate, want: &[(String, String)]) -> 
         })
         .collect();
     let ok = want.len() - missing.len();
-    Ok(if missing.is_empty() {
+    if missing.is_empty() {
         status(gate, true, format!("{ok} of {} Ready", want.len()))
     } else {
         status(gate, false, format!("{ok} of {} Ready: {}", want.len(), missing.join(", ")))
-    })
+    }
 }
 
-fn openshift_api(kind: &str) -> ApiResource {
+/// A config.openshift.io/v1 kind (ClusterVersion, ClusterOperator).
+pub fn openshift_api(kind: &str) -> ApiResource {
     ApiResource::from_gvk(&GroupVersionKind::gvk("config.openshift.io", "v1", kind))
 }
 
-async fn install_complete(client: &Client) -> Result<GateStatus, kube::Error> {
+fn install_complete(cv: Option<&DynamicObject>, operators: &[DynamicObject]) -> GateStatus {
     let gate = Gate::InstallComplete;
-    let cv =
-        Api::<DynamicObject>::all_with(client.clone(), &openshift_api("ClusterVersion")).get_opt("version").await?;
-    let Some(cv) = cv else { return Ok(status(gate, false, "no ClusterVersion yet")) };
+    let Some(cv) = cv else { return status(gate, false, "no ClusterVersion yet") };
     let conds = &cv.data["status"]["conditions"];
     let (available, progressing, failing) =
         (condition(conds, "Available"), condition(conds, "Progressing"), condition(conds, "Failing"));
-    let operators = Api::<DynamicObject>::all_with(client.clone(), &openshift_api("ClusterOperator"))
-        .list(&ListParams::default())
-        .await?;
     let mut not_ok: Vec<String> = operators
-        .items
         .iter()
         .filter_map(|o| {
             let c = &o.data["status"]["conditions"];
@@ -214,7 +266,7 @@ async fn install_complete(client: &Client) -> Result<GateStatus, kube::Error> {
         })
         .collect();
     not_ok.sort();
-    Ok(if available != Some("True") || progressing != Some("False") || failing == Some("True") {
+    if available != Some("True") || progressing != Some("False") || failing == Some("True") {
         let mut d = format!(
             "ClusterVersion Available={} Progressing={} Failing={}",
             available.unwrap_or("?"),
@@ -225,11 +277,11 @@ async fn install_complete(client: &Client) -> Result<GateStatus, kube::Error> {
             d.push_str(&format!("; {} operator(s) waiting: {}", not_ok.len(), not_ok.join(", ")));
         }
         status(gate, false, d)
-    } else if operators.items.is_empty() || !not_ok.is_empty() {
+    } else if operators.is_empty() || !not_ok.is_empty() {
         status(gate, false, format!("operators waiting: {}", not_ok.join(", ")))
     } else {
-        status(gate, true, format!("ClusterVersion Available; {} operators Available", operators.items.len()))
-    })
+        status(gate, true, format!("ClusterVersion Available; {} operators Available", operators.len()))
+    }
 }
 
 /// The nodes whose CSRs may be approved: every declared node but the bootstrap (masters only when the
@@ -253,10 +305,8 @@ pub fn ledger(env: &Environment) -> csr::Ledger {
 }
 
 /// Names of the Nodes that are Ready.
-async fn ready_nodes(client: &Client) -> Result<BTreeSet<String>, kube::Error> {
-    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
-    Ok(nodes
-        .items
+fn ready_nodes(nodes: Vec<Node>) -> BTreeSet<String> {
+    nodes
         .into_iter()
         .filter(|n| {
             n.status
@@ -265,7 +315,7 @@ async fn ready_nodes(client: &Client) -> Result<BTreeSet<String>, kube::Error> {
                 .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         })
         .filter_map(|n| n.metadata.name)
-        .collect())
+        .collect()
 }
 
 /// One pending CSR and what groundwork made (or would make) of it.
@@ -298,26 +348,28 @@ impl CsrDecision {
 }
 
 /// Judge every pending CSR, oldest first, against the inventory and `ledger` (this wait's approvals;
-/// its Ready nodes are read again here); with `approve`, approve those that pass (never any other) and
-/// record them, so that no identity is granted twice. Without `approve` (a plan), the ledger is a copy:
-/// the verdicts say what an apply would do now.
+/// its Ready nodes are read again here, from `reads`); with `approve`, approve those that pass (never any
+/// other, through `client`) and record them, so that no identity is granted twice. Without `approve` (a
+/// plan), the ledger is a copy: the verdicts say what an apply would do now. A CSR this wait approved is
+/// not judged again while a cache still shows it pending.
 pub async fn review_csrs(
     client: &Client,
+    reads: &dyn Reads,
     env: &Environment,
     approve: bool,
     ledger: &mut csr::Ledger,
 ) -> Result<Vec<CsrDecision>, kube::Error> {
     let api = Api::<CertificateSigningRequest>::all(client.clone());
     let declared = declared_nodes(env);
-    ledger.ready = ready_nodes(client).await?;
+    ledger.ready = ready_nodes(reads.nodes().await?);
     let mut scratch = ledger.clone();
     let book = if approve { ledger } else { &mut scratch };
-    let mut pending: Vec<CertificateSigningRequest> = api
-        .list(&ListParams::default())
+    let mut pending: Vec<CertificateSigningRequest> = reads
+        .csrs()
         .await?
-        .items
         .into_iter()
         .filter(|c| c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_none_or(|c| c.is_empty()))
+        .filter(|c| c.metadata.name.as_ref().is_none_or(|n| !book.approved.values().any(|a| a == n)))
         .collect();
     // Oldest first: of two requests for one identity the first is the one granted.
     let rv = |c: &CertificateSigningRequest| c.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());

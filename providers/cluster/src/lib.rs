@@ -11,13 +11,15 @@
 //! Objects are written with server-side apply under one field manager (`groundwork`); the diff looks
 //! only at the fields groundwork sets ([`objects::project`]). Every object waits for the
 //! install-complete gate (with `fieldValidation=Strict`: a misspelled field is refused, never dropped).
-//! The gates themselves and the CSR approvals are in [`gates`] and [`csr`]; OpenShift's CRD schemas,
-//! checked offline, in [`schema`].
+//! The gates themselves and the CSR approvals are in [`gates`] and [`csr`], the caches a gate wait
+//! reads from while watches keep them current in [`watched`]; OpenShift's CRD schemas, checked offline,
+//! in [`schema`].
 
 pub mod csr;
 pub mod gates;
 pub mod objects;
 pub mod schema;
+pub mod watched;
 
 use async_trait::async_trait;
 use groundwork_sdk::model::{Environment, IngressNodes, NodeRole};

@@ -1086,6 +1086,9 @@ pub struct OpenShiftSettings {
     /// How often a gate is probed while `apply` waits on it.
     #[serde(default = "poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// How `apply` notices a gate's progress: `watch` (the default) or `poll`.
+    #[serde(default)]
+    pub gate_waits: GateWaits,
     /// Approve masters' CSRs too (in UPI the bootstrap's own approver does; leave this off unless the
     /// masters' CSRs are known to need a hand).
     #[serde(default)]
@@ -1212,6 +1215,18 @@ pub struct ImageContentSource {
 
 fn poll_interval_ms() -> u64 {
     2000
+}
+
+/// How `apply` notices a gate's progress while it waits.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GateWaits {
+    /// Watches on what the gate reads: it is probed when they report a change (and every
+    /// `poll_interval_ms` while they cannot run, before the API answers).
+    #[default]
+    Watch,
+    /// Probed every `poll_interval_ms`: for a proxy in front of the API that cuts long requests.
+    Poll,
 }
 
 impl OpenShiftSettings {
