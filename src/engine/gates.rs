@@ -97,6 +97,74 @@ mod tests {
         Resource::new(Address::new("t", "r", None, name), serde_json::json!({})).unwrap()
     }
 
+    /// What a cluster shows, held in memory: the probes read it as they read the API or the watched caches.
+    #[derive(Default)]
+    struct Shown {
+        bootstrap: Option<k8s_openapi::api::core::v1::ConfigMap>,
+        nodes: Vec<k8s_openapi::api::core::v1::Node>,
+    }
+
+    #[async_trait::async_trait]
+    impl cluster_gates::Reads for Shown {
+        async fn version(&self) -> Result<String, kube::Error> {
+            Ok("v1.33.5".into())
+        }
+        async fn bootstrap(&self) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, kube::Error> {
+            Ok(self.bootstrap.clone())
+        }
+        async fn nodes(&self) -> Result<Vec<k8s_openapi::api::core::v1::Node>, kube::Error> {
+            Ok(self.nodes.clone())
+        }
+        async fn csrs(
+            &self,
+        ) -> Result<Vec<k8s_openapi::api::certificates::v1::CertificateSigningRequest>, kube::Error> {
+            Ok(Vec::new())
+        }
+        async fn cluster_version(&self) -> Result<Option<kube::api::DynamicObject>, kube::Error> {
+            Ok(None)
+        }
+        async fn cluster_operators(&self) -> Result<Vec<kube::api::DynamicObject>, kube::Error> {
+            Ok(Vec::new())
+        }
+        async fn ingress_controller(&self) -> Result<Option<kube::api::DynamicObject>, kube::Error> {
+            Ok(None)
+        }
+        async fn router_pods(&self) -> Result<Vec<k8s_openapi::api::core::v1::Pod>, kube::Error> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn node(name: &str, ip: &str, ready: bool) -> k8s_openapi::api::core::v1::Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                       "addresses": [{"type": "InternalIP", "address": ip}]}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn gates_read_in_order_from_whatever_shows_the_cluster() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments/lab");
+        let env = crate::config::load(&root).unwrap().env;
+        let fqdn = |n: &str| format!("{n}.lab.example.test");
+        let mut shown = Shown::default();
+        let statuses = probe_all(Some(&shown), &env).await;
+        assert_eq!(statuses[0].detail, "API v1.33.5 answers; bootstrap still running");
+        assert!(statuses[1..].iter().all(|s| !s.passed && s.detail.starts_with("waits for ")), "{statuses:?}");
+
+        shown.bootstrap = serde_json::from_value(serde_json::json!({"data": {"status": "complete"}})).unwrap();
+        shown.nodes = ["m1", "m2", "m3"].iter().map(|m| node(&fqdn(m), "10.0.0.9", true)).collect();
+        // A worker that registered as localhost (no PTR record) is found by its address and named.
+        let w1 = env.nodes.iter().find(|n| n.name.to_string() == "w1").unwrap();
+        shown.nodes.push(node("localhost", &w1.ip.to_string(), true));
+        let statuses = probe_all(Some(&shown), &env).await;
+        let passed: Vec<bool> = statuses.iter().map(|s| s.passed).collect();
+        assert_eq!(&passed[..3], [true, true, false]);
+        assert!(statuses[2].detail.contains("w1.lab.example.test has no Node, but Node \"localhost\" has its address"));
+        assert_eq!(statuses[3].detail, "waits for workers-joined");
+    }
+
     #[test]
     fn partition_follows_after_and_until() {
         let all = vec![
