@@ -156,7 +156,7 @@ mod tests {
         shown.bootstrap = serde_json::from_value(serde_json::json!({"data": {"status": "complete"}})).unwrap();
         shown.nodes = ["m1", "m2", "m3"].iter().map(|m| node(&fqdn(m), "10.0.0.9", true)).collect();
         // A worker that registered as localhost (no PTR record) is found by its address and named.
-        let w1 = env.nodes.iter().find(|n| n.name.to_string() == "w1").unwrap();
+        let w1 = env.nodes.iter().find(|n| n.name == "w1").unwrap();
         shown.nodes.push(node("localhost", &w1.ip.to_string(), true));
         let statuses = probe_all(Some(&shown), &env).await;
         let passed: Vec<bool> = statuses.iter().map(|s| s.passed).collect();
