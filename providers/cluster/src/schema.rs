@@ -99,8 +99,12 @@ fn compiled(set: SchemaSet) -> Result<&'static Compiled, String> {
     cell.get_or_init(|| compile(set)).as_ref().map_err(Clone::clone)
 }
 
-fn compile(set: SchemaSet) -> Result<Compiled, String> {
-    let mut validators = HashMap::new();
+/// A vendored CRD's schema for one version: (group, version, kind, `openAPIV3Schema`).
+pub type CrdSchema = (String, String, String, Value);
+
+/// Every schema of a set, as its CRDs give them.
+pub fn crd_schemas(set: SchemaSet) -> Result<Vec<CrdSchema>, String> {
+    let mut out = Vec::new();
     for text in set.sources() {
         let crd: Value =
             groundwork_sdk::yaml::from_str_last_key_wins(text).map_err(|e| format!("vendored CRD: {e}"))?;
@@ -113,29 +117,36 @@ fn compile(set: SchemaSet) -> Result<Compiled, String> {
             None => vec![json!({"name": crd["spec"]["version"]})],
         };
         for v in versions {
-            let name = v["name"].as_str().unwrap_or_default();
+            let name = v["name"].as_str().unwrap_or_default().to_string();
             let schema = match &v["schema"]["openAPIV3Schema"] {
                 Value::Null => global.clone(),
                 s => s.clone(),
             };
-            if schema.is_null() {
-                continue;
+            if !schema.is_null() {
+                out.push((group.clone(), name, kind.clone(), schema));
             }
-            let mut js = to_json_schema(&schema);
-            if let Value::Object(m) = &mut js {
-                m.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
-            }
-            let mut patch = js.clone();
-            drop_required(&mut patch);
-            // Patterns are Go (RE2) syntax, e.g. `[^][ ()]`: Rust's regex engine reads them as RE2 does.
-            let build = |schema: &Value| {
-                jsonschema::options()
-                    .with_pattern_options(jsonschema::PatternOptions::regex())
-                    .build(schema)
-                    .map_err(|e| format!("the vendored schema of {kind}: {e}"))
-            };
-            validators.insert((format!("{group}/{name}"), kind.clone()), (build(&js)?, build(&patch)?));
         }
+    }
+    Ok(out)
+}
+
+fn compile(set: SchemaSet) -> Result<Compiled, String> {
+    let mut validators = HashMap::new();
+    for (group, name, kind, schema) in crd_schemas(set)? {
+        let mut js = to_json_schema(&schema);
+        if let Value::Object(m) = &mut js {
+            m.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        }
+        let mut patch = js.clone();
+        drop_required(&mut patch);
+        // Patterns are Go (RE2) syntax, e.g. `[^][ ()]`: Rust's regex engine reads them as RE2 does.
+        let build = |schema: &Value| {
+            jsonschema::options()
+                .with_pattern_options(jsonschema::PatternOptions::regex())
+                .build(schema)
+                .map_err(|e| format!("the vendored schema of {kind}: {e}"))
+        };
+        validators.insert((format!("{group}/{name}"), kind.clone()), (build(&js)?, build(&patch)?));
     }
     Ok(Compiled { validators })
 }
@@ -311,6 +322,11 @@ pub fn check_core(object: &Value) -> Option<Vec<Problem>> {
             })
             .collect(),
         ("v1", "Namespace") => typed::<core::v1::Namespace>(object),
+        ("v1", "Node") => typed::<core::v1::Node>(object),
+        ("v1", "Pod") => typed::<core::v1::Pod>(object),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest") => {
+            typed::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>(object)
+        }
         ("v1", "ServiceAccount") => typed::<core::v1::ServiceAccount>(object),
         ("v1", "Service") => typed::<core::v1::Service>(object),
         ("v1", "PersistentVolumeClaim") => typed::<core::v1::PersistentVolumeClaim>(object),

@@ -83,22 +83,22 @@ fn route(path: &str) -> Option<Route> {
 
 /// A collection the simulator serves: what discovery says of it (what kubectl and client libraries
 /// read to map `kubectl get csr` to a URL).
-struct Resource {
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    singular: &'static str,
-    kind: &'static str,
-    namespaced: bool,
-    short: &'static [&'static str],
+pub struct Resource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short: &'static [&'static str],
     /// Subresources served (`status`, `approval`).
-    subresources: &'static [&'static str],
+    pub subresources: &'static [&'static str],
 }
 
 const VERBS: [&str; 8] = ["create", "delete", "get", "list", "patch", "update", "watch", "deletecollection"];
 
 #[rustfmt::skip]
-const RESOURCES: &[Resource] = &[
+pub const RESOURCES: &[Resource] = &[
     Resource { group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false, short: &["no"], subresources: &["status"] },
     Resource { group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, short: &["cm"], subresources: &[] },
     Resource { group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true, short: &["po"], subresources: &["status"] },
@@ -300,22 +300,31 @@ fn conflict(conflicts: &[(String, String)]) -> Response {
     r
 }
 
-/// What a real apiserver does with a custom resource that has a structural schema (the vendored OpenShift
-/// CRDs, current set): a field the schema does not declare is an error with `fieldValidation=Strict`,
-/// else it is dropped (pruned); a wrong type, enum or pattern is 422 Invalid. `apply`: the body is an
-/// apply patch (required fields are checked on the merged object, which the simulator does not do).
+/// What a real apiserver does with what it is sent. A custom resource with a structural schema (the
+/// vendored OpenShift CRDs, current set): a field the schema does not declare is an error with
+/// `fieldValidation=Strict`, else it is dropped (pruned); a wrong type, enum or pattern is 422 Invalid.
+/// A core kind (read into k8s-openapi's types, as the apiserver decodes into its Go types): an unknown
+/// field likewise, a value of the wrong type 400 (it cannot be decoded). `apply`: the body is an apply
+/// patch (required fields are checked on the merged object, which the simulator does not do).
 fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
-    use groundwork_cluster::schema::{check, Intent, SchemaSet};
+    use groundwork_cluster::schema::{check, check_core, Intent, SchemaSet};
     let intent = if apply { Intent::Apply } else { Intent::Whole };
-    let problems = match check(SchemaSet::Current, body, intent) {
-        Ok(Some(p)) => p,
-        Ok(None) => return Ok(()),
-        Err(e) => return Err(status(500, "InternalError", e)),
-    };
+    let core = check_core(body);
+    let is_core = core.is_some();
+    let problems =
+        match core.map(Ok).unwrap_or_else(|| check(SchemaSet::Current, body, intent).map(|p| p.unwrap_or_default())) {
+            Ok(p) if p.is_empty() => return Ok(()),
+            Ok(p) => p,
+            Err(e) => return Err(status(500, "InternalError", e)),
+        };
     let (unknown, invalid): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.field.is_some());
     if !unknown.is_empty() && query_param(query, "fieldValidation") == Some("Strict") {
         let kind = body["kind"].as_str().unwrap_or_default();
-        let api_version = body["apiVersion"].as_str().unwrap_or_default();
+        // As Go prints a GroupVersionKind: the core group is the empty string before the slash.
+        let api_version = match body["apiVersion"].as_str().unwrap_or_default() {
+            v if v.contains('/') => v.to_string(),
+            v => format!("/{v}"),
+        };
         let message = if apply {
             let fields: Vec<String> =
                 unknown.iter().map(|p| format!(".{}: field not declared in schema", p.at())).collect();
@@ -325,6 +334,15 @@ fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
             format!("strict decoding error: {}", fields.join(", "))
         };
         return Err(status(400, "BadRequest", message));
+    }
+    if let (Some(first), true) = (invalid.first(), is_core) {
+        let kind = body["kind"].as_str().unwrap_or_default();
+        let version = body["apiVersion"].as_str().unwrap_or_default();
+        return Err(status(
+            400,
+            "BadRequest",
+            format!("{kind} in version \"{version}\" cannot be handled as a {kind}: {}: {}", first.path, first.message),
+        ));
     }
     if let Some(first) = invalid.first() {
         let group = body["apiVersion"].as_str().unwrap_or_default().split('/').next().unwrap_or_default().to_string();
@@ -377,11 +395,25 @@ fn parse_body(req: &Request) -> Result<Value, Response> {
     parsed.map_err(|e| status(400, "BadRequest", format!("request body: {e}")))
 }
 
+/// The version the simulator says it is (`/version`).
+const GIT_VERSION: &str = "v1.33.5-sim";
+
 pub fn handle(sim: &mut Sim, req: &Request) -> Response {
+    if req.method == "GET" {
+        if req.path == "/openapi/v3" {
+            return ok(200, crate::openapi::index());
+        }
+        if let Some(gv) = req.path.strip_prefix("/openapi/v3/") {
+            return match crate::openapi::document(gv, GIT_VERSION) {
+                Some(doc) => ok(200, doc),
+                None => status(404, "NotFound", format!("the server could not find {}", req.path)),
+            };
+        }
+    }
     if req.path == "/version" {
         return ok(
             200,
-            json!({"major": "1", "minor": "33", "gitVersion": "v1.33.5-sim", "platform": "linux/amd64",
+            json!({"major": "1", "minor": "33", "gitVersion": GIT_VERSION, "platform": "linux/amd64",
                                "goVersion": "go1.24", "compiler": "gc", "buildDate": "2026-01-01T00:00:00Z",
                                "gitCommit": "0000000", "gitTreeState": "clean"}),
         );

@@ -10,6 +10,7 @@
 //! answers on the bootstrap and master stand-ins and is reached through the real haproxy.
 
 pub mod api;
+pub mod openapi;
 pub mod store;
 pub mod timeline;
 
