@@ -378,6 +378,12 @@ fn known_differences_are_what_the_docs_say() {
         let out = kubectl(&lab, &["create", "-f", &typo]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("strict decoding error: unknown field \"dta\""), "{err}");
+        // With validation at warn, the field is dropped and the server's Warning header says so.
+        let out = kubectl(&lab, &["create", "--validate=warn", "-f", &typo]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.contains("Warning: unknown field \"dta\""), "{err}");
+        let made = json(&kubectl_ok(&lab, &["get", "configmap", "y", "-o", "json"]));
+        assert!(made.get("dta").is_none(), "{made}");
         // explain reads the kinds' schemas: a core kind's from Kubernetes, OpenShift's from its CRD.
         let node = kubectl_ok(&lab, &["explain", "node.spec.taints"]);
         assert!(node.contains("FIELD: taints <[]Taint>") && node.contains("effect"), "{node}");

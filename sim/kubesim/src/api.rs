@@ -19,6 +19,8 @@ pub struct Request<'a> {
 pub struct Response {
     pub code: u16,
     pub body: Value,
+    /// `Warning` headers (RFC 7234 code 299), as kube-apiserver sends them for dropped unknown fields.
+    pub warnings: Vec<String>,
 }
 
 fn status(code: u16, reason: &str, message: impl Into<String>) -> Response {
@@ -26,11 +28,12 @@ fn status(code: u16, reason: &str, message: impl Into<String>) -> Response {
         code,
         body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                      "message": message.into(), "reason": reason, "code": code}),
+        warnings: Vec::new(),
     }
 }
 
 fn ok(code: u16, body: Value) -> Response {
-    Response { code, body }
+    Response { code, body, warnings: Vec::new() }
 }
 
 #[derive(Debug, PartialEq)]
@@ -306,14 +309,14 @@ fn conflict(conflicts: &[(String, String)]) -> Response {
 /// A core kind (read into k8s-openapi's types, as the apiserver decodes into its Go types): an unknown
 /// field likewise, a value of the wrong type 400 (it cannot be decoded). `apply`: the body is an apply
 /// patch (required fields are checked on the merged object, which the simulator does not do).
-fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
+fn admit(body: &mut Value, query: &str, apply: bool) -> Result<Vec<String>, Response> {
     use groundwork_cluster::schema::{check, check_core, Intent, SchemaSet};
     let intent = if apply { Intent::Apply } else { Intent::Whole };
     let core = check_core(body);
     let is_core = core.is_some();
     let problems =
         match core.map(Ok).unwrap_or_else(|| check(SchemaSet::Current, body, intent).map(|p| p.unwrap_or_default())) {
-            Ok(p) if p.is_empty() => return Ok(()),
+            Ok(p) if p.is_empty() => return Ok(Vec::new()),
             Ok(p) => p,
             Err(e) => return Err(status(500, "InternalError", e)),
         };
@@ -354,11 +357,12 @@ fn admit(body: &mut Value, query: &str, apply: bool) -> Result<(), Response> {
             format!("{kind}.{group} \"{name}\" is invalid: {}: Invalid value: {}", first.path, first.message),
         ));
     }
-    // Warn (the default) and Ignore: the unknown fields are dropped, as pruning does.
+    // Warn (the default) and Ignore: the unknown fields are dropped, as pruning does; Warn says so.
     for p in &unknown {
         prune(body, &p.path, p.field.as_deref().unwrap_or_default());
     }
-    Ok(())
+    let warn = query_param(query, "fieldValidation") != Some("Ignore");
+    Ok(if warn { unknown.iter().map(|p| format!("unknown field \"{}\"", p.at())).collect() } else { Vec::new() })
 }
 
 /// Remove `field` from the object at dotted `path` (`spec`, `spec.tolerations[0]`).
@@ -468,9 +472,10 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             if obj.get("kind").is_none() {
                 obj["kind"] = json!(kind_of(&r.plural).unwrap_or("Object"));
             }
-            if let Err(resp) = admit(&mut obj, req.query, false) {
-                return resp;
-            }
+            let warnings = match admit(&mut obj, req.query, false) {
+                Ok(w) => w,
+                Err(resp) => return resp,
+            };
             // Built-in kinds whose status is a struct come back with `status: {}` from a real apiserver
             // (clients read `csr.status.conditions` right after creating it).
             if STATUS_STRUCT.contains(&r.plural.as_str()) && obj.get("status").is_none_or(Value::is_null) {
@@ -480,7 +485,7 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             match sim.store.create(&key(&name), obj) {
                 Ok(v) => {
                     sim.changed();
-                    ok(201, v)
+                    Response { warnings, ..ok(201, v) }
                 }
                 Err(e) => store_error(e, &r),
             }
@@ -494,13 +499,14 @@ pub fn handle(sim: &mut Sim, req: &Request) -> Response {
             };
             let force = flag(req.query, "force");
             let mut body = body;
-            if let Err(resp) = admit(&mut body, req.query, true) {
-                return resp;
-            }
+            let warnings = match admit(&mut body, req.query, true) {
+                Ok(w) => w,
+                Err(resp) => return resp,
+            };
             match sim.store.apply(&key(n), &body, &percent_decode(manager), force) {
                 Ok(v) => {
                     sim.changed();
-                    ok(200, v)
+                    Response { warnings, ..ok(200, v) }
                 }
                 Err(e) => store_error(e, &r),
             }

@@ -473,7 +473,15 @@ async fn serve_request(
     }
     let resp = api::handle(&mut guard, &request);
     guard.publish();
-    reply(resp.code, "application/json", resp.body.to_string().into_bytes())
+    let mut r = reply(resp.code, "application/json", resp.body.to_string().into_bytes())?;
+    for w in &resp.warnings {
+        // RFC 7234's form, as kube-apiserver sends it: `299 - "text"`, the text's quotes escaped.
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&text) {
+            r.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
+    Ok(r)
 }
 
 /// Serve until the process is killed.
