@@ -205,6 +205,16 @@ async fn one_connection_serves_many_concurrent_operations() {
     // sshd's view: exactly one established connection from us.
     let ss = t.exec(&Cmd::new("ss").args(["-Htn", "state", "established", "( sport = :22 )"])).await.unwrap();
     assert_eq!(ss.stdout_str().lines().count(), 1, "{}", ss.stdout_str());
+    assert_eq!(t.reconnects(), 0);
+    // The connection dies on the host's side (its sshd processes killed, inside the lab host's own PID
+    // namespace): the next operation connects again, once, and goes through.
+    let killed = lab.in_host("lb1", "pkill -f '^sshd: root'");
+    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+    let after = t.exec(&Cmd::new("echo").arg("again")).await.unwrap();
+    assert_eq!(after.stdout_str(), "again\n");
+    assert_eq!(t.reconnects(), 1);
+    let ss = t.exec(&Cmd::new("ss").args(["-Htn", "state", "established", "( sport = :22 )"])).await.unwrap();
+    assert_eq!(ss.stdout_str().lines().count(), 1, "{}", ss.stdout_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::known_hosts;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Bytes read and handed to the channel at a time when streaming stdin.
 const UPLOAD_CHUNK: usize = 1024 * 1024;
@@ -142,7 +142,11 @@ impl client::Handler for Verifier {
 pub struct SshTransport {
     host: String,
     opts: SshOptions,
-    conn: OnceCell<Handle<Verifier>>,
+    /// The connection; replaced when it has closed (a restarted sshd, a dropped link): a long-lived
+    /// process (`drift --every`) keeps one connection per host for as long as it holds.
+    conn: tokio::sync::Mutex<Option<Arc<Handle<Verifier>>>>,
+    /// Connections opened after the first (each a new handshake).
+    reconnects: std::sync::atomic::AtomicUsize,
     channels: Semaphore,
     /// Exec sessions opened so far (for --verbose round-trip counts).
     sessions: std::sync::atomic::AtomicUsize,
@@ -154,7 +158,8 @@ impl SshTransport {
         SshTransport {
             host: host.into(),
             opts,
-            conn: OnceCell::new(),
+            conn: tokio::sync::Mutex::new(None),
+            reconnects: std::sync::atomic::AtomicUsize::new(0),
             channels: Semaphore::new(permits),
             sessions: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -344,8 +349,37 @@ impl SshTransport {
         )))
     }
 
-    async fn handle(&self) -> Result<&Handle<Verifier>, TransportError> {
-        self.conn.get_or_try_init(|| self.connect()).await
+    /// The open connection, or a new one if there is none or it has closed.
+    async fn handle(&self) -> Result<Arc<Handle<Verifier>>, TransportError> {
+        let mut conn = self.conn.lock().await;
+        if let Some(h) = conn.as_ref().filter(|h| !h.is_closed()) {
+            return Ok(h.clone());
+        }
+        if conn.is_some() {
+            self.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(host = %self.host, "the connection closed; connecting again");
+        }
+        let h = Arc::new(self.connect().await?);
+        *conn = Some(h.clone());
+        Ok(h)
+    }
+
+    /// A session channel. A connection found closed while opening it is replaced once: nothing ran on
+    /// it, so trying again on a fresh one is safe.
+    async fn session(&self) -> Result<russh::Channel<russh::client::Msg>, TransportError> {
+        let handle = self.handle().await?;
+        match handle.channel_open_session().await {
+            Ok(ch) => Ok(ch),
+            Err(_) if handle.is_closed() => {
+                self.handle().await?.channel_open_session().await.map_err(|e| self.err_unreachable(e))
+            }
+            Err(e) => Err(self.err_unreachable(e)),
+        }
+    }
+
+    /// How many times this transport connected again after its first connection.
+    pub fn reconnects(&self) -> usize {
+        self.reconnects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Run a shell line, feeding `stdin` (streamed) to it.
@@ -356,11 +390,10 @@ impl SshTransport {
         shown: &str,
         bound: Duration,
     ) -> Result<ExecOutput, TransportError> {
-        let handle = self.handle().await?;
         let _permit = self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?;
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let work = async {
-            let ch = handle.channel_open_session().await.map_err(|e| self.err_unreachable(e))?;
+            let ch = self.session().await?;
             ch.exec(true, line).await.map_err(|e| self.err_unreachable(e))?;
             let (mut rd, wr) = ch.split();
             // Send stdin while reading what comes back: if the remote command stops reading (it failed,
