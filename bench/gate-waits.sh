@@ -14,7 +14,7 @@ export GW_LAB_INDEX=${GW_LAB_INDEX:-201}
 export GW_LAB_API=sim
 export GW_SIM_BOOTSTRAP_MS=${GW_SIM_BOOTSTRAP_MS:-30000} GW_SIM_STEP_MS=${GW_SIM_STEP_MS:-3000}
 poll_ms=${POLL_MS:-2000}
-state=/tmp/groundwork-lab/$GW_LAB_INDEX
+state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
 cargo build --release --locked --quiet -p groundwork -p groundwork-kubesim
 gw=$PWD/target/release/groundwork
 sim=$PWD/target/release/groundwork-kubesim

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 sizes=${SIZES:-"10 100 1000"}
 export GW_LAB_INDEX=${GW_LAB_INDEX:-200}
 net=10.88.$GW_LAB_INDEX
-state=/tmp/groundwork-lab/$GW_LAB_INDEX
+state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
 cargo build --release --locked --quiet
 gw=$PWD/target/release/groundwork
 work=$(mktemp -d)
