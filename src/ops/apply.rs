@@ -373,7 +373,9 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
                 tokio::time::sleep(poll).await;
                 continue;
             };
-            let idle = if caches.listed() { IDLE_RECHECK.max(poll) } else { poll };
+            // Never past the gate's timeout: the wait ends on time even when nothing changes.
+            let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(10));
+            let idle = if caches.listed() { IDLE_RECHECK.max(poll) } else { poll }.min(left);
             if let Err(why) = next_change(changes, idle).await {
                 // Started again next round, from the client of that moment (a rewritten kubeconfig).
                 tracing::debug!(error = %why, "gate watches failed; probing every poll interval until they run");
