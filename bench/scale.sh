@@ -10,6 +10,7 @@ export GW_LAB_INDEX=${GW_LAB_INDEX:-200}
 net=10.88.$GW_LAB_INDEX
 state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
 cargo build --release --locked --quiet
+. bench/lib.sh
 gw=$PWD/target/release/groundwork
 work=$(mktemp -d)
 trap 'rm -rf "$work"; bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
@@ -31,24 +32,7 @@ printf '%-7s %10s %10s %10s %9s  %s\n' nodes "apply s" "plan s" "no-op s" "RSS M
 for n in $sizes; do
   bash scripts/lab.sh down >/dev/null 2>&1 || true
   bash scripts/lab.sh up >/dev/null 2>&1
-  env="$work/env$n"; mkdir -p "$env"
-  for f in environment.yaml services.yaml; do
-    sed -e "s/10\.88\.0\./$net./g" -e "s|/tmp/groundwork-lab/0/|$state/|g" -e "s|$net.0/24|$net.0/22|g" "environments/lab/$f" > "$env/$f"
-  done
-  sed -i 's/^loadbalancer:.*//' "$env/services.yaml"
-  printf '\nloadbalancer:\n  ingress: infra\n' >> "$env/services.yaml"
-  python3 - "$n" "$net" > "$env/nodes.yaml" <<'PY'
-import sys, ipaddress
-n, net = int(sys.argv[1]), sys.argv[2]
-base = ipaddress.ip_address(net + ".0")
-taken = {2, 3, 4, 10}
-ips = (base + i for i in range(11, 1020) if i not in taken and (i % 256) not in (0, 255))
-roles = ["bootstrap"] + ["master"] * 3 + ["infra"] * 3 + ["worker"] * (n - 7)
-print("nodes:")
-for i, role in enumerate(roles):
-    mac = "52:54:01:%02x:%02x:%02x" % (i >> 16 & 255, i >> 8 & 255, i & 255)
-    print(f"  - {{ name: n{i:04d}, role: {role}, mac: \"{mac}\", ip: {next(ips)} }}")
-PY
+  env="$work/env$n"; scaled_env "$n" "$env"
   read -r apply_s _ < <(measure "$gw" apply --auto-approve "$env")
   plans=(); rss=0
   for _ in 1 2 3; do

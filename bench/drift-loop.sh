@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark: `groundwork drift --every` over many ticks on a lab of 10 and 1000 nodes (SIZES). After a
+# first apply, drift runs with a 50 ms interval for TICKS ticks (1000). Printed per size, at ticks 1, 100
+# and TICKS: the tick's duration (groundwork_drift_last_check_duration_seconds), the process's RSS, the SSH
+# exec sessions per host of the last tick, and the SSH connections the lab's sshds accepted since drift
+# started (one per host means no new handshake after the first tick). Then a connection is killed on lb1's
+# side and the next ticks are watched: the tick that reconnects, and whether the ticks after it are
+# checks like the others. Figures, not assertions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/ensure-rust.sh
+sizes=${SIZES:-"10 1000"}
+ticks=${TICKS:-1000}
+export GW_LAB_INDEX=${GW_LAB_INDEX:-202}
+net=10.88.$GW_LAB_INDEX
+state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
+cargo build --release --locked --quiet
+. bench/lib.sh
+gw=$PWD/target/release/groundwork
+work=$(mktemp -d)
+drift_pid=
+trap '[ -n "$drift_pid" ] && kill "$drift_pid" 2>/dev/null; rm -rf "$work"; bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT
+
+in_host() { nsenter -t "$(cat "$state/hosts/$1/init.pid")" -n -m -u -p -- sh -c "$2"; }
+accepted() { # SSH connections accepted by the infra hosts' sshds so far
+  local h total=0
+  for h in bastion ns1 lb1; do
+    total=$((total + $(in_host "$h" "grep -c 'Accepted publickey' /var/log/gwlab/sshd.log || true")))
+  done
+  echo "$total"
+}
+metric() { curl -s --max-time 2 "$url" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" {print $2; exit}'; }
+
+printf '%-6s %6s %9s %8s  %-28s %s\n' nodes tick "tick ms" "RSS MiB" "exec sessions per host" "new SSH connections"
+for n in $sizes; do
+  bash scripts/lab.sh down >/dev/null 2>&1 || true
+  bash scripts/lab.sh up >/dev/null 2>&1
+  env="$work/env$n"; scaled_env "$n" "$env"
+  "$gw" apply --auto-approve "$env" > /dev/null
+  before=$(accepted)
+  RUST_LOG=info NO_COLOR=1 "$gw" drift "$env" --every 50ms --listen 127.0.0.1:0 > /dev/null 2> "$work/drift.err" &
+  drift_pid=$!
+  until url=$(grep -o 'http://[0-9.:]*/metrics' "$work/drift.err" 2>/dev/null); do kill -0 "$drift_pid"; sleep 0.1; done
+  for at in 1 100 "$ticks"; do
+    until [ "$(metric groundwork_drift_checks_total || echo 0)" -ge "$at" ] 2>/dev/null; do sleep 0.05; done
+    ms=$(awk -v s="$(metric groundwork_drift_last_check_duration_seconds)" 'BEGIN {printf "%.1f", s * 1000}')
+    rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$drift_pid/status")
+    trips=$(grep -o 'round_trips=[^"]*' "$work/drift.err" | tail -1 | sed 's/round_trips=//')
+    printf '%-6s %6s %9s %8s  %-28s %s\n' "$n" "$at" "$ms" "$rss" "$trips" "$(( $(accepted) - before ))"
+  done
+  # A connection dies on the host's side: the next tick reconnects, once.
+  done_before=$(metric groundwork_drift_checks_total)
+  in_host lb1 "pkill -f '^sshd: root'" || true
+  until [ "$(metric groundwork_drift_checks_total)" -ge $((done_before + 5)) ]; do sleep 0.05; done
+  ok=$(metric groundwork_drift_last_check_success)
+  echo "  lb1's connection killed after tick $done_before: 5 ticks later, last check success=$ok," \
+       "new SSH connections since drift started: $(( $(accepted) - before ))," \
+       "reconnect logged: $(grep -c 'connection closed; connecting again' "$work/drift.err" || true)"
+  kill "$drift_pid"; wait "$drift_pid" 2>/dev/null || true; drift_pid=
+done
