@@ -545,6 +545,13 @@ impl<R: AsyncRead + Unpin, F: FnOnce(u64) -> Vec<u8> + Unpin> AsyncRead for Trai
     }
 }
 
+/// A script that uses `gw_read` (read_function!): the function, then the script.
+macro_rules! concat_read {
+    ($script:literal) => {
+        concat!(read_function!(), $script)
+    };
+}
+
 /// `sha FILE...` (or stdin) on the host: OpenSSL's SHA-256 when present (it uses the CPU's SHA
 /// instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum), else sha256sum. Output
 /// starts with the hex digest in both cases.
@@ -628,14 +635,52 @@ done
 exit 0
 "#;
 
-/// Batched read: per path `F <size>\n<bytes>`, `M\n` (missing) or `E <message>\n`.
-const READ_SCRIPT: &str = r#"for p in "$@"; do
-  if [ ! -e "$p" ]; then printf 'M\n'
-  elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
-  elif [ ! -r "$p" ]; then printf 'E permission denied\n'
-  else printf 'F %s\n' "$(stat -c %s -- "$p")"; cat -- "$p"; fi
-done
-"#;
+/// Reading many files without a process per file: `gw_read N LIMIT PATH...` reads the first N paths (the
+/// rest are left alone). With GNU find and tar: per path a line, `M` (missing), `E <why>` or `F`; then
+/// `T`, one tar stream (512-byte records; symlinks and hard links followed, so each member holds its
+/// file's bytes) of the `F` files that are regular and readable (and, with LIMIT, at most LIMIT KiB), in
+/// order; then `R <tar's exit status>`. A fixed handful of processes whatever N is (two per file cost
+/// ~4.6 s for 1000 files here). Without GNU find and tar: `P`, then per path `F <size>` and the bytes,
+/// `M`, or `E <why>`.
+macro_rules! read_function {
+    () => {
+        r#"gw_read() {
+  n=$1; limit=$2; shift 2
+  i=0; m=$#
+  while [ "$i" -lt "$m" ]; do p=$1; shift; [ "$i" -lt "$n" ] && set -- "$@" "$p"; i=$((i+1)); done
+  if [ "$n" -gt 0 ] && tar --version 2>/dev/null | grep -q 'GNU tar' && find --version 2>/dev/null | grep -q GNU; then
+    for p in "$@"; do
+      if [ ! -e "$p" ]; then printf 'M\n'
+      elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+      elif [ ! -r "$p" ]; then printf 'E permission denied\n'
+      else printf 'F\n'; fi
+    done
+    printf 'T\n'
+    find -L "$@" -maxdepth 0 -type f -readable ${limit:+-size -$((limit + 1))k} -print0 2>/dev/null |
+      tar -c -h --hard-dereference -b 1 -f - --null -T - 2>/dev/null
+    printf 'R %s\n' "$?"
+    return
+  fi
+  printf 'P\n'
+  for p in "$@"; do
+    if [ ! -e "$p" ]; then printf 'M\n'
+    elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
+    elif [ ! -r "$p" ]; then printf 'E permission denied\n'
+    else sz=$(stat -c %s -- "$p")
+      if [ -n "$limit" ] && [ "$sz" -gt $((limit * 1024)) ]; then printf 'E too large for a batch\n'
+      else printf 'F %s\n' "$sz"; cat -- "$p"; fi
+    fi
+  done
+}
+"#
+    };
+}
+
+/// Batched read of every path given (`gw_read`'s output).
+const READ_SCRIPT: &str = concat_read!(
+    r#"gw_read $# "" "$@"
+"#
+);
 
 /// Batched digests: per path `F <sha256> <size> <octal mode> <owner> <group>\n`, `M\n` or `E <message>\n`. Digests are
 /// cached in /var/lib/groundwork/digests keyed by path, valid while size, mtime (to the nanosecond) and
@@ -669,14 +714,67 @@ pub fn parse_read_output(paths: &[String], out: &[u8]) -> Result<Vec<ReadEntry>,
     parse_read_prefix(paths, out).map(|(entries, _)| entries)
 }
 
-/// Parse READ_SCRIPT entries for `paths` at the start of `out`; also return what follows them.
+/// The first line of `out`, and what follows it.
+fn line_of<'a>(out: &'a [u8], what: &str) -> Result<(String, &'a [u8]), String> {
+    let nl = out.iter().position(|b| *b == b'\n').ok_or_else(|| format!("{what}: truncated output"))?;
+    let line = std::str::from_utf8(&out[..nl]).map_err(|_| format!("{what}: garbled header"))?.to_string();
+    Ok((line, &out[nl + 1..]))
+}
+
+/// Parse `gw_read` entries for `paths` at the start of `out`; also return what follows them.
 fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry>, &'a [u8]), String> {
+    if paths.is_empty() {
+        // gw_read with no paths says only which form it would have used.
+        let (_, rest) = parse_read_each(paths, out.strip_prefix(b"P\n").unwrap_or(out))?;
+        return Ok((Vec::new(), rest));
+    }
+    if let Some(each) = out.strip_prefix(b"P\n") {
+        return parse_read_each(paths, each);
+    }
+    let mut rest = out;
+    let mut headers = Vec::with_capacity(paths.len());
+    for p in paths {
+        let (header, after) = line_of(rest, p)?;
+        rest = after;
+        headers.push(header);
+    }
+    let (t, after) = line_of(rest, "read")?;
+    if t != "T" {
+        return Err(format!("read: unexpected {t:?}"));
+    }
+    let (entries, after) = parse_tar(after)?;
+    let (status, after) = line_of(after, "read")?;
+    let complete = status == "R 0";
+    let mut entries = entries.into_iter().peekable();
+    let mut result = Vec::with_capacity(paths.len());
+    for (p, header) in paths.iter().zip(headers) {
+        result.push(match header.as_str() {
+            "M" => Ok(None),
+            "F" => {
+                // tar names members without the leading slash; a file it left out (too large for the
+                // batch, or gone since) has no member.
+                match entries.next_if(|(name, _)| name == p.trim_start_matches('/')) {
+                    Some((_, data)) if complete => Ok(Some(data)),
+                    Some(_) => Err("changed while being read".to_string()),
+                    None => Err("too large for a batch, or changed while being read".to_string()),
+                }
+            }
+            h => match h.strip_prefix("E ") {
+                Some(m) => Err(m.to_string()),
+                None => return Err(format!("{p}: unexpected {h:?}")),
+            },
+        });
+    }
+    Ok((result, after))
+}
+
+/// The per-file form: per path `F <size>` and the bytes, `M`, or `E <why>`.
+fn parse_read_each<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry>, &'a [u8]), String> {
     let mut rest = out;
     let mut result = Vec::with_capacity(paths.len());
     for p in paths {
-        let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| format!("{p}: truncated output"))?;
-        let header = std::str::from_utf8(&rest[..nl]).map_err(|_| format!("{p}: garbled header"))?.to_string();
-        rest = &rest[nl + 1..];
+        let (header, after) = line_of(rest, p)?;
+        rest = after;
         if header == "M" {
             result.push(Ok(None));
         } else if let Some(m) = header.strip_prefix("E ") {
@@ -695,12 +793,65 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEnt
     Ok((result, rest))
 }
 
+/// The regular files of a tar stream as GNU tar writes it with `-b 1` (GNU long names, ustar prefixes),
+/// in order, and what follows its end (two zero blocks).
+fn parse_tar(mut rest: &[u8]) -> Result<(Vec<(String, Vec<u8>)>, &[u8]), String> {
+    const BLOCK: usize = 512;
+    let text = |b: &[u8]| String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or_default()).into_owned();
+    let mut files = Vec::new();
+    let mut long_name: Option<String> = None;
+    loop {
+        if rest.len() < BLOCK {
+            return Err("read: truncated tar stream".into());
+        }
+        let (header, after) = rest.split_at(BLOCK);
+        if header.iter().all(|b| *b == 0) {
+            let end = after.get(..BLOCK).filter(|z| z.iter().all(|b| *b == 0));
+            return match end {
+                Some(_) => Ok((files, &after[BLOCK..])),
+                None => Err("read: truncated tar stream".into()),
+            };
+        }
+        let size_field = &header[124..136];
+        let size = if size_field[0] & 0x80 != 0 {
+            // Base-256, for sizes octal cannot hold.
+            size_field[1..].iter().try_fold(0usize, |n, b| n.checked_mul(256).map(|n| n + usize::from(*b)))
+        } else {
+            usize::from_str_radix(text(size_field).trim(), 8).ok()
+        }
+        .ok_or("read: bad size in the tar stream")?;
+        let padded = size.div_ceil(BLOCK).checked_mul(BLOCK).ok_or("read: bad size in the tar stream")?;
+        if after.len() < padded {
+            return Err("read: truncated tar stream".into());
+        }
+        let data = &after[..size];
+        rest = &after[padded..];
+        match header[156] {
+            b'L' => long_name = Some(text(data)),
+            b'0' | 0 => {
+                let name = long_name.take().unwrap_or_else(|| {
+                    let prefix = text(&header[345..500]);
+                    let ustar = &header[257..263] == b"ustar\0";
+                    if ustar && !prefix.is_empty() {
+                        format!("{prefix}/{}", text(&header[..100]))
+                    } else {
+                        text(&header[..100])
+                    }
+                });
+                files.push((name, data.to_vec()));
+            }
+            _ => long_name = None,
+        }
+    }
+}
+
 /// One round trip for a whole prefetch: read-only queries started in the background first, then `n`
 /// contents (files over 1 MiB are left to a read of their own), then the digests (META_SCRIPT), then
 /// each query's output. $1 is the number of queries, $2 n; then the query lines, the paths to read,
 /// the paths to digest. Queries run while the files are read and side by side; if no temporary
 /// directory can be made they are reported as not run (their readers run them again).
-const BATCH_SCRIPT: &str = r#"nx=$1; n=$2; shift 2
+const BATCH_SCRIPT: &str = concat_read!(
+    r#"nx=$1; n=$2; shift 2
 t=
 if [ "$nx" -gt 0 ] && t=$(mktemp -d 2>/dev/null); then trap 'rm -rf "$t"' EXIT; else t=; fi
 j=0
@@ -708,17 +859,11 @@ while [ "$j" -lt "$nx" ]; do
   [ -n "$t" ] && { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
   j=$((j+1)); shift
 done
-i=0
-while [ "$i" -lt "$n" ]; do
-  p=$1
-  if [ ! -e "$p" ]; then printf 'M\n'
-  elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
-  elif [ ! -r "$p" ]; then printf 'E permission denied\n'
-  else sz=$(stat -c %s -- "$p"); if [ "$sz" -gt 1048576 ]; then printf 'E too large for a batch\n'; else printf 'F %s\n' "$sz"; cat -- "$p"; fi; fi
-  i=$((i+1)); shift
-done
+gw_read "$n" 1024 "$@"
+shift "$n"
 printf '@@META\n'
-"#;
+"#
+);
 
 /// Follows META_SCRIPT in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` and
 /// both streams, or `E <why>\n`.
@@ -981,14 +1126,104 @@ mod tests {
     #[test]
     fn read_output_is_binary_safe() {
         let paths: Vec<String> = ["/a", "/b", "/c", "/d"].iter().map(|s| s.to_string()).collect();
-        let mut out = b"F 5\nx\ny\nzM\nE permission denied\nF 0\n".to_vec();
-        out.extend_from_slice(b"");
+        let out = b"P\nF 5\nx\ny\nzM\nE permission denied\nF 0\n".to_vec();
         let r = parse_read_output(&paths, &out).unwrap();
         assert_eq!(r[0], Ok(Some(b"x\ny\nz".to_vec())));
         assert_eq!(r[1], Ok(None));
         assert_eq!(r[2], Err("permission denied".to_string()));
         assert_eq!(r[3], Ok(Some(vec![])));
+        assert!(parse_read_output(&paths, b"P\nF 10\nabc").is_err());
         assert!(parse_read_output(&paths, b"F 10\nabc").is_err());
+    }
+
+    /// gw_read run for real (sh, GNU find and tar on this machine) over files of every kind, with and
+    /// without a size limit: what the parser makes of it is what is on disk.
+    #[test]
+    fn gw_read_reads_every_kind_of_file_in_one_tar_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let long = d.join(format!("{}/{}", "x".repeat(90), "y".repeat(90)));
+        std::fs::create_dir_all(long.parent().unwrap()).unwrap();
+        let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        std::fs::write(d.join("small"), b"line\n").unwrap();
+        std::fs::write(d.join("empty"), b"").unwrap();
+        std::fs::write(d.join("binary"), &binary).unwrap();
+        std::fs::write(&long, b"deep").unwrap();
+        std::fs::write(d.join("big"), vec![b'b'; 1_100_000]).unwrap();
+        std::os::unix::fs::symlink(d.join("small"), d.join("link")).unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        let names = ["small", "missing", "empty", "binary", "dir", "link", "big"];
+        let mut paths: Vec<String> = names.iter().map(|n| d.join(n).display().to_string()).collect();
+        paths.push(long.display().to_string());
+        let run = |script: &str| {
+            let out = std::process::Command::new("sh").arg("-c").arg(script).arg("gw").args(&paths).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(out.stdout.starts_with(b"F\nM\n"), "the tar form: {:?}", &out.stdout[..8]);
+            parse_read_output(&paths, &out.stdout).unwrap()
+        };
+        let r = run(READ_SCRIPT);
+        assert_eq!(r[0], Ok(Some(b"line\n".to_vec())));
+        assert_eq!(r[1], Ok(None));
+        assert_eq!(r[2], Ok(Some(vec![])));
+        assert_eq!(r[3], Ok(Some(binary.clone())));
+        assert_eq!(r[4], Err("not a regular file".to_string()));
+        assert_eq!(r[5], Ok(Some(b"line\n".to_vec())), "a symlink is read through");
+        assert_eq!(r[6], Ok(Some(vec![b'b'; 1_100_000])));
+        assert_eq!(r[7], Ok(Some(b"deep".to_vec())), "a path longer than tar's 100 characters");
+        // With the batch's 1 MiB limit the big file is left out, and only it.
+        let r = run(concat_read!(
+            r#"gw_read $# 1024 "$@"
+"#
+        ));
+        assert_eq!(r[6], Err("too large for a batch, or changed while being read".to_string()));
+        assert_eq!((&r[3], &r[7]), (&Ok(Some(binary)), &Ok(Some(b"deep".to_vec()))));
+    }
+
+    /// META_SCRIPT run for real (sh, coreutils on this machine; its cache in a temp directory): digests,
+    /// sizes, modes and owners as the files have them, names with spaces, and the cache (named as the
+    /// write script names it) used the second time.
+    #[test]
+    fn meta_script_reports_each_file_and_uses_its_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a file"), b"hello\n").unwrap();
+        std::fs::write(d.join("b"), b"").unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        std::os::unix::fs::symlink(d.join("a file"), d.join("link")).unwrap();
+        let paths: Vec<String> =
+            ["a file", "missing", "dir", "b", "link"].iter().map(|n| d.join(n).display().to_string()).collect();
+        let cache = d.join("cache");
+        let script = META_SCRIPT.replace("/var/lib/groundwork/digests", cache.to_str().unwrap());
+        let run = || {
+            let out = std::process::Command::new("sh").arg("-c").arg(&script).arg("gw").args(&paths).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            parse_meta_output(&paths, &String::from_utf8_lossy(&out.stdout)).unwrap()
+        };
+        let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".to_string();
+        let first = run();
+        let meta = |sha: &str, size: u64| {
+            Ok(Some(FileMeta { sha256: sha.into(), size, mode: 0o644, owner: "root".into(), group: "root".into() }))
+        };
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(first[..4], [meta(&hello, 6), Ok(None), Err("not a regular file".into()), meta(empty, 0)]);
+        // A symlink: its target's digest, the link's own size and mode (as stat without -L, as before).
+        let link = first[4].clone().unwrap().unwrap();
+        assert_eq!((link.sha256.as_str(), link.mode), (hello.as_str(), 0o777));
+        // The cache entry is named as the write script names it, and holds the digest.
+        let key = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"printf %s "$1" | sha256sum | cut -c1-64"#)
+            .arg("gw")
+            .arg(&paths[0])
+            .output()
+            .unwrap();
+        let key = String::from_utf8_lossy(&key.stdout).trim().to_string();
+        let entry = std::fs::read_to_string(cache.join(&key)).unwrap();
+        assert!(entry.starts_with(&format!("{hello} 6 ")), "{entry}");
+        // A cached digest is believed while size, mtime and inode hold: a fake one shows it was used.
+        let fake = entry.replacen(&hello, &"f".repeat(64), 1);
+        std::fs::write(cache.join(&key), fake).unwrap();
+        assert_eq!(run()[0], meta(&"f".repeat(64), 6));
     }
 
     #[test]
