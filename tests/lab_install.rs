@@ -76,8 +76,12 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
         assert!(run.stdout.contains(&format!("✓ {gate}")), "{gate}:\n{}", run.stdout);
     }
     assert!(run.stdout.contains("Verified: a fresh plan shows no changes."), "{}", run.stdout);
-    // Each later phase has a heading naming the gates that opened it, and one line sums the run up.
-    assert!(run.stdout.contains("── Phase 2: after bootstrap-complete"), "{}", run.stdout);
+    // Each later phase has a heading naming the gates that opened it, and one line sums the run up. Which
+    // gates open phase 2 depends on how far the install got while the first run timed out (on a busy
+    // machine bootstrap may complete before this run's first plan).
+    let heading =
+        run.stdout.lines().find(|l| l.starts_with("── Phase 2: after ")).unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(["bootstrap-complete", "masters-ready", "workers-joined"].iter().any(|g| heading.contains(g)), "{heading}");
     let done = run.stdout.lines().find(|l| l.starts_with("Done: ")).unwrap_or_else(|| panic!("{}", run.stdout));
     assert!(
         done.contains(
