@@ -481,7 +481,7 @@ mod tests {
             check_core(&json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}})),
             Some(vec![])
         );
-        assert_eq!(check_core(&json!({"apiVersion": "v1", "kind": "Pod"})), None);
+        assert_eq!(check_core(&json!({"apiVersion": "batch/v1", "kind": "Job"})), None);
         // A Secret's value is never quoted back, even when it is of the wrong type.
         let p = check_core(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                                    "stringData": {"token": 42424242}}))
