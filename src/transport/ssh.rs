@@ -793,9 +793,12 @@ fn parse_read_each<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry
     Ok((result, rest))
 }
 
+/// A regular file of a tar stream: its name and its bytes.
+type TarMember = (String, Vec<u8>);
+
 /// The regular files of a tar stream as GNU tar writes it with `-b 1` (GNU long names, ustar prefixes),
 /// in order, and what follows its end (two zero blocks).
-fn parse_tar(mut rest: &[u8]) -> Result<(Vec<(String, Vec<u8>)>, &[u8]), String> {
+fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
     const BLOCK: usize = 512;
     let text = |b: &[u8]| String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or_default()).into_owned();
     let mut files = Vec::new();
