@@ -116,8 +116,8 @@ fn state_parsers_never_panic() {
         "{\"metadata\":{\"managedFields\":[{\"manager\":\"groundwork\",\"operation\":\"Apply\",\"fieldsV1\":{\"f:spec\":{\"f:replicas\":{}}}}]},\"spec\":{\"replicas\":2}}"
             .into(),
     );
-    // A whole batched read: one file, one digest, two query outputs.
-    let batch = "F 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0 3 0\nok\nE not run\n";
+    // A whole batched read (the per-file form): one file, one digest, two query outputs.
+    let batch = "P\nF 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0 3 0\nok\nE not run\n";
     let paths: Vec<String> = (0..2).map(|i| format!("/p{i}")).collect();
     let (files, digests, outputs) =
         groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, batch.as_bytes())
