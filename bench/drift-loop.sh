@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 sizes=${SIZES:-"10 1000"}
 ticks=${TICKS:-1000}
 export GW_LAB_INDEX=${GW_LAB_INDEX:-204}   # a multiple of 4: the scaled environment spans the /22
-net=10.88.$GW_LAB_INDEX
-state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
-cargo build --release --locked --quiet
 . bench/lib.sh
+cargo build --release --locked --quiet
 gw=$PWD/target/release/groundwork
 work=$(mktemp -d)
 drift_pid=

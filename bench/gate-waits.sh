@@ -11,10 +11,10 @@ cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
 modes=${MODES:-"poll watch"}
 export GW_LAB_INDEX=${GW_LAB_INDEX:-201}
+. bench/lib.sh
 export GW_LAB_API=sim
 export GW_SIM_BOOTSTRAP_MS=${GW_SIM_BOOTSTRAP_MS:-30000} GW_SIM_STEP_MS=${GW_SIM_STEP_MS:-3000}
 poll_ms=${POLL_MS:-2000}
-state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
 cargo build --release --locked --quiet -p groundwork -p groundwork-kubesim
 gw=$PWD/target/release/groundwork
 sim=$PWD/target/release/groundwork-kubesim
@@ -27,7 +27,7 @@ for mode in $modes; do
   bash scripts/lab.sh sim "$sim" >/dev/null 2>&1
   env="$work/$mode"; mkdir -p "$env/cluster"
   for f in environment.yaml nodes.yaml services.yaml openshift.yaml; do
-    sed -e "s/10\.88\.0\./10.88.$GW_LAB_INDEX./g" -e "s|/tmp/groundwork-lab/0/|$state/|g" \
+    sed -e "s/10\.88\.0\./$net./g" -e "s|/tmp/groundwork-lab/0/|$state/|g" \
         -e "s/52:54:00:00:00:/52:54:00:00:$(printf %02x "$GW_LAB_INDEX"):/g" "environments/lab/$f" > "$env/$f"
   done
   cp environments/lab/cluster/* "$env/cluster/"

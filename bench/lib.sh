@@ -1,5 +1,7 @@
-# Shared by the bench scripts: a lab environment scaled to N nodes. Needs $net and $state (the lab's
-# network prefix and state directory, as scripts/lab.sh places them).
+# Shared by the bench scripts; source it after exporting GW_LAB_INDEX. Sets $net and $state: the lab's
+# network prefix and state directory, as scripts/lab.sh places them (GW_LAB_STATE honoured).
+net=10.88.$GW_LAB_INDEX
+state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX
 
 # scaled_env N DIR: environments/lab's infra hosts and services, N nodes (1 bootstrap, 3 masters, 3 infra,
 # the rest workers) on the lab's /22, router on the infra nodes.

@@ -7,10 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
 sizes=${SIZES:-"10 100 1000"}
 export GW_LAB_INDEX=${GW_LAB_INDEX:-200}
-net=10.88.$GW_LAB_INDEX
-state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
-cargo build --release --locked --quiet
 . bench/lib.sh
+cargo build --release --locked --quiet
 gw=$PWD/target/release/groundwork
 work=$(mktemp -d)
 trap 'rm -rf "$work"; bash scripts/lab.sh down >/dev/null 2>&1 || true' EXIT

@@ -6,12 +6,11 @@ cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
 size_mib=${SIZE_MIB:-1024}
 export GW_LAB_INDEX=${GW_LAB_INDEX:-200}
+. bench/lib.sh
 bash scripts/lab.sh up
 trap 'bash scripts/lab.sh down' EXIT
 cargo build --release --locked --quiet
 work=$(mktemp -d); trap 'rm -rf "$work"; bash scripts/lab.sh down' EXIT
-state=${GW_LAB_STATE:-/tmp/groundwork-lab}/$GW_LAB_INDEX   # as scripts/lab.sh places it
-net=10.88.$GW_LAB_INDEX
 echo "generating $size_mib MiB of random data..." >&2
 head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/image.raw"
 mkdir -p "$work/env"
