@@ -42,10 +42,6 @@ fn ingress_backend(lab: &Lab, port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn ingress_controller() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("operator.openshift.io", "v1", "IngressController"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout() {
     let lab = Lab::up_with_cluster(BASE, &NEXT, &[("GW_SIM_HOSTILE", HOSTILE), ("GW_SIM_BOOTSTRAP_MS", "3000")]);
@@ -168,7 +164,7 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     assert!(!w1.metadata.labels.unwrap().contains_key("node-role.kubernetes.io/infra"));
 
     // Day-2 objects: router on infra, registry managed on its PVC, monitoring on infra.
-    let ic = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller())
+    let ic = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &groundwork_cluster::gates::ingress_controller_api())
         .get("default")
         .await
         .unwrap();
@@ -202,7 +198,7 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
 
     // Someone else changes a field groundwork manages: only that field shows, and apply puts it back.
     let ics =
-        Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &ingress_controller());
+        Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &groundwork_cluster::gates::ingress_controller_api());
     let theirs = serde_json::json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
                                     "metadata": {"name": "default", "namespace": "openshift-ingress-operator"},
                                     "spec": {"replicas": 5}});
