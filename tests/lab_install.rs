@@ -164,10 +164,14 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     assert!(!w1.metadata.labels.unwrap().contains_key("node-role.kubernetes.io/infra"));
 
     // Day-2 objects: router on infra, registry managed on its PVC, monitoring on infra.
-    let ic = Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &groundwork_cluster::gates::ingress_controller_api())
-        .get("default")
-        .await
-        .unwrap();
+    let ic = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "openshift-ingress-operator",
+        &groundwork_cluster::gates::ingress_controller_api(),
+    )
+    .get("default")
+    .await
+    .unwrap();
     assert_eq!(ic.data["spec"]["nodePlacement"]["nodeSelector"]["matchLabels"]["node-role.kubernetes.io/infra"], "");
     let reg = ApiResource::from_gvk(&GroupVersionKind::gvk("imageregistry.operator.openshift.io", "v1", "Config"));
     let reg = Api::<DynamicObject>::all_with(client.clone(), &reg).get("cluster").await.unwrap();
@@ -197,8 +201,11 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     }
 
     // Someone else changes a field groundwork manages: only that field shows, and apply puts it back.
-    let ics =
-        Api::<DynamicObject>::namespaced_with(client.clone(), "openshift-ingress-operator", &groundwork_cluster::gates::ingress_controller_api());
+    let ics = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "openshift-ingress-operator",
+        &groundwork_cluster::gates::ingress_controller_api(),
+    );
     let theirs = serde_json::json!({"apiVersion": "operator.openshift.io/v1", "kind": "IngressController",
                                     "metadata": {"name": "default", "namespace": "openshift-ingress-operator"},
                                     "spec": {"replicas": 5}});
