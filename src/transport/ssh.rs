@@ -469,6 +469,23 @@ impl SshTransport {
         TransportError::Io { host: self.host.clone(), path: path.to_string(), message: m.to_string() }
     }
 
+    /// Paths as the list scripts take them on stdin: one per line. A path holding a line break cannot
+    /// be listed (no inventory value can produce one: see `RemotePath`), and is refused.
+    fn path_list<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut list = Vec::new();
+        for p in paths {
+            if p.contains(['\n', '\r']) {
+                return Err(self.io(p, "a path with a line break cannot be read"));
+            }
+            list.extend_from_slice(p.as_bytes());
+            list.push(b'\n');
+        }
+        Ok(list)
+    }
+
     /// Write `data` to `path` atomically through WRITE_SCRIPT: `size` bytes, then (with `sha256`) a
     /// line that must equal it for the file to be installed.
     pub async fn write_stream(
@@ -545,19 +562,10 @@ impl<R: AsyncRead + Unpin, F: FnOnce(u64) -> Vec<u8> + Unpin> AsyncRead for Trai
     }
 }
 
-/// A script that uses `gw_read` (read_function!): the function, then the script.
-macro_rules! concat_read {
+/// A script that uses the list functions (`list_functions!`): the functions, then the script.
+macro_rules! concat_lists {
     ($script:literal) => {
-        concat!(read_function!(), $script)
-    };
-}
-
-/// `sha FILE...` (or stdin) on the host: OpenSSL's SHA-256 when present (it uses the CPU's SHA
-/// instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum), else sha256sum. Output
-/// starts with the hex digest in both cases.
-macro_rules! sha_function {
-    () => {
-        "if command -v openssl >/dev/null 2>&1; then sha() { openssl dgst -sha256 -r \"$@\"; }; else sha() { sha256sum \"$@\"; }; fi\n"
+        concat!(list_functions!(), $script)
     };
 }
 
@@ -616,9 +624,12 @@ if [ -n "$group" ]; then chgrp "$group" "$t"; fi
 sync -- "$t" 2>/dev/null || true
 mv -f -- "$t" "$p"
 trap - EXIT
+# The digest is known: recorded in the host's digest index (see list_functions), so the next plan need
+# not read the file again. An append of one short line; a lost one only costs a re-read.
 if [ -n "$want" ]; then
-  c=/var/lib/groundwork/digests; k=$c/$(printf %s "$p" | sha256sum | cut -c1-64)
-  mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$want" "$(stat -c '%s %y %i %a' -- "$p")" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null || true
+  c=/var/lib/groundwork/digest-index
+  k=$(find "$p" -maxdepth 0 -printf '%s %T@ %i' 2>/dev/null) && [ -n "$k" ] &&
+    mkdir -p "${c%/*}" 2>/dev/null && printf '%s %s|%s\n' "$want" "$k" "$p" >> "$c" 2>/dev/null || true
 fi
 "#;
 
@@ -635,74 +646,134 @@ done
 exit 0
 "#;
 
-/// Reading many files without a process per file: `gw_read N LIMIT PATH...` reads the first N paths (the
-/// rest are left alone). With GNU find and tar: per path a line, `M` (missing), `E <why>` or `F`; then
-/// `T`, one tar stream (512-byte records; symlinks and hard links followed, so each member holds its
-/// file's bytes) of the `F` files that are regular and readable (and, with LIMIT, at most LIMIT KiB), in
-/// order; then `R <tar's exit status>`. A fixed handful of processes whatever N is (two per file cost
-/// ~4.6 s for 1000 files here). Without GNU find and tar: `P`, then per path `F <size>` and the bytes,
-/// `M`, or `E <why>`.
-macro_rules! read_function {
+/// Path lists travel on stdin, one path per line (a path holding a newline is refused before it
+/// gets here), and live in a scratch directory on the host: never on the command line, which sshd
+/// hands to the shell as one argument that Linux caps at 128 KiB (2000 nodes' files exceed it).
+///
+/// `gw_find LIST OUT`: one GNU find (through xargs) for every path of LIST; for each one that exists a
+/// line `<type> <size> <mtime> <inode> <mode> <owner> <group> r|-|<path>` (symlinks followed: a
+/// broken one has type `l`; `r` when readable). Paths that do not exist have no line.
+///
+/// `gw_read LIMIT LIST DIR`: per path of LIST a line, `M` (missing), `E <why>` or `F`; then `T`, one
+/// tar stream (512-byte records; symlinks and hard links followed, so each member holds its file's
+/// bytes) of the `F` files, in order; then `R <tar's exit status>`. With LIMIT (KiB), a larger file is
+/// `E too large for a batch`. A fixed handful of processes whatever the number of paths (two per file
+/// cost ~4.6 s for 1000 files here). Without GNU find and tar: `P`, then per path `F <size>` and the
+/// bytes, `M`, or `E <why>`.
+///
+/// `gw_meta LIST DIR`: per path `F <sha256> <size> <octal mode> <owner> <group>`, `M` or `E <why>`.
+/// Digests come from the host's digest index (below) while it holds; the others are computed
+/// by one OpenSSL (SHA instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum) or
+/// sha256sum for all of them, and the index is rewritten. Without GNU find: a stat and a digest per
+/// file, no index.
+///
+/// The digest index, /var/lib/groundwork/digest-index, is where the host keeps the digests it
+/// computed: one line per file, `<sha256> <size> <mtime> <inode>|<path>` (size, mtime to the nanosecond and inode as `find -printf '%s %T@ %i'` prints them). An entry is
+/// believed while those three are unchanged, so a no-change plan does not re-read large images. Not
+/// ctime: a relabel or chmod changes it without touching content, and would force a re-read of every
+/// image after each apply. One file, read by one awk, instead of a file per path: naming a per-path
+/// entry cost a `sha256sum` of the path, three processes per file.
+macro_rules! list_functions {
     () => {
-        r#"gw_read() {
-  n=$1; limit=$2; shift 2
-  i=0; m=$#
-  while [ "$i" -lt "$m" ]; do p=$1; shift; [ "$i" -lt "$n" ] && set -- "$@" "$p"; i=$((i+1)); done
-  if [ "$n" -gt 0 ] && tar --version 2>/dev/null | grep -q 'GNU tar' && find --version 2>/dev/null | grep -q GNU; then
-    for p in "$@"; do
-      if [ ! -e "$p" ]; then printf 'M\n'
-      elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
-      elif [ ! -r "$p" ]; then printf 'E permission denied\n'
-      else printf 'F\n'; fi
-    done
+        r#"gnu_find() {
+  [ -n "${gw_gnu:-}" ] || case $(find --version 2>/dev/null) in *GNU*) gw_gnu=yes ;; *) gw_gnu=no ;; esac
+  [ "$gw_gnu" = yes ]
+}
+gw_find() {
+  tr '\n' '\0' < "$1" | xargs -0 -r sh -c 'exec find -L "$@" -maxdepth 0 \( -readable -printf "%y %s %T@ %i %m %u %g r|%p\n" \) -o -printf "%y %s %T@ %i %m %u %g -|%p\n"' gw-find > "$2" 2>/dev/null
+}
+gw_read() {
+  limit=$1 list=$2 dir=$3
+  [ -s "$list" ] || { printf 'P\n'; return 0; }
+  if gnu_find && case $(tar --version 2>/dev/null) in *"GNU tar"*) true ;; *) false ;; esac; then
+    gw_find "$list" "$dir/found"
+    awk -v limit="$limit" -v found="$dir/found" -v members="$dir/members" '
+      BEGIN { while ((getline l < found) > 0) { i = index(l, "|"); info[substr(l, i + 1)] = substr(l, 1, i - 1) }
+              printf "" > members }
+      { if (!($0 in info)) { print "M"; next }
+        split(info[$0], f, " ")
+        if (f[1] == "l") print "M"
+        else if (f[1] != "f") print "E not a regular file"
+        else if (f[8] != "r") print "E permission denied"
+        else if (limit != "" && f[2] + 0 > limit * 1024) print "E too large for a batch"
+        else { print "F"; print $0 > members } }' "$list"
     printf 'T\n'
-    find -L "$@" -maxdepth 0 -type f -readable ${limit:+-size -$((limit + 1))k} -print0 2>/dev/null |
-      tar -c -h --hard-dereference -b 1 -f - --null -T - 2>/dev/null
+    tar -c -h --hard-dereference --no-unquote -b 1 -f - -T "$dir/members" 2>/dev/null
     printf 'R %s\n' "$?"
     return
   fi
   printf 'P\n'
-  for p in "$@"; do
+  while IFS= read -r p; do
     if [ ! -e "$p" ]; then printf 'M\n'
     elif [ ! -f "$p" ]; then printf 'E not a regular file\n'
     elif [ ! -r "$p" ]; then printf 'E permission denied\n'
-    else sz=$(stat -c %s -- "$p")
+    else sz=$(stat -L -c %s -- "$p")
       if [ -n "$limit" ] && [ "$sz" -gt $((limit * 1024)) ]; then printf 'E too large for a batch\n'
       else printf 'F %s\n' "$sz"; cat -- "$p"; fi
     fi
-  done
+  done < "$list"
 }
+gw_meta() {
+  list=$1 dir=$2 c=/var/lib/groundwork/digest-index
+  [ -s "$list" ] || return 0
+  if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; else h=sha256sum; fi
+  if ! gnu_find; then
+    while IFS= read -r p; do
+      if [ ! -e "$p" ]; then printf 'M\n'; continue; fi
+      if [ ! -f "$p" ]; then printf 'E not a regular file\n'; continue; fi
+      st=$(stat -L -c '%s %a %U %G' -- "$p") && s=$($h "$p" 2>&1) && printf 'F %s %s\n' "${s%% *}" "$st" ||
+        printf 'E %s\n' "$(printf %s "$s" | tr '\n' ' ')"
+    done < "$list"
+    return
+  fi
+  gw_find "$list" "$dir/found"
+  # The index is rewritten only where it can be (a user without root may have no /var/lib/groundwork).
+  new=; if { [ -d "${c%/*}" ] || mkdir -p "${c%/*}" 2>/dev/null; } && [ -w "${c%/*}" ]; then new=$c.$$; fi
+  GW_HASH="tr '\n' '\0' < '$dir/hash' | xargs -0 $h 2>/dev/null" awk -v found="$dir/found" -v index_file="$c" -v hash="$dir/hash" -v new="$new" '
+    BEGIN { while ((getline l < found) > 0) { i = index(l, "|"); info[substr(l, i + 1)] = substr(l, 1, i - 1) }
+            while ((getline l < index_file) > 0) { lines++; i = index(l, "|"); p = substr(l, i + 1)
+              if (!(p in cached)) entries++; cached[p] = substr(l, 1, i - 1) }
+            printf "" > hash }
+    { n++; path[n] = $0
+      if (!($0 in info)) { out[n] = "M"; if ($0 in cached) { delete cached[$0]; changed = 1 }; next }
+      split(info[$0], f, " ")
+      if (f[1] == "l") { out[n] = "M"; next }
+      if (f[1] != "f") { out[n] = "E not a regular file"; next }
+      key = f[2] " " f[3] " " f[4]
+      if ($0 in cached) { split(cached[$0], e, " "); if (e[2] " " e[3] " " e[4] == key) { sum[$0] = e[1]; next } }
+      if (!($0 in want)) { want[$0] = key; print $0 > hash; wanted++ } }
+    END { close(hash)
+      if (wanted) { cmd = ENVIRON["GW_HASH"]
+        # sha256sum: "<hex>  <path>" or "<hex> *<path>"; openssl -r: "<hex> *<path>".
+        while ((cmd | getline l) > 0) { p = substr(l, 67); if (p in want) { sum[p] = substr(l, 1, 64); cached[p] = sum[p] " " want[p]; changed = 1 } }
+        close(cmd) }
+      for (i = 1; i <= n; i++) {
+        p = path[i]
+        if (i in out) { print out[i]; continue }
+        split(info[p], f, " ")
+        if (p in sum) print "F", sum[p], f[2], f[5], f[6], f[7]; else print "E could not be read" }
+      if (new != "" && (changed || lines > 2 * entries + 64)) { for (p in cached) print cached[p] "|" p > new; close(new) } }' "$list"
+  [ -n "$new" ] && [ -f "$new" ] && mv -f "$new" "$c"
+  return 0
+}
+scratch() { t=$(mktemp -d 2>/dev/null) || { echo "no temporary directory on the host (mktemp -d failed)" >&2; exit 97; }; trap 'rm -rf "$t"' EXIT; }
 "#
     };
 }
 
-/// Batched read of every path given (`gw_read`'s output).
-const READ_SCRIPT: &str = concat_read!(
-    r#"gw_read $# "" "$@"
+/// Batched read of every path on stdin (`gw_read`'s output).
+const READ_SCRIPT: &str = concat_lists!(
+    r#"scratch; cat > "$t/reads"
+gw_read "" "$t/reads" "$t"
+exit 0
 "#
 );
 
-/// Batched digests: per path `F <sha256> <size> <octal mode> <owner> <group>\n`, `M\n` or `E <message>\n`. Digests are
-/// cached in /var/lib/groundwork/digests keyed by path, valid while size, mtime (to the nanosecond) and
-/// inode are unchanged, so a no-change plan does not re-read large images. Not ctime: a relabel or chmod
-/// changes it without touching content, and would force a re-read of every image after each apply.
-const META_SCRIPT: &str = concat!(
-    sha_function!(),
-    r#"c=/var/lib/groundwork/digests
-for p in "$@"; do
-  if [ ! -e "$p" ]; then printf 'M\n'; continue; fi
-  if [ ! -f "$p" ]; then printf 'E not a regular file\n'; continue; fi
-  all=$(stat -c '%s %y %i %a|%U %G' -- "$p"); st=${all%%|*}
-  k=$c/$(printf %s "$p" | sha256sum | cut -c1-64)
-  sum=
-  if [ -r "$k" ]; then read -r csum cst < "$k" || true; [ "$cst" = "$st" ] && sum=$csum; fi
-  if [ -z "$sum" ]; then
-    if ! s=$(sha "$p" 2>&1); then printf 'E %s\n' "$(printf %s "$s" | tr '\n' ' ')"; continue; fi
-    sum=${s%% *}
-    mkdir -p "$c" 2>/dev/null && printf '%s %s\n' "$sum" "$st" > "$k.$$" 2>/dev/null && mv -f "$k.$$" "$k" 2>/dev/null
-  fi
-  printf 'F %s %s %s %s\n' "$sum" "${st%% *}" "${st##* }" "${all#*|}"
-done
+/// Batched digests of every path on stdin (`gw_meta`'s output).
+const META_SCRIPT: &str = concat_lists!(
+    r#"scratch; cat > "$t/metas"
+gw_meta "$t/metas" "$t"
+exit 0
 "#
 );
 
@@ -723,11 +794,6 @@ fn line_of<'a>(out: &'a [u8], what: &str) -> Result<(String, &'a [u8]), String> 
 
 /// Parse `gw_read` entries for `paths` at the start of `out`; also return what follows them.
 fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry>, &'a [u8]), String> {
-    if paths.is_empty() {
-        // gw_read with no paths says only which form it would have used.
-        let (_, rest) = parse_read_each(paths, out.strip_prefix(b"P\n").unwrap_or(out))?;
-        return Ok((Vec::new(), rest));
-    }
     if let Some(each) = out.strip_prefix(b"P\n") {
         return parse_read_each(paths, each);
     }
@@ -751,12 +817,12 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEnt
         result.push(match header.as_str() {
             "M" => Ok(None),
             "F" => {
-                // tar names members without the leading slash; a file it left out (too large for the
-                // batch, or gone since) has no member.
+                // tar names members without the leading slash; a file gone or changed since it was
+                // listed has no member.
                 match entries.next_if(|(name, _)| name == p.trim_start_matches('/')) {
                     Some((_, data)) if complete => Ok(Some(data)),
                     Some(_) => Err("changed while being read".to_string()),
-                    None => Err("too large for a batch, or changed while being read".to_string()),
+                    None => Err("changed while being read".to_string()),
                 }
             }
             h => match h.strip_prefix("E ") {
@@ -848,34 +914,37 @@ fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
     }
 }
 
-/// One round trip for a whole prefetch: read-only queries started in the background first, then `n`
-/// contents (files over 1 MiB are left to a read of their own), then the digests (META_SCRIPT), then
-/// each query's output. $1 is the number of queries, $2 n; then the query lines, the paths to read,
-/// the paths to digest. Queries run while the files are read and side by side; if no temporary
-/// directory can be made they are reported as not run (their readers run them again).
-const BATCH_SCRIPT: &str = concat_read!(
-    r#"nx=$1; n=$2; shift 2
-t=
-if [ "$nx" -gt 0 ] && t=$(mktemp -d 2>/dev/null); then trap 'rm -rf "$t"' EXIT; else t=; fi
+/// One round trip for a whole prefetch: read-only queries started in the background first, then the
+/// contents (files over 1 MiB are left to a read of their own), then the digests, then each query's
+/// output. Arguments: the number of queries, then the query lines. Stdin: the number of paths to read,
+/// those paths, then the paths to digest, a line each. Queries run while the files are read and side
+/// by side.
+const BATCH_SCRIPT: &str = concat_lists!(
+    r#"nx=$1; shift
+scratch
 j=0
 while [ "$j" -lt "$nx" ]; do
-  [ -n "$t" ] && { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
+  { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
   j=$((j+1)); shift
 done
-gw_read "$n" 1024 "$@"
-shift "$n"
+IFS= read -r n
+awk -v n="$n" -v reads="$t/reads" -v metas="$t/metas" 'BEGIN { printf "" > reads; printf "" > metas } NR <= n { print > reads; next } { print > metas }'
+gw_read 1024 "$t/reads" "$t"
 printf '@@META\n'
+gw_meta "$t/metas" "$t"
 "#
 );
 
-/// Follows META_SCRIPT in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` and
+/// Follows the digests in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` and
 /// both streams, or `E <why>\n`.
 const BATCH_EXEC_TAIL: &str = r#"printf '@@EXEC\n'
 wait
 j=0
 while [ "$j" -lt "$nx" ]; do
-  if [ -n "$t" ] && [ -s "$t/$j.c" ]; then
-    printf 'X %s %s %s\n' "$(cat "$t/$j.c")" "$(($(wc -c < "$t/$j.o")))" "$(($(wc -c < "$t/$j.e")))"
+  if [ -s "$t/$j.c" ]; then
+    read -r code < "$t/$j.c"
+    set -- $(wc -c "$t/$j.o" "$t/$j.e")
+    printf 'X %s %s %s\n' "$code" "$1" "$3"
     cat "$t/$j.o" "$t/$j.e"
   else printf 'E not run\n'; fi
   j=$((j+1))
@@ -994,9 +1063,12 @@ impl Transport for SshTransport {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let line = Self::script_line(READ_SCRIPT, "groundwork-read", &args);
-        let out = self.run(&line, None, "read files", self.opts.command_timeout).await?;
+        let list = self.path_list(paths)?;
+        let line = Self::script_line(READ_SCRIPT, "groundwork-read", &[]);
+        let out = self.run(&line, Some(&mut &list[..]), "read files", self.opts.command_timeout).await?;
+        if !out.success() {
+            return Err(self.io(&paths[0], format!("reading files: {}", out.message())));
+        }
         let parsed = parse_read_output(paths, &out.stdout).map_err(|m| self.io(&paths[0], m))?;
         parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
     }
@@ -1007,14 +1079,17 @@ impl Transport for SshTransport {
         }
         let Prefetch { reads, metas, .. } = prefetch;
         let execs: Vec<String> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
-        let (nx, n) = (execs.len().to_string(), reads.len().to_string());
-        let mut args: Vec<&str> = vec![&nx, &n];
+        let nx = execs.len().to_string();
+        let mut args: Vec<&str> = vec![&nx];
         args.extend(execs.iter().map(String::as_str));
-        args.extend(reads.iter().map(String::as_str));
-        args.extend(metas.iter().map(String::as_str));
-        let script = format!("{BATCH_SCRIPT}{META_SCRIPT}{BATCH_EXEC_TAIL}");
+        let mut list = format!("{}\n", reads.len()).into_bytes();
+        list.extend(self.path_list(reads.iter().chain(metas))?);
+        let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
         let line = Self::script_line(&script, "groundwork-batch", &args);
-        let out = self.run(&line, None, "batched read", self.opts.command_timeout).await?;
+        let out = self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?;
+        if !out.success() {
+            return Err(self.io("batched read", out.message()));
+        }
         let first = reads.first().or(metas.first()).cloned().unwrap_or_else(|| "batched read".into());
         let (entries, digests, outputs) = parse_batch_output(reads, metas, execs.len(), &out.stdout)
             .map_err(|m| self.io(&first, format!("batched read: {m}")))?;
@@ -1042,9 +1117,12 @@ impl Transport for SshTransport {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let line = Self::script_line(META_SCRIPT, "groundwork-meta", &args);
-        let out = self.run(&line, None, "file digests", self.opts.command_timeout).await?;
+        let list = self.path_list(paths)?;
+        let line = Self::script_line(META_SCRIPT, "groundwork-meta", &[]);
+        let out = self.run(&line, Some(&mut &list[..]), "file digests", self.opts.command_timeout).await?;
+        if !out.success() {
+            return Err(self.io(&paths[0], format!("reading digests: {}", out.message())));
+        }
         let parsed = parse_meta_output(paths, &out.stdout_str()).map_err(|m| self.io(&paths[0], m))?;
         parsed.into_iter().zip(paths).map(|(r, p)| r.map_err(|m| self.io(p, m))).collect()
     }
@@ -1139,8 +1217,45 @@ mod tests {
         assert!(parse_read_output(&paths, b"F 10\nabc").is_err());
     }
 
-    /// gw_read run for real (sh, GNU find and tar on this machine) over files of every kind, with and
-    /// without a size limit: what the parser makes of it is what is on disk.
+    /// A script run for real by sh on this machine, the paths on stdin, with `path` first on PATH (for
+    /// stand-ins) and the digest index moved to `index`.
+    fn run_list_script(script: &str, paths: &[String], path: &str, index: &Path) -> Vec<u8> {
+        use std::io::Write;
+        let script = script.replace("/var/lib/groundwork/digest-index", index.to_str().unwrap());
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("gw")
+            .env("PATH", format!("{path}:/usr/bin:/bin"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for p in paths {
+            writeln!(stdin, "{p}").unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// A directory whose `find` is not GNU find (as on a BusyBox host): the scripts take their per-file
+    /// forms.
+    fn without_gnu_find() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let find = dir.path().join("find");
+        std::fs::write(&find, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'BusyBox v1.36'; exit 0; }\nexec /usr/bin/find \"$@\"\n")
+            .unwrap();
+        std::fs::set_permissions(&find, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    /// gw_read run for real (sh, GNU find and tar on this machine, then a host without GNU find) over
+    /// files of every kind, with and without a size limit: what the parser makes of it is what is on
+    /// disk.
     #[test]
     fn gw_read_reads_every_kind_of_file_in_one_tar_stream() {
         let dir = tempfile::tempdir().unwrap();
@@ -1154,39 +1269,50 @@ mod tests {
         std::fs::write(&long, b"deep").unwrap();
         std::fs::write(d.join("big"), vec![b'b'; 1_100_000]).unwrap();
         std::os::unix::fs::symlink(d.join("small"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
         std::fs::create_dir(d.join("dir")).unwrap();
-        let names = ["small", "missing", "empty", "binary", "dir", "link", "big"];
+        let names = ["small", "missing", "empty", "binary", "dir", "link", "big", "dangling", "a file"];
+        std::fs::write(d.join("a file"), b"spaced").unwrap();
         let mut paths: Vec<String> = names.iter().map(|n| d.join(n).display().to_string()).collect();
         paths.push(long.display().to_string());
-        let run = |script: &str| {
-            let out = std::process::Command::new("sh").arg("-c").arg(script).arg("gw").args(&paths).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            assert!(out.stdout.starts_with(b"F\nM\n"), "the tar form: {:?}", &out.stdout[..8]);
-            parse_read_output(&paths, &out.stdout).unwrap()
-        };
-        let r = run(READ_SCRIPT);
-        assert_eq!(r[0], Ok(Some(b"line\n".to_vec())));
-        assert_eq!(r[1], Ok(None));
-        assert_eq!(r[2], Ok(Some(vec![])));
-        assert_eq!(r[3], Ok(Some(binary.clone())));
-        assert_eq!(r[4], Err("not a regular file".to_string()));
-        assert_eq!(r[5], Ok(Some(b"line\n".to_vec())), "a symlink is read through");
-        assert_eq!(r[6], Ok(Some(vec![b'b'; 1_100_000])));
-        assert_eq!(r[7], Ok(Some(b"deep".to_vec())), "a path longer than tar's 100 characters");
-        // With the batch's 1 MiB limit the big file is left out, and only it.
-        let r = run(concat_read!(
-            r#"gw_read $# 1024 "$@"
+        let index = d.join("index");
+        let limited = concat_lists!(
+            r#"scratch; cat > "$t/r"; gw_read 1024 "$t/r" "$t"
 "#
-        ));
-        assert_eq!(r[6], Err("too large for a batch, or changed while being read".to_string()));
-        assert_eq!((&r[3], &r[7]), (&Ok(Some(binary)), &Ok(Some(b"deep".to_vec()))));
+        );
+        let fallback = without_gnu_find();
+        let fallback = fallback.path().to_str().unwrap();
+        for (path, form) in [("", b"F\nM\n"), (fallback, b"P\nF ")] {
+            let out = run_list_script(READ_SCRIPT, &paths, path, &index);
+            assert!(out.starts_with(form), "{path:?}: {:?}", &out[..8]);
+            let r = parse_read_output(&paths, &out).unwrap();
+            assert_eq!(r[0], Ok(Some(b"line\n".to_vec())));
+            assert_eq!(r[1], Ok(None));
+            assert_eq!(r[2], Ok(Some(vec![])));
+            assert_eq!(r[3], Ok(Some(binary.clone())));
+            assert_eq!(r[4], Err("not a regular file".to_string()));
+            assert_eq!(r[5], Ok(Some(b"line\n".to_vec())), "a symlink is read through");
+            assert_eq!(r[6], Ok(Some(vec![b'b'; 1_100_000])));
+            assert_eq!(r[7], Ok(None), "a dangling symlink is missing");
+            assert_eq!(r[8], Ok(Some(b"spaced".to_vec())));
+            assert_eq!(r[9], Ok(Some(b"deep".to_vec())), "a path longer than tar's 100 characters");
+            // With the batch's 1 MiB limit the big file is left out, and only it.
+            let r = parse_read_output(&paths, &run_list_script(limited, &paths, path, &index)).unwrap();
+            assert_eq!(r[6], Err("too large for a batch".to_string()));
+            assert_eq!((&r[3], &r[9]), (&Ok(Some(binary.clone())), &Ok(Some(b"deep".to_vec()))));
+        }
+        // No paths at all: an empty answer in either form.
+        for path in ["", fallback] {
+            assert!(parse_read_output(&[], &run_list_script(READ_SCRIPT, &[], path, &index)).unwrap().is_empty());
+        }
     }
 
-    /// META_SCRIPT run for real (sh, coreutils on this machine; its cache in a temp directory): digests,
-    /// sizes, modes and owners as the files have them, names with spaces, and the cache (named as the
-    /// write script names it) used the second time.
+    /// The digest scripts run for real (sh, coreutils, GNU find and OpenSSL on this machine; the index in
+    /// a temp directory): digests, sizes, modes and owners as the files have them, names with spaces,
+    /// symlinks followed; the index written by the write script and by a digest read, and used the next
+    /// time; the per-file form without GNU find agrees.
     #[test]
-    fn meta_script_reports_each_file_and_uses_its_cache() {
+    fn meta_script_reports_each_file_and_uses_its_index() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("a file"), b"hello\n").unwrap();
@@ -1195,38 +1321,48 @@ mod tests {
         std::os::unix::fs::symlink(d.join("a file"), d.join("link")).unwrap();
         let paths: Vec<String> =
             ["a file", "missing", "dir", "b", "link"].iter().map(|n| d.join(n).display().to_string()).collect();
-        let cache = d.join("cache");
-        let script = META_SCRIPT.replace("/var/lib/groundwork/digests", cache.to_str().unwrap());
-        let run = || {
-            let out = std::process::Command::new("sh").arg("-c").arg(&script).arg("gw").args(&paths).output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            parse_meta_output(&paths, &String::from_utf8_lossy(&out.stdout)).unwrap()
+        let index = d.join("index");
+        let run = |path: &str| {
+            let out = run_list_script(META_SCRIPT, &paths, path, &index);
+            parse_meta_output(&paths, &String::from_utf8_lossy(&out)).unwrap()
         };
         let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03".to_string();
-        let first = run();
         let meta = |sha: &str, size: u64| {
             Ok(Some(FileMeta { sha256: sha.into(), size, mode: 0o644, owner: "root".into(), group: "root".into() }))
         };
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(first[..4], [meta(&hello, 6), Ok(None), Err("not a regular file".into()), meta(empty, 0)]);
-        // A symlink: its target's digest, the link's own size and mode (as stat without -L, as before).
-        let link = first[4].clone().unwrap().unwrap();
-        assert_eq!((link.sha256.as_str(), link.mode), (hello.as_str(), 0o777));
-        // The cache entry is named as the write script names it, and holds the digest.
-        let key = std::process::Command::new("sh")
+        let want = [meta(&hello, 6), Ok(None), Err("not a regular file".into()), meta(empty, 0), meta(&hello, 6)];
+        let fallback = without_gnu_find();
+        assert_eq!(run(fallback.path().to_str().unwrap()), want, "per file");
+        assert!(!index.exists(), "the per-file form keeps no index");
+        assert_eq!(run(""), want, "a symlink is its target: digest, size and mode");
+        let entries = std::fs::read_to_string(&index).unwrap();
+        let entry = entries.lines().find(|l| l.ends_with(&format!("|{}", paths[0]))).unwrap().to_string();
+        assert!(entry.starts_with(&format!("{hello} 6 ")), "{entries}");
+        assert_eq!(entries.lines().count(), 3, "one entry per regular file: {entries}");
+        // An entry is believed while size, mtime and inode hold: a fake one shows it was used.
+        std::fs::write(&index, entries.replace(&entry, &entry.replacen(&hello, &"f".repeat(64), 1))).unwrap();
+        assert_eq!(run("")[0], meta(&"f".repeat(64), 6));
+        // A new file written by the write script is in the index at once, with the digest it was sent
+        // with (here a fake one again: the host never hashes what it receives).
+        let new = d.join("new").display().to_string();
+        let script = WRITE_SCRIPT.replace("/var/lib/groundwork/digest-index", index.to_str().unwrap());
+        let fake = "a".repeat(64);
+        let wrote = std::process::Command::new("sh")
             .arg("-c")
-            .arg(r#"printf %s "$1" | sha256sum | cut -c1-64"#)
+            .arg(format!("printf 'hi\\n{fake}\\n' | sh -c \"$1\" gw \"$2\" 644 '' '' {fake} 3 ''"))
             .arg("gw")
-            .arg(&paths[0])
+            .arg(&script)
+            .arg(&new)
             .output()
             .unwrap();
-        let key = String::from_utf8_lossy(&key.stdout).trim().to_string();
-        let entry = std::fs::read_to_string(cache.join(&key)).unwrap();
-        assert!(entry.starts_with(&format!("{hello} 6 ")), "{entry}");
-        // A cached digest is believed while size, mtime and inode hold: a fake one shows it was used.
-        let fake = entry.replacen(&hello, &"f".repeat(64), 1);
-        std::fs::write(cache.join(&key), fake).unwrap();
-        assert_eq!(run()[0], meta(&"f".repeat(64), 6));
+        assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+        let got = run_list_script(META_SCRIPT, std::slice::from_ref(&new), "", &index);
+        assert_eq!(parse_meta_output(&[new], &String::from_utf8_lossy(&got)).unwrap()[0], meta(&fake, 3));
+        // A file that is gone leaves the index.
+        std::fs::remove_file(d.join("a file")).unwrap();
+        assert_eq!(run("")[0], Ok(None));
+        assert!(!std::fs::read_to_string(&index).unwrap().contains(&format!("|{}\n", paths[0])));
     }
 
     #[test]

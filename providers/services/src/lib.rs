@@ -102,47 +102,108 @@ pub fn resources(env: &Environment, others: &[Resource]) -> Result<Vec<Resource>
     Ok(out)
 }
 
-/// One exec per host reads every unit: enablement, state and whether its package is installed.
-/// Arguments: triples of OS family, unit, package. Output: `UNIT ENABLED ACTIVE yes|no` per triple.
-const READ_SCRIPT: &str = r#"while [ $# -ge 3 ]; do
-  fam=$1 u=$2 p=$3; shift 3
-  e=$(systemctl is-enabled "$u" 2>/dev/null | head -n1)
-  a=$(systemctl is-active "$u" 2>/dev/null | head -n1)
-  case $fam in
-    rhel) if rpm -q --quiet "$p" 2>/dev/null; then i=yes; else i=no; fi ;;
-    *) if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ]; then i=yes; else i=no; fi ;;
-  esac
-  printf '%s %s %s %s\n' "$u" "${e:-not-found}" "${a:-unknown}" "$i"
-done"#;
+/// How every unit of a host is asked about, in one call: `systemctl show` of the units (a space-separated
+/// list in `$units`: unit names hold no space or glob character, see `UnitName`), after a marker line.
+/// One call instead of `is-enabled` and `is-active` per unit: each systemctl start costs, and the read
+/// runs on every plan and every drift tick.
+macro_rules! show_units {
+    () => {
+        r#"LC_ALL=C; export LC_ALL; set -f
+shown=$(systemctl show -p Id,LoadState,UnitFileState,ActiveState -- $units 2>/dev/null)
+printf '@show\n%s\n\n@end\n' "$shown"
+"#
+    };
+}
+
+/// One exec per host reads every unit: enablement and state (`show_units`), and, when a unit is not
+/// found, whether each package is installed (one rpm or dpkg-query call for all: `rpm -q` alone costs
+/// tens of milliseconds, and a unit that is there says its package is). Arguments: the OS family, the
+/// units, the packages (each a space-separated list).
+const READ_SCRIPT: &str = concat!(
+    r#"fam=$1 units=$2 packages=$3
+"#,
+    show_units!(),
+    r#"case $shown in
+  *LoadState=not-found*|"")
+    case $fam in
+      rhel) rpm -q --qf '%{NAME}\n' $packages 2>/dev/null ;;
+      *) dpkg-query -W -f='${Package} ${db:Status-Status}\n' $packages 2>/dev/null ;;
+    esac ;;
+esac
+exit 0"#
+);
 
 /// The read for a set of units (the same command in prefetch and read, so the batch answers it).
 pub fn read_command(specs: &[UnitSpec]) -> Cmd {
-    let mut cmd = Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-units");
-    for s in specs {
-        let fam = match s.os {
-            OsFamily::Rhel => "rhel",
-            OsFamily::Debian => "debian",
-        };
-        cmd = cmd.arg(fam).arg(&s.unit).arg(&s.package);
+    let fam = match specs.first().map(|s| s.os) {
+        Some(OsFamily::Rhel) => "rhel",
+        _ => "debian",
+    };
+    let units: Vec<&str> = specs.iter().map(|s| s.unit.as_str()).collect();
+    let packages: Vec<&str> = specs.iter().map(|s| s.package.as_str()).collect();
+    Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-units").arg(fam).arg(units.join(" ")).arg(packages.join(" "))
+}
+
+/// A unit as `systemctl show` describes it: (`is-enabled`'s word, `is-active`'s word).
+fn unit_words(block: &str) -> (String, String) {
+    let field = |key: &str| {
+        block.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('='))).map(str::trim)
+    };
+    let enabled = match (field("LoadState"), field("UnitFileState")) {
+        (None, _) => "not-found",
+        (Some("not-found"), _) => "not-found",
+        (Some("masked"), _) => "masked",
+        // Loaded without a unit file state (a transient or generated unit): started by something else.
+        (Some(_), None | Some("")) => "static",
+        (Some(_), Some(state)) => state,
+    };
+    (enabled.to_string(), field("ActiveState").filter(|a| !a.is_empty()).unwrap_or("unknown").to_string())
+}
+
+/// The `show_units` section of `out`, one (enabled, active) pair per unit asked about, in order, and
+/// what follows the section. A unit the host did not describe reads as not found and unknown: never
+/// as fine.
+fn parse_show(units: usize, out: &str) -> (Vec<(String, String)>, &str) {
+    let body = out.split_once("@show\n").map_or("", |(_, b)| b);
+    let (section, rest) = body.split_once("\n@end\n").unwrap_or((body, ""));
+    let blocks: Vec<&str> = section.split("\n\n").filter(|b| !b.trim().is_empty()).collect();
+    let words = (0..units)
+        .map(|i| match blocks.get(i) {
+            Some(b) if blocks.len() == units => unit_words(b),
+            _ => ("not-found".to_string(), "unknown".to_string()),
+        })
+        .collect();
+    (words, rest)
+}
+
+/// Whether `package` is installed, from the package section of the read.
+fn installed(os: OsFamily, package: &str, section: &str) -> bool {
+    match os {
+        // `rpm -q` prints the name of each installed package asked for, and this line for the others.
+        OsFamily::Rhel => {
+            let missing = format!("package {package} is not installed");
+            !section.trim().is_empty() && !section.lines().any(|l| l.trim() == missing)
+        }
+        OsFamily::Debian => section.lines().any(|l| {
+            let mut w = l.split_whitespace();
+            w.next().map(|n| n.split(':').next() == Some(package)) == Some(true) && w.next() == Some("installed")
+        }),
     }
-    cmd
 }
 
 /// Parse the read's output into one observation per spec (in order).
 pub fn parse_read(specs: &[UnitSpec], stdout: &str) -> Vec<ObservedUnit> {
-    let mut lines = stdout.lines();
+    let (words, packages) = parse_show(specs.len(), stdout);
     specs
         .iter()
-        .map(|s| {
-            let words: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-            let word = |i: usize, default: &str| words.get(i).copied().unwrap_or(default).to_string();
-            ObservedUnit {
-                unit: s.unit.clone(),
-                enabled: word(1, "not-found"),
-                active: word(2, "unknown"),
-                package: s.package.clone(),
-                installed: words.get(3) == Some(&"yes"),
-            }
+        .zip(words)
+        .map(|(s, (enabled, active))| ObservedUnit {
+            unit: s.unit.clone(),
+            // The package is asked about only when its unit is not found.
+            installed: enabled != "not-found" || installed(s.os, &s.package, packages),
+            enabled,
+            active,
+            package: s.package.clone(),
         })
         .collect()
 }
@@ -271,16 +332,19 @@ pub fn version_command(daemon: Daemon) -> &'static str {
     }
 }
 
-/// One exec per host: for each pair of arguments (unit, version command) three lines (enablement,
-/// state, version), then the listening sockets after a marker line.
-const STATUS_SCRIPT: &str = r#"while [ $# -ge 2 ]; do
-  u=$1 v=$2; shift 2
-  systemctl is-enabled "$u" 2>/dev/null | head -n1 | grep . || echo not-found
-  systemctl is-active "$u" 2>/dev/null | head -n1 | grep . || echo unknown
+/// One exec per host: the units' enablement and state (`show_units`: the units are the first argument),
+/// then per version command (the other arguments) its first line, then the listening sockets after a
+/// marker line.
+const STATUS_SCRIPT: &str = concat!(
+    r#"units=$1; shift
+"#,
+    show_units!(),
+    r#"for v in "$@"; do
   sh -c "$v" 2>&1 | head -n1 | grep . || echo unknown
 done
 echo groundwork-listening
-ss -Hltun"#;
+ss -Hltun"#
+);
 
 /// Listening sockets from `ss -Hltun`: (port, tcp|udp).
 pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
@@ -306,19 +370,22 @@ pub async fn service_rows(
         message: e.to_string(),
     };
     let daemons = env.daemons_of(host);
+    if daemons.is_empty() {
+        return Ok(Vec::new());
+    }
     let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
-    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service");
-    for (daemon, unit) in daemons.iter().zip(&units) {
-        cmd = cmd.arg(unit).arg(version_command(*daemon));
+    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service").arg(units.join(" "));
+    for daemon in &daemons {
+        cmd = cmd.arg(version_command(*daemon));
     }
     let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
-    let (status, ss) = out.split_once("groundwork-listening\n").unwrap_or((&out, ""));
+    let (words, after) = parse_show(units.len(), &out);
+    let (versions, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));
     let listening = parse_listening(ss);
-    let mut lines = status.lines().map(str::trim);
-    let mut next = |default: &str| lines.next().filter(|l| !l.is_empty()).unwrap_or(default).to_string();
+    let mut versions = versions.lines().map(str::trim);
     let mut rows = Vec::new();
-    for (daemon, unit) in daemons.into_iter().zip(units) {
-        let (enabled, active, version) = (next("not-found"), next("unknown"), next("unknown"));
+    for ((daemon, unit), (enabled, active)) in daemons.into_iter().zip(units).zip(words) {
+        let version = versions.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
         let ports = served_ports(env, daemon)
             .into_iter()
             .map(|(port, proto)| (format!("{port}/{proto}"), listening.contains(&(port, proto.to_string()))))
@@ -453,14 +520,87 @@ mod tests {
         assert!(!got.contains(&(67, "tcp".to_string())));
     }
 
+    /// What systemd 252 prints for `systemctl show -p Id,LoadState,UnitFileState,ActiveState` of a
+    /// running unit, a masked one and one that does not exist, then rpm's answer.
+    const SHOWN: &str = "@show\nId=named.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n\
+        Id=haproxy.service\nLoadState=masked\nActiveState=inactive\nUnitFileState=masked\n\n\
+        Id=nosuch.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n\n@end\n\
+        bind\nhaproxy\npackage nosuch is not installed\n";
+
     #[test]
     fn the_read_is_parsed_per_unit_in_order() {
-        let specs = vec![spec(), UnitSpec { unit: "haproxy".into(), package: "haproxy".into(), ..spec() }];
-        let got = parse_read(&specs, "named enabled active yes\nhaproxy not-found inactive no\n");
+        let specs = vec![
+            spec(),
+            UnitSpec { unit: "haproxy".into(), package: "haproxy".into(), ..spec() },
+            UnitSpec { unit: "nosuch".into(), package: "nosuch".into(), ..spec() },
+        ];
+        let got = parse_read(&specs, SHOWN);
         assert_eq!(got[0], seen("enabled", "active", true));
-        assert_eq!((got[1].enabled.as_str(), got[1].installed), ("not-found", false));
+        assert_eq!((got[1].enabled.as_str(), got[1].active.as_str(), got[1].installed), ("masked", "inactive", true));
+        assert_eq!((got[2].enabled.as_str(), got[2].installed), ("not-found", false));
         // A short answer (the host died half-way) reads as unknown, never as fine.
-        let got = parse_read(&specs, "named enabled active yes\n");
-        assert!(!got[1].is_active() && !got[1].installed);
+        let short = SHOWN.split("\n\nId=haproxy").next().unwrap();
+        for u in parse_read(&specs, short) {
+            assert!(!u.is_active() && !u.installed && u.enabled == "not-found", "{u:?}");
+        }
+        // A unit that is there says its package is (rpm was not asked); for one that is not, no answer
+        // from rpm at all (rpm missing or failing) is not "installed".
+        assert!(parse_read(&specs[..1], "@show\nLoadState=loaded\nActiveState=active\n\n@end\n")[0].installed);
+        assert!(!parse_read(&specs[..1], "@show\nLoadState=not-found\nActiveState=inactive\n\n@end\n")[0].installed);
+    }
+
+    #[test]
+    fn debian_packages_are_installed_only_when_dpkg_says_so() {
+        let debian = UnitSpec { package: "bind9".into(), os: OsFamily::Debian, ..spec() };
+        let out = |pkgs: &str| format!("@show\nLoadState=loaded\nActiveState=active\nUnitFileState=static\n\n@end\n{pkgs}");
+        assert!(parse_read(std::slice::from_ref(&debian), &out(""))[0].is_enabled());
+        let out = |pkgs: &str| format!("@show\nLoadState=not-found\nActiveState=inactive\n\n@end\n{pkgs}");
+        assert!(parse_read(std::slice::from_ref(&debian), &out("bind9 installed\n"))[0].installed);
+        assert!(parse_read(std::slice::from_ref(&debian), &out("bind9:amd64 installed\n"))[0].installed);
+        assert!(!parse_read(std::slice::from_ref(&debian), &out("bind9 config-files\n"))[0].installed);
+        assert!(!parse_read(std::slice::from_ref(&debian), &out("bind9-utils installed\n"))[0].installed);
+    }
+
+    /// The read script run for real by sh, with stand-ins for systemctl and rpm on PATH that print what
+    /// systemd and rpm print: the arguments arrive as the script expects, and its output parses.
+    #[test]
+    fn the_read_script_asks_once_and_its_output_parses() {
+        let dir = std::env::temp_dir().join(format!("gw-units-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        let tool = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> {}\n{body}\n", log.display())).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        };
+        let named = "Id=named.service\\nLoadState=loaded\\nActiveState=active\\nUnitFileState=enabled\\n";
+        let haproxy = "Id=haproxy.service\\nLoadState=loaded\\nActiveState=failed\\nUnitFileState=disabled\\n";
+        tool("systemctl", &format!("printf '{named}\\n{haproxy}'"));
+        tool("rpm", "echo bind; echo 'package haproxy is not installed'; exit 1");
+        let specs = vec![spec(), UnitSpec { unit: "haproxy".into(), package: "haproxy".into(), ..spec() }];
+        let cmd = read_command(&specs);
+        let args = || {
+            cmd.args.iter().map(|a| match a {
+                groundwork_sdk::transport::Arg::Lit(s) | groundwork_sdk::transport::Arg::Path(s) => s.as_str(),
+            })
+        };
+        let path = format!("{}:/usr/bin:/bin", dir.display());
+        let out = std::process::Command::new("sh").args(args()).env("PATH", &path).output().unwrap();
+        let got = parse_read(&specs, &String::from_utf8_lossy(&out.stdout));
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(out.status.success());
+        let show = "systemctl show -p Id,LoadState,UnitFileState,ActiveState -- named haproxy\n";
+        assert_eq!(calls, show, "both units are there: rpm is not asked");
+        assert_eq!(got[0], seen("enabled", "active", true));
+        assert_eq!((got[1].enabled.as_str(), got[1].active.as_str(), got[1].installed), ("disabled", "failed", true));
+        // haproxy's unit is gone: now rpm is asked, once, about both packages.
+        let gone = "Id=haproxy.service\\nLoadState=not-found\\nActiveState=inactive\\nUnitFileState=\\n";
+        tool("systemctl", &format!("printf '{named}\\n{gone}'"));
+        let out = std::process::Command::new("sh").args(args()).env("PATH", &path).output().unwrap();
+        let got = parse_read(&specs, &String::from_utf8_lossy(&out.stdout));
+        let calls = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(calls, format!("{show}{show}rpm -q --qf %{{NAME}}\\n bind haproxy\n"));
+        assert_eq!((got[0].installed, got[1].enabled.as_str(), got[1].installed), (true, "not-found", false));
     }
 }
