@@ -155,10 +155,19 @@ fn a_disabled_or_stopped_daemon_is_drift_and_a_missing_package_names_its_install
     assert_eq!(state(&lab, "lb1", "haproxy"), ("enabled".into(), "active".into()));
     assert_eq!(curl_code(&format!("http://{}/pxeboot.ipxe", lab.host_ip("bastion"))), "200");
 
-    // A package the host lacks: a plan error naming the host, the daemon and the install command.
+    // A unit that is there says its package is: a package name the host does not know changes nothing
+    // while its unit runs (the package manager is not even asked).
     let env_file = lab.env_dir().join("environment.yaml");
     let text = std::fs::read_to_string(&env_file).unwrap();
     std::fs::write(&env_file, format!("{text}\nservices: {{ packages: {{ web: groundwork-lab-absent }} }}\n")).unwrap();
+    let plan = groundwork(&["plan", e, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    // A unit and package the host lacks: a plan error naming the host, the daemon and the install command.
+    std::fs::write(
+        &env_file,
+        format!("{text}\nservices: {{ units: {{ web: gwlab-absent }}, packages: {{ web: groundwork-lab-absent }} }}\n"),
+    )
+    .unwrap();
     let plan = groundwork(&["plan", e]);
     assert_eq!(plan.code, 1, "{}{}", plan.stdout, plan.stderr);
     assert!(
