@@ -915,8 +915,8 @@ fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
 }
 
 /// One round trip for a whole prefetch: read-only queries started in the background first, then the
-/// contents (files over 1 MiB are left to a read of their own), then the digests, then each query's
-/// output. Arguments: the number of queries, then the query lines. Stdin: the number of paths to read,
+/// contents (files over 64 MiB are left to a read of their own; the ownership record of 1000 nodes
+/// alone is 1.2 MB), then the digests, then each query's output. Arguments: the number of queries, then the query lines. Stdin: the number of paths to read,
 /// those paths, then the paths to digest, a line each. Queries run while the files are read and side
 /// by side.
 const BATCH_SCRIPT: &str = concat_lists!(
@@ -929,7 +929,7 @@ while [ "$j" -lt "$nx" ]; do
 done
 IFS= read -r n
 awk -v n="$n" -v reads="$t/reads" -v metas="$t/metas" 'BEGIN { printf "" > reads; printf "" > metas } NR <= n { print > reads; next } { print > metas }'
-gw_read 1024 "$t/reads" "$t"
+gw_read 65536 "$t/reads" "$t"
 printf '@@META\n'
 gw_meta "$t/metas" "$t"
 "#
@@ -1096,13 +1096,15 @@ impl Transport for SshTransport {
         let mut batch = Batch::default();
         // Entries the host could not give in the batch are left out: the provider's own read asks again.
         for (p, e) in reads.iter().zip(entries) {
-            if let Ok(c) = e {
-                batch.contents.insert(p.clone(), c);
+            match e {
+                Ok(c) => drop(batch.contents.insert(p.clone(), c)),
+                Err(why) => tracing::debug!(host = %self.host, path = %p, "read left out of the batch: {why}"),
             }
         }
         for (p, d) in metas.iter().zip(digests) {
-            if let Ok(m) = d {
-                batch.metas.insert(p.clone(), m);
+            match d {
+                Ok(m) => drop(batch.metas.insert(p.clone(), m)),
+                Err(why) => tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: {why}"),
             }
         }
         for (key, o) in execs.into_iter().zip(outputs) {
