@@ -347,6 +347,50 @@ struct AnyName {
 
 pub struct FirewalldProvider;
 
+/// firewalld's own D-Bus API, through busctl: the same changes as `firewall-cmd`, without its Python
+/// start-up (~0.2–0.4 s per call here, against ~5 ms per D-Bus call). Arguments: steps of seven
+/// fields, `TARGET METHOD SIGNATURE A B C D`: TARGET `rt` (the runtime zones), `fw` (firewalld
+/// itself), `cfg` (the permanent configuration), `zone` or `svc` (a permanent zone or service, named
+/// by A; the call's arguments then start at B, up to three), `newsvc` (a new, empty permanent
+/// service named A).
+/// The method gets as many of the arguments as SIGNATURE has letters. ALREADY_ENABLED and NOT_ENABLED
+/// count as done (the state wanted is there). Exit 200: no busctl or no firewalld on the bus (the
+/// caller falls back to firewall-cmd, which says why); 1 with the bus's message: the call failed.
+const BUS_SCRIPT: &str = r#"command -v busctl >/dev/null 2>&1 || exit 200
+fw=org.fedoraproject.FirewallD1; fp=/org/fedoraproject/FirewallD1
+call() {
+  if out=$(busctl --system call "$fw" "$@" 2>&1); then printf '%s\n' "$out"; return 0; fi
+  case $out in
+    *ALREADY_ENABLED*|*NOT_ENABLED*) return 0 ;;
+    *"not provided by any"*|*ServiceUnknown*|*"Failed to connect to bus"*) exit 200 ;;
+  esac
+  printf '%s\n' "$out" >&2; exit 1
+}
+# The object path a call answers (`o "/org/..."`).
+path() { out=$(call "$@") || exit $?; set -- $out; p=${2#\"}; printf '%s' "${p%\"}"; }
+while [ $# -ge 7 ]; do
+  target=$1 method=$2 sig=$3 a=$4 b=$5 c=$6 d=$7; shift 7
+  case $target in
+    rt) obj=$fp iface=$fw.zone ;;
+    fw) obj=$fp iface=$fw ;;
+    cfg) obj=$fp/config iface=$fw.config ;;
+    zone|svc)
+      if [ "$target" = zone ]; then obj=$(path "$fp/config" "$fw.config" getZoneByName s "$a") || exit $?; iface=$fw.config.zone
+      else obj=$(path "$fp/config" "$fw.config" getServiceByName s "$a") || exit $?; iface=$fw.config.service; fi
+      a=$b b=$c c=$d ;;
+    newsvc) call "$fp/config" "$fw.config" addService 's(sssa(ss)asa{ss}asa(ss))' "$a" "" "" "" 0 0 0 0 0 >/dev/null; continue ;;
+    *) echo "unknown target $target" >&2; exit 2 ;;
+  esac
+  case ${#sig} in
+    0) call "$obj" "$iface" "$method" ;;
+    1) call "$obj" "$iface" "$method" "$sig" "$a" ;;
+    2) call "$obj" "$iface" "$method" "$sig" "$a" "$b" ;;
+    *) call "$obj" "$iface" "$method" "$sig" "$a" "$b" "$c" ;;
+  esac >/dev/null
+done
+"#;
+
+/// The fallback: one firewall-cmd call.
 async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Error> {
     let out = cx
         .commands(address, "firewalld")?
@@ -358,6 +402,107 @@ async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Err
     } else {
         Err(Error::failed(address, format!("firewall-cmd {}: {}", args.join(" "), out.message())))
     }
+}
+
+/// One step of BUS_SCRIPT.
+fn step(target: &str, method: &str, sig: &str, args: &[&str]) -> [String; 7] {
+    let arg = |i: usize| args.get(i).map(|a| a.to_string()).unwrap_or_default();
+    [target.into(), method.into(), sig.into(), arg(0), arg(1), arg(2), arg(3)]
+}
+
+/// A port opening's name split for D-Bus: `22623/tcp` → (`22623`, `tcp`).
+fn port_parts(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or((name, "tcp"))
+}
+
+/// The D-Bus steps and, equivalently, the firewall-cmd argument lists of one change (the fallback).
+fn change_steps(change: &Change) -> Result<(Vec<[String; 7]>, Vec<Vec<String>>), Error> {
+    let address = &change.address;
+    let (mut bus, mut cmds) = (Vec::new(), Vec::new());
+    if address.kind == "service_def" {
+        let before: Option<ServiceDefSpec> = change.before.as_ref().map(|v| decode(address, v)).transpose()?;
+        let after: Option<ServiceDefSpec> = change.after.as_ref().map(|v| decode(address, v)).transpose()?;
+        let name = after.as_ref().or(before.as_ref()).map(|s| s.name.clone()).unwrap_or_else(|| address.name.clone());
+        let perm = |args: &[&str]| -> Vec<String> {
+            std::iter::once("--permanent".to_string()).chain(args.iter().map(|s| s.to_string())).collect()
+        };
+        match (&before, &after) {
+            (Some(_), None) => {
+                bus.push(step("svc", "remove", "", &[&name]));
+                cmds.push(perm(&[&format!("--delete-service={name}")]));
+            }
+            (_, Some(d)) => {
+                if before.is_none() {
+                    bus.push(step("newsvc", "", "", &[&name]));
+                    cmds.push(perm(&[&format!("--new-service={name}")]));
+                }
+                let svc = format!("--service={name}");
+                if before.as_ref().map(|b| &b.description) != Some(&d.description) {
+                    let desc = d.description.clone().unwrap_or_default();
+                    bus.push(step("svc", "setDescription", "s", &[&name, &desc]));
+                    cmds.push(perm(&[&svc, &format!("--set-description={desc}")]));
+                }
+                let had: BTreeSet<&String> = before.as_ref().map(|b| b.ports.iter().collect()).unwrap_or_default();
+                let want: BTreeSet<&String> = d.ports.iter().collect();
+                for p in want.difference(&had) {
+                    let (port, proto) = port_parts(p);
+                    bus.push(step("svc", "addPort", "ss", &[&name, port, proto]));
+                    cmds.push(perm(&[&svc, &format!("--add-port={p}")]));
+                }
+                for p in had.difference(&want) {
+                    let (port, proto) = port_parts(p);
+                    bus.push(step("svc", "removePort", "ss", &[&name, port, proto]));
+                    cmds.push(perm(&[&svc, &format!("--remove-port={p}")]));
+                }
+                let had: BTreeSet<&String> =
+                    before.as_ref().map(|b| b.protocols.iter().collect()).unwrap_or_default();
+                let want: BTreeSet<&String> = d.protocols.iter().collect();
+                for p in want.difference(&had) {
+                    bus.push(step("svc", "addProtocol", "s", &[&name, p]));
+                    cmds.push(perm(&[&svc, &format!("--add-protocol={p}")]));
+                }
+                for p in had.difference(&want) {
+                    bus.push(step("svc", "removeProtocol", "s", &[&name, p]));
+                    cmds.push(perm(&[&svc, &format!("--remove-protocol={p}")]));
+                }
+            }
+            (None, None) => return Ok((bus, cmds)),
+        }
+        // Custom services reach the runtime only through a reload.
+        bus.push(step("fw", "reload", "", &[]));
+        cmds.push(vec!["--reload".to_string()]);
+        return Ok((bus, cmds));
+    }
+    let spec: OpeningSpec = match &change.after {
+        Some(v) => decode(address, v)?,
+        None => opening_from_address(address)?,
+    };
+    let seen: ObservedOpening = change.before.as_ref().map(|v| decode(address, v)).transpose()?.unwrap_or_default();
+    let service = address.kind == "service";
+    let flag = if service { "service" } else { "port" };
+    let zone = spec.zone.as_str();
+    let (port, proto) = port_parts(&spec.name);
+    let verb = if change.action == Action::Delete { "remove" } else { "add" };
+    let method = format!("{verb}{}", if service { "Service" } else { "Port" });
+    let wanted = |present: bool| if change.action == Action::Delete { present } else { !present };
+    if wanted(seen.permanent) {
+        match service {
+            true => bus.push(step("zone", &method, "s", &[zone, &spec.name])),
+            false => bus.push(step("zone", &method, "ss", &[zone, port, proto])),
+        }
+        cmds.push(vec!["--permanent".into(), format!("--zone={zone}"), format!("--{verb}-{flag}={}", spec.name)]);
+    }
+    if wanted(seen.runtime) {
+        // Runtime additions take a timeout (0: none); removals do not.
+        match (service, verb) {
+            (true, "add") => bus.push(step("rt", &method, "ssi", &[zone, &spec.name, "0"])),
+            (true, _) => bus.push(step("rt", &method, "ss", &[zone, &spec.name])),
+            (false, "add") => bus.push(step("rt", &method, "sssi", &[zone, port, proto, "0"])),
+            (false, _) => bus.push(step("rt", &method, "sss", &[zone, port, proto])),
+        }
+        cmds.push(vec![format!("--zone={zone}"), format!("--{verb}-{flag}={}", spec.name)]);
+    }
+    Ok((bus, cmds))
 }
 
 /// The one query that reads every zone and custom service these resources name (READ_SCRIPT).
@@ -415,82 +560,23 @@ impl Provider for FirewalldProvider {
 
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         let address = &change.address;
-        match address.kind.as_str() {
-            "service_def" => {
-                let before: Option<ServiceDefSpec> = change.before.as_ref().map(|v| decode(address, v)).transpose()?;
-                let after: Option<ServiceDefSpec> = change.after.as_ref().map(|v| decode(address, v)).transpose()?;
-                let name =
-                    after.as_ref().or(before.as_ref()).map(|s| s.name.clone()).unwrap_or_else(|| address.name.clone());
-                let perm = |args: &[&str]| -> Vec<String> {
-                    std::iter::once("--permanent".to_string()).chain(args.iter().map(|s| s.to_string())).collect()
-                };
-                match (&before, &after) {
-                    (Some(_), None) => run(cx, address, &perm(&[&format!("--delete-service={name}")])).await?,
-                    (_, Some(d)) => {
-                        if before.is_none() {
-                            run(cx, address, &perm(&[&format!("--new-service={name}")])).await?;
-                        }
-                        let svc = format!("--service={name}");
-                        if before.as_ref().map(|b| &b.description) != Some(&d.description) {
-                            let desc = d.description.clone().unwrap_or_default();
-                            run(cx, address, &perm(&[&svc, &format!("--set-description={desc}")])).await?;
-                        }
-                        let had: BTreeSet<&String> =
-                            before.as_ref().map(|b| b.ports.iter().collect()).unwrap_or_default();
-                        let want: BTreeSet<&String> = d.ports.iter().collect();
-                        for p in want.difference(&had) {
-                            run(cx, address, &perm(&[&svc, &format!("--add-port={p}")])).await?;
-                        }
-                        for p in had.difference(&want) {
-                            run(cx, address, &perm(&[&svc, &format!("--remove-port={p}")])).await?;
-                        }
-                        let had: BTreeSet<&String> =
-                            before.as_ref().map(|b| b.protocols.iter().collect()).unwrap_or_default();
-                        let want: BTreeSet<&String> = d.protocols.iter().collect();
-                        for p in want.difference(&had) {
-                            run(cx, address, &perm(&[&svc, &format!("--add-protocol={p}")])).await?;
-                        }
-                        for p in had.difference(&want) {
-                            run(cx, address, &perm(&[&svc, &format!("--remove-protocol={p}")])).await?;
-                        }
-                    }
-                    (None, None) => return Ok(()),
-                }
-                // Custom services reach the runtime only through a reload.
-                run(cx, address, &["--reload".to_string()]).await
-            }
-            kind => {
-                let spec: OpeningSpec = match &change.after {
-                    Some(v) => decode(address, v)?,
-                    None => opening_from_address(address)?,
-                };
-                let seen: ObservedOpening =
-                    change.before.as_ref().map(|v| decode(address, v)).transpose()?.unwrap_or_default();
-                let flag = if kind == "service" { "service" } else { "port" };
-                let zone = format!("--zone={}", spec.zone);
-                if change.action == Action::Delete {
-                    if seen.permanent {
-                        run(
-                            cx,
-                            address,
-                            &["--permanent".into(), zone.clone(), format!("--remove-{flag}={}", spec.name)],
-                        )
-                        .await?;
-                    }
-                    if seen.runtime {
-                        run(cx, address, &[zone, format!("--remove-{flag}={}", spec.name)]).await?;
-                    }
-                    return Ok(());
-                }
-                if !seen.permanent {
-                    run(cx, address, &["--permanent".into(), zone.clone(), format!("--add-{flag}={}", spec.name)])
-                        .await?;
-                }
-                if !seen.runtime {
-                    run(cx, address, &[zone, format!("--add-{flag}={}", spec.name)]).await?;
+        let (bus, cmds) = change_steps(change)?;
+        if bus.is_empty() {
+            return Ok(());
+        }
+        let t = cx.commands(address, "firewalld")?;
+        let cmd = Cmd::new("sh").arg("-c").arg(BUS_SCRIPT).arg("groundwork-firewalld-bus").args(bus.into_iter().flatten());
+        let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
+        match out.code {
+            0 => Ok(()),
+            // No busctl or no firewalld on the bus: firewall-cmd does the same (and says why it cannot).
+            200 => {
+                for args in &cmds {
+                    run(cx, address, args).await?;
                 }
                 Ok(())
             }
+            _ => Err(Error::failed(address, format!("firewalld (D-Bus): {}", out.message()))),
         }
     }
 }
@@ -505,6 +591,63 @@ fn opening_from_address(address: &Address) -> Result<OpeningSpec, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn steps(change: &Change) -> (Vec<String>, Vec<String>) {
+        let (bus, cmds) = change_steps(change).unwrap();
+        (bus.iter().map(|s| s.join(" ").trim_end().to_string()).collect(), cmds.iter().map(|c| c.join(" ")).collect())
+    }
+
+    #[test]
+    fn each_change_is_the_same_d_bus_calls_as_firewall_cmd_calls() {
+        let opening = |kind: &str, name: &str, action: Action, runtime: bool, permanent: bool| {
+            let address = Address::new(PROVIDER, kind, Some("lb1"), format!("public/{name}"));
+            let spec = serde_json::json!(OpeningSpec { zone: "public".into(), name: name.into() });
+            let seen = serde_json::json!(ObservedOpening { runtime, permanent });
+            let after = (action != Action::Delete).then_some(&spec);
+            steps(&Change::new(address, action, Some(&seen), after))
+        };
+        // Only what is missing is added: here the runtime, not the permanent configuration.
+        assert_eq!(
+            opening("service", "http", Action::Update, false, true),
+            (vec!["rt addService ssi public http 0".to_string()], vec!["--zone=public --add-service=http".to_string()])
+        );
+        assert_eq!(
+            opening("port", "22623/tcp", Action::Create, false, false),
+            (
+                vec!["zone addPort ss public 22623 tcp".to_string(), "rt addPort sssi public 22623 tcp 0".to_string()],
+                vec!["--permanent --zone=public --add-port=22623/tcp".to_string(), "--zone=public --add-port=22623/tcp".to_string()]
+            )
+        );
+        // Closing: only where it is open.
+        assert_eq!(
+            opening("service", "http", Action::Delete, true, false),
+            (vec!["rt removeService ss public http".to_string()], vec!["--zone=public --remove-service=http".to_string()])
+        );
+        // A new custom service: created, described, its ports and protocols, then a reload.
+        let def = ServiceDefSpec {
+            name: "machine-config".into(),
+            description: Some("MCS".into()),
+            ports: vec!["22623/tcp".into()],
+            protocols: vec!["vrrp".into()],
+        };
+        let address = Address::new(PROVIDER, "service_def", Some("lb1"), "machine-config");
+        let (bus, cmds) = steps(&Change::new(address.clone(), Action::Create, None, Some(&serde_json::json!(def))));
+        assert_eq!(
+            bus,
+            [
+                "newsvc   machine-config",
+                "svc setDescription s machine-config MCS",
+                "svc addPort ss machine-config 22623 tcp",
+                "svc addProtocol s machine-config vrrp",
+                "fw reload"
+            ]
+        );
+        assert_eq!(cmds.len(), bus.len());
+        assert_eq!(cmds[0], "--permanent --new-service=machine-config");
+        // Removed from the inventory: deleted, then a reload.
+        let (bus, _) = steps(&Change::new(address, Action::Delete, Some(&serde_json::json!(def)), None));
+        assert_eq!(bus, ["svc remove  machine-config", "fw reload"]);
+    }
 
     const OUT: &str = "@@ZONE public runtime\npublic (active)\n  target: default\n  services: dhcpv6-client ssh http\n  ports: 8080/tcp\n@@ZONE public permanent\npublic\n  services: dhcpv6-client ssh\n  ports: \n@@SVC machine-config\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service>\n  <description>OpenShift machine config access</description>\n  <port port=\"22623\" protocol=\"tcp\"/>\n</service>\n@@SVC other\n@@MISSING\n";
 
