@@ -1,5 +1,6 @@
 //! Apply: the graph is rebuilt from the plan; changes run in dependency order (deletes in reverse),
-//! hosts in parallel and one change at a time per host; a failure stops only its dependents.
+//! hosts in parallel, and on a host one change at a time per provider (a daemon's files, checks and
+//! reloads stay in order; different daemons' go side by side); a failure stops only its dependents.
 
 use super::plan::{Plan, Planned};
 use super::registry::Registry;
@@ -95,18 +96,21 @@ pub async fn apply(
         .iter()
         .map(|(a, &n)| (a.clone(), graph.graph.edges_directed(n, Direction::Incoming).count()))
         .collect();
-    let host_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = plan
+    // One change at a time per (host, provider): what one provider does on a host (named's zones and
+    // its reloads, say) never interleaves, while dhcpd's or the firewall's changes on the same host run
+    // beside it. Order across providers is the graph's.
+    let host_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>> = plan
         .changes
         .iter()
-        .filter_map(|c| c.change.address.host.clone())
-        .map(|h| (h, Arc::new(tokio::sync::Mutex::new(()))))
+        .filter_map(|c| Some((c.change.address.host.clone()?, c.change.address.provider.clone())))
+        .map(|k| (k, Arc::new(tokio::sync::Mutex::new(()))))
         .collect();
 
     let mut outcomes: BTreeMap<Address, Outcome> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     let start = |addr: Address| {
         let planned = by_addr[&addr];
-        let lock = addr.host.as_ref().and_then(|h| host_locks.get(h)).cloned();
+        let lock = addr.host.clone().and_then(|h| host_locks.get(&(h, addr.provider.clone()))).cloned();
         let span =
             tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
         async move {
