@@ -471,10 +471,7 @@ impl SshTransport {
 
     /// Paths as the list scripts take them on stdin: one per line. A path holding a line break cannot
     /// be listed (no inventory value can produce one: see `RemotePath`), and is refused.
-    fn path_list<'a>(
-        &self,
-        paths: impl IntoIterator<Item = &'a String>,
-    ) -> Result<Vec<u8>, TransportError> {
+    fn path_list<'a>(&self, paths: impl IntoIterator<Item = &'a String>) -> Result<Vec<u8>, TransportError> {
         let mut list = Vec::new();
         for p in paths {
             if p.contains(['\n', '\r']) {
@@ -1249,8 +1246,11 @@ mod tests {
     fn without_gnu_find() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let find = dir.path().join("find");
-        std::fs::write(&find, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'BusyBox v1.36'; exit 0; }\nexec /usr/bin/find \"$@\"\n")
-            .unwrap();
+        std::fs::write(
+            &find,
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'BusyBox v1.36'; exit 0; }\nexec /usr/bin/find \"$@\"\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&find, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         dir
     }

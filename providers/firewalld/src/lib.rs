@@ -354,17 +354,18 @@ pub struct FirewalldProvider;
 /// by A; the call's arguments then start at B, up to three), `newsvc` (a new, empty permanent
 /// service named A).
 /// The method gets as many of the arguments as SIGNATURE has letters. ALREADY_ENABLED and NOT_ENABLED
-/// count as done (the state wanted is there). Exit 200: no busctl or no firewalld on the bus (the
-/// caller falls back to firewall-cmd, which says why); 1 with the bus's message: the call failed.
+/// count as done (the state wanted is there). Exit 200: no busctl, or the first call failed (no
+/// firewalld on the bus, a broken busctl): nothing changed, and the caller falls back to firewall-cmd,
+/// which says why if it cannot either; 1 with the bus's message: a later call failed.
 const BUS_SCRIPT: &str = r#"command -v busctl >/dev/null 2>&1 || exit 200
 fw=org.fedoraproject.FirewallD1; fp=/org/fedoraproject/FirewallD1
+changed=no
 call() {
   if out=$(busctl --system call "$fw" "$@" 2>&1); then printf '%s\n' "$out"; return 0; fi
-  case $out in
-    *ALREADY_ENABLED*|*NOT_ENABLED*) return 0 ;;
-    *"not provided by any"*|*ServiceUnknown*|*"Failed to connect to bus"*) exit 200 ;;
-  esac
-  printf '%s\n' "$out" >&2; exit 1
+  case $out in *ALREADY_ENABLED*|*NOT_ENABLED*) return 0 ;; esac
+  # Nothing changed yet: firewall-cmd takes over (and says why, if it cannot either).
+  [ "$changed" = no ] && exit 200
+  printf '%s\n' "${out:-busctl failed}" >&2; exit 1
 }
 # The object path a call answers (`o "/org/..."`).
 path() { out=$(call "$@") || exit $?; set -- $out; p=${2#\"}; printf '%s' "${p%\"}"; }
@@ -378,15 +379,18 @@ while [ $# -ge 7 ]; do
       if [ "$target" = zone ]; then obj=$(path "$fp/config" "$fw.config" getZoneByName s "$a") || exit $?; iface=$fw.config.zone
       else obj=$(path "$fp/config" "$fw.config" getServiceByName s "$a") || exit $?; iface=$fw.config.service; fi
       a=$b b=$c c=$d ;;
-    newsvc) call "$fp/config" "$fw.config" addService 's(sssa(ss)asa{ss}asa(ss))' "$a" "" "" "" 0 0 0 0 0 >/dev/null; continue ;;
+    newsvc) call "$fp/config" "$fw.config" addService 's(sssa(ss)asa{ss}asa(ss))' "$a" "" "" "" 0 0 0 0 0 >/dev/null
+      changed=yes; continue ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   case ${#sig} in
     0) call "$obj" "$iface" "$method" ;;
     1) call "$obj" "$iface" "$method" "$sig" "$a" ;;
     2) call "$obj" "$iface" "$method" "$sig" "$a" "$b" ;;
-    *) call "$obj" "$iface" "$method" "$sig" "$a" "$b" "$c" ;;
+    3) call "$obj" "$iface" "$method" "$sig" "$a" "$b" "$c" ;;
+    *) call "$obj" "$iface" "$method" "$sig" "$a" "$b" "$c" "$d" ;;
   esac >/dev/null
+  changed=yes
 done
 "#;
 
@@ -454,8 +458,7 @@ fn change_steps(change: &Change) -> Result<(Vec<[String; 7]>, Vec<Vec<String>>),
                     bus.push(step("svc", "removePort", "ss", &[&name, port, proto]));
                     cmds.push(perm(&[&svc, &format!("--remove-port={p}")]));
                 }
-                let had: BTreeSet<&String> =
-                    before.as_ref().map(|b| b.protocols.iter().collect()).unwrap_or_default();
+                let had: BTreeSet<&String> = before.as_ref().map(|b| b.protocols.iter().collect()).unwrap_or_default();
                 let want: BTreeSet<&String> = d.protocols.iter().collect();
                 for p in want.difference(&had) {
                     bus.push(step("svc", "addProtocol", "s", &[&name, p]));
@@ -565,7 +568,8 @@ impl Provider for FirewalldProvider {
             return Ok(());
         }
         let t = cx.commands(address, "firewalld")?;
-        let cmd = Cmd::new("sh").arg("-c").arg(BUS_SCRIPT).arg("groundwork-firewalld-bus").args(bus.into_iter().flatten());
+        let cmd =
+            Cmd::new("sh").arg("-c").arg(BUS_SCRIPT).arg("groundwork-firewalld-bus").args(bus.into_iter().flatten());
         let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
         match out.code {
             0 => Ok(()),
@@ -597,6 +601,95 @@ mod tests {
         (bus.iter().map(|s| s.join(" ").trim_end().to_string()).collect(), cmds.iter().map(|c| c.join(" ")).collect())
     }
 
+    /// BUS_SCRIPT run for real by sh, with a stand-in busctl on PATH that logs its arguments and answers
+    /// lookups as busctl does: the calls firewalld gets, and the fallback when busctl fails.
+    #[test]
+    fn the_bus_script_makes_each_call_with_its_arguments() {
+        let dir = std::env::temp_dir().join(format!("gw-fw-bus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        let busctl = |body: &str| {
+            let p = dir.join("busctl");
+            let script = format!("#!/bin/sh\nshift 2\nprintf '%s\\n' \"$*\" >> {}\n{body}\n", log.display());
+            std::fs::write(&p, script).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        };
+        let run = |steps: &[[String; 7]]| {
+            let _ = std::fs::remove_file(&log);
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(BUS_SCRIPT)
+                .arg("gw")
+                .args(steps.iter().flatten())
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+                .output()
+                .unwrap();
+            (out.status.code(), std::fs::read_to_string(&log).unwrap_or_default())
+        };
+        let lookup = r#"case "$4" in getZoneByName|getServiceByName) echo 'o "/org/fedoraproject/FirewallD1/config/x/0"' ;; esac"#;
+        busctl(lookup);
+        let port = |action: Action| {
+            let address = Address::new(PROVIDER, "port", Some("lb1"), "public/22623/tcp");
+            let spec = serde_json::json!(OpeningSpec { zone: "public".into(), name: "22623/tcp".into() });
+            let seen = serde_json::json!(ObservedOpening {
+                runtime: action == Action::Delete,
+                permanent: action == Action::Delete
+            });
+            change_steps(&Change::new(address, action, Some(&seen), (action != Action::Delete).then_some(&spec)))
+                .unwrap()
+                .0
+        };
+        let (code, calls) = run(&port(Action::Create));
+        assert_eq!(code, Some(0), "{calls}");
+        let fw = "org.fedoraproject.FirewallD1";
+        assert_eq!(
+            calls,
+            format!(
+                "{fw} /org/fedoraproject/FirewallD1/config {fw}.config getZoneByName s public\n\
+                 {fw} /org/fedoraproject/FirewallD1/config/x/0 {fw}.config.zone addPort ss 22623 tcp\n\
+                 {fw} /org/fedoraproject/FirewallD1 {fw}.zone addPort sssi public 22623 tcp 0\n"
+            )
+        );
+        let def =
+            ServiceDefSpec { name: "mc".into(), description: None, ports: vec!["22623/tcp".into()], protocols: vec![] };
+        let address = Address::new(PROVIDER, "service_def", Some("lb1"), "mc");
+        let (bus, _) =
+            change_steps(&Change::new(address, Action::Create, None, Some(&serde_json::json!(def)))).unwrap();
+        let (code, calls) = run(&bus);
+        assert_eq!(code, Some(0), "{calls}");
+        let lines: Vec<&str> = calls.lines().collect();
+        assert_eq!(lines[0], format!("{fw} /org/fedoraproject/FirewallD1/config {fw}.config addService s(sssa(ss)asa{{ss}}asa(ss)) mc    0 0 0 0 0"));
+        assert!(
+            lines.contains(
+                &format!("{fw} /org/fedoraproject/FirewallD1/config/x/0 {fw}.config.service addPort ss 22623 tcp")
+                    .as_str()
+            ),
+            "{calls}"
+        );
+        assert_eq!(lines.last().copied(), Some(format!("{fw} /org/fedoraproject/FirewallD1 {fw} reload").as_str()));
+        // firewalld says the state is already there: done.
+        busctl(&format!("{lookup}\n[ \"$4\" = addPort ] && {{ echo 'Call failed: ALREADY_ENABLED: 22623:tcp' >&2; exit 1; }}; exit 0"));
+        assert_eq!(run(&port(Action::Create)).0, Some(0));
+        // The first call fails (a broken busctl, no firewalld on the bus): nothing changed, fall back.
+        busctl("exit 1");
+        assert_eq!(run(&port(Action::Delete)).0, Some(200));
+        // A later call fails: that is the apply's failure, with firewalld's words.
+        busctl(&format!("{lookup}\n[ \"$4\" = removePort ] && [ \"$5\" = sss ] && {{ echo 'Call failed: INVALID_ZONE' >&2; exit 1; }}; exit 0"));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(BUS_SCRIPT)
+            .arg("gw")
+            .args(port(Action::Delete).iter().flatten())
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stderr).trim()),
+            (Some(1), "Call failed: INVALID_ZONE")
+        );
+    }
+
     #[test]
     fn each_change_is_the_same_d_bus_calls_as_firewall_cmd_calls() {
         let opening = |kind: &str, name: &str, action: Action, runtime: bool, permanent: bool| {
@@ -615,13 +708,19 @@ mod tests {
             opening("port", "22623/tcp", Action::Create, false, false),
             (
                 vec!["zone addPort ss public 22623 tcp".to_string(), "rt addPort sssi public 22623 tcp 0".to_string()],
-                vec!["--permanent --zone=public --add-port=22623/tcp".to_string(), "--zone=public --add-port=22623/tcp".to_string()]
+                vec![
+                    "--permanent --zone=public --add-port=22623/tcp".to_string(),
+                    "--zone=public --add-port=22623/tcp".to_string()
+                ]
             )
         );
         // Closing: only where it is open.
         assert_eq!(
             opening("service", "http", Action::Delete, true, false),
-            (vec!["rt removeService ss public http".to_string()], vec!["--zone=public --remove-service=http".to_string()])
+            (
+                vec!["rt removeService ss public http".to_string()],
+                vec!["--zone=public --remove-service=http".to_string()]
+            )
         );
         // A new custom service: created, described, its ports and protocols, then a reload.
         let def = ServiceDefSpec {

@@ -141,14 +141,19 @@ pub fn read_command(specs: &[UnitSpec]) -> Cmd {
     };
     let units: Vec<&str> = specs.iter().map(|s| s.unit.as_str()).collect();
     let packages: Vec<&str> = specs.iter().map(|s| s.package.as_str()).collect();
-    Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-units").arg(fam).arg(units.join(" ")).arg(packages.join(" "))
+    Cmd::new("sh")
+        .arg("-c")
+        .arg(READ_SCRIPT)
+        .arg("groundwork-units")
+        .arg(fam)
+        .arg(units.join(" "))
+        .arg(packages.join(" "))
 }
 
 /// A unit as `systemctl show` describes it: (`is-enabled`'s word, `is-active`'s word).
 fn unit_words(block: &str) -> (String, String) {
-    let field = |key: &str| {
-        block.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('='))).map(str::trim)
-    };
+    let field =
+        |key: &str| block.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('='))).map(str::trim);
     let enabled = match (field("LoadState"), field("UnitFileState")) {
         (None, _) => "not-found",
         (Some("not-found"), _) => "not-found",
@@ -552,7 +557,8 @@ mod tests {
     #[test]
     fn debian_packages_are_installed_only_when_dpkg_says_so() {
         let debian = UnitSpec { package: "bind9".into(), os: OsFamily::Debian, ..spec() };
-        let out = |pkgs: &str| format!("@show\nLoadState=loaded\nActiveState=active\nUnitFileState=static\n\n@end\n{pkgs}");
+        let out =
+            |pkgs: &str| format!("@show\nLoadState=loaded\nActiveState=active\nUnitFileState=static\n\n@end\n{pkgs}");
         assert!(parse_read(std::slice::from_ref(&debian), &out(""))[0].is_enabled());
         let out = |pkgs: &str| format!("@show\nLoadState=not-found\nActiveState=inactive\n\n@end\n{pkgs}");
         assert!(parse_read(std::slice::from_ref(&debian), &out("bind9 installed\n"))[0].installed);
@@ -570,7 +576,8 @@ mod tests {
         let log = dir.join("calls");
         let tool = |name: &str, body: &str| {
             let p = dir.join(name);
-            std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> {}\n{body}\n", log.display())).unwrap();
+            std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' \"{name} $*\" >> {}\n{body}\n", log.display()))
+                .unwrap();
             std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         };
         let named = "Id=named.service\\nLoadState=loaded\\nActiveState=active\\nUnitFileState=enabled\\n";
