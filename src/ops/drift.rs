@@ -303,7 +303,20 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
         if let Ok(mut m) = shared.lock() {
             *m = text;
         }
+        release_freed_memory();
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Give the memory a tick freed back to the system. glibc's malloc keeps freed heap pages (and, after a
+/// large block is freed, serves the next large ones from the heap instead of mmap), so a long drift loop's
+/// RSS crept up by a few MiB per hundred ticks at 1000 nodes without anything being leaked.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's own arenas to the system; it
+    // touches no memory the program holds.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
