@@ -179,7 +179,8 @@ unapply_peers(){ # what a peer's apply made, undone: its files, the zone's servi
     rm -f /etc/firewalld/services/machine-config.xml; firewall-cmd -q --reload"
 }
 run_fresh(){ # TOOL TAG: one timed apply of TOOL on hosts without what it manages; kind "fresh" in runs.jsonl
-  local t=$1 tag=$2 f=$WORK/logs/$N-$t-fresh.log load res rc
+  local t=$1 tag=$2 f load res rc
+  f=$WORK/logs/$N-$t-fresh.log
   apply_cmd "$t"; load=$(cut -d' ' -f1-3 /proc/loadavg)
   [ "$t" = ansible ] && close_masters "$CP_DEF"
   res=$(with_env "$t" python3 "$HERE/timed.py" "$f" "${CMD[@]}")

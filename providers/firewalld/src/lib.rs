@@ -408,8 +408,14 @@ async fn run(cx: &Context, address: &Address, args: &[String]) -> Result<(), Err
     }
 }
 
+/// One step of BUS_SCRIPT: TARGET METHOD SIGNATURE A B C D.
+type BusStep = [String; 7];
+
+/// The same change twice: as BUS_SCRIPT steps, and as firewall-cmd argument lists (the fallback).
+type ChangeSteps = (Vec<BusStep>, Vec<Vec<String>>);
+
 /// One step of BUS_SCRIPT.
-fn step(target: &str, method: &str, sig: &str, args: &[&str]) -> [String; 7] {
+fn step(target: &str, method: &str, sig: &str, args: &[&str]) -> BusStep {
     let arg = |i: usize| args.get(i).map(|a| a.to_string()).unwrap_or_default();
     [target.into(), method.into(), sig.into(), arg(0), arg(1), arg(2), arg(3)]
 }
@@ -420,7 +426,7 @@ fn port_parts(name: &str) -> (&str, &str) {
 }
 
 /// The D-Bus steps and, equivalently, the firewall-cmd argument lists of one change (the fallback).
-fn change_steps(change: &Change) -> Result<(Vec<[String; 7]>, Vec<Vec<String>>), Error> {
+fn change_steps(change: &Change) -> Result<ChangeSteps, Error> {
     let address = &change.address;
     let (mut bus, mut cmds) = (Vec::new(), Vec::new());
     if address.kind == "service_def" {
@@ -614,7 +620,7 @@ mod tests {
             std::fs::write(&p, script).unwrap();
             std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         };
-        let run = |steps: &[[String; 7]]| {
+        let run = |steps: &[BusStep]| {
             let _ = std::fs::remove_file(&log);
             let out = std::process::Command::new("sh")
                 .arg("-c")
