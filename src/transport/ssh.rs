@@ -665,7 +665,8 @@ exit 0
 /// file, no index.
 ///
 /// The digest index, /var/lib/groundwork/digest-index, is where the host keeps the digests it
-/// computed: one line per file, `<sha256> <size> <mtime> <inode>|<path>` (size, mtime to the nanosecond and inode as `find -printf '%s %T@ %i'` prints them). An entry is
+/// computed: one line per file, `<sha256> <size> <mtime> <inode>|<path>` (size, mtime to the
+/// nanosecond and inode as `find -printf '%s %T@ %i'` prints them). An entry is
 /// believed while those three are unchanged, so a no-change plan does not re-read large images. Not
 /// ctime: a relabel or chmod changes it without touching content, and would force a re-read of every
 /// image after each apply. One file, read by one awk, instead of a file per path: naming a per-path
@@ -716,6 +717,7 @@ gw_meta() {
   if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; else h=sha256sum; fi
   if ! gnu_find; then
     while IFS= read -r p; do
+      s=
       if [ ! -e "$p" ]; then printf 'M\n'; continue; fi
       if [ ! -f "$p" ]; then printf 'E not a regular file\n'; continue; fi
       st=$(stat -L -c '%s %a %U %G' -- "$p") && s=$($h "$p" 2>&1) && printf 'F %s %s\n' "${s%% *}" "$st" ||
