@@ -525,7 +525,7 @@ mod tests {
         assert!(!got.contains(&(67, "tcp".to_string())));
     }
 
-    /// What systemd 252 prints for `systemctl show -p Id,LoadState,UnitFileState,ActiveState` of a
+    /// `systemctl show -p Id,LoadState,UnitFileState,ActiveState` output in the form systemd prints it, for a
     /// running unit, a masked one and one that does not exist, then rpm's answer.
     const SHOWN: &str = "@show\nId=named.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n\
         Id=haproxy.service\nLoadState=masked\nActiveState=inactive\nUnitFileState=masked\n\n\
