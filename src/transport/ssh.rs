@@ -649,7 +649,9 @@ exit 0
 ///
 /// `gw_find LIST OUT`: one GNU find (through xargs) for every path of LIST; for each one that exists a
 /// line `<type> <size> <mtime> <inode> <mode> <owner> <group> r|-|<path>` (symlinks followed: a
-/// broken one has type `l`; `r` when readable). Paths that do not exist have no line.
+/// broken one has type `l`; `r` when readable). Paths that do not exist have no line. `gw_read` and
+/// `gw_meta` use DIR/found when it is there (the batch states the paths of both at once: the files
+/// provider both reads and digests its text files), else they state their own list.
 ///
 /// `gw_read LIMIT LIST DIR`: per path of LIST a line, `M` (missing), `E <why>` or `F`; then `T`, one
 /// tar stream (512-byte records; symlinks and hard links followed, so each member holds its file's
@@ -684,7 +686,7 @@ gw_read() {
   limit=$1 list=$2 dir=$3
   [ -s "$list" ] || { printf 'P\n'; return 0; }
   if gnu_find && case $(tar --version 2>/dev/null) in *"GNU tar"*) true ;; *) false ;; esac; then
-    gw_find "$list" "$dir/found"
+    [ -f "$dir/found" ] || gw_find "$list" "$dir/found"
     awk -v limit="$limit" -v found="$dir/found" -v members="$dir/members" '
       BEGIN { while ((getline l < found) > 0) { i = index(l, "|"); info[substr(l, i + 1)] = substr(l, 1, i - 1) }
               printf "" > members }
@@ -725,7 +727,7 @@ gw_meta() {
     done < "$list"
     return
   fi
-  gw_find "$list" "$dir/found"
+  [ -f "$dir/found" ] || gw_find "$list" "$dir/found"
   # The index is rewritten only where it can be (a user without root may have no /var/lib/groundwork).
   new=; if { [ -d "${c%/*}" ] || mkdir -p "${c%/*}" 2>/dev/null; } && [ -w "${c%/*}" ]; then new=$c.$$; fi
   GW_HASH="tr '\n' '\0' < '$dir/hash' | xargs -0 $h 2>/dev/null" awk -v found="$dir/found" -v index_file="$c" -v hash="$dir/hash" -v new="$new" '
@@ -927,7 +929,9 @@ while [ "$j" -lt "$nx" ]; do
   j=$((j+1)); shift
 done
 IFS= read -r n
-awk -v n="$n" -v reads="$t/reads" -v metas="$t/metas" 'BEGIN { printf "" > reads; printf "" > metas } NR <= n { print > reads; next } { print > metas }'
+awk -v n="$n" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" 'BEGIN { printf "" > reads; printf "" > metas }
+  { print > all } NR <= n { print > reads; next } { print > metas }'
+[ -s "$t/all" ] && gnu_find && gw_find "$t/all" "$t/found"
 gw_read 65536 "$t/reads" "$t"
 printf '@@META\n'
 gw_meta "$t/metas" "$t"
@@ -981,7 +985,7 @@ pub fn parse_exec_outputs(count: usize, out: &[u8]) -> Result<Vec<Option<ExecOut
 /// query its output (each entry may be the host's reason instead, or absent for a query not run).
 pub type BatchEntries = (Vec<ReadEntry>, Vec<Result<Option<FileMeta>, String>>, Vec<Option<ExecOutput>>);
 
-/// Parse the output of BATCH_SCRIPT + META_SCRIPT + BATCH_EXEC_TAIL.
+/// Parse the output of BATCH_SCRIPT + BATCH_EXEC_TAIL.
 pub fn parse_batch_output(
     reads: &[String],
     metas: &[String],
@@ -1367,6 +1371,48 @@ mod tests {
         std::fs::remove_file(d.join("a file")).unwrap();
         assert_eq!(run("")[0], Ok(None));
         assert!(!std::fs::read_to_string(&index).unwrap().contains(&format!("|{}\n", paths[0])));
+    }
+
+    /// The whole batch run for real: a query, files read and digested (one of them both, as the files
+    /// provider asks), all stated by one find; what the parser makes of it is what is on disk.
+    #[test]
+    fn the_batch_reads_digests_and_queries_in_one_run() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("conf"), b"zone\n").unwrap();
+        std::fs::write(d.join("image"), b"hello\n").unwrap();
+        let (conf, image, gone) = (
+            d.join("conf").display().to_string(),
+            d.join("image").display().to_string(),
+            d.join("gone").display().to_string(),
+        );
+        let reads = vec![conf.clone(), gone.clone()];
+        let metas = vec![conf.clone(), image.clone(), gone.clone()];
+        let index = d.join("index");
+        let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}")
+            .replace("/var/lib/groundwork/digest-index", index.to_str().unwrap());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script, "gw", "1", "echo queried; echo oops >&2; exit 3"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", reads.len()).unwrap();
+        for p in reads.iter().chain(&metas) {
+            writeln!(stdin, "{p}").unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let (contents, digests, outputs) = parse_batch_output(&reads, &metas, 1, &out.stdout).unwrap();
+        assert_eq!(contents, [Ok(Some(b"zone\n".to_vec())), Ok(None)]);
+        let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        assert_eq!(digests[1].as_ref().unwrap().as_ref().unwrap().sha256, hello);
+        assert_eq!(digests[0].as_ref().unwrap().as_ref().unwrap().size, 5);
+        assert_eq!(digests[2], Ok(None));
+        assert_eq!(outputs, [Some(ExecOutput { code: 3, stdout: b"queried\n".to_vec(), stderr: b"oops\n".to_vec() })]);
     }
 
     #[test]
