@@ -24,6 +24,8 @@ packages=(
   groff-base
   # Real clients held against the API simulator: the official Python client.
   python3-kubernetes
+  # The drift loop's status page is loaded in a real browser, headless, and screenshotted.
+  chromium fonts-dejavu-core
 )
 # ...and kubectl: Debian's when none is installed (a kubectl from another source is used as it is).
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)

@@ -24,12 +24,12 @@ pub async fn probe_all(reads: Option<&dyn cluster_gates::Reads>, env: &Environme
     for gate in cluster_gates::gates_for(env) {
         if let Some(prev) = out.last().filter(|p| !p.passed) {
             let detail = format!("waits for {}", prev.gate);
-            out.push(GateStatus { gate, passed: false, detail, notes: Vec::new() });
+            out.push(GateStatus { gate, passed: false, detail, notes: Vec::new(), since: None });
             continue;
         }
         let status = match reads {
             Some(c) => cluster_gates::probe(c, env, gate).await,
-            None => GateStatus { gate, passed: false, detail: no_connection(env), notes: Vec::new() },
+            None => GateStatus { gate, passed: false, detail: no_connection(env), notes: Vec::new(), since: None },
         };
         out.push(status);
     }
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn phase_counts_only_passed_gates() {
-        let s = |gate, passed| GateStatus { gate, passed, detail: String::new(), notes: vec![] };
+        let s = |gate, passed| GateStatus { gate, passed, detail: String::new(), notes: vec![], since: None };
         let p = phase_of(&[s(Gate::BootstrapComplete, true), s(Gate::MastersReady, false)]);
         assert!(p.passed(Gate::BootstrapComplete));
         assert!(!p.passed(Gate::MastersReady));

@@ -343,20 +343,24 @@ pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
 
 /// The service table (like the helpernode's `helpernodecheck`): every unit groundwork manages on each
 /// host that runs commands — enabled, active, listening on its role's ports — and the daemon's version.
-async fn service_rows(ws: &Workspace, x: &Expected) -> Result<Vec<groundwork_services::ServiceRow>> {
-    let env = &x.env;
+/// One exec per host, the hosts side by side.
+pub(crate) async fn service_rows(
+    ws: &Workspace,
+    env: &groundwork_sdk::model::Environment,
+) -> Result<Vec<groundwork_services::ServiceRow>> {
     if !env.services.manage {
         return Ok(Vec::new());
     }
-    let mut rows = Vec::new();
-    for (name, host) in &env.hosts {
-        if host.transport == groundwork_sdk::model::TransportKind::Local || !host.run_commands {
-            continue;
-        }
+    let hosts = env
+        .hosts
+        .iter()
+        .filter(|(_, host)| host.transport != groundwork_sdk::model::TransportKind::Local && host.run_commands);
+    let per_host = futures::future::try_join_all(hosts.map(|(name, _)| async move {
         let t = ws.hosts.transport(name).await?;
-        rows.extend(groundwork_services::service_rows(t.as_ref(), env, name).await?);
-    }
-    Ok(rows)
+        Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name).await?)
+    }))
+    .await?;
+    Ok(per_host.into_iter().flatten().collect())
 }
 
 fn service_table(rows: &[groundwork_services::ServiceRow]) -> String {
@@ -457,7 +461,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     };
     let x = Expected::now(&ws).await?;
     let results = probes(&ws, &x, &from).await?;
-    let services = service_rows(&ws, &x).await?;
+    let services = service_rows(&ws, &x.env).await?;
     let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
     if let Some(f) = &opts.junit {

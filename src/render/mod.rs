@@ -1,7 +1,10 @@
 //! Plan output: human text (Terraform-style, coloured unified diffs) and versioned JSON.
 
+pub mod graph_svg;
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod status_page;
 pub mod text;
 
 /// Colour only on a terminal, and never with NO_COLOR set.

@@ -26,7 +26,8 @@ impl Style {
     }
 }
 
-fn verb(a: Action) -> &'static str {
+/// What a change's heading says it does ("will be created").
+pub fn verb(a: Action) -> &'static str {
     match a {
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
@@ -144,40 +145,49 @@ fn changes_only(plan: &Plan, color: bool, heading: &str, nothing: &str) -> Strin
     for p in &plan.changes {
         let c = &p.change;
         let _ = writeln!(out, "\n  {}", st.paint("1", &format!("# {} {}", c.address, verb(c.action))));
-        let _ = writeln!(out, "  {} {}", st.action(c.action, c.action.symbol()), c.address);
-        for w in &c.warnings {
-            let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {}", visible(w))));
-        }
-        if c.sensitive {
-            let _ = writeln!(out, "      (sensitive content hidden)");
-        }
-        for d in &c.details {
-            let (sym, a) = match d.op {
-                DetailOp::Add => ("+", Action::Create),
-                DetailOp::Remove => ("-", Action::Delete),
-                DetailOp::Modify => ("~", Action::Update),
-            };
-            let _ = writeln!(out, "      {}", st.action(a, &format!("{sym} {}", visible(&d.text))));
-        }
-        if let Some(d) = &c.diff {
-            for line in unified(&d.old, &d.new, &d.path).lines().map(visible) {
-                let line = line.as_str();
-                let painted = if line.starts_with("+++") || line.starts_with("---") {
-                    st.paint("1", line)
-                } else if line.starts_with('+') {
-                    st.paint("32", line)
-                } else if line.starts_with('-') {
-                    st.paint("31", line)
-                } else if line.starts_with("@@") {
-                    st.paint("36", line)
-                } else {
-                    line.to_string()
-                };
-                let _ = writeln!(out, "      {painted}");
-            }
-        }
+        out.push_str(&change_body(c, color));
     }
     let _ = writeln!(out, "\n{}", st.paint("1", &summary(plan)));
+    out
+}
+
+/// What a change does, as the plan prints it under its heading: the action and address, warnings, and
+/// the details or the diff (neither for a secret: its content is never shown).
+pub fn change_body(c: &groundwork_sdk::Change, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    let _ = writeln!(out, "  {} {}", st.action(c.action, c.action.symbol()), c.address);
+    for w in &c.warnings {
+        let _ = writeln!(out, "      {}", st.paint("33", &format!("warning: {}", visible(w))));
+    }
+    if c.sensitive {
+        let _ = writeln!(out, "      (sensitive content hidden)");
+    }
+    for d in &c.details {
+        let (sym, a) = match d.op {
+            DetailOp::Add => ("+", Action::Create),
+            DetailOp::Remove => ("-", Action::Delete),
+            DetailOp::Modify => ("~", Action::Update),
+        };
+        let _ = writeln!(out, "      {}", st.action(a, &format!("{sym} {}", visible(&d.text))));
+    }
+    if let Some(d) = &c.diff {
+        for line in unified(&d.old, &d.new, &d.path).lines().map(visible) {
+            let line = line.as_str();
+            let painted = if line.starts_with("+++") || line.starts_with("---") {
+                st.paint("1", line)
+            } else if line.starts_with('+') {
+                st.paint("32", line)
+            } else if line.starts_with('-') {
+                st.paint("31", line)
+            } else if line.starts_with("@@") {
+                st.paint("36", line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "      {painted}");
+        }
+    }
     out
 }
 
@@ -233,7 +243,10 @@ mod tests {
     use groundwork_sdk::{Address, Gate, GateStatus};
 
     fn gate(gate: Gate, passed: bool, detail: &str) -> GateReport {
-        GateReport { status: GateStatus { gate, passed, detail: detail.into(), notes: vec![] }, blocked: vec![] }
+        GateReport {
+            status: GateStatus { gate, passed, detail: detail.into(), notes: vec![], since: None },
+            blocked: vec![],
+        }
     }
 
     #[test]

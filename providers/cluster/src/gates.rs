@@ -26,7 +26,7 @@ pub fn gates_for(env: &Environment) -> Vec<Gate> {
 pub const ROUTER_SELECTOR: &str = "ingresscontroller.operator.openshift.io/deployment-ingresscontroller=default";
 
 fn status(gate: Gate, passed: bool, detail: impl Into<String>) -> GateStatus {
-    GateStatus { gate, passed, detail: detail.into(), notes: Vec::new() }
+    GateStatus { gate, passed, detail: detail.into(), notes: Vec::new(), since: None }
 }
 
 /// What the gate probes and the CSR review read: from the API (a request per read; [`Client`]) or from
@@ -142,9 +142,14 @@ async fn probe_inner(reads: &dyn Reads, env: &Environment, gate: Gate) -> Result
         Gate::BootstrapComplete => {
             let version = reads.version().await?;
             let cm = reads.bootstrap().await?;
+            // The progress service creates the ConfigMap when bootstrapping completes.
+            let created = cm.as_ref().and_then(|c| c.metadata.creation_timestamp.as_ref()).map(|t| t.0.to_string());
             let state = cm.and_then(|c| c.data).and_then(|d| d.get("status").cloned());
             match state.as_deref() {
-                Some("complete") => status(gate, true, format!("API {version} answers; bootstrap complete")),
+                Some("complete") => GateStatus {
+                    since: created,
+                    ..status(gate, true, format!("API {version} answers; bootstrap complete"))
+                },
                 Some(s) => status(gate, false, format!("API {version} answers; bootstrap status {s:?}")),
                 None => status(gate, false, format!("API {version} answers; bootstrap still running")),
             }
@@ -174,14 +179,20 @@ fn router_on_infra(env: &Environment, ic: Option<&DynamicObject>, pods: &[Pod]) 
     }
     let infra: BTreeSet<String> = names(env, &[NodeRole::Infra]).into_iter().collect();
     let mut off = Vec::new();
+    let mut latest = None;
     for p in pods {
         let name = p.metadata.name.clone().unwrap_or_default();
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-        let ready = p
+        let ready_since = p
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"))
+            .map(|c| c.last_transition_time.as_ref().map(|t| t.0));
+        let ready = ready_since.is_some();
+        if infra.contains(&node) {
+            latest = latest.max(ready_since.flatten());
+        }
         if !infra.contains(&node) || !ready {
             off.push(format!(
                 "{name} on {}{}",
@@ -194,7 +205,10 @@ fn router_on_infra(env: &Environment, ic: Option<&DynamicObject>, pods: &[Pod]) 
     if pods.is_empty() {
         status(gate, false, "no router pods yet")
     } else if off.is_empty() {
-        status(gate, true, format!("{} router pod(s) ready on infra nodes", pods.len()))
+        GateStatus {
+            since: latest.map(|t| t.to_string()),
+            ..status(gate, true, format!("{} router pod(s) ready on infra nodes", pods.len()))
+        }
     } else {
         status(gate, false, format!("router pods not on infra nodes yet: {}", off.join(", ")))
     }
@@ -206,14 +220,18 @@ fn condition<'a>(conditions: &'a Value, kind: &str) -> Option<&'a str> {
 
 fn nodes_ready(nodes: &[Node], gate: Gate, want: &[(String, String)]) -> GateStatus {
     let mut ready: BTreeMap<String, bool> = BTreeMap::new();
+    // When each node last became Ready (the gate holds since the last of the declared ones).
+    let mut ready_since: BTreeMap<String, Option<k8s_openapi::jiff::Timestamp>> = BTreeMap::new();
     // Nodes by InternalIP: a declared node that registered under another name is found by its address.
     let mut by_address: BTreeMap<String, String> = BTreeMap::new();
     for n in nodes {
         let name = n.metadata.name.clone().unwrap_or_default();
         let status = n.status.as_ref();
-        let is_ready = status
+        let ready_condition = status
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready" && c.status == "True"));
+        let is_ready = ready_condition.is_some();
+        ready_since.insert(name.clone(), ready_condition.and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0));
         for a in status.and_then(|s| s.addresses.as_ref()).into_iter().flatten() {
             if a.type_ == "InternalIP" {
                 by_address.insert(a.address.clone(), name.clone());
@@ -234,7 +252,11 @@ fn nodes_ready(nodes: &[Node], gate: Gate, want: &[(String, String)]) -> GateSta
         .collect();
     let ok = want.len() - missing.len();
     if missing.is_empty() {
-        status(gate, true, format!("{ok} of {} Ready", want.len()))
+        let since = want.iter().filter_map(|(n, _)| ready_since.get(n).copied().flatten()).max();
+        GateStatus {
+            since: since.map(|t| t.to_string()),
+            ..status(gate, true, format!("{ok} of {} Ready", want.len()))
+        }
     } else {
         status(gate, false, format!("{ok} of {} Ready: {}", want.len(), missing.join(", ")))
     }
@@ -280,7 +302,19 @@ fn install_complete(cv: Option<&DynamicObject>, operators: &[DynamicObject]) -> 
     } else if operators.is_empty() || !not_ok.is_empty() {
         status(gate, false, format!("operators waiting: {}", not_ok.join(", ")))
     } else {
-        status(gate, true, format!("ClusterVersion Available; {} operators Available", operators.len()))
+        // The history's newest completed update (the install itself, on a new cluster).
+        let completed = cv.data["status"]["history"]
+            .as_array()
+            .and_then(|h| h.iter().find(|u| u["state"] == "Completed"))
+            .and_then(|u| u["completionTime"].as_str());
+        let available_since = conds
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Available"))
+            .and_then(|c| c["lastTransitionTime"].as_str());
+        GateStatus {
+            since: completed.or(available_since).map(str::to_string),
+            ..status(gate, true, format!("ClusterVersion Available; {} operators Available", operators.len()))
+        }
     }
 }
 
@@ -428,5 +462,42 @@ mod tests {
         assert!(m.contains("no PTR record"), "{m}");
         let m = misnamed("m1.lab.example.test", "10.88.0.21", "m1");
         assert!(m.ends_with("its hostname is not the inventory's name m1.lab.example.test"), "{m}");
+    }
+
+    #[test]
+    fn a_passed_gate_says_since_when_from_the_clusters_own_times() {
+        let node = |name: &str, ready_at: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}
+            }))
+            .unwrap()
+        };
+        let nodes =
+            [node("m1", "2026-12-02T10:05:00Z"), node("m2", "2026-12-02T10:09:30Z"), node("x", "2026-12-03T00:00:00Z")];
+        let want = [("m1".to_string(), String::new()), ("m2".to_string(), String::new())];
+        let s = nodes_ready(&nodes, Gate::MastersReady, &want);
+        assert!(s.passed);
+        // The last declared node to become Ready; an undeclared one does not count.
+        assert_eq!(s.since.as_deref(), Some("2026-12-02T10:09:30Z"));
+        assert_eq!(nodes_ready(&nodes[..1], Gate::MastersReady, &want).since, None);
+
+        let cv: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "config.openshift.io/v1", "kind": "ClusterVersion", "metadata": {"name": "version"},
+            "status": {
+                "conditions": [{"type": "Available", "status": "True", "lastTransitionTime": "2026-12-02T11:00:00Z"},
+                               {"type": "Progressing", "status": "False"}],
+                "history": [{"state": "Completed", "completionTime": "2026-12-02T10:58:00Z"}]
+            }
+        }))
+        .unwrap();
+        let op: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "config.openshift.io/v1", "kind": "ClusterOperator", "metadata": {"name": "dns"},
+            "status": {"conditions": [{"type": "Available", "status": "True"}, {"type": "Degraded", "status": "False"}]}
+        }))
+        .unwrap();
+        let s = install_complete(Some(&cv), std::slice::from_ref(&op));
+        assert!(s.passed, "{s:?}");
+        assert_eq!(s.since.as_deref(), Some("2026-12-02T10:58:00Z"));
     }
 }

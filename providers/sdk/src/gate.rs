@@ -73,4 +73,8 @@ pub struct GateStatus {
     /// Further lines worth showing (CSRs refused and why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// When the cluster says the gate came to hold (RFC 3339), where its objects tell: the bootstrap
+    /// ConfigMap's creation, the last Ready transition of the nodes, the ClusterVersion's completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }

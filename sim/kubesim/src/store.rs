@@ -81,20 +81,11 @@ pub struct Store {
     pub window: usize,
     revision: u64,
     uids: u64,
-    /// Seconds since the store started: creation timestamps are derived from it.
-    pub clock: f64,
 }
 
 impl Default for Store {
     fn default() -> Store {
-        Store {
-            objects: BTreeMap::new(),
-            history: BTreeMap::new(),
-            window: DEFAULT_WINDOW,
-            revision: 0,
-            uids: 0,
-            clock: 0.0,
-        }
+        Store { objects: BTreeMap::new(), history: BTreeMap::new(), window: DEFAULT_WINDOW, revision: 0, uids: 0 }
     }
 }
 
@@ -294,7 +285,7 @@ impl Store {
         }
         self.uids += 1;
         v["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uids));
-        v["metadata"]["creationTimestamp"] = json!(format!("2026-01-01T00:00:{:02}Z", (self.clock as u64) % 60));
+        v["metadata"]["creationTimestamp"] = json!(now_rfc3339());
         self.objects.insert(key3(k), Stored { value: v, owners });
         self.written(k, EventType::Added, None).ok_or(StoreError::NotFound)
     }
@@ -392,6 +383,12 @@ impl Store {
         self.record(&k3.0, &k3.1, EventType::Deleted, v.clone(), None);
         Ok(v)
     }
+}
+
+/// The wall clock in RFC 3339, to the second (as metadata and conditions carry it).
+pub fn now_rfc3339() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
 }
 
 #[cfg(test)]

@@ -59,11 +59,14 @@ pub const INGRESS_CONTROLLERS: &str = "operator.openshift.io/v1/ingresscontrolle
 pub const REGISTRY_CONFIGS: &str = "imageregistry.operator.openshift.io/v1/configs";
 pub const STORAGE_CLASSES: &str = "storage.k8s.io/v1/storageclasses";
 
+/// Conditions as they change now: their transition time is the wall clock's, as an apiserver's is (the
+/// status page's install timeline shows them).
 fn conditions(pairs: &[(&str, &str)]) -> Value {
+    let now = crate::store::now_rfc3339();
     Value::Array(
         pairs
             .iter()
-            .map(|(t, s)| json!({"type": t, "status": s, "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "Simulated"}))
+            .map(|(t, s)| json!({"type": t, "status": s, "lastTransitionTime": now, "reason": "Simulated"}))
             .collect(),
     )
 }
@@ -279,9 +282,11 @@ impl Sim {
                     );
                 }
                 let c = conditions(&[("Available", "True"), ("Progressing", "False"), ("Failing", "False")]);
+                let history = json!([{"state": "Completed", "version": "4.20.0", "startedTime": crate::store::now_rfc3339(),
+                                      "completionTime": crate::store::now_rfc3339()}]);
                 let _ = self.store.update(
                     &key(CLUSTER_VERSIONS, None, "version"),
-                    &json!({"status": {"conditions": c}}),
+                    &json!({"status": {"conditions": c, "history": history}}),
                     true,
                 );
                 self.operators_done = true;

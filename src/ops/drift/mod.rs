@@ -1,6 +1,9 @@
 //! `drift`: plan, report what differs (exit 0 none, 2 drift, 1 error), optionally heal it; once, or every
 //! interval while serving Prometheus metrics.
 
+mod http;
+mod status;
+
 use super::write_atomically;
 use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::engine::Plan;
@@ -14,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct DriftOptions {
     pub json: bool,
@@ -153,6 +155,11 @@ impl Metrics {
         self.heals.inc();
     }
 
+    /// (checks, errors, heals) since the process started.
+    fn counts(&self) -> (u64, u64, u64) {
+        (self.checks.get(), self.errors.get(), self.heals.get())
+    }
+
     /// OpenMetrics text (Prometheus scrapes it; node_exporter's textfile collector reads it).
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -179,8 +186,19 @@ fn now_unix() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// One check: plan, report, update metrics, heal if asked.
-async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics) -> Result<u8> {
+/// What one check found: for the exit code, and for the status page.
+pub(crate) struct Checked {
+    code: u8,
+    plan: Plan,
+    vips: Vec<super::verify::VipHolding>,
+    services: Vec<groundwork_services::ServiceRow>,
+    healed: bool,
+    duration: f64,
+}
+
+/// One check: plan, report, update metrics, heal if asked. `services`: also read the service table
+/// (for the status page; one more exec per infra host).
+async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, services: bool) -> Result<Checked> {
     let started = Instant::now();
     metrics.check_started();
     let result = ws.plan().await;
@@ -193,7 +211,14 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics) -> Result
     };
     // The VIPs the load balancers share: exactly one holder each. None or two is no config drift (no
     // apply fixes it) but breaks what the environment promises, so it is reported as drift.
-    let vips = match super::verify::vip_holders(ws).await {
+    let table = async {
+        if services {
+            super::verify::service_rows(ws, &ws.loaded.env).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let (vips, services) = match tokio::try_join!(super::verify::vip_holders(ws), table) {
         Ok(v) => v,
         Err(e) => {
             metrics.check_failed(started.elapsed().as_secs_f64());
@@ -225,11 +250,13 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics) -> Result
             }
         }
     }
-    if plan.is_empty() {
-        return Ok(if vips_broken { EXIT_CHANGES } else { EXIT_OK });
+    let mut checked = Checked { code: EXIT_CHANGES, plan, vips, services, healed: false, duration };
+    if checked.plan.is_empty() {
+        checked.code = if vips_broken { EXIT_CHANGES } else { EXIT_OK };
+        return Ok(checked);
     }
     if !opts.heal {
-        return Ok(EXIT_CHANGES);
+        return Ok(checked);
     }
     // Heal under the same lock and safety as apply: re-plan once the lock is held.
     let lock = ws.lock("drift --heal", opts.lock_timeout).await?;
@@ -242,7 +269,9 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics) -> Result
     healed?;
     metrics.healed();
     crate::outln!("Healed: the infrastructure matches the environment again.");
-    Ok(EXIT_OK)
+    checked.code = EXIT_OK;
+    checked.healed = true;
+    Ok(checked)
 }
 
 /// Every resource read is a case, failed when it drifted; every shared VIP is one too.
@@ -276,24 +305,30 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let metrics = Metrics::new(&ws.loaded.name, &ws.registry.names());
     let Some(every) = opts.every else {
-        let code = check(&ws, opts, &metrics).await;
+        let code = check(&ws, opts, &metrics, false).await.map(|c| c.code);
         if let Some(f) = &opts.metrics_file {
             write_atomically(f, &metrics.render())?;
         }
         return code;
     };
-    let shared = Arc::new(Mutex::new(metrics.render()));
+    let mut status = status::Status::new(&ws, every);
+    let shared = Arc::new(Mutex::new(Served { metrics: metrics.render(), status: status.snapshot.clone() }));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
         .map_err(|e| Error::Io { path: opts.listen.clone(), message: e.to_string() })?;
     // The address actually bound (`--listen 127.0.0.1:0` picks a free port).
     let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| opts.listen.clone());
-    crate::errln!("groundwork drift: checking every {}s, metrics on http://{bound}/metrics", every.as_secs());
-    tokio::spawn(serve(listener, shared.clone()));
+    crate::errln!(
+        "groundwork drift: checking every {}s; status page on http://{bound}/, metrics on http://{bound}/metrics",
+        every.as_secs()
+    );
+    tokio::spawn(http::serve(listener, shared.clone(), status.layout.clone()));
     loop {
-        if let Err(e) = check(&ws, opts, &metrics).await {
+        let result = check(&ws, opts, &metrics, true).await;
+        if let Err(e) = &result {
             crate::errln!("error: {e}");
         }
+        status.record(result, metrics.counts());
         let text = metrics.render();
         if let Some(f) = &opts.metrics_file {
             if let Err(e) = write_atomically(f, &text) {
@@ -301,11 +336,17 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
             }
         }
         if let Ok(mut m) = shared.lock() {
-            *m = text;
+            *m = Served { metrics: text, status: status.snapshot.clone() };
         }
         release_freed_memory();
         tokio::time::sleep(every).await;
     }
+}
+
+/// What the endpoint serves: the metrics text and the page's snapshot, replaced after each check.
+pub(crate) struct Served {
+    pub(crate) metrics: String,
+    pub(crate) status: Arc<render::status_page::Snapshot>,
 }
 
 /// Give the memory a tick freed back to the system. glibc's malloc keeps freed heap pages (and, after a
@@ -317,47 +358,6 @@ fn release_freed_memory() {
     // touches no memory the program holds.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-/// A minimal HTTP/1.0 endpoint: GET /metrics answers the latest metrics, /healthz `ok`, anything else 404.
-async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Mutex<String>>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else { continue };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            while n < buf.len() {
-                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf[n..])).await {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(k)) => {
-                        n += k;
-                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                }
-            }
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, kind, body) = match path {
-                "/metrics" => (
-                    "200 OK",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics.lock().map(|m| m.clone()).unwrap_or_default(),
-                ),
-                // Liveness for a Deployment's probe: the process serves (the checks' own health is in
-                // groundwork_drift_last_check_success).
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                _ => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_string()),
-            };
-            let reply = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-        });
     }
 }
 
@@ -380,11 +380,18 @@ mod tests {
                     passed: true,
                     detail: String::new(),
                     notes: vec![],
+                    since: None,
                 },
                 blocked: vec![],
             },
             crate::engine::gates::GateReport {
-                status: GateStatus { gate: Gate::InstallComplete, passed: false, detail: String::new(), notes: vec![] },
+                status: GateStatus {
+                    gate: Gate::InstallComplete,
+                    passed: false,
+                    detail: String::new(),
+                    notes: vec![],
+                    since: None,
+                },
                 blocked: vec![],
             },
         ];
