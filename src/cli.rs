@@ -147,10 +147,10 @@ pub enum Command {
         /// Also write Prometheus metrics to this file (node_exporter textfile format).
         #[arg(long, value_name = "FILE")]
         metrics_file: Option<PathBuf>,
-        /// Keep running: check on this interval (e.g. 15m) and serve /metrics.
+        /// Keep running: check on this interval (e.g. 15m) and serve the status page at /, /metrics and /healthz.
         #[arg(long, value_parser = parse_duration)]
         every: Option<Duration>,
-        /// Address of the metrics endpoint in --every mode.
+        /// Address of the status page and metrics in --every mode (loopback unless you say otherwise).
         #[arg(long, default_value = "127.0.0.1:9810")]
         listen: String,
         /// Apply the drift-correcting plan (same lock and checks as apply).

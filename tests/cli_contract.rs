@@ -213,3 +213,28 @@ fn man_pages_render_and_cover_every_command() {
         assert!(text.contains(option), "{option} missing:\n{text}");
     }
 }
+
+/// `drift --every` without `--listen` serves on loopback only: started in a network namespace of its
+/// own (port 9810 is free there whatever runs beside the test), its one listening socket is read back
+/// with ss.
+#[test]
+fn the_drift_loop_listens_on_loopback_unless_told_otherwise() {
+    let env = demo_env();
+    let script = r#"ip link set lo up
+"$GW" drift "$ENV" --every 1h >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do ss -Hltn | grep -q . && break; sleep 0.05; done
+ss -Hltn
+kill "$pid""#;
+    let out = Command::new("unshare")
+        .args(["--net", "sh", "-c", script])
+        .env("GW", env!("CARGO_BIN_EXE_groundwork"))
+        .env("ENV", env.path())
+        .output()
+        .expect("unshare");
+    let listening: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect();
+    assert_eq!(listening, ["127.0.0.1:9810"], "{}", String::from_utf8_lossy(&out.stderr));
+}

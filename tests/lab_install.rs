@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::drift_loop::{curl, wait_for_page, DriftLoop};
 use common::groundwork;
 use common::lab::Lab;
 use groundwork_cluster::csr;
@@ -255,6 +256,34 @@ async fn one_apply_takes_empty_hosts_to_day_two_and_resumes_after_a_gate_timeout
     let names: Vec<&str> = gates.iter().map(|(g, _)| g.as_str()).collect();
     assert_eq!(names, ["bootstrap-complete", "masters-ready", "workers-joined", "install-complete", "router-on-infra"]);
     assert!(gates.iter().all(|(_, passed)| *passed), "{gates:?}");
+    // Each says since when, in the cluster's own time (the simulator's clock is the wall clock).
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut since = Vec::new();
+    for g in doc["gates"].as_array().unwrap() {
+        let t = g["since"].as_str().unwrap_or_else(|| panic!("no since: {g}"));
+        let at: k8s_openapi::jiff::Timestamp = t.parse().unwrap_or_else(|e| panic!("{t}: {e}"));
+        let age = now.duration_since(at).as_secs();
+        assert!((0..3600).contains(&age), "{g} is {age} s old");
+        since.push(t.to_string());
+    }
+
+    // The drift loop's status page shows the gates and the install's timeline.
+    let drift = DriftLoop::start(env, "127.0.0.1:0");
+    let url = format!("{}/", drift.url);
+    wait_for_page(&url, "the gates in sync", |p| p.contains(r#"data-outcome="in-sync""#));
+    let page = scraper::Html::parse_document(&curl(&[&url]));
+    let select = |s: &str| scraper::Selector::parse(s).unwrap();
+    let passed: Vec<String> = page
+        .select(&select("#gates tr[data-gate] td.state"))
+        .map(|e| e.value().attr("class").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(passed, vec!["state passed".to_string(); 5]);
+    let timeline: Vec<String> = page.select(&select("#timeline li")).map(|e| e.text().collect()).collect();
+    assert_eq!(timeline.len(), 5, "{timeline:?}");
+    assert!(timeline[0].starts_with("bootstrap-complete passed: ") && timeline[4].starts_with("router-on-infra"));
+    for (t, at) in timeline.iter().zip(&since) {
+        assert!(t.ends_with(&format!("{at} (the cluster's time)")), "{t} vs {at}");
+    }
 }
 
 /// The seed's first trap, seen from the cluster: a master without a PTR record registers as

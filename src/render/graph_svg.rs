@@ -54,7 +54,7 @@ impl ResourceState {
         match self {
             ResourceState::InSync => "✓",
             ResourceState::Unknown => "?",
-            ResourceState::Waiting => "⏳",
+            ResourceState::Waiting => "◷",
             ResourceState::Drifted => "~",
             ResourceState::Failed => "✗",
         }
@@ -80,7 +80,7 @@ const GAP_X: usize = 60;
 const GAP_Y: usize = 10;
 const MARGIN: usize = 10;
 /// Characters of a label that fit a box in 12px monospace.
-const LABEL_CHARS: usize = 36;
+const LABEL_CHARS: usize = 33;
 
 /// One box: a resource, or several of one kind in one column.
 #[derive(Debug, Clone, PartialEq)]

@@ -169,10 +169,9 @@ pub fn page(s: &Snapshot, layout: &Layout, now_unix: f64) -> String {
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"</p><p class="muted" id="counters">{} check(s), {} failed, {} heal(s) since {}. The page reloads every {} s.</p></header>
-"#,
+        r#"</p><p class="muted" id="counters">{} check(s), {} failed, {} heal(s) since {}. The page reloads every {} s.</p></header>"#,
         s.checks,
         s.errors,
         s.heals,
@@ -238,7 +237,7 @@ fn gates(h: &mut String, gates: &[GateRow]) {
             r#"<section id="gates"><h2>Install gates</h2><div class="table-scroll"><table><thead><tr><th>Gate</th><th>Status</th><th>Seen</th><th>Waiting</th></tr></thead><tbody>"#,
         );
         for g in gates {
-            let (cls, word) = if g.passed { ("passed", "✓ passed") } else { ("waiting", "⏳ not yet") };
+            let (cls, word) = if g.passed { ("passed", "✓ passed") } else { ("waiting", "◷ not yet") };
             let mut seen = escape(&g.detail);
             for n in &g.notes {
                 let _ = write!(seen, "<br>{}", escape(n));
@@ -396,9 +395,9 @@ fn ago(seconds: f64) -> String {
 }
 
 fn interval(seconds: u64) -> String {
-    if seconds % 3600 == 0 && seconds > 0 {
+    if seconds > 0 && seconds.is_multiple_of(3600) {
         format!("{} h", seconds / 3600)
-    } else if seconds % 60 == 0 && seconds > 0 {
+    } else if seconds > 0 && seconds.is_multiple_of(60) {
         format!("{} min", seconds / 60)
     } else {
         format!("{seconds} s")

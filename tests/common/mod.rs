@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Shared helpers for integration tests.
 
+pub mod drift_loop;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -705,7 +705,20 @@ pub fn diff_file(
             }
         }
     }
-    if change.action != Action::NoOp && !change.sensitive {
+    // Where no content is shown (a secret, or a file read by digest only), the digests say what changes.
+    let digests = |change: &mut Change| {
+        if let Some(d) = desired.filter(|d| actual.is_none_or(|a| a.sha256 != d.sha256)) {
+            let from = actual.map(|a| format!("sha256:{}… ", &a.sha256[..12.min(a.sha256.len())])).unwrap_or_default();
+            change.details.push(groundwork_sdk::Detail::modify(format!(
+                "{from}→ sha256:{}… ({} bytes)",
+                &d.sha256[..12.min(d.sha256.len())],
+                d.size
+            )));
+        }
+    };
+    if change.action != Action::NoOp && change.sensitive {
+        digests(&mut change);
+    } else if change.action != Action::NoOp {
         let new = desired.and_then(|d| d.content.clone());
         let old = actual.and_then(|a| a.content.clone());
         change.details.extend(boot_details(old.as_deref(), new.as_deref()));
@@ -715,13 +728,8 @@ pub fn diff_file(
                 old: old.unwrap_or_default(),
                 new: new.unwrap_or_default(),
             });
-        } else if let Some(d) = desired {
-            let from = actual.map(|a| format!("sha256:{}… ", &a.sha256[..12.min(a.sha256.len())])).unwrap_or_default();
-            change.details.push(groundwork_sdk::Detail::modify(format!(
-                "{from}→ sha256:{}… ({} bytes)",
-                &d.sha256[..12.min(d.sha256.len())],
-                d.size
-            )));
+        } else {
+            digests(&mut change);
         }
     }
     if let Some(d) = desired {
@@ -852,7 +860,10 @@ mod tests {
         s.age_hours = Some(13);
         s.warn_hours = Some(12);
         let c = diff_file(&addr(), Some(&s), Some(&obs("aa", 0o644))).unwrap();
-        assert!(c.sensitive && c.diff.is_none() && c.details.is_empty());
+        assert!(c.sensitive && c.diff.is_none());
+        // Only the digests say what changes.
+        let details: Vec<&str> = c.details.iter().map(|d| d.text.as_str()).collect();
+        assert_eq!(details, [format!("sha256:aa… → sha256:bb… ({} bytes)", s.size)]);
         assert!(c.warnings[0].contains("13 h old"), "{:?}", c.warnings);
         s.age_hours = Some(30);
         let err = diff_file(&addr(), Some(&s), None).unwrap_err();
