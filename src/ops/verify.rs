@@ -347,6 +347,7 @@ pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
 pub(crate) async fn service_rows(
     ws: &Workspace,
     env: &groundwork_sdk::model::Environment,
+    versions: bool,
 ) -> Result<Vec<groundwork_services::ServiceRow>> {
     if !env.services.manage {
         return Ok(Vec::new());
@@ -357,7 +358,7 @@ pub(crate) async fn service_rows(
         .filter(|(_, host)| host.transport != groundwork_sdk::model::TransportKind::Local && host.run_commands);
     let per_host = futures::future::try_join_all(hosts.map(|(name, _)| async move {
         let t = ws.hosts.transport(name).await?;
-        Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name).await?)
+        Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name, versions).await?)
     }))
     .await?;
     Ok(per_host.into_iter().flatten().collect())
@@ -461,7 +462,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     };
     let x = Expected::now(&ws).await?;
     let results = probes(&ws, &x, &from).await?;
-    let services = service_rows(&ws, &x.env).await?;
+    let services = service_rows(&ws, &x.env, true).await?;
     let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
     if let Some(f) = &opts.junit {

@@ -364,10 +364,13 @@ pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
 }
 
 /// The service table of one host: every unit groundwork manages there, through the host's transport.
+/// `versions`: also ask each daemon its version (a process each, firewall-cmd's a Python one); without,
+/// the version column is empty.
 pub async fn service_rows(
     t: &dyn groundwork_sdk::Transport,
     env: &Environment,
     host: &str,
+    versions: bool,
 ) -> Result<Vec<ServiceRow>, Error> {
     let Some(h) = env.hosts.get(host) else { return Ok(Vec::new()) };
     let at = |e: groundwork_sdk::TransportError| Error::Failed {
@@ -380,17 +383,21 @@ pub async fn service_rows(
     }
     let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
     let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service").arg(units.join(" "));
-    for daemon in &daemons {
+    for daemon in daemons.iter().filter(|_| versions) {
         cmd = cmd.arg(version_command(*daemon));
     }
     let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
     let (words, after) = parse_show(units.len(), &out);
-    let (versions, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));
+    let (version_text, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));
     let listening = parse_listening(ss);
-    let mut versions = versions.lines().map(str::trim);
+    let mut version_lines = version_text.lines().map(str::trim);
     let mut rows = Vec::new();
     for ((daemon, unit), (enabled, active)) in daemons.into_iter().zip(units).zip(words) {
-        let version = versions.next().filter(|l| !l.is_empty()).unwrap_or("unknown").to_string();
+        let version = match version_lines.next() {
+            Some(l) if !l.is_empty() => l.to_string(),
+            _ if versions => "unknown".to_string(),
+            _ => String::new(),
+        };
         let ports = served_ports(env, daemon)
             .into_iter()
             .map(|(port, proto)| (format!("{port}/{proto}"), listening.contains(&(port, proto.to_string()))))

@@ -196,29 +196,29 @@ pub(crate) struct Checked {
     duration: f64,
 }
 
-/// One check: plan, report, update metrics, heal if asked. `services`: also read the service table
-/// (for the status page; one more exec per infra host).
-async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, services: bool) -> Result<Checked> {
+/// Which service table a check reads for the status page: none, or one with or without the daemons'
+/// versions (a process per daemon: asked for now and then, not on every check).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ServiceTable {
+    None,
+    States,
+    StatesAndVersions,
+}
+
+/// One check: plan, report, update metrics, heal if asked; the service table beside the plan (one more
+/// exec per infra host, over the same connections).
+async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: ServiceTable) -> Result<Checked> {
     let started = Instant::now();
     metrics.check_started();
-    let result = ws.plan().await;
-    let plan: Plan = match result {
-        Ok(p) => p,
-        Err(e) => {
-            metrics.check_failed(started.elapsed().as_secs_f64());
-            return Err(e);
+    let services = async {
+        match table {
+            ServiceTable::None => Ok(Vec::new()),
+            t => super::verify::service_rows(ws, &ws.loaded.env, t == ServiceTable::StatesAndVersions).await,
         }
     };
     // The VIPs the load balancers share: exactly one holder each. None or two is no config drift (no
     // apply fixes it) but breaks what the environment promises, so it is reported as drift.
-    let table = async {
-        if services {
-            super::verify::service_rows(ws, &ws.loaded.env).await
-        } else {
-            Ok(Vec::new())
-        }
-    };
-    let (vips, services) = match tokio::try_join!(super::verify::vip_holders(ws), table) {
+    let (plan, vips, services) = match tokio::try_join!(ws.plan(), super::verify::vip_holders(ws), services) {
         Ok(v) => v,
         Err(e) => {
             metrics.check_failed(started.elapsed().as_secs_f64());
@@ -305,7 +305,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let metrics = Metrics::new(&ws.loaded.name, &ws.registry.names());
     let Some(every) = opts.every else {
-        let code = check(&ws, opts, &metrics, false).await.map(|c| c.code);
+        let code = check(&ws, opts, &metrics, ServiceTable::None).await.map(|c| c.code);
         if let Some(f) = &opts.metrics_file {
             write_atomically(f, &metrics.render())?;
         }
@@ -324,7 +324,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     );
     tokio::spawn(http::serve(listener, shared.clone(), status.layout.clone()));
     loop {
-        let result = check(&ws, opts, &metrics, true).await;
+        let result = check(&ws, opts, &metrics, status.service_table()).await;
         if let Err(e) = &result {
             crate::errln!("error: {e}");
         }

@@ -1,7 +1,7 @@
 //! What the status page shows, kept by the drift loop: the graph's layout (once per environment) and a
 //! snapshot replaced after each check, with the install timeline carried across checks.
 
-use super::Checked;
+use super::{Checked, ServiceTable};
 use crate::engine::Plan;
 use crate::error::Result;
 use crate::ops::Workspace;
@@ -11,14 +11,20 @@ use crate::render::status_page::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Status {
     pub layout: Arc<Layout>,
     pub snapshot: Arc<Snapshot>,
     /// Every address in the picture, to find the ones a failed check's error names.
     addresses: Vec<String>,
+    /// The daemons' versions by (host, unit), and when they were last asked.
+    versions: BTreeMap<(String, String), String>,
+    versions_read: Option<Instant>,
 }
+
+/// How often the daemons are asked their versions (a package update shows within this).
+const VERSIONS_EVERY: Duration = Duration::from_secs(3600);
 
 impl Status {
     pub fn new(ws: &Workspace, every: Duration) -> Status {
@@ -34,7 +40,21 @@ impl Status {
             last: None,
             timeline: Vec::new(),
         };
-        Status { layout: Arc::new(layout), snapshot: Arc::new(snapshot), addresses }
+        Status {
+            layout: Arc::new(layout),
+            snapshot: Arc::new(snapshot),
+            addresses,
+            versions: BTreeMap::new(),
+            versions_read: None,
+        }
+    }
+
+    /// The service table the next check reads: with versions on the first check and hourly after.
+    pub fn service_table(&self) -> ServiceTable {
+        match self.versions_read {
+            Some(at) if at.elapsed() < VERSIONS_EVERY => ServiceTable::States,
+            _ => ServiceTable::StatesAndVersions,
+        }
     }
 
     /// Take in one check's result and the run's counters.
@@ -43,8 +63,19 @@ impl Status {
         (next.checks, next.errors, next.heals) = (checks, errors, heals);
         let finished_unix = super::now_unix();
         next.last = Some(match result {
-            Ok(c) => {
+            Ok(mut c) => {
                 next.timeline = timeline(&next.timeline, &c.plan, finished_unix);
+                if self.service_table() == ServiceTable::StatesAndVersions {
+                    self.versions_read = Some(Instant::now());
+                }
+                for r in &mut c.services {
+                    let key = (r.host.clone(), r.unit.clone());
+                    if r.version.is_empty() {
+                        r.version = self.versions.get(&key).cloned().unwrap_or_default();
+                    } else {
+                        self.versions.insert(key, r.version.clone());
+                    }
+                }
                 last_check(c, finished_unix)
             }
             Err(e) => {
@@ -193,6 +224,47 @@ mod tests {
             status: GateStatus { gate, passed, detail: String::new(), notes: vec![], since: since.map(str::to_string) },
             blocked,
         }
+    }
+
+    fn checked(version: &str) -> Checked {
+        let row = groundwork_services::ServiceRow {
+            host: "ns1".into(),
+            daemon: groundwork_sdk::model::Daemon::Named,
+            unit: "named.service".into(),
+            enabled: "enabled".into(),
+            active: "active".into(),
+            ports: vec![],
+            version: version.into(),
+        };
+        Checked { code: 0, plan: plan(vec![]), vips: vec![], services: vec![row], healed: false, duration: 0.1 }
+    }
+
+    #[test]
+    fn versions_are_asked_first_and_carried_over_checks_that_do_not_ask() {
+        let layout = Arc::new(Layout::new([]));
+        let mut st = Status {
+            layout,
+            snapshot: Arc::new(Snapshot {
+                environment: "lab".into(),
+                every_seconds: 1,
+                started_unix: 0.0,
+                checks: 0,
+                errors: 0,
+                heals: 0,
+                last: None,
+                timeline: vec![],
+            }),
+            addresses: vec![],
+            versions: BTreeMap::new(),
+            versions_read: None,
+        };
+        assert!(st.service_table() == ServiceTable::StatesAndVersions);
+        st.record(Ok(checked("BIND 9.18")), (1, 0, 0));
+        assert!(st.service_table() == ServiceTable::States);
+        st.record(Ok(checked("")), (2, 0, 0));
+        let last = st.snapshot.last.as_ref().unwrap();
+        assert_eq!(last.services[0].version, "BIND 9.18");
+        assert_eq!(st.snapshot.checks, 2);
     }
 
     #[test]
