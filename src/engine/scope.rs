@@ -19,24 +19,34 @@ fn set(patterns: &[String]) -> Result<Option<GlobSet>> {
     b.build().map(Some).map_err(|e| Error::Usage(e.to_string()))
 }
 
-/// `--target` / `--exclude` compiled once.
+/// `--target` / `--exclude` compiled once, or a set of exact addresses (what an apply changed, read
+/// back after it).
 #[derive(Default)]
 pub struct Matcher {
     targets: Option<GlobSet>,
     excludes: Option<GlobSet>,
+    exactly: Option<BTreeSet<Address>>,
 }
 
 impl Matcher {
     pub fn new(targets: &[String], excludes: &[String]) -> Result<Matcher> {
-        Ok(Matcher { targets: set(targets)?, excludes: set(excludes)? })
+        Ok(Matcher { targets: set(targets)?, excludes: set(excludes)?, exactly: None })
+    }
+
+    /// These addresses and nothing else.
+    pub fn exactly(addresses: impl IntoIterator<Item = Address>) -> Matcher {
+        Matcher { exactly: Some(addresses.into_iter().collect()), ..Matcher::default() }
     }
 
     /// No pattern at all: everything is in scope.
     pub fn is_everything(&self) -> bool {
-        self.targets.is_none() && self.excludes.is_none()
+        self.targets.is_none() && self.excludes.is_none() && self.exactly.is_none()
     }
 
     pub fn matches(&self, address: &Address) -> bool {
+        if let Some(only) = &self.exactly {
+            return only.contains(address);
+        }
         let s = address.to_string();
         self.targets.as_ref().is_none_or(|t| t.is_match(&s)) && !self.excludes.as_ref().is_some_and(|x| x.is_match(&s))
     }
@@ -106,5 +116,15 @@ mod tests {
         assert!(Matcher::new(&["files.*".into()], &[])
             .unwrap()
             .matches(&Address::parse("files.file[bastion:/f]").unwrap()));
+    }
+
+    #[test]
+    fn an_exact_set_matches_only_its_addresses_literally() {
+        let all = vec![r("bind.zone[ns1:a]", &[]), r("bind.zone[ns1:a*]", &[]), r("files.file[bastion:/f]", &[])];
+        let m = Matcher::exactly([Address::parse("bind.zone[ns1:a*]").unwrap()]);
+        assert!(!m.is_everything());
+        let (kept, _) = m.select(&all);
+        assert_eq!(kept.iter().map(|r| r.address.to_string()).collect::<Vec<_>>(), ["bind.zone[ns1:a*]"]);
+        assert!(Matcher::exactly([]).select(&all).0.is_empty());
     }
 }

@@ -391,7 +391,9 @@ async fn wait_gate(ws: &Workspace, gate: Gate, timeout: Option<Duration>) -> Res
 /// Apply a plan (the caller holds the lock), report, and check that a fresh plan is empty.
 pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
     apply_plan(ws, plan).await?;
-    let after = ws.plan().await?;
+    // Read back what was changed: the rest was read under the lock and found as desired.
+    let changed = crate::engine::scope::Matcher::exactly(plan.changes.iter().map(|c| c.change.address.clone()));
+    let after = ws.plan_in(&changed).await?;
     if let Err(e) = check_read_back(plan, &after) {
         show_plan(&after);
         return Err(e);

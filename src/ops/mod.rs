@@ -133,6 +133,11 @@ impl Workspace {
     /// Probe the gates, expand the inventory for the phase they put it in, refresh and diff; with -v,
     /// the time of each phase and the round trips per host.
     pub async fn plan(&self) -> Result<Plan> {
+        self.plan_in(&self.scope).await
+    }
+
+    /// [`Workspace::plan`] of the resources `scope` selects (and what they depend on).
+    pub async fn plan_in(&self, scope: &crate::engine::scope::Matcher) -> Result<Plan> {
         // Reading every host takes a moment over SSH: say so if it takes more than a second.
         let _spinner =
             crate::output::DelayedSpinner::new("reading the hosts and the cluster", std::time::Duration::from_secs(1));
@@ -143,7 +148,7 @@ impl Workspace {
         let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
         let (active, blocked) = gates::partition(self.expand(&phase)?, &phase);
-        let (desired, _) = self.scope.select(&active);
+        let (desired, _) = scope.select(&active);
         let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
         let pending = config::expand::pending_for(&self.loaded, &phase, &x)?
             .filter(|(blocker, _)| desired.iter().any(|r| &r.address == blocker))
@@ -152,8 +157,7 @@ impl Workspace {
         waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
-        let refreshed =
-            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, &self.scope).await?;
+        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;

@@ -3,7 +3,9 @@
 //! are passed as quoted positional arguments, never spliced into the script.
 
 use async_trait::async_trait;
-use groundwork_sdk::transport::{shell_quote, Batch, Cmd, ExecOutput, FileMeta, Prefetch, Transport, WriteOptions};
+use groundwork_sdk::transport::{
+    shell_quote, Batch, CheckRejection, Cmd, ExecOutput, FileMeta, Prefetch, Transport, WriteOptions,
+};
 use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
@@ -494,19 +496,35 @@ impl SshTransport {
         size: Option<u64>,
         bound: Duration,
     ) -> Result<(), TransportError> {
-        let mode = opts.mode.map(|m| format!("{m:o}")).unwrap_or_default();
-        let owner = opts.owner.clone().unwrap_or_default();
-        let group = opts.group.clone().unwrap_or_default();
-        let size = size.map(|n| n.to_string()).unwrap_or_default();
-        let within = opts.within.clone().unwrap_or_default();
-        let line =
-            Self::script_line(WRITE_SCRIPT, "groundwork-write", &[path, &mode, &owner, &group, sha256, &size, &within]);
-        let out = self.run(&line, Some(data), &format!("write {path}"), bound).await?;
+        let out = self.run_write(path, data, opts, sha256, size, ("", &[]), bound).await?;
         if out.success() {
             Ok(())
         } else {
             Err(self.io(path, out.message()))
         }
+    }
+
+    /// WRITE_SCRIPT's run: `checked` is the candidate's name and the check lines, for a checked write.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_write(
+        &self,
+        path: &str,
+        data: &mut (dyn AsyncRead + Unpin + Send),
+        opts: &WriteOptions,
+        sha256: &str,
+        size: Option<u64>,
+        (candidate, checks): (&str, &[String]),
+        bound: Duration,
+    ) -> Result<ExecOutput, TransportError> {
+        let mode = opts.mode.map(|m| format!("{m:o}")).unwrap_or_default();
+        let owner = opts.owner.clone().unwrap_or_default();
+        let group = opts.group.clone().unwrap_or_default();
+        let size = size.map(|n| n.to_string()).unwrap_or_default();
+        let within = opts.within.clone().unwrap_or_default();
+        let mut args: Vec<&str> = vec![path, &mode, &owner, &group, sha256, &size, &within, candidate];
+        args.extend(checks.iter().map(String::as_str));
+        let line = Self::script_line(WRITE_SCRIPT, "groundwork-write", &args);
+        self.run(&line, Some(data), &format!("write {path}"), bound).await
     }
 }
 
@@ -574,7 +592,8 @@ macro_rules! concat_lists {
 /// arrives is what was sent, and hashing every byte again on the host cost about 40% of the upload
 /// throughput.
 const WRITE_SCRIPT: &str = r#"set -e
-p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6; within=$7
+p=$1; mode=$2; owner=$3; group=$4; want=$5; size=$6; within=$7; candidate=$8
+shift 8
 d=$(dirname -- "$p")
 # Inside `within` (both sides resolved): the deepest directory that exists on the way resolves below
 # it; or `within` is not there yet and that directory is one on its own path.
@@ -593,7 +612,9 @@ mkdir -p -- "$d"
 if [ -n "$within" ] && ! inside "$d"; then
   echo "refusing to write $p: $d resolves outside $within" >&2; exit 3
 fi
-t=$(mktemp -- "$d/.groundwork-XXXXXX")
+# A file with checkers is written as its candidate (the name they are given), and renamed into place
+# only once every check (the remaining arguments, one shell line each) accepts it.
+if [ -n "$candidate" ]; then t=$candidate; rm -f -- "$t"; : > "$t"; else t=$(mktemp -- "$d/.groundwork-XXXXXX"); fi
 trap 'rm -f -- "$t"' EXIT
 if [ -n "$size" ]; then
   # Exactly $size bytes (dd leaves what follows on stdin), then, for an upload, the planned digest,
@@ -619,6 +640,9 @@ if [ -e "$p" ]; then chcon --reference="$p" "$t" 2>/dev/null || true; fi
 if [ -n "$owner" ]; then chown "$owner" "$t"; fi
 if [ -n "$group" ]; then chgrp "$group" "$t"; fi
 sync -- "$t" 2>/dev/null || true
+for check in "$@"; do
+  out=$(sh -c "$check" 2>&1) || { printf 'groundwork-check-failed %s\n%s\n' "$check" "$out"; exit 4; }
+done
 mv -f -- "$t" "$p"
 trap - EXIT
 # The digest is known: recorded in the host's digest index (see list_functions), so the next plan need
@@ -1137,6 +1161,32 @@ impl Transport for SshTransport {
             .await
     }
 
+    /// One round trip: the candidate is written, checked and renamed into place by WRITE_SCRIPT.
+    async fn write_checked(
+        &self,
+        path: &str,
+        candidate: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+        checks: &[Cmd],
+    ) -> Result<Result<(), CheckRejection>, TransportError> {
+        let lines: Vec<String> = checks.iter().map(|c| c.to_shell(|p| p.to_string())).collect();
+        let size = Some(contents.len() as u64);
+        let bound = self.opts.command_timeout;
+        let out = self.run_write(path, &mut &contents[..], opts, "", size, (candidate, &lines), bound).await?;
+        if out.success() {
+            return Ok(Ok(()));
+        }
+        let stdout = out.stdout_str();
+        match (out.code, stdout.strip_prefix("groundwork-check-failed ")) {
+            (4, Some(rest)) => {
+                let (command, message) = rest.split_once('\n').unwrap_or((rest, ""));
+                Ok(Err(CheckRejection { command: command.to_string(), message: message.trim().to_string() }))
+            }
+            _ => Err(self.io(path, out.message())),
+        }
+    }
+
     async fn send_file(
         &self,
         local: &Path,
@@ -1358,7 +1408,7 @@ mod tests {
         let fake = "a".repeat(64);
         let wrote = std::process::Command::new("sh")
             .arg("-c")
-            .arg(format!("printf 'hi\\n{fake}\\n' | sh -c \"$1\" gw \"$2\" 644 '' '' {fake} 3 ''"))
+            .arg(format!("printf 'hi\\n{fake}\\n' | sh -c \"$1\" gw \"$2\" 644 '' '' {fake} 3 '' ''"))
             .arg("gw")
             .arg(&script)
             .arg(&new)
@@ -1371,6 +1421,45 @@ mod tests {
         std::fs::remove_file(d.join("a file")).unwrap();
         assert_eq!(run("")[0], Ok(None));
         assert!(!std::fs::read_to_string(&index).unwrap().contains(&format!("|{}\n", paths[0])));
+    }
+
+    /// A checked write, run for real: the candidate is what the checks see; accepted, it is renamed
+    /// into place in the same run; refused, the target is untouched, the candidate gone, and the output
+    /// names the check and carries what it said.
+    #[test]
+    fn a_checked_write_installs_only_what_its_checks_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("named.conf");
+        std::fs::write(&target, "old\n").unwrap();
+        let candidate = dir.path().join(".named.conf.groundwork-candidate").display().to_string();
+        let write = |content: &str, checks: &[String]| {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", WRITE_SCRIPT, "gw"])
+                .arg(&target)
+                .args(["", "", "", "", &content.len().to_string(), "", &candidate])
+                .args(checks)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(content.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        };
+        let grep =
+            |word: &str| Cmd::new("grep").arg("-q").arg(word).path(candidate.clone()).to_shell(|p| p.to_string());
+        let ok = write("new zone\n", &[grep("new"), grep("zone")]);
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new zone\n");
+        assert!(!std::path::Path::new(&candidate).exists());
+        // The second check refuses it: it says which, and what it printed.
+        let refused = write("other text\n", &[grep("other"), "sh -c 'echo bad line 3; exit 1'".to_string()]);
+        assert_eq!(refused.status.code(), Some(4));
+        let out = String::from_utf8_lossy(&refused.stdout);
+        assert_eq!(out, "groundwork-check-failed sh -c 'echo bad line 3; exit 1'\nbad line 3\n");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new zone\n", "untouched");
+        assert!(!std::path::Path::new(&candidate).exists(), "candidate removed");
     }
 
     /// The whole batch run for real: a query, files read and digested (one of them both, as the files

@@ -188,28 +188,6 @@ pub fn candidate_path(path: &str) -> String {
     }
 }
 
-/// Run every check on the candidate; Err with the checker's own message on the first failure.
-pub async fn run_checks(cx: &Context, address: &Address, checks: &[Vec<String>], candidate: &str) -> Result<(), Error> {
-    if !cx.run_commands {
-        return Ok(());
-    }
-    let t = cx.transport(address)?;
-    for argv in checks {
-        let Some(cmd) = command(argv, Some(candidate)) else {
-            continue;
-        };
-        let out = t.exec(&cmd).await.map_err(|e| e.at(address))?;
-        if !out.success() {
-            return Err(Error::Rejected {
-                address: address.to_string(),
-                command: cmd.to_string(),
-                message: out.message(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Run the activation command; Ok(None) when it succeeded, Ok(Some(message)) when it failed.
 pub async fn activate(
     cx: &Context,
@@ -261,14 +239,15 @@ pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
 pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) -> Result<(), Error> {
     let t = cx.transport(address)?;
     let opts = spec.write_options();
-    if !spec.check.is_empty() && cx.run_commands {
-        let candidate = candidate_path(&spec.path);
-        t.write_file(&candidate, spec.content.as_bytes(), &opts).await.map_err(|e| e.at(address))?;
-        let checked = run_checks(cx, address, &spec.check, &candidate).await;
-        t.remove_file(&candidate).await.map_err(|e| e.at(address))?;
-        checked?;
+    if spec.check.is_empty() || !cx.run_commands {
+        return t.write_file(&spec.path, spec.content.as_bytes(), &opts).await.map_err(|e| e.at(address));
     }
-    t.write_file(&spec.path, spec.content.as_bytes(), &opts).await.map_err(|e| e.at(address))
+    let candidate = candidate_path(&spec.path);
+    let checks: Vec<Cmd> = spec.check.iter().filter_map(|argv| command(argv, Some(&candidate))).collect();
+    t.write_checked(&spec.path, &candidate, spec.content.as_bytes(), &opts, &checks)
+        .await
+        .map_err(|e| e.at(address))?
+        .map_err(|r| Error::Rejected { address: address.to_string(), command: r.command, message: r.message })
 }
 
 async fn restore(

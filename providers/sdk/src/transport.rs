@@ -257,6 +257,40 @@ pub trait Transport: Send + Sync {
     /// Remove a file; a missing file is not an error.
     async fn remove_file(&self, path: &str) -> Result<(), TransportError>;
 
+    /// Write a file through its checkers: `contents` become `candidate` (a name beside `path`), every
+    /// check runs on it, and only if all pass does `path` get the contents. `Ok(Err(…))`: a check
+    /// refused it; the candidate is gone and `path` untouched. The SSH transport does all of it in one
+    /// round trip (the candidate, checked, is renamed into place).
+    async fn write_checked(
+        &self,
+        path: &str,
+        candidate: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+        checks: &[Cmd],
+    ) -> Result<Result<(), CheckRejection>, TransportError> {
+        self.write_file(candidate, contents, opts).await?;
+        let mut verdict = Ok(());
+        for check in checks {
+            let out = match self.exec(check).await {
+                Ok(out) => out,
+                Err(e) => {
+                    let _ = self.remove_file(candidate).await;
+                    return Err(e);
+                }
+            };
+            if !out.success() {
+                verdict = Err(CheckRejection { command: check.to_string(), message: out.message() });
+                break;
+            }
+        }
+        self.remove_file(candidate).await?;
+        if verdict.is_ok() {
+            self.write_file(path, contents, opts).await?;
+        }
+        Ok(verdict)
+    }
+
     /// Remove what an interrupted run left in these directories: temp files of atomic writes
     /// ([`LEFTOVER_PATTERNS`]), never anything else. Returns each (path, bytes). Only called while the
     /// apply lock is held, so no other run is writing them.
@@ -264,6 +298,13 @@ pub trait Transport: Send + Sync {
         let _ = dirs;
         Ok(Vec::new())
     }
+}
+
+/// A checker refused a candidate file: its command line and what it said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRejection {
+    pub command: String,
+    pub message: String,
 }
 
 /// Names of the temp files groundwork's writes use (shell globs): `.groundwork-XXXXXX` for atomic
