@@ -481,6 +481,21 @@ mod tests {
         assert_eq!(html.select(&Selector::parse("article.drifted").unwrap()).count(), 0);
     }
 
+    #[test]
+    fn a_failed_check_shows_its_error_as_text() {
+        let mut s = snapshot("x");
+        if let Some(l) = s.last.as_mut() {
+            l.outcome = Outcome::Failed("bind.zone[ns1:lab.example.test]: <refused> & more".into());
+            l.drifted.clear();
+        }
+        let html = Html::parse_document(&page(&s, &layout(), 1_796_000_100.0));
+        let outcome = html.select(&Selector::parse("#outcome").unwrap()).next().unwrap();
+        assert_eq!(outcome.value().attr("data-outcome"), Some("failed"));
+        let error: Vec<String> =
+            html.select(&Selector::parse("#error pre").unwrap()).map(|e| e.text().collect()).collect();
+        assert_eq!(error, ["bind.zone[ns1:lab.example.test]: <refused> & more"]);
+    }
+
     /// The elements the page is built of: anything else in a parsed page came from a value.
     const ELEMENTS: &[&str] = &[
         "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "span", "section",

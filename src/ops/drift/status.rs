@@ -239,11 +239,9 @@ mod tests {
         Checked { code: 0, plan: plan(vec![]), vips: vec![], services: vec![row], healed: false, duration: 0.1 }
     }
 
-    #[test]
-    fn versions_are_asked_first_and_carried_over_checks_that_do_not_ask() {
-        let layout = Arc::new(Layout::new([]));
-        let mut st = Status {
-            layout,
+    fn status(addresses: &[&Address]) -> Status {
+        Status {
+            layout: Arc::new(Layout::new([])),
             snapshot: Arc::new(Snapshot {
                 environment: "lab".into(),
                 every_seconds: 1,
@@ -254,10 +252,15 @@ mod tests {
                 last: None,
                 timeline: vec![],
             }),
-            addresses: vec![],
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
             versions: BTreeMap::new(),
             versions_read: None,
-        };
+        }
+    }
+
+    #[test]
+    fn versions_are_asked_first_and_carried_over_checks_that_do_not_ask() {
+        let mut st = status(&[]);
         assert!(st.service_table() == ServiceTable::StatesAndVersions);
         st.record(Ok(checked("BIND 9.18")), (1, 0, 0));
         assert!(st.service_table() == ServiceTable::States);
@@ -265,6 +268,23 @@ mod tests {
         let last = st.snapshot.last.as_ref().unwrap();
         assert_eq!(last.services[0].version, "BIND 9.18");
         assert_eq!(st.snapshot.checks, 2);
+    }
+
+    #[test]
+    fn a_failed_check_marks_the_resource_its_error_names_and_keeps_the_timeline() {
+        let zone = Address::new("bind", "zone", Some("ns1"), "lab.example.test");
+        let other = Address::new("files", "file", Some("bastion"), "/srv/a");
+        let mut st = status(&[&zone, &other]);
+        let passed = plan(vec![gate(Gate::BootstrapComplete, true, None, vec![])]);
+        st.record(Ok(Checked { plan: passed, ..checked("x") }), (1, 0, 0));
+        let message = format!("{zone}: named-checkzone refused the candidate: <bad> line 3");
+        st.record(Err(crate::error::Error::Usage(message.clone())), (2, 1, 0));
+        let last = st.snapshot.last.as_ref().unwrap();
+        assert_eq!(last.outcome, Outcome::Failed(message));
+        assert_eq!(last.states.get(&zone.to_string()), Some(&ResourceState::Failed));
+        assert_eq!(last.states.get(&other.to_string()), None, "not read to the end: unknown");
+        assert_eq!(st.snapshot.timeline.len(), 1, "what passed before stays on the timeline");
+        assert_eq!((st.snapshot.checks, st.snapshot.errors), (2, 1));
     }
 
     #[test]
