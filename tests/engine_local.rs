@@ -18,7 +18,7 @@ fn plan_apply_then_plan_is_empty() {
 
     let apply = groundwork(&["apply", e, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("Verified: a fresh plan shows no changes."));
+    assert!(apply.stdout.contains("Verified: a fresh plan of what was applied shows no changes."));
     let chain = std::fs::read_to_string(host_file(env.path(), "bastion", IPXE)).unwrap();
     assert!(chain.contains("chain http://10.88.0.10/ipxe/${mac:hexhyp}.ipxe"), "{chain}");
     let w1 =

@@ -136,3 +136,78 @@ async fn deletes_run_in_reverse_dependency_order() {
     let refreshed = refresh(&reg, &hosts, "t", &only_keep, &Default::default(), &Matcher::default()).await.unwrap();
     assert!(refreshed.orphans.is_empty());
 }
+
+/// Changes that stand alone (`beside` in their spec) wait for each other at a barrier: they pass it only
+/// if all of them run at once. The others count who else is in flight on the host when they run.
+struct Beside {
+    barrier: Arc<tokio::sync::Barrier>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    seen_by_alone: Arc<Mutex<Vec<usize>>>,
+}
+
+#[async_trait]
+impl Provider for Beside {
+    fn name(&self) -> &'static str {
+        "par"
+    }
+    async fn read(&self, _cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        Ok(vec![None; resources.len()])
+    }
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        Ok(Change::compare(address.clone(), desired, actual, false))
+    }
+    fn runs_beside_others(&self, change: &Change) -> bool {
+        change.after.as_ref().is_some_and(|s| s.get("beside").is_some())
+    }
+    async fn apply(&self, _cx: &Context, change: &Change) -> Result<(), Error> {
+        use std::sync::atomic::Ordering;
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.runs_beside_others(change) {
+            self.barrier.wait().await;
+        } else {
+            self.seen_by_alone.lock().unwrap().push(n);
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn changes_that_stand_alone_run_side_by_side_and_the_others_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Beside {
+        barrier: Arc::new(tokio::sync::Barrier::new(4)),
+        in_flight: Default::default(),
+        seen_by_alone: Default::default(),
+    });
+    let mut reg = Registry::empty();
+    reg.add(provider.clone());
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let mut desired: Vec<Resource> = (0..4)
+        .map(|i| {
+            Resource::new(Address::new("par", "file", Some("h1"), format!("f{i}")), json!({"beside": true})).unwrap()
+        })
+        .collect();
+    // The others come after the first of them (a writer queued among the readers would hold back the
+    // readers behind it, and the barrier would never open: that order is tokio's fair RwLock's, not a bug).
+    let first = desired[0].address.clone();
+    desired.extend((0..3).map(|i| {
+        let mut r = Resource::new(Address::new("par", "conf", Some("h1"), format!("c{i}")), json!({})).unwrap();
+        r.depends_on = vec![first.clone()];
+        r
+    }));
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default()).await.unwrap();
+    let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    // The four pass the barrier only together; if they ran one at a time this would never finish.
+    let report =
+        tokio::time::timeout(std::time::Duration::from_secs(60), engine::apply(&reg, &hosts, &plan, &|_, _| {}))
+            .await
+            .expect("the changes that stand alone did not run side by side")
+            .unwrap();
+    assert_eq!(report.failed(), 0);
+    assert_eq!(
+        *provider.seen_by_alone.lock().unwrap(),
+        vec![1, 1, 1],
+        "a change that does not stand alone ran beside another"
+    );
+}

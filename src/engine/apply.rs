@@ -1,6 +1,7 @@
 //! Apply: the graph is rebuilt from the plan; changes run in dependency order (deletes in reverse),
 //! hosts in parallel, and on a host one change at a time per provider (a daemon's files, checks and
-//! reloads stay in order; different daemons' go side by side); a failure stops only its dependents.
+//! reloads stay in order; different daemons' go side by side; changes that stand alone, such as served
+//! files, go side by side too); a failure stops only its dependents.
 
 use super::plan::{Plan, Planned};
 use super::registry::Registry;
@@ -98,12 +99,13 @@ pub async fn apply(
         .collect();
     // One change at a time per (host, provider): what one provider does on a host (named's zones and
     // its reloads, say) never interleaves, while dhcpd's or the firewall's changes on the same host run
-    // beside it. Order across providers is the graph's.
-    let host_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>> = plan
+    // beside it. Order across providers is the graph's. A change its provider says stands alone (a
+    // served file: its own atomic write, nothing to check or reload) shares the lock with others like it.
+    let host_locks: HashMap<(String, String), Arc<tokio::sync::RwLock<()>>> = plan
         .changes
         .iter()
         .filter_map(|c| Some((c.change.address.host.clone()?, c.change.address.provider.clone())))
-        .map(|k| (k, Arc::new(tokio::sync::Mutex::new(()))))
+        .map(|k| (k, Arc::new(tokio::sync::RwLock::new(()))))
         .collect();
 
     let mut outcomes: BTreeMap<Address, Outcome> = BTreeMap::new();
@@ -111,12 +113,15 @@ pub async fn apply(
     let start = |addr: Address| {
         let planned = by_addr[&addr];
         let lock = addr.host.clone().and_then(|h| host_locks.get(&(h, addr.provider.clone()))).cloned();
+        let beside = registry.get(&addr.provider).is_some_and(|p| p.runs_beside_others(&planned.change));
         let span =
             tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
         async move {
-            let _guard = match &lock {
-                Some(l) => Some(l.lock().await),
-                None => None,
+            // Held for the change: beside others that stand alone too, or alone.
+            let (_beside, _alone) = match &lock {
+                Some(l) if beside => (Some(l.read().await), None),
+                Some(l) => (None, Some(l.write().await)),
+                None => (None, None),
             };
             on_progress(&addr, Progress::Started(planned.change.action));
             let result = apply_one(registry, hosts, planned).await;

@@ -517,6 +517,13 @@ impl Provider for FilesProvider {
         }
         self.apply_served(cx, change).await
     }
+
+    /// A served file is its own atomic write: a thousand nodes' iPXE scripts go side by side (as many
+    /// at once as the connection's channels allow). The web server's site file is checked and reloaded:
+    /// it goes alone.
+    fn runs_beside_others(&self, change: &Change) -> bool {
+        change.address.kind != SITE
+    }
 }
 
 impl FilesProvider {

@@ -99,4 +99,11 @@ pub trait Provider: Send + Sync {
 
     /// Carry out one planned change.
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error>;
+
+    /// Whether this change may run beside others of this provider on its host. No by default: a
+    /// daemon's files, checks and reloads stay in order. A change that only writes or removes its own
+    /// file, atomically, with nothing to check or reload (a served file) may say yes.
+    fn runs_beside_others(&self, _change: &Change) -> bool {
+        false
+    }
 }
