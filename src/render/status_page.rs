@@ -91,6 +91,8 @@ pub enum Outcome {
     Drifted,
     /// Drift found and healed in the same check.
     Healed,
+    /// Nothing drifted, but a shared VIP is held by no load balancer or by two (no apply fixes that).
+    VipsBroken,
     Failed(String),
 }
 
@@ -139,6 +141,7 @@ pub fn page(s: &Snapshot, layout: &Layout, now_unix: f64) -> String {
             ("drifted", format!("{n} drifted"))
         }
         Some(Outcome::Healed) => ("in-sync", "healed".to_string()),
+        Some(Outcome::VipsBroken) => ("drifted", "a VIP is not held as it should be".to_string()),
         Some(Outcome::Failed(_)) => ("failed", "check failed".to_string()),
     };
     let _ = write!(
@@ -204,6 +207,8 @@ fn drift(h: &mut String, l: &LastCheck) {
     if let Outcome::Failed(message) = &l.outcome {
         let _ =
             write!(h, r#"<section id="error"><h2>The last check failed</h2><pre>{}</pre></section>"#, escape(message));
+        // Nothing was read to the end: no list of what drifted.
+        return;
     }
     let healed = l.outcome == Outcome::Healed;
     let _ = write!(
@@ -494,6 +499,7 @@ mod tests {
         let error: Vec<String> =
             html.select(&Selector::parse("#error pre").unwrap()).map(|e| e.text().collect()).collect();
         assert_eq!(error, ["bind.zone[ns1:lab.example.test]: <refused> & more"]);
+        assert_eq!(html.select(&Selector::parse("#drift").unwrap()).count(), 0, "no drift list for a failed check");
     }
 
     /// The elements the page is built of: anything else in a parsed page came from a value.

@@ -123,6 +123,7 @@ pub(crate) fn states(plan: &Plan, healed: bool) -> BTreeMap<String, ResourceStat
 fn last_check(c: Checked, finished_unix: f64) -> LastCheck {
     let plan = &c.plan;
     let outcome = match (plan.changes.is_empty(), c.healed) {
+        (true, _) if c.vips.iter().any(|v| !v.ok()) => Outcome::VipsBroken,
         (true, _) => Outcome::InSync,
         (false, true) => Outcome::Healed,
         (false, false) => Outcome::Drifted,
@@ -285,6 +286,21 @@ mod tests {
         assert_eq!(last.states.get(&other.to_string()), None, "not read to the end: unknown");
         assert_eq!(st.snapshot.timeline.len(), 1, "what passed before stays on the timeline");
         assert_eq!((st.snapshot.checks, st.snapshot.errors), (2, 1));
+    }
+
+    #[test]
+    fn a_vip_held_by_nobody_is_not_in_sync_even_without_drift() {
+        let mut st = status(&[]);
+        let vip = crate::ops::verify::VipHolding {
+            vip: "10.88.0.5".parse().unwrap(),
+            instance: "api".into(),
+            holders: vec![],
+            unread: vec![],
+        };
+        st.record(Ok(Checked { vips: vec![vip], ..checked("x") }), (1, 0, 0));
+        let last = st.snapshot.last.as_ref().unwrap();
+        assert_eq!(last.outcome, Outcome::VipsBroken);
+        assert!(!last.vips[0].ok && last.vips[0].detail.contains("held by no load balancer"), "{:?}", last.vips);
     }
 
     #[test]
