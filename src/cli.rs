@@ -177,6 +177,19 @@ pub enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Read hand-made infra (BIND zones, dhcpd.conf, haproxy.cfg, the docroot) and write an environment
+    /// that describes it, with a report of what it cannot say (file:line). Changes nothing on the hosts.
+    Import {
+        /// An environment, or a YAML file with `hosts:` (and `ssh:`), naming the infra hosts to read.
+        #[arg(long, value_name = "HOSTS-OR-ENV")]
+        from: PathBuf,
+        /// Directory for environment.yaml and import-report.txt.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace an environment.yaml already there.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove a lock left by a job that is gone (only the lock with this id).
     ForceUnlock {
         /// The lock's id, as plan and apply show it (`lock 189d974040f28aed held by …`).

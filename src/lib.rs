@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod import;
 pub mod install;
 pub mod ops;
 pub mod output;

@@ -69,6 +69,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify { env, json, junit, from } => {
             ops::verify::run(&env, &ops::verify::VerifyOptions { json, junit, from }).await?
         }
+        Command::Import { from, out, force } => {
+            groundwork::out!("{}", ops::import::run(&from, &out, force).await?.summary());
+            ops::EXIT_OK
+        }
         Command::ForceUnlock { id, env } => {
             groundwork::outln!("{}", ops::unlock::run(&env, &id).await?);
             ops::EXIT_OK

@@ -276,8 +276,29 @@ fn debug_quoted(s: &str) -> Option<String> {
     None
 }
 
-/// Load an environment directory (or single file).
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+/// What `import` starts from: the infra hosts and SSH settings of an environment directory or file
+/// whose other sections may be missing, the docroot if it says one, and the directory relative paths
+/// resolve from.
+pub struct HostsOnly {
+    pub hosts: BTreeMap<groundwork_sdk::value::Label, Host>,
+    pub ssh: SshSettings,
+    pub docroot: Option<String>,
+    pub dir: PathBuf,
+}
+
+pub fn load_hosts(path: &Path) -> Result<HostsOnly, ConfigError> {
+    let (_, merged, _, dir) = read_parts(path)?;
+    let hosts =
+        merged.hosts.ok_or_else(|| ConfigError::MissingSection { dir: dir.display().to_string(), section: "hosts" })?;
+    let docroot = merged.files.map(|f| f.docroot.to_string());
+    Ok(HostsOnly { hosts, ssh: merged.ssh.unwrap_or_default(), docroot, dir })
+}
+
+type Parts = (Sources, EnvironmentFile, Vec<(String, String)>, PathBuf);
+
+/// Every YAML file of an environment, parsed and merged by section (a section defined twice is an
+/// error naming both files).
+fn read_parts(path: &Path) -> Result<Parts, ConfigError> {
     let mut sources = Sources::default();
     let mut merged = EnvironmentFile::default();
     let mut digests = Vec::new();
@@ -297,6 +318,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         merge(&mut merged, part, idx, &mut sources)?;
     }
     let dir = if path.is_file() { path.parent().unwrap_or(Path::new(".")).to_path_buf() } else { path.to_path_buf() };
+    Ok((sources, merged, digests, dir))
+}
+
+/// Load an environment directory (or single file).
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let (sources, merged, digests, dir) = read_parts(path)?;
     let dir_shown = dir.display().to_string();
     let missing = |section| ConfigError::MissingSection { dir: dir_shown.clone(), section };
     let env = Environment {

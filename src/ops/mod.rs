@@ -4,6 +4,7 @@ pub mod apply;
 pub mod drift;
 pub mod events;
 pub mod graph;
+pub mod import;
 pub mod manpages;
 pub mod plan;
 pub mod render;

@@ -168,6 +168,113 @@ fn options_block(text: &str) -> Option<(usize, Vec<Statement>)> {
     None
 }
 
+/// A `zone` statement of a named.conf, as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfZone {
+    pub name: String,
+    /// `type` (master/primary, slave/secondary, hint, forward, ...).
+    pub kind: String,
+    pub file: Option<String>,
+    pub line: usize,
+}
+
+/// What a named.conf declares at its top level: zones, included files, the options' `directory`
+/// (relative zone file names are under it), and the lines of `view` blocks (not read into).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamedConf {
+    pub zones: Vec<ConfZone>,
+    pub includes: Vec<(String, usize)>,
+    pub directory: Option<String>,
+    pub views: Vec<usize>,
+}
+
+/// Read any named.conf's top level (hand-written ones included). Nothing is followed or opened.
+pub fn read_named_conf(text: &str) -> NamedConf {
+    let toks = tokens(text);
+    let word = |i: usize| toks.get(i).map(|&(t, s, e)| (t, unquote(&text[s..e])));
+    let line = |i: usize| toks.get(i).map(|&(_, s, _)| text[..s].matches('\n').count() + 1).unwrap_or(0);
+    let mut out = NamedConf::default();
+    let mut depth = 0usize;
+    let mut i = 0;
+    // The block a depth-1 statement is in: (keyword, index of the zone in `out.zones`).
+    let mut block: Option<(String, Option<usize>)> = None;
+    while i < toks.len() {
+        let (t, s, e) = toks[i];
+        match t {
+            Tok::Open => depth += 1,
+            Tok::Close => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    block = None;
+                }
+            }
+            Tok::Word | Tok::Str if depth == 0 => {
+                let w = &text[s..e];
+                match w {
+                    "zone" => {
+                        if let Some((_, name)) = word(i + 1) {
+                            out.zones.push(ConfZone {
+                                name: match name.trim_end_matches('.') {
+                                    "" => ".".to_string(),
+                                    n => n.to_ascii_lowercase(),
+                                },
+                                kind: String::new(),
+                                file: None,
+                                line: line(i),
+                            });
+                            block = Some(("zone".into(), Some(out.zones.len() - 1)));
+                        }
+                    }
+                    "include" => {
+                        if let Some((Tok::Str, file)) = word(i + 1) {
+                            out.includes.push((file, line(i)));
+                        }
+                    }
+                    "options" => block = Some(("options".into(), None)),
+                    "view" => {
+                        out.views.push(line(i));
+                        block = Some(("view".into(), None));
+                    }
+                    _ => block = None,
+                }
+                // Skip to the statement's block or end.
+                while i + 1 < toks.len() && !matches!(toks[i + 1].0, Tok::Open | Tok::Semi) {
+                    i += 1;
+                }
+            }
+            Tok::Word if depth == 1 => {
+                let value = word(i + 1).map(|(_, v)| v);
+                match (block.as_ref(), &text[s..e]) {
+                    (Some((_, Some(z))), "type") => out.zones[*z].kind = value.unwrap_or_default(),
+                    (Some((_, Some(z))), "file") => out.zones[*z].file = value,
+                    (Some((k, None)), "directory") if k == "options" => out.directory = value,
+                    _ => {}
+                }
+                while i + 1 < toks.len() && !matches!(toks[i + 1].0, Tok::Open | Tok::Semi | Tok::Close) {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A named.conf string's text: quotes removed, `\"` and `\\` resolved.
+fn unquote(s: &str) -> String {
+    let Some(inner) = s.strip_prefix('"').map(|r| r.strip_suffix('"').unwrap_or(r)) else { return s.to_string() };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn include_line(file: &str) -> String {
     format!("include \"{file}\";")
 }
@@ -258,6 +365,31 @@ pub fn adopted(text: &str, file: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_written_named_conf_gives_its_zones_includes_and_directory() {
+        let conf = "options {\n\tdirectory \"/var/named\";\n\tlisten-on port 53 { any; };\n};\n\
+            // a comment with zone \"x\" { file \"no\"; };\n\
+            zone \".\" IN {\n\ttype hint;\n\tfile \"named.ca\";\n};\n\
+            include \"/etc/named.rfc1912.zones\";\n\
+            zone \"example.localdomain\" {\n      type master;\n      file \"/etc/named/fwd.zone\";\n};\n\
+            zone \"0.16.172.in-addr.arpa\" in {\n type master;\n file \"rev.zone\";\n allow-update { none; };\n};\n\
+            view \"inside\" { zone \"hidden.test\" { type master; file \"h\"; }; };\n";
+        let c = read_named_conf(conf);
+        assert_eq!(c.directory.as_deref(), Some("/var/named"));
+        assert_eq!(c.includes, vec![("/etc/named.rfc1912.zones".to_string(), 10)]);
+        let zones: Vec<(&str, &str, Option<&str>, usize)> =
+            c.zones.iter().map(|z| (z.name.as_str(), z.kind.as_str(), z.file.as_deref(), z.line)).collect();
+        assert_eq!(
+            zones,
+            vec![
+                (".", "hint", Some("named.ca"), 6),
+                ("example.localdomain", "master", Some("/etc/named/fwd.zone"), 11),
+                ("0.16.172.in-addr.arpa", "master", Some("rev.zone"), 15),
+            ]
+        );
+        assert_eq!(c.views, vec![20]);
+    }
 
     /// RHEL 9's stock /etc/named.conf (bind-9.16), with the comment block inside its options.
     pub const RHEL: &str = include_str!("../../../tests/fixtures/rhel9_named.conf");

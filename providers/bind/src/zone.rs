@@ -32,6 +32,10 @@ pub struct ParsedZone {
     pub includes: Vec<String>,
     /// Entries that could not be read, with their line: the rest of the zone is read all the same.
     pub errors: Vec<String>,
+    /// The line each record was first read from (for reports that point into the file).
+    pub lines: std::collections::BTreeMap<Record, usize>,
+    /// The SOA's primary name server and its line.
+    pub soa_mname: Option<(String, usize)>,
 }
 
 /// One token of a master file: its bytes (escapes resolved) and whether it was quoted.
@@ -311,6 +315,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ParsedZone, String> {
         };
         let data = &rest[1..];
         if rtype == "SOA" {
+            zone.soa_mname = data.first().map(|t| (absolute(&t.text(), &origin), e.line));
             match data.get(2).map(Token::text).and_then(|s| s.parse::<u32>().ok()) {
                 Some(serial) => zone.serial = Some(serial),
                 None => zone.errors.push(at("SOA without a readable serial".into())),
@@ -319,7 +324,9 @@ pub fn parse(text: &str, origin: &str) -> Result<ParsedZone, String> {
         }
         match rdata(&rtype, data, &origin) {
             Ok(value) => {
-                zone.records.insert(Record { name, rtype, value });
+                let record = Record { name, rtype, value };
+                zone.lines.entry(record.clone()).or_insert(e.line);
+                zone.records.insert(record);
             }
             Err(m) => zone.errors.push(at(m)),
         }

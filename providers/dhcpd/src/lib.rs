@@ -43,51 +43,68 @@ impl Token {
     }
 }
 
-fn tokenize(text: &str) -> Vec<Token> {
+/// The tokens of a dhcpd.conf, each with the line it starts on.
+fn tokenize(text: &str) -> (Vec<Token>, Vec<usize>) {
     let mut out = Vec::new();
+    let mut lines = Vec::new();
     let mut chars = text.chars().peekable();
     let mut word = String::new();
-    let flush = |w: &mut String, out: &mut Vec<Token>| {
+    let mut line = 1usize;
+    let flush = |w: &mut String, out: &mut Vec<Token>, lines: &mut Vec<usize>, line: usize| {
         if !w.is_empty() {
             out.push(Token::Word(std::mem::take(w)));
+            lines.push(line);
         }
     };
     while let Some(c) = chars.next() {
         match c {
             '#' => {
-                flush(&mut word, &mut out);
+                flush(&mut word, &mut out, &mut lines, line);
                 for c in chars.by_ref() {
                     if c == '\n' {
+                        line += 1;
                         break;
                     }
                 }
             }
             '"' => {
-                flush(&mut word, &mut out);
+                flush(&mut word, &mut out, &mut lines, line);
+                let start = line;
                 let mut q = String::new();
                 while let Some(c) = chars.next() {
                     match c {
                         '\\' => q.extend(chars.next()),
                         '"' => break,
+                        '\n' => {
+                            line += 1;
+                            q.push('\n');
+                        }
                         c => q.push(c),
                     }
                 }
                 out.push(Token::Quoted(q));
+                lines.push(start);
             }
             '{' | '}' | ';' => {
-                flush(&mut word, &mut out);
+                flush(&mut word, &mut out, &mut lines, line);
                 out.push(match c {
                     '{' => Token::Open,
                     '}' => Token::Close,
                     _ => Token::Semi,
                 });
+                lines.push(line);
             }
-            c if c.is_whitespace() => flush(&mut word, &mut out),
+            c if c.is_whitespace() => {
+                flush(&mut word, &mut out, &mut lines, line);
+                if c == '\n' {
+                    line += 1;
+                }
+            }
             c => word.push(c),
         }
     }
-    flush(&mut word, &mut out);
-    out
+    flush(&mut word, &mut out, &mut lines, line);
+    (out, lines)
 }
 
 /// What a dhcpd.conf hands out, as read back: every `host` block in file order (a name may come twice),
@@ -95,15 +112,34 @@ fn tokenize(text: &str) -> Vec<Token> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DhcpdEntries {
     pub hosts: Vec<(String, Pin)>,
+    /// The line of each `host` block, in the order of `hosts`.
+    pub host_lines: Vec<usize>,
     pub filenames: Vec<String>,
     pub next_servers: Vec<String>,
     pub domain_names: Vec<String>,
+    /// `subnet NET netmask MASK` declarations: (network, mask, line).
+    pub subnets: Vec<(String, String, usize)>,
+    /// `option routers` values.
+    pub routers: Vec<String>,
+    /// `option domain-name-servers` values.
+    pub name_servers: Vec<String>,
 }
 
 /// Read a dhcpd.conf (any, hand-written ones included): the entries wherever they are nested.
 pub fn read_conf(text: &str) -> DhcpdEntries {
-    let tokens = tokenize(text);
+    let (tokens, lines) = tokenize(text);
     let mut out = DhcpdEntries::default();
+    // The comma-separated values of a statement that starts at `i` (up to its `;`).
+    let list = |i: usize| -> Vec<String> {
+        tokens[i..]
+            .iter()
+            .take_while(|t| **t != Token::Semi)
+            .filter_map(Token::text)
+            .flat_map(|w| w.split(','))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     let word = |i: usize| tokens.get(i).and_then(Token::text);
     let mut i = 0;
     while i < tokens.len() {
@@ -123,12 +159,18 @@ pub fn read_conf(text: &str) -> DhcpdEntries {
                     j += 1;
                 }
                 out.hosts.push((name.to_string(), pin));
+                out.host_lines.push(lines[i]);
                 i = j;
                 continue;
             }
             (Some("filename"), Some(f), _) => out.filenames.push(f.to_string()),
             (Some("next-server"), Some(n), _) => out.next_servers.push(n.to_string()),
             (Some("option"), Some("domain-name"), Some(t)) => out.domain_names.extend(t.text().map(str::to_string)),
+            (Some("option"), Some("routers"), _) => out.routers.extend(list(i + 2)),
+            (Some("option"), Some("domain-name-servers"), _) => out.name_servers.extend(list(i + 2)),
+            (Some("subnet"), Some(net), _) if word(i + 2) == Some("netmask") => {
+                out.subnets.push((net.to_string(), word(i + 3).unwrap_or_default().to_string(), lines[i]));
+            }
             _ => {}
         }
         i += 1;

@@ -113,6 +113,12 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
 pub struct HaproxyEntries {
     pub frontends: Vec<(String, String, String)>,
     pub servers: Vec<(String, String, String)>,
+    /// For each frontend, in the order of `frontends`: its line and its `bind` addresses as written
+    /// (`*:6443`, `10.0.0.5:443`).
+    pub frontend_lines: Vec<usize>,
+    pub binds: Vec<Vec<String>>,
+    /// The line of each server, in the order of `servers`.
+    pub server_lines: Vec<usize>,
 }
 
 /// Read any haproxy.cfg: `frontend`/`listen` sections with their `bind` and `default_backend`, and the
@@ -120,7 +126,7 @@ pub struct HaproxyEntries {
 pub fn read_config(text: &str) -> HaproxyEntries {
     let mut out = HaproxyEntries::default();
     let mut section: Option<(String, String)> = None;
-    for raw in text.lines() {
+    for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -128,6 +134,8 @@ pub fn read_config(text: &str) -> HaproxyEntries {
                 section = Some((kind.to_string(), name.to_string()));
                 if *kind != "backend" {
                     out.frontends.push((name.to_string(), String::new(), String::new()));
+                    out.frontend_lines.push(n + 1);
+                    out.binds.push(Vec::new());
                 }
             }
             ["global" | "defaults", ..] => section = None,
@@ -135,6 +143,9 @@ pub fn read_config(text: &str) -> HaproxyEntries {
                 if let (Some((k, _)), Some(fe)) = (&section, out.frontends.last_mut()) {
                     if k != "backend" {
                         fe.1 = addr.rsplit(':').next().unwrap_or_default().to_string();
+                        if let Some(b) = out.binds.last_mut() {
+                            b.push(addr.to_string());
+                        }
                     }
                 }
             }
@@ -147,6 +158,7 @@ pub fn read_config(text: &str) -> HaproxyEntries {
                 if let Some((k, backend)) = &section {
                     if k != "frontend" {
                         out.servers.push((backend.clone(), name.to_string(), addr.to_string()));
+                        out.server_lines.push(n + 1);
                     }
                 }
             }

@@ -1,0 +1,266 @@
+//! `groundwork import --from HOSTS-OR-ENV --out DIR`: read what hand-made infra declares and write an
+//! environment that describes it (docs/import.md). Only reads: nothing on a host is changed.
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::import::{self, HostFile, Note, Observed, Served, ServedEntry, ZoneFile};
+use crate::transport::Hosts;
+use groundwork_sdk::model::{Environment, Host, HostRole, OsFamily};
+use groundwork_sdk::transport::{Cmd, Transport};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Includes followed from named.conf, at most (a loop of includes ends here too).
+const MAX_NAMED_FILES: usize = 32;
+/// Files larger than this are not read (a zone or config file is far smaller).
+const MAX_FILE_BYTES: usize = 16 << 20;
+/// Zones every named serves for itself: not the cluster's.
+const STANDARD_ZONES: &[&str] = &[
+    ".",
+    "localhost",
+    "localhost.localdomain",
+    "127.in-addr.arpa",
+    "0.in-addr.arpa",
+    "255.in-addr.arpa",
+    "1.0.0.127.in-addr.arpa",
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+];
+
+/// What an import wrote.
+pub struct Outcome {
+    pub notes: Vec<Note>,
+    pub environment: std::path::PathBuf,
+    pub report: std::path::PathBuf,
+    pub nodes: usize,
+}
+
+pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
+    let config::load::HostsOnly { hosts, mut ssh, docroot, dir } = config::load::load_hosts(from)?;
+    // The written environment lives elsewhere: the SSH files it names are made absolute.
+    let absolute = |p: &str| config::load::local_path(&dir, p).display().to_string();
+    for p in [&mut ssh.identity, &mut ssh.config].into_iter().flatten() {
+        *p = absolute(p);
+    }
+    for p in ssh.known_hosts.iter_mut().flatten() {
+        *p = absolute(p);
+    }
+    let typed_hosts = hosts.clone();
+    let hosts: BTreeMap<String, Host> = hosts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let environment = out.join("environment.yaml");
+    let report = out.join("import-report.txt");
+    if !force && environment.exists() {
+        return Err(Error::Usage(format!("{} exists; --force replaces it", environment.display())));
+    }
+    // A stand-in environment to reach the hosts with: only hosts and ssh matter to the transport.
+    let mut reach: Environment = serde_json::from_value(json!({
+        "cluster": { "name": "import", "base_domain": "import.invalid" },
+        "networks": { "machine": [], "cluster": { "cidr": "10.128.0.0/14", "host_prefix": 23 }, "service": [] },
+    }))
+    .map_err(|e| Error::Usage(format!("import: {e}")))?;
+    reach.hosts = typed_hosts;
+    reach.ssh = ssh.clone();
+    let conn = Hosts::new(&reach, &dir, groundwork_sdk::Secrets::default());
+    let mut observed = Observed::default();
+    let first = |role: HostRole| hosts.iter().find(|(_, h)| h.roles.contains(&role)).map(|(n, h)| (n.clone(), h));
+    if let Some((name, h)) = first(HostRole::Dns) {
+        let t = conn.transport(&name).await?;
+        read_named(&*t, &name, h.os, &mut observed).await?;
+    }
+    if let Some((name, _)) = first(HostRole::Dhcp) {
+        let t = conn.transport(&name).await?;
+        observed.dhcpd = read_text(&*t, &name, "/etc/dhcp/dhcpd.conf", &mut observed.notes).await?;
+        if observed.dhcpd.is_none() {
+            observed.notes.push(Note::new(
+                format!("{name}:/etc/dhcp/dhcpd.conf"),
+                "not found: DHCP pins are not imported (Kea is not read by import yet)",
+            ));
+        }
+    }
+    if let Some((name, _)) = first(HostRole::Lb) {
+        let t = conn.transport(&name).await?;
+        observed.haproxy = read_text(&*t, &name, "/etc/haproxy/haproxy.cfg", &mut observed.notes).await?;
+    }
+    if let Some((name, h)) = first(HostRole::Http) {
+        let t = conn.transport(&name).await?;
+        observed.served = read_docroot(t, &name, h.os, docroot.as_deref()).await?;
+    }
+    let imported = import::build(&hosts, &ssh, &observed).map_err(|e| Error::Usage(e.to_string()))?;
+    let nodes =
+        imported.sections.iter().find(|(k, _)| *k == "nodes").and_then(|(_, v)| v.as_array()).map_or(0, Vec::len);
+    let header = format!(
+        "Imported by groundwork import from {} on {}.\nWhat could not be said here is in import-report.txt, with the file and line it came from.",
+        hosts.keys().cloned().collect::<Vec<_>>().join(", "),
+        jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
+    );
+    let yaml = import::to_yaml(&imported.sections, &header);
+    std::fs::create_dir_all(out).map_err(|e| Error::Usage(format!("{}: {e}", out.display())))?;
+    write_atomic(&environment, yaml.as_bytes())?;
+    write_atomic(&report, report_text(&imported.notes, imported.served.as_ref()).as_bytes())?;
+    // What was written must load as an environment (typed values, every section).
+    config::load::load(out)?;
+    Ok(Outcome { notes: imported.notes, environment, report, nodes })
+}
+
+impl Outcome {
+    /// What the command prints: what was written, and every finding.
+    pub fn summary(&self) -> String {
+        let mut s = format!("Imported {} node(s) into {}.\n", self.nodes, self.environment.display());
+        if !self.notes.is_empty() {
+            s.push_str(&format!("{} finding(s), also in {}:\n", self.notes.len(), self.report.display()));
+            for n in &self.notes {
+                s.push_str(&format!("  - {n}\n"));
+            }
+        }
+        s.push_str("Next: groundwork validate, then groundwork plan (it lists what groundwork would take over).\n");
+        s
+    }
+}
+
+fn report_text(notes: &[Note], served: Option<&Served>) -> String {
+    let mut s = String::from("# groundwork import report\n\n## Not imported, or imported with a caveat\n\n");
+    if notes.is_empty() {
+        s.push_str("Nothing.\n");
+    }
+    for n in notes {
+        s.push_str(&format!("- {n}\n"));
+    }
+    if let Some(sv) = served {
+        s.push_str(&format!(
+            "\n## Served files under {}:{} (sha256, bytes; content not copied)\n\n",
+            sv.host, sv.docroot
+        ));
+        for f in &sv.files {
+            s.push_str(&format!("- {}  {}  {}\n", f.sha256, f.size, f.path));
+        }
+    }
+    s
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-import");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
+/// A text file from a host (None when absent). Files that are too large or not UTF-8 are noted.
+async fn read_text(t: &dyn Transport, host: &str, path: &str, notes: &mut Vec<Note>) -> Result<Option<HostFile>> {
+    let bytes = t.read_file(path).await.map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
+    let Some(bytes) = bytes else { return Ok(None) };
+    if bytes.len() > MAX_FILE_BYTES {
+        notes.push(Note::new(format!("{host}:{path}"), "larger than 16 MiB: not read"));
+        return Ok(None);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(HostFile { host: host.into(), path: path.into(), text })),
+        Err(_) => {
+            notes.push(Note::new(format!("{host}:{path}"), "not UTF-8: not read"));
+            Ok(None)
+        }
+    }
+}
+
+/// named.conf and what it includes; the zone files of the master zones it declares.
+async fn read_named(t: &dyn Transport, host: &str, os: OsFamily, observed: &mut Observed) -> Result<()> {
+    let (main, default_dir) = match os {
+        OsFamily::Debian => ("/etc/bind/named.conf", "/var/cache/bind"),
+        _ => ("/etc/named.conf", "/var/named"),
+    };
+    let mut queue = vec![main.to_string()];
+    let mut seen = Vec::new();
+    let mut stanzas = Vec::new();
+    let mut directory = None;
+    while let Some(path) = queue.pop() {
+        if seen.contains(&path) {
+            continue;
+        }
+        if seen.len() >= MAX_NAMED_FILES {
+            observed.notes.push(Note::new(format!("{host}:{path}"), "more than 32 named.conf files: not followed"));
+            continue;
+        }
+        seen.push(path.clone());
+        let Some(f) = read_text(t, host, &path, &mut observed.notes).await? else {
+            observed.notes.push(Note::new(format!("{host}:{path}"), "not found: not read"));
+            continue;
+        };
+        let conf = groundwork_bind::options::read_named_conf(&f.text);
+        for line in &conf.views {
+            observed.notes.push(Note::new(
+                format!("{host}:{path}:{line}"),
+                "a view: its zones are not imported (groundwork serves one view)",
+            ));
+        }
+        directory = directory.or(conf.directory.clone());
+        for (inc, _) in conf.includes.iter().rev() {
+            queue.push(inc.clone());
+        }
+        stanzas.extend(conf.zones.into_iter().map(|z| (format!("{host}:{path}"), z)));
+    }
+    let dir = directory.unwrap_or_else(|| default_dir.to_string());
+    for (conf, z) in stanzas {
+        if STANDARD_ZONES.contains(&z.name.as_str()) {
+            continue;
+        }
+        if !matches!(z.kind.as_str(), "master" | "primary") {
+            observed.notes.push(Note::new(
+                format!("{conf}:{}", z.line),
+                format!("zone {} is of type {:?}: only primary zones are imported", z.name, z.kind),
+            ));
+            continue;
+        }
+        let Some(file) = &z.file else { continue };
+        let path = if file.starts_with('/') { file.clone() } else { format!("{}/{file}", dir.trim_end_matches('/')) };
+        match read_text(t, host, &path, &mut observed.notes).await? {
+            Some(f) => observed.zones.push(ZoneFile { stanza: z, conf, file: f }),
+            None => observed.notes.push(Note::new(
+                format!("{conf}:{}", z.line),
+                format!("zone {}: its file {path} is not there", z.name),
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// Size and digest of every regular file under the docroot (content never leaves the host).
+const DOCROOT_SCRIPT: &str = r#"d=$1
+[ -d "$d" ] || { printf 'NODIR\0'; exit 0; }
+printf 'DIR\0'
+cd "$d" && find . -xdev -type f -print0 | while IFS= read -r -d '' f; do
+  s=$(stat -c %s -- "$f") && h=$(sha256sum < "$f") && printf '%s\0%s\0%s\0' "$s" "${h%% *}" "${f#./}"
+done
+"#;
+
+/// The docroot the environment names, else the web servers' usual ones for the host's OS.
+async fn read_docroot(t: Arc<dyn Transport>, host: &str, os: OsFamily, named: Option<&str>) -> Result<Option<Served>> {
+    let usual: &[&str] = match os {
+        OsFamily::Debian => &["/var/www/html", "/usr/share/nginx/html"],
+        _ => &["/usr/share/nginx/html", "/var/www/html"],
+    };
+    let candidates: Vec<&str> = named.map(|d| vec![d]).unwrap_or_else(|| usual.to_vec());
+    for docroot in candidates {
+        let cmd = Cmd::new("bash").args(["-c", DOCROOT_SCRIPT, "bash", docroot]);
+        let out = t.exec(&cmd).await.map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
+        if !out.success() {
+            return Err(Error::Host { host: host.into(), message: format!("listing {docroot}: {}", out.message()) });
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut fields = text.split('\0');
+        if fields.next() != Some("DIR") {
+            continue;
+        }
+        let rest: Vec<&str> = fields.collect();
+        let files = rest
+            .chunks(3)
+            .filter_map(|c| match c {
+                [size, sha, path] => {
+                    Some(ServedEntry { path: path.to_string(), size: size.parse().ok()?, sha256: sha.to_string() })
+                }
+                _ => None,
+            })
+            .collect();
+        return Ok(Some(Served { host: host.into(), docroot: docroot.to_string(), files }));
+    }
+    Ok(None)
+}
