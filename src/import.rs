@@ -37,6 +37,7 @@ pub struct ZoneFile {
 pub struct ServedEntry {
     pub path: String,
     pub size: u64,
+    pub mode: u32,
     pub sha256: String,
 }
 
@@ -325,6 +326,16 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
         dhcp = Some(dhcp_section(f, &entries, hosts, &mut notes));
     }
 
+    // The DHCP file's order (what it was written in), then the zone's for nodes without a pin.
+    if let Some(f) = &observed.dhcpd {
+        let line = |n: &NodeFacts| {
+            n.dhcp_at
+                .as_deref()
+                .and_then(|a| a.strip_prefix(&format!("{}:{}:", f.host, f.path)))
+                .and_then(|l| l.parse::<usize>().ok())
+        };
+        nodes.sort_by_key(|n| line(n).unwrap_or(usize::MAX));
+    }
     // Roles from the load balancer's backends.
     let mut lb = LbFacts::default();
     if let Some(f) = &observed.haproxy {
@@ -337,10 +348,22 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
         let role = lb.role_of(&n.name);
         let role = match role {
             Some(r) => r,
+            // In no backend while others are: an infra node before day 2 moves ingress to it (the
+            // reference install adds them so); with no load balancer read at all, a worker.
+            None if !lb.frontends.is_empty() => {
+                notes.push(Note::new(
+                    here.clone(),
+                    format!(
+                        "{} is in no load balancer backend: imported as an infra node (say worker if it is one)",
+                        n.name
+                    ),
+                ));
+                "infra"
+            }
             None => {
                 notes.push(Note::new(
                     here.clone(),
-                    format!("{} is in no load balancer backend: imported as a worker (say infra if it is one)", n.name),
+                    format!("{}: no load balancer was read to tell its role: imported as a worker", n.name),
                 ));
                 "worker"
             }
@@ -443,14 +466,12 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
         sections.push(("loadbalancer", json!({ "frontends": fe })));
     }
     if let Some(s) = &observed.served {
-        sections.push(("files", json!({ "docroot": s.docroot })));
-        notes.push(Note::new(
-            format!("{}:{}", s.host, s.docroot),
-            format!(
-                "{} served file(s) found, recorded by digest in the import report: a file is managed once files.serve names its source",
-                s.files.len()
-            ),
-        ));
+        let serve = served_files(s, &mut notes);
+        let mut files = json!({ "docroot": s.docroot });
+        if !serve.is_empty() {
+            files["serve"] = Value::Array(serve);
+        }
+        sections.push(("files", files));
     }
     // The whole must load as an environment.
     let whole = Value::Object(sections.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -459,6 +480,35 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
     notes.sort();
     notes.dedup();
     Ok(Imported { sections, notes, served: observed.served.clone() })
+}
+
+/// `files.serve` entries known by digest (content never read off the host): plan reports a file that
+/// changes; giving an entry a `source` lets groundwork write it.
+fn served_files(s: &Served, notes: &mut Vec<Note>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in &s.files {
+        let at = format!("{}:{}/{}", s.host, s.docroot.trim_end_matches('/'), f.path);
+        let mut v = json!({ "path": f.path, "sha256": f.sha256, "size": f.size });
+        if f.path.ends_with(".ign") {
+            v["kind"] = json!("ignition");
+        }
+        if f.mode != 0o644 {
+            v["mode"] = json!(format!("{:04o}", f.mode));
+        }
+        if typed::<groundwork_sdk::model::ServedFile>(v.clone(), "served file", &at, notes).is_some() {
+            out.push(v);
+        }
+    }
+    if !out.is_empty() {
+        notes.push(Note::new(
+            format!("{}:{}", s.host, s.docroot),
+            format!(
+                "{} served file(s) imported by digest (files.serve sha256): groundwork reports when one changes, and writes one once it has a source",
+                out.len()
+            ),
+        ));
+    }
+    out
 }
 
 /// The machine networks: the /24 (IPv6: /64) around each infra host and the API VIP, in that order.
@@ -683,6 +733,17 @@ fn lb_facts(f: &HostFile, nodes: &[NodeFacts], domain: &str, notes: &mut Vec<Not
         facts.ingress.remove(&n);
     }
     facts
+}
+
+/// `v` without null values, at every depth (an unset option reads back as unset).
+pub fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k, without_nulls(x))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
 }
 
 /// `T`'s serialization with the defaults a minimal `seed` gives it.

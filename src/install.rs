@@ -356,6 +356,8 @@ pub fn generation(
                 source: Some(installer.under(name)),
                 template: None,
                 content: None,
+                sha256: None,
+                size: None,
                 kind: FileKind::Ignition,
                 secret: false,
                 mode: None,

@@ -39,7 +39,7 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
     let lab = Lab::up(BASE, &NEXT);
     let n = lab.index;
     let rev = format!("{n}.88.10.in-addr.arpa");
-    put(&lab, "ns1", "/etc/bind/named.conf", &fixture(&lab, "named.conf"));
+    put(&lab, "ns1", "/etc/named.conf", &fixture(&lab, "named.conf"));
     put(&lab, "ns1", "/etc/named/named.example.localdomain.zone", &fixture(&lab, "named.example.localdomain.zone"));
     put(&lab, "ns1", &format!("/etc/named/{rev}.zone"), &fixture(&lab, "0.16.172.in-addr.arpa.zone"));
     put(&lab, "ns1", "/etc/dhcp/dhcpd.conf", &fixture(&lab, "dhcpd.conf"));
@@ -48,7 +48,7 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
     let sentinel = format!("import-sentinel-{}", std::process::id());
     put(&lab, "bastion", "/usr/share/nginx/html/images/probe.raw", &sentinel);
     let probe_digest = hex::encode(Sha256::digest(format!("{sentinel}\n").as_bytes()));
-    let ns1_files = "/etc/bind/named.conf /etc/named/*.zone /etc/dhcp/dhcpd.conf";
+    let ns1_files = "/etc/named.conf /etc/named/*.zone /etc/dhcp/dhcpd.conf";
     let before = (digests(&lab, "ns1", ns1_files), digests(&lab, "lb1", "/etc/haproxy/haproxy.cfg"));
 
     let out = tempfile::tempdir().unwrap();
@@ -121,4 +121,49 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
     let again = groundwork(&["import", "--from", lab.env_str(), "--out", out_dir.to_str().unwrap()]);
     assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
+}
+
+#[test]
+fn files_groundwork_wrote_import_into_an_environment_whose_plan_changes_none_of_them() {
+    let lab = Lab::up(BASE, &NEXT);
+    let run = groundwork(&["apply", lab.env_str(), "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // Without the ownership records the files are what a careful hand would have written.
+    for host in ["bastion", "ns1", "lb1"] {
+        lab.ssh_ok(host, "rm -f /var/lib/groundwork/lab.state.json");
+    }
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("imported");
+    let dir = out_dir.to_str().unwrap();
+    let imported = groundwork(&["import", "--from", lab.env_str(), "--out", dir]);
+    assert_eq!(imported.code, 0, "{}{}", imported.stdout, imported.stderr);
+    let env_text = std::fs::read_to_string(out_dir.join("environment.yaml")).unwrap();
+    let v = groundwork(&["validate", dir]);
+    assert_eq!(v.code, 0, "{}{}\n{env_text}", v.stdout, v.stderr);
+
+    // Zones, dhcpd.conf, haproxy.cfg, the named.conf include and every served file read back as they
+    // are. The one change: the docroot's relabel, which groundwork has no record of having done.
+    let plan = groundwork(&["plan", dir, "--json"]);
+    assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let changed: Vec<&str> =
+        doc["changes"].as_array().unwrap().iter().map(|c| c["address"].as_str().unwrap()).collect();
+    assert_eq!(changed, ["selinux.relabel[bastion:/usr/share/nginx/html]"], "{}\n{env_text}", plan.stdout);
+    let apply = groundwork(&["apply", dir, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let again = groundwork(&["plan", dir, "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+
+    // A served file known by digest only: a change on the host is reported by digest, and apply,
+    // having no source, says so and leaves the file alone.
+    lab.ssh_ok("bastion", "echo changed by hand > /usr/share/nginx/html/rhcos-kernel");
+    let drift = groundwork(&["plan", dir, "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{}{}", drift.stdout, drift.stderr);
+    assert!(drift.stdout.contains("files.file[bastion:/usr/share/nginx/html/rhcos-kernel]"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("→ sha256:"), "{}", drift.stdout);
+    let refused = groundwork(&["apply", dir, "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    let both = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(both.contains("served by digest only"), "{both}");
+    assert_eq!(lab.ssh_ok("bastion", "cat /usr/share/nginx/html/rhcos-kernel").trim(), "changed by hand");
 }

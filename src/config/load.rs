@@ -283,6 +283,11 @@ pub struct HostsOnly {
     pub hosts: BTreeMap<groundwork_sdk::value::Label, Host>,
     pub ssh: SshSettings,
     pub docroot: Option<String>,
+    /// The named.conf the environment names (its `dns` section), if it has one.
+    pub named_conf: Option<String>,
+    /// Sections import does not read from the hosts (how TFTP, firewalld, SELinux and the services
+    /// are laid out there), as the environment gives them: carried over as they are.
+    pub carried: Vec<(&'static str, serde_json::Value)>,
     pub dir: PathBuf,
 }
 
@@ -291,7 +296,18 @@ pub fn load_hosts(path: &Path) -> Result<HostsOnly, ConfigError> {
     let hosts =
         merged.hosts.ok_or_else(|| ConfigError::MissingSection { dir: dir.display().to_string(), section: "hosts" })?;
     let docroot = merged.files.map(|f| f.docroot.to_string());
-    Ok(HostsOnly { hosts, ssh: merged.ssh.unwrap_or_default(), docroot, dir })
+    let named_conf = merged.dns.and_then(|d| d.named_conf).map(|p| p.to_string());
+    let mut carried = Vec::new();
+    let mut carry = |name: &'static str, v: Option<serde_json::Result<serde_json::Value>>| {
+        if let Some(Ok(v)) = v {
+            carried.push((name, v));
+        }
+    };
+    carry("tftp", merged.tftp.as_ref().map(serde_json::to_value));
+    carry("firewall", merged.firewall.as_ref().map(serde_json::to_value));
+    carry("selinux", merged.selinux.as_ref().map(serde_json::to_value));
+    carry("services", merged.services.as_ref().map(serde_json::to_value));
+    Ok(HostsOnly { hosts, ssh: merged.ssh.unwrap_or_default(), docroot, named_conf, carried, dir })
 }
 
 type Parts = (Sources, EnvironmentFile, Vec<(String, String)>, PathBuf);

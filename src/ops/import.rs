@@ -37,7 +37,7 @@ pub struct Outcome {
 }
 
 pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
-    let config::load::HostsOnly { hosts, mut ssh, docroot, dir } = config::load::load_hosts(from)?;
+    let config::load::HostsOnly { hosts, mut ssh, docroot, named_conf, carried, dir } = config::load::load_hosts(from)?;
     // The written environment lives elsewhere: the SSH files it names are made absolute.
     let absolute = |p: &str| config::load::local_path(&dir, p).display().to_string();
     for p in [&mut ssh.identity, &mut ssh.config].into_iter().flatten() {
@@ -64,9 +64,9 @@ pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
     let conn = Hosts::new(&reach, &dir, groundwork_sdk::Secrets::default());
     let mut observed = Observed::default();
     let first = |role: HostRole| hosts.iter().find(|(_, h)| h.roles.contains(&role)).map(|(n, h)| (n.clone(), h));
-    if let Some((name, h)) = first(HostRole::Dns) {
+    if let Some((name, _)) = first(HostRole::Dns) {
         let t = conn.transport(&name).await?;
-        read_named(&*t, &name, h.os, &mut observed).await?;
+        read_named(&*t, &name, named_conf.as_deref(), &mut observed).await?;
     }
     if let Some((name, _)) = first(HostRole::Dhcp) {
         let t = conn.transport(&name).await?;
@@ -86,7 +86,17 @@ pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
         let t = conn.transport(&name).await?;
         observed.served = read_docroot(t, &name, h.os, docroot.as_deref()).await?;
     }
-    let imported = import::build(&hosts, &ssh, &observed).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut imported = import::build(&hosts, &ssh, &observed).map_err(|e| {
+        let read: Vec<String> = observed.notes.iter().map(|n| format!("\n  - {n}")).collect();
+        Error::Usage(format!("{e}{}", read.concat()))
+    })?;
+    for (name, v) in carried {
+        imported.notes.push(Note::new(
+            "",
+            format!("{name}: carried over from {} as it is (import does not read it from the hosts)", from.display()),
+        ));
+        imported.sections.push((name, import::without_nulls(v)));
+    }
     let nodes =
         imported.sections.iter().find(|(k, _)| *k == "nodes").and_then(|(_, v)| v.as_array()).map_or(0, Vec::len);
     let header = format!(
@@ -162,13 +172,22 @@ async fn read_text(t: &dyn Transport, host: &str, path: &str, notes: &mut Vec<No
     }
 }
 
-/// named.conf and what it includes; the zone files of the master zones it declares.
-async fn read_named(t: &dyn Transport, host: &str, os: OsFamily, observed: &mut Observed) -> Result<()> {
-    let (main, default_dir) = match os {
-        OsFamily::Debian => ("/etc/bind/named.conf", "/var/cache/bind"),
-        _ => ("/etc/named.conf", "/var/named"),
+/// named.conf (the one the environment names, else groundwork's default /etc/named.conf, else Debian's
+/// /etc/bind/named.conf) and what it includes; the zone files of the primary zones it declares.
+async fn read_named(t: &dyn Transport, host: &str, named: Option<&str>, observed: &mut Observed) -> Result<()> {
+    let candidates: Vec<String> = match named {
+        Some(n) => vec![n.to_string()],
+        None => vec!["/etc/named.conf".into(), "/etc/bind/named.conf".into()],
     };
-    let mut queue = vec![main.to_string()];
+    let metas =
+        t.file_meta(&candidates).await.map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
+    let Some(main) = candidates.iter().zip(metas).find(|(_, m)| m.is_some()).map(|(c, _)| c.clone()) else {
+        observed.notes.push(Note::new(format!("{host}:{}", candidates.join(" or ")), "no named.conf: no zone read"));
+        return Ok(());
+    };
+    // Relative zone files are under the options' directory, else the packages' default.
+    let default_dir = if main.starts_with("/etc/bind/") { "/var/cache/bind" } else { "/var/named" };
+    let mut queue = vec![main];
     let mut seen = Vec::new();
     let mut stanzas = Vec::new();
     let mut directory = None;
@@ -228,7 +247,7 @@ const DOCROOT_SCRIPT: &str = r#"d=$1
 [ -d "$d" ] || { printf 'NODIR\0'; exit 0; }
 printf 'DIR\0'
 cd "$d" && find . -xdev -type f -print0 | while IFS= read -r -d '' f; do
-  s=$(stat -c %s -- "$f") && h=$(sha256sum < "$f") && printf '%s\0%s\0%s\0' "$s" "${h%% *}" "${f#./}"
+  s=$(stat -c %s:%a -- "$f") && h=$(sha256sum < "$f") && printf '%s\0%s\0%s\0' "$s" "${h%% *}" "${f#./}"
 done
 "#;
 
@@ -254,8 +273,14 @@ async fn read_docroot(t: Arc<dyn Transport>, host: &str, os: OsFamily, named: Op
         let files = rest
             .chunks(3)
             .filter_map(|c| match c {
-                [size, sha, path] => {
-                    Some(ServedEntry { path: path.to_string(), size: size.parse().ok()?, sha256: sha.to_string() })
+                [stat, sha, path] => {
+                    let (size, mode) = stat.split_once(':')?;
+                    Some(ServedEntry {
+                        path: path.to_string(),
+                        size: size.parse().ok()?,
+                        mode: u32::from_str_radix(mode, 8).ok()?,
+                        sha256: sha.to_string(),
+                    })
                 }
                 _ => None,
             })

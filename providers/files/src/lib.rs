@@ -326,7 +326,13 @@ fn file_spec(
         group: f.group.as_ref().map(|g| g.to_string()),
     };
     let text = match (&f.source, &f.template, &f.content) {
-        (Some(src), None, None) => {
+        // Known by digest only: nothing to upload; a differing file is reported, and apply refuses.
+        (None, None, None) if f.sha256.is_some() => {
+            spec.sha256 = f.sha256.as_ref().map(|h| h.to_string()).unwrap_or_default();
+            spec.size = f.size.unwrap_or(0);
+            None
+        }
+        (Some(src), None, None) if f.sha256.is_none() => {
             let source = x.inputs.source(src)?;
             if ignition {
                 // Checked as the very bytes that were hashed: a file that changes in between is refused.
@@ -345,9 +351,9 @@ fn file_spec(
             spec.source = Some(source.key);
             None
         }
-        (None, Some(t), None) => Some(render_named(env, x, t)?),
-        (None, None, Some(c)) => Some(c.clone()),
-        _ => return Err(expand_err(&f.path, "exactly one of source, template, content must be given")),
+        (None, Some(t), None) if f.sha256.is_none() => Some(render_named(env, x, t)?),
+        (None, None, Some(c)) if f.sha256.is_none() => Some(c.clone()),
+        _ => return Err(expand_err(&f.path, "exactly one of source, template, content, sha256 must be given")),
     };
     if let Some(text) = text {
         if ignition {
@@ -611,7 +617,11 @@ impl FilesProvider {
                         .await
                         .map(|_| ())
                         .map_err(|e| e.at(address)),
-                    (None, None, None) => Err(Error::failed(address, "no content, secret or source")),
+                    (None, None, None) => Err(Error::failed(
+                        address,
+                        "served by digest only (files.serve sha256): groundwork has no source to write it from; \
+                         give it a source, or put the file there by hand",
+                    )),
                 }
             }
         }

@@ -7,7 +7,7 @@ pub use crate::value::DnsRecord;
 use crate::value::{
     Argv, DeviceName, DomainName, EnvVarName, FcontextPattern, FileMode, FirewalldName, HaproxyName, ImageRepo,
     Interface, K8sName, KernelArgs, Label, LeaseTime, MacAddr, NamePattern, NicName, NoProxyEntry, PackageName, Port,
-    PortProto, PosixName, ProxyUrl, Quantity, RelPath, RemotePath, SelinuxName, Text, Ttl, UnitName,
+    PortProto, PosixName, ProxyUrl, Quantity, RelPath, RemotePath, SelinuxName, Sha256Hex, Text, Ttl, UnitName,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -905,6 +905,13 @@ pub struct ServedFile {
     /// Literal content.
     #[serde(default)]
     pub content: Option<String>,
+    /// A file already there, known by its digest only (what `import` writes for served files it
+    /// found): plan reports when it differs; apply cannot write it without a source and says so.
+    #[serde(default)]
+    pub sha256: Option<Sha256Hex>,
+    /// Its size in bytes, with `sha256`.
+    #[serde(default)]
+    pub size: Option<u64>,
     #[serde(default)]
     pub kind: FileKind,
     /// Secret content (a pull secret, a key): carried by digest only, never shown or diffed, like

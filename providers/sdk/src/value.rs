@@ -23,6 +23,7 @@
 //! | [`Text`] | descriptions | printable, one line, ≤ 512 bytes |
 //! | [`Argv`] | commands | non-empty argv, no NUL |
 //! | [`PortProto`] | `22623/tcp` | port 1–65535, tcp, udp, sctp or dccp |
+//! | [`Sha256Hex`] | served files known by digest | 64 lowercase hex digits |
 //! | [`DnsRecord`] | extra records | a closed set of types, each value typed (TXT ≤ 255 bytes a string) |
 
 use serde::{Deserialize, Serialize};
@@ -570,6 +571,20 @@ string_type!(
     /// A DNS name glob: `*` matches any run of characters.
     NamePattern,
     check_name_pattern
+);
+
+fn check_sha256(s: String) -> Result<String, String> {
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(s)
+    } else {
+        Err(format!("{} is not a sha256 digest (64 lowercase hex digits)", shown(&s)))
+    }
+}
+
+string_type!(
+    /// A SHA-256 digest in lowercase hex: a served file known by its digest only.
+    Sha256Hex,
+    check_sha256
 );
 
 /// A command as argv: a program and its arguments, never a shell line.
