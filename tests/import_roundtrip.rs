@@ -125,7 +125,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
         let pin = c
             .nodes
             .iter()
-            .any(|(_, mac, last)| n.mac.to_string() == *mac && n.ip.to_string() == format!("10.88.0.{last}"));
+            .any(|(_, mac, last)| n.mac.as_ref() == mac.as_str() && n.ip.to_string() == format!("10.88.0.{last}"));
         let named = c.nodes.iter().any(|(name, _, _)| name.to_ascii_lowercase().contains(n.name.as_str()));
         prop_assert!(pin && named, "{n:?} was not in the files\n{yaml}");
         ACCEPTED.fetch_add(1, Ordering::Relaxed);
