@@ -51,9 +51,25 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
     let ns1_files = "/etc/named.conf /etc/named/*.zone /etc/dhcp/dhcpd.conf";
     let before = (digests(&lab, "ns1", ns1_files), digests(&lab, "lb1", "/etc/haproxy/haproxy.cfg"));
 
+    // The hosts alone (what an operator starts from), with relative SSH paths: the written environment
+    // names them absolutely.
     let out = tempfile::tempdir().unwrap();
+    let state = format!("/tmp/groundwork-lab/{n}");
+    std::os::unix::fs::symlink(&state, out.path().join("lab-keys")).unwrap();
+    let hosts_file = out.path().join("hosts.yaml");
+    std::fs::write(
+        &hosts_file,
+        format!(
+            "hosts:\n  bastion: {{ address: {}, roles: [http, tftp] }}\n  ns1: {{ address: {}, roles: [dns, dhcp] }}\n  \
+             lb1: {{ address: {}, roles: [lb] }}\nssh: {{ user: root, identity: lab-keys/id_ed25519, known_hosts: lab-keys/known_hosts }}\n",
+            lab.ip(10),
+            lab.ip(2),
+            lab.ip(3)
+        ),
+    )
+    .unwrap();
     let out_dir = out.path().join("imported");
-    let run = groundwork(&["import", "--from", lab.env_str(), "--out", out_dir.to_str().unwrap()]);
+    let run = groundwork(&["import", "--from", hosts_file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("Imported 7 node(s)"), "{}", run.stdout);
     // Nothing on the hosts changed.
@@ -68,6 +84,8 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
 
     let loaded = groundwork::config::load::load(&out_dir).unwrap();
     let env = &loaded.env;
+    let keys = out.path().join("lab-keys/id_ed25519").display().to_string();
+    assert_eq!(env.ssh.identity.as_deref(), Some(keys.as_str()));
     assert_eq!((env.cluster.name.as_str(), &*env.cluster.base_domain), ("ocp45", "example.localdomain"));
     assert_eq!(env.dns.zone.as_deref(), Some("example.localdomain"));
     let vips = env.hosts.get("lb1").and_then(|h| h.vips.clone()).unwrap();
@@ -118,7 +136,7 @@ fn the_reference_configs_import_over_ssh_and_validate_names_their_slips() {
     find(&format!("192.2.0.11 (bs) is outside the machine network(s) 10.88.{n}.0/24"));
 
     // An existing environment is not replaced unless asked.
-    let again = groundwork(&["import", "--from", lab.env_str(), "--out", out_dir.to_str().unwrap()]);
+    let again = groundwork(&["import", "--from", hosts_file.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
     assert_eq!(again.code, 1, "{}{}", again.stdout, again.stderr);
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
 }
