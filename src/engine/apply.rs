@@ -237,6 +237,12 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
             per_host.entry(h.clone()).or_default().push(c);
         }
     }
+    // Taken over: already as desired, recorded as groundwork's from now on.
+    for c in &plan.adopt {
+        if let Some(h) = c.change.address.host.as_ref() {
+            per_host.entry(h.clone()).or_default().push(c);
+        }
+    }
     // Records an older version wrote with secret content in them are rewritten scrubbed, on every host.
     for host in hosts.names() {
         if per_host.contains_key(&host) {
@@ -298,6 +304,7 @@ mod tests {
             locked_by: None,
             pending: vec![],
             notes: vec![],
+            adopt: vec![],
         };
         assert!(check_secrets(&plan, &planned_with).is_ok());
         let now = Secrets::default();

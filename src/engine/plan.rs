@@ -39,6 +39,11 @@ pub struct Plan {
     /// Warnings of resources that need no change (an ignition's age, inputs left as they are).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Resources already as desired that groundwork has no record of (made by hand, or imported):
+    /// nothing is written; apply records them as groundwork's, so that it removes them once they are
+    /// no longer desired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopt: Vec<Planned>,
 }
 
 /// Resources that wait for a change of this plan: the served ignition, while the installer is to
@@ -64,9 +69,10 @@ impl Plan {
         self.gates.iter().map(|g| g.blocked.len()).sum()
     }
 
-    /// Nothing to do now and nothing waiting: the environment is where the inventory says.
+    /// Nothing to do now and nothing waiting: the environment is where the inventory says, and
+    /// everything in it is recorded as groundwork's.
     pub fn is_converged(&self) -> bool {
-        self.is_empty() && self.blocked() == 0 && self.pending.is_empty()
+        self.is_empty() && self.blocked() == 0 && self.pending.is_empty() && self.adopt.is_empty()
     }
 
     /// Resources that wait for a change of this plan.
@@ -84,6 +90,10 @@ impl Plan {
 pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
+    let mut adopt = Vec::new();
+    let recorded = |a: &Address| {
+        a.host.as_ref().is_none_or(|h| refreshed.records.get(h).is_some_and(|r| r.resources.contains_key(a)))
+    };
     let mut observed = BTreeMap::new();
     let lookup = |r: &Resource| {
         registry.get(&r.address.provider).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
@@ -99,6 +109,13 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
             changes.push(Planned { change, depends_on: r.depends_on.clone() });
         } else {
             notes.extend(change.warnings.iter().map(|w| format!("{}: {w}", r.address)));
+            // There and as desired, but not groundwork's yet (host resources: cluster objects are
+            // recorded once groundwork writes them).
+            if actual.is_some() && !recorded(&r.address) {
+                let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
+                taken.sensitive = change.sensitive;
+                adopt.push(Planned { change: taken, depends_on: r.depends_on.clone() });
+            }
         }
     }
     for r in &refreshed.orphans {
@@ -119,5 +136,6 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         locked_by: refreshed.lock.as_ref().map(|l| l.describe()),
         pending: Vec::new(),
         notes,
+        adopt,
     })
 }

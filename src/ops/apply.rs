@@ -130,7 +130,7 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
     let mut read_back_only = false;
     for _ in 0..max_rounds {
         // Nothing applied (only a gate to wait for): the plan in hand is still fresh.
-        let fresh = if plan.is_empty() {
+        let fresh = if plan.is_empty() && plan.adopt.is_empty() {
             plan.clone()
         } else {
             totals.applied += apply_plan(ws, &plan).await?;
@@ -154,6 +154,10 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
                     events::text(&format!("note: gate {} no longer holds: {detail}\n", g.status.gate));
                 }
             }
+        }
+        if fresh.is_empty() && !fresh.adopt.is_empty() {
+            // Found as desired only now (a phase opened onto something already there): recorded.
+            apply_plan(ws, &fresh).await?;
         }
         if !fresh.is_empty() {
             // A gate passed meanwhile (or the phase moved on): the next phase's changes.
@@ -465,6 +469,12 @@ async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<usize> {
     let report = report?;
     tracing::info!(apply_ms = started.elapsed().as_millis() as u64, changes = plan.changes.len(), "apply");
     events::text(&render::text::apply_report(&report, stdout_color()));
+    if !plan.adopt.is_empty() {
+        events::text(&format!(
+            "Taken over: {} resource(s) already as desired, recorded as groundwork's.\n",
+            plan.adopt.len()
+        ));
+    }
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
@@ -498,6 +508,15 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
         })
         .map(|s| s.change.address.to_string())
         .collect();
+    // What it takes over is what the environment would take over now (no record is made for a
+    // resource the environment does not declare as it is).
+    let adopting: Vec<String> = saved
+        .adopt
+        .iter()
+        .filter(|s| !now.adopt.iter().any(|n| n.change.address == s.change.address && n.change.after == s.change.after))
+        .map(|s| s.change.address.to_string())
+        .collect();
+    let differing: Vec<String> = differing.into_iter().chain(adopting).collect();
     if differing.is_empty() {
         Ok(())
     } else {

@@ -28,6 +28,9 @@ pub struct JsonPlan<'a> {
     /// Warnings of resources that need no change.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub notes: &'a [String],
+    /// Resources already as desired that apply records as groundwork's (nothing is written to them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adopt: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -91,5 +94,6 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         locked_by: plan.locked_by.as_deref(),
         pending: &plan.pending,
         notes: &plan.notes,
+        adopt: plan.adopt.iter().map(|a| a.change.address.to_string()).collect(),
     }
 }

@@ -42,16 +42,42 @@ pub fn summary(plan: &Plan) -> String {
     let add = plan.count(Action::Create) + plan.count(Action::Replace);
     let change = plan.count(Action::Update);
     let destroy = plan.count(Action::Delete) + plan.count(Action::Replace);
-    format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+    let adopt = plan.adopt.len();
+    if adopt > 0 {
+        format!("Plan: {add} to add, {change} to change, {destroy} to destroy, {adopt} to take over.")
+    } else {
+        format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+    }
 }
 
 pub fn plan(plan: &Plan, color: bool) -> String {
-    changes(
+    let mut out = changes(
         plan,
         color,
         "groundwork will perform the following actions:",
         "No changes. The infrastructure matches the environment.",
-    )
+    );
+    out.push_str(&adoptions(plan, color));
+    out
+}
+
+/// Resources already as desired that groundwork has no record of: apply records them, nothing else.
+fn adoptions(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    if plan.adopt.is_empty() {
+        return out;
+    }
+    let heading = format!(
+        "To take over: {} resource(s) already as desired that groundwork has no record of; apply records them as \
+         groundwork's (nothing is written to them):",
+        plan.adopt.len()
+    );
+    let _ = writeln!(out, "\n{}", st.paint("1", &heading));
+    for a in &plan.adopt {
+        let _ = writeln!(out, "  {} {}", st.paint("36", "="), a.change.address);
+    }
+    out
 }
 
 /// The drift report: the same per-resource view, under another heading.
@@ -271,6 +297,7 @@ mod tests {
             locked_by: None,
             pending: vec![],
             notes: vec![],
+            adopt: vec![],
         };
         assert!(!plan.is_converged());
         assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");
@@ -311,6 +338,15 @@ mod tests {
                 addresses: vec![file("bootstrap.ign"), file("master.ign"), file("worker.ign")],
             }],
             notes: vec!["files.file[bastion:/usr/share/nginx/html/rhcos-kernel]: a note".into()],
+            adopt: vec![crate::engine::Planned {
+                change: groundwork_sdk::Change::new(
+                    file("index.html"),
+                    groundwork_sdk::Action::NoOp,
+                    None,
+                    Some(&serde_json::json!({})),
+                ),
+                depends_on: vec![],
+            }],
         };
         assert_eq!(plan.pending_count(), 3);
         insta::assert_snapshot!(super::plan(&plan, false));
