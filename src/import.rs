@@ -100,8 +100,13 @@ pub enum ImportError {
     Invalid(String),
 }
 
+/// `host:path:line`, or `host:path` where no line applies (0).
 fn at(f: &HostFile, line: usize) -> String {
-    format!("{}:{}:{line}", f.host, f.path)
+    if line == 0 {
+        at(f, 0)
+    } else {
+        format!("{}:{}:{line}", f.host, f.path)
+    }
 }
 
 fn is_reverse(zone: &str) -> bool {
@@ -140,20 +145,17 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
         match zone::parse(&z.file.text, &z.stanza.name) {
             Ok(p) => {
                 for e in &p.errors {
-                    notes.push(Note::new(
-                        format!("{}:{}", z.file.host, z.file.path),
-                        format!("{e}: not read, and not carried over"),
-                    ));
+                    notes.push(Note::new(at(&z.file, 0), format!("{e}: not read, and not carried over")));
                 }
                 for i in &p.includes {
                     notes.push(Note::new(
-                        format!("{}:{}", z.file.host, z.file.path),
+                        at(&z.file, 0),
                         format!("$INCLUDE {i:?} is not followed: its records are not imported"),
                     ));
                 }
                 parsed.push((z, p));
             }
-            Err(e) => notes.push(Note::new(format!("{}:{}", z.file.host, z.file.path), format!("{e}: zone not read"))),
+            Err(e) => notes.push(Note::new(at(&z.file, 0), format!("{e}: zone not read"))),
         }
     }
     // The cluster domain: the owner of api's A record, in a forward zone.
@@ -550,10 +552,7 @@ fn dhcp_section(
         }
         let _ = line;
     } else {
-        notes.push(Note::new(
-            format!("{}:{}", f.host, f.path),
-            "no subnet declaration: dhcp.subnet must be set by hand",
-        ));
+        notes.push(Note::new(at(f, 0), "no subnet declaration: dhcp.subnet must be set by hand"));
     }
     if !e.routers.is_empty() {
         d.insert("routers".into(), json!(e.routers));
@@ -575,7 +574,7 @@ fn dhcp_section(
     let loaders: Vec<&String> = e.filenames.iter().filter(|f| !f.contains("://")).collect();
     for l in loaders.iter().filter(|l| !l.ends_with(".efi") && !l.ends_with(".kpxe")) {
         notes.push(Note::new(
-            format!("{}:{}", f.host, f.path),
+            at(f, 0),
             format!("filename {l:?}: groundwork hands out the iPXE loaders and script only; left out"),
         ));
     }
@@ -590,7 +589,7 @@ fn dhcp_section(
             d.insert("pxe".into(), pxe);
         }
         (None, _) if !e.next_servers.is_empty() => notes.push(Note::new(
-            format!("{}:{}", f.host, f.path),
+            at(f, 0),
             format!("next-server {} is none of the hosts: PXE settings left out", e.next_servers.join(", ")),
         )),
         _ => {}
@@ -726,10 +725,7 @@ fn lb_facts(f: &HostFile, nodes: &[NodeFacts], domain: &str, notes: &mut Vec<Not
     // A node in both the control plane and the ingress is a master that takes ingress (compact).
     let both: Vec<String> = facts.ingress.intersection(&facts.control).cloned().collect();
     for n in both {
-        notes.push(Note::new(
-            format!("{}:{}", f.host, f.path),
-            format!("{n} is in the API and the ingress backends: imported as a master"),
-        ));
+        notes.push(Note::new(at(f, 0), format!("{n} is in the API and the ingress backends: imported as a master")));
         facts.ingress.remove(&n);
     }
     facts

@@ -167,10 +167,32 @@ fn files_groundwork_wrote_import_into_an_environment_whose_plan_changes_none_of_
     let changed: Vec<&str> =
         doc["changes"].as_array().unwrap().iter().map(|c| c["address"].as_str().unwrap()).collect();
     assert_eq!(changed, ["selinux.relabel[bastion:/usr/share/nginx/html]"], "{}\n{env_text}", plan.stdout);
+    // Each file is listed as one to take over: as desired, not yet recorded as groundwork's.
+    let adopt: Vec<&str> = doc["adopt"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    for a in [
+        "bind.zone[ns1:lab.example.test]",
+        "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]",
+        "haproxy.config[lb1:/etc/haproxy/haproxy.cfg]",
+        "files.file[bastion:/usr/share/nginx/html/index.html]",
+    ] {
+        assert!(adopt.contains(&a), "{a}: {adopt:?}");
+    }
+    let text = groundwork(&["plan", dir]);
+    assert!(text.stdout.contains(&format!("{} to take over.", adopt.len())), "{}", text.stdout);
+    assert!(text.stdout.contains("= haproxy.config[lb1:/etc/haproxy/haproxy.cfg]"), "{}", text.stdout);
     let apply = groundwork(&["apply", dir, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    assert!(apply.stdout.contains(&format!("Taken over: {} resource(s)", adopt.len())), "{}", apply.stdout);
     let again = groundwork(&["plan", dir, "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    // Taken over means owned: a served file dropped from the environment is now planned away.
+    let yaml = out_dir.join("environment.yaml");
+    let without: String =
+        env_text.lines().filter(|l| !l.contains("path: \"index.html\"")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&yaml, &without).unwrap();
+    let dropped = groundwork(&["plan", dir]);
+    assert!(dropped.stdout.contains("- files.file[bastion:/usr/share/nginx/html/index.html]"), "{}", dropped.stdout);
+    std::fs::write(&yaml, &env_text).unwrap();
 
     // A served file known by digest only: a change on the host is reported by digest, and apply,
     // having no source, says so and leaves the file alone.
