@@ -103,7 +103,7 @@ pub enum ImportError {
 /// `host:path:line`, or `host:path` where no line applies (0).
 fn at(f: &HostFile, line: usize) -> String {
     if line == 0 {
-        at(f, 0)
+        format!("{}:{}", f.host, f.path)
     } else {
         format!("{}:{}:{line}", f.host, f.path)
     }
