@@ -832,6 +832,8 @@ mod tests {
         assert_eq!(back["section"], v, "{text}");
     }
 
+    /// The reference install's files with the seed's own addresses. Offline only: `build` is pure and
+    /// nothing here opens a connection (the lab test moves them onto the lab's network first).
     fn reference() -> (BTreeMap<String, Host>, Observed) {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
         let read = |host: &str, path: &str, file: &str| HostFile {

@@ -158,16 +158,21 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// A text file from a host (None when absent). Files that are too large or not UTF-8 are noted.
 async fn read_text(t: &dyn Transport, host: &str, path: &str, notes: &mut Vec<Note>) -> Result<Option<HostFile>> {
     let bytes = t.read_file(path).await.map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
-    let Some(bytes) = bytes else { return Ok(None) };
+    Ok(text_of(host, path, bytes, notes))
+}
+
+/// A file's bytes as text, within the size cap.
+fn text_of(host: &str, path: &str, bytes: Option<Vec<u8>>, notes: &mut Vec<Note>) -> Option<HostFile> {
+    let bytes = bytes?;
     if bytes.len() > MAX_FILE_BYTES {
         notes.push(Note::new(format!("{host}:{path}"), "larger than 16 MiB: not read"));
-        return Ok(None);
+        return None;
     }
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(Some(HostFile { host: host.into(), path: path.into(), text })),
+        Ok(text) => Some(HostFile { host: host.into(), path: path.into(), text }),
         Err(_) => {
             notes.push(Note::new(format!("{host}:{path}"), "not UTF-8: not read"));
-            Ok(None)
+            None
         }
     }
 }
@@ -218,6 +223,7 @@ async fn read_named(t: &dyn Transport, host: &str, named: Option<&str>, observed
         stanzas.extend(conf.zones.into_iter().map(|z| (format!("{host}:{path}"), z)));
     }
     let dir = directory.unwrap_or_else(|| default_dir.to_string());
+    let mut wanted = Vec::new();
     for (conf, z) in stanzas {
         if STANDARD_ZONES.contains(&z.name.as_str()) {
             continue;
@@ -231,7 +237,13 @@ async fn read_named(t: &dyn Transport, host: &str, named: Option<&str>, observed
         }
         let Some(file) = &z.file else { continue };
         let path = if file.starts_with('/') { file.clone() } else { format!("{}/{file}", dir.trim_end_matches('/')) };
-        match read_text(t, host, &path, &mut observed.notes).await? {
+        wanted.push((conf, z, path));
+    }
+    // Every zone file in one round trip.
+    let paths: Vec<String> = wanted.iter().map(|(_, _, p)| p.clone()).collect();
+    let contents = t.read_files(&paths).await.map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
+    for ((conf, z, path), bytes) in wanted.into_iter().zip(contents) {
+        match text_of(host, &path, bytes, &mut observed.notes) {
             Some(f) => observed.zones.push(ZoneFile { stanza: z, conf, file: f }),
             None => observed.notes.push(Note::new(
                 format!("{conf}:{}", z.line),
