@@ -53,6 +53,17 @@ nodes=(
   "i1 $net.41 52:54:00:00:$(printf %02x "$idx"):41"
   "i2 $net.42 52:54:00:00:$(printf %02x "$idx"):42"
 )
+# GW_LAB_CLUSTERS=2 at up: the nodes of a second cluster, b (environments: tests/data/two-clusters), and
+# its VIP .8 on lb1, beside the lab's own cluster. Kept like GW_LAB_HA.
+second_nodes=(
+  "b0 $net.60 52:54:00:01:$(printf %02x "$idx"):60"
+  "b1 $net.61 52:54:00:01:$(printf %02x "$idx"):61"
+  "b2 $net.62 52:54:00:01:$(printf %02x "$idx"):62"
+  "b3 $net.63 52:54:00:01:$(printf %02x "$idx"):63"
+)
+clusters=${GW_LAB_CLUSTERS:-$(cat "$state/clusters" 2>/dev/null || echo 1)}
+case "$clusters" in 1|2) ;; *) echo "GW_LAB_CLUSTERS must be 1 or 2" >&2; exit 2 ;; esac
+[ "$clusters" = 2 ] && nodes+=("${second_nodes[@]}")
 api_mode=${GW_LAB_API:-stand-in}
 case "$api_mode" in stand-in|sim) ;; *) echo "GW_LAB_API must be stand-in or sim" >&2; exit 2 ;; esac
 lb_external=$net.4
@@ -139,6 +150,7 @@ S
     ip netns add "$pfx$h"; link "$h" "$mac"
     ip -n "$pfx$h" addr add "$ip/24" dev eth0
     [ "$h" = lb1 ] && [ "$ha" != 1 ] && ip -n "$pfx$h" addr add "$lb_external/24" dev eth0
+    [ "$h" = lb1 ] && [ "$clusters" = 2 ] && ip -n "$pfx$h" addr add "$net.8/24" dev eth0
     local hd="$state/hosts/$h"; mkdir -p "$hd"
     ssh-keygen -q -t ed25519 -N '' -C "$h" -f "$hd/ssh_host_ed25519_key"
     ssh-keygen -q -s "$state/ssh_ca" -I "$h" -h -n "$ip,$h" -V -5m:+30d "$hd/ssh_host_ed25519_key.pub"
@@ -186,6 +198,7 @@ S
   chmod +x "$state/dhclient-script"
   echo "$api_mode" > "$state/api-mode"
   echo "$ha" > "$state/ha"
+  echo "$clusters" > "$state/clusters"
   touch "$state/up"
   log "up: bridge $br $net.1/24, API $api_mode, state $state"
 }
@@ -201,7 +214,9 @@ down_quiet() {
     read -r h _ <<<"$e"
     if init_alive "$h"; then kill -KILL "$(init_pid "$h")" 2>/dev/null || true; fi
   done
-  for e in "${all[@]}" "${nodes[@]}"; do
+  local every_node=("${nodes[@]}")
+  [ "$clusters" = 2 ] || every_node+=("${second_nodes[@]}")   # whatever mode the lab was made in
+  for e in "${all[@]}" "${every_node[@]}"; do
     read -r h _ <<<"$e"
     if ns_exists "$pfx$h"; then
       local pids; pids=$(ip netns pids "$pfx$h" 2>/dev/null || true)

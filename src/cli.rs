@@ -133,6 +133,22 @@ pub enum Command {
         #[command(flatten)]
         scope: ScopeArgs,
     },
+    /// Remove everything the environment's ownership records hold (what other environments sharing the
+    /// hosts still use is left to them), after confirmation like apply.
+    Destroy {
+        /// Environment directory.
+        #[arg(default_value = ".", env = "GROUNDWORK_ENV")]
+        env: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Wait this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
+        #[arg(long, value_parser = parse_duration)]
+        lock_timeout: Option<Duration>,
+        /// An event stream on stdout, one JSON object per line (docs/schemas/events.schema.json).
+        #[arg(long)]
+        json: bool,
+    },
     /// Report drift: exit 0 none, 2 drift, 1 error.
     Drift {
         /// Environment directory (or file).

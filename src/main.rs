@@ -53,6 +53,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             ops::apply::run(&target, &opts).await?
         }
+        Command::Destroy { env, auto_approve, lock_timeout, json } => {
+            let opts = ops::destroy::DestroyOptions { auto_approve, lock_timeout, json };
+            ops::destroy::run(&env, &opts).await?
+        }
         Command::Drift { env, json, junit, metrics_file, every, listen, heal, lock_timeout, scope } => {
             let opts = ops::drift::DriftOptions {
                 json,

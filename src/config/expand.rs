@@ -89,9 +89,9 @@ pub fn pending_for(
     if g.verdict.serves_outputs() {
         return Ok(None);
     }
-    let waiting = match (&env.files, env.http_host()) {
-        (Some(files), Some((host, _))) => {
-            g.served.iter().map(|f| groundwork_files::served_address(host, &files.docroot.join(&f.path))).collect()
+    let waiting = match (env.served_dir(), env.http_host()) {
+        (Some(dir), Some((host, _))) => {
+            g.served.iter().map(|f| groundwork_files::served_address(host, &dir.join(&f.path))).collect()
         }
         _ => Vec::new(),
     };

@@ -237,8 +237,8 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
             per_host.entry(h.clone()).or_default().push(c);
         }
     }
-    // Taken over: already as desired, recorded as groundwork's from now on.
-    for c in &plan.adopt {
+    // Taken over: already as desired, recorded as groundwork's from now on. Let go: others keep it.
+    for c in plan.adopt.iter().chain(&plan.release) {
         if let Some(h) = c.change.address.host.as_ref() {
             per_host.entry(h.clone()).or_default().push(c);
         }
@@ -259,11 +259,11 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
         let mut rec = state::read(t.as_ref(), &plan.environment).await?;
         for c in changes {
             let addr = c.change.address.clone();
-            match (&c.change.action, &c.change.after) {
-                (Action::Delete, _) => {
+            match c.recorded() {
+                None => {
                     rec.resources.remove(&addr);
                 }
-                (_, Some(spec)) => {
+                Some(spec) => {
                     let r = Resource {
                         address: addr.clone(),
                         spec: spec.clone(),
@@ -272,10 +272,14 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
                     };
                     rec.resources.insert(addr, r);
                 }
-                (_, None) => {}
             }
         }
-        state::write(t.as_ref(), &rec).await?;
+        // A record left empty (everything removed, or left to others) is removed: nothing stays behind.
+        if rec.resources.is_empty() {
+            state::remove(t.as_ref(), &plan.environment).await?;
+        } else {
+            state::write(t.as_ref(), &rec).await?;
+        }
     }
     Ok(())
 }
@@ -295,16 +299,14 @@ mod tests {
         let plan = Plan {
             format_version: PLAN_FORMAT_VERSION,
             environment: "lab".into(),
-            changes: vec![Planned {
-                change: Change::new(addr, Action::Create, None, Some(&after)),
-                depends_on: vec![],
-            }],
+            changes: vec![Planned::new(Change::new(addr, Action::Create, None, Some(&after)), vec![])],
             observed: Default::default(),
             gates: vec![],
             locked_by: None,
             pending: vec![],
             notes: vec![],
             adopt: vec![],
+            release: vec![],
         };
         assert!(check_secrets(&plan, &planned_with).is_ok());
         let now = Secrets::default();

@@ -10,6 +10,19 @@ use groundwork_sdk::transport::Cmd;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The lock environments sharing their infra hosts all take (`cluster.shared_infra`): their applies
+/// write the same files, so they run one at a time. Not a cluster name (those are DNS labels).
+pub const SHARED_LOCK: &str = "_shared-infra";
+
+/// Whose lock an environment's apply takes: its own, or the one of every environment sharing the hosts.
+pub fn lock_name(environment: &str, shared_infra: bool) -> String {
+    if shared_infra {
+        SHARED_LOCK.to_string()
+    } else {
+        environment.to_string()
+    }
+}
+
 pub fn lock_path(environment: &str) -> String {
     format!("{}/{environment}.lock", super::state::STATE_DIR)
 }

@@ -5,6 +5,7 @@ use super::gates::GateReport;
 use super::refresh::Refreshed;
 use super::registry::Registry;
 use crate::error::Result;
+use groundwork_sdk::joint::Owner;
 use groundwork_sdk::{fingerprint, Action, Address, Change, Resource};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +19,35 @@ pub struct Planned {
     pub change: Change,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// Owned together with other environments on a shared host: `after` is every owner's merged part,
+    /// and this is what this environment records as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<Shared>,
+}
+
+/// A change of a resource that other environments own too.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Shared {
+    /// The other owners.
+    pub with: Vec<String>,
+    /// This environment's own part, as it records it (None: it lets go, the others keep theirs).
+    pub own: Option<serde_json::Value>,
+}
+
+impl Planned {
+    pub fn new(change: Change, depends_on: Vec<Address>) -> Self {
+        Planned { change, depends_on, shared: None }
+    }
+
+    /// What this environment's ownership record holds for it after the change: Some(spec) to record,
+    /// None to forget.
+    pub fn recorded(&self) -> Option<&serde_json::Value> {
+        match &self.shared {
+            Some(s) => s.own.as_ref(),
+            None if self.change.action == Action::Delete => None,
+            None => self.change.after.as_ref(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -44,6 +74,10 @@ pub struct Plan {
     /// no longer desired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopt: Vec<Planned>,
+    /// Resources this environment no longer wants that others sharing the host still use, already as
+    /// they need them: nothing is written; apply drops them from this environment's record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<Planned>,
 }
 
 /// Resources that wait for a change of this plan: the served ignition, while the installer is to
@@ -64,6 +98,11 @@ impl Plan {
         self.changes.is_empty()
     }
 
+    /// Something for apply to record (resources to take over or to leave to others), written or not.
+    pub fn records_only(&self) -> bool {
+        !self.adopt.is_empty() || !self.release.is_empty()
+    }
+
     /// Resources that wait on a gate that has not passed.
     pub fn blocked(&self) -> usize {
         self.gates.iter().map(|g| g.blocked.len()).sum()
@@ -72,7 +111,11 @@ impl Plan {
     /// Nothing to do now and nothing waiting: the environment is where the inventory says, and
     /// everything in it is recorded as groundwork's.
     pub fn is_converged(&self) -> bool {
-        self.is_empty() && self.blocked() == 0 && self.pending.is_empty() && self.adopt.is_empty()
+        self.is_empty()
+            && self.blocked() == 0
+            && self.pending.is_empty()
+            && self.adopt.is_empty()
+            && self.release.is_empty()
     }
 
     /// Resources that wait for a change of this plan.
@@ -86,13 +129,24 @@ impl Plan {
     }
 }
 
-/// Diff desired against observed. Pure apart from the registry lookup.
+/// Diff desired against observed. Pure apart from the registry lookup. A resource other environments
+/// sharing the host own too is diffed as the merge of every owner's part (`Provider::merge`); one this
+/// environment no longer wants is left to them instead of deleted.
 pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
     let mut adopt = Vec::new();
+    let mut release = Vec::new();
     let recorded = |a: &Address| {
         a.host.as_ref().is_none_or(|h| refreshed.records.get(h).is_some_and(|r| r.resources.contains_key(a)))
+    };
+    // The other owners' recorded parts of an address on its host.
+    let co_owners = |a: &Address| -> Vec<Owner<'_>> {
+        let Some(records) = a.host.as_ref().and_then(|h| refreshed.others.get(h)) else { return Vec::new() };
+        records
+            .iter()
+            .filter_map(|r| r.resources.get(a).map(|res| Owner { environment: &r.environment, spec: &res.spec }))
+            .collect()
     };
     let mut observed = BTreeMap::new();
     let lookup = |r: &Resource| {
@@ -104,26 +158,53 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     for r in desired {
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
-        let change = lookup(r)?.diff(&r.address, Some(&r.spec), actual)?;
+        let provider = lookup(r)?;
+        let others = co_owners(&r.address);
+        // On shared hosts even a resource one environment owns alone is merged (of itself): what is
+        // applied is then the same whichever owner applies it, as others come and go.
+        let spec = match refreshed.shared_infra || !others.is_empty() {
+            false => r.spec.clone(),
+            true => provider.merge(&r.address, Some(Owner { environment, spec: &r.spec }), &others)?,
+        };
+        // On shared hosts the record holds this environment's own part, whoever else owns it now.
+        let shared = (refreshed.shared_infra || !others.is_empty()).then(|| Shared {
+            with: others.iter().map(|o| o.environment.to_string()).collect(),
+            own: Some(r.spec.clone()),
+        });
+        let change = provider.diff(&r.address, Some(&spec), actual)?;
         if change.action != Action::NoOp {
-            changes.push(Planned { change, depends_on: r.depends_on.clone() });
+            changes.push(Planned { change, depends_on: r.depends_on.clone(), shared });
         } else {
             notes.extend(change.warnings.iter().map(|w| format!("{}: {w}", r.address)));
             // There and as desired, but not groundwork's yet (host resources: cluster objects are
-            // recorded once groundwork writes them).
+            // recorded once groundwork writes them). Its own part is what is recorded.
             if actual.is_some() && !recorded(&r.address) {
                 let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
                 taken.sensitive = change.sensitive;
-                adopt.push(Planned { change: taken, depends_on: r.depends_on.clone() });
+                adopt.push(Planned { change: taken, depends_on: r.depends_on.clone(), shared });
             }
         }
     }
     for r in &refreshed.orphans {
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
-        let change = lookup(r)?.diff(&r.address, None, actual)?;
-        if change.action != Action::NoOp {
-            changes.push(Planned { change, depends_on: r.depends_on.clone() });
+        let provider = lookup(r)?;
+        let others = co_owners(&r.address);
+        if others.is_empty() {
+            let change = provider.diff(&r.address, None, actual)?;
+            if change.action != Action::NoOp {
+                changes.push(Planned::new(change, r.depends_on.clone()));
+            }
+            continue;
+        }
+        // Still used by others: what is left is their parts.
+        let left = provider.merge(&r.address, None, &others)?;
+        let change = provider.diff(&r.address, Some(&left), actual)?;
+        let shared = Some(Shared { with: others.iter().map(|o| o.environment.to_string()).collect(), own: None });
+        let planned = Planned { change, depends_on: r.depends_on.clone(), shared };
+        match planned.change.action {
+            Action::NoOp => release.push(planned),
+            _ => changes.push(planned),
         }
     }
     changes.sort_by(|a, b| a.change.address.cmp(&b.change.address));
@@ -137,5 +218,6 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         pending: Vec::new(),
         notes,
         adopt,
+        release,
     })
 }

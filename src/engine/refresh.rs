@@ -21,6 +21,11 @@ pub struct Refreshed {
     /// Recorded on a host but no longer desired: candidates for deletion.
     pub orphans: Vec<Resource>,
     pub records: BTreeMap<String, Record>,
+    /// The records of other environments sharing each host (`cluster.shared_infra`), by host.
+    pub others: BTreeMap<String, Vec<Record>>,
+    /// The hosts are shared with other environments: what is recorded is always this environment's own
+    /// part (its desired spec), which the others merge with theirs.
+    pub shared_infra: bool,
     /// Another run's apply lock, as found on the hosts (read in the same batch).
     pub lock: Option<super::lock::LockInfo>,
 }
@@ -49,16 +54,26 @@ pub async fn refresh(
             by_host.entry(h.clone()).or_default().entry(r.address.provider.clone()).or_default().push(r.clone());
         }
     }
+    // Every host is read, with or without desired resources: a host whose resources all left the
+    // environment still has a record of them to delete.
+    for h in hosts.names() {
+        by_host.entry(h).or_default();
+    }
     if let Some(h) = hosts.record_host() {
         if desired.iter().any(|r| r.address.host.is_none()) {
             by_host.entry(h).or_default();
         }
     }
     let mut found_lock = None;
+    let mut co_owners = BTreeMap::new();
+    let shared = hosts.shared_infra();
+    let lock_name = super::lock::lock_name(environment, shared);
+    let lock_name = &lock_name;
     let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
         try_join_all(by_host.iter().map(|(h, groups)| async move {
-            let reads = vec![state::state_path(environment), super::lock::lock_path(environment)];
-            let mut prefetch = Prefetch { reads, ..Default::default() };
+            let reads = vec![state::state_path(environment), super::lock::lock_path(&lock_name)];
+            let execs = if shared { vec![state::list_records()] } else { Vec::new() };
+            let mut prefetch = Prefetch { reads, execs, ..Default::default() };
             for (name, resources) in groups {
                 prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
             }
@@ -67,14 +82,27 @@ pub async fn refresh(
                 t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
             let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
             let record = state::read(t.as_ref(), environment).await?;
-            let lock = t.read_file(&super::lock::lock_path(environment)).await.ok().flatten();
+            let others = match shared {
+                true => {
+                    let out = t
+                        .exec(&state::list_records())
+                        .await
+                        .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+                    state::parse_records(h, &out.stdout, environment)?
+                }
+                false => Vec::new(),
+            };
+            let lock = t.read_file(&super::lock::lock_path(&lock_name)).await.ok().flatten();
             let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
-            Ok::<_, Error>((h.clone(), (t, record, lock)))
+            Ok::<_, Error>((h.clone(), (t, record, lock, others)))
         }))
         .await?
         .into_iter()
-        .map(|(h, (t, record, lock))| {
+        .map(|(h, (t, record, lock, others))| {
             found_lock = found_lock.take().or(lock);
+            if !others.is_empty() {
+                co_owners.insert(h.clone(), others);
+            }
             (h, (t, record))
         })
         .collect();
@@ -111,5 +139,5 @@ pub async fn refresh(
         .instrument(span)
     });
     let actual = try_join_all(reads).await?.into_iter().flatten().collect();
-    Ok(Refreshed { actual, orphans, records, lock: found_lock })
+    Ok(Refreshed { actual, orphans, records, others: co_owners, shared_infra: shared, lock: found_lock })
 }

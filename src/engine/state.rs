@@ -2,7 +2,7 @@
 //! runner sees the same record. Only what is recorded is ever deleted.
 
 use crate::error::{Error, Result};
-use groundwork_sdk::{Address, Resource, Transport, WriteOptions};
+use groundwork_sdk::{Address, Cmd, Resource, Transport, WriteOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -68,6 +68,46 @@ impl Record {
     }
 }
 
+/// Prints every ownership record on the host as `NAME BYTES\n` and the record itself: what the other
+/// environments sharing the host own. Read-only; in the same batch as the host's other reads.
+const LIST_RECORDS: &str = r#"export LC_ALL=C
+for f in /var/lib/groundwork/*.state.json; do
+  [ -f "$f" ] || continue
+  c=$(cat "$f") || continue
+  printf '%s %s\n%s' "${f##*/}" "${#c}" "$c"
+done"#;
+
+/// The command that lists every environment's record on a host.
+pub fn list_records() -> Cmd {
+    Cmd::new("sh").arg("-c").arg(LIST_RECORDS)
+}
+
+/// The records of the other environments, from [`list_records`]'s output.
+pub fn parse_records(host: &str, out: &[u8], own: &str) -> Result<Vec<Record>> {
+    let bad = |message: String| Error::Host { host: host.to_string(), message };
+    let mut rest = out;
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("record list cut short".into()))?;
+        let head = String::from_utf8_lossy(&rest[..nl]).to_string();
+        let (name, len) = head.rsplit_once(' ').ok_or_else(|| bad(format!("record list: bad line {head:?}")))?;
+        let len: usize = len.parse().map_err(|_| bad(format!("record list: bad line {head:?}")))?;
+        let body = rest.get(nl + 1..nl + 1 + len).ok_or_else(|| bad(format!("{name}: record cut short")))?;
+        rest = &rest[nl + 1 + len..];
+        if name == format!("{own}.state.json") {
+            continue;
+        }
+        let mut record: Record = serde_json::from_slice(body)
+            .map_err(|e| bad(format!("{STATE_DIR}/{name}: unreadable ownership record of another environment: {e}")))?;
+        if record.environment == own {
+            continue;
+        }
+        record.scrub();
+        records.push(record);
+    }
+    Ok(records)
+}
+
 pub async fn read(t: &dyn Transport, environment: &str) -> Result<Record> {
     let path = state_path(environment);
     match t.read_file(&path).await {
@@ -91,6 +131,12 @@ pub async fn needs_scrub(t: &dyn Transport, environment: &str) -> bool {
     serde_json::from_slice::<Record>(&bytes).is_ok_and(|mut r| r.scrub())
 }
 
+/// Remove an environment's record from the host (nothing of it is left there).
+pub async fn remove(t: &dyn Transport, environment: &str) -> Result<()> {
+    let path = state_path(environment);
+    t.remove_file(&path).await.map_err(|e| Error::Host { host: t.host().to_string(), message: e.to_string() })
+}
+
 pub async fn write(t: &dyn Transport, record: &Record) -> Result<()> {
     let path = state_path(&record.environment);
     // Compact: every plan reads it (1.2 MB pretty-printed at 1000 nodes); `jq .` shows it indented.
@@ -104,6 +150,26 @@ pub async fn write(t: &dyn Transport, record: &Record) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn other_environments_records_are_read_from_one_listing() {
+        let a = serde_json::to_string(&Record::new("a")).unwrap();
+        let mut b = Record::new("b");
+        let addr = Address::new("firewalld", "service", Some("lb1"), "public/https");
+        b.resources
+            .insert(addr.clone(), Resource::new(addr.clone(), json!({"zone": "public", "name": "https"})).unwrap());
+        let b = serde_json::to_string(&b).unwrap();
+        let out = format!("a.state.json {}\n{a}b.state.json {}\n{b}", a.len(), b.len());
+        let others = parse_records("lb1", out.as_bytes(), "a").unwrap();
+        assert_eq!(others.len(), 1);
+        assert_eq!(others[0].environment, "b");
+        assert!(others[0].resources.contains_key(&addr));
+        assert!(parse_records("lb1", b"", "a").unwrap().is_empty());
+        let cut = format!("b.state.json {}\n{}", b.len(), &b[..10]);
+        assert!(parse_records("lb1", cut.as_bytes(), "a").unwrap_err().to_string().contains("cut short"));
+        let bad = "b.state.json 3\n{{{";
+        assert!(parse_records("lb1", bad.as_bytes(), "a").unwrap_err().to_string().contains("another environment"));
+    }
 
     #[test]
     fn records_of_older_versions_lose_their_secret_content() {

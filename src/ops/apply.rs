@@ -130,7 +130,7 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
     let mut read_back_only = false;
     for _ in 0..max_rounds {
         // Nothing applied (only a gate to wait for): the plan in hand is still fresh.
-        let fresh = if plan.is_empty() && plan.adopt.is_empty() {
+        let fresh = if plan.is_empty() && !plan.records_only() {
             plan.clone()
         } else {
             totals.applied += apply_plan(ws, &plan).await?;
@@ -155,7 +155,7 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
                 }
             }
         }
-        if fresh.is_empty() && !fresh.adopt.is_empty() {
+        if fresh.is_empty() && fresh.records_only() {
             // Found as desired only now (a phase opened onto something already there): recorded.
             apply_plan(ws, &fresh).await?;
         }
@@ -475,6 +475,12 @@ async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<usize> {
             plan.adopt.len()
         ));
     }
+    if !plan.release.is_empty() {
+        events::text(&format!(
+            "Left to others: {} resource(s) other environments still use, dropped from this environment's record.\n",
+            plan.release.len()
+        ));
+    }
     if report.failed() > 0 {
         return Err(Error::ApplyFailed { failed: report.failed() });
     }
@@ -504,6 +510,7 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
                     && n.change.action == s.change.action
                     && n.change.after == s.change.after
                     && n.depends_on == s.depends_on
+                    && n.shared == s.shared
             })
         })
         .map(|s| s.change.address.to_string())
@@ -516,7 +523,12 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
         .filter(|s| !now.adopt.iter().any(|n| n.change.address == s.change.address && n.change.after == s.change.after))
         .map(|s| s.change.address.to_string())
         .collect();
-    let differing: Vec<String> = differing.into_iter().chain(adopting).collect();
+    let releasing = saved
+        .release
+        .iter()
+        .filter(|s| !now.release.iter().any(|n| n.change.address == s.change.address))
+        .map(|s| s.change.address.to_string());
+    let differing: Vec<String> = differing.into_iter().chain(adopting).chain(releasing).collect();
     if differing.is_empty() {
         Ok(())
     } else {
@@ -525,7 +537,7 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
 }
 
 /// The plan as text, or as a `plan` event carrying the plan's JSON document.
-fn show_plan(plan: &Plan) {
+pub(super) fn show_plan(plan: &Plan) {
     if events::on() {
         let doc = serde_json::to_value(render::json::document(plan)).unwrap_or_default();
         events::emit("plan", json!({"plan": doc}));
@@ -534,14 +546,14 @@ fn show_plan(plan: &Plan) {
     }
 }
 
-fn no_terminal() -> Error {
+pub(super) fn no_terminal() -> Error {
     Error::Usage(
         "refusing to apply without confirmation: stdin is not a terminal (use --auto-approve or apply a saved plan)"
             .into(),
     )
 }
 
-fn confirm() -> Result<bool> {
+pub(super) fn confirm() -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(no_terminal());
     }

@@ -1,6 +1,7 @@
 //! One module per command. Each is a thin use of the config and engine layers.
 
 pub mod apply;
+pub mod destroy;
 pub mod drift;
 pub mod events;
 pub mod graph;
@@ -45,6 +46,8 @@ pub struct Workspace {
     pub secrets: Secrets,
     /// The moment the environment is expanded for (seconds since the epoch): now, or a saved plan's.
     pub now: u64,
+    /// `destroy`: nothing is desired any more; every plan is of what the records hold.
+    pub nothing_desired: bool,
 }
 
 impl Workspace {
@@ -63,7 +66,16 @@ impl Workspace {
             &config::expand::expansion(&loaded, &secrets, now),
         )?;
         let hosts = Hosts::new(&loaded.env, &loaded.dir, secrets.clone());
-        Ok(Workspace { loaded, desired, hosts, registry: Registry::builtin(), scope: Default::default(), secrets, now })
+        Ok(Workspace {
+            loaded,
+            desired,
+            hosts,
+            registry: Registry::builtin(),
+            scope: Default::default(),
+            secrets,
+            now,
+            nothing_desired: false,
+        })
     }
 
     /// What this environment is: its cluster and every input read so far, by digest.
@@ -110,11 +122,22 @@ impl Workspace {
 
     /// Take the environment's apply lock on every host.
     pub async fn lock(&self, operation: &str, wait: Option<std::time::Duration>) -> Result<crate::engine::lock::Held> {
-        let (hosts, names, env) = (&self.hosts, self.host_names(), &self.loaded.name);
-        let held =
-            crate::engine::lock::acquire(hosts, &names, env, operation, wait, crate::engine::lock::HEARTBEAT).await?;
+        let (hosts, names, lock) = (&self.hosts, self.host_names(), self.lock_name());
+        // The shared lock says which cluster's run holds it.
+        let operation = match lock == self.loaded.name {
+            true => operation.to_string(),
+            false => format!("{operation} of {}", self.loaded.name),
+        };
+        let held = crate::engine::lock::acquire(hosts, &names, &lock, &operation, wait, crate::engine::lock::HEARTBEAT)
+            .await?;
         events::emit("lock_taken", serde_json::json!({"id": held.info.id, "operation": operation, "hosts": names}));
         Ok(held)
+    }
+
+    /// The lock this environment's runs take: its own, or the one shared by every environment on shared
+    /// infra hosts.
+    pub fn lock_name(&self) -> String {
+        crate::engine::lock::lock_name(&self.loaded.name, self.loaded.env.cluster.shared_infra)
     }
 
     /// Release the lock taken with `lock`.
@@ -143,6 +166,11 @@ impl Workspace {
         let _spinner =
             crate::output::DelayedSpinner::new("reading the hosts and the cluster", std::time::Duration::from_secs(1));
         let started = std::time::Instant::now();
+        if self.nothing_desired {
+            let none = BTreeSet::new();
+            let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope).await?;
+            return make_plan(&self.registry, &self.loaded.name, &[], &refreshed);
+        }
         let before = self.hosts.round_trips().await;
         let mut statuses = self.gates().await?;
         gates::add_csr_verdicts(self.hosts.cluster().await?.as_ref(), &self.loaded.env, &mut statuses).await;

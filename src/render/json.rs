@@ -31,6 +31,10 @@ pub struct JsonPlan<'a> {
     /// Resources already as desired that apply records as groundwork's (nothing is written to them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adopt: Vec<String>,
+    /// Resources this environment lets go of while other environments sharing the host keep them as
+    /// they are: apply drops them from its record (nothing is written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub release: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -95,5 +99,6 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         pending: &plan.pending,
         notes: &plan.notes,
         adopt: plan.adopt.iter().map(|a| a.change.address.to_string()).collect(),
+        release: plan.release.iter().map(|a| a.change.address.to_string()).collect(),
     }
 }

@@ -42,12 +42,14 @@ pub fn summary(plan: &Plan) -> String {
     let add = plan.count(Action::Create) + plan.count(Action::Replace);
     let change = plan.count(Action::Update);
     let destroy = plan.count(Action::Delete) + plan.count(Action::Replace);
-    let adopt = plan.adopt.len();
-    if adopt > 0 {
-        format!("Plan: {add} to add, {change} to change, {destroy} to destroy, {adopt} to take over.")
-    } else {
-        format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+    let mut text = format!("Plan: {add} to add, {change} to change, {destroy} to destroy");
+    if !plan.adopt.is_empty() {
+        text.push_str(&format!(", {} to take over", plan.adopt.len()));
     }
+    if !plan.release.is_empty() {
+        text.push_str(&format!(", {} to leave to others", plan.release.len()));
+    }
+    text + "."
 }
 
 pub fn plan(plan: &Plan, color: bool) -> String {
@@ -66,7 +68,7 @@ fn adoptions(plan: &Plan, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
     if plan.adopt.is_empty() {
-        return out;
+        return releases(plan, color);
     }
     let heading = format!(
         "To take over: {} resource(s) already as desired that groundwork has no record of; apply records them as \
@@ -76,6 +78,27 @@ fn adoptions(plan: &Plan, color: bool) -> String {
     let _ = writeln!(out, "\n{}", st.paint("1", &heading));
     for a in &plan.adopt {
         let _ = writeln!(out, "  {} {}", st.paint("36", "="), a.change.address);
+    }
+    out.push_str(&releases(plan, color));
+    out
+}
+
+/// Resources this environment no longer wants that others sharing the host still use as they are.
+fn releases(plan: &Plan, color: bool) -> String {
+    let st = Style { color };
+    let mut out = String::new();
+    if plan.release.is_empty() {
+        return out;
+    }
+    let heading = format!(
+        "To leave to others: {} resource(s) this environment no longer wants, still used as they are by other \
+         environments sharing the host; apply drops them from this environment's record (nothing is written):",
+        plan.release.len()
+    );
+    let _ = writeln!(out, "\n{}", st.paint("1", &heading));
+    for r in &plan.release {
+        let with = r.shared.as_ref().map(|s| s.with.join(", ")).unwrap_or_default();
+        let _ = writeln!(out, "  {} {} (kept for {with})", st.paint("36", "="), r.change.address);
     }
     out
 }
@@ -298,6 +321,7 @@ mod tests {
             pending: vec![],
             notes: vec![],
             adopt: vec![],
+            release: vec![],
         };
         assert!(!plan.is_converged());
         assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");
@@ -329,7 +353,7 @@ mod tests {
         let plan = Plan {
             format_version: PLAN_FORMAT_VERSION,
             environment: "ocp45".into(),
-            changes: vec![crate::engine::Planned { change, depends_on: vec![] }],
+            changes: vec![crate::engine::Planned::new(change, vec![])],
             observed: Default::default(),
             gates: vec![],
             locked_by: None,
@@ -338,15 +362,16 @@ mod tests {
                 addresses: vec![file("bootstrap.ign"), file("master.ign"), file("worker.ign")],
             }],
             notes: vec!["files.file[bastion:/usr/share/nginx/html/rhcos-kernel]: a note".into()],
-            adopt: vec![crate::engine::Planned {
-                change: groundwork_sdk::Change::new(
+            adopt: vec![crate::engine::Planned::new(
+                groundwork_sdk::Change::new(
                     file("index.html"),
                     groundwork_sdk::Action::NoOp,
                     None,
                     Some(&serde_json::json!({})),
                 ),
-                depends_on: vec![],
-            }],
+                vec![],
+            )],
+            release: vec![],
         };
         assert_eq!(plan.pending_count(), 3);
         insta::assert_snapshot!(super::plan(&plan, false));

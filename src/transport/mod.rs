@@ -185,6 +185,11 @@ impl Hosts {
         self.env.hosts.keys().map(|h| h.to_string()).collect()
     }
 
+    /// Whether other clusters' environments share these infra hosts (`cluster.shared_infra`).
+    pub fn shared_infra(&self) -> bool {
+        self.env.cluster.shared_infra
+    }
+
     /// The host whose ownership record also holds the cluster objects (the first host by name).
     pub fn record_host(&self) -> Option<String> {
         self.env.hosts.keys().next().map(|h| h.to_string())

@@ -97,6 +97,22 @@ impl Lab {
         lab
     }
 
+    /// A lab with the node stand-ins of a second cluster (GW_LAB_CLUSTERS=2: b0-b3 and lb1's .8), whose
+    /// environment (the lab's) says its infra hosts are shared: tests/data/two-clusters has the other.
+    pub fn up_two_clusters(base: u32, counter: &AtomicU32) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        must(lab_sh_with(index, &["up"], &[("GW_LAB_CLUSTERS", "2")]), &format!("lab {index} did not come up"));
+        let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml"]);
+        let yaml = lab.env.path().join("environment.yaml");
+        let text = std::fs::read_to_string(&yaml).expect("environment.yaml");
+        let shared = "cluster: { name: lab, base_domain: example.test, shared_infra: true }";
+        let text = text.replace("cluster: { name: lab, base_domain: example.test }", shared);
+        assert!(text.contains(shared));
+        std::fs::write(&yaml, text).expect("write environment.yaml");
+        lab
+    }
+
     /// The lab environment with its cluster side: openshift.yaml and the day-2 manifests.
     fn with_cluster_env(index: u32) -> Lab {
         let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml", "openshift.yaml"]);
@@ -214,6 +230,7 @@ impl Lab {
         text.replace("10.88.0.", &format!("10.88.{index}."))
             .replace("/tmp/groundwork-lab/0/", &format!("/tmp/groundwork-lab/{index}/"))
             .replace("52:54:00:00:00:", &format!("52:54:00:00:{index:02x}:"))
+            .replace("52:54:00:01:00:", &format!("52:54:00:01:{index:02x}:"))
     }
 
     pub fn rewrite(&self, text: &str) -> String {

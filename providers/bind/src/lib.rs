@@ -13,6 +13,7 @@ pub mod zone;
 
 use async_trait::async_trait;
 use groundwork_sdk::file::{self, ManagedFile, ObservedFile, CANDIDATE};
+use groundwork_sdk::joint::{Block, Owner};
 use groundwork_sdk::model::{Environment, HostRole, OsFamily};
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, SecretRef, TextDiff, WriteOptions,
@@ -161,6 +162,7 @@ pub fn derived_records(env: &Environment) -> (Vec<Record>, BTreeMap<Ipv4Addr, St
     };
     let mut forward = Vec::new();
     let mut ptr: BTreeMap<Ipv4Addr, String> = BTreeMap::new();
+    let shared = env.cluster.shared_infra;
     // Nodes first: their PTRs win over any other name on the same address.
     for n in &env.nodes {
         forward.push(a(fqdn(&n.name), n.ip));
@@ -174,7 +176,10 @@ pub fn derived_records(env: &Environment) -> (Vec<Record>, BTreeMap<Ipv4Addr, St
             forward.push(a(fqdn("api-int"), v.internal));
             forward.push(a(fqdn("*.apps"), v.external));
             for (ip, name) in [(v.internal, "api-int"), (v.external, "api")] {
-                if let IpAddr::V4(v4) = ip {
+                // On shared infra hosts an infra host's own address is every cluster's: no one
+                // cluster's name answers for it.
+                let hosts_own = env.hosts.values().any(|h| h.address == ip);
+                if let (IpAddr::V4(v4), false) = (ip, shared && hosts_own) {
                     ptr.entry(v4).or_insert_with(|| fqdn(name));
                 }
             }
@@ -182,7 +187,7 @@ pub fn derived_records(env: &Environment) -> (Vec<Record>, BTreeMap<Ipv4Addr, St
     }
     for (name, h) in &env.hosts {
         forward.push(a(fqdn(name), h.address));
-        if let IpAddr::V4(v4) = h.address {
+        if let (IpAddr::V4(v4), false) = (h.address, shared) {
             ptr.entry(v4).or_insert_with(|| fqdn(name));
         }
     }
@@ -331,14 +336,22 @@ pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) 
     let primary_ip = env.hosts.get(ns_host.as_str()).map(|h| h.address);
     for (host, h) in env.hosts_with_role(HostRole::Dns) {
         let mut zone_addrs = Vec::new();
-        let mut stanzas = format!(
-            "// Managed by groundwork for cluster {}. Included from {}.\n",
-            env.cluster.name,
-            dns.named_conf.as_deref().unwrap_or("the site's named.conf")
-        );
+        let included_from = dns.named_conf.as_deref().unwrap_or("the site's named.conf");
+        let mut stanzas =
+            format!("// Managed by groundwork for cluster {}. Included from {included_from}.\n", env.cluster.name);
+        // On shared infra hosts the file is in parts: a zone's stanza is its own part (a reverse zone
+        // several clusters' nodes share is one part, the same in each).
+        let mut blocks = vec![Block::new(
+            "0 header",
+            format!("// Managed by groundwork for {}. Included from {included_from}.\n", env.managed_for()),
+        )];
+        let mut stanza_block = |stanzas: &mut String, key: String, text: String| {
+            stanzas.push_str(&text);
+            blocks.push(Block::new(key, text));
+        };
         let secondary = host.as_str() != ns_host && transfer.is_some();
         if let Some(t) = transfer {
-            stanzas.push_str(&format!("include \"{}\";\n", dns.transfer_key_path));
+            stanza_block(&mut stanzas, "1 key".into(), format!("include \"{}\";\n", dns.transfer_key_path));
             let key = KeySpec {
                 path: dns.transfer_key_path.to_string(),
                 secret: t.file.clone(),
@@ -358,11 +371,15 @@ pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) 
             let dir = dns.zone_dir.trim_end_matches('/');
             if let (true, Some(t), Some(ip)) = (secondary, transfer, primary_ip) {
                 // named writes a secondary's zone file itself, from the transfer.
-                stanzas.push_str(&format!(
-                    "zone \"{}\" IN {{\n\ttype slave;\n\tmasters {{ {ip} key \"{}\"; }};\n\tfile \"{dir}/{}.secondary\";\n\t\
-                     allow-transfer {{ none; }};\n}};\n",
-                    z.origin, t.name, z.origin
-                ));
+                stanza_block(
+                    &mut stanzas,
+                    format!("2 zone {}", z.origin),
+                    format!(
+                        "zone \"{}\" IN {{\n\ttype slave;\n\tmasters {{ {ip} key \"{}\"; }};\n\tfile \"{dir}/{}.secondary\";\n\t\
+                         allow-transfer {{ none; }};\n}};\n",
+                        z.origin, t.name, z.origin
+                    ),
+                );
                 continue;
             }
             let path = format!("{dir}/{}.zone", z.origin);
@@ -377,10 +394,14 @@ pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) 
                 }
                 None => String::new(),
             };
-            stanzas.push_str(&format!(
-                "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n{transfers}}};\n",
-                z.origin
-            ));
+            stanza_block(
+                &mut stanzas,
+                format!("2 zone {}", z.origin),
+                format!(
+                    "zone \"{}\" IN {{\n\ttype master;\n\tfile \"{path}\";\n\tallow-update {{ none; }};\n{transfers}}};\n",
+                    z.origin
+                ),
+            );
             let addr = Address::new(PROVIDER, "zone", Some(host), z.origin.clone());
             zone_addrs.push(addr.clone());
             let spec = ZoneSpec {
@@ -392,7 +413,10 @@ pub fn resources(env: &Environment, today: i64, transfer: Option<&TransferKey>) 
             };
             out.push(Resource::new(addr, spec)?);
         }
-        let mut conf = ManagedFile::new(dns.zones_conf.to_string(), stanzas);
+        let mut conf = match env.cluster.shared_infra {
+            true => ManagedFile::joint(dns.zones_conf.to_string(), blocks),
+            false => ManagedFile::new(dns.zones_conf.to_string(), stanzas),
+        };
         conf.mode = Some(0o644);
         conf.check = vec![vec!["named-checkconf".into(), "-z".into(), CANDIDATE.into()]];
         // A secondary's zones load once transferred: its reload is not asked about them.
@@ -627,10 +651,57 @@ pub fn diff_include(
 
 pub struct BindProvider;
 
+/// A zone several clusters' environments share (the reverse zone of a machine network their nodes
+/// share): every owner's records, each name and type held by one owner only (name servers excepted),
+/// under the SOA of the first owner by name, so that every owner renders it the same.
+pub fn merge_zone(address: &Address, own: Option<Owner<'_>>, others: &[Owner<'_>]) -> Result<Value, Error> {
+    let mut owners: Vec<Owner<'_>> = own.into_iter().chain(others.iter().copied()).collect();
+    owners.sort_by(|a, b| a.environment.cmp(b.environment));
+    let specs: Vec<(&str, ZoneSpec)> = owners
+        .iter()
+        .map(|o| decode::<ZoneSpec>(address, o.spec).map(|z| (o.environment, z)))
+        .collect::<Result<_, _>>()?;
+    let Some((_, first)) = specs.first() else { return Err(Error::failed(address, "no owner left to merge")) };
+    let mut merged = first.clone();
+    let mut held: BTreeMap<(String, String), (&str, &str)> = BTreeMap::new();
+    let mut records = BTreeSet::new();
+    for (owner, spec) in &specs {
+        for r in &spec.zone.records {
+            if r.rtype != "NS" {
+                if let Some((other, value)) = held.get(&(r.name.clone(), r.rtype.clone())) {
+                    if other != owner && *value != r.value {
+                        return Err(Error::Shared {
+                            address: address.to_string(),
+                            environments: format!("{other} and {owner}"),
+                            message: format!("both have a {} record for {}", r.rtype, r.name),
+                        });
+                    }
+                }
+                held.insert((r.name.clone(), r.rtype.clone()), (owner, &r.value));
+            }
+            records.insert(r.clone());
+        }
+        merged.serial_base = merged.serial_base.max(spec.serial_base);
+        merged.keep.extend(spec.keep.iter().cloned());
+    }
+    merged.keep.sort();
+    merged.keep.dedup();
+    merged.zone.records = records.into_iter().collect();
+    merged.zone.cluster = specs.iter().map(|(o, _)| *o).collect::<Vec<_>>().join(", ");
+    serde_json::to_value(merged).map_err(|e| Error::failed(address, e.to_string()))
+}
+
 #[async_trait]
 impl Provider for BindProvider {
     fn name(&self) -> &'static str {
         PROVIDER
+    }
+
+    fn merge(&self, address: &Address, own: Option<Owner<'_>>, others: &[Owner<'_>]) -> Result<Value, Error> {
+        match address.kind.as_str() {
+            "zone" => merge_zone(address, own, others),
+            _ => groundwork_sdk::joint::merge(address, own, others),
+        }
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {

@@ -23,8 +23,8 @@ pub const MANAGED: &[&str] = &[
 /// The options file of one dns host.
 pub fn render(env: &Environment, host: &Host, o: &NamedOptions, named_conf: &str) -> String {
     let mut s = format!(
-        "// Managed by groundwork for cluster {}: named's options, included inside the options block of {named_conf}.\n",
-        env.cluster.name
+        "// Managed by groundwork for {}: named's options, included inside the options block of {named_conf}.\n",
+        env.managed_for()
     );
     let listen: Vec<IpAddr> = if o.listen_on.is_empty() { vec![host.address] } else { o.listen_on.clone() };
     let v4: Vec<String> = listen.iter().filter(|a| a.is_ipv4()).map(|a| format!("{a}; ")).collect();

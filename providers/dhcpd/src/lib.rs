@@ -7,6 +7,7 @@
 //! [`intent`] (what any DHCP server must hand out) and the host pins are shared with the Kea backend.
 
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
+use groundwork_sdk::joint::Block;
 use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
 use groundwork_sdk::value::LeaseTime;
 use groundwork_sdk::{Address, Change, Context, Detail, Error, Provider, Resource};
@@ -272,7 +273,10 @@ pub fn intent(env: &Environment) -> Option<DhcpIntent> {
             })
             .unwrap_or_else(|| tftp.clone());
         PxeIntent {
-            script_url: format!("http://{http}/{}", pxe.script),
+            script_url: match groundwork_sdk::boot::http_base(env) {
+                Some(base) => format!("{base}/{}", pxe.script),
+                None => format!("http://{http}/{}", pxe.script),
+            },
             next_server: tftp,
             efi_file: pxe.efi_file.to_string(),
             bios_file: pxe.bios_file.to_string(),
@@ -339,12 +343,67 @@ pub fn render(env: &Environment) -> Option<String> {
     Some(s)
 }
 
+/// dhcpd.conf as parts for infra hosts that several clusters share (`cluster.shared_infra`): the global
+/// settings and the subnet are the same in every cluster's part; the cluster's own part holds its pins,
+/// each with its own domain and PXE answers, named `<cluster>-<node>`, claiming its MAC and address.
+pub fn render_blocks(env: &Environment) -> Option<Vec<Block>> {
+    let i = intent(env)?;
+    let mut global = String::new();
+    let _ = writeln!(global, "# Managed by groundwork for {}: one part per cluster.", env.managed_for());
+    let _ = writeln!(global, "authoritative;\nddns-update-style none;");
+    let _ = writeln!(global, "default-lease-time {};\nmax-lease-time {};", i.lease_time.get(), i.lease_time.max());
+    if !i.dns.is_empty() {
+        let _ = writeln!(global, "option domain-name-servers {};", i.dns.join(", "));
+    }
+    let _ = writeln!(global, "# RFC 4578 client system architecture (EFI x86-64 is 7 or 9).");
+    let _ = writeln!(global, "option client-arch code 93 = unsigned integer 16;");
+    let mut subnet = String::new();
+    let _ = writeln!(subnet, "subnet {} netmask {} {{", i.subnet.network(), dotted_mask(i.subnet.prefix_len()));
+    if !i.routers.is_empty() {
+        let _ = writeln!(subnet, "    option routers {};", i.routers.join(", "));
+    }
+    let _ = writeln!(subnet, "    option subnet-mask {};", dotted_mask(i.subnet.prefix_len()));
+    let _ = writeln!(subnet, "}}");
+    let mut own = format!("# Cluster {}.\n", i.cluster);
+    let mut claims = Vec::new();
+    for (name, pin) in &i.pins {
+        let _ = writeln!(own, "host {}-{name} {{", i.cluster);
+        let _ = writeln!(own, "    hardware ethernet {};", pin.mac);
+        let _ = writeln!(own, "    fixed-address {};", pin.address);
+        let _ = writeln!(own, "    option host-name {};", quoted(name));
+        let _ = writeln!(own, "    option domain-name {};", quoted(&i.domain));
+        if let Some(pxe) = &i.pxe {
+            let _ = writeln!(own, "    next-server {};", pxe.next_server);
+            let _ = writeln!(own, "    if exists user-class and option user-class = \"iPXE\" {{");
+            let _ = writeln!(own, "        filename {};", quoted(&pxe.script_url));
+            let _ = writeln!(own, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
+            let _ = writeln!(own, "        filename {};", quoted(&pxe.efi_file));
+            let _ = writeln!(own, "    }} else {{");
+            let _ = writeln!(own, "        filename {};", quoted(&pxe.bios_file));
+            let _ = writeln!(own, "    }}");
+        }
+        let _ = writeln!(own, "}}");
+        claims.push(format!("MAC {}", pin.mac.to_ascii_lowercase()));
+        claims.push(format!("address {}", pin.address));
+    }
+    Some(vec![
+        Block::new("0 global", global),
+        Block::new(format!("1 subnet {}", i.subnet), subnet),
+        Block::new(format!("5 cluster {}", i.cluster), own).claiming(claims),
+    ])
+}
+
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
-    let (Some(d), Some(content)) = (&env.dhcp, render(env)) else { return Ok(Vec::new()) };
+    let Some(d) = &env.dhcp else { return Ok(Vec::new()) };
+    let file = match env.cluster.shared_infra {
+        true => render_blocks(env).map(|blocks| ManagedFile::joint(d.config.to_string(), blocks)),
+        false => render(env).map(|content| ManagedFile::new(d.config.to_string(), content)),
+    };
+    let Some(file) = file else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
         if d.backend_of(host) == DhcpBackend::Dhcpd {
-            let mut mf = ManagedFile::new(d.config.to_string(), content.clone());
+            let mut mf = file.clone();
             mf.mode = Some(0o644);
             mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
             mf.activate = Some(d.restart.to_vec());

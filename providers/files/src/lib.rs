@@ -189,10 +189,11 @@ pub fn render_site(env: &Environment, files: &FilesSettings, site: &WebSite, hos
     };
     let log = site.access_log_path(h.os);
     let root = &files.docroot;
+    // On shared infra hosts the site is the same for every cluster (each has its directory under it).
+    let owner = env.managed_for();
     let head = format!(
-        "# Managed by groundwork for cluster {}: the served files. Changes made by hand are overwritten.\n\
-         # Every request is logged: which node fetched which file.\n",
-        env.cluster.name
+        "# Managed by groundwork for {owner}: the served files. Changes made by hand are overwritten.\n\
+         # Every request is logged: which node fetched which file.\n"
     );
     match site.server {
         WebServer::Nginx => format!(
@@ -255,8 +256,9 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
         mf.activate = Some(site.reload_argv(&env.unit_of(h, site.server.daemon())));
         out.push(Resource::new(Address::new(PROVIDER, SITE, Some(&host), config), mf)?);
     }
+    let served_dir = env.served_dir().unwrap_or_else(|| files.docroot.clone());
     for f in &files.serve {
-        let mut spec = file_spec(env, x, f, &files.docroot, files.ignition_warn_hours)?;
+        let mut spec = file_spec(env, x, f, &served_dir, files.ignition_warn_hours)?;
         spec.allow_expired = files.allow_expired_ignition;
         let mut r = Resource::new(served_address(&host, &spec.path), spec)?;
         if retire_bootstrap && f.kind == FileKind::Ignition && f.path == NodeRole::Bootstrap.ignition() {
@@ -269,7 +271,7 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
     for entry in groundwork_sdk::boot::entries(env) {
         let text = groundwork_sdk::boot::render_node_script(&env.cluster.name, &entry);
         let spec = FileSpec {
-            path: format!("{}/{}", files.docroot.trim_end_matches('/'), entry.script),
+            path: format!("{}/{}", served_dir.trim_end_matches('/'), entry.script),
             url_path: entry.script.clone(),
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
             size: text.len() as u64,

@@ -7,6 +7,7 @@
 //! replaces the live file; graceful reload.
 
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
+use groundwork_sdk::joint::Block;
 use groundwork_sdk::model::{Environment, Frontend, HostRole, NodeRole};
 use groundwork_sdk::transport::{Cmd, Transport};
 use groundwork_sdk::{Address, Error, Resource, TransportError};
@@ -28,10 +29,46 @@ fn health(fe: &Frontend) -> (&'static str, Option<&'static str>, &'static str) {
 
 /// Render haproxy.cfg for the environment.
 pub fn render(env: &Environment) -> String {
+    let mut s =
+        format!("# Managed by groundwork for cluster {}. Changes made by hand are overwritten.\n", env.cluster.name);
+    s.push_str(&render_global(env));
+    s.push_str(&render_frontends(env, &[], ""));
+    s
+}
+
+/// haproxy.cfg as parts for a load balancer several clusters share (`cluster.shared_infra`): the
+/// global settings are the same in every cluster's part; each cluster's frontends are named after it
+/// and bound to its own VIPs on the host, each claiming its address and port.
+pub fn render_blocks(env: &Environment, host: &str) -> Vec<Block> {
+    let global =
+        format!("# Managed by groundwork for {}: one part per cluster.\n{}", env.managed_for(), render_global(env));
+    let mut vips: Vec<String> = env
+        .hosts
+        .get(host)
+        .map(|h| match &h.vips {
+            Some(v) => vec![v.internal, v.external],
+            None => vec![h.address],
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(|ip| match ip {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        })
+        .collect();
+    vips.sort();
+    vips.dedup();
+    let prefix = format!("{}-", env.cluster.name);
+    let own = format!("# Cluster {}.{}", env.cluster.name, render_frontends(env, &vips, &prefix));
+    let claims =
+        env.frontends().iter().flat_map(|fe| vips.iter().map(move |v| format!("{v}:{}", fe.port))).collect::<Vec<_>>();
+    vec![Block::new("0 global", global), Block::new(format!("5 cluster {}", env.cluster.name), own).claiming(claims)]
+}
+
+/// global and defaults.
+fn render_global(env: &Environment) -> String {
     let lb = &env.loadbalancer;
     let mut s = String::new();
-    let _ =
-        writeln!(s, "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.", env.cluster.name);
     let _ = writeln!(s, "global");
     let _ = writeln!(s, "    log         127.0.0.1 local2");
     let _ = writeln!(s, "    chroot      /var/lib/haproxy");
@@ -61,14 +98,26 @@ pub fn render(env: &Environment) -> String {
     let _ =
         writeln!(s, "    # reload must not fail because it does not resolve yet (nodes are added before they boot).");
     let _ = writeln!(s, "    default-server init-addr last,libc,none");
+    s
+}
+
+/// The frontends and their backends, bound to `binds` (every address when empty), named with `prefix`.
+fn render_frontends(env: &Environment, binds: &[String], prefix: &str) -> String {
+    let mut s = String::new();
     for fe in env.frontends() {
         let (balance, http_check, opts) = health(&fe);
+        let name = format!("{prefix}{}", fe.name);
         let _ = writeln!(s);
-        let _ = writeln!(s, "frontend {}", fe.name);
-        let _ = writeln!(s, "    bind *:{}", fe.port);
-        let _ = writeln!(s, "    default_backend {}", fe.name);
+        let _ = writeln!(s, "frontend {name}");
+        if binds.is_empty() {
+            let _ = writeln!(s, "    bind *:{}", fe.port);
+        }
+        for b in binds {
+            let _ = writeln!(s, "    bind {b}:{}", fe.port);
+        }
+        let _ = writeln!(s, "    default_backend {name}");
         let _ = writeln!(s);
-        let _ = writeln!(s, "backend {}", fe.name);
+        let _ = writeln!(s, "backend {name}");
         let _ = writeln!(s, "    balance {balance}");
         if let Some(path) = http_check {
             let _ = writeln!(s, "    option httpchk GET {path} HTTP/1.0");
@@ -98,7 +147,10 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let lb = &env.loadbalancer;
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Lb) {
-        let mut mf = ManagedFile::new(lb.config.to_string(), render(env));
+        let mut mf = match env.cluster.shared_infra {
+            true => ManagedFile::joint(lb.config.to_string(), render_blocks(env, host)),
+            false => ManagedFile::new(lb.config.to_string(), render(env)),
+        };
         mf.mode = Some(0o644);
         mf.check = vec![vec!["haproxy".into(), "-c".into(), "-q".into(), "-f".into(), CANDIDATE.into()]];
         mf.activate = Some(lb.reload.to_vec());

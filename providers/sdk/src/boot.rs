@@ -31,16 +31,22 @@ pub struct BootEntry {
     pub ignition: String,
 }
 
-/// Base URL of the http host (`http://10.88.0.10`, `http://[fd00::10]`).
+/// Base URL of the cluster's served files (`http://10.88.0.10`, `http://[fd00::10]`, `http://10.88.0.10/a` on
+/// shared infra hosts).
 pub fn http_base(env: &Environment) -> Option<String> {
     let (_, host) = env.http_host()?;
     let port = match env.http_port() {
         80 => String::new(),
         p => format!(":{p}"),
     };
+    // On infra hosts several clusters share, each cluster's files are under its own directory.
+    let dir = match env.cluster.shared_infra {
+        true => format!("/{}", env.cluster.name),
+        false => String::new(),
+    };
     Some(match host.address {
-        IpAddr::V6(v6) => format!("http://[{v6}]{port}"),
-        v4 => format!("http://{v4}{port}"),
+        IpAddr::V6(v6) => format!("http://[{v6}]{port}{dir}"),
+        v4 => format!("http://{v4}{port}{dir}"),
     })
 }
 

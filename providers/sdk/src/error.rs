@@ -17,6 +17,9 @@ pub enum Error {
     ActivationFailed { address: String, command: String, message: String },
     #[error("{address}: {message}")]
     Failed { address: String, message: String },
+    /// A resource several environments own together (shared infra hosts) that they cannot agree on.
+    #[error("{address}: shared by environments {environments}, which {message}")]
+    Shared { address: String, environments: String, message: String },
     #[error("{address}: no provider named {provider}")]
     NoProvider { address: String, provider: String },
     /// A local file the environment names (template, source, manifest) cannot be used.

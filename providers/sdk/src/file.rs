@@ -26,6 +26,9 @@ pub struct ManagedFile {
     /// Command that makes the daemon load the new file (argv).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activate: Option<Vec<String>>,
+    /// A file several environments own together: its parts (`content` is their rendering).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<crate::joint::Block>,
 }
 
 /// What was read back: the file's text (None when absent is expressed by the outer Option).
@@ -45,7 +48,15 @@ impl ManagedFile {
             group: None,
             check: Vec::new(),
             activate: None,
+            blocks: Vec::new(),
         }
+    }
+
+    /// A file made of parts that environments sharing the host may each add to (`crate::joint`).
+    pub fn joint(path: impl Into<String>, blocks: Vec<crate::joint::Block>) -> Self {
+        let mut f = ManagedFile::new(path, crate::joint::render(&blocks));
+        f.blocks = blocks;
+        f
     }
 
     fn write_options(&self) -> WriteOptions {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod expansion;
 pub mod file;
 pub mod gate;
+pub mod joint;
 pub mod local;
 pub mod model;
 pub mod provider;

@@ -56,6 +56,10 @@ pub struct Cluster {
     /// Three schedulable masters and no workers (OpenShift's compact cluster).
     #[serde(default)]
     pub compact: bool,
+    /// Other clusters' environments use the same infra hosts (docs/multi-cluster.md): the files they
+    /// share are owned jointly, part by part, and this cluster's own parts are named after it.
+    #[serde(default)]
+    pub shared_infra: bool,
 }
 
 impl Cluster {
@@ -1300,6 +1304,25 @@ impl Environment {
 
     /// The port the files are served on: `files.port`, else 80, or 8080 on a host that is also a load
     /// balancer.
+    /// Whom a file groundwork writes is managed for, as its header says: `cluster NAME`, or on infra hosts
+    /// several clusters share, all of them (a header naming one would differ between their parts).
+    pub fn managed_for(&self) -> String {
+        match self.cluster.shared_infra {
+            true => "the clusters that share this host".to_string(),
+            false => format!("cluster {}", self.cluster.name),
+        }
+    }
+
+    /// The directory this cluster's served files are in: the docroot, or on infra hosts several
+    /// clusters share, the cluster's own directory under it (served as `/<cluster>/…`).
+    pub fn served_dir(&self) -> Option<RemotePath> {
+        let files = self.files.as_ref()?;
+        Some(match self.cluster.shared_infra {
+            true => files.docroot.child(&self.cluster.name),
+            false => files.docroot.clone(),
+        })
+    }
+
     pub fn http_port(&self) -> u16 {
         if let Some(p) = self.files.as_ref().and_then(|f| f.port) {
             return p.into();

@@ -100,6 +100,19 @@ pub trait Provider: Send + Sync {
     /// Carry out one planned change.
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error>;
 
+    /// The spec to apply for a resource that other environments sharing the host own too (their
+    /// recorded parts in `others`; `own` is None when this environment lets go of it). By default a
+    /// file of parts is merged part by part and anything else must be the same in every owner
+    /// ([`crate::joint::merge`]).
+    fn merge(
+        &self,
+        address: &Address,
+        own: Option<crate::joint::Owner<'_>>,
+        others: &[crate::joint::Owner<'_>],
+    ) -> Result<Value, Error> {
+        crate::joint::merge(address, own, others)
+    }
+
     /// Whether this change may run beside others of this provider on its host. No by default: a
     /// daemon's files, checks and reloads stay in order. A change that only writes or removes its own
     /// file, atomically, with nothing to check or reload (a served file) may say yes.

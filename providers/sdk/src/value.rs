@@ -276,6 +276,11 @@ impl RemotePath {
     pub fn join(&self, rel: &RelPath) -> String {
         format!("{}/{}", self.0.trim_end_matches('/'), rel.0)
     }
+
+    /// `self/label`: a directory below `self` named by a DNS label (no `/`, no `..`).
+    pub fn child(&self, label: &Label) -> RemotePath {
+        RemotePath(format!("{}/{}", self.0.trim_end_matches('/'), label.0))
+    }
 }
 
 fn check_rel_path(s: String) -> Result<String, String> {

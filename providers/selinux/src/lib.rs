@@ -14,6 +14,7 @@
 //! the base policy's file_contexts lines, and `setfiles -n -v` dry runs.
 
 use async_trait::async_trait;
+use groundwork_sdk::joint::Owner;
 use groundwork_sdk::model::{Environment, HostRole};
 use groundwork_sdk::transport::Cmd;
 use groundwork_sdk::{decode, Action, Address, Change, Context, Detail, Error, Provider, Resource, WriteOptions};
@@ -375,6 +376,27 @@ fn failed(address: &Address, what: &str, out: &groundwork_sdk::ExecOutput) -> Er
 impl Provider for SelinuxProvider {
     fn name(&self) -> &'static str {
         PROVIDER
+    }
+
+    /// A relabel of a directory several clusters serve files from (shared infra hosts) follows every
+    /// owner's files: its generation is a digest of theirs, the same whoever applies.
+    fn merge(&self, address: &Address, own: Option<Owner<'_>>, others: &[Owner<'_>]) -> Result<Value, Error> {
+        if address.kind != "relabel" {
+            return groundwork_sdk::joint::merge(address, own, others);
+        }
+        let mut owners: Vec<(String, RelabelSpec)> = own
+            .into_iter()
+            .chain(others.iter().copied())
+            .map(|o| decode::<RelabelSpec>(address, o.spec).map(|s| (o.environment.to_string(), s)))
+            .collect::<Result<_, _>>()?;
+        owners.sort_by(|a, b| a.0.cmp(&b.0));
+        let Some((_, first)) = owners.first() else { return Err(Error::failed(address, "no owner left to merge")) };
+        let mut h = Sha256::new();
+        for (env, spec) in &owners {
+            h.update(format!("{env}\0{}\n", spec.generation));
+        }
+        let merged = RelabelSpec { path: first.path.clone(), generation: hex::encode(h.finalize()) };
+        serde_json::to_value(merged).map_err(|e| Error::failed(address, e.to_string()))
     }
 
     fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {

@@ -67,11 +67,12 @@ pub fn loaders(env: &Environment) -> Vec<Loader> {
 /// tftpd-hpa's settings (Debian's /etc/default/tftpd-hpa), when `tftp.config` names the file.
 pub fn render_config(env: &Environment) -> String {
     format!(
-        "# Managed by groundwork for cluster {}. Changes made by hand are overwritten.\n\
+        "# Managed by groundwork for {}. Changes made by hand are overwritten.\n\
          TFTP_USERNAME=\"tftp\"\nTFTP_DIRECTORY=\"{}\"\nTFTP_ADDRESS=\":69\"\n\
          # --secure: paths are relative to the root; --verbose: every transfer is logged.\n\
          TFTP_OPTIONS=\"--secure --verbose\"\n",
-        env.cluster.name, env.tftp.root
+        env.managed_for(),
+        env.tftp.root
     )
 }
 

@@ -1,0 +1,159 @@
+//! Two clusters on one set of infra hosts (docs/multi-cluster.md): the lab's own cluster and cluster b
+//! (tests/data/two-clusters) share ns1, lb1 and bastion. Both are applied at once; real clients (dig,
+//! dhclient with each cluster's pinned MAC, curl through haproxy to each cluster's VIP, curl of the
+//! served files) see both; a pin another cluster holds is refused naming both; destroying the lab's
+//! cluster leaves b serving and nothing of the lab's behind.
+
+mod common;
+
+use common::groundwork;
+use common::lab::Lab;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicU32;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const BASE: u32 = 250;
+
+/// Cluster b's environment, rewritten for this lab; `edit` changes its text.
+fn env_b(lab: &Lab, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/two-clusters/b/environment.yaml");
+    let text = lab.rewrite(&std::fs::read_to_string(src).expect("read b"));
+    std::fs::write(dir.path().join("environment.yaml"), edit(text)).expect("write b");
+    dir
+}
+
+fn plan_is_clean(env: &str) {
+    let run = groundwork(&["plan", env]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("No changes."), "{}", run.stdout);
+}
+
+/// Which stand-in answers through haproxy at VIP:6443 (TLS), asked from a node of the lab.
+fn api_answer(lab: &Lab, vip: &str) -> String {
+    let once = || {
+        let out = lab.in_node("w1", &["curl", "-sk", "--max-time", "10", &format!("https://{vip}:6443/readyz")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    (0..3).map(|_| once()).find(|a| !a.is_empty()).unwrap_or_default()
+}
+
+fn http(lab: &Lab, path: &str) -> String {
+    let url = format!("http://{}/{path}", lab.host_ip("bastion"));
+    let out = lab.in_node("w1", &["curl", "-s", "--max-time", "10", "-o", "-", "-w", " %{http_code}", &url]);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
+    let lab = Lab::up_two_clusters(BASE, &NEXT);
+    let a = lab.env_str().to_string();
+    let b_dir = env_b(&lab, |t| t);
+    let b = b_dir.path().to_str().expect("path").to_string();
+
+    // Both applied at the same moment: one waits for the other's lock, and neither loses the other's
+    // part of the files they share.
+    let spawn = |env: &str| {
+        Command::new(env!("CARGO_BIN_EXE_groundwork"))
+            .args(["apply", env, "--auto-approve", "--lock-timeout", "10m"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn apply")
+    };
+    let (run_a, run_b) = (spawn(&a), spawn(&b));
+    for (name, run) in [("lab", run_a), ("b", run_b)] {
+        let out = run.wait_with_output().expect("wait apply");
+        assert!(
+            out.status.success(),
+            "apply of {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    plan_is_clean(&a);
+    plan_is_clean(&b);
+    let dhcpd = lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf");
+    assert!(dhcpd.contains("host lab-m1 {") && dhcpd.contains("host b-m1 {"), "{dhcpd}");
+    assert_eq!(dhcpd.matches("subnet ").count(), 1, "one subnet declaration for both: {dhcpd}");
+    let haproxy = lab.ssh_ok("lb1", "cat /etc/haproxy/haproxy.cfg");
+    assert!(!haproxy.contains("bind *:"), "each cluster binds its own VIPs: {haproxy}");
+    assert!(haproxy.contains(&format!("bind {}:6443", lab.ip(8))), "{haproxy}");
+    assert!(haproxy.contains(&format!("bind {}:6443", lab.ip(4))), "{haproxy}");
+
+    // Real clients see both clusters.
+    assert_eq!(lab.dig(&["api.lab.example.test"]), lab.ip(4));
+    assert_eq!(lab.dig(&["api.b.example.test"]), lab.ip(8));
+    assert_eq!(lab.dig(&["m1.b.example.test"]), lab.ip(61));
+    assert_eq!(lab.dig(&["-x", &lab.ip(61)]), "m1.b.example.test.");
+    assert_eq!(lab.dig(&["-x", &lab.ip(21)]), "m1.lab.example.test.");
+    assert_eq!(lab.dhcp_lease("m1").as_deref(), Some(lab.ip(21).as_str()), "the lab's pin");
+    assert_eq!(lab.dhcp_lease("b1").as_deref(), Some(lab.ip(61).as_str()), "b's pin");
+    let lab_api = api_answer(&lab, &lab.ip(4));
+    assert!(["bs", "m1", "m2", "m3"].iter().any(|n| lab_api == format!("{n}/6443")), "{lab_api:?}");
+    let b_api = api_answer(&lab, &lab.ip(8));
+    assert!(["b0", "b1", "b2", "b3"].iter().any(|n| b_api == format!("{n}/6443")), "{b_api:?}");
+    assert_eq!(http(&lab, "b/pxeboot.ipxe"), "#!ipxe\necho cluster b\n 200");
+    assert!(http(&lab, "lab/pxeboot.ipxe").ends_with(" 200"), "the lab's own directory");
+
+    // A pin another cluster holds is refused, naming both environments; nothing is written.
+    let c_dir = env_b(&lab, |t| {
+        t.replace("name: b,", "name: c,")
+            .replace(&lab.ip(8), &lab.ip(9))
+            .replace(&format!("52:54:00:01:{:02x}:61", lab.index), &format!("52:54:00:00:{:02x}:21", lab.index))
+            .replace("52:54:00:01:", "52:54:00:02:")
+            .replace(&lab.ip(61), &lab.ip(91))
+            .replace(&lab.ip(62), &lab.ip(92))
+            .replace(&lab.ip(63), &lab.ip(93))
+            .replace(&lab.ip(60), &lab.ip(90))
+    });
+    let c = groundwork(&["plan", c_dir.path().to_str().expect("path")]);
+    assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
+    assert!(c.stderr.contains("shared by environments c and lab"), "{}", c.stderr);
+    assert!(c.stderr.contains(&format!("MAC 52:54:00:00:{:02x}:21", lab.index)), "{}", c.stderr);
+
+    // Destroy asks like apply: without a terminal and without --auto-approve nothing happens.
+    let refused = groundwork(&["destroy", &a]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("refusing"), "{}", refused.stderr);
+    assert_eq!(lab.dig(&["api.lab.example.test"]), lab.ip(4));
+
+    let gone = groundwork(&["destroy", &a, "--auto-approve"]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    assert!(gone.stdout.contains("to leave to others"), "{}", gone.stdout);
+    // b keeps serving, as real clients see it, and its plan is still clean.
+    plan_is_clean(&b);
+    assert_eq!(lab.dig(&["api.b.example.test"]), lab.ip(8));
+    assert_eq!(lab.dig(&["-x", &lab.ip(61)]), "m1.b.example.test.");
+    assert_eq!(lab.dhcp_lease("b1").as_deref(), Some(lab.ip(61).as_str()));
+    let b_api = api_answer(&lab, &lab.ip(8));
+    assert!(["b0", "b1", "b2", "b3"].iter().any(|n| b_api == format!("{n}/6443")), "{b_api:?}");
+    assert_eq!(http(&lab, "b/pxeboot.ipxe"), "#!ipxe\necho cluster b\n 200");
+    let services = lab.ssh_ok("lb1", "firewall-cmd --zone=public --list-services");
+    assert!(services.contains("https") && services.contains("machine-config"), "b still needs them: {services}");
+    // The lab's cluster left nothing behind.
+    assert_eq!(lab.dig(&["api.lab.example.test"]), "");
+    assert_eq!(lab.dig(&["-x", &lab.ip(21)]), "");
+    assert_eq!(lab.dhcp_lease("m1"), None, "the lab's pin is gone");
+    assert_eq!(api_answer(&lab, &lab.ip(4)), "", "nothing listens on the lab's VIP");
+    for host in ["ns1", "lb1", "bastion"] {
+        let records = lab.ssh_ok(host, "ls /var/lib/groundwork/");
+        assert!(!records.contains("lab.state.json"), "{host}: {records}");
+        assert!(records.contains("b.state.json"), "{host}: {records}");
+    }
+    for (host, file) in [
+        ("ns1", "/etc/dhcp/dhcpd.conf"),
+        ("ns1", "/etc/named/groundwork.zones.conf"),
+        ("lb1", "/etc/haproxy/haproxy.cfg"),
+    ] {
+        let text = lab.ssh_ok(host, &format!("cat {file}"));
+        assert!(!text.contains("lab-") && !text.contains("lab.example.test"), "{host}:{file}:\n{text}");
+    }
+    let zones = lab.ssh_ok("ns1", "ls /var/named");
+    assert!(!zones.contains("lab.example.test") && zones.contains("b.example.test"), "{zones}");
+    let files = lab.ssh_ok("bastion", "find /usr/share/nginx/html/lab -type f 2>/dev/null | wc -l");
+    assert_eq!(files.trim(), "0", "no served file of the lab's is left");
+}
