@@ -71,7 +71,7 @@ pub async fn refresh(
     let lock_name = &lock_name;
     let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
         try_join_all(by_host.iter().map(|(h, groups)| async move {
-            let reads = vec![state::state_path(environment), super::lock::lock_path(&lock_name)];
+            let reads = vec![state::state_path(environment), super::lock::lock_path(lock_name)];
             let execs = if shared { vec![state::list_records()] } else { Vec::new() };
             let mut prefetch = Prefetch { reads, execs, ..Default::default() };
             for (name, resources) in groups {
@@ -92,7 +92,7 @@ pub async fn refresh(
                 }
                 false => Vec::new(),
             };
-            let lock = t.read_file(&super::lock::lock_path(&lock_name)).await.ok().flatten();
+            let lock = t.read_file(&super::lock::lock_path(lock_name)).await.ok().flatten();
             let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
             Ok::<_, Error>((h.clone(), (t, record, lock, others)))
         }))
