@@ -211,3 +211,56 @@ async fn changes_that_stand_alone_run_side_by_side_and_the_others_alone() {
         "a change that does not stand alone ran beside another"
     );
 }
+
+/// On shared infra hosts, what another environment still records is never deleted: left as it is when
+/// it is already what the other needs, rewritten to the other's part when not; and what this
+/// environment records is always its own part.
+#[test]
+fn what_others_still_record_is_left_to_them() {
+    use groundwork::engine::refresh::Refreshed;
+    use groundwork::engine::state::Record;
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Recorder { log: Arc::new(Mutex::new(Vec::new())) }));
+    let same = res("h1", "same", json!({"v": "open"}), &[]);
+    let differs = res("h1", "differs", json!({"v": "ours"}), &[]);
+    let record = |env: &str, items: &[&Resource]| {
+        let mut r = Record::new(env);
+        for i in items {
+            r.resources.insert(i.address.clone(), (*i).clone());
+        }
+        r
+    };
+    let theirs = res("h1", "differs", json!({"v": "theirs"}), &[]);
+    let refreshed = Refreshed {
+        actual: [(same.address.clone(), Some(json!("open"))), (differs.address.clone(), Some(json!("ours")))]
+            .into_iter()
+            .collect(),
+        orphans: vec![same.clone(), differs.clone()],
+        records: [("h1".to_string(), record("a", &[&same, &differs]))].into_iter().collect(),
+        others: [("h1".to_string(), vec![record("b", &[&same, &theirs])])].into_iter().collect(),
+        shared_infra: true,
+        lock: None,
+    };
+    let plan = engine::make_plan(&reg, "a", &[], &refreshed).unwrap();
+    assert_eq!(plan.count(Action::Delete), 0, "{:?}", plan.changes);
+    assert_eq!(plan.release.len(), 1);
+    assert_eq!(plan.release[0].change.address, same.address);
+    assert_eq!(plan.release[0].recorded(), None, "dropped from a's record");
+    assert_eq!(plan.changes.len(), 1);
+    let c = &plan.changes[0];
+    assert_eq!(c.change.address, differs.address);
+    assert_eq!(c.change.after, Some(json!({"v": "theirs"})), "what b needs is written");
+    assert_eq!(c.recorded(), None);
+    assert!(!plan.is_converged());
+
+    // Desired by a and recorded by b the same way: nothing to write, and a records its own part.
+    let refreshed = Refreshed { orphans: vec![], records: Default::default(), ..refreshed };
+    let plan = engine::make_plan(&reg, "a", std::slice::from_ref(&same), &refreshed).unwrap();
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    assert_eq!(plan.adopt.len(), 1);
+    assert_eq!(plan.adopt[0].recorded(), Some(&json!({"v": "open"})));
+    assert_eq!(plan.adopt[0].shared.as_ref().map(|s| s.with.clone()), Some(vec!["b".to_string()]));
+    // Declared differently from b: an error naming both, nothing planned.
+    let err = engine::make_plan(&reg, "a", std::slice::from_ref(&differs), &refreshed).unwrap_err().to_string();
+    assert!(err.contains("shared by environments a and b"), "{err}");
+}
