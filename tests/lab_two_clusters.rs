@@ -77,8 +77,11 @@ fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
     plan_is_clean(&a);
     plan_is_clean(&b);
     let dhcpd = lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf");
-    assert!(dhcpd.contains("host lab-m1 {") && dhcpd.contains("host b-m1 {"), "{dhcpd}");
+    assert!(dhcpd.contains("include \"/etc/dhcp/groundwork.d/lab.conf\";"), "{dhcpd}");
+    assert!(dhcpd.contains("include \"/etc/dhcp/groundwork.d/b.conf\";"), "{dhcpd}");
     assert_eq!(dhcpd.matches("subnet ").count(), 1, "one subnet declaration for both: {dhcpd}");
+    let pins = lab.ssh_ok("ns1", "cat /etc/dhcp/groundwork.d/lab.conf /etc/dhcp/groundwork.d/b.conf");
+    assert!(pins.contains("host lab-m1 {") && pins.contains("host b-m1 {"), "{pins}");
     let haproxy = lab.ssh_ok("lb1", "cat /etc/haproxy/haproxy.cfg");
     assert!(!haproxy.contains("bind *:"), "each cluster binds its own VIPs: {haproxy}");
     assert!(haproxy.contains(&format!("bind {}:6443", lab.ip(8))), "{haproxy}");
@@ -144,6 +147,8 @@ fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
         assert!(!records.contains("lab.state.json"), "{host}: {records}");
         assert!(records.contains("b.state.json"), "{host}: {records}");
     }
+    let fragments = lab.ssh_ok("ns1", "ls /etc/dhcp/groundwork.d");
+    assert_eq!(fragments.trim(), "b.conf", "the lab's fragment is gone");
     for (host, file) in [
         ("ns1", "/etc/dhcp/dhcpd.conf"),
         ("ns1", "/etc/named/groundwork.zones.conf"),

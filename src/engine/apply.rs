@@ -45,9 +45,13 @@ impl ApplyReport {
     }
 }
 
-/// Dependencies as the apply order needs them: a delete waits for the deletes of its dependents.
+/// Dependencies as the apply order needs them: a delete waits for the deletes of its dependents, and for
+/// their rewriting when this environment lets go of them (a shared file that includes what is deleted
+/// stops including it first).
 fn apply_edges(plan: &Plan) -> Vec<(Address, Vec<Address>)> {
-    let deletes: Vec<&Planned> = plan.changes.iter().filter(|c| c.change.action == Action::Delete).collect();
+    let letting_go = |c: &Planned| c.shared.as_ref().is_some_and(|s| s.own.is_none());
+    let deletes: Vec<&Planned> =
+        plan.changes.iter().filter(|c| c.change.action == Action::Delete || letting_go(c)).collect();
     plan.changes
         .iter()
         .map(|c| {
@@ -57,6 +61,10 @@ fn apply_edges(plan: &Plan) -> Vec<(Address, Vec<Address>)> {
                     .filter(|d| d.depends_on.contains(&c.change.address))
                     .map(|d| d.change.address.clone())
                     .collect()
+            } else if letting_go(c) {
+                // What it depended on is going: it goes first, and waits for nothing that is.
+                let going = |a: &Address| deletes.iter().any(|d| &d.change.address == a);
+                c.depends_on.iter().filter(|a| !going(a)).cloned().collect()
             } else {
                 c.depends_on.clone()
             };
@@ -289,6 +297,33 @@ mod tests {
     use super::*;
     use crate::engine::plan::PLAN_FORMAT_VERSION;
     use groundwork_sdk::{Change, Secrets};
+
+    #[test]
+    fn a_shared_file_stops_including_what_is_deleted_before_it_goes() {
+        let fragment = Address::new("dhcpd", "fragment", Some("ns1"), "/etc/dhcp/groundwork.d/a.conf");
+        let main = Address::new("dhcpd", "config", Some("ns1"), "/etc/dhcp/dhcpd.conf");
+        let gone = Planned::new(Change::new(fragment.clone(), Action::Delete, None, None), vec![]);
+        let rewritten = Planned {
+            change: Change::new(main.clone(), Action::Update, None, Some(&serde_json::json!({}))),
+            depends_on: vec![fragment.clone()],
+            shared: Some(crate::engine::plan::Shared { with: vec!["b".into()], own: None }),
+        };
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: "a".into(),
+            changes: vec![gone, rewritten],
+            observed: Default::default(),
+            gates: vec![],
+            locked_by: None,
+            pending: vec![],
+            notes: vec![],
+            adopt: vec![],
+            release: vec![],
+        };
+        let edges: BTreeMap<Address, Vec<Address>> = apply_edges(&plan).into_iter().collect();
+        assert_eq!(edges[&fragment], vec![main.clone()], "the fragment waits for the main file");
+        assert!(edges[&main].is_empty(), "the main file waits for nothing that goes");
+    }
 
     #[test]
     fn a_change_whose_secret_the_environment_no_longer_produces_is_refused() {

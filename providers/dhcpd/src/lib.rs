@@ -343,10 +343,11 @@ pub fn render(env: &Environment) -> Option<String> {
     Some(s)
 }
 
-/// dhcpd.conf as parts for infra hosts that several clusters share (`cluster.shared_infra`): the global
-/// settings and the subnet are the same in every cluster's part; the cluster's own part holds its pins,
-/// each with its own domain and PXE answers, named `<cluster>-<node>`, claiming its MAC and address.
-pub fn render_blocks(env: &Environment) -> Option<Vec<Block>> {
+/// dhcpd.conf for infra hosts that several clusters share (`cluster.shared_infra`), in parts: the global
+/// settings and the subnet are the same in every cluster's part; the cluster's own part includes its
+/// fragment, which holds its pins (each with its own domain and PXE answers, named `<cluster>-<node>`),
+/// and claims their MACs and addresses.
+pub fn render_shared(env: &Environment) -> Option<SharedConf> {
     let i = intent(env)?;
     let mut global = String::new();
     let _ = writeln!(global, "# Managed by groundwork for {}: one part per cluster.", env.managed_for());
@@ -364,7 +365,11 @@ pub fn render_blocks(env: &Environment) -> Option<Vec<Block>> {
     }
     let _ = writeln!(subnet, "    option subnet-mask {};", dotted_mask(i.subnet.prefix_len()));
     let _ = writeln!(subnet, "}}");
-    let mut own = format!("# Cluster {}.\n", i.cluster);
+    let mut own = format!(
+        "# Managed by groundwork for cluster {}: its pins, included from {}.\n",
+        i.cluster,
+        env.dhcp.as_ref().map(|d| d.config.to_string()).unwrap_or_default()
+    );
     let mut claims = Vec::new();
     for (name, pin) in &i.pins {
         let _ = writeln!(own, "host {}-{name} {{", i.cluster);
@@ -386,28 +391,66 @@ pub fn render_blocks(env: &Environment) -> Option<Vec<Block>> {
         claims.push(format!("MAC {}", pin.mac.to_ascii_lowercase()));
         claims.push(format!("address {}", pin.address));
     }
-    Some(vec![
-        Block::new("0 global", global),
-        Block::new(format!("1 subnet {}", i.subnet), subnet),
-        Block::new(format!("5 cluster {}", i.cluster), own).claiming(claims),
-    ])
+    let fragment = fragment_path(env)?;
+    let include = format!("# Cluster {}.\ninclude {};\n", i.cluster, quoted(&fragment));
+    Some(SharedConf {
+        blocks: vec![
+            Block::new("0 global", global),
+            Block::new(format!("1 subnet {}", i.subnet), subnet),
+            Block::new(format!("5 cluster {}", i.cluster), include).claiming(claims),
+        ],
+        fragment,
+        pins: own,
+    })
+}
+
+/// dhcpd.conf on hosts several clusters share: the main file's parts, and this cluster's fragment.
+pub struct SharedConf {
+    pub blocks: Vec<Block>,
+    pub fragment: String,
+    pub pins: String,
+}
+
+/// This cluster's fragment on shared hosts: `<dir of dhcp.config>/groundwork.d/<cluster>.conf`.
+pub fn fragment_path(env: &Environment) -> Option<String> {
+    let d = env.dhcp.as_ref()?;
+    let config = d.config.to_string();
+    let dir = config.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+    Some(format!("{dir}/groundwork.d/{}.conf", env.cluster.name))
 }
 
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(d) = &env.dhcp else { return Ok(Vec::new()) };
-    let file = match env.cluster.shared_infra {
-        true => render_blocks(env).map(|blocks| ManagedFile::joint(d.config.to_string(), blocks)),
-        false => render(env).map(|content| ManagedFile::new(d.config.to_string(), content)),
+    let (file, fragment) = match env.cluster.shared_infra {
+        true => match render_shared(env) {
+            Some(c) => (ManagedFile::joint(d.config.to_string(), c.blocks), Some(ManagedFile::new(c.fragment, c.pins))),
+            None => return Ok(Vec::new()),
+        },
+        false => match render(env) {
+            Some(content) => (ManagedFile::new(d.config.to_string(), content), None),
+            None => return Ok(Vec::new()),
+        },
     };
-    let Some(file) = file else { return Ok(Vec::new()) };
+    let checked = |mut mf: ManagedFile| {
+        mf.mode = Some(0o644);
+        mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
+        mf.activate = Some(d.restart.to_vec());
+        mf
+    };
     let mut out = Vec::new();
     for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
         if d.backend_of(host) == DhcpBackend::Dhcpd {
-            let mut mf = file.clone();
-            mf.mode = Some(0o644);
-            mf.check = vec![vec!["dhcpd".into(), "-t".into(), "-q".into(), "-cf".into(), CANDIDATE.into()]];
-            mf.activate = Some(d.restart.to_vec());
-            out.push(Resource::new(Address::new(PROVIDER, "config", Some(host), d.config.to_string()), mf)?);
+            let mut config = Resource::new(
+                Address::new(PROVIDER, "config", Some(host), d.config.to_string()),
+                checked(file.clone()),
+            )?;
+            if let Some(f) = &fragment {
+                // Written before the main file includes it; removed only once it no longer does.
+                let addr = Address::new(PROVIDER, "fragment", Some(host), f.path.clone());
+                out.push(Resource::new(addr.clone(), checked(f.clone()))?);
+                config.depends_on.push(addr);
+            }
+            out.push(config);
         } else {
             // Another backend serves this host: dhcpd must not answer too (both bind UDP 67).
             let unit = dhcpd_unit(d);
