@@ -404,6 +404,18 @@ pub fn render_shared(env: &Environment) -> Option<SharedConf> {
     })
 }
 
+/// Checks a cluster's fragment the way dhcpd reads it: included after the option the main file defines
+/// (its PXE answers test the client's architecture).
+const CHECK_FRAGMENT: &str = r#"t=$(mktemp) || exit 1
+printf 'option client-arch code 93 = unsigned integer 16;\ninclude "%s";\n' "$1" > "$t"
+dhcpd -t -cf "$t"; rc=$?
+rm -f "$t"; exit $rc"#;
+
+/// Restarts dhcpd (`$3…`) for a changed fragment (`$1`) only if the live main file (`$2`) includes it.
+const RESTART_IF_INCLUDED: &str = r#"f=$1 main=$2; shift 2
+grep -qsF "include \"$f\";" "$main" || exit 0
+exec "$@""#;
+
 /// dhcpd.conf on hosts several clusters share: the main file's parts, and this cluster's fragment.
 pub struct SharedConf {
     pub blocks: Vec<Block>,
@@ -447,7 +459,27 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
             if let Some(f) = &fragment {
                 // Written before the main file includes it; removed only once it no longer does.
                 let addr = Address::new(PROVIDER, "fragment", Some(host), f.path.clone());
-                out.push(Resource::new(addr.clone(), checked(f.clone()))?);
+                let mut f = checked(f.clone());
+                f.check = vec![vec![
+                    "sh".into(),
+                    "-c".into(),
+                    CHECK_FRAGMENT.into(),
+                    "groundwork-check".into(),
+                    CANDIDATE.into(),
+                ]];
+                // dhcpd reads the fragment only once the main file includes it: until then (the first
+                // apply writes the fragment first) a restart would load the old main file.
+                let mut activate = vec![
+                    "sh".into(),
+                    "-c".into(),
+                    RESTART_IF_INCLUDED.into(),
+                    "groundwork-activate".into(),
+                    f.path.clone(),
+                    d.config.to_string(),
+                ];
+                activate.extend(d.restart.iter().cloned());
+                f.activate = Some(activate);
+                out.push(Resource::new(addr.clone(), f)?);
                 config.depends_on.push(addr);
             }
             out.push(config);
