@@ -55,6 +55,12 @@ pub struct Observed {
     pub dhcpd: Option<HostFile>,
     pub haproxy: Option<HostFile>,
     pub served: Option<Served>,
+    /// A load balancer's firewalld: its default zone and custom services, as read.
+    pub firewall: Option<FirewallRead>,
+    /// Local SELinux customizations: the http host's (file contexts) and the load balancer's (booleans,
+    /// port labels).
+    pub selinux_http: Option<(String, groundwork_selinux::Local)>,
+    pub selinux_lb: Option<(String, groundwork_selinux::Local)>,
     /// What the reading side already has to say (a file not found, an include not followed).
     pub notes: Vec<Note>,
 }
@@ -467,6 +473,12 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
     if let Some(fe) = lb.explicit_frontends(&roles) {
         sections.push(("loadbalancer", json!({ "frontends": fe })));
     }
+    if let Some(f) = observed.firewall.as_ref().and_then(|f| firewall_section(f, &mut notes)) {
+        sections.push(("firewall", f));
+    }
+    if let Some(s) = selinux_section(observed.selinux_http.as_ref(), observed.selinux_lb.as_ref(), &mut notes) {
+        sections.push(("selinux", s));
+    }
     if let Some(s) = &observed.served {
         let serve = served_files(s, &mut notes);
         let mut files = json!({ "docroot": s.docroot });
@@ -482,6 +494,125 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
     notes.sort();
     notes.dedup();
     Ok(Imported { sections, notes, served: observed.served.clone() })
+}
+
+/// A load balancer's firewalld as read: its default zone, and the snapshot of that zone and of the
+/// custom services defined on the host.
+#[derive(Clone, Debug)]
+pub struct FirewallRead {
+    pub host: String,
+    pub zone: String,
+    pub snapshot: groundwork_firewalld::Snapshot,
+}
+
+/// Services firewalld opens on a fresh install: left to the OS, never managed (a later removal from the
+/// list would close ssh under the operator).
+const OS_SERVICES: &[&str] = &["ssh", "dhcpv6-client", "cockpit", "mdns", "samba-client"];
+
+/// `firewall`: what the zone opens permanently (what survives a reload), less what the OS opens, with
+/// the custom services it uses. Values that do not type are reported and left out.
+fn firewall_section(f: &FirewallRead, notes: &mut Vec<Note>) -> Option<Value> {
+    use groundwork_sdk::value::{FirewalldName, PortProto};
+    let at = format!("{}:firewalld zone {}", f.host, f.zone);
+    let (services, ports) = f.snapshot.zones.get(&(f.zone.clone(), "permanent".into()))?;
+    let (rt_services, rt_ports) =
+        f.snapshot.zones.get(&(f.zone.clone(), "runtime".into())).cloned().unwrap_or_default();
+    for s in rt_services.difference(services).chain(rt_ports.difference(ports)) {
+        notes.push(Note::new(at.clone(), format!("{s} is open at runtime only (a reload closes it): not imported")));
+    }
+    let mut kept = Vec::new();
+    for s in services {
+        if OS_SERVICES.contains(&s.as_str()) {
+            notes.push(Note::new(at.clone(), format!("{s}: opened by the OS, left to it (not managed)")));
+        } else if FirewalldName::try_from(s.as_str()).is_ok() {
+            kept.push(s.clone());
+        } else {
+            notes.push(Note::new(at.clone(), format!("service {s:?} is not a firewalld name groundwork takes")));
+        }
+    }
+    let kept_ports: Vec<String> = ports
+        .iter()
+        .filter(|p| {
+            let ok = PortProto::try_from(p.as_str()).is_ok();
+            if !ok {
+                notes.push(Note::new(at.clone(), format!("port {p:?} is not PORT/PROTO: not imported")));
+            }
+            ok
+        })
+        .cloned()
+        .collect();
+    let mut custom = Map::new();
+    for (name, def) in &f.snapshot.defs {
+        let Some(def) = def.as_ref().filter(|_| kept.contains(name)) else { continue };
+        let mut v = json!({ "ports": def.ports, "protocols": def.protocols });
+        if let Some(d) = &def.description {
+            v["description"] = json!(d);
+        }
+        custom.insert(name.clone(), v);
+    }
+    if kept.is_empty() && kept_ports.is_empty() {
+        return None;
+    }
+    let mut v = json!({ "zone": f.zone, "services": kept, "hosts": [f.host] });
+    if !kept_ports.is_empty() {
+        v["ports"] = json!(kept_ports);
+    }
+    if !custom.is_empty() {
+        v["custom_services"] = Value::Object(custom);
+    }
+    Some(v)
+}
+
+/// `selinux`: the http host's local file contexts, the load balancer's local booleans and port labels.
+/// Values that do not type are reported and left out.
+fn selinux_section(
+    http: Option<&(String, groundwork_selinux::Local)>,
+    lb: Option<&(String, groundwork_selinux::Local)>,
+    notes: &mut Vec<Note>,
+) -> Option<Value> {
+    use groundwork_sdk::value::{FcontextPattern, PortProto, SelinuxName};
+    let mut v = Map::new();
+    if let Some((host, local)) = http {
+        let mut rules = Vec::new();
+        for (path, setype) in &local.fcontexts {
+            if FcontextPattern::try_from(path.as_str()).is_ok() && SelinuxName::try_from(setype.as_str()).is_ok() {
+                rules.push(json!({ "path": path, "type": setype, "hosts": [host] }));
+            } else {
+                notes.push(Note::new(
+                    format!("{host}:SELinux"),
+                    format!("file context {path:?} → {setype:?}: not imported"),
+                ));
+            }
+        }
+        if !rules.is_empty() {
+            v.insert("fcontexts".into(), Value::Array(rules));
+        }
+    }
+    if let Some((host, local)) = lb {
+        let booleans: Map<String, Value> = local
+            .booleans
+            .iter()
+            .filter(|(b, _)| SelinuxName::try_from(b.as_str()).is_ok())
+            .map(|(b, on)| (b.clone(), json!(on)))
+            .collect();
+        let ports: Vec<Value> = local
+            .ports
+            .iter()
+            .map(|((proto, port), t)| (format!("{port}/{proto}"), t))
+            .filter(|(p, t)| PortProto::try_from(p.as_str()).is_ok() && SelinuxName::try_from(t.as_str()).is_ok())
+            .map(|(p, t)| json!({ "port": p, "type": t }))
+            .collect();
+        if !booleans.is_empty() || !ports.is_empty() {
+            v.insert("hosts".into(), json!([host]));
+        }
+        if !booleans.is_empty() {
+            v.insert("booleans".into(), Value::Object(booleans));
+        }
+        if !ports.is_empty() {
+            v.insert("ports".into(), Value::Array(ports));
+        }
+    }
+    (!v.is_empty()).then_some(Value::Object(v))
 }
 
 /// `files.serve` entries known by digest (content never read off the host): plan reports a file that
@@ -825,6 +956,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_firewall_is_what_survives_a_reload_less_what_the_os_opens() {
+        let out = "@@ZONE public runtime\n  services: ssh http extra\n  ports: 8080/tcp\n\
+                   @@ZONE public permanent\n  services: ssh http machine-config bad$name\n  ports: 8080/tcp\n\
+                   @@SVC machine-config\n<service><description>MCS</description><port port=\"22623\" protocol=\"tcp\"/></service>\n";
+        let snapshot = groundwork_firewalld::parse_snapshot(out).unwrap();
+        let read = FirewallRead { host: "lb1".into(), zone: "public".into(), snapshot };
+        let mut notes = Vec::new();
+        let v = firewall_section(&read, &mut notes).unwrap();
+        assert_eq!(v["services"], json!(["http", "machine-config"]), "{v}");
+        assert_eq!(v["ports"], json!(["8080/tcp"]));
+        assert_eq!(v["custom_services"]["machine-config"]["ports"], json!(["22623/tcp"]));
+        assert_eq!(v["custom_services"]["machine-config"]["description"], json!("MCS"));
+        assert_eq!(v["hosts"], json!(["lb1"]));
+        let said: Vec<String> = notes.iter().map(|n| n.to_string()).collect();
+        assert!(said.iter().any(|n| n.contains("ssh: opened by the OS")), "{said:?}");
+        assert!(said.iter().any(|n| n.contains("extra is open at runtime only")), "{said:?}");
+        assert!(said.iter().any(|n| n.contains("bad$name")), "{said:?}");
+        // What loads as an environment's firewall section.
+        let typed: groundwork_sdk::model::FirewallSettings = serde_json::from_value(v).unwrap();
+        assert_eq!(typed.services.len(), 2);
+    }
+
+    #[test]
+    fn selinux_customizations_come_from_the_hosts_that_use_them() {
+        let http = groundwork_selinux::parse_export(
+            "fcontext -a -t httpd_sys_content_t '/srv/www(/.*)?'\nfcontext -a -t bad\"type '/x'\n",
+        );
+        let lb =
+            groundwork_selinux::parse_export("boolean -m -1 haproxy_connect_any\nport -a -t http_port_t -p tcp 8443\n");
+        let mut notes = Vec::new();
+        let v = selinux_section(Some(&("bastion".into(), http)), Some(&("lb1".into(), lb)), &mut notes).unwrap();
+        assert_eq!(
+            v["fcontexts"],
+            json!([{ "path": "/srv/www(/.*)?", "type": "httpd_sys_content_t", "hosts": ["bastion"] }])
+        );
+        assert_eq!(v["booleans"], json!({ "haproxy_connect_any": true }));
+        assert_eq!(v["ports"], json!([{ "port": "8443/tcp", "type": "http_port_t" }]));
+        assert_eq!(v["hosts"], json!(["lb1"]));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let _: groundwork_sdk::model::SelinuxSettings = serde_json::from_value(v).unwrap();
+        assert!(selinux_section(None, None, &mut notes).is_none());
+    }
+
+    #[test]
     fn yaml_keys_and_scalars_read_back_as_written() {
         let v = json!({ "a b": "x\n: y", "plain": ["1", 2, true], "nested": { "k": "{ not: flow }" } });
         let text = to_yaml(&[("section", v.clone())], "header");
@@ -864,6 +1039,7 @@ mod tests {
             haproxy: Some(read("lb1", "/etc/haproxy/haproxy.cfg", "haproxy.cfg")),
             served: None,
             notes: Vec::new(),
+            ..Default::default()
         };
         (hosts, observed)
     }

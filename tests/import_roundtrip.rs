@@ -92,6 +92,7 @@ fn observed(c: &Case) -> Observed {
                 .collect(),
         }),
         notes: Vec::new(),
+        ..Default::default()
     }
 }
 

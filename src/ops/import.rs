@@ -84,12 +84,21 @@ pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
     }
     if let Some((name, h)) = first(HostRole::Http) {
         let t = conn.transport(&name).await?;
+        observed.selinux_http = read_selinux(&*t, &name, &mut observed.notes).await?;
         observed.served = read_docroot(t, &name, h.os, docroot.as_deref()).await?;
+    }
+    if let Some((name, _)) = first(HostRole::Lb) {
+        let t = conn.transport(&name).await?;
+        observed.firewall = read_firewall(&*t, &name, &mut observed.notes).await?;
+        observed.selinux_lb = read_selinux(&*t, &name, &mut observed.notes).await?;
     }
     let mut imported = import::build(&hosts, &ssh, &observed).map_err(|e| {
         let read: Vec<String> = observed.notes.iter().map(|n| format!("\n  - {n}")).collect();
         Error::Usage(format!("{e}{}", read.concat()))
     })?;
+    // What was read from the hosts wins over what --from says.
+    let read: Vec<&str> = imported.sections.iter().map(|(k, _)| *k).collect();
+    let carried: Vec<_> = carried.into_iter().filter(|(name, _)| !read.contains(name)).collect();
     for (name, v) in carried {
         imported.notes.push(Note::new(
             "",
@@ -153,6 +162,55 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
+/// A load balancer's firewalld: its default zone and the custom services defined on the host (None,
+/// with a note, where firewalld does not answer).
+async fn read_firewall(t: &dyn Transport, host: &str, notes: &mut Vec<Note>) -> Result<Option<import::FirewallRead>> {
+    let host_err = |e: groundwork_sdk::TransportError| Error::Host { host: host.into(), message: e.to_string() };
+    let zone = t.exec(&Cmd::new("firewall-cmd").arg("--get-default-zone")).await.map_err(host_err)?;
+    let zone = zone.stdout_str().trim().to_string();
+    if zone.is_empty() || groundwork_sdk::value::FirewalldName::try_from(zone.as_str()).is_err() {
+        notes.push(Note::new(format!("{host}:firewalld"), "firewalld does not answer: the firewall is not imported"));
+        return Ok(None);
+    }
+    let list = Cmd::new("sh")
+        .arg("-c")
+        .arg(r#"for f in /etc/firewalld/services/*.xml; do [ -f "$f" ] && { b=${f##*/}; echo "${b%.xml}"; }; done; :"#);
+    let names = t.exec(&list).await.map_err(host_err)?;
+    let names: Vec<String> = names
+        .stdout_str()
+        .lines()
+        .filter(|n| groundwork_sdk::value::FirewalldName::try_from(*n).is_ok())
+        .map(str::to_string)
+        .collect();
+    let out = t.exec(&groundwork_firewalld::zone_command(&zone, &names)).await.map_err(host_err)?;
+    match groundwork_firewalld::parse_snapshot(&out.stdout_str()) {
+        Ok(snapshot) => Ok(Some(import::FirewallRead { host: host.into(), zone, snapshot })),
+        Err(e) => {
+            notes.push(Note::new(format!("{host}:firewalld"), format!("{e}: the firewall is not imported")));
+            Ok(None)
+        }
+    }
+}
+
+/// A host's local SELinux customizations (None, with a note, where there is no policy store).
+async fn read_selinux(
+    t: &dyn Transport,
+    host: &str,
+    notes: &mut Vec<Note>,
+) -> Result<Option<(String, groundwork_selinux::Local)>> {
+    let out = t
+        .exec(&groundwork_selinux::local_command())
+        .await
+        .map_err(|e| Error::Host { host: host.into(), message: e.to_string() })?;
+    match groundwork_selinux::parse_local(&out.stdout_str()) {
+        Ok(local) => Ok(Some((host.to_string(), local))),
+        Err(e) => {
+            notes.push(Note::new(format!("{host}:SELinux"), format!("{e}: SELinux is not imported")));
+            Ok(None)
+        }
+    }
 }
 
 /// A text file from a host (None when absent). Files that are too large or not UTF-8 are noted.

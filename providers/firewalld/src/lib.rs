@@ -142,7 +142,7 @@ done
 
 /// What one read found: per (zone, runtime|permanent) the services and ports; per custom service its
 /// definition.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub zones: BTreeMap<(String, String), (BTreeSet<String>, BTreeSet<String>)>,
     pub defs: BTreeMap<String, Option<ServiceDefSpec>>,
@@ -512,6 +512,17 @@ fn change_steps(change: &Change) -> Result<ChangeSteps, Error> {
         cmds.push(vec![format!("--zone={zone}"), format!("--{verb}-{flag}={}", spec.name)]);
     }
     Ok((bus, cmds))
+}
+
+/// The query that reads a zone and custom services by name (what `groundwork import` carries over).
+pub fn zone_command(zone: &str, services: &[String]) -> Cmd {
+    Cmd::new("sh")
+        .arg("-c")
+        .arg(READ_SCRIPT)
+        .arg("groundwork-firewalld")
+        .arg("1")
+        .arg(zone)
+        .args(services.iter().cloned())
 }
 
 /// The one query that reads every zone and custom service these resources name (READ_SCRIPT).

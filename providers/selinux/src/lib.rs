@@ -155,7 +155,7 @@ pub fn link_relabels(resources: &mut [Resource]) {
 }
 
 /// Local customizations as `semanage export` prints them.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Local {
     pub fcontexts: BTreeMap<String, String>,
     pub booleans: BTreeMap<String, bool>,
@@ -341,6 +341,20 @@ fn sections(out: &str) -> Vec<(String, String)> {
 }
 
 pub struct SelinuxProvider;
+
+/// The query that reads a host's local customizations only (what `groundwork import` carries over).
+pub fn local_command() -> Cmd {
+    // Nothing asked for: the script prints only the local store.
+    read_command(&[]).unwrap_or_else(|_| Cmd::new("false"))
+}
+
+/// The local customizations from [`local_command`]'s output.
+pub fn parse_local(text: &str) -> Result<Local, String> {
+    if text.contains("@@ERR") {
+        return Err(text.lines().take_while(|l| !l.starts_with("@@ERR")).last().unwrap_or("").to_string());
+    }
+    Ok(sections(text).into_iter().find(|(h, _)| h == "EXPORT").map(|(_, b)| parse_export(&b)).unwrap_or_default())
+}
 
 /// The one query that reads the local policy, base file contexts, labels, booleans and ports these
 /// resources need (READ_SCRIPT).
