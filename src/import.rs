@@ -53,6 +53,8 @@ pub struct Served {
 pub struct Observed {
     pub zones: Vec<ZoneFile>,
     pub dhcpd: Option<HostFile>,
+    /// kea-dhcp4.conf, read where there is no dhcpd.conf.
+    pub kea: Option<HostFile>,
     pub haproxy: Option<HostFile>,
     pub served: Option<Served>,
     /// A load balancer's firewalld: its default zone and custom services, as read.
@@ -287,8 +289,16 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
 
     // DHCP pins: MACs by name or address; a pin's address is what the machine gets.
     let mut dhcp = None;
-    if let Some(f) = &observed.dhcpd {
-        let entries = groundwork_dhcpd::read_conf(&f.text);
+    let kea = observed.kea.as_ref().filter(|_| observed.dhcpd.is_none());
+    let kea_entries = kea.and_then(|f| {
+        let e = groundwork_kea::read_entries(&f.text);
+        if e.is_none() {
+            notes.push(Note::new(at(f, 0), "not Kea's JSON: DHCP pins are not imported"));
+        }
+        e.map(|e| (f, e))
+    });
+    let dhcp_file = observed.dhcpd.as_ref().map(|f| (f, groundwork_dhcpd::read_conf(&f.text))).or(kea_entries);
+    if let Some((f, entries)) = &dhcp_file {
         for ((name, pin), line) in entries.hosts.iter().zip(&entries.host_lines) {
             let here = at(f, *line);
             let Ok(ip) = pin.address.parse::<IpAddr>() else {
@@ -331,11 +341,20 @@ pub fn build(hosts: &BTreeMap<String, Host>, ssh: &SshSettings, observed: &Obser
                 }),
             }
         }
-        dhcp = Some(dhcp_section(f, &entries, hosts, &mut notes));
+        let mut section = dhcp_section(f, entries, hosts, &mut notes);
+        if kea.is_some() {
+            section["backend"] = json!("kea");
+            let interfaces = groundwork_kea::read_interfaces(&f.text);
+            let typed = interfaces.iter().all(|i| groundwork_sdk::value::Interface::try_from(i.as_str()).is_ok());
+            if typed && interfaces != ["*"] && !interfaces.is_empty() {
+                section["kea"] = json!({ "interfaces": interfaces });
+            }
+        }
+        dhcp = Some(section);
     }
 
     // The DHCP file's order (what it was written in), then the zone's for nodes without a pin.
-    if let Some(f) = &observed.dhcpd {
+    if let Some((f, _)) = &dhcp_file {
         let line = |n: &NodeFacts| {
             n.dhcp_at
                 .as_deref()
@@ -1046,6 +1065,52 @@ mod tests {
 
     fn section<'a>(i: &'a Imported, name: &str) -> &'a Value {
         &i.sections.iter().find(|(k, _)| *k == name).unwrap_or_else(|| panic!("no {name}")).1
+    }
+
+    /// The reference's pins served by Kea instead: the same nodes, with the Kea backend and the
+    /// reservations' lines. Offline, as the reference test.
+    #[test]
+    fn kea_reservations_import_as_dhcpd_pins_do() {
+        let (hosts, mut observed) = reference();
+        let dhcpd = observed.dhcpd.take().unwrap();
+        let e = groundwork_dhcpd::read_conf(&dhcpd.text);
+        let reservations: Vec<Value> = e
+            .hosts
+            .iter()
+            .map(|(n, p)| json!({ "hw-address": p.mac.to_ascii_uppercase(), "ip-address": p.address, "hostname": n }))
+            .collect();
+        let text = format!(
+            "// hand-written\n{}\n",
+            serde_json::to_string_pretty(&json!({ "Dhcp4": {
+                "interfaces-config": { "interfaces": ["ens192"] },
+                "subnet4": [{ "id": 1, "subnet": "192.2.0.0/24",
+                    "option-data": [{ "name": "routers", "data": "192.2.0.254" }],
+                    "reservations": reservations }]
+            }}))
+            .unwrap()
+        );
+        observed.kea = Some(HostFile { host: "ns1".into(), path: "/etc/kea/kea-dhcp4.conf".into(), text });
+        let with_dhcpd = {
+            let (hosts, observed) = reference();
+            build(&hosts, &SshSettings::default(), &observed).unwrap()
+        };
+        let i = build(&hosts, &SshSettings::default(), &observed).unwrap();
+        assert_eq!(section(&i, "nodes"), section(&with_dhcpd, "nodes"));
+        let d = section(&i, "dhcp");
+        assert_eq!(d["backend"], "kea");
+        assert_eq!(d["kea"]["interfaces"], json!(["ens192"]));
+        assert_eq!(d["subnet"], "192.2.0.0/24");
+        assert_eq!(d["routers"], json!(["192.2.0.254"]));
+        let said: Vec<String> = i.notes.iter().map(|n| n.to_string()).collect();
+        assert!(
+            said.iter().any(|n| n.starts_with("ns1:/etc/kea/kea-dhcp4.conf:") && n.contains("host bs")),
+            "{said:?}"
+        );
+        // Not Kea's JSON: said so, and no pins.
+        observed.kea.as_mut().unwrap().text = "{ not json".into();
+        let i = build(&hosts, &SshSettings::default(), &observed).unwrap();
+        let said: Vec<String> = i.notes.iter().map(|n| n.to_string()).collect();
+        assert!(said.iter().any(|n| n.contains("not Kea's JSON")), "{said:?}");
     }
 
     #[test]

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Where Kea's DHCPv4 server reads its configuration (RHEL 9 and Debian alike).
+const KEA_CONF: &str = "/etc/kea/kea-dhcp4.conf";
+
 /// Includes followed from named.conf, at most (a loop of includes ends here too).
 const MAX_NAMED_FILES: usize = 32;
 /// Files larger than this are not read (a zone or config file is far smaller).
@@ -72,9 +75,12 @@ pub async fn run(from: &Path, out: &Path, force: bool) -> Result<Outcome> {
         let t = conn.transport(&name).await?;
         observed.dhcpd = read_text(&*t, &name, "/etc/dhcp/dhcpd.conf", &mut observed.notes).await?;
         if observed.dhcpd.is_none() {
+            observed.kea = read_text(&*t, &name, KEA_CONF, &mut observed.notes).await?;
+        }
+        if observed.dhcpd.is_none() && observed.kea.is_none() {
             observed.notes.push(Note::new(
-                format!("{name}:/etc/dhcp/dhcpd.conf"),
-                "not found: DHCP pins are not imported (Kea is not read by import yet)",
+                format!("{name}:/etc/dhcp/dhcpd.conf or {KEA_CONF}"),
+                "not found: DHCP pins are not imported",
             ));
         }
     }

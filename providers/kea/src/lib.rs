@@ -5,7 +5,7 @@
 //! reservation per node and the iPXE chain-loading classes. Checked with `kea-dhcp4 -t` before it
 //! replaces the live file; kea-dhcp4 restarts only when the content changed.
 
-use groundwork_dhcpd::{intent, pin_details, Pin};
+use groundwork_dhcpd::{intent, pin_details, DhcpdEntries, Pin};
 use groundwork_sdk::file::{self, ManagedFile, CANDIDATE};
 use groundwork_sdk::model::{DhcpBackend, Environment, HostRole};
 use groundwork_sdk::value::Interface;
@@ -116,6 +116,66 @@ pub fn read_reservations(text: &str) -> Vec<(String, Pin)> {
         .collect()
 }
 
+/// What a kea-dhcp4.conf declares, in the form dhcpd.conf is read into (what `groundwork import` takes):
+/// reservations with the line their hw-address is on, subnets, routers, name servers, and the PXE
+/// classes' next-server and boot files. None when the text is not Kea's JSON.
+pub fn read_entries(text: &str) -> Option<DhcpdEntries> {
+    let v = kea_json(text)?;
+    let dhcp4 = &v["Dhcp4"];
+    let mut e = DhcpdEntries { hosts: read_reservations(text), ..Default::default() };
+    // A reservation's line: where its MAC first stands after the previous one's.
+    let mut from = 0;
+    let lower = text.to_ascii_lowercase();
+    for (_, pin) in &e.hosts {
+        let at = lower[from..].find(&pin.mac).map(|i| from + i).unwrap_or(from);
+        from = at + pin.mac.len().min(lower.len() - at);
+        e.host_lines.push(text[..at].matches('\n').count() + 1);
+    }
+    let list = |v: &Value| -> Vec<String> {
+        v.as_str().unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    let options = |scope: &Value, name: &str| -> Vec<String> {
+        scope["option-data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["name"] == name)
+            .flat_map(|o| list(&o["data"]))
+            .collect()
+    };
+    e.name_servers = options(dhcp4, "domain-name-servers");
+    for s in dhcp4["subnet4"].as_array().into_iter().flatten() {
+        let Some(net) = s["subnet"].as_str() else { continue };
+        let line = text.find(net).map(|i| text[..i].matches('\n').count() + 1).unwrap_or(0);
+        let (addr, prefix) = net.split_once('/').unwrap_or((net, "24"));
+        let prefix: u32 = prefix.parse().unwrap_or(24).min(32);
+        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+        e.subnets.push((addr.to_string(), std::net::Ipv4Addr::from(mask).to_string(), line));
+        e.routers.extend(options(s, "routers"));
+        if e.name_servers.is_empty() {
+            e.name_servers = options(s, "domain-name-servers");
+        }
+        e.next_servers.extend(s["next-server"].as_str().map(str::to_string));
+    }
+    for c in dhcp4["client-classes"].as_array().into_iter().flatten() {
+        e.next_servers.extend(c["next-server"].as_str().map(str::to_string));
+        e.filenames.extend(c["boot-file-name"].as_str().map(str::to_string));
+    }
+    e.domain_names = options(dhcp4, "domain-name");
+    Some(e)
+}
+
+/// `interfaces-config.interfaces` of a kea-dhcp4.conf.
+pub fn read_interfaces(text: &str) -> Vec<String> {
+    let Some(v) = kea_json(text) else { return Vec::new() };
+    v["Dhcp4"]["interfaces-config"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.as_str().map(str::to_string))
+        .collect()
+}
+
 pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
     let Some(d) = &env.dhcp else { return Ok(Vec::new()) };
     let Some(content) = render(env, &d.kea.interfaces) else { return Ok(Vec::new()) };
@@ -148,6 +208,36 @@ pub fn provider() -> file::WholeFiles {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn what_groundwork_renders_reads_back_as_dhcpd_entries() {
+        let env: groundwork_sdk::model::Environment = serde_json::from_value(serde_json::json!({
+            "cluster": { "name": "lab", "base_domain": "example.test" },
+            "networks": { "machine": ["10.88.0.0/24"], "cluster": { "cidr": "10.128.0.0/14", "host_prefix": 23 }, "service": ["172.30.0.0/16"] },
+            "hosts": {
+                "bastion": { "address": "10.88.0.10", "roles": ["http", "tftp"] },
+                "ns1": { "address": "10.88.0.2", "roles": ["dns", "dhcp"] }
+            },
+            "nodes": [
+                { "name": "m1", "role": "master", "mac": "52:54:00:00:00:21", "ip": "10.88.0.21" },
+                { "name": "m2", "role": "master", "mac": "52:54:00:00:00:22", "ip": "10.88.0.22" }
+            ],
+            "dhcp": { "subnet": "10.88.0.0/24", "routers": ["10.88.0.1"], "pxe": { "tftp_host": "bastion", "script": "pxeboot.ipxe" } }
+        }))
+        .unwrap();
+        let text = render(&env, &[]).unwrap();
+        let e = read_entries(&text).unwrap();
+        assert_eq!(e.hosts.len(), 2);
+        assert_eq!(e.hosts[1].1, Pin { mac: "52:54:00:00:00:22".into(), address: "10.88.0.22".into() });
+        assert!(e.host_lines[0] > 1 && e.host_lines[1] > e.host_lines[0], "{:?}", e.host_lines);
+        assert!(text.lines().nth(e.host_lines[1] - 1).unwrap().contains("52:54:00:00:00:22"));
+        assert_eq!(e.subnets, vec![("10.88.0.0".into(), "255.255.255.0".into(), e.subnets[0].2)]);
+        assert_eq!(e.routers, vec!["10.88.0.1".to_string()]);
+        assert_eq!(e.name_servers, vec!["10.88.0.2".to_string()]);
+        assert!(e.next_servers.contains(&"10.88.0.10".to_string()));
+        assert!(e.filenames.contains(&"http://10.88.0.10/pxeboot.ipxe".to_string()), "{:?}", e.filenames);
+        assert!(read_entries("not json").is_none());
+    }
+
     use super::*;
 
     #[test]
