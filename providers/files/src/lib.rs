@@ -13,6 +13,7 @@ mod certs;
 use async_trait::async_trait;
 use groundwork_sdk::file::ManagedFile;
 use groundwork_sdk::model::{Environment, FileKind, FilesSettings, Host, NodeRole, ServedFile, WebServer, WebSite};
+use groundwork_sdk::transport::Cmd;
 use groundwork_sdk::value::RemotePath;
 use groundwork_sdk::{
     decode, Action, Address, Change, Context, Error, Expansion, FileMeta, Provider, Resource, SecretRef, TextDiff,
@@ -167,6 +168,60 @@ pub fn render_builtin_ipxe(env: &Environment) -> Result<String, Error> {
 
 /// The kind of the web server's site resource (`files.site[HOST:PATH]`).
 pub const SITE: &str = "site";
+/// A directory of the cluster's own on shared infra hosts (`<docroot>/<cluster>` and those under it):
+/// made before its files, removed after them when empty.
+pub const DIR: &str = "dir";
+
+/// A directory groundwork made for the cluster's served files.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DirSpec {
+    pub path: String,
+}
+
+/// Prints each of its arguments that is a directory (what a read of `files.dir` resources needs).
+const EXISTING_DIRS: &str = r#"for d; do [ -d "$d" ] && printf '%s\n' "$d"; done; :"#;
+
+/// Removes an empty directory; one someone put files in stays (and is no longer groundwork's).
+const REMOVE_DIR: &str = r#"rmdir -- "$1" 2>/dev/null || [ ! -e "$1" ] || [ -n "$(ls -A -- "$1" 2>/dev/null)" ]"#;
+
+fn dirs_command(resources: &[Resource]) -> Cmd {
+    let mut cmd = Cmd::new("sh").arg("-c").arg(EXISTING_DIRS).arg("groundwork-dirs");
+    for r in resources {
+        if let Ok(d) = r.spec::<DirSpec>() {
+            cmd = cmd.path(d.path);
+        }
+    }
+    cmd
+}
+
+/// On shared infra hosts: a `files.dir` resource per directory the cluster's files are in, from its own
+/// directory down, and each file depending on its directory.
+fn own_dirs(host: &str, top: &str, files: &mut [Resource]) -> Result<Vec<Resource>, Error> {
+    let top = top.trim_end_matches('/');
+    let mut dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::from([top.to_string()]);
+    for f in files.iter_mut() {
+        let Some((parent, _)) = f.address.name.rsplit_once('/') else { continue };
+        if !parent.starts_with(top) {
+            continue;
+        }
+        let mut d = parent.to_string();
+        while d.len() > top.len() {
+            dirs.insert(d.clone());
+            d = d.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+        }
+        f.depends_on.push(Address::new(PROVIDER, DIR, Some(host), parent));
+    }
+    dirs.into_iter()
+        .map(|d| {
+            let parent = d.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap_or_default();
+            let mut r = Resource::new(Address::new(PROVIDER, DIR, Some(host), d.clone()), DirSpec { path: d.clone() })?;
+            if d != top {
+                r.depends_on.push(Address::new(PROVIDER, DIR, Some(host), parent));
+            }
+            Ok(r)
+        })
+        .collect()
+}
 
 /// Checks an nginx site file the way nginx reads it: inside the `http` block of a configuration of its own.
 const CHECK_NGINX_SITE: &str = r#"t=$(mktemp -d) || exit 1
@@ -294,6 +349,12 @@ pub fn resources(env: &Environment, x: &Expansion) -> Result<Vec<Resource>, Erro
             r = r.until(groundwork_sdk::Gate::BootstrapComplete);
         }
         out.push(r);
+    }
+    if env.cluster.shared_infra {
+        let (mut served, rest): (Vec<Resource>, Vec<Resource>) =
+            out.into_iter().partition(|r| r.address.kind == "file");
+        let dirs = own_dirs(&host, &served_dir, &mut served)?;
+        out = rest.into_iter().chain(dirs).chain(served).collect();
     }
     Ok(out)
 }
@@ -484,17 +545,32 @@ impl Provider for FilesProvider {
     }
 
     async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let (dirs, resources_but_dirs): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == DIR);
         let (sites, served): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == SITE);
+            resources_but_dirs.into_iter().partition(|r| r.address.kind == SITE);
         let mut site_states = groundwork_sdk::file::read_resources(cx, &sites).await?.into_iter();
         let mut served_states = self.read_served(cx, &served).await?.into_iter();
+        let existing: std::collections::BTreeSet<String> = match dirs.first() {
+            Some(first) => {
+                let out = cx.commands(&first.address, "directories")?.exec(&dirs_command(&dirs)).await;
+                out.map_err(|e| e.at(&first.address))?.stdout_str().lines().map(str::to_string).collect()
+            }
+            None => Default::default(),
+        };
         Ok(resources
             .iter()
-            .map(|r| if r.address.kind == SITE { site_states.next().flatten() } else { served_states.next().flatten() })
+            .map(|r| match r.address.kind.as_str() {
+                DIR => existing.contains(&r.address.name).then(|| serde_json::json!({ "path": r.address.name })),
+                SITE => site_states.next().flatten(),
+                _ => served_states.next().flatten(),
+            })
             .collect())
     }
 
     fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+        let (dirs, resources): (Vec<Resource>, Vec<Resource>) =
+            resources.iter().cloned().partition(|r| r.address.kind == DIR);
         let (sites, served): (Vec<Resource>, Vec<Resource>) =
             resources.iter().cloned().partition(|r| r.address.kind == SITE);
         let specs: Vec<FileSpec> = served.iter().filter_map(|r| r.spec().ok()).collect();
@@ -505,10 +581,16 @@ impl Provider for FilesProvider {
             ..Default::default()
         };
         p.extend(groundwork_sdk::file::prefetch_paths(&sites));
+        if !dirs.is_empty() {
+            p.execs.push(dirs_command(&dirs));
+        }
         p
     }
 
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        if address.kind == DIR {
+            return Ok(Change::compare(address.clone(), desired, actual, desired.is_some() == actual.is_some()));
+        }
         if address.kind == SITE {
             let d: Option<ManagedFile> = desired.map(|v| decode(address, v)).transpose()?;
             let a: Option<groundwork_sdk::file::ObservedFile> = actual.map(|v| decode(address, v)).transpose()?;
@@ -522,6 +604,19 @@ impl Provider for FilesProvider {
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         if change.address.kind == SITE {
             return groundwork_sdk::file::apply(cx, change).await;
+        }
+        if change.address.kind == DIR {
+            let a = &change.address;
+            let cmd = match change.action {
+                Action::Delete => Cmd::new("sh").arg("-c").arg(REMOVE_DIR).arg("groundwork-rmdir").path(a.name.clone()),
+                Action::NoOp => return Ok(()),
+                _ => Cmd::new("mkdir").arg("-p").arg("--").path(a.name.clone()),
+            };
+            let out = cx.commands(a, "directories")?.exec(&cmd).await.map_err(|e| e.at(a))?;
+            return match out.success() {
+                true => Ok(()),
+                false => Err(Error::failed(a, out.message())),
+            };
         }
         self.apply_served(cx, change).await
     }
