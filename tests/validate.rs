@@ -497,3 +497,18 @@ fn manifests_are_checked_against_openshifts_crd_schemas() {
         f[0].1
     );
 }
+
+#[test]
+fn shared_infra_hosts_take_only_what_groundwork_owns_part_by_part() {
+    let shared = BASE.replace("base_domain: example.test }", "base_domain: example.test, shared_infra: true }");
+    assert_eq!(findings(&shared, NODES), vec![], "the lab's layout is fine shared");
+    let kea = shared.replace("  routers: [10.88.0.1]\n", "  routers: [10.88.0.1]\n  backend: kea\n");
+    let msg = expect(&kea, NODES, "shared-infra", &at("environment.yaml", &kea, "backend: kea", "kea"));
+    assert!(msg.contains("Kea is not supported"), "{msg}");
+    let pair = shared.replace(
+        "dhcp:\n",
+        "  lb2:\n    address: 10.88.0.5\n    roles: [lb]\n    vips: { internal: 10.88.0.6, external: 10.88.0.4 }\ndhcp:\n",
+    );
+    let findings = findings(&pair, NODES);
+    assert!(findings.iter().any(|(r, _, m)| r == "shared-infra" && m.contains("keepalived")), "{findings:#?}");
+}

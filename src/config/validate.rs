@@ -60,7 +60,33 @@ pub fn validate(loaded: &Loaded) -> Vec<Finding> {
     install_inputs(loaded, &mut f);
     manifest_schemas(loaded, &mut f);
     installer(loaded, &mut f);
+    shared_infra(env, &mut f);
     f.out
+}
+
+/// On infra hosts several clusters share, only what groundwork can own part by part: not Kea (one JSON
+/// document) and not keepalived (one VRRP instance per VIP pair), not explicit `*:PORT` binds.
+fn shared_infra(env: &Environment, f: &mut Findings) {
+    if !env.cluster.shared_infra {
+        return;
+    }
+    if let Some(d) = &env.dhcp {
+        for (host, _) in env.hosts_with_role(HostRole::Dhcp) {
+            if d.backend_of(host) == groundwork_sdk::model::DhcpBackend::Kea {
+                let msg = format!(
+                    "dhcp host {host} runs Kea: on infra hosts several clusters share, DHCP is ISC dhcpd (each \
+                     cluster's pins in its own fragment); Kea is not supported there yet"
+                );
+                f.push("shared-infra", "dhcp.backend", msg, &[]);
+            }
+        }
+    }
+    if env.hosts_with_role(HostRole::Lb).count() > 1 {
+        let msg = "more than one lb host shares VIPs through keepalived: not supported on infra hosts several \
+                   clusters share yet"
+            .to_string();
+        f.push("shared-infra", "cluster.shared_infra", msg, &[]);
+    }
 }
 
 /// The installer, when groundwork runs it: it needs the install inputs, an executable file, manifests
