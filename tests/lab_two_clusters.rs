@@ -52,8 +52,18 @@ fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
     let b_dir = env_b(&lab, |t| t);
     let b = b_dir.path().to_str().expect("path").to_string();
 
-    // Both applied at the same moment: one waits for the other's lock, and neither loses the other's
-    // part of the files they share.
+    // The lab's cluster was there first, owning its files whole (the usual start: a second cluster
+    // is planned on a bastion that serves one already).
+    let alone = tempfile::tempdir().expect("tempdir");
+    for f in ["environment.yaml", "nodes.yaml", "services.yaml"] {
+        let text = std::fs::read_to_string(lab.env_dir().join(f)).expect("read env");
+        std::fs::write(alone.path().join(f), text.replace(", shared_infra: true", "")).expect("write env");
+    }
+    let first = groundwork(&["apply", alone.path().to_str().expect("path"), "--auto-approve"]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+
+    // Then it says its hosts are shared, and b arrives: both applied at the same moment. One waits for
+    // the other's lock, and neither loses the other's part of the files they share.
     let spawn = |env: &str| {
         Command::new(env!("CARGO_BIN_EXE_groundwork"))
             .args(["apply", env, "--auto-approve", "--lock-timeout", "10m"])

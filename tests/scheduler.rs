@@ -260,6 +260,22 @@ fn what_others_still_record_is_left_to_them() {
     assert_eq!(plan.adopt.len(), 1);
     assert_eq!(plan.adopt[0].recorded(), Some(&json!({"v": "open"})));
     assert_eq!(plan.adopt[0].shared.as_ref().map(|s| s.with.clone()), Some(vec!["b".to_string()]));
+    // Recorded by a in a form b cannot merge with (before the hosts were shared): recorded again.
+    let old_form = res("h1", "same", json!({"v": "open", "written": "whole"}), &[]);
+    let refreshed = Refreshed {
+        records: [("h1".to_string(), record("a", &[&old_form]))].into_iter().collect(),
+        others: Default::default(),
+        ..refreshed
+    };
+    let plan = engine::make_plan(&reg, "a", std::slice::from_ref(&same), &refreshed).unwrap();
+    assert!(plan.changes.is_empty() && plan.adopt.is_empty(), "{:?}", plan.changes);
+    assert_eq!(plan.rerecord.len(), 1);
+    assert_eq!(plan.rerecord[0].recorded(), Some(&json!({"v": "open"})));
+    assert!(!plan.is_converged());
+    let refreshed = Refreshed {
+        others: [("h1".to_string(), vec![record("b", &[&same, &theirs])])].into_iter().collect(),
+        ..refreshed
+    };
     // Declared differently from b: an error naming both, nothing planned.
     let err = engine::make_plan(&reg, "a", std::slice::from_ref(&differs), &refreshed).unwrap_err().to_string();
     assert!(err.contains("shared by environments a and b"), "{err}");

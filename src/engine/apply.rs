@@ -246,7 +246,7 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
         }
     }
     // Taken over: already as desired, recorded as groundwork's from now on. Let go: others keep it.
-    for c in plan.adopt.iter().chain(&plan.release) {
+    for c in plan.adopt.iter().chain(&plan.release).chain(&plan.rerecord) {
         if let Some(h) = c.change.address.host.as_ref() {
             per_host.entry(h.clone()).or_default().push(c);
         }
@@ -319,6 +319,7 @@ mod tests {
             notes: vec![],
             adopt: vec![],
             release: vec![],
+            rerecord: vec![],
         };
         let edges: BTreeMap<Address, Vec<Address>> = apply_edges(&plan).into_iter().collect();
         assert_eq!(edges[&fragment], vec![main.clone()], "the fragment waits for the main file");
@@ -342,6 +343,7 @@ mod tests {
             notes: vec![],
             adopt: vec![],
             release: vec![],
+            rerecord: vec![],
         };
         assert!(check_secrets(&plan, &planned_with).is_ok());
         let now = Secrets::default();

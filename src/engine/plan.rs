@@ -78,6 +78,11 @@ pub struct Plan {
     /// they need them: nothing is written; apply drops them from this environment's record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release: Vec<Planned>,
+    /// On shared hosts: resources as desired whose record is not this environment's own part in a form
+    /// the others can merge with (recorded before `shared_infra` was set): nothing is written; apply
+    /// records the own part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerecord: Vec<Planned>,
 }
 
 /// Resources that wait for a change of this plan: the served ignition, while the installer is to
@@ -100,7 +105,7 @@ impl Plan {
 
     /// Something for apply to record (resources to take over or to leave to others), written or not.
     pub fn records_only(&self) -> bool {
-        !self.adopt.is_empty() || !self.release.is_empty()
+        !self.adopt.is_empty() || !self.release.is_empty() || !self.rerecord.is_empty()
     }
 
     /// Resources that wait on a gate that has not passed.
@@ -116,6 +121,7 @@ impl Plan {
             && self.pending.is_empty()
             && self.adopt.is_empty()
             && self.release.is_empty()
+            && self.rerecord.is_empty()
     }
 
     /// Resources that wait for a change of this plan.
@@ -137,6 +143,10 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     let mut notes = Vec::new();
     let mut adopt = Vec::new();
     let mut release = Vec::new();
+    let mut rerecord = Vec::new();
+    let recorded_spec = |a: &Address| {
+        a.host.as_ref().and_then(|h| refreshed.records.get(h)).and_then(|r| r.resources.get(a)).map(|r| &r.spec)
+    };
     let recorded = |a: &Address| {
         a.host.as_ref().is_none_or(|h| refreshed.records.get(h).is_some_and(|r| r.resources.contains_key(a)))
     };
@@ -182,6 +192,15 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
                 let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
                 taken.sensitive = change.sensitive;
                 adopt.push(Planned { change: taken, depends_on: r.depends_on.clone(), shared });
+            } else if let (true, Some(spec)) = (refreshed.shared_infra, recorded_spec(&r.address)) {
+                // What the others would merge with must merge: a record made before the hosts were
+                // shared (a zone recorded as the file written, say) is replaced by the own part.
+                let as_other = [Owner { environment, spec }];
+                if provider.merge(&r.address, Some(Owner { environment, spec: &r.spec }), &as_other).is_err() {
+                    let mut again = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
+                    again.sensitive = change.sensitive;
+                    rerecord.push(Planned { change: again, depends_on: r.depends_on.clone(), shared });
+                }
             }
         }
     }
@@ -219,5 +238,6 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         notes,
         adopt,
         release,
+        rerecord,
     })
 }

@@ -53,11 +53,14 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     }
     let ws = Workspace::open(target)?.scope(&opts.scope)?;
     // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
-    // plan again under the lock: what is applied is what the lock holder saw.
-    let unlocked = ws.plan().await?;
-    if unlocked.is_converged() {
-        show_plan(&unlocked);
-        return Ok(EXIT_OK);
+    // plan again under the lock: what is applied is what the lock holder saw. On shared infra hosts
+    // the lock comes first: another cluster's apply may be rewriting what this plan merges with.
+    if !ws.hosts.shared_infra() {
+        let unlocked = ws.plan().await?;
+        if unlocked.is_converged() {
+            show_plan(&unlocked);
+            return Ok(EXIT_OK);
+        }
     }
     let lock = ws.lock("apply", opts.lock_timeout).await?;
     let result = async {
@@ -526,7 +529,8 @@ async fn check_current(ws: &Workspace, saved: &Plan) -> Result<()> {
     let releasing = saved
         .release
         .iter()
-        .filter(|s| !now.release.iter().any(|n| n.change.address == s.change.address))
+        .chain(&saved.rerecord)
+        .filter(|s| !now.release.iter().chain(&now.rerecord).any(|n| n.change.address == s.change.address))
         .map(|s| s.change.address.to_string());
     let differing: Vec<String> = differing.into_iter().chain(adopting).chain(releasing).collect();
     if differing.is_empty() {

@@ -35,6 +35,10 @@ pub struct JsonPlan<'a> {
     /// they are: apply drops them from its record (nothing is written).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub release: Vec<String>,
+    /// Resources as desired whose record predates the shared hosts: apply records this environment's
+    /// own part (nothing is written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rerecord: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -100,5 +104,6 @@ pub fn document(plan: &Plan) -> JsonPlan<'_> {
         notes: &plan.notes,
         adopt: plan.adopt.iter().map(|a| a.change.address.to_string()).collect(),
         release: plan.release.iter().map(|a| a.change.address.to_string()).collect(),
+        rerecord: plan.rerecord.iter().map(|a| a.change.address.to_string()).collect(),
     }
 }

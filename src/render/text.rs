@@ -87,6 +87,14 @@ fn adoptions(plan: &Plan, color: bool) -> String {
 fn releases(plan: &Plan, color: bool) -> String {
     let st = Style { color };
     let mut out = String::new();
+    if !plan.rerecord.is_empty() {
+        let heading = format!(
+            "To record: {} resource(s) as desired whose record predates the shared hosts; apply records this \
+             environment's own part of each, for the others to merge with (nothing is written).",
+            plan.rerecord.len()
+        );
+        let _ = writeln!(out, "\n{}", st.paint("1", &heading));
+    }
     if plan.release.is_empty() {
         return out;
     }
@@ -322,6 +330,7 @@ mod tests {
             notes: vec![],
             adopt: vec![],
             release: vec![],
+            rerecord: vec![],
         };
         assert!(!plan.is_converged());
         assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");
@@ -372,6 +381,7 @@ mod tests {
                 vec![],
             )],
             release: vec![],
+            rerecord: vec![],
         };
         assert_eq!(plan.pending_count(), 3);
         insta::assert_snapshot!(super::plan(&plan, false));
