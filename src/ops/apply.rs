@@ -37,12 +37,7 @@ pub async fn run(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     }
     let result =
         if super::show::is_plan_file(target) { apply_saved(target, opts).await } else { apply_env(target, opts).await };
-    match &result {
-        Ok(code) => events::emit("finished", json!({"ok": true, "exit_code": code})),
-        Err(e) => {
-            events::emit("finished", json!({"ok": false, "exit_code": super::EXIT_ERROR, "error": e.to_string()}))
-        }
-    }
+    events::finished(&result);
     result
 }
 
@@ -551,10 +546,14 @@ pub(super) fn show_plan(plan: &Plan) {
 }
 
 pub(super) fn no_terminal() -> Error {
-    Error::Usage(
-        "refusing to apply without confirmation: stdin is not a terminal (use --auto-approve or apply a saved plan)"
-            .into(),
-    )
+    refused_without_terminal("apply", " or apply a saved plan")
+}
+
+/// `what` was not confirmed: nobody can answer on stdin. `otherwise`: another way to go on.
+pub(super) fn refused_without_terminal(what: &str, otherwise: &str) -> Error {
+    Error::Usage(format!(
+        "refusing to {what} without confirmation: stdin is not a terminal (use --auto-approve{otherwise})"
+    ))
 }
 
 pub(super) fn confirm() -> Result<bool> {

@@ -2,10 +2,9 @@
 //! other environments sharing the hosts still use is left to them (refcounted by owner); a file they
 //! own together keeps their parts. Same confirmation rules and lock as apply.
 
-use super::apply::{apply_and_verify, confirm, no_terminal, show_plan};
+use super::apply::{apply_and_verify, confirm, refused_without_terminal, show_plan};
 use super::{events, Workspace, EXIT_OK};
 use crate::error::{Error, Result};
-use serde_json::json;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
@@ -23,18 +22,13 @@ pub async fn run(target: &Path, opts: &DestroyOptions) -> Result<u8> {
         events::enable();
     }
     let result = destroy(target, opts).await;
-    match &result {
-        Ok(code) => events::emit("finished", json!({"ok": true, "exit_code": code})),
-        Err(e) => {
-            events::emit("finished", json!({"ok": false, "exit_code": super::EXIT_ERROR, "error": e.to_string()}))
-        }
-    }
+    events::finished(&result);
     result
 }
 
 async fn destroy(target: &Path, opts: &DestroyOptions) -> Result<u8> {
     if !opts.auto_approve && !std::io::stdin().is_terminal() {
-        return Err(no_terminal());
+        return Err(refused_without_terminal("destroy", ""));
     }
     let mut ws = Workspace::open(target)?;
     ws.nothing_desired = true;

@@ -40,6 +40,16 @@ pub fn emit(event: &str, fields: Value) {
     }
 }
 
+/// The last event of a run that changes things (apply, destroy): whether it went well, and its exit code.
+pub fn finished(result: &crate::error::Result<u8>) {
+    match result {
+        Ok(code) => emit("finished", serde_json::json!({"ok": true, "exit_code": code})),
+        Err(e) => {
+            emit("finished", serde_json::json!({"ok": false, "exit_code": super::EXIT_ERROR, "error": e.to_string()}))
+        }
+    }
+}
+
 /// Print human-readable text only when the stream is off.
 pub fn text(s: &str) {
     if !on() {
