@@ -155,6 +155,13 @@ fn files_groundwork_wrote_import_into_an_environment_whose_plan_changes_none_of_
     let dir = out_dir.to_str().unwrap();
     let imported = groundwork(&["import", "--from", lab.env_str(), "--out", dir]);
     assert_eq!(imported.code, 0, "{}{}", imported.stdout, imported.stderr);
+    // The firewall is read from lb1's firewalld, not carried over; the OS's own ssh is left to it.
+    assert!(!imported.stdout.contains("firewall: carried over"), "{}", imported.stdout);
+    assert!(
+        imported.stdout.contains("lb1:firewalld zone public: ssh: opened by the OS, left to it"),
+        "{}",
+        imported.stdout
+    );
     let env_text = std::fs::read_to_string(out_dir.join("environment.yaml")).unwrap();
     let v = groundwork(&["validate", dir]);
     assert_eq!(v.code, 0, "{}{}\n{env_text}", v.stdout, v.stderr);
