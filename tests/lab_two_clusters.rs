@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU32;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
-const BASE: u32 = 250;
+const BASE: u32 = 243;
 
 /// Cluster b's environment, rewritten for this lab; `edit` changes its text.
 fn env_b(lab: &Lab, edit: impl Fn(String) -> String) -> tempfile::TempDir {
@@ -61,9 +61,22 @@ fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
     }
     let first = groundwork(&["apply", alone.path().to_str().expect("path"), "--auto-approve"]);
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    // b cannot share what the lab's cluster owns whole: it is told what to do, and nothing is written.
+    let early = groundwork(&["plan", &b]);
+    assert_eq!(early.code, 1, "{}{}", early.stdout, early.stderr);
+    assert!(early.stderr.contains("apply lab with shared_infra: true first"), "{}", early.stderr);
 
-    // Then it says its hosts are shared, and b arrives: both applied at the same moment. One waits for
-    // the other's lock, and neither loses the other's part of the files they share.
+    // Then it says its hosts are shared: its files are rewritten in parts, its served files move.
+    let moved = groundwork(&["apply", &a, "--auto-approve"]);
+    assert_eq!(moved.code, 0, "{}{}", moved.stdout, moved.stderr);
+    plan_is_clean(&a);
+
+    // b arrives while the lab's cluster changes too: both applied at the same moment. One waits for the
+    // other's lock, and neither loses the other's part of the files they share.
+    let yaml = lab.env_dir().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("environment.yaml");
+    std::fs::write(&yaml, format!("{text}dns:\n  records:\n    - {{ name: note, type: TXT, value: shared }}\n"))
+        .expect("write environment.yaml");
     let spawn = |env: &str| {
         Command::new(env!("CARGO_BIN_EXE_groundwork"))
             .args(["apply", env, "--auto-approve", "--lock-timeout", "10m"])
@@ -172,4 +185,75 @@ fn two_clusters_share_the_infra_hosts_and_one_leaves_nothing_behind() {
     let left = lab.ssh_ok("bastion", "find /usr/share/nginx/html");
     assert!(!left.contains("/usr/share/nginx/html/lab"), "no file or directory of the lab's is left: {left}");
     assert!(left.contains("/usr/share/nginx/html/b/pxeboot.ipxe"), "{left}");
+}
+
+/// An install on shared hosts does not hold the shared lock while it waits for its cluster: the other
+/// cluster applies meanwhile, and the install takes the lock back before it plans again.
+#[test]
+fn an_install_waiting_for_its_cluster_lets_the_other_cluster_apply() {
+    // The masters never get Ready (one registers as localhost): the install waits at masters-ready.
+    let lab = Lab::up_two_clusters_with_cluster(
+        BASE,
+        &NEXT,
+        &[("GW_SIM_HOSTILE", "master-named-localhost"), ("GW_SIM_BOOTSTRAP_MS", "500")],
+    );
+    let b_dir = env_b(&lab, |t| t);
+    let b = b_dir.path().to_str().expect("path").to_string();
+    let mut install = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["apply", lab.env_str(), "--auto-approve", "--gate-timeout", "45s"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the install");
+    // The install takes the shared lock first (it names the cluster whose run holds it).
+    let mut held = false;
+    for _ in 0..200 {
+        let lock = lab.ssh("ns1", "cat /var/lib/groundwork/_shared-infra.lock 2>/dev/null");
+        if String::from_utf8_lossy(&lock.stdout).contains("apply of lab") {
+            held = true;
+            break;
+        }
+        if install.try_wait().expect("install").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(held, "the install never held the shared lock");
+    // b without --lock-timeout: refused while the install applies, applied once it waits.
+    let mut applied = None;
+    for _ in 0..120 {
+        let run = groundwork(&["apply", &b, "--auto-approve"]);
+        if run.code == 0 {
+            applied = Some(run);
+            break;
+        }
+        assert!(run.stderr.contains("another apply is running"), "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("apply of lab"), "the install holds it: {}", run.stderr);
+        if install.try_wait().expect("install").is_some() {
+            let out = install.wait_with_output().expect("wait install");
+            panic!(
+                "the install ended before b could apply:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let applied = applied.expect("b never applied while the install waited");
+    assert!(applied.stderr.is_empty() || !applied.stderr.contains("error"), "{}", applied.stderr);
+    let still_waiting = install.try_wait().expect("install").is_none();
+    let out = install.wait_with_output().expect("wait install");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(still_waiting, "b applied while the install was still waiting:\n{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("the shared lock is released while masters-ready is waited for"), "{stdout}");
+    assert!(stderr.contains("gate masters-ready has not passed after 45s"), "{stderr}");
+    // Neither lost the other's part.
+    plan_is_clean(&b);
+    let dhcpd = lab.ssh_ok("ns1", "cat /etc/dhcp/dhcpd.conf");
+    assert!(dhcpd.contains("groundwork.d/lab.conf") && dhcpd.contains("groundwork.d/b.conf"), "{dhcpd}");
+    assert_eq!(lab.dig(&["api.b.example.test"]), lab.ip(8));
+    assert_eq!(lab.dig(&["api.lab.example.test"]), lab.ip(4));
 }

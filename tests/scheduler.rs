@@ -225,6 +225,7 @@ fn what_others_still_record_is_left_to_them() {
     let differs = res("h1", "differs", json!({"v": "ours"}), &[]);
     let record = |env: &str, items: &[&Resource]| {
         let mut r = Record::new(env);
+        r.shared_infra = true;
         for i in items {
             r.resources.insert(i.address.clone(), (*i).clone());
         }
@@ -272,6 +273,17 @@ fn what_others_still_record_is_left_to_them() {
     assert_eq!(plan.rerecord.len(), 1);
     assert_eq!(plan.rerecord[0].recorded(), Some(&json!({"v": "open"})));
     assert!(!plan.is_converged());
+    let refreshed = Refreshed {
+        others: [("h1".to_string(), vec![record("b", &[&same, &theirs])])].into_iter().collect(),
+        ..refreshed
+    };
+    // b's record predates its sharing the host: b owns it whole, and nothing is merged with it.
+    let mut whole = record("b", &[&same]);
+    whole.shared_infra = false;
+    let alone = Refreshed { others: [("h1".to_string(), vec![whole])].into_iter().collect(), ..refreshed };
+    let err = engine::make_plan(&reg, "a", std::slice::from_ref(&same), &alone).unwrap_err().to_string();
+    assert!(err.contains("b owns it whole") && err.contains("apply b with shared_infra: true first"), "{err}");
+    let refreshed = Refreshed { others: alone.others.clone(), ..alone };
     let refreshed = Refreshed {
         others: [("h1".to_string(), vec![record("b", &[&same, &theirs])])].into_iter().collect(),
         ..refreshed

@@ -251,20 +251,29 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
             per_host.entry(h.clone()).or_default().push(c);
         }
     }
-    // Records an older version wrote with secret content in them are rewritten scrubbed, on every host.
+    // Records an older version wrote with secret content in them are rewritten scrubbed, on every host;
+    // on shared hosts, a record made before the environment shared them says it does now.
     for host in hosts.names() {
         if per_host.contains_key(&host) {
             continue;
         }
         let t = hosts.transport(&host).await?;
         if state::needs_scrub(t.as_ref(), &plan.environment).await {
-            let rec = state::read(t.as_ref(), &plan.environment).await?;
+            let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+            rec.shared_infra = hosts.shared_infra();
             state::write(t.as_ref(), &rec).await?;
+        } else if hosts.shared_infra() {
+            let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+            if !rec.shared_infra && !rec.resources.is_empty() {
+                rec.shared_infra = true;
+                state::write(t.as_ref(), &rec).await?;
+            }
         }
     }
     for (host, changes) in per_host {
         let t = hosts.transport(&host).await?;
         let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+        rec.shared_infra = hosts.shared_infra();
         for c in changes {
             let addr = c.change.address.clone();
             match c.recorded() {

@@ -150,13 +150,27 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     let recorded = |a: &Address| {
         a.host.as_ref().is_none_or(|h| refreshed.records.get(h).is_some_and(|r| r.resources.contains_key(a)))
     };
-    // The other owners' recorded parts of an address on its host.
-    let co_owners = |a: &Address| -> Vec<Owner<'_>> {
-        let Some(records) = a.host.as_ref().and_then(|h| refreshed.others.get(h)) else { return Vec::new() };
-        records
-            .iter()
-            .filter_map(|r| r.resources.get(a).map(|res| Owner { environment: &r.environment, spec: &res.spec }))
-            .collect()
+    // The other owners' recorded parts of an address on its host. An owner that does not share the host
+    // owns its files whole: nothing can be merged with it until it says it shares them.
+    let co_owners = |a: &Address| -> std::result::Result<Vec<Owner<'_>>, groundwork_sdk::Error> {
+        let Some(records) = a.host.as_ref().and_then(|h| refreshed.others.get(h)) else { return Ok(Vec::new()) };
+        let mut owners = Vec::new();
+        for r in records {
+            let Some(res) = r.resources.get(a) else { continue };
+            if !r.shared_infra {
+                return Err(groundwork_sdk::Error::Shared {
+                    address: a.to_string(),
+                    environments: format!("{environment} and {}", r.environment),
+                    message: format!(
+                        "cannot share it yet: {} owns it whole (its record predates cluster.shared_infra); apply {} \
+                         with shared_infra: true first",
+                        r.environment, r.environment
+                    ),
+                });
+            }
+            owners.push(Owner { environment: &r.environment, spec: &res.spec });
+        }
+        Ok(owners)
     };
     let mut observed = BTreeMap::new();
     let lookup = |r: &Resource| {
@@ -169,7 +183,7 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
         let provider = lookup(r)?;
-        let others = co_owners(&r.address);
+        let others = co_owners(&r.address)?;
         // On shared hosts even a resource one environment owns alone is merged (of itself): what is
         // applied is then the same whichever owner applies it, as others come and go.
         let spec = match refreshed.shared_infra || !others.is_empty() {
@@ -208,7 +222,7 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
         let provider = lookup(r)?;
-        let others = co_owners(&r.address);
+        let others = co_owners(&r.address)?;
         if others.is_empty() {
             let change = provider.diff(&r.address, None, actual)?;
             if change.action != Action::NoOp {

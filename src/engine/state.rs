@@ -17,6 +17,10 @@ pub fn state_path(environment: &str) -> String {
 pub struct Record {
     pub format_version: u32,
     pub environment: String,
+    /// Written by an environment that shares the host (`cluster.shared_infra`): its resources are its
+    /// own parts, which the others merge with. Without it, the environment owns its files whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_infra: bool,
     pub resources: BTreeMap<Address, Resource>,
 }
 
@@ -28,6 +32,7 @@ impl Record {
         Record {
             format_version: RECORD_FORMAT_VERSION,
             environment: environment.to_string(),
+            shared_infra: false,
             resources: BTreeMap::new(),
         }
     }

@@ -57,7 +57,7 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
             return Ok(EXIT_OK);
         }
     }
-    let lock = ws.lock("apply", opts.lock_timeout).await?;
+    let mut lock = Some(ws.lock("apply", opts.lock_timeout).await?);
     let result = async {
         let plan = ws.plan().await?;
         show_plan(&plan);
@@ -67,12 +67,18 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
         if !opts.auto_approve && !confirm()? {
             return Err(Error::Usage("apply cancelled: nothing was changed".into()));
         }
-        converge(&ws, plan, opts.gate_timeout).await
+        converge(&ws, plan, opts, &mut lock).await
     }
     .await;
-    ws.unlock(lock).await;
+    if let Some(held) = lock {
+        ws.unlock(held).await;
+    }
     result
 }
+
+/// How long an install run on shared infra hosts waits to take the shared lock back after a gate
+/// passed, when `--lock-timeout` does not say: another cluster's apply is short.
+const RETAKE_SHARED_LOCK: Duration = Duration::from_secs(30 * 60);
 
 /// `apply PLANFILE`: only onto the environment it was made from, unchanged since, over the state it
 /// saw, and exactly the changes it shows. Every check runs before anything is written.
@@ -118,7 +124,13 @@ async fn apply_saved(target: &Path, opts: &ApplyOptions) -> Result<u8> {
 
 /// Apply what is unblocked, wait for the next gate, re-plan for the phase it opens, and so on until
 /// nothing is left; a gate that times out stops the run (a re-run resumes from the cluster's state).
-async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>) -> Result<u8> {
+async fn converge(
+    ws: &Workspace,
+    mut plan: Plan,
+    opts: &ApplyOptions,
+    lock: &mut Option<crate::engine::lock::Held>,
+) -> Result<u8> {
+    let gate_timeout = opts.gate_timeout;
     // Each round opens at least one gate or settles a phase; more rounds than that means gates flap.
     let max_rounds = 4 * (plan.gates.len() + 1);
     // Gates that passed before this run are not news; each one that passes during it is told once.
@@ -174,7 +186,21 @@ async fn converge(ws: &Workspace, mut plan: Plan, gate_timeout: Option<Duration>
             }
             return Ok(EXIT_OK);
         };
+        // On shared infra hosts the lock is every cluster's: an install does not hold it while it waits
+        // for its cluster. Everything after the wait is planned again under the lock.
+        let shared = ws.hosts.shared_infra();
+        if let (true, Some(held)) = (shared, lock.take()) {
+            ws.unlock(held).await;
+            events::text(&format!(
+                "note: the shared lock is released while {} is waited for; other clusters may apply meanwhile\n",
+                next.status.gate
+            ));
+        }
         wait_gate(ws, next.status.gate, gate_timeout).await?;
+        if shared {
+            let wait = opts.lock_timeout.unwrap_or(RETAKE_SHARED_LOCK);
+            *lock = Some(ws.lock("apply", Some(wait)).await?);
+        }
         announced.insert(next.status.gate);
         plan = ws.plan().await?;
         announce_passed(&plan, &mut announced);

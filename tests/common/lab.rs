@@ -104,13 +104,33 @@ impl Lab {
         assert!(index <= 250, "lab index {index} out of range");
         must(lab_sh_with(index, &["up"], &[("GW_LAB_CLUSTERS", "2")]), &format!("lab {index} did not come up"));
         let lab = Lab::with_env(index, &["environment.yaml", "nodes.yaml", "services.yaml"]);
-        let yaml = lab.env.path().join("environment.yaml");
+        lab.share_infra();
+        lab
+    }
+
+    /// [`Lab::up_two_clusters`] with the API simulator (started with `sim_env`) and the lab cluster's
+    /// openshift side.
+    pub fn up_two_clusters_with_cluster(base: u32, counter: &AtomicU32, sim_env: &[(&str, &str)]) -> Lab {
+        let index = base + counter.fetch_add(1, Ordering::SeqCst);
+        assert!(index <= 250, "lab index {index} out of range");
+        let mode = [("GW_LAB_API", "sim"), ("GW_LAB_CLUSTERS", "2")];
+        must(lab_sh_with(index, &["up"], &mode), &format!("lab {index} did not come up"));
+        let mut env = mode.to_vec();
+        env.extend_from_slice(sim_env);
+        must(lab_sh_with(index, &["sim", sim_binary()], &env), &format!("the simulator of lab {index} did not start"));
+        let lab = Lab::with_cluster_env(index);
+        lab.share_infra();
+        lab
+    }
+
+    /// The lab's environment says its infra hosts are shared (`cluster.shared_infra`).
+    fn share_infra(&self) {
+        let yaml = self.env.path().join("environment.yaml");
         let text = std::fs::read_to_string(&yaml).expect("environment.yaml");
         let shared = "cluster: { name: lab, base_domain: example.test, shared_infra: true }";
         let text = text.replace("cluster: { name: lab, base_domain: example.test }", shared);
         assert!(text.contains(shared));
         std::fs::write(&yaml, text).expect("write environment.yaml");
-        lab
     }
 
     /// The lab environment with its cluster side: openshift.yaml and the day-2 manifests.
