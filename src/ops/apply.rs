@@ -189,7 +189,9 @@ async fn converge(
         // On shared infra hosts the lock is every cluster's: an install does not hold it while it waits
         // for its cluster. Everything after the wait is planned again under the lock.
         let shared = ws.hosts.shared_infra();
-        if let (true, Some(held)) = (shared, lock.take()) {
+        // Only on shared hosts is the lock let go of (taken out of `lock` only then: a lock dropped
+        // without release would stay on the hosts).
+        if let Some(held) = lock.take_if(|_| shared) {
             ws.unlock(held).await;
             events::text(&format!(
                 "note: the shared lock is released while {} is waited for; other clusters may apply meanwhile\n",
