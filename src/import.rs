@@ -1068,7 +1068,8 @@ mod tests {
     }
 
     /// The reference's pins served by Kea instead: the same nodes, with the Kea backend and the
-    /// reservations' lines. Offline, as the reference test.
+    /// reservations' lines. Offline only, as the reference test: its seed addresses (192.2.0.0/24,
+    /// 172.16.0.0/24) are values `build` reads, and nothing here opens a connection.
     #[test]
     fn kea_reservations_import_as_dhcpd_pins_do() {
         let (hosts, mut observed) = reference();

@@ -258,16 +258,12 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
             continue;
         }
         let t = hosts.transport(&host).await?;
-        if state::needs_scrub(t.as_ref(), &plan.environment).await {
-            let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+        // One read: an unreadable record is left for the next plan to report.
+        let Ok((mut rec, scrubbed)) = state::read_scrubbed(t.as_ref(), &plan.environment).await else { continue };
+        let says_shared = rec.shared_infra == hosts.shared_infra() || rec.resources.is_empty();
+        if scrubbed || !says_shared {
             rec.shared_infra = hosts.shared_infra();
             state::write(t.as_ref(), &rec).await?;
-        } else if hosts.shared_infra() {
-            let mut rec = state::read(t.as_ref(), &plan.environment).await?;
-            if !rec.shared_infra && !rec.resources.is_empty() {
-                rec.shared_infra = true;
-                state::write(t.as_ref(), &rec).await?;
-            }
         }
     }
     for (host, changes) in per_host {
@@ -304,7 +300,6 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::plan::PLAN_FORMAT_VERSION;
     use groundwork_sdk::{Change, Secrets};
 
     #[test]
@@ -317,19 +312,7 @@ mod tests {
             depends_on: vec![fragment.clone()],
             shared: Some(crate::engine::plan::Shared { with: vec!["b".into()], own: None }),
         };
-        let plan = Plan {
-            format_version: PLAN_FORMAT_VERSION,
-            environment: "a".into(),
-            changes: vec![gone, rewritten],
-            observed: Default::default(),
-            gates: vec![],
-            locked_by: None,
-            pending: vec![],
-            notes: vec![],
-            adopt: vec![],
-            release: vec![],
-            rerecord: vec![],
-        };
+        let plan = Plan::new("a", vec![gone, rewritten]);
         let edges: BTreeMap<Address, Vec<Address>> = apply_edges(&plan).into_iter().collect();
         assert_eq!(edges[&fragment], vec![main.clone()], "the fragment waits for the main file");
         assert!(edges[&main].is_empty(), "the main file waits for nothing that goes");
@@ -341,19 +324,7 @@ mod tests {
         let r = planned_with.keep(b"old ignition".to_vec());
         let addr = Address::new("files", "file", Some("bastion"), "/srv/www/master.ign");
         let after = serde_json::json!({"path": "/srv/www/master.ign", "secret": r});
-        let plan = Plan {
-            format_version: PLAN_FORMAT_VERSION,
-            environment: "lab".into(),
-            changes: vec![Planned::new(Change::new(addr, Action::Create, None, Some(&after)), vec![])],
-            observed: Default::default(),
-            gates: vec![],
-            locked_by: None,
-            pending: vec![],
-            notes: vec![],
-            adopt: vec![],
-            release: vec![],
-            rerecord: vec![],
-        };
+        let plan = Plan::new("lab", vec![Planned::new(Change::new(addr, Action::Create, None, Some(&after)), vec![])]);
         assert!(check_secrets(&plan, &planned_with).is_ok());
         let now = Secrets::default();
         now.keep(b"new ignition".to_vec());

@@ -94,6 +94,23 @@ pub struct Pending {
 }
 
 impl Plan {
+    /// A plan of these changes and nothing else (no gates, nothing observed, pending or recorded only).
+    pub fn new(environment: &str, changes: Vec<Planned>) -> Plan {
+        Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: environment.to_string(),
+            changes,
+            observed: BTreeMap::new(),
+            gates: Vec::new(),
+            locked_by: None,
+            pending: Vec::new(),
+            notes: Vec::new(),
+            adopt: Vec::new(),
+            release: Vec::new(),
+            rerecord: Vec::new(),
+        }
+    }
+
     pub fn count(&self, action: Action) -> usize {
         self.changes.iter().filter(|c| c.change.action == action).count()
     }
@@ -242,16 +259,12 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     }
     changes.sort_by(|a, b| a.change.address.cmp(&b.change.address));
     Ok(Plan {
-        format_version: PLAN_FORMAT_VERSION,
-        environment: environment.to_string(),
-        changes,
         observed,
-        gates: Vec::new(),
         locked_by: refreshed.lock.as_ref().map(|l| l.describe()),
-        pending: Vec::new(),
         notes,
         adopt,
         release,
         rerecord,
+        ..Plan::new(environment, changes)
     })
 }

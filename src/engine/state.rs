@@ -114,26 +114,25 @@ pub fn parse_records(host: &str, out: &[u8], own: &str) -> Result<Vec<Record>> {
 }
 
 pub async fn read(t: &dyn Transport, environment: &str) -> Result<Record> {
+    read_scrubbed(t, environment).await.map(|(record, _)| record)
+}
+
+/// The record, and whether it held secret content an older version wrote (it must then be written back).
+pub async fn read_scrubbed(t: &dyn Transport, environment: &str) -> Result<(Record, bool)> {
     let path = state_path(environment);
     match t.read_file(&path).await {
-        Ok(None) => Ok(Record::new(environment)),
+        Ok(None) => Ok((Record::new(environment), false)),
         Ok(Some(bytes)) => {
             let mut record: Record = serde_json::from_slice(&bytes).map_err(|e| Error::Host {
                 host: t.host().to_string(),
                 message: format!("{path}: unreadable ownership record: {e}"),
             })?;
             // Never hold secret content in memory from an older record; it is written back scrubbed.
-            record.scrub();
-            Ok(record)
+            let scrubbed = record.scrub();
+            Ok((record, scrubbed))
         }
         Err(e) => Err(Error::Host { host: t.host().to_string(), message: e.to_string() }),
     }
-}
-
-/// Whether the record on this host still holds secret content an older version wrote.
-pub async fn needs_scrub(t: &dyn Transport, environment: &str) -> bool {
-    let Ok(Some(bytes)) = t.read_file(&state_path(environment)).await else { return false };
-    serde_json::from_slice::<Record>(&bytes).is_ok_and(|mut r| r.scrub())
 }
 
 /// Remove an environment's record from the host (nothing of it is left there).

@@ -296,7 +296,6 @@ pub fn apply_report(report: &ApplyReport, color: bool) -> String {
 mod tests {
     use super::*;
     use crate::engine::gates::GateReport;
-    use crate::engine::plan::PLAN_FORMAT_VERSION;
     use groundwork_sdk::{Address, Gate, GateStatus};
 
     fn gate(gate: Gate, passed: bool, detail: &str) -> GateReport {
@@ -315,22 +314,13 @@ mod tests {
         let mut install = gate(Gate::InstallComplete, false, "waits for workers-joined");
         install.blocked = vec![Address::new("cluster", "node", None, "i1.lab.example.test")];
         let plan = Plan {
-            format_version: PLAN_FORMAT_VERSION,
-            environment: "lab".into(),
-            changes: vec![],
-            observed: Default::default(),
             gates: vec![
                 gate(Gate::BootstrapComplete, true, "API v1.33.5 answers; bootstrap complete"),
                 gate(Gate::MastersReady, true, "3 of 3 Ready"),
                 workers,
                 install,
             ],
-            locked_by: None,
-            pending: vec![],
-            notes: vec![],
-            adopt: vec![],
-            release: vec![],
-            rerecord: vec![],
+            ..Plan::new("lab", vec![])
         };
         assert!(!plan.is_converged());
         assert_eq!(visible("a\x1b[2Kb\tc"), "a\\u{1b}[2Kb\tc");
@@ -360,12 +350,6 @@ mod tests {
         let change = groundwork_installer::InstallerProvider.diff(&addr, Some(&spec), Some(&observed)).unwrap();
         let file = |n: &str| Address::new("files", "file", Some("bastion"), format!("/usr/share/nginx/html/{n}"));
         let plan = Plan {
-            format_version: PLAN_FORMAT_VERSION,
-            environment: "ocp45".into(),
-            changes: vec![crate::engine::Planned::new(change, vec![])],
-            observed: Default::default(),
-            gates: vec![],
-            locked_by: None,
             pending: vec![crate::engine::plan::Pending {
                 waits_for: addr,
                 addresses: vec![file("bootstrap.ign"), file("master.ign"), file("worker.ign")],
@@ -380,8 +364,7 @@ mod tests {
                 ),
                 vec![],
             )],
-            release: vec![],
-            rerecord: vec![],
+            ..Plan::new("ocp45", vec![crate::engine::Planned::new(change, vec![])])
         };
         assert_eq!(plan.pending_count(), 3);
         insta::assert_snapshot!(super::plan(&plan, false));

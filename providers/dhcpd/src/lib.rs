@@ -298,6 +298,19 @@ pub fn intent(env: &Environment) -> Option<DhcpIntent> {
     })
 }
 
+/// The iPXE chain-loading answers, inside a class or a host block: firmware PXE gets iPXE over TFTP
+/// (the EFI or BIOS loader by architecture), iPXE gets the script over HTTP.
+fn pxe_answers(s: &mut String, pxe: &PxeIntent) {
+    let _ = writeln!(s, "    next-server {};", pxe.next_server);
+    let _ = writeln!(s, "    if exists user-class and option user-class = \"iPXE\" {{");
+    let _ = writeln!(s, "        filename {};", quoted(&pxe.script_url));
+    let _ = writeln!(s, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
+    let _ = writeln!(s, "        filename {};", quoted(&pxe.efi_file));
+    let _ = writeln!(s, "    }} else {{");
+    let _ = writeln!(s, "        filename {};", quoted(&pxe.bios_file));
+    let _ = writeln!(s, "    }}");
+}
+
 /// Render dhcpd.conf for the environment.
 pub fn render(env: &Environment) -> Option<String> {
     let i = intent(env)?;
@@ -316,14 +329,8 @@ pub fn render(env: &Environment) -> Option<String> {
         let _ = writeln!(s, "# iPXE chain-loading: firmware PXE gets iPXE over TFTP, iPXE gets the script over HTTP.");
         let _ = writeln!(s, "class \"pxeclients\" {{");
         let _ = writeln!(s, "    match if substring (option vendor-class-identifier, 0, 9) = \"PXEClient\";");
-        let _ = writeln!(s, "    next-server {};", pxe.next_server);
-        let _ = writeln!(s, "    if exists user-class and option user-class = \"iPXE\" {{");
-        let _ = writeln!(s, "        filename {};", quoted(&pxe.script_url));
-        let _ = writeln!(s, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
-        let _ = writeln!(s, "        filename {};", quoted(&pxe.efi_file));
-        let _ = writeln!(s, "    }} else {{");
-        let _ = writeln!(s, "        filename {};", quoted(&pxe.bios_file));
-        let _ = writeln!(s, "    }}\n}}");
+        pxe_answers(&mut s, pxe);
+        let _ = writeln!(s, "}}");
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "subnet {} netmask {} {{", i.subnet.network(), dotted_mask(i.subnet.prefix_len()));
@@ -378,14 +385,7 @@ pub fn render_shared(env: &Environment) -> Option<SharedConf> {
         let _ = writeln!(own, "    option host-name {};", quoted(name));
         let _ = writeln!(own, "    option domain-name {};", quoted(&i.domain));
         if let Some(pxe) = &i.pxe {
-            let _ = writeln!(own, "    next-server {};", pxe.next_server);
-            let _ = writeln!(own, "    if exists user-class and option user-class = \"iPXE\" {{");
-            let _ = writeln!(own, "        filename {};", quoted(&pxe.script_url));
-            let _ = writeln!(own, "    }} elsif option client-arch = 00:07 or option client-arch = 00:09 {{");
-            let _ = writeln!(own, "        filename {};", quoted(&pxe.efi_file));
-            let _ = writeln!(own, "    }} else {{");
-            let _ = writeln!(own, "        filename {};", quoted(&pxe.bios_file));
-            let _ = writeln!(own, "    }}");
+            pxe_answers(&mut own, pxe);
         }
         let _ = writeln!(own, "}}");
         claims.push(format!("MAC {}", pin.mac.to_ascii_lowercase()));
