@@ -99,6 +99,53 @@ async fn a_second_apply_reports_the_holder_or_waits_for_it() {
     assert!(lab.ssh("lb1", "test -e /var/lib/groundwork/lab.lock").status.code() == Some(1), "released after apply");
 }
 
+/// `apply` acts on the plan it made before taking the lock only if nobody took the lock in between (and
+/// no older groundwork rewrote a record): the lock's tokens, read before anything else of the plan,
+/// are what the lock finds when it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_stands_under_the_lock_only_if_nobody_took_it_since_it_was_read() {
+    let lab = Lab::up(BASE, &NEXT);
+    apply(&lab);
+    let ws = Workspace::open(lab.env_dir()).unwrap();
+    let names = ws.host_names();
+    let take = || lock::acquire(&ws.hosts, &names, "lab", "apply (test)", None, lock::HEARTBEAT);
+
+    let plan = ws.plan().await.unwrap();
+    assert_eq!(plan.lock_tokens.keys().collect::<Vec<_>>(), ["bastion", "lb1", "ns1"]);
+    let held = take().await.unwrap();
+    assert!(held.nothing_since(&plan.lock_tokens), "nobody took the lock in between");
+    held.release(&ws.hosts).await;
+
+    // Another run took the lock and let it go after the plan was read.
+    let plan = ws.plan().await.unwrap();
+    take().await.unwrap().release(&ws.hosts).await;
+    let held = take().await.unwrap();
+    assert!(!held.nothing_since(&plan.lock_tokens), "another run took the lock in between");
+    held.release(&ws.hosts).await;
+
+    // A record rewritten without the lock being counted (an older groundwork): the plan does not stand.
+    let plan = ws.plan().await.unwrap();
+    lab.ssh_ok("ns1", "f=/var/lib/groundwork/lab.state.json; cp -p $f $f.new && mv $f.new $f");
+    let held = take().await.unwrap();
+    assert!(!held.nothing_since(&plan.lock_tokens), "the record was rewritten in between");
+
+    // A plan made while the lock is held has no token: nothing it read can stand for the lock holder.
+    let plan = ws.plan().await.unwrap();
+    assert!(plan.lock_tokens.is_empty(), "{:?}", plan.lock_tokens);
+    held.release(&ws.hosts).await;
+
+    // The lock's count cannot be written: the lock is not taken (a taking nobody counted would let
+    // another run's plan stand).
+    lab.ssh_ok("lb1", "mkdir -p /var/lib/groundwork/lab.lock.serial.new");
+    let refused = take().await.err().expect("the lock is refused").to_string();
+    assert!(refused.contains("cannot count the lock"), "{refused}");
+    for h in ["bastion", "lb1", "ns1"] {
+        assert_eq!(lab.ssh(h, "test -e /var/lib/groundwork/lab.lock").status.code(), Some(1), "{h} keeps no lock");
+    }
+    lab.ssh_ok("lb1", "rmdir /var/lib/groundwork/lab.lock.serial.new");
+    apply(&lab);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_left_by_a_killed_job_is_stale_and_force_unlock_removes_it() {
     let lab = Lab::up(BASE, &NEXT);

@@ -252,21 +252,25 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
         }
     }
     // Records an older version wrote with secret content in them are rewritten scrubbed, on every host;
-    // on shared hosts, a record made before the environment shared them says it does now.
-    for host in hosts.names() {
-        if per_host.contains_key(&host) {
-            continue;
-        }
+    // on shared hosts, a record made before the environment shared them says it does now. The plan
+    // knows which (a saved plan does not: every host's record is then read again).
+    let to_mend: Vec<String> = (hosts.names().into_iter())
+        .filter(|h| !per_host.contains_key(h))
+        .filter(|h| plan.records_to_mend.as_ref().is_none_or(|known| known.contains(h)))
+        .collect();
+    let mend = to_mend.into_iter().map(|host| async move {
         let t = hosts.transport(&host).await?;
         // One read: an unreadable record is left for the next plan to report.
-        let Ok((mut rec, scrubbed)) = state::read_scrubbed(t.as_ref(), &plan.environment).await else { continue };
-        let says_shared = rec.shared_infra == hosts.shared_infra() || rec.resources.is_empty();
-        if scrubbed || !says_shared {
+        let Ok((mut rec, scrubbed)) = state::read_scrubbed(t.as_ref(), &plan.environment).await else {
+            return Ok(());
+        };
+        if scrubbed || state::needs_shared_mark(&rec, hosts.shared_infra()) {
             rec.shared_infra = hosts.shared_infra();
             state::write(t.as_ref(), &rec).await?;
         }
-    }
-    for (host, changes) in per_host {
+        Ok::<_, Error>(())
+    });
+    let update = per_host.into_iter().map(|(host, changes)| async move {
         let t = hosts.transport(&host).await?;
         let mut rec = state::read(t.as_ref(), &plan.environment).await?;
         rec.shared_infra = hosts.shared_infra();
@@ -289,11 +293,12 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
         }
         // A record left empty (everything removed, or left to others) is removed: nothing stays behind.
         if rec.resources.is_empty() {
-            state::remove(t.as_ref(), &plan.environment).await?;
+            state::remove(t.as_ref(), &plan.environment).await
         } else {
-            state::write(t.as_ref(), &rec).await?;
+            state::write(t.as_ref(), &rec).await
         }
-    }
+    });
+    futures::future::try_join(futures::future::try_join_all(mend), futures::future::try_join_all(update)).await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::transport::Hosts;
 use groundwork_sdk::transport::Cmd;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The lock environments sharing their infra hosts all take (`cluster.shared_infra`): their applies
@@ -138,14 +139,37 @@ macro_rules! show_lock {
         r#"cat "$1" 2>/dev/null && a=$(stat -c %Y "$1" 2>/dev/null) && printf '\n@@AGE %s\n' "$(( $(date +%s) - a ))""#
     };
 }
+/// Print the lock's token on one line: how many times it was taken (its `.serial` file, written by
+/// ACQUIRE), and the inode, size and mtime of the environment's ownership record. A run that takes
+/// the lock and finds the token it read before its plan's first read (with the lock free then) knows
+/// that nobody took the lock, and no older groundwork without a serial wrote the record, in between.
+macro_rules! lock_token {
+    () => {
+        r#"printf '%s|%s\n' "$(cat -- "$1.serial" 2>/dev/null)" "$(stat -c '%i %s %Y' -- "${1%.lock}.state.json" 2>/dev/null)""#
+    };
+}
+
+/// Before every other read of a plan's batch: the lock's token, then `held` if the lock is held.
+const GUARD: &str = concat!(lock_token!(), r#"; [ -e "$1" ] && echo held; exit 0"#);
+
 /// Create the lock file only if it does not exist, whole or not at all: written to a temp file first,
 /// then linked into place (link(2) fails if the lock exists, and a full disk fails the temp file, not
-/// the lock); print the existing one otherwise. Exit 3: held; 4: could not be written.
+/// the lock); print the existing one otherwise. Once taken: print `@@WAS` and the lock's token as it
+/// was, then count the taking in the serial file (a count that cannot be written gives the lock back:
+/// a taking nobody counted would let another run's plan pass for current). Exit 3: held; 4: could not
+/// be written.
 const ACQUIRE: &str = concat!(
     r#"d=$(dirname "$1"); mkdir -p "$d" || exit 4
 t=$(mktemp "$d/.groundwork-lock-XXXXXX") || exit 4
 if ! { printf '%s\n' "$2" > "$t" && sync -- "$t"; } 2>/dev/null; then rm -f -- "$t"; echo "cannot write the lock in $d" >&2; df -h -- "$d" >&2; exit 4; fi
-if ln -- "$t" "$1" 2>/dev/null; then rm -f -- "$t"; exit 0; fi
+if ln -- "$t" "$1" 2>/dev/null; then rm -f -- "$t"
+printf '@@WAS '; "#,
+    lock_token!(),
+    r#"
+n=$(cat -- "$1.serial" 2>/dev/null); n=${n%%[!0-9]*}
+if ! { printf '%s\n' $((${n:-0} + 1)) > "$1.serial.new" && sync -- "$1.serial.new" && mv -f -- "$1.serial.new" "$1.serial"; } 2>/dev/null; then
+rm -f -- "$1.serial.new" "$1"; echo "cannot count the lock in $d" >&2; df -h -- "$d" >&2; exit 4; fi
+exit 0; fi
 rm -f -- "$t"
 "#,
     show_lock!(),
@@ -186,6 +210,25 @@ pub fn parse_file(bytes: Option<&[u8]>) -> Option<LockInfo> {
     parse_shown(bytes).or_else(|| Some(LockInfo::corrupt(bytes.len(), None)))
 }
 
+/// The lock guard a plan runs on each host before anything else it reads ([`GUARD`]).
+pub fn guard(lock_name: &str) -> Cmd {
+    Cmd::new("sh").arg("-c").arg(GUARD).arg("groundwork-lock-guard").path(lock_path(lock_name))
+}
+
+/// The token a [`guard`] printed, if the lock was free.
+pub fn parse_guard(out: &groundwork_sdk::ExecOutput) -> Option<String> {
+    let text = out.stdout_str();
+    let mut lines = text.lines();
+    let token = lines.next()?;
+    (out.success() && token.contains('|') && lines.next().is_none()).then(|| token.to_string())
+}
+
+/// The token an ACQUIRE that took the lock printed (`@@WAS …`).
+fn parse_taken(stdout: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines().find_map(|l| l.strip_prefix("@@WAS ")).filter(|t| t.contains('|')).map(str::to_string)
+}
+
 fn lock_cmd(script: &str, name: &str, info: &LockInfo, arg: &str) -> Cmd {
     Cmd::new("sh").arg("-c").arg(script).arg(name).path(lock_path(&info.environment)).arg(arg)
 }
@@ -194,12 +237,21 @@ fn lock_cmd(script: &str, name: &str, info: &LockInfo, arg: &str) -> Cmd {
 pub struct Held {
     pub info: LockInfo,
     hosts: Vec<String>,
+    /// Per host, the lock's token as it was just before this run took it.
+    taken_after: BTreeMap<String, String>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Held {
     fn new(info: &LockInfo, hosts: Vec<String>) -> Self {
-        Held { info: info.clone(), hosts, heartbeat: None }
+        Held { info: info.clone(), hosts, taken_after: BTreeMap::new(), heartbeat: None }
+    }
+
+    /// Nobody took the lock on any host since these tokens were read (each with the lock free, before
+    /// anything else of a plan): what that plan read is what this holder would read now.
+    pub fn nothing_since(&self, read: &BTreeMap<String, String>) -> bool {
+        !self.hosts.is_empty()
+            && self.hosts.iter().all(|h| matches!((self.taken_after.get(h), read.get(h)), (Some(a), Some(b)) if a == b))
     }
 
     /// Touch the lock on every host it is held on, every `every`, until released.
@@ -260,10 +312,16 @@ async fn try_acquire(
         results.extend(futures::future::join_all(rest.iter().cloned().map(take)).await);
     }
     let mut got = Vec::new();
+    let mut taken_after = BTreeMap::new();
     let mut refused: Option<Result<LockInfo>> = None;
     for r in results {
         match r {
-            Ok((h, out)) if out.success() => got.push(h),
+            Ok((h, out)) if out.success() => {
+                if let Some(token) = parse_taken(&out.stdout) {
+                    taken_after.insert(h.clone(), token);
+                }
+                got.push(h)
+            }
             Ok((h, out)) => {
                 let other = match (out.code, parse_shown(&out.stdout)) {
                     (3, Some(info)) => Ok(info),
@@ -280,7 +338,11 @@ async fn try_acquire(
         }
     }
     match refused {
-        None => Ok(Ok(Held::new(info, got).beat(hosts, heartbeat).await)),
+        None => {
+            let mut held = Held::new(info, got);
+            held.taken_after = taken_after;
+            Ok(Ok(held.beat(hosts, heartbeat).await))
+        }
         Some(other) => {
             // Someone else holds it (or a host failed): give back what we took, in any case.
             Held::new(info, got).release(hosts).await;

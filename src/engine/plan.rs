@@ -83,6 +83,15 @@ pub struct Plan {
     /// records the own part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rerecord: Vec<Planned>,
+    /// Per host, the apply lock's token read before anything else, where the lock was free: an apply
+    /// that takes the lock and finds the same tokens can act on this plan without planning again.
+    /// Not saved: a saved plan is always checked against the hosts again.
+    #[serde(skip)]
+    pub lock_tokens: BTreeMap<String, String>,
+    /// Hosts whose record apply writes again though none of its resources changes (see
+    /// [`Refreshed::records_to_mend`]); None (a saved plan) reads every host's record to find out.
+    #[serde(skip)]
+    pub records_to_mend: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Resources that wait for a change of this plan: the served ignition, while the installer is to
@@ -108,6 +117,8 @@ impl Plan {
             adopt: Vec::new(),
             release: Vec::new(),
             rerecord: Vec::new(),
+            lock_tokens: BTreeMap::new(),
+            records_to_mend: None,
         }
     }
 
@@ -265,6 +276,8 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         adopt,
         release,
         rerecord,
+        lock_tokens: refreshed.lock_tokens.clone(),
+        records_to_mend: Some(refreshed.records_to_mend.clone()),
         ..Plan::new(environment, changes)
     })
 }

@@ -28,6 +28,12 @@ pub struct Refreshed {
     pub shared_infra: bool,
     /// Another run's apply lock, as found on the hosts (read in the same batch).
     pub lock: Option<super::lock::LockInfo>,
+    /// Per host where the lock was free before anything else was read: its token (see
+    /// [`super::lock::Held::nothing_since`]).
+    pub lock_tokens: BTreeMap<String, String>,
+    /// Hosts whose record must be written again though nothing of it changes: it held secret content an
+    /// older version wrote, or does not say whether the environment shares the host.
+    pub records_to_mend: BTreeSet<String>,
 }
 
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
@@ -47,66 +53,92 @@ pub async fn refresh(
             provider: name.to_string(),
         })
     };
-    // Per host: one batched read of its ownership record and of every file its providers will read.
-    let mut by_host: BTreeMap<String, BTreeMap<String, Vec<Resource>>> = BTreeMap::new();
+    // Group per (provider, host): one read each, served from the host's batch where it can be. The
+    // resources are copied once, here (at 2000 nodes they are megabytes).
+    let mut groups: BTreeMap<(String, Option<String>), Vec<Resource>> = BTreeMap::new();
     for r in desired {
-        if let Some(h) = &r.address.host {
-            by_host.entry(h.clone()).or_default().entry(r.address.provider.clone()).or_default().push(r.clone());
+        groups.entry((r.address.provider.clone(), r.address.host.clone())).or_default().push(r.clone());
+    }
+    // Per host: one batched read of its ownership record and of every file its providers will read.
+    let mut by_host: BTreeMap<String, Vec<(&str, &[Resource])>> = BTreeMap::new();
+    for ((name, host), resources) in &groups {
+        if let Some(h) = host {
+            by_host.entry(h.clone()).or_default().push((name, resources));
         }
     }
     // Every host is read, with or without desired resources: a host whose resources all left the
-    // environment still has a record of them to delete.
+    // environment still has a record of them to delete. Not so for an exact set of addresses (what an
+    // apply changed, read back): only the hosts that hold them.
     for h in hosts.names() {
-        by_host.entry(h).or_default();
+        if in_scope.may_hold(Some(&h)) {
+            by_host.entry(h).or_default();
+        }
     }
     if let Some(h) = hosts.record_host() {
-        if desired.iter().any(|r| r.address.host.is_none()) {
+        if desired.iter().any(|r| r.address.host.is_none()) || !in_scope.is_everything() && in_scope.may_hold(None) {
             by_host.entry(h).or_default();
         }
     }
     let mut found_lock = None;
+    let mut lock_tokens = BTreeMap::new();
+    let mut records_to_mend = BTreeSet::new();
     let mut co_owners = BTreeMap::new();
     let shared = hosts.shared_infra();
     let lock_name = super::lock::lock_name(environment, shared);
     let lock_name = &lock_name;
-    let cached: BTreeMap<String, (Arc<dyn Transport>, Record)> =
-        try_join_all(by_host.iter().map(|(h, groups)| async move {
-            let reads = vec![state::state_path(environment), super::lock::lock_path(lock_name)];
-            let execs = if shared { vec![state::list_records()] } else { Vec::new() };
-            let mut prefetch = Prefetch { reads, execs, ..Default::default() };
-            for (name, resources) in groups {
-                prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
+    let mut records = BTreeMap::new();
+    let cached: BTreeMap<String, Arc<dyn Transport>> = try_join_all(by_host.iter().map(|(h, groups)| async move {
+        let reads = vec![state::state_path(environment), super::lock::lock_path(lock_name)];
+        let execs = if shared { vec![state::list_records()] } else { Vec::new() };
+        let guard = super::lock::guard(lock_name);
+        let first = vec![guard.clone()];
+        let mut prefetch = Prefetch { reads, execs, first, ..Default::default() };
+        for (name, resources) in groups {
+            prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
+        }
+        let t = hosts.transport(h).await?;
+        let batch =
+            t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+        let guard_ran_first = batch.outputs.contains_key(&guard.key());
+        let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
+        let (record, scrubbed) = state::read_scrubbed(t.as_ref(), environment).await?;
+        let mend = scrubbed || state::needs_shared_mark(&record, shared);
+        let others = match shared {
+            true => {
+                let out = t
+                    .exec(&state::list_records())
+                    .await
+                    .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
+                state::parse_records(h, &out.stdout, environment)?
             }
-            let t = hosts.transport(h).await?;
-            let batch =
-                t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
-            let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
-            let record = state::read(t.as_ref(), environment).await?;
-            let others = match shared {
-                true => {
-                    let out = t
-                        .exec(&state::list_records())
-                        .await
-                        .map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
-                    state::parse_records(h, &out.stdout, environment)?
-                }
-                false => Vec::new(),
-            };
-            let lock = t.read_file(&super::lock::lock_path(lock_name)).await.ok().flatten();
-            let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
-            Ok::<_, Error>((h.clone(), (t, record, lock, others)))
-        }))
-        .await?
-        .into_iter()
-        .map(|(h, (t, record, lock, others))| {
-            found_lock = found_lock.take().or(lock);
-            if !others.is_empty() {
-                co_owners.insert(h.clone(), others);
-            }
-            (h, (t, record))
-        })
-        .collect();
-    let records: BTreeMap<String, Record> = cached.iter().map(|(h, (_, r))| (h.clone(), r.clone())).collect();
+            false => Vec::new(),
+        };
+        // Answered from the batch when the transport ran it first; otherwise no token.
+        let token = match guard_ran_first {
+            true => t.exec(&guard).await.ok().and_then(|o| super::lock::parse_guard(&o)),
+            false => None,
+        };
+        let lock = t.read_file(&super::lock::lock_path(lock_name)).await.ok().flatten();
+        let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
+        Ok::<_, Error>((h.clone(), (t, record, lock, others, token, mend)))
+    }))
+    .await?
+    .into_iter()
+    .map(|(h, (t, record, lock, others, token, mend))| {
+        if mend {
+            records_to_mend.insert(h.clone());
+        }
+        if let Some(token) = token {
+            lock_tokens.insert(h.clone(), token);
+        }
+        found_lock = found_lock.take().or(lock);
+        if !others.is_empty() {
+            co_owners.insert(h.clone(), others);
+        }
+        records.insert(h.clone(), record);
+        (h, t)
+    })
+    .collect();
 
     let wanted: BTreeSet<&Address> = desired.iter().map(|r| &r.address).collect();
     let orphans: Vec<Resource> = records
@@ -116,9 +148,7 @@ pub async fn refresh(
         .cloned()
         .collect();
 
-    // Group per (provider, host): one read each, served from the host's batch where it can be.
-    let mut groups: BTreeMap<(String, Option<String>), Vec<Resource>> = BTreeMap::new();
-    for r in desired.iter().chain(&orphans) {
+    for r in &orphans {
         groups.entry((r.address.provider.clone(), r.address.host.clone())).or_default().push(r.clone());
     }
     let cached = &cached;
@@ -128,7 +158,7 @@ pub async fn refresh(
             let p = provider(&name, &resources[0])?;
             let cx = match &host {
                 Some(h) => match cached.get(h) {
-                    Some((t, _)) => hosts.context_with(h, t.clone()),
+                    Some(t) => hosts.context_with(h, t.clone()),
                     None => hosts.context(h).await?,
                 },
                 None => hosts.cluster_context().await?,
@@ -139,5 +169,14 @@ pub async fn refresh(
         .instrument(span)
     });
     let actual = try_join_all(reads).await?.into_iter().flatten().collect();
-    Ok(Refreshed { actual, orphans, records, others: co_owners, shared_infra: shared, lock: found_lock })
+    Ok(Refreshed {
+        actual,
+        orphans,
+        records,
+        others: co_owners,
+        shared_infra: shared,
+        lock: found_lock,
+        lock_tokens,
+        records_to_mend,
+    })
 }

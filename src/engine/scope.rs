@@ -43,6 +43,11 @@ impl Matcher {
         self.targets.is_none() && self.excludes.is_none() && self.exactly.is_none()
     }
 
+    /// Whether anything on this host (None: the cluster) can be in scope. Only an exact set says no.
+    pub fn may_hold(&self, host: Option<&str>) -> bool {
+        self.exactly.as_ref().is_none_or(|only| only.iter().any(|a| a.host.as_deref() == host))
+    }
+
     pub fn matches(&self, address: &Address) -> bool {
         if let Some(only) = &self.exactly {
             return only.contains(address);
@@ -64,6 +69,14 @@ impl Matcher {
             }
         }
         Ok(out)
+    }
+
+    /// [`Matcher::select`], without a copy when everything is in scope.
+    pub fn select_owned(&self, resources: Vec<Resource>) -> (Vec<Resource>, Vec<String>) {
+        match self.is_everything() {
+            true => (resources, Vec::new()),
+            false => self.select(&resources),
+        }
     }
 
     /// The resources in scope, and a note for every dependency pulled in.
@@ -126,5 +139,7 @@ mod tests {
         let (kept, _) = m.select(&all);
         assert_eq!(kept.iter().map(|r| r.address.to_string()).collect::<Vec<_>>(), ["bind.zone[ns1:a*]"]);
         assert!(Matcher::exactly([]).select(&all).0.is_empty());
+        assert!(m.may_hold(Some("ns1")) && !m.may_hold(Some("bastion")) && !m.may_hold(None));
+        assert!(Matcher::new(&["bind.*".into()], &[]).unwrap().may_hold(Some("bastion")));
     }
 }

@@ -135,6 +135,12 @@ pub async fn read_scrubbed(t: &dyn Transport, environment: &str) -> Result<(Reco
     }
 }
 
+/// A record that does not say whether its environment shares the host as it now does (and holds
+/// something): it must be written again saying so.
+pub fn needs_shared_mark(record: &Record, shared_infra: bool) -> bool {
+    record.shared_infra != shared_infra && !record.resources.is_empty()
+}
+
 /// Remove an environment's record from the host (nothing of it is left there).
 pub async fn remove(t: &dyn Transport, environment: &str) -> Result<()> {
     let path = state_path(environment);

@@ -48,18 +48,29 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     }
     let ws = Workspace::open(target)?.scope(&opts.scope)?;
     // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
-    // plan again under the lock: what is applied is what the lock holder saw. On shared infra hosts
-    // the lock comes first: another cluster's apply may be rewriting what this plan merges with.
+    // what is applied is what the lock holder saw: the plan made before the lock stands only if nobody
+    // took the lock between its first read and ours (the lock's tokens); else it is made again under
+    // the lock. On shared infra hosts the lock comes first: another cluster's apply may be rewriting
+    // what this plan merges with.
+    let mut unlocked = None;
     if !ws.hosts.shared_infra() {
-        let unlocked = ws.plan().await?;
-        if unlocked.is_converged() {
-            show_plan(&unlocked);
+        let plan = ws.plan().await?;
+        if plan.is_converged() {
+            show_plan(&plan);
             return Ok(EXIT_OK);
         }
+        unlocked = Some(plan);
     }
     let mut lock = Some(ws.lock("apply", opts.lock_timeout).await?);
+    let current = unlocked.filter(|p| lock.as_ref().is_some_and(|held| held.nothing_since(&p.lock_tokens)));
     let result = async {
-        let plan = ws.plan().await?;
+        let plan = match current {
+            Some(plan) => {
+                tracing::info!("nobody took the lock since the plan was read: it stands under the lock");
+                plan
+            }
+            None => ws.plan().await?,
+        };
         show_plan(&plan);
         if plan.is_converged() {
             return Ok(EXIT_OK);

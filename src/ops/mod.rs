@@ -177,7 +177,7 @@ impl Workspace {
         let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
         let (active, blocked) = gates::partition(self.expand(&phase)?, &phase);
-        let (desired, _) = scope.select(&active);
+        let (desired, _) = scope.select_owned(active);
         let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
         let pending = config::expand::pending_for(&self.loaded, &phase, &x)?
             .filter(|(blocker, _)| desired.iter().any(|r| &r.address == blocker))

@@ -394,6 +394,7 @@ impl SshTransport {
     ) -> Result<ExecOutput, TransportError> {
         let _permit = self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?;
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let work = async {
             let ch = self.session().await?;
             ch.exec(true, line).await.map_err(|e| self.err_unreachable(e))?;
@@ -448,6 +449,15 @@ impl SshTransport {
                     return Err(self.err_unreachable(format!("sending data: {e}")));
                 }
             }
+            // Where a run's time goes, host by host (`RUST_LOG=groundwork=debug`).
+            tracing::debug!(
+                host = %self.host,
+                what = shown,
+                ms = started.elapsed().as_millis() as u64,
+                code = out.code,
+                stdout_bytes = out.stdout.len(),
+                "exec"
+            );
             Ok(out)
         };
         tokio::time::timeout(bound, work).await.map_err(|_| TransportError::Timeout {
@@ -939,15 +949,20 @@ fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
     }
 }
 
-/// One round trip for a whole prefetch: read-only queries started in the background first, then the
-/// contents (files over 64 MiB are left to a read of their own; the ownership record of 1000 nodes
-/// alone is 1.2 MB), then the digests, then each query's output. Arguments: the number of queries, then the query lines. Stdin: the number of paths to read,
-/// those paths, then the paths to digest, a line each. Queries run while the files are read and side
-/// by side.
+/// One round trip for a whole prefetch: the queries that must come first, one after another; then the
+/// other read-only queries started in the background, then the contents (files over 64 MiB are left to
+/// a read of their own; the ownership record of 1000 nodes alone is 1.2 MB), then the digests, then
+/// each query's output. Arguments: the number of first queries, the number of the others, then the
+/// query lines. Stdin: the number of paths to read, those paths, then the paths to digest, a line each.
+/// The other queries run while the files are read and side by side.
 const BATCH_SCRIPT: &str = concat_lists!(
-    r#"nx=$1; shift
+    r#"nf=$1 nx=$(($1 + $2)); shift 2
 scratch
 j=0
+while [ "$j" -lt "$nf" ]; do
+  { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; }
+  j=$((j+1)); shift
+done
 while [ "$j" -lt "$nx" ]; do
   { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
   j=$((j+1)); shift
@@ -1105,13 +1120,16 @@ impl Transport for SshTransport {
             return Ok(Batch::default());
         }
         let Prefetch { reads, metas, .. } = prefetch;
-        let execs: Vec<String> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
-        let nx = execs.len().to_string();
-        let mut args: Vec<&str> = vec![&nx];
+        let first: Vec<String> = prefetch.first.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
+        let others: Vec<String> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
+        let (nf, nx) = (first.len().to_string(), others.len().to_string());
+        let execs: Vec<String> = first.into_iter().chain(others).collect();
+        let mut args: Vec<&str> = vec![&nf, &nx];
         args.extend(execs.iter().map(String::as_str));
         let mut list = format!("{}\n", reads.len()).into_bytes();
         list.extend(self.path_list(reads.iter().chain(metas))?);
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
+        tracing::debug!(host = %self.host, reads = reads.len(), digests = metas.len(), queries = ?execs, "batched read");
         let line = Self::script_line(&script, "groundwork-batch", &args);
         let out = self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?;
         if !out.success() {
@@ -1471,18 +1489,27 @@ mod tests {
         let d = dir.path();
         std::fs::write(d.join("conf"), b"zone\n").unwrap();
         std::fs::write(d.join("image"), b"hello\n").unwrap();
-        let (conf, image, gone) = (
+        let (conf, image, gone, late) = (
             d.join("conf").display().to_string(),
             d.join("image").display().to_string(),
             d.join("gone").display().to_string(),
+            d.join("late").display().to_string(),
         );
-        let reads = vec![conf.clone(), gone.clone()];
+        let reads = vec![conf.clone(), gone.clone(), late.clone()];
         let metas = vec![conf.clone(), image.clone(), gone.clone()];
         let index = d.join("index");
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}")
             .replace("/var/lib/groundwork/digest-index", index.to_str().unwrap());
         let mut child = std::process::Command::new("sh")
-            .args(["-c", &script, "gw", "1", "echo queried; echo oops >&2; exit 3"])
+            .args([
+                "-c",
+                &script,
+                "gw",
+                "1",
+                "1",
+                &format!("echo first > '{late}'"),
+                "echo queried; echo oops >&2; exit 3",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -1495,13 +1522,20 @@ mod tests {
         drop(stdin);
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
-        let (contents, digests, outputs) = parse_batch_output(&reads, &metas, 1, &out.stdout).unwrap();
-        assert_eq!(contents, [Ok(Some(b"zone\n".to_vec())), Ok(None)]);
+        let (contents, digests, outputs) = parse_batch_output(&reads, &metas, 2, &out.stdout).unwrap();
+        // The first query ran before anything was read: the file it wrote is read.
+        assert_eq!(contents, [Ok(Some(b"zone\n".to_vec())), Ok(None), Ok(Some(b"first\n".to_vec()))]);
         let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
         assert_eq!(digests[1].as_ref().unwrap().as_ref().unwrap().sha256, hello);
         assert_eq!(digests[0].as_ref().unwrap().as_ref().unwrap().size, 5);
         assert_eq!(digests[2], Ok(None));
-        assert_eq!(outputs, [Some(ExecOutput { code: 3, stdout: b"queried\n".to_vec(), stderr: b"oops\n".to_vec() })]);
+        assert_eq!(
+            outputs,
+            [
+                Some(ExecOutput { code: 0, stdout: Vec::new(), stderr: Vec::new() }),
+                Some(ExecOutput { code: 3, stdout: b"queried\n".to_vec(), stderr: b"oops\n".to_vec() })
+            ]
+        );
     }
 
     #[test]

@@ -152,6 +152,9 @@ pub struct Prefetch {
     pub metas: Vec<String>,
     /// Read-only queries (no stdin) the provider's read will run; the host runs them side by side.
     pub execs: Vec<Cmd>,
+    /// Read-only queries run one after another before anything else of the batch is read or started:
+    /// what they see holds from before every other read (the engine's lock guard).
+    pub first: Vec<Cmd>,
 }
 
 impl Prefetch {
@@ -159,10 +162,11 @@ impl Prefetch {
         self.reads.extend(other.reads);
         self.metas.extend(other.metas);
         self.execs.extend(other.execs);
+        self.first.extend(other.first);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.reads.is_empty() && self.metas.is_empty() && self.execs.is_empty()
+        self.reads.is_empty() && self.metas.is_empty() && self.execs.is_empty() && self.first.is_empty()
     }
 }
 
@@ -206,10 +210,16 @@ pub trait Transport: Send + Sync {
     /// Everything `prefetch` names in as few round trips as the transport can manage (the SSH
     /// transport: one). A query that could not run is left out of the batch.
     async fn read_batch(&self, prefetch: &Prefetch) -> Result<Batch, TransportError> {
-        let Prefetch { reads, metas, execs } = prefetch;
+        let Prefetch { reads, metas, execs, first } = prefetch;
+        let mut outputs = std::collections::HashMap::new();
+        // In order, and before anything else is read.
+        for cmd in first.iter().filter(|c| c.stdin.is_none()) {
+            if let Ok(out) = self.exec(cmd).await {
+                outputs.insert(cmd.key(), out);
+            }
+        }
         let contents = if reads.is_empty() { Vec::new() } else { self.read_files(reads).await? };
         let digests = if metas.is_empty() { Vec::new() } else { self.file_meta(metas).await? };
-        let mut outputs = std::collections::HashMap::new();
         for cmd in execs.iter().filter(|c| c.stdin.is_none()) {
             if let Ok(out) = self.exec(cmd).await {
                 outputs.insert(cmd.key(), out);
