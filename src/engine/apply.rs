@@ -272,7 +272,10 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
     });
     let update = per_host.into_iter().map(|(host, changes)| async move {
         let t = hosts.transport(&host).await?;
-        let mut rec = state::read(t.as_ref(), &plan.environment).await?;
+        let mut rec = match plan.records.get(&host) {
+            Some(read) => read.clone(),
+            None => state::read(t.as_ref(), &plan.environment).await?,
+        };
         rec.shared_infra = hosts.shared_infra();
         for c in changes {
             let addr = c.change.address.clone();

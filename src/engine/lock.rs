@@ -145,7 +145,7 @@ macro_rules! show_lock {
 /// that nobody took the lock, and no older groundwork without a serial wrote the record, in between.
 macro_rules! lock_token {
     () => {
-        r#"printf '%s|%s\n' "$(cat -- "$1.serial" 2>/dev/null)" "$(stat -c '%i %s %Y' -- "${1%.lock}.state.json" 2>/dev/null)""#
+        r#"s=; { read -r s < "$1.serial"; } 2>/dev/null; printf '%s|%s\n' "$s" "$(stat -c '%i %s %Y' -- "${1%.lock}.state.json" 2>/dev/null)""#
     };
 }
 
@@ -159,14 +159,14 @@ const GUARD: &str = concat!(lock_token!(), r#"; [ -e "$1" ] && echo held; exit 0
 /// a taking nobody counted would let another run's plan pass for current). Exit 3: held; 4: could not
 /// be written.
 const ACQUIRE: &str = concat!(
-    r#"d=$(dirname "$1"); mkdir -p "$d" || exit 4
+    r#"d=${1%/*}; [ -d "$d" ] || mkdir -p "$d" || exit 4
 t=$(mktemp "$d/.groundwork-lock-XXXXXX") || exit 4
 if ! { printf '%s\n' "$2" > "$t" && sync -- "$t"; } 2>/dev/null; then rm -f -- "$t"; echo "cannot write the lock in $d" >&2; df -h -- "$d" >&2; exit 4; fi
 if ln -- "$t" "$1" 2>/dev/null; then rm -f -- "$t"
 printf '@@WAS '; "#,
     lock_token!(),
     r#"
-n=$(cat -- "$1.serial" 2>/dev/null); n=${n%%[!0-9]*}
+n=${s%%[!0-9]*}
 if ! { printf '%s\n' $((${n:-0} + 1)) > "$1.serial.new" && sync -- "$1.serial.new" && mv -f -- "$1.serial.new" "$1.serial"; } 2>/dev/null; then
 rm -f -- "$1.serial.new" "$1"; echo "cannot count the lock in $d" >&2; df -h -- "$d" >&2; exit 4; fi
 exit 0; fi

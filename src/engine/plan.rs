@@ -92,6 +92,10 @@ pub struct Plan {
     /// [`Refreshed::records_to_mend`]); None (a saved plan) reads every host's record to find out.
     #[serde(skip)]
     pub records_to_mend: Option<std::collections::BTreeSet<String>>,
+    /// The ownership records of the hosts this plan changes, as the plan read them: apply updates them
+    /// without reading them again (under the lock they are current). A saved plan has none.
+    #[serde(skip)]
+    pub records: BTreeMap<String, super::state::Record>,
 }
 
 /// Resources that wait for a change of this plan: the served ignition, while the installer is to
@@ -119,11 +123,23 @@ impl Plan {
             rerecord: Vec::new(),
             lock_tokens: BTreeMap::new(),
             records_to_mend: None,
+            records: BTreeMap::new(),
         }
     }
 
     pub fn count(&self, action: Action) -> usize {
         self.changes.iter().filter(|c| c.change.action == action).count()
+    }
+
+    /// Keep the records of the hosts whose record apply will update (moved out of `refreshed`).
+    pub fn keep_records(&mut self, records: &mut BTreeMap<String, super::state::Record>) {
+        let hosts: std::collections::BTreeSet<String> = (self.changes.iter())
+            .chain(&self.adopt)
+            .chain(&self.release)
+            .chain(&self.rerecord)
+            .filter_map(|c| c.change.address.host.clone())
+            .collect();
+        self.records = hosts.into_iter().filter_map(|h| records.remove(&h).map(|r| (h, r))).collect();
     }
 
     /// No change to make now (resources may still wait on gates).

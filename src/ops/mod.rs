@@ -168,8 +168,10 @@ impl Workspace {
         let started = std::time::Instant::now();
         if self.nothing_desired {
             let none = BTreeSet::new();
-            let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope).await?;
-            return make_plan(&self.registry, &self.loaded.name, &[], &refreshed);
+            let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope).await?;
+            let mut plan = make_plan(&self.registry, &self.loaded.name, &[], &refreshed)?;
+            plan.keep_records(&mut refreshed.records);
+            return Ok(plan);
         }
         let before = self.hosts.round_trips().await;
         let mut statuses = self.gates().await?;
@@ -186,10 +188,11 @@ impl Workspace {
         waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
-        let refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope).await?;
+        let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
+        plan.keep_records(&mut refreshed.records);
         plan.gates = gates::reports(statuses, blocked);
         plan.pending = pending.into_iter().collect();
         let after = self.hosts.round_trips().await;

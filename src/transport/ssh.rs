@@ -452,7 +452,7 @@ impl SshTransport {
             // Where a run's time goes, host by host (`RUST_LOG=groundwork=debug`).
             tracing::debug!(
                 host = %self.host,
-                what = shown,
+                what = %shown.chars().take(72).collect::<String>().replace('\n', " "),
                 ms = started.elapsed().as_millis() as u64,
                 code = out.code,
                 stdout_bytes = out.stdout.len(),
