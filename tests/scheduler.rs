@@ -241,6 +241,8 @@ fn what_others_still_record_is_left_to_them() {
         others: [("h1".to_string(), vec![record("b", &[&same, &theirs])])].into_iter().collect(),
         shared_infra: true,
         lock: None,
+        lock_tokens: Default::default(),
+        records_to_mend: Default::default(),
     };
     let plan = engine::make_plan(&reg, "a", &[], &refreshed).unwrap();
     assert_eq!(plan.count(Action::Delete), 0, "{:?}", plan.changes);
