@@ -466,6 +466,7 @@ pub async fn apply_and_verify(ws: &Workspace, plan: &Plan) -> Result<u8> {
 /// Apply with a progress bar and print the report; any failed change fails the run. Returns how many
 /// changes were applied.
 async fn apply_plan(ws: &Workspace, plan: &Plan) -> Result<usize> {
+    ws.applying();
     let bar = progress(plan.changes.len());
     let on_progress = |addr: &groundwork_sdk::Address, p: engine::apply::Progress<'_>| {
         let address = addr.to_string();

@@ -48,6 +48,9 @@ pub struct Workspace {
     pub now: u64,
     /// `destroy`: nothing is desired any more; every plan is of what the records hold.
     pub nothing_desired: bool,
+    /// Something was applied since `desired` was expanded: an apply can make what expansion reads (the
+    /// installer's outputs), so the next plan expands again.
+    applied_since_open: std::sync::atomic::AtomicBool,
 }
 
 impl Workspace {
@@ -75,6 +78,7 @@ impl Workspace {
             secrets,
             now,
             nothing_desired: false,
+            applied_since_open: Default::default(),
         })
     }
 
@@ -85,8 +89,19 @@ impl Workspace {
 
     /// The resources of the environment in `phase`.
     pub fn expand(&self, phase: &Phase) -> Result<Vec<Resource>> {
+        // What `open` expanded, while it still stands: the same phase, not narrowed, nothing applied
+        // since (at 2000 nodes an expansion costs ~45 ms, a copy a few).
+        let stands = !self.applied_since_open.load(std::sync::atomic::Ordering::SeqCst) && self.scope.is_everything();
+        if stands && *phase == Phase::default() {
+            return Ok(self.desired.clone());
+        }
         let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
         Ok(config::expand::resources_for(&self.loaded, phase, &x)?)
+    }
+
+    /// Something is about to be applied: what `open` expanded no longer stands for the next plan.
+    pub fn applying(&self) {
+        self.applied_since_open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
