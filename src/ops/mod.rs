@@ -48,9 +48,10 @@ pub struct Workspace {
     pub now: u64,
     /// `destroy`: nothing is desired any more; every plan is of what the records hold.
     pub nothing_desired: bool,
-    /// Something was applied since `desired` was expanded: an apply can make what expansion reads (the
-    /// installer's outputs), so the next plan expands again.
-    applied_since_open: std::sync::atomic::AtomicBool,
+    /// `desired` has served a plan already, or something was applied since it was expanded. Only a
+    /// run's first plan uses it: an apply can make what expansion reads (the installer's outputs), and
+    /// a drift loop must see a local source that changed between its ticks.
+    expansion_spent: std::sync::atomic::AtomicBool,
 }
 
 impl Workspace {
@@ -78,7 +79,7 @@ impl Workspace {
             secrets,
             now,
             nothing_desired: false,
-            applied_since_open: Default::default(),
+            expansion_spent: Default::default(),
         })
     }
 
@@ -89,10 +90,12 @@ impl Workspace {
 
     /// The resources of the environment in `phase`.
     pub fn expand(&self, phase: &Phase) -> Result<Vec<Resource>> {
-        // What `open` expanded, while it still stands: the same phase, not narrowed, nothing applied
+        // What `open` expanded, for the run's first plan: the same phase, not narrowed, nothing applied
         // since (at 2000 nodes an expansion costs ~45 ms, a copy a few).
-        let stands = !self.applied_since_open.load(std::sync::atomic::Ordering::SeqCst) && self.scope.is_everything();
-        if stands && *phase == Phase::default() {
+        if *phase == Phase::default()
+            && self.scope.is_everything()
+            && !self.expansion_spent.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return Ok(self.desired.clone());
         }
         let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
@@ -101,7 +104,7 @@ impl Workspace {
 
     /// Something is about to be applied: what `open` expanded no longer stands for the next plan.
     pub fn applying(&self) {
-        self.applied_since_open.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.expansion_spent.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
