@@ -117,12 +117,11 @@ fn state_parsers_never_panic() {
             .into(),
     );
     // A whole batched read (the per-file form): one file, one digest, two query outputs.
-    let batch = "P\nF 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0 3 0\nok\nE not run\n";
+    let batch = "P\nF 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0 3 0\nE not run\nok\n\n@@CAPS yes yes\n";
     let paths: Vec<String> = (0..2).map(|i| format!("/p{i}")).collect();
-    let (files, digests, outputs) =
-        groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, batch.as_bytes())
-            .expect("the seed batch parses");
-    assert_eq!((files.len(), digests.len(), outputs.len()), (1, 1, 2));
+    let parsed = groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, batch.as_bytes())
+        .expect("the seed batch parses");
+    assert_eq!((parsed.contents.len(), parsed.digests.len(), parsed.outputs.len()), (1, 1, 2));
     inputs.push(batch.into());
     let facts = groundwork_cluster::csr::parse_request(CSR.as_bytes()).expect("the seed CSR parses");
     assert_eq!(facts.common_names, ["system:node:w1.lab.example.test"]);

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::transport::Hosts;
 use futures::future::try_join_all;
 use groundwork_sdk::cached::CachedTransport;
-use groundwork_sdk::{Address, Prefetch, Resource, Transport};
+use groundwork_sdk::{Address, Batch, Cmd, Prefetch, Resource, Transport};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -34,7 +34,13 @@ pub struct Refreshed {
     /// Hosts whose record must be written again though nothing of it changes: it held secret content an
     /// older version wrote, or does not say whether the environment shares the host.
     pub records_to_mend: BTreeSet<String>,
+    /// Per host, the answers to the queries that rode along in its batch (see [`refresh_riding`]).
+    pub answers: Answers,
 }
+
+/// Per host, the outputs of read-only queries that rode along in its batched read, as a batch: a
+/// [`CachedTransport`] made of it answers them without another round trip.
+pub type Answers = BTreeMap<String, Batch>;
 
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
 /// outside a `--target`/`--exclude` scope are not read at all. `waiting` are declared but blocked
@@ -46,6 +52,21 @@ pub async fn refresh(
     desired: &[Resource],
     waiting: &BTreeSet<Address>,
     in_scope: &Matcher,
+) -> Result<Refreshed> {
+    refresh_riding(registry, hosts, environment, desired, waiting, in_scope, &BTreeMap::new()).await
+}
+
+/// [`refresh`], with `riders`: per host, read-only queries of the caller's own (a status page's
+/// service table) run in the same batch, their outputs returned in [`Refreshed::answers`]. A host
+/// the refresh does not read gets no answers.
+pub async fn refresh_riding(
+    registry: &Registry,
+    hosts: &Hosts,
+    environment: &str,
+    desired: &[Resource],
+    waiting: &BTreeSet<Address>,
+    in_scope: &Matcher,
+    riders: &BTreeMap<String, Vec<Cmd>>,
 ) -> Result<Refreshed> {
     let provider = |name: &str, first: &Resource| {
         registry.get(name).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
@@ -83,6 +104,7 @@ pub async fn refresh(
     let mut lock_tokens = BTreeMap::new();
     let mut records_to_mend = BTreeSet::new();
     let mut co_owners = BTreeMap::new();
+    let mut riders_answered = Answers::new();
     let shared = hosts.shared_infra();
     let lock_name = super::lock::lock_name(environment, shared);
     let lock_name = &lock_name;
@@ -96,10 +118,18 @@ pub async fn refresh(
         for (name, resources) in groups {
             prefetch.extend(provider(name, &resources[0])?.prefetch(resources));
         }
+        let riding = riders.get(h).map(Vec::as_slice).unwrap_or_default();
+        prefetch.execs.extend(riding.iter().cloned());
         let t = hosts.transport(h).await?;
         let batch =
             t.read_batch(&prefetch).await.map_err(|e| Error::Host { host: h.clone(), message: e.to_string() })?;
         let guard_ran_first = batch.outputs.contains_key(&guard.key());
+        let mut answers = Batch::default();
+        for key in riding.iter().map(Cmd::key) {
+            if let Some(out) = batch.outputs.get(&key) {
+                answers.outputs.insert(key, out.clone());
+            }
+        }
         let t: Arc<dyn Transport> = Arc::new(CachedTransport::new(t, batch));
         let (record, scrubbed) = state::read_scrubbed(t.as_ref(), environment).await?;
         let mend = scrubbed || state::needs_shared_mark(&record, shared);
@@ -120,11 +150,14 @@ pub async fn refresh(
         };
         let lock = t.read_file(&super::lock::lock_path(lock_name)).await.ok().flatten();
         let lock = super::lock::parse_file(lock.as_deref()).filter(|l| !l.is_ours());
-        Ok::<_, Error>((h.clone(), (t, record, lock, others, token, mend)))
+        Ok::<_, Error>((h.clone(), (t, record, lock, others, token, mend, answers)))
     }))
     .await?
     .into_iter()
-    .map(|(h, (t, record, lock, others, token, mend))| {
+    .map(|(h, (t, record, lock, others, token, mend, answers))| {
+        if !answers.outputs.is_empty() {
+            riders_answered.insert(h.clone(), answers);
+        }
         if mend {
             records_to_mend.insert(h.clone());
         }
@@ -178,5 +211,6 @@ pub async fn refresh(
         lock: found_lock,
         lock_tokens,
         records_to_mend,
+        answers: riders_answered,
     })
 }

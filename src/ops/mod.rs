@@ -15,11 +15,11 @@ pub mod validate;
 pub mod verify;
 
 use crate::config::{self, Loaded};
-use crate::engine::{gates, make_plan, refresh::refresh, Plan, Registry};
+use crate::engine::{gates, make_plan, refresh::refresh_riding, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
 use groundwork_sdk::{Address, Phase, Resource, Secrets};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Exit codes shared by plan, apply and drift.
@@ -180,16 +180,28 @@ impl Workspace {
 
     /// [`Workspace::plan`] of the resources `scope` selects (and what they depend on).
     pub async fn plan_in(&self, scope: &crate::engine::scope::Matcher) -> Result<Plan> {
+        Ok(self.plan_riding(scope, &BTreeMap::new()).await?.0)
+    }
+
+    /// [`Workspace::plan_in`], with `riders`: per host, read-only queries of the caller's own run in
+    /// the plan's batch, and answered in what it returns besides the plan (a drift tick's service
+    /// table and VIP holders, without another exec per host).
+    pub async fn plan_riding(
+        &self,
+        scope: &crate::engine::scope::Matcher,
+        riders: &BTreeMap<String, Vec<groundwork_sdk::Cmd>>,
+    ) -> Result<(Plan, crate::engine::refresh::Answers)> {
         // Reading every host takes a moment over SSH: say so if it takes more than a second.
         let _spinner =
             crate::output::DelayedSpinner::new("reading the hosts and the cluster", std::time::Duration::from_secs(1));
         let started = std::time::Instant::now();
         if self.nothing_desired {
             let none = BTreeSet::new();
-            let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope).await?;
+            let mut refreshed =
+                refresh_riding(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope, riders).await?;
             let mut plan = make_plan(&self.registry, &self.loaded.name, &[], &refreshed)?;
             plan.keep_records(&mut refreshed.records);
-            return Ok(plan);
+            return Ok((plan, refreshed.answers));
         }
         let before = self.hosts.round_trips().await;
         let mut statuses = self.gates().await?;
@@ -206,7 +218,8 @@ impl Workspace {
         waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
-        let mut refreshed = refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope).await?;
+        let mut refreshed =
+            refresh_riding(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, riders).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
@@ -227,7 +240,7 @@ impl Workspace {
             round_trips = %trips.join(" "),
             "plan"
         );
-        Ok(plan)
+        Ok((plan, refreshed.answers))
     }
 }
 

@@ -8,7 +8,11 @@
 use super::{Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::error::{Error, Result};
 use groundwork_sdk::model::HostRole;
-use groundwork_sdk::transport::Cmd;
+use crate::engine::refresh::Answers;
+use groundwork_sdk::cached::CachedTransport;
+use groundwork_sdk::transport::{Cmd, Transport};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -250,7 +254,7 @@ async fn host_probes(ws: &Workspace, x: &Expected, results: &mut Vec<Probe>) -> 
         }
     }
     // Shared VIPs: exactly one load balancer holds each (none: the API is down; two: split brain).
-    for v in vip_holders(ws).await? {
+    for v in vip_holders(ws, &Answers::new()).await? {
         results.push(Probe::new(v.ok(), "vip", format!("{} ({})", v.vip, v.instance), v.describe()));
     }
     // Backend states, from the stats socket of each lb host (a down backend is reported, not failed:
@@ -309,8 +313,54 @@ impl VipHolding {
     }
 }
 
-/// The holder of each VIP the load balancers share (keepalived): one `ip -o addr show` per lb host.
-pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
+/// The load balancers [`vip_holders`] asks (over SSH; none without shared VIPs).
+fn vip_hosts(ws: &Workspace) -> Vec<&str> {
+    if groundwork_keepalived::instances(&ws.loaded.env).is_empty() {
+        return Vec::new();
+    }
+    let lbs = ws.loaded.env.hosts_with_role(HostRole::Lb).into_iter().map(|(lb, _)| lb.as_str());
+    lbs.filter(|lb| !is_local(ws, lb)).collect()
+}
+
+/// The hosts [`service_rows`] asks: those that run commands over SSH.
+fn service_hosts(env: &groundwork_sdk::model::Environment) -> Vec<&str> {
+    if !env.services.manage {
+        return Vec::new();
+    }
+    let hosts = env.hosts.iter();
+    let asked = hosts.filter(|(_, h)| h.transport != groundwork_sdk::model::TransportKind::Local && h.run_commands);
+    asked.map(|(name, _)| name.as_str()).collect()
+}
+
+/// Per host, the read-only queries of [`service_rows`] (when `table` is some, with versions or not)
+/// and of [`vip_holders`]: a drift tick runs them in its plan's batch.
+pub(crate) fn status_riders(ws: &Workspace, table: Option<bool>) -> BTreeMap<String, Vec<Cmd>> {
+    let mut riders: BTreeMap<String, Vec<Cmd>> = BTreeMap::new();
+    for host in table.map(|_| service_hosts(&ws.loaded.env)).unwrap_or_default() {
+        let versions = table == Some(true);
+        if let Some(cmd) = groundwork_services::status_query(&ws.loaded.env, host, versions) {
+            riders.entry(host.to_string()).or_default().push(cmd);
+        }
+    }
+    for lb in vip_hosts(ws) {
+        riders.entry(lb.to_string()).or_default().push(groundwork_keepalived::held_query());
+    }
+    riders
+}
+
+/// The host's transport; where `answers` holds answers for it (queries that rode along in a batch),
+/// one that gives those first.
+async fn answering(ws: &Workspace, host: &str, answers: &Answers) -> Result<Arc<dyn Transport>> {
+    let t = ws.hosts.transport(host).await?;
+    Ok(match answers.get(host) {
+        Some(batch) => Arc::new(CachedTransport::new(t, batch.clone())),
+        None => t,
+    })
+}
+
+/// The holder of each VIP the load balancers share (keepalived): one `ip -o addr show` per lb host,
+/// unless `answers` has it.
+pub async fn vip_holders(ws: &Workspace, answers: &Answers) -> Result<Vec<VipHolding>> {
     let instances = groundwork_keepalived::instances(&ws.loaded.env);
     let mut out: Vec<VipHolding> = instances
         .iter()
@@ -319,11 +369,8 @@ pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
     if out.is_empty() {
         return Ok(out);
     }
-    for (lb, _) in ws.loaded.env.hosts_with_role(HostRole::Lb) {
-        if is_local(ws, lb) {
-            continue;
-        }
-        let lt = ws.hosts.transport(lb).await?;
+    for lb in vip_hosts(ws) {
+        let lt = answering(ws, lb, answers).await?;
         match groundwork_keepalived::held(lt.as_ref()).await {
             Ok(held) => {
                 for v in out.iter_mut().filter(|v| held.contains(&v.vip)) {
@@ -343,21 +390,15 @@ pub async fn vip_holders(ws: &Workspace) -> Result<Vec<VipHolding>> {
 
 /// The service table (like the helpernode's `helpernodecheck`): every unit groundwork manages on each
 /// host that runs commands — enabled, active, listening on its role's ports — and the daemon's version.
-/// One exec per host, the hosts side by side.
+/// One exec per host, the hosts side by side, unless `answers` has it.
 pub(crate) async fn service_rows(
     ws: &Workspace,
     env: &groundwork_sdk::model::Environment,
     versions: bool,
+    answers: &Answers,
 ) -> Result<Vec<groundwork_services::ServiceRow>> {
-    if !env.services.manage {
-        return Ok(Vec::new());
-    }
-    let hosts = env
-        .hosts
-        .iter()
-        .filter(|(_, host)| host.transport != groundwork_sdk::model::TransportKind::Local && host.run_commands);
-    let per_host = futures::future::try_join_all(hosts.map(|(name, _)| async move {
-        let t = ws.hosts.transport(name).await?;
+    let per_host = futures::future::try_join_all(service_hosts(env).into_iter().map(|name| async move {
+        let t = answering(ws, name, answers).await?;
         Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name, versions).await?)
     }))
     .await?;
@@ -462,7 +503,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     };
     let x = Expected::now(&ws).await?;
     let results = probes(&ws, &x, &from).await?;
-    let services = service_rows(&ws, &x.env, true).await?;
+    let services = service_rows(&ws, &x.env, true, &Answers::new()).await?;
     let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
     if let Some(f) = &opts.junit {

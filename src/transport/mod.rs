@@ -41,6 +41,8 @@ pub struct Hosts {
     cluster: Mutex<Option<(FileStamp, Option<kube::Client>)>>,
     /// Secret content of this run's environment: every context carries it, for apply.
     secrets: groundwork_sdk::Secrets,
+    /// SSH transports keep what batches read (see [`Hosts::keep_reads`]).
+    keep_reads: std::sync::atomic::AtomicBool,
 }
 
 impl Hosts {
@@ -53,6 +55,16 @@ impl Hosts {
             ssh_config: std::sync::OnceLock::new(),
             cluster: Mutex::new(None),
             secrets,
+            keep_reads: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// For a process that plans again and again (`drift --every`): every SSH transport, open or still
+    /// to be opened, keeps the files its batches read and is sent only those that changed since.
+    pub fn keep_reads(&self) {
+        self.keep_reads.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.ssh.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            t.keep_reads();
         }
     }
 
@@ -118,7 +130,11 @@ impl Hosts {
             let t = map
                 .entry(key)
                 .or_insert_with(|| {
-                    Arc::new(ssh::SshTransport::new(hop.name.clone(), self.ssh_options(&hop, via.clone())))
+                    let t = ssh::SshTransport::new(hop.name.clone(), self.ssh_options(&hop, via.clone()));
+                    if self.keep_reads.load(std::sync::atomic::Ordering::SeqCst) {
+                        t.keep_reads();
+                    }
+                    Arc::new(t)
                 })
                 .clone();
             chain.push(hop);

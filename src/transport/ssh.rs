@@ -4,12 +4,13 @@
 
 use async_trait::async_trait;
 use groundwork_sdk::transport::{
-    shell_quote, Batch, CheckRejection, Cmd, ExecOutput, FileMeta, Prefetch, Transport, WriteOptions,
+    shell_quote, Arg, Batch, CheckRejection, Cmd, ExecOutput, FileMeta, Prefetch, Transport, WriteOptions,
 };
 use groundwork_sdk::TransportError;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use russh::ChannelMsg;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -152,6 +153,12 @@ pub struct SshTransport {
     channels: Semaphore,
     /// Exec sessions opened so far (for --verbose round-trip counts).
     sessions: std::sync::atomic::AtomicUsize,
+    /// Whether the host's find and tar are GNU's, as a batch found out (`yes`, `no`, or empty for not
+    /// known): later batches on this transport do not start them to ask again.
+    host_tools: std::sync::Mutex<[&'static str; 2]>,
+    /// Files batches read, with their stamp then (see BATCH_SCRIPT), once [`SshTransport::keep_reads`]
+    /// was called: a long-lived process (`drift --every`) is sent only the files that changed.
+    kept_reads: std::sync::Mutex<Option<HashMap<String, (String, Vec<u8>)>>>,
 }
 
 impl SshTransport {
@@ -164,7 +171,15 @@ impl SshTransport {
             reconnects: std::sync::atomic::AtomicUsize::new(0),
             channels: Semaphore::new(permits),
             sessions: std::sync::atomic::AtomicUsize::new(0),
+            host_tools: std::sync::Mutex::new(["", ""]),
+            kept_reads: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keep what batches read from now on, and ask the host for a file again only when its stamp
+    /// changed. For a process that plans again and again; it holds the files in memory.
+    pub fn keep_reads(&self) {
+        self.kept_reads.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new);
     }
 
     fn err_unreachable(&self, m: impl std::fmt::Display) -> TransportError {
@@ -713,24 +728,32 @@ macro_rules! list_functions {
   [ -n "${gw_gnu:-}" ] || case $(find --version 2>/dev/null) in *GNU*) gw_gnu=yes ;; *) gw_gnu=no ;; esac
   [ "$gw_gnu" = yes ]
 }
+gnu_tar() {
+  [ -n "${gw_gtar:-}" ] || case $(tar --version 2>/dev/null) in *"GNU tar"*) gw_gtar=yes ;; *) gw_gtar=no ;; esac
+  [ "$gw_gtar" = yes ]
+}
+# Only called where find is GNU find: its xargs (the same findutils) splits on newlines itself.
 gw_find() {
-  tr '\n' '\0' < "$1" | xargs -0 -r sh -c 'exec find -L "$@" -maxdepth 0 \( -readable -printf "%y %s %T@ %i %m %u %g r|%p\n" \) -o -printf "%y %s %T@ %i %m %u %g -|%p\n"' gw-find > "$2" 2>/dev/null
+  xargs -d '\n' -r sh -c 'exec find -L "$@" -maxdepth 0 \( -readable -printf "%y %s %T@ %i %m %u %g r %C@|%p\n" \) -o -printf "%y %s %T@ %i %m %u %g - %C@|%p\n"' gw-find < "$1" > "$2" 2>/dev/null
 }
 gw_read() {
-  limit=$1 list=$2 dir=$3
+  limit=$1 list=$2 dir=$3 known=${4:-/dev/null}
   [ -s "$list" ] || { printf 'P\n'; return 0; }
-  if gnu_find && case $(tar --version 2>/dev/null) in *"GNU tar"*) true ;; *) false ;; esac; then
+  if gnu_find && gnu_tar; then
     [ -f "$dir/found" ] || gw_find "$list" "$dir/found"
-    awk -v limit="$limit" -v found="$dir/found" -v members="$dir/members" '
+    awk -v limit="$limit" -v found="$dir/found" -v members="$dir/members" -v known="$known" '
       BEGIN { while ((getline l < found) > 0) { i = index(l, "|"); info[substr(l, i + 1)] = substr(l, 1, i - 1) }
+              while ((getline l < known) > 0) { i = index(l, "|"); seen[substr(l, i + 1)] = substr(l, 1, i - 1) }
               printf "" > members }
       { if (!($0 in info)) { print "M"; next }
         split(info[$0], f, " ")
+        stamp = f[2] " " f[3] " " f[4] " " f[9]
         if (f[1] == "l") print "M"
         else if (f[1] != "f") print "E not a regular file"
         else if (f[8] != "r") print "E permission denied"
         else if (limit != "" && f[2] + 0 > limit * 1024) print "E too large for a batch"
-        else { print "F"; print $0 > members } }' "$list"
+        else if (($0 in seen) && seen[$0] == stamp) print "U"
+        else { print "F " stamp; print $0 > members } }' "$list"
     printf 'T\n'
     tar -c -h --hard-dereference --no-unquote -b 1 -f - -T "$dir/members" 2>/dev/null
     printf 'R %s\n' "$?"
@@ -815,9 +838,20 @@ exit 0
 /// One file as the read script reported it: contents, missing, or the host's reason.
 pub type ReadEntry = Result<Option<Vec<u8>>, String>;
 
+/// What the host said of a file's stamp (size, mtime, inode, ctime) in a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    /// Not said: per-file reads, a missing file, an error.
+    Unknown,
+    /// Read whole; this was its stamp when it was listed (before it was read).
+    Read(String),
+    /// Still at the stamp the transport sent: its contents were not sent again.
+    Unchanged,
+}
+
 /// Parse READ_SCRIPT output.
 pub fn parse_read_output(paths: &[String], out: &[u8]) -> Result<Vec<ReadEntry>, String> {
-    parse_read_prefix(paths, out).map(|(entries, _)| entries)
+    parse_read_prefix(paths, out).map(|(entries, _, _)| entries)
 }
 
 /// The first line of `out`, and what follows it.
@@ -828,9 +862,11 @@ fn line_of<'a>(out: &'a [u8], what: &str) -> Result<(String, &'a [u8]), String> 
 }
 
 /// Parse `gw_read` entries for `paths` at the start of `out`; also return what follows them.
-fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEntry>, &'a [u8]), String> {
+type ReadPrefix<'a> = (Vec<ReadEntry>, Vec<Stamp>, &'a [u8]);
+fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<ReadPrefix<'a>, String> {
     if let Some(each) = out.strip_prefix(b"P\n") {
-        return parse_read_each(paths, each);
+        let (entries, rest) = parse_read_each(paths, each)?;
+        return Ok((entries, vec![Stamp::Unknown; paths.len()], rest));
     }
     let mut rest = out;
     let mut headers = Vec::with_capacity(paths.len());
@@ -848,10 +884,18 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEnt
     let complete = status == "R 0";
     let mut entries = entries.into_iter().peekable();
     let mut result = Vec::with_capacity(paths.len());
+    let mut stamps = Vec::with_capacity(paths.len());
     for (p, header) in paths.iter().zip(headers) {
+        // A stamp is sent back to the host on a later batch: only digits, dots and spaces are kept.
+        let stamp = header.strip_prefix("F ").filter(|s| s.bytes().all(|b| b.is_ascii_digit() || b".- ".contains(&b)));
+        stamps.push(match (header.as_str(), stamp) {
+            ("U", _) => Stamp::Unchanged,
+            (_, Some(s)) => Stamp::Read(s.to_string()),
+            _ => Stamp::Unknown,
+        });
         result.push(match header.as_str() {
-            "M" => Ok(None),
-            "F" => {
+            "M" | "U" => Ok(None),
+            h if h == "F" || h.starts_with("F ") => {
                 // tar names members without the leading slash; a file gone or changed since it was
                 // listed has no member.
                 match entries.next_if(|(name, _)| name == p.trim_start_matches('/')) {
@@ -866,7 +910,7 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<(Vec<ReadEnt
             },
         });
     }
-    Ok((result, after))
+    Ok((result, stamps, after))
 }
 
 /// The per-file form: per path `F <size>` and the bytes, `M`, or `E <why>`.
@@ -952,77 +996,139 @@ fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
 /// One round trip for a whole prefetch: the queries that must come first, one after another; then the
 /// other read-only queries started in the background, then the contents (files over 64 MiB are left to
 /// a read of their own; the ownership record of 1000 nodes alone is 1.2 MB), then the digests, then
-/// each query's output. Arguments: the number of first queries, the number of the others, then the
-/// query lines. Stdin: the number of paths to read, those paths, then the paths to digest, a line each.
-/// The other queries run while the files are read and side by side.
+/// each query's output. Arguments: the number of first queries, the number of the others, what the
+/// host's find and tar were found to be on this connection (`yes`, `no`, or empty: ask them), then two
+/// per query (see [`batch_query`]). Stdin: the number of paths to read, those paths, then the paths to
+/// digest, a line each. The other queries run while the files are read and side by side.
+///
+/// Stdin's first line is `<reads> <known>`: `<known>` lines `<stamp>|<path>` follow it, files the
+/// transport holds as they were at that stamp (size, mtime, inode, ctime); such a file, unchanged,
+/// is answered `U` instead of its contents (a drift loop's ownership record and zones, every tick).
+///
+/// Starting a process costs about 2 ms on a loaded host and every plan runs this on each host, so it
+/// starts as few as it can: a query runs in a forked subshell (no `sh` of its own), and the outputs
+/// are framed by one `wc` and sent by one `cat`.
 const BATCH_SCRIPT: &str = concat_lists!(
-    r#"nf=$1 nx=$(($1 + $2)); shift 2
+    r#"nf=$1 nx=$(($1 + $2)) gw_gnu=$3 gw_gtar=$4; shift 4
 scratch
 j=0
-while [ "$j" -lt "$nf" ]; do
-  { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; }
-  j=$((j+1)); shift
-done
 while [ "$j" -lt "$nx" ]; do
-  { sh -c "$1" </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
-  j=$((j+1)); shift
+  if [ "$j" -lt "$nf" ]; then
+    { (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; }
+  else
+    { (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
+  fi
+  j=$((j+1)); shift 2
 done
-IFS= read -r n
-awk -v n="$n" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" 'BEGIN { printf "" > reads; printf "" > metas }
-  { print > all } NR <= n { print > reads; next } { print > metas }'
+read -r n k
+awk -v n="$n" -v k="${k:-0}" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" -v known="$t/known" '
+  BEGIN { printf "" > reads; printf "" > metas; printf "" > known }
+  NR <= k { print > known; next } { print > all } NR <= k + n { print > reads; next } { print > metas }'
 [ -s "$t/all" ] && gnu_find && gw_find "$t/all" "$t/found"
-gw_read 65536 "$t/reads" "$t"
+gw_read 65536 "$t/reads" "$t" "$t/known"
 printf '@@META\n'
 gw_meta "$t/metas" "$t"
 "#
 );
 
-/// Follows the digests in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` and
-/// both streams, or `E <why>\n`.
+/// Follows the digests in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` or
+/// `E <why>\n`, then the streams of the queries that ran, in order; last, on a line of its own
+/// (after a newline: a stream may not end with one), `@@CAPS <find> <tar>`: what
+/// the batch learned of the host's tools, for the next batch on the connection.
 const BATCH_EXEC_TAIL: &str = r#"printf '@@EXEC\n'
 wait
 j=0
+set --
+while [ "$j" -lt "$nx" ]; do
+  [ -s "$t/$j.c" ] && set -- "$@" "$t/$j.o" "$t/$j.e"
+  j=$((j+1))
+done
+[ $# -gt 0 ] && wc -c -- "$@" > "$t/sizes" && exec 3< "$t/sizes"
+j=0
 while [ "$j" -lt "$nx" ]; do
   if [ -s "$t/$j.c" ]; then
-    read -r code < "$t/$j.c"
-    set -- $(wc -c "$t/$j.o" "$t/$j.e")
-    printf 'X %s %s %s\n' "$code" "$1" "$3"
-    cat "$t/$j.o" "$t/$j.e"
+    read -r code < "$t/$j.c"; read -r o _ <&3; read -r e _ <&3
+    printf 'X %s %s %s\n' "$code" "$o" "$e"
   else printf 'E not run\n'; fi
   j=$((j+1))
 done
+[ $# -gt 0 ] && cat -- "$@"
+printf '\n@@CAPS %s %s\n' "${gw_gnu:--}" "${gw_gtar:--}"
 "#;
+
+/// A query as the batch runs it: a script for the subshell's `eval`, and the `set --` line that gives
+/// it its arguments. `sh -c SCRIPT NAME ARGS…` runs its script with its arguments (the subshell stands
+/// in for the `sh`); any other command is one shell line with nothing to set.
+pub fn batch_query(cmd: &Cmd) -> [String; 2] {
+    if let (true, [Arg::Lit(c), Arg::Lit(script), _name, args @ ..]) = (cmd.program == "sh", cmd.args.as_slice()) {
+        if c == "-c" {
+            let mut set = String::from("set --");
+            for a in args {
+                let (Arg::Lit(v) | Arg::Path(v)) = a;
+                set.push(' ');
+                set.push_str(&shell_quote(v));
+            }
+            return [script.clone(), set];
+        }
+    }
+    [cmd.key(), String::new()]
+}
 
 /// Parse BATCH_EXEC_TAIL output: one entry per query, `None` where it did not run.
 pub fn parse_exec_outputs(count: usize, out: &[u8]) -> Result<Vec<Option<ExecOutput>>, String> {
     let mut rest = out;
-    let mut result = Vec::with_capacity(count);
+    let mut sizes = Vec::with_capacity(count);
     for i in 0..count {
-        let nl = rest.iter().position(|b| *b == b'\n').ok_or_else(|| format!("query {i}: truncated output"))?;
-        let header = std::str::from_utf8(&rest[..nl]).map_err(|_| format!("query {i}: garbled header"))?;
-        let body = &rest[nl + 1..];
+        let (header, after) = line_of(rest, &format!("query {i}"))?;
+        rest = after;
         if header.starts_with("E ") {
-            result.push(None);
-            rest = body;
+            sizes.push(None);
             continue;
         }
         let fields: Vec<&str> = header.strip_prefix("X ").unwrap_or_default().split(' ').collect();
         let [code, olen, elen] = fields.as_slice() else { return Err(format!("query {i}: unexpected {header:?}")) };
         let number = |v: &str| v.parse::<usize>().map_err(|_| format!("query {i}: bad header {header:?}"));
-        let (olen, elen) = (number(olen)?, number(elen)?);
         let code: i32 = code.parse().map_err(|_| format!("query {i}: bad exit code {code:?}"))?;
-        if body.len() < olen + elen {
-            return Err(format!("query {i}: truncated output"));
-        }
-        result.push(Some(ExecOutput { code, stdout: body[..olen].to_vec(), stderr: body[olen..olen + elen].to_vec() }));
-        rest = &body[olen + elen..];
+        sizes.push(Some((code, number(olen)?, number(elen)?)));
+    }
+    let mut result = Vec::with_capacity(count);
+    for (i, size) in sizes.into_iter().enumerate() {
+        let Some((code, olen, elen)) = size else {
+            result.push(None);
+            continue;
+        };
+        let end = olen.checked_add(elen).filter(|end| *end <= rest.len());
+        let end = end.ok_or_else(|| format!("query {i}: truncated output"))?;
+        result.push(Some(ExecOutput { code, stdout: rest[..olen].to_vec(), stderr: rest[olen..end].to_vec() }));
+        rest = &rest[end..];
     }
     Ok(result)
 }
 
-/// What one batched read found: per read path its contents, per digested path its metadata, per
-/// query its output (each entry may be the host's reason instead, or absent for a query not run).
-pub type BatchEntries = (Vec<ReadEntry>, Vec<Result<Option<FileMeta>, String>>, Vec<Option<ExecOutput>>);
+/// What the batch's last line says of the host's find and tar (`@@CAPS <find> <tar>`), each `yes` or
+/// `no` where it was found out.
+pub fn parse_host_tools(out: &[u8]) -> Option<[&'static str; 2]> {
+    let body = out.strip_suffix(b"\n")?;
+    let last = &body[body.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1)..];
+    let words = std::str::from_utf8(last.strip_prefix(b"@@CAPS ")?).ok()?;
+    let known = |w: &str| match w {
+        "yes" => "yes",
+        "no" => "no",
+        _ => "",
+    };
+    let (find, tar) = words.split_once(' ')?;
+    Some([known(find), known(tar)])
+}
+
+/// What one batched read found: per read path its contents and stamp, per digested path its metadata,
+/// per query its output (each entry may be the host's reason instead, or absent for a query not run).
+#[derive(Debug)]
+pub struct BatchEntries {
+    pub contents: Vec<ReadEntry>,
+    pub stamps: Vec<Stamp>,
+    pub digests: Vec<Result<Option<FileMeta>, String>>,
+    pub outputs: Vec<Option<ExecOutput>>,
+}
 
 /// Parse the output of BATCH_SCRIPT + BATCH_EXEC_TAIL.
 pub fn parse_batch_output(
@@ -1031,12 +1137,12 @@ pub fn parse_batch_output(
     queries: usize,
     out: &[u8],
 ) -> Result<BatchEntries, String> {
-    let (entries, rest) = parse_read_prefix(reads, out)?;
+    let (contents, stamps, rest) = parse_read_prefix(reads, out)?;
     let rest = rest.strip_prefix(b"@@META\n").ok_or("no digest section")?;
     let (digest_text, exec_text) = split_at_line(rest, b"@@EXEC\n").ok_or("no query section")?;
     let digests = parse_meta_output(metas, &String::from_utf8_lossy(digest_text))?;
     let outputs = parse_exec_outputs(queries, exec_text)?;
-    Ok((entries, digests, outputs))
+    Ok(BatchEntries { contents, stamps, digests, outputs })
 }
 
 /// Split `out` at the line `marker` (which it must hold): what comes before it and what follows.
@@ -1120,13 +1226,26 @@ impl Transport for SshTransport {
             return Ok(Batch::default());
         }
         let Prefetch { reads, metas, .. } = prefetch;
-        let first: Vec<String> = prefetch.first.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
-        let others: Vec<String> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).map(Cmd::key).collect();
+        let first: Vec<&Cmd> = prefetch.first.iter().filter(|c| c.stdin.is_none()).collect();
+        let others: Vec<&Cmd> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).collect();
         let (nf, nx) = (first.len().to_string(), others.len().to_string());
-        let execs: Vec<String> = first.into_iter().chain(others).collect();
-        let mut args: Vec<&str> = vec![&nf, &nx];
-        args.extend(execs.iter().map(String::as_str));
-        let mut list = format!("{}\n", reads.len()).into_bytes();
+        let queries: Vec<&Cmd> = first.into_iter().chain(others).collect();
+        let execs: Vec<String> = queries.iter().map(|c| c.key()).collect();
+        let [find, tar] = *self.host_tools.lock().unwrap_or_else(|e| e.into_inner());
+        let encoded: Vec<[String; 2]> = queries.iter().map(|c| batch_query(c)).collect();
+        let mut args: Vec<&str> = vec![&nf, &nx, find, tar];
+        args.extend(encoded.iter().flatten().map(String::as_str));
+        let known: Vec<u8> = match &*self.kept_reads.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(kept) => reads
+                .iter()
+                .filter_map(|p| kept.get(p).map(|(stamp, _)| format!("{stamp}|{p}\n")))
+                .collect::<String>()
+                .into_bytes(),
+            None => Vec::new(),
+        };
+        let known_lines = known.iter().filter(|b| **b == b'\n').count();
+        let mut list = format!("{} {known_lines}\n", reads.len()).into_bytes();
+        list.extend(known);
         list.extend(self.path_list(reads.iter().chain(metas))?);
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
         tracing::debug!(host = %self.host, reads = reads.len(), digests = metas.len(), queries = ?execs, "batched read");
@@ -1135,17 +1254,39 @@ impl Transport for SshTransport {
         if !out.success() {
             return Err(self.io("batched read", out.message()));
         }
+        if let Some(tools) = parse_host_tools(&out.stdout) {
+            *self.host_tools.lock().unwrap_or_else(|e| e.into_inner()) = tools;
+        }
         let first = reads.first().or(metas.first()).cloned().unwrap_or_else(|| "batched read".into());
-        let (entries, digests, outputs) = parse_batch_output(reads, metas, execs.len(), &out.stdout)
-            .map_err(|m| self.io(&first, format!("batched read: {m}")))?;
+        let BatchEntries { contents, stamps, digests, outputs } =
+            parse_batch_output(reads, metas, execs.len(), &out.stdout)
+                .map_err(|m| self.io(&first, format!("batched read: {m}")))?;
         let mut batch = Batch::default();
+        let mut kept = self.kept_reads.lock().unwrap_or_else(|e| e.into_inner());
         // Entries the host could not give in the batch are left out: the provider's own read asks again.
-        for (p, e) in reads.iter().zip(entries) {
+        for ((p, e), stamp) in reads.iter().zip(contents).zip(stamps) {
+            let e = match (stamp, kept.as_mut()) {
+                (Stamp::Unchanged, Some(kept)) => {
+                    kept.get(p).map(|(_, c)| Ok(Some(c.clone()))).unwrap_or_else(|| Err("not kept".into()))
+                }
+                (Stamp::Read(stamp), Some(kept)) => {
+                    if let Ok(Some(c)) = &e {
+                        kept.insert(p.clone(), (stamp, c.clone()));
+                    }
+                    e
+                }
+                (_, Some(kept)) => {
+                    kept.remove(p);
+                    e
+                }
+                (_, None) => e,
+            };
             match e {
                 Ok(c) => drop(batch.contents.insert(p.clone(), c)),
                 Err(why) => tracing::debug!(host = %self.host, path = %p, "read left out of the batch: {why}"),
             }
         }
+        drop(kept);
         for (p, d) in metas.iter().zip(digests) {
             match d {
                 Ok(m) => drop(batch.metas.insert(p.clone(), m)),
@@ -1358,7 +1499,7 @@ mod tests {
         );
         let fallback = without_gnu_find();
         let fallback = fallback.path().to_str().unwrap();
-        for (path, form) in [("", b"F\nM\n"), (fallback, b"P\nF ")] {
+        for (path, form) in [("", b"F 5 "), (fallback, b"P\nF ")] {
             let out = run_list_script(READ_SCRIPT, &paths, path, &index);
             assert!(out.starts_with(form), "{path:?}: {:?}", &out[..8]);
             let r = parse_read_output(&paths, &out).unwrap();
@@ -1500,6 +1641,11 @@ mod tests {
         let index = d.join("index");
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}")
             .replace("/var/lib/groundwork/digest-index", index.to_str().unwrap());
+        // The first query as a shell line, the second as `sh -c` with arguments (one of them hostile).
+        let first = batch_query(&Cmd::new("sh").arg("-c").arg("echo first > \"$1\"").arg("n").arg(late.clone()));
+        let second = batch_query(&Cmd::new("printf").arg("%s;%s\\n").arg("queried").arg("$(reboot) 'x'"));
+        let third = Cmd::new("sh").arg("-c").arg("echo oops >&2; exit 3");
+        assert_eq!(batch_query(&third), [third.key(), String::new()], "sh -c without a name is a plain line");
         let mut child = std::process::Command::new("sh")
             .args([
                 "-c",
@@ -1507,8 +1653,12 @@ mod tests {
                 "gw",
                 "1",
                 "1",
-                &format!("echo first > '{late}'"),
-                "echo queried; echo oops >&2; exit 3",
+                "",
+                "",
+                &first[0],
+                &first[1],
+                &second[0],
+                &second[1],
             ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -1522,7 +1672,10 @@ mod tests {
         drop(stdin);
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
-        let (contents, digests, outputs) = parse_batch_output(&reads, &metas, 2, &out.stdout).unwrap();
+        let BatchEntries { contents, stamps, digests, outputs } =
+            parse_batch_output(&reads, &metas, 2, &out.stdout).unwrap();
+        assert!(matches!(&stamps[0], Stamp::Read(s) if s.starts_with("5 ")), "{stamps:?}");
+        assert_eq!(stamps[1], Stamp::Unknown, "a missing file has no stamp");
         // The first query ran before anything was read: the file it wrote is read.
         assert_eq!(contents, [Ok(Some(b"zone\n".to_vec())), Ok(None), Ok(Some(b"first\n".to_vec()))]);
         let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
@@ -1533,9 +1686,51 @@ mod tests {
             outputs,
             [
                 Some(ExecOutput { code: 0, stdout: Vec::new(), stderr: Vec::new() }),
-                Some(ExecOutput { code: 3, stdout: b"queried\n".to_vec(), stderr: b"oops\n".to_vec() })
+                Some(ExecOutput { code: 0, stdout: b"queried;$(reboot) 'x'\n".to_vec(), stderr: Vec::new() })
             ]
         );
+        // What it learned of find and tar is its last line.
+        assert_eq!(parse_host_tools(&out.stdout), Some(["yes", "yes"]));
+    }
+
+    /// A batch run for real with `stdin` (no queries); its output parsed for `reads`.
+    fn batch_of(reads: &[String], stdin: &str) -> BatchEntries {
+        use std::io::Write;
+        let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script, "gw", "0", "0", "", ""])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        parse_batch_output(reads, &[], 0, &out.stdout).unwrap()
+    }
+
+    /// A file the transport holds at the stamp the host finds is answered `U`, not sent again; one
+    /// changed since, or rewritten to the same size (a new ctime), is sent with its new stamp.
+    #[test]
+    fn a_file_at_its_known_stamp_is_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a").display().to_string(), dir.path().join("b").display().to_string());
+        std::fs::write(&a, b"one\n").unwrap();
+        std::fs::write(&b, b"two\n").unwrap();
+        let reads = vec![a.clone(), b.clone()];
+        let first = batch_of(&reads, &format!("2 0\n{a}\n{b}\n"));
+        let [Stamp::Read(sa), Stamp::Read(sb)] = &first.stamps[..] else { panic!("{:?}", first.stamps) };
+        let again = batch_of(&reads, &format!("2 2\n{sa}|{a}\n{sb}|{b}\n{a}\n{b}\n"));
+        assert_eq!(again.stamps, [Stamp::Unchanged, Stamp::Unchanged]);
+        assert_eq!(again.contents, [Ok(None), Ok(None)]);
+        // Same size, same mtime set back by hand: the ctime still tells.
+        let mtime = std::fs::metadata(&b).unwrap().modified().unwrap();
+        std::fs::write(&b, b"TWO\n").unwrap();
+        std::fs::File::options().write(true).open(&b).unwrap().set_modified(mtime).unwrap();
+        let changed = batch_of(&reads, &format!("2 2\n{sa}|{a}\n{sb}|{b}\n{a}\n{b}\n"));
+        assert_eq!(changed.stamps[0], Stamp::Unchanged);
+        assert!(matches!(&changed.stamps[1], Stamp::Read(s) if s != sb), "{:?}", changed.stamps);
+        assert_eq!(changed.contents[1], Ok(Some(b"TWO\n".to_vec())));
     }
 
     #[test]
@@ -1558,7 +1753,7 @@ mod tests {
     #[test]
     fn batch_query_outputs_are_framed_by_length() {
         // Output that looks like headers inside a query's stdout must not break the framing.
-        let out = b"X 0 10 0\nE x\nX 1 2\nE not run\nX 3 0 4\nboom";
+        let out = b"X 0 10 0\nE not run\nX 3 0 4\nE x\nX 1 2\nboom\n@@CAPS yes no\n";
         let r = parse_exec_outputs(3, out).unwrap();
         assert_eq!(r[0], Some(ExecOutput { code: 0, stdout: b"E x\nX 1 2\n".to_vec(), stderr: vec![] }));
         assert_eq!(r[1], None);
@@ -1566,6 +1761,10 @@ mod tests {
         assert!(parse_exec_outputs(1, b"X 0 10 0\nshort").is_err());
         assert!(parse_exec_outputs(1, b"Y\n").is_err());
         assert!(parse_exec_outputs(2, b"X 0 0 0\n").is_err());
+        assert!(parse_exec_outputs(1, b"X 0 18446744073709551615 2\nab").is_err());
+        assert_eq!(parse_host_tools(out), Some(["yes", "no"]));
+        assert_eq!(parse_host_tools(b"@@CAPS - ../x\n"), Some(["", ""]));
+        assert_eq!(parse_host_tools(b"X 0 0 0\n"), None);
     }
 
     #[test]

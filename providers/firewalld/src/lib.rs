@@ -114,19 +114,20 @@ pub fn resources(env: &Environment) -> Result<Vec<Resource>, Error> {
 /// number of zones; then the zones; then the service names. firewalld is asked over D-Bus with busctl
 /// where it exists (~10 ms a call: the same settings firewall-cmd prints); otherwise the two
 /// `firewall-cmd --list-all` calls of a zone run side by side (each is mostly Python start-up, ~0.35 s).
-const READ_SCRIPT: &str = r#"n=$1; shift; i=0
-t=$(mktemp -d) || exit 1
-trap 'rm -rf "$t"' EXIT
+const READ_SCRIPT: &str = r#"n=$1; shift; i=0 t=
+trap '[ -z "$t" ] || rm -rf "$t"' EXIT
 fw=org.fedoraproject.FirewallD1; fp=/org/fedoraproject/FirewallD1
 bus() { busctl --system --json=short call "$fw" "$@" 2>/dev/null; }
 for a in "$@"; do
+  # getZoneByName answers {"type":"o","data":["<path>"]}: the path is cut out by the shell, not sed.
   if [ "$i" -lt "$n" ] && command -v busctl >/dev/null 2>&1 \
      && r=$(bus "$fp" "$fw.zone" getZoneSettings2 s "$a") \
-     && zp=$(bus "$fp/config" "$fw.config" getZoneByName s "$a" | sed -n 's/.*"data":\["\([^"]*\)"\].*/\1/p') \
-     && [ -n "$zp" ] && p=$(bus "$zp" "$fw.config.zone" getSettings2); then
+     && zp=$(bus "$fp/config" "$fw.config" getZoneByName s "$a") && zp=${zp#*'"data":["'} && zp=${zp%%'"'*} \
+     && case $zp in /org/fedoraproject/*) true ;; *) false ;; esac && p=$(bus "$zp" "$fw.config.zone" getSettings2); then
     printf '@@ZONEJSON %s runtime\n%s\n' "$a" "$r"
     printf '@@ZONEJSON %s permanent\n%s\n' "$a" "$p"
   elif [ "$i" -lt "$n" ]; then
+    [ -n "$t" ] || t=$(mktemp -d) || exit 1
     { firewall-cmd --zone="$a" --list-all > "$t/r" 2>&1 || printf '@@ERR\n' >> "$t/r"; } &
     { firewall-cmd --permanent --zone="$a" --list-all > "$t/p" 2>&1 || printf '@@ERR\n' >> "$t/p"; } &
     wait
@@ -134,7 +135,9 @@ for a in "$@"; do
     printf '@@ZONE %s permanent\n' "$a"; cat "$t/p"
   else
     printf '@@SVC %s\n' "$a"
-    if [ -f "/etc/firewalld/services/$a.xml" ]; then cat "/etc/firewalld/services/$a.xml"; echo; else printf '@@MISSING\n'; fi
+    if [ -f "/etc/firewalld/services/$a.xml" ]; then
+      while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "/etc/firewalld/services/$a.xml"
+    else printf '@@MISSING\n'; fi
   fi
   i=$((i+1))
 done

@@ -133,9 +133,14 @@ pub fn addresses_in(ip_output: &str) -> std::collections::BTreeSet<IpAddr> {
         .collect()
 }
 
+/// The read-only query [`held`] runs: a caller may run it ahead, in a batch.
+pub fn held_query() -> groundwork_sdk::Cmd {
+    groundwork_sdk::Cmd::new("ip").args(["-o", "addr", "show"])
+}
+
 /// The addresses a host holds now (which of the VIPs are on it).
 pub async fn held(t: &dyn groundwork_sdk::Transport) -> Result<std::collections::BTreeSet<IpAddr>, String> {
-    let out = t.exec(&groundwork_sdk::Cmd::new("ip").args(["-o", "addr", "show"])).await.map_err(|e| e.to_string())?;
+    let out = t.exec(&held_query()).await.map_err(|e| e.to_string())?;
     if !out.success() {
         return Err(out.message());
     }

@@ -363,6 +363,22 @@ pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
         .collect()
 }
 
+/// The one read-only query [`service_rows`] runs on `host` (none where groundwork manages no daemon):
+/// a caller may run it ahead, in a batch, and answer it from there.
+pub fn status_query(env: &Environment, host: &str, versions: bool) -> Option<Cmd> {
+    let h = env.hosts.get(host)?;
+    let daemons = env.daemons_of(host);
+    if daemons.is_empty() {
+        return None;
+    }
+    let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
+    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service").arg(units.join(" "));
+    for daemon in daemons.iter().filter(|_| versions) {
+        cmd = cmd.arg(version_command(*daemon));
+    }
+    Some(cmd)
+}
+
 /// The service table of one host: every unit groundwork manages there, through the host's transport.
 /// `versions`: also ask each daemon its version (a process each, firewall-cmd's a Python one); without,
 /// the version column is empty.
@@ -381,11 +397,8 @@ pub async fn service_rows(
     if daemons.is_empty() {
         return Ok(Vec::new());
     }
+    let Some(cmd) = status_query(env, host, versions) else { return Ok(Vec::new()) };
     let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
-    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service").arg(units.join(" "));
-    for daemon in daemons.iter().filter(|_| versions) {
-        cmd = cmd.arg(version_command(*daemon));
-    }
     let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
     let (words, after) = parse_show(units.len(), &out);
     let (version_text, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));

@@ -205,25 +205,33 @@ pub(crate) enum ServiceTable {
     StatesAndVersions,
 }
 
-/// One check: plan, report, update metrics, heal if asked; the service table beside the plan (one more
-/// exec per infra host, over the same connections).
+/// One check: plan, report, update metrics, heal if asked. The page's service table and the VIP
+/// holders ride in the plan's batch: one exec per infra host.
 async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: ServiceTable) -> Result<Checked> {
     let started = Instant::now();
     metrics.check_started();
-    // The page's service table is extra: a host that cannot answer it does not fail the check.
-    let services = async {
-        let rows = match table {
-            ServiceTable::None => Ok(Vec::new()),
-            t => super::verify::service_rows(ws, &ws.loaded.env, t == ServiceTable::StatesAndVersions).await,
+    let versions = match table {
+        ServiceTable::None => None,
+        t => Some(t == ServiceTable::StatesAndVersions),
+    };
+    let riders = super::verify::status_riders(ws, versions);
+    let read = async {
+        let (plan, answers) = ws.plan_riding(&ws.scope, &riders).await?;
+        // The VIPs the load balancers share: exactly one holder each. None or two is no config drift
+        // (no apply fixes it) but breaks what the environment promises, so it is reported as drift.
+        let vips = super::verify::vip_holders(ws, &answers).await?;
+        // The page's service table is extra: a host that cannot answer it does not fail the check.
+        let services = match versions {
+            None => Ok(Vec::new()),
+            Some(v) => super::verify::service_rows(ws, &ws.loaded.env, v, &answers).await,
         };
-        Ok::<_, Error>(rows.unwrap_or_else(|e| {
+        let services = services.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the service table failed");
             Vec::new()
-        }))
+        });
+        Ok::<_, Error>((plan, vips, services))
     };
-    // The VIPs the load balancers share: exactly one holder each. None or two is no config drift (no
-    // apply fixes it) but breaks what the environment promises, so it is reported as drift.
-    let (plan, vips, services) = match tokio::try_join!(ws.plan(), super::verify::vip_holders(ws), services) {
+    let (plan, vips, services) = match read.await {
         Ok(v) => v,
         Err(e) => {
             metrics.check_failed(started.elapsed().as_secs_f64());
@@ -316,6 +324,8 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
         }
         return code;
     };
+    // Every tick reads the same files: each host sends only those that changed since the last.
+    ws.hosts.keep_reads();
     let mut status = status::Status::new(&ws, every);
     let shared = Arc::new(Mutex::new(Served { metrics: metrics.render(), status: status.snapshot.clone() }));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
