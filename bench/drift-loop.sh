@@ -28,6 +28,8 @@ accepted() { # SSH connections accepted by the infra hosts' sshds so far
   echo "$total"
 }
 metric() { curl -s --max-time 2 "$url" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" {print $2; exit}'; }
+busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # the machine's busy jiffies
+own() { awk '{print $14 + $15}' "/proc/$drift_pid/stat"; }                # the drift process's
 
 printf '%-6s %6s %9s %8s  %-28s %s\n' nodes tick "tick ms" "RSS MiB" "exec sessions per host" "new SSH connections"
 for n in $sizes; do
@@ -41,11 +43,18 @@ for n in $sizes; do
   until url=$(grep -o 'http://[0-9.:]*/metrics' "$work/drift.err" 2>/dev/null); do kill -0 "$drift_pid"; sleep 0.1; done
   for at in 1 100 "$ticks"; do
     until [ "$(metric groundwork_drift_checks_total || echo 0)" -ge "$at" ] 2>/dev/null; do sleep 0.05; done
+    [ "$at" = 100 ] && { busy100=$(busy); own100=$(own); }
     ms=$(awk -v s="$(metric groundwork_drift_last_check_duration_seconds)" 'BEGIN {printf "%.1f", s * 1000}')
     rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$drift_pid/status")
     trips=$(grep -o 'round_trips=[^"]*' "$work/drift.err" | tail -1 | sed 's/round_trips=//')
     printf '%-6s %6s %9s %8s  %-28s %s\n' "$n" "$at" "$ms" "$rss" "$trips" "$(( $(accepted) - before ))"
   done
+  # Where a tick's CPU goes, ticks 100 to TICKS: the machine's (everything but idle) and drift's own;
+  # the rest is the lab hosts' sshd sessions, shells and tools (and whatever else ran meanwhile).
+  hz=$(getconf CLK_TCK)
+  awk -v b="$(( $(busy) - busy100 ))" -v o="$(( $(own) - own100 ))" -v n="$(( ticks - 100 ))" -v hz="$hz" -v cpus="$(nproc)" 'BEGIN {
+    printf "  CPU per tick (ticks 100-%d): %.1f ms in all, %.1f ms drift itself, %.1f ms the lab hosts; on %d cores a tick cannot take less than %.1f ms\n",
+      n + 100, b * 1000 / hz / n, o * 1000 / hz / n, (b - o) * 1000 / hz / n, cpus, b * 1000 / hz / n / cpus }' 
   # A connection dies on the host's side: the next tick reconnects, once.
   done_before=$(metric groundwork_drift_checks_total)
   in_host lb1 "pkill -f '^sshd: root'" || true

@@ -318,7 +318,7 @@ fn vip_hosts(ws: &Workspace) -> Vec<&str> {
     if groundwork_keepalived::instances(&ws.loaded.env).is_empty() {
         return Vec::new();
     }
-    let lbs = ws.loaded.env.hosts_with_role(HostRole::Lb).into_iter().map(|(lb, _)| lb.as_str());
+    let lbs = ws.loaded.env.hosts_with_role(HostRole::Lb).map(|(lb, _)| lb.as_str());
     lbs.filter(|lb| !is_local(ws, lb)).collect()
 }
 

@@ -142,6 +142,9 @@ impl client::Handler for Verifier {
     }
 }
 
+/// Per path, the stamp a file had when a batch listed it, and the contents read then.
+type KeptReads = HashMap<String, (String, Vec<u8>)>;
+
 pub struct SshTransport {
     host: String,
     opts: SshOptions,
@@ -158,7 +161,7 @@ pub struct SshTransport {
     host_tools: std::sync::Mutex<[&'static str; 2]>,
     /// Files batches read, with their stamp then (see BATCH_SCRIPT), once [`SshTransport::keep_reads`]
     /// was called: a long-lived process (`drift --every`) is sent only the files that changed.
-    kept_reads: std::sync::Mutex<Option<HashMap<String, (String, Vec<u8>)>>>,
+    kept_reads: std::sync::Mutex<Option<KeptReads>>,
 }
 
 impl SshTransport {
@@ -754,6 +757,8 @@ gw_read() {
         else if (limit != "" && f[2] + 0 > limit * 1024) print "E too large for a batch"
         else if (($0 in seen) && seen[$0] == stamp) print "U"
         else { print "F " stamp; print $0 > members } }' "$list"
+    # Nothing to send (a drift loop's files unchanged): no tar to start.
+    [ -s "$dir/members" ] || { printf 'N\n'; return; }
     printf 'T\n'
     tar -c -h --hard-dereference --no-unquote -b 1 -f - -T "$dir/members" 2>/dev/null
     printf 'R %s\n' "$?"
@@ -814,7 +819,13 @@ gw_meta() {
   [ -n "$new" ] && [ -f "$new" ] && mv -f "$new" "$c"
   return 0
 }
-scratch() { t=$(mktemp -d 2>/dev/null) || { echo "no temporary directory on the host (mktemp -d failed)" >&2; exit 97; }; trap 'rm -rf "$t"' EXIT; }
+# Scratch files in memory where there is a tmpfs: a batch makes a few dozen, and creating files on a
+# disk's file system cost about 4 ms of a batch here.
+scratch() {
+  t=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d 2>/dev/null) ||
+    { echo "no temporary directory on the host (mktemp -d failed)" >&2; exit 97; }
+  trap 'rm -rf "$t"' EXIT
+}
 "#
     };
 }
@@ -876,12 +887,16 @@ fn parse_read_prefix<'a>(paths: &[String], out: &'a [u8]) -> Result<ReadPrefix<'
         headers.push(header);
     }
     let (t, after) = line_of(rest, "read")?;
-    if t != "T" {
-        return Err(format!("read: unexpected {t:?}"));
-    }
-    let (entries, after) = parse_tar(after)?;
-    let (status, after) = line_of(after, "read")?;
-    let complete = status == "R 0";
+    let (entries, complete, after) = match t.as_str() {
+        // No file's contents follow: none asked for, or all unchanged.
+        "N" => (Vec::new(), true, after),
+        "T" => {
+            let (entries, after) = parse_tar(after)?;
+            let (status, after) = line_of(after, "read")?;
+            (entries, status == "R 0", after)
+        }
+        t => return Err(format!("read: unexpected {t:?}")),
+    };
     let mut entries = entries.into_iter().peekable();
     let mut result = Vec::with_capacity(paths.len());
     let mut stamps = Vec::with_capacity(paths.len());

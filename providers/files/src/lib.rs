@@ -569,15 +569,18 @@ impl Provider for FilesProvider {
     }
 
     fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
-        let (dirs, resources): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == DIR);
-        let (sites, served): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == SITE);
-        let specs: Vec<FileSpec> = served.iter().filter_map(|r| r.spec().ok()).collect();
-        // Digests only: a file is read whole (for the plan's diff) only where its digest is not the
-        // desired one, which is rare (at 2000 nodes the per-node scripts alone are 2 MB a plan).
-        let mut p =
-            groundwork_sdk::Prefetch { metas: specs.iter().map(|s| s.path.clone()).collect(), ..Default::default() };
+        // Served files are most of a large environment's resources: their paths are taken from the
+        // specs as they are, without copying or decoding them (the few dirs and sites are copied).
+        let (mut dirs, mut sites, mut p) = (Vec::new(), Vec::new(), groundwork_sdk::Prefetch::default());
+        for r in resources {
+            match r.address.kind.as_str() {
+                DIR => dirs.push(r.clone()),
+                SITE => sites.push(r.clone()),
+                // Digests only: a file is read whole (for the plan's diff) only where its digest is not
+                // the desired one, which is rare (at 2000 nodes the per-node scripts alone are 2 MB a plan).
+                _ => p.metas.extend(r.spec.get("path").and_then(Value::as_str).map(str::to_string)),
+            }
+        }
         p.extend(groundwork_sdk::file::prefetch_paths(&sites));
         if !dirs.is_empty() {
             p.execs.push(dirs_command(&dirs));
