@@ -6,15 +6,15 @@
 //! Exit 0 all pass, 2 a probe failed, 1 error.
 
 use super::{Workspace, EXIT_CHANGES, EXIT_OK};
-use crate::error::{Error, Result};
-use groundwork_sdk::model::HostRole;
 use crate::engine::refresh::Answers;
+use crate::error::{Error, Result};
 use groundwork_sdk::cached::CachedTransport;
+use groundwork_sdk::model::HostRole;
 use groundwork_sdk::transport::{Cmd, Transport};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::fmt::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Files larger than this are checked by size (Content-Length), not by digest.
 const DIGEST_LIMIT: u64 = 256 * 1024 * 1024;

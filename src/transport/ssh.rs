@@ -1662,19 +1662,7 @@ mod tests {
         let third = Cmd::new("sh").arg("-c").arg("echo oops >&2; exit 3");
         assert_eq!(batch_query(&third), [third.key(), String::new()], "sh -c without a name is a plain line");
         let mut child = std::process::Command::new("sh")
-            .args([
-                "-c",
-                &script,
-                "gw",
-                "1",
-                "1",
-                "",
-                "",
-                &first[0],
-                &first[1],
-                &second[0],
-                &second[1],
-            ])
+            .args(["-c", &script, "gw", "1", "1", "", "", &first[0], &first[1], &second[0], &second[1]])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
