@@ -5,7 +5,8 @@
 # exec sessions per host of the last tick, and the SSH connections the lab's sshds accepted since drift
 # started (one per host means no new handshake after the first tick). Then a connection is killed on lb1's
 # side and the next ticks are watched: the tick that reconnects, and whether the ticks after it are
-# checks like the others. Figures, not assertions.
+# checks like the others. Also printed: the CPU a tick costs (ticks 100 to TICKS), the machine's in all
+# and drift's own, the rest being the lab hosts'. Figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-rust.sh
