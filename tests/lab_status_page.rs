@@ -103,6 +103,15 @@ fn a_real_browser_sees_drift_appear_and_heal_and_markup_in_values_stays_text() {
     // The service table: named on ns1 is enabled and active.
     let named: Vec<String> = texts(&page, r#"tr[data-host="ns1"]"#);
     assert!(named.iter().any(|r| r.contains("named") && r.contains("active")), "{named:?}");
+    // It rode in the check's batch: every check so far was one exec session per host.
+    let log = drift.log();
+    let checks: Vec<&str> = log.lines().filter(|l| l.contains(" check ") && l.contains("round_trips=")).collect();
+    assert!(!checks.is_empty(), "{log}");
+    for c in &checks {
+        let trips = c.split("round_trips=").nth(1).unwrap_or_default();
+        let per_host: Vec<&str> = trips.split_whitespace().collect();
+        assert!(per_host.len() == 3 && per_host.iter().all(|t| t.ends_with("=1")), "{c}");
+    }
     // The picture: every box in sync, the zone's among them.
     let states = attrs(&page, "svg#graph g.node", "data-state");
     assert!(!states.is_empty() && states.iter().all(|s| s == "in-sync"), "{states:?}");

@@ -226,22 +226,25 @@ impl Workspace {
         plan.keep_records(&mut refreshed.records);
         plan.gates = gates::reports(statuses, blocked);
         plan.pending = pending.into_iter().collect();
-        let after = self.hosts.round_trips().await;
-        let trips: Vec<String> = after
-            .iter()
-            .map(|(h, n)| format!("{h}={}", n - before.iter().find(|(b, _)| b == h).map(|(_, m)| *m).unwrap_or(0)))
-            .collect();
+        let trips = trips_since(&before, &self.hosts.round_trips().await);
         tracing::info!(
             gates_ms = gate_time.as_millis() as u64,
             expand_ms = expand_time.as_millis() as u64,
             refresh_ms = refresh_time.as_millis() as u64,
             diff_ms = diffing.elapsed().as_millis() as u64,
             resources = desired.len(),
-            round_trips = %trips.join(" "),
+            round_trips = %trips,
             "plan"
         );
         Ok((plan, refreshed.answers))
     }
+}
+
+/// The round trips (exec sessions) each host took between two counts of [`Hosts::round_trips`], as
+/// `host=N` words for a log line.
+pub(crate) fn trips_since(before: &[(String, usize)], after: &[(String, usize)]) -> String {
+    let since = |h: &String, n: usize| n - before.iter().find(|(b, _)| b == h).map(|(_, m)| *m).unwrap_or(0);
+    after.iter().map(|(h, n)| format!("{h}={}", since(h, *n))).collect::<Vec<_>>().join(" ")
 }
 
 /// Whether stdout is a terminal that wants colour.

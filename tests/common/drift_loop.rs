@@ -1,6 +1,6 @@
 //! A `drift --every` loop run for a test, its status page fetched with curl.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,8 @@ pub struct DriftLoop {
     child: Child,
     /// `http://ADDRESS:PORT`, no trailing slash.
     pub url: String,
+    /// What it logged so far (info level), after its first line.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for DriftLoop {
@@ -24,17 +26,29 @@ impl DriftLoop {
         let mut child = Command::new(env!("CARGO_BIN_EXE_groundwork"))
             .args(["drift", env, "--every", "1s", "--listen", listen])
             .env("NO_COLOR", "1")
+            .env("RUST_LOG", "groundwork=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the drift loop");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        // The first line says where it listens (port 0: the kernel picked one).
+        // A line says where it listens (port 0: the kernel picked one); log lines may come before it.
         let mut first = String::new();
-        stderr.read_line(&mut first).expect("the loop's first line");
+        let mut before = String::new();
+        while !first.contains("status page on ") {
+            before.push_str(&first);
+            first.clear();
+            let n = stderr.read_line(&mut first).expect("the loop's stderr");
+            assert!(n > 0, "the loop ended before it listened: {before}");
+        }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(before));
+        let kept = log.clone();
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
+            let mut line = String::new();
+            while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+                kept.lock().unwrap().push_str(&line);
+                line.clear();
+            }
         });
         let url = first
             .split("status page on ")
@@ -42,7 +56,12 @@ impl DriftLoop {
             .and_then(|r| r.split(',').next())
             .map(|u| u.trim().trim_end_matches('/').to_string())
             .unwrap_or_else(|| panic!("no status page address in {first:?}"));
-        DriftLoop { child, url }
+        DriftLoop { child, url, log }
+    }
+
+    /// The loop's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 }
 

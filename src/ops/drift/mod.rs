@@ -215,6 +215,7 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Se
         t => Some(t == ServiceTable::StatesAndVersions),
     };
     let riders = super::verify::status_riders(ws, versions);
+    let before = ws.hosts.round_trips().await;
     let read = async {
         let (plan, answers) = ws.plan_riding(&ws.scope, &riders).await?;
         // The VIPs the load balancers share: exactly one holder each. None or two is no config drift
@@ -238,6 +239,8 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Se
             return Err(e);
         }
     };
+    // The whole check's exec sessions per host (the plan's own line counts only its window).
+    tracing::info!(round_trips = %super::trips_since(&before, &ws.hosts.round_trips().await), "check");
     let duration = started.elapsed().as_secs_f64();
     metrics.record(&plan, &vips, duration);
     let vips_broken = vips.iter().any(|v| !v.ok());
