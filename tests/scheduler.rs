@@ -84,7 +84,9 @@ async fn failure_stops_dependents_and_independent_branches_go_on() {
     let e = res("h1", "e", json!({"v": "e"}), std::slice::from_ref(&d.address));
     let desired = vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone()];
 
-    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
     let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
     assert_eq!(plan.count(Action::Create), 5);
     let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
@@ -101,12 +103,16 @@ async fn failure_stops_dependents_and_independent_branches_go_on() {
 
     // Only what was written is recorded; a re-run converges once the cause is gone.
     let fixed: Vec<Resource> = vec![res("h1", "a", json!({"v": "a"}), &[]), b, c, d, e];
-    let refreshed = refresh(&reg, &hosts, "t", &fixed, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed = refresh(&reg, &hosts, "t", &fixed, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
     let plan = engine::make_plan(&reg, "t", &fixed, &refreshed).unwrap();
     assert_eq!(plan.changes.len(), 3, "{:?}", plan.changes);
     let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
     assert_eq!(report.failed(), 0);
-    let refreshed = refresh(&reg, &hosts, "t", &fixed, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed = refresh(&reg, &hosts, "t", &fixed, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
     assert!(engine::make_plan(&reg, "t", &fixed, &refreshed).unwrap().is_empty());
 }
 
@@ -121,19 +127,26 @@ async fn deletes_run_in_reverse_dependency_order() {
     let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
     let keep = res("h1", "keep", json!({"v": "k"}), &[]);
     let all = vec![a, b, keep.clone()];
-    let refreshed = refresh(&reg, &hosts, "t", &all, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed =
+        refresh(&reg, &hosts, "t", &all, &Default::default(), &Matcher::default(), &Default::default()).await.unwrap();
     let plan = engine::make_plan(&reg, "t", &all, &refreshed).unwrap();
     engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
     log.lock().unwrap().clear();
 
     let only_keep = vec![keep];
-    let refreshed = refresh(&reg, &hosts, "t", &only_keep, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed =
+        refresh(&reg, &hosts, "t", &only_keep, &Default::default(), &Matcher::default(), &Default::default())
+            .await
+            .unwrap();
     assert_eq!(refreshed.orphans.len(), 2);
     let plan = engine::make_plan(&reg, "t", &only_keep, &refreshed).unwrap();
     assert_eq!(plan.count(Action::Delete), 2);
     engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
     assert_eq!(*log.lock().unwrap(), vec!["Delete b".to_string(), "Delete a".to_string()]);
-    let refreshed = refresh(&reg, &hosts, "t", &only_keep, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed =
+        refresh(&reg, &hosts, "t", &only_keep, &Default::default(), &Matcher::default(), &Default::default())
+            .await
+            .unwrap();
     assert!(refreshed.orphans.is_empty());
 }
 
@@ -196,7 +209,9 @@ async fn changes_that_stand_alone_run_side_by_side_and_the_others_alone() {
         r.depends_on = vec![first.clone()];
         r
     }));
-    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default()).await.unwrap();
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
     let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
     // The four pass the barrier only together; if they ran one at a time this would never finish.
     let report =

@@ -34,7 +34,7 @@ pub struct Refreshed {
     /// Hosts whose record must be written again though nothing of it changes: it held secret content an
     /// older version wrote, or does not say whether the environment shares the host.
     pub records_to_mend: BTreeSet<String>,
-    /// Per host, the answers to the queries that rode along in its batch (see [`refresh_riding`]).
+    /// Per host, the answers to the queries that rode along in its batch (see [`refresh`]).
     pub answers: Answers,
 }
 
@@ -44,22 +44,10 @@ pub type Answers = BTreeMap<String, Batch>;
 
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
 /// outside a `--target`/`--exclude` scope are not read at all. `waiting` are declared but blocked
-/// behind a gate: recorded, they are not orphans.
+/// behind a gate: recorded, they are not orphans. `riders`: per host, read-only queries of the caller's
+/// own (a drift tick's service table) run in the same batch, their outputs returned in
+/// [`Refreshed::answers`]; a host the refresh does not read gets no answers.
 pub async fn refresh(
-    registry: &Registry,
-    hosts: &Hosts,
-    environment: &str,
-    desired: &[Resource],
-    waiting: &BTreeSet<Address>,
-    in_scope: &Matcher,
-) -> Result<Refreshed> {
-    refresh_riding(registry, hosts, environment, desired, waiting, in_scope, &BTreeMap::new()).await
-}
-
-/// [`refresh`], with `riders`: per host, read-only queries of the caller's own (a status page's
-/// service table) run in the same batch, their outputs returned in [`Refreshed::answers`]. A host
-/// the refresh does not read gets no answers.
-pub async fn refresh_riding(
     registry: &Registry,
     hosts: &Hosts,
     environment: &str,

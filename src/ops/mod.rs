@@ -15,7 +15,7 @@ pub mod validate;
 pub mod verify;
 
 use crate::config::{self, Loaded};
-use crate::engine::{gates, make_plan, refresh::refresh_riding, Plan, Registry};
+use crate::engine::{gates, make_plan, refresh::refresh, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
 use groundwork_sdk::{Address, Phase, Resource, Secrets};
@@ -198,7 +198,7 @@ impl Workspace {
         if self.nothing_desired {
             let none = BTreeSet::new();
             let mut refreshed =
-                refresh_riding(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope, riders).await?;
+                refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope, riders).await?;
             let mut plan = make_plan(&self.registry, &self.loaded.name, &[], &refreshed)?;
             plan.keep_records(&mut refreshed.records);
             return Ok((plan, refreshed.answers));
@@ -219,7 +219,7 @@ impl Workspace {
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
         let mut refreshed =
-            refresh_riding(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, riders).await?;
+            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, riders).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
