@@ -130,13 +130,13 @@ fn retired_bootstrap_leaves_dns_dhcp_and_the_docroot() {
     let zone = "bind.zone[ns1:example.localdomain]";
     let dhcp = "dhcpd.config[ns1:/etc/dhcp/dhcpd.conf]";
     let before = Phase::default();
-    let (active, _) = partition(config::expand::resources_in(&loaded, &before).unwrap(), &before);
+    let (active, _) = partition(config::expand::resources_in(&loaded, &before).unwrap().into(), &before);
     assert_eq!(find(&active, ign).lifecycle.until, Some(Gate::BootstrapComplete));
     let text = |rs: &[Resource], a: &str| serde_json::to_string(&find(rs, a).spec).unwrap();
     assert!(text(&active, zone).contains("bs.ocp45"), "{}", text(&active, zone));
     assert!(text(&active, dhcp).contains("host bs"));
     let after = Phase { passed: [Gate::BootstrapComplete].into() };
-    let (active, _) = partition(config::expand::resources_in(&loaded, &after).unwrap(), &after);
+    let (active, _) = partition(config::expand::resources_in(&loaded, &after).unwrap().into(), &after);
     assert!(!active.iter().any(|r| r.address.to_string() == ign));
     assert!(!text(&active, zone).contains("bs.ocp45"));
     assert!(!text(&active, dhcp).contains("host bs"));

@@ -19,7 +19,7 @@ impl Provider for Recorder {
     fn name(&self) -> &'static str {
         "rec"
     }
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let mut out = Vec::new();
         for r in resources {
             let t = cx.transport(&r.address)?;
@@ -163,7 +163,7 @@ impl Provider for Beside {
     fn name(&self) -> &'static str {
         "par"
     }
-    async fn read(&self, _cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, _cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         Ok(vec![None; resources.len()])
     }
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
@@ -242,7 +242,7 @@ fn what_others_still_record_is_left_to_them() {
         let mut r = Record::new(env);
         r.shared_infra = true;
         for i in items {
-            r.resources.insert(i.address.clone(), (*i).clone());
+            r.resources.insert(i.address.clone(), engine::state::Recorded::new(i).unwrap());
         }
         r
     };

@@ -46,6 +46,14 @@ impl Sources {
         }
     }
 
+    /// Drop the positions of the values (validation is what needs them); [`Sources::locate`] finds
+    /// nothing after.
+    pub fn forget_positions(&mut self) {
+        for f in &mut self.files {
+            f.positions = HashMap::new();
+        }
+    }
+
     /// `file:line:column` of a path.
     pub fn at(&self, path: &str) -> Option<String> {
         self.locate(path).map(|l| self.display(l))

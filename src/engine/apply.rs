@@ -290,7 +290,7 @@ async fn record(hosts: &Hosts, plan: &Plan, outcomes: &BTreeMap<Address, Outcome
                         depends_on: c.depends_on.clone(),
                         lifecycle: Lifecycle::default(),
                     };
-                    rec.resources.insert(addr, r);
+                    rec.resources.insert(addr, state::Recorded::new(&r)?);
                 }
             }
         }

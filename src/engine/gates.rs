@@ -6,6 +6,7 @@ use groundwork_cluster::gates::{self as cluster_gates, CsrDecision};
 use groundwork_sdk::model::Environment;
 use groundwork_sdk::{Address, Gate, GateStatus, Phase, Resource};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A gate as a plan shows it: its status and what waits on it.
@@ -64,19 +65,24 @@ pub fn phase_of(statuses: &[GateStatus]) -> Phase {
 
 /// Resources that apply in `phase`, and those blocked behind a gate that has not passed. A resource
 /// whose `until` gate has passed is left out (if it was applied before, it is deleted as an orphan).
-pub fn partition(resources: Vec<Resource>, phase: &Phase) -> (Vec<Resource>, BTreeMap<Gate, Vec<Address>>) {
-    let mut active = Vec::new();
+pub fn partition<'a>(
+    resources: Cow<'a, [Resource]>,
+    phase: &Phase,
+) -> (Cow<'a, [Resource]>, BTreeMap<Gate, Vec<Address>>) {
+    let gone = |r: &Resource| r.lifecycle.until.is_some_and(|g| phase.passed(g));
+    let waits = |r: &Resource| r.lifecycle.after.filter(|g| !phase.passed(*g));
     let mut blocked: BTreeMap<Gate, Vec<Address>> = BTreeMap::new();
-    for r in resources {
-        if r.lifecycle.until.is_some_and(|g| phase.passed(g)) {
-            continue;
-        }
-        match r.lifecycle.after {
-            Some(g) if !phase.passed(g) => blocked.entry(g).or_default().push(r.address),
-            _ => active.push(r),
+    for r in resources.iter().filter(|r| !gone(r)) {
+        if let Some(g) = waits(r) {
+            blocked.entry(g).or_default().push(r.address.clone());
         }
     }
-    (active, blocked)
+    // Most plans hold back nothing: the resources go on as they came, borrowed or not.
+    if !resources.iter().any(|r| gone(r) || waits(r).is_some()) {
+        return (resources, blocked);
+    }
+    let active = resources.into_owned().into_iter().filter(|r| !gone(r) && waits(r).is_none()).collect::<Vec<_>>();
+    (Cow::Owned(active), blocked)
 }
 
 pub fn reports(statuses: Vec<GateStatus>, mut blocked: BTreeMap<Gate, Vec<Address>>) -> Vec<GateReport> {
@@ -172,17 +178,20 @@ mod tests {
             r("bootstrap-only").until(Gate::BootstrapComplete),
             r("day2").after(Gate::InstallComplete),
         ];
-        let (active, blocked) = partition(all.clone(), &Phase::default());
+        let (active, blocked) = partition(Cow::Borrowed(&all), &Phase::default());
         let names: Vec<&str> = active.iter().map(|r| r.address.name.as_str()).collect();
         assert_eq!(names, ["always", "bootstrap-only"]);
         assert_eq!(blocked[&Gate::InstallComplete][0].name, "day2");
         let phase = Phase {
             passed: [Gate::BootstrapComplete, Gate::MastersReady, Gate::WorkersJoined, Gate::InstallComplete].into(),
         };
-        let (active, blocked) = partition(all, &phase);
+        let (active, blocked) = partition(Cow::Owned(all.clone()), &phase);
         let names: Vec<&str> = active.iter().map(|r| r.address.name.as_str()).collect();
         assert_eq!(names, ["always", "day2"]);
         assert!(blocked.is_empty());
+        // Nothing held back: what was borrowed stays borrowed (no copy of a large environment).
+        let (active, _) = partition(Cow::Borrowed(&all[..1]), &phase);
+        assert!(matches!(active, Cow::Borrowed(_)), "{active:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::error::Result;
 use groundwork_sdk::joint::Owner;
 use groundwork_sdk::{fingerprint, Action, Address, Change, Resource};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub const PLAN_FORMAT_VERSION: u32 = 2;
@@ -182,6 +183,11 @@ impl Plan {
 /// Diff desired against observed. Pure apart from the registry lookup. A resource other environments
 /// sharing the host own too is diffed as the merge of every owner's part (`Provider::merge`); one this
 /// environment no longer wants is left to them instead of deleted.
+/// Other environments' recorded parts, as owners to merge with.
+fn as_owners<'a>(parts: &'a [(&'a str, Value)]) -> Vec<Owner<'a>> {
+    parts.iter().map(|(environment, spec)| Owner { environment, spec }).collect()
+}
+
 pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
     let mut changes = Vec::new();
     let mut notes = Vec::new();
@@ -189,14 +195,14 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     let mut release = Vec::new();
     let mut rerecord = Vec::new();
     let recorded_spec = |a: &Address| {
-        a.host.as_ref().and_then(|h| refreshed.records.get(h)).and_then(|r| r.resources.get(a)).map(|r| &r.spec)
+        a.host.as_ref().and_then(|h| refreshed.records.get(h)).and_then(|r| r.resources.get(a)).map(|r| r.spec())
     };
     let recorded = |a: &Address| {
         a.host.as_ref().is_none_or(|h| refreshed.records.get(h).is_some_and(|r| r.resources.contains_key(a)))
     };
     // The other owners' recorded parts of an address on its host. An owner that does not share the host
     // owns its files whole: nothing can be merged with it until it says it shares them.
-    let co_owners = |a: &Address| -> std::result::Result<Vec<Owner<'_>>, groundwork_sdk::Error> {
+    let co_owners = |a: &Address| -> std::result::Result<Vec<(&str, Value)>, groundwork_sdk::Error> {
         let Some(records) = a.host.as_ref().and_then(|h| refreshed.others.get(h)) else { return Ok(Vec::new()) };
         let mut owners = Vec::new();
         for r in records {
@@ -212,7 +218,7 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
                     ),
                 });
             }
-            owners.push(Owner { environment: &r.environment, spec: &res.spec });
+            owners.push((r.environment.as_str(), res.spec()?));
         }
         Ok(owners)
     };
@@ -227,7 +233,8 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
         let provider = lookup(r)?;
-        let others = co_owners(&r.address)?;
+        let parts = co_owners(&r.address)?;
+        let others = as_owners(&parts);
         // On shared hosts even a resource one environment owns alone is merged (of itself): what is
         // applied is then the same whichever owner applies it, as others come and go.
         let spec = match refreshed.shared_infra || !others.is_empty() {
@@ -250,10 +257,10 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
                 let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
                 taken.sensitive = change.sensitive;
                 adopt.push(Planned { change: taken, depends_on: r.depends_on.clone(), shared });
-            } else if let (true, Some(spec)) = (refreshed.shared_infra, recorded_spec(&r.address)) {
+            } else if let (true, Some(spec)) = (refreshed.shared_infra, recorded_spec(&r.address).transpose()?) {
                 // What the others would merge with must merge: a record made before the hosts were
                 // shared (a zone recorded as the file written, say) is replaced by the own part.
-                let as_other = [Owner { environment, spec }];
+                let as_other = [Owner { environment, spec: &spec }];
                 if provider.merge(&r.address, Some(Owner { environment, spec: &r.spec }), &as_other).is_err() {
                     let mut again = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
                     again.sensitive = change.sensitive;
@@ -266,7 +273,8 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         observed.insert(r.address.to_string(), fingerprint(actual));
         let provider = lookup(r)?;
-        let others = co_owners(&r.address)?;
+        let parts = co_owners(&r.address)?;
+        let others = as_owners(&parts);
         if others.is_empty() {
             let change = provider.diff(&r.address, None, actual)?;
             if change.action != Action::NoOp {

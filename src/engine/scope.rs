@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use groundwork_sdk::{Address, Resource};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn set(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -72,10 +73,10 @@ impl Matcher {
     }
 
     /// [`Matcher::select`], without a copy when everything is in scope.
-    pub fn select_owned(&self, resources: Vec<Resource>) -> (Vec<Resource>, Vec<String>) {
+    pub fn narrow<'a>(&self, resources: Cow<'a, [Resource]>) -> Cow<'a, [Resource]> {
         match self.is_everything() {
-            true => (resources, Vec::new()),
-            false => self.select(&resources),
+            true => resources,
+            false => Cow::Owned(self.select(&resources).0),
         }
     }
 

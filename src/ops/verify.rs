@@ -90,7 +90,7 @@ impl Expected {
     async fn now(ws: &Workspace) -> Result<Expected> {
         let phase = crate::engine::gates::phase_of(&ws.gates().await?);
         let (resources, _) = crate::engine::gates::partition(ws.expand(&phase)?, &phase);
-        Ok(Expected { env: ws.loaded.env.for_phase(&phase), resources })
+        Ok(Expected { env: ws.loaded.env.for_phase(&phase), resources: resources.into_owned() })
     }
 
     fn served_files(&self) -> impl Iterator<Item = groundwork_files::FileSpec> + '_ {

@@ -704,10 +704,10 @@ impl Provider for BindProvider {
         }
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         // Key files are secret: their digest is read, never their content.
-        let (keys, files): (Vec<&Resource>, Vec<&Resource>) = resources.iter().partition(|r| r.address.kind == "key");
-        let files: Vec<Resource> = files.into_iter().cloned().collect();
+        let (keys, files): (Vec<&Resource>, Vec<&Resource>) =
+            resources.iter().copied().partition(|r| r.address.kind == "key");
         let mut file_states = file::read_resources(cx, &files).await?.into_iter();
         let mut key_states = Vec::new();
         if let Some(first) = keys.first() {
@@ -729,9 +729,9 @@ impl Provider for BindProvider {
             .collect())
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
-        let (keys, files): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == "key");
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
+        let (keys, files): (Vec<&Resource>, Vec<&Resource>) =
+            resources.iter().copied().partition(|r| r.address.kind == "key");
         let mut p = file::prefetch_paths(&files);
         p.metas = keys.iter().filter_map(|r| r.spec::<KeySpec>().ok().map(|k| k.path)).collect();
         p

@@ -16,11 +16,20 @@ use groundwork_sdk::value::quote_character_string;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+/// Serialized as `[name, type, value]`: a zone's spec holds thousands, and as JSON objects each costs
+/// a map in every tree a plan holds (the desired spec, the ownership record). Read from either form
+/// (records written before were objects).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
 pub struct Record {
     pub name: String,
     pub rtype: String,
     pub value: String,
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&self.name, &self.rtype, &self.value).serialize(s)
+    }
 }
 
 /// A parsed zone: its serial (from the SOA) and every other record, with what could not be read.
@@ -445,6 +454,17 @@ bs.ocp45.example.localdomain.           IN      A       172.16.0.11 ; offline fi
 m1.ocp45.example.localdomain.           IN      A       172.16.0.21 ; offline fixture
 *.apps.ocp45.example.localdomain.    IN   A        172.16.0.111 ; offline fixture
 "#;
+
+    #[test]
+    fn a_record_is_written_as_a_triple_and_read_from_either_form() {
+        let r = Record { name: "m1.lab.example.test".into(), rtype: "A".into(), value: "10.0.0.2".into() };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v, serde_json::json!(["m1.lab.example.test", "A", "10.0.0.2"]));
+        assert_eq!(serde_json::from_value::<Record>(v).unwrap(), r);
+        // Ownership records written before this form hold objects.
+        let old = serde_json::json!({"name": "m1.lab.example.test", "rtype": "A", "value": "10.0.0.2"});
+        assert_eq!(serde_json::from_value::<Record>(old).unwrap(), r);
+    }
 
     #[test]
     fn parses_the_seed_zone() {

@@ -232,7 +232,7 @@ impl Provider for ClusterProvider {
         PROVIDER
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let mut out = Vec::with_capacity(resources.len());
         for r in resources {
             let client = client(cx, &r.address)?;

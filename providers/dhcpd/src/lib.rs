@@ -561,17 +561,17 @@ impl Provider for DhcpdProvider {
         PROVIDER
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
-        let (units, files): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == "stopped");
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
+        let (units, files): (Vec<&Resource>, Vec<&Resource>) =
+            resources.iter().copied().partition(|r| r.address.kind == "stopped");
         let mut p = self.files.prefetch(&files);
         p.execs.extend(units.iter().filter_map(|r| r.spec::<StoppedSpec>().ok()).map(|s| is_active(&s.unit)));
         p
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let mut out = Vec::with_capacity(resources.len());
-        let files: Vec<Resource> = resources.iter().filter(|r| r.address.kind != "stopped").cloned().collect();
+        let files: Vec<&Resource> = resources.iter().copied().filter(|r| r.address.kind != "stopped").collect();
         let mut file_states = self.files.read(cx, &files).await?.into_iter();
         for r in resources {
             if r.address.kind != "stopped" {

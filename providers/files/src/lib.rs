@@ -184,7 +184,7 @@ const EXISTING_DIRS: &str = r#"for d; do [ -d "$d" ] && printf '%s\n' "$d"; done
 /// Removes an empty directory; one someone put files in stays (and is no longer groundwork's).
 const REMOVE_DIR: &str = r#"rmdir -- "$1" 2>/dev/null || [ ! -e "$1" ] || [ -n "$(ls -A -- "$1" 2>/dev/null)" ]"#;
 
-fn dirs_command(resources: &[Resource]) -> Cmd {
+fn dirs_command(resources: &[&Resource]) -> Cmd {
     let mut cmd = Cmd::new("sh").arg("-c").arg(EXISTING_DIRS).arg("groundwork-dirs");
     for r in resources {
         if let Ok(d) = r.spec::<DirSpec>() {
@@ -544,10 +544,10 @@ impl Provider for FilesProvider {
         PROVIDER
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let (dirs, resources_but_dirs): (Vec<Resource>, Vec<Resource>) =
-            resources.iter().cloned().partition(|r| r.address.kind == DIR);
-        let (sites, served): (Vec<Resource>, Vec<Resource>) =
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let (dirs, resources_but_dirs): (Vec<&Resource>, Vec<&Resource>) =
+            resources.iter().copied().partition(|r| r.address.kind == DIR);
+        let (sites, served): (Vec<&Resource>, Vec<&Resource>) =
             resources_but_dirs.into_iter().partition(|r| r.address.kind == SITE);
         let mut site_states = groundwork_sdk::file::read_resources(cx, &sites).await?.into_iter();
         let mut served_states = self.read_served(cx, &served).await?.into_iter();
@@ -568,14 +568,14 @@ impl Provider for FilesProvider {
             .collect())
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
         // Served files are most of a large environment's resources: their paths are taken from the
-        // specs as they are, without copying or decoding them (the few dirs and sites are copied).
+        // specs as they are, without decoding them.
         let (mut dirs, mut sites, mut p) = (Vec::new(), Vec::new(), groundwork_sdk::Prefetch::default());
-        for r in resources {
+        for &r in resources {
             match r.address.kind.as_str() {
-                DIR => dirs.push(r.clone()),
-                SITE => sites.push(r.clone()),
+                DIR => dirs.push(r),
+                SITE => sites.push(r),
                 // Digests only: a file is read whole (for the plan's diff) only where its digest is not
                 // the desired one, which is rare (at 2000 nodes the per-node scripts alone are 2 MB a plan).
                 _ => p.metas.extend(r.spec.get("path").and_then(Value::as_str).map(str::to_string)),
@@ -631,12 +631,23 @@ impl Provider for FilesProvider {
 }
 
 impl FilesProvider {
-    async fn read_served(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read_served(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else {
             return Ok(Vec::new());
         };
+        /// What reading a served file needs of its spec: not its content (a plan of 2000 per-node
+        /// scripts would copy them all).
+        #[derive(Deserialize)]
+        struct Served {
+            path: String,
+            sha256: String,
+            #[serde(default)]
+            content: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            sensitive: bool,
+        }
         let t = cx.transport(&first.address)?;
-        let specs: Vec<FileSpec> = resources.iter().map(|r| r.spec()).collect::<Result<_, _>>()?;
+        let specs: Vec<Served> = resources.iter().map(|r| r.spec()).collect::<Result<_, _>>()?;
         let paths: Vec<String> = specs.iter().map(|s| s.path.clone()).collect();
         let metas = t.file_meta(&paths).await.map_err(|e| e.at(&first.address))?;
         // Small text files that differ are read back whole so the plan can show what changes.

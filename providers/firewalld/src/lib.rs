@@ -529,7 +529,7 @@ pub fn zone_command(zone: &str, services: &[String]) -> Cmd {
 }
 
 /// The one query that reads every zone and custom service these resources name (READ_SCRIPT).
-fn read_command(resources: &[Resource]) -> Result<Cmd, Error> {
+fn read_command(resources: &[&Resource]) -> Result<Cmd, Error> {
     let mut zones = BTreeSet::new();
     let mut defs = BTreeSet::new();
     for r in resources {
@@ -554,11 +554,11 @@ impl Provider for FirewalldProvider {
         PROVIDER
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
         groundwork_sdk::Prefetch { execs: read_command(resources).ok().into_iter().collect(), ..Default::default() }
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
         let cmd = read_command(resources)?;
         let out = cx.commands(&first.address, "firewalld")?.exec(&cmd).await.map_err(|e| e.at(&first.address))?;

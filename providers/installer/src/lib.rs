@@ -355,7 +355,7 @@ impl Provider for InstallerProvider {
         PROVIDER
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let mut out = Vec::with_capacity(resources.len());
         for r in resources {
             let t = cx.transport(&r.address)?;

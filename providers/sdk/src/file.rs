@@ -98,14 +98,14 @@ pub async fn read_files(t: &dyn Transport, paths: &[String]) -> Result<Vec<Optio
 }
 
 /// The `path` of every resource's spec, as a prefetch of contents.
-pub fn prefetch_paths(resources: &[crate::Resource]) -> crate::Prefetch {
+pub fn prefetch_paths(resources: &[&crate::Resource]) -> crate::Prefetch {
     let reads =
         resources.iter().filter_map(|r| r.spec.get("path").and_then(|p| p.as_str()).map(str::to_string)).collect();
     crate::Prefetch { reads, ..Default::default() }
 }
 
 /// Read the files of resources whose spec has a `path` (one batched read on their host).
-pub async fn read_resources(cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
+pub async fn read_resources(cx: &Context, resources: &[&crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
     #[derive(Deserialize)]
     struct PathOnly {
         path: String,
@@ -147,11 +147,11 @@ impl crate::Provider for WholeFiles {
         self.name
     }
 
-    async fn read(&self, cx: &Context, resources: &[crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&crate::Resource]) -> Result<Vec<Option<Value>>, Error> {
         read_resources(cx, resources).await
     }
 
-    fn prefetch(&self, resources: &[crate::Resource]) -> crate::Prefetch {
+    fn prefetch(&self, resources: &[&crate::Resource]) -> crate::Prefetch {
         prefetch_paths(resources)
     }
 

@@ -87,10 +87,10 @@ pub trait Provider: Send + Sync {
 
     /// Read the actual state of resources that share one host (or the cluster), in as few round
     /// trips as possible. Returns one entry per resource, `None` where it does not exist.
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error>;
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error>;
 
     /// The files `read` will ask for (contents and digests), fetched ahead for the whole host.
-    fn prefetch(&self, _resources: &[Resource]) -> crate::transport::Prefetch {
+    fn prefetch(&self, _resources: &[&Resource]) -> crate::transport::Prefetch {
         crate::transport::Prefetch::default()
     }
 

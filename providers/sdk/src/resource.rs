@@ -60,8 +60,8 @@ impl Resource {
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(addr: &Address, v: &Value) -> Result<T, crate::Error> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| crate::Error::Spec { address: addr.to_string(), message: e.to_string() })
+    // From the borrowed tree: a zone's spec is its whole text, not worth a copy per decode.
+    T::deserialize(v).map_err(|e| crate::Error::Spec { address: addr.to_string(), message: e.to_string() })
 }
 
 /// Stable digest of observed state: what a saved plan compares before it applies.

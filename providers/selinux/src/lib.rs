@@ -361,7 +361,7 @@ pub fn parse_local(text: &str) -> Result<Local, String> {
 
 /// The one query that reads the local policy, base file contexts, labels, booleans and ports these
 /// resources need (READ_SCRIPT).
-fn read_command(resources: &[Resource]) -> Result<Cmd, Error> {
+fn read_command(resources: &[&Resource]) -> Result<Cmd, Error> {
     let of = |k: &'static str| resources.iter().filter(move |r| r.address.kind == k);
     let fcs: Vec<String> =
         of("fcontext").map(|r| r.spec::<FcontextSpec>().map(|s| s.path)).collect::<Result<_, _>>()?;
@@ -416,11 +416,11 @@ impl Provider for SelinuxProvider {
         serde_json::to_value(merged).map_err(|e| Error::failed(address, e.to_string()))
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
         groundwork_sdk::Prefetch { execs: read_command(resources).ok().into_iter().collect(), ..Default::default() }
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
         let of = |k: &'static str| resources.iter().filter(move |r| r.address.kind == k);
         let ports: Vec<(String, u16)> =

@@ -422,7 +422,7 @@ pub async fn service_rows(
 
 pub struct ServicesProvider;
 
-fn specs(resources: &[Resource]) -> Result<Vec<UnitSpec>, Error> {
+fn specs(resources: &[&Resource]) -> Result<Vec<UnitSpec>, Error> {
     resources.iter().map(|r| r.spec::<UnitSpec>()).collect()
 }
 
@@ -432,7 +432,7 @@ impl Provider for ServicesProvider {
         PROVIDER
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
         let mut p = groundwork_sdk::Prefetch::default();
         if let Ok(specs) = specs(resources) {
             p.execs.push(read_command(&specs));
@@ -440,7 +440,7 @@ impl Provider for ServicesProvider {
         p
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
         let specs = specs(resources)?;
         let out = cx.transport(&first.address)?.exec(&read_command(&specs)).await.map_err(|e| e.at(&first.address))?;

@@ -201,10 +201,10 @@ impl Provider for TftpProvider {
         PROVIDER
     }
 
-    fn prefetch(&self, resources: &[Resource]) -> groundwork_sdk::Prefetch {
+    fn prefetch(&self, resources: &[&Resource]) -> groundwork_sdk::Prefetch {
         let (loaders, files): (Vec<&Resource>, Vec<&Resource>) =
-            resources.iter().partition(|r| r.address.kind == "loader");
-        let mut p = file::prefetch_paths(&files.into_iter().cloned().collect::<Vec<_>>());
+            resources.iter().copied().partition(|r| r.address.kind == "loader");
+        let mut p = file::prefetch_paths(&files);
         for r in loaders {
             if let Ok(spec) = r.spec::<LoaderSpec>() {
                 p.metas.push(spec.path.clone());
@@ -214,9 +214,9 @@ impl Provider for TftpProvider {
         p
     }
 
-    async fn read(&self, cx: &Context, resources: &[Resource]) -> Result<Vec<Option<Value>>, Error> {
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
         let Some(first) = resources.first() else { return Ok(Vec::new()) };
-        let configs: Vec<Resource> = resources.iter().filter(|r| r.address.kind != "loader").cloned().collect();
+        let configs: Vec<&Resource> = resources.iter().copied().filter(|r| r.address.kind != "loader").collect();
         let mut config_states = file::read_resources(cx, &configs).await?.into_iter();
         let t = cx.transport(&first.address)?;
         let mut out = Vec::with_capacity(resources.len());
