@@ -103,10 +103,11 @@ impl Record {
     pub fn scrub(&mut self) -> bool {
         let mut changed = false;
         for (address, recorded) in self.resources.iter_mut() {
-            // Only a file's content or a cluster object can be secret: the rest is not parsed.
+            // Only a sensitive file's content or a cluster Secret can be: nothing else is parsed.
+            let raw = recorded.0.get();
             let may_hold = match address.provider.as_str() {
-                "files" => recorded.0.get().contains("\"content\""),
-                "cluster" => true,
+                "files" => raw.contains("\"content\"") && !raw.contains("\"sensitive\":false"),
+                "cluster" => raw.contains("Secret"),
                 _ => false,
             };
             let Some(mut r) = may_hold.then(|| recorded.resource().ok()).flatten() else { continue };
