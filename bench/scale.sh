@@ -3,7 +3,8 @@
 # nginx, firewalld, SELinux tools). Prints, per size: first apply, no-change plan, no-op apply and
 # one-change apply (the last node moved to another address: a zone, a reverse zone and dhcpd.conf
 # rewritten, checked and reloaded, then the verify plan) wall time (median of 3), one OpenSSH round trip
-# to the bastion (`ssh host true`, median of 3) and the plan's ratio to it, peak RSS, SSH exec sessions
+# to the bastion (`ssh host true`, median of 3) and the plan's ratio to it, peak RSS of the plans and of
+# the applies (no-op and one-change; the first apply is not counted), SSH exec sessions
 # per host during one plan, the load average when the size started; then where one one-change apply's
 # time went. Figures, not assertions.
 set -euo pipefail
@@ -30,7 +31,7 @@ PY
 }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
 
-printf '%-6s %8s %8s %8s %9s %7s %6s %8s  %-28s %-14s %s\n' nodes "apply s" "plan s" "no-op s" "1-change" "ssh s" "plan/ssh" "RSS MiB" "exec sessions (one plan)" "loadavg" "plan phases ms"
+printf '%-6s %8s %8s %8s %9s %7s %6s %9s %10s  %-28s %-14s %s\n' nodes "apply s" "plan s" "no-op s" "1-change" "ssh s" "plan/ssh" "plan RSS" "apply RSS" "exec sessions (one plan)" "loadavg" "plan phases ms"
 breakdowns=()
 for n in $sizes; do
   bash scripts/lab.sh down >/dev/null 2>&1 || true
@@ -38,9 +39,9 @@ for n in $sizes; do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   env="$work/env$n"; scaled_env "$n" "$env"
   read -r apply_s _ < <(measure "$gw" apply --auto-approve "$env")
-  plans=(); rss=0
+  plans=(); plan_rss=0; rss=0
   for _ in 1 2 3; do
-    read -r s r < <(measure "$gw" plan --detailed-exitcode "$env"); plans+=("$s"); [ "$r" -gt "$rss" ] && rss=$r
+    read -r s r < <(measure "$gw" plan --detailed-exitcode "$env"); plans+=("$s"); [ "$r" -gt "$plan_rss" ] && plan_rss=$r
   done
   noops=()
   for _ in 1 2 3; do read -r s r < <(measure "$gw" apply --auto-approve "$env"); noops+=("$s"); [ "$r" -gt "$rss" ] && rss=$r; done
@@ -77,8 +78,9 @@ PY
   line=$(RUST_LOG=info NO_COLOR=1 "$gw" plan "$env" 2>&1 >/dev/null | grep 'round_trips=' | head -1)
   trips=$(printf '%s' "$line" | grep -o 'round_trips=[^"]*' | sed 's/round_trips=//')
   phases=$(printf '%s' "$line" | grep -o 'expand_ms=[0-9]* refresh_ms=[0-9]* diff_ms=[0-9]*' | sed 's/_ms//g')
-  printf '%-6s %8s %8s %8s %9s %7s %6.2f %8.1f  %-28s %-14s %s\n' "$n" "$apply_s" "$plan" "$(median3 "${noops[@]}")" \
-    "$(median3 "${changes[@]}")" "$floor" "$(echo "$plan/$floor" | bc -l)" "$(echo "$rss/1024" | bc -l)" "$trips" "$load" "$phases"
+  printf '%-6s %8s %8s %8s %9s %7s %6.2f %9.1f %10.1f  %-28s %-14s %s\n' "$n" "$apply_s" "$plan" "$(median3 "${noops[@]}")" \
+    "$(median3 "${changes[@]}")" "$floor" "$(echo "$plan/$floor" | bc -l)" "$(echo "$plan_rss/1024" | bc -l)" \
+    "$(echo "$rss/1024" | bc -l)" "$trips" "$load" "$phases"
 done
 echo
 echo "One one-change apply, from the process's start (event timestamps):"

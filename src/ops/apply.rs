@@ -46,7 +46,7 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
     if !opts.auto_approve && !std::io::stdin().is_terminal() {
         return Err(no_terminal());
     }
-    let ws = Workspace::open(target)?.scope(&opts.scope)?;
+    let mut ws = Workspace::open(target)?.scope(&opts.scope)?;
     // Nothing to change and nothing waiting: the apply is a plan, and a plan takes no lock. Otherwise
     // what is applied is what the lock holder saw: the plan made before the lock stands only if nobody
     // took the lock between its first read and ours (the lock's tokens); else it is made again under
@@ -59,6 +59,7 @@ async fn apply_env(target: &Path, opts: &ApplyOptions) -> Result<u8> {
             show_plan(&plan);
             return Ok(EXIT_OK);
         }
+        ws.spend_expansion();
         unlocked = Some(plan);
     }
     let mut lock = Some(ws.lock("apply", opts.lock_timeout).await?);

@@ -38,6 +38,8 @@ pub struct Scope {
 /// A loaded, validated and expanded environment with its connections.
 pub struct Workspace {
     pub loaded: Loaded,
+    /// The resources `open` expanded (narrowed by `scope`); empty once an apply spent them
+    /// ([`Workspace::spend_expansion`]).
     pub desired: Vec<Resource>,
     pub hosts: Hosts,
     pub registry: Registry,
@@ -101,6 +103,13 @@ impl Workspace {
         }
         let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
         Ok(Cow::Owned(config::expand::resources_for(&self.loaded, phase, &x)?))
+    }
+
+    /// The expansion `open` made has served the run's first plan: let it go (at 2000 nodes it is 6 MB,
+    /// otherwise held beside the one an apply's read-back makes). `desired` is empty after.
+    pub fn spend_expansion(&mut self) {
+        self.expansion_spent.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.desired = Vec::new();
     }
 
     /// Something is about to be applied: what `open` expanded no longer stands for the next plan.
