@@ -60,7 +60,7 @@ impl Resource {
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(addr: &Address, v: &Value) -> Result<T, crate::Error> {
-    // From the borrowed tree: a zone's spec is its whole text, not worth a copy per decode.
+    // From the borrowed tree: no copy of the spec per decode (a zone's holds thousands of records).
     T::deserialize(v).map_err(|e| crate::Error::Spec { address: addr.to_string(), message: e.to_string() })
 }
 
