@@ -100,7 +100,7 @@ impl Record {
     /// Replace secret content an older version kept in the record (an ignition file's `content`, a
     /// Secret's `data`) by its digest. Returns whether anything was replaced: the record must then be
     /// written back.
-    pub fn scrub(&mut self) -> bool {
+    pub fn scrub(&mut self) -> std::result::Result<bool, groundwork_sdk::Error> {
         let mut changed = false;
         for (address, recorded) in self.resources.iter_mut() {
             // Only a sensitive file's content or a cluster Secret can be: nothing else is parsed.
@@ -110,18 +110,20 @@ impl Record {
                 "cluster" => raw.contains("Secret"),
                 _ => false,
             };
-            let Some(mut r) = may_hold.then(|| recorded.resource().ok()).flatten() else { continue };
+            if !may_hold {
+                continue;
+            }
+            // An entry that may hold secret content and cannot be read is not kept as it is.
+            let mut r = recorded.resource()?;
             if scrub_resource(&mut r) {
-                if let Ok(again) = Recorded::new(&r) {
-                    *recorded = again;
-                    changed = true;
-                }
+                *recorded = Recorded::new(&r)?;
+                changed = true;
             }
         }
         if changed || self.format_version < RECORD_FORMAT_VERSION {
             self.format_version = RECORD_FORMAT_VERSION;
         }
-        changed
+        Ok(changed)
     }
 }
 
@@ -159,7 +161,7 @@ pub fn parse_records(host: &str, out: &[u8], own: &str) -> Result<Vec<Record>> {
         if record.environment == own {
             continue;
         }
-        record.scrub();
+        record.scrub().map_err(|e| bad(format!("{STATE_DIR}/{name}: {e}")))?;
         records.push(record);
     }
     Ok(records)
@@ -185,7 +187,10 @@ pub fn parse_scrubbed(host: &str, environment: &str, bytes: Option<&[u8]>) -> Re
         message: format!("{}: unreadable ownership record: {e}", state_path(environment)),
     })?;
     // Never hold secret content in memory from an older record; it is written back scrubbed.
-    let scrubbed = record.scrub();
+    let scrubbed = record.scrub().map_err(|e| Error::Host {
+        host: host.to_string(),
+        message: format!("{}: unreadable ownership record: {e}", state_path(environment)),
+    })?;
     Ok((record, scrubbed))
 }
 
@@ -241,13 +246,20 @@ mod tests {
     fn a_record_is_written_back_as_it_was_read_and_parsed_entry_by_entry() {
         let text = r#"{"format_version":2,"environment":"lab","resources":{"files.file[bastion:/srv/a]":{"address":"files.file[bastion:/srv/a]","spec":{"path":"/srv/a","z":[1,2]},"depends_on":["files.dir[bastion:/srv]"],"lifecycle":{}}}}"#;
         let mut record: Record = serde_json::from_str(text).unwrap();
-        assert!(!record.scrub());
+        assert!(!record.scrub().unwrap());
         assert_eq!(serde_json::to_string(&record).unwrap(), text);
         let addr = Address::parse("files.file[bastion:/srv/a]").unwrap();
         let r = record.resources[&addr].resource().unwrap();
         assert_eq!(r.address, addr);
         assert_eq!(r.spec, json!({"path": "/srv/a", "z": [1, 2]}));
         assert_eq!(r.depends_on, [Address::parse("files.dir[bastion:/srv]").unwrap()]);
+    }
+
+    #[test]
+    fn an_unreadable_entry_that_may_hold_a_secret_is_refused_not_kept() {
+        let text = r#"{"format_version":1,"environment":"lab","resources":{"files.file[bastion:/srv/m.ign]":{"spec":{"content":"SENTINEL","sensitive":true}}}}"#;
+        let err = parse_scrubbed("bastion", "lab", Some(text.as_bytes())).unwrap_err().to_string();
+        assert!(err.contains("unreadable ownership record") && !err.contains("SENTINEL"), "{err}");
     }
 
     #[test]
@@ -262,11 +274,11 @@ mod tests {
                          "data": {"a": "U0VOVElORUwtREFUQQ=="}, "stringData": {"b": "SENTINEL-STRING"}}}
         }});
         let mut record: Record = serde_json::from_value(text).unwrap();
-        assert!(record.scrub());
+        assert!(record.scrub().unwrap());
         let out = serde_json::to_string(&record).unwrap();
         assert!(!out.contains("SENTINEL") && !out.contains("U0VOVElORUwtREFUQQ"), "{out}");
         assert!(out.contains("public"), "non-secret content stays");
         assert_eq!(record.format_version, RECORD_FORMAT_VERSION);
-        assert!(!record.scrub(), "scrubbing twice changes nothing");
+        assert!(!record.scrub().unwrap(), "scrubbing twice changes nothing");
     }
 }
