@@ -310,3 +310,147 @@ fn what_others_still_record_is_left_to_them() {
     let err = engine::make_plan(&reg, "a", std::slice::from_ref(&differs), &refreshed).unwrap_err().to_string();
     assert!(err.contains("shared by environments a and b"), "{err}");
 }
+
+/// A daemon's files: written one at a time, their reloads left to one activation for all that were
+/// written together (`reload` in the spec). A spec with `reload_fails` makes that activation fail.
+struct Reloader {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Provider for Reloader {
+    fn name(&self) -> &'static str {
+        "rl"
+    }
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
+        let mut out = Vec::new();
+        for r in resources {
+            let t = cx.transport(&r.address)?;
+            let b = t.read_file(&format!("/rl/{}", r.address.name)).await.map_err(|e| e.at(&r.address))?;
+            out.push(b.map(|b| json!(String::from_utf8_lossy(&b))));
+        }
+        Ok(out)
+    }
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        let same = desired.and_then(|d| d.get("v")) == actual;
+        Ok(Change::compare(address.clone(), desired, actual, same))
+    }
+    fn activation_deferred(&self, change: &Change) -> bool {
+        change.after.as_ref().is_some_and(|s| s.get("reload").is_some())
+    }
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        let a = &change.address;
+        self.log.lock().unwrap().push(format!("write {}", a.name));
+        let v = change.after.as_ref().unwrap()["v"].as_str().unwrap().as_bytes().to_vec();
+        cx.transport(a)?.write_file(&format!("/rl/{}", a.name), &v, &Default::default()).await.map_err(|e| e.at(a))
+    }
+    async fn activate(&self, _cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+        let names: Vec<&str> = changes.iter().map(|c| c.address.name.as_str()).collect();
+        self.log.lock().unwrap().push(format!("activate {}", names.join(",")));
+        match changes.iter().any(|c| c.after.as_ref().is_some_and(|s| s.get("reload_fails").is_some())) {
+            true => Err(Error::failed(&changes[0].address, "the reload failed")),
+            false => Ok(()),
+        }
+    }
+    async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        self.write(cx, change).await?;
+        self.activate(cx, &[change]).await
+    }
+}
+
+fn reloaded(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {
+    let mut r = Resource::new(Address::new("rl", "file", Some(host), name), spec).unwrap();
+    r.depends_on = deps.to_vec();
+    r
+}
+
+#[tokio::test]
+async fn a_daemon_s_files_written_together_reload_once_and_what_needs_the_reload_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Reloader { log: log.clone() }));
+    reg.add(Arc::new(Recorder { log: log.clone() }));
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    // Three zones, the configuration that lists them, and a service (another provider) that needs
+    // the daemon to have loaded them all; h2's daemon is another group.
+    let zones: Vec<Resource> =
+        (1..=3).map(|i| reloaded("h1", &format!("z{i}"), json!({"v": format!("z{i}"), "reload": true}), &[])).collect();
+    let zone_addrs: Vec<Address> = zones.iter().map(|z| z.address.clone()).collect();
+    let conf = reloaded("h1", "conf", json!({"v": "conf", "reload": true}), &zone_addrs);
+    let svc = res("h1", "svc", json!({"v": "up"}), std::slice::from_ref(&conf.address));
+    let other = reloaded("h2", "o", json!({"v": "o", "reload": true}), &[]);
+    let mut desired = zones.clone();
+    desired.extend([conf.clone(), svc.clone(), other]);
+
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
+    let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    assert_eq!(report.failed(), 0, "{:?}", report.outcomes);
+    let order = log.lock().unwrap().clone();
+    let activations: Vec<&String> = order.iter().filter(|l| l.starts_with("activate")).collect();
+    assert_eq!(activations.len(), 2, "one activation per daemon: {order:?}");
+    let h1 = activations.iter().find(|l| !l.ends_with(" o")).unwrap();
+    let mut covered: Vec<&str> = h1.trim_start_matches("activate ").split(',').collect();
+    covered.sort();
+    assert_eq!(covered, ["conf", "z1", "z2", "z3"], "{order:?}");
+    let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
+    assert!(pos("write conf") < pos(h1), "{order:?}");
+    assert!(pos(h1) < pos("Create svc"), "the service started before its daemon reloaded: {order:?}");
+
+    // Nothing left to do.
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
+    assert!(engine::make_plan(&reg, "t", &desired, &refreshed).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_activation_fails_every_change_it_covered_and_skips_what_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Reloader { log: log.clone() }));
+    reg.add(Arc::new(Recorder { log: log.clone() }));
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let z1 = reloaded("h1", "z1", json!({"v": "z1", "reload": true}), &[]);
+    let z2 = reloaded("h1", "z2", json!({"v": "z2", "reload": true, "reload_fails": true}), &[]);
+    let svc = res("h1", "svc", json!({"v": "up"}), &[z1.address.clone(), z2.address.clone()]);
+    let apart = res("h2", "apart", json!({"v": "a"}), &[]);
+    let desired = vec![z1.clone(), z2.clone(), svc.clone(), apart.clone()];
+
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
+    let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    let finished = Mutex::new(Vec::new());
+    let on_progress = |a: &Address, p: engine::apply::Progress<'_>| {
+        if let engine::apply::Progress::Finished(_) = p {
+            finished.lock().unwrap().push(a.clone());
+        }
+    };
+    let report = engine::apply(&reg, &hosts, &plan, &on_progress).await.unwrap();
+    let outcome = |addr: &Address| report.outcomes.iter().find(|(x, _, _)| x == addr).unwrap().2.clone();
+    for z in [&z1, &z2] {
+        assert!(matches!(outcome(&z.address), Outcome::Failed(m) if m.contains("the reload failed")), "{z:?}");
+    }
+    assert!(matches!(outcome(&svc.address), Outcome::Skipped(_)));
+    assert_eq!(outcome(&apart.address), Outcome::Applied);
+    let order = log.lock().unwrap().clone();
+    assert_eq!(order.iter().filter(|l| l.starts_with("activate")).count(), 1, "{order:?}");
+    assert!(!order.contains(&"Create svc".to_string()), "{order:?}");
+    // Each change is reported finished once.
+    let mut seen = finished.into_inner().unwrap();
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((n, seen.len()), (4, 4));
+    // Not recorded as applied: the next plan writes them again.
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
+    let again = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    assert!(again.changes.iter().any(|c| c.change.address == svc.address), "{:?}", again.changes);
+}

@@ -1,7 +1,8 @@
 //! Apply: the graph is rebuilt from the plan; changes run in dependency order (deletes in reverse),
 //! hosts in parallel, and on a host one change at a time per provider (a daemon's files, checks and
 //! reloads stay in order; different daemons' go side by side; changes that stand alone, such as served
-//! files, go side by side too); a failure stops only its dependents.
+//! files, go side by side too); a failure stops only its dependents. A daemon's files whose reload can
+//! wait are written side by side, each checked, and reloaded once for all (see `Finished::Activation`).
 
 use super::plan::{Plan, Planned};
 use super::registry::Registry;
@@ -9,6 +10,7 @@ use super::state;
 use crate::engine::graph::Graph;
 use crate::error::{Error, Result};
 use crate::transport::Hosts;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use groundwork_sdk::{Action, Address, Lifecycle, Resource};
 use petgraph::visit::{Dfs, EdgeRef};
@@ -109,19 +111,32 @@ pub async fn apply(
     // its reloads, say) never interleaves, while dhcpd's or the firewall's changes on the same host run
     // beside it. Order across providers is the graph's. A change its provider says stands alone (a
     // served file: its own atomic write, nothing to check or reload) shares the lock with others like it.
-    let host_locks: HashMap<(String, String), Arc<tokio::sync::RwLock<()>>> = plan
+    let host_locks: HashMap<Group, Arc<tokio::sync::RwLock<()>>> = plan
         .changes
         .iter()
-        .filter_map(|c| Some((c.change.address.host.clone()?, c.change.address.provider.clone())))
+        .filter_map(|c| group_of(&c.change.address))
         .map(|k| (k, Arc::new(tokio::sync::RwLock::new(()))))
         .collect();
 
     let mut outcomes: BTreeMap<Address, Outcome> = BTreeMap::new();
-    let mut running = FuturesUnordered::new();
+    let mut running: FuturesUnordered<BoxFuture<'_, Finished>> = FuturesUnordered::new();
+    // A change whose activation waits (`Provider::activation_deferred`) is written and joins its group's
+    // pending changes; once none of the group's other deferring changes is under way, one activation
+    // runs for all of them. Its dependents in the group may go on meanwhile (their checkers read the
+    // files, not the daemon); the others wait for the activation.
+    let mut deferring: HashMap<Group, usize> = HashMap::new();
+    let mut pending: HashMap<Group, Vec<Address>> = HashMap::new();
+    let defers = |addr: &Address| {
+        addr.host.is_some()
+            && registry.get(&addr.provider).is_some_and(|p| p.activation_deferred(&by_addr[addr].change))
+    };
     let start = |addr: Address| {
         let planned = by_addr[&addr];
-        let lock = addr.host.clone().and_then(|h| host_locks.get(&(h, addr.provider.clone()))).cloned();
-        let beside = registry.get(&addr.provider).is_some_and(|p| p.runs_beside_others(&planned.change));
+        let lock = group_of(&addr).and_then(|g| host_locks.get(&g)).cloned();
+        let deferred = defers(&addr);
+        // A change whose activation waits is its own atomic, checked write: it goes beside the others
+        // like it, and its group's activation waits for all of them (it takes the lock alone).
+        let beside = deferred || registry.get(&addr.provider).is_some_and(|p| p.runs_beside_others(&planned.change));
         let span =
             tracing::info_span!("apply", address = %addr, action = ?planned.change.action, provider = %addr.provider);
         async move {
@@ -132,51 +147,130 @@ pub async fn apply(
                 None => (None, None),
             };
             on_progress(&addr, Progress::Started(planned.change.action));
-            let result = apply_one(registry, hosts, planned).await;
-            (addr, result)
+            let result = apply_one(registry, hosts, planned, deferred).await;
+            Finished::Change(addr, deferred, result)
         }
         .instrument(span)
+        .boxed()
     };
-    for (addr, n) in &waiting {
-        if *n == 0 {
-            running.push(start(addr.clone()));
+    let activate = |group: Group, written: Vec<Address>| {
+        let lock = host_locks.get(&group).cloned();
+        let by_addr = &by_addr;
+        let span = tracing::info_span!("activate", host = %group.0, provider = %group.1, changes = written.len());
+        async move {
+            let _alone = match &lock {
+                Some(l) => Some(l.write().await),
+                None => None,
+            };
+            let changes: Vec<&groundwork_sdk::Change> = written.iter().map(|a| &by_addr[a].change).collect();
+            let result = activate_written(registry, hosts, &group, &changes).await;
+            Finished::Activation(group, written, result)
         }
-    }
-    while let Some((addr, result)) = running.next().await {
-        let node = graph.index[&addr];
-        match result {
-            Ok(()) => {
-                tracing::info!(address = %addr, "applied");
-                on_progress(&addr, Progress::Finished(&Outcome::Applied));
-                outcomes.insert(addr.clone(), Outcome::Applied);
-                for e in graph.graph.edges_directed(node, Direction::Outgoing) {
-                    let next = graph.graph[e.target()].clone();
-                    if outcomes.contains_key(&next) {
-                        continue;
-                    }
-                    if let Some(n) = waiting.get_mut(&next) {
-                        *n -= 1;
-                        if *n == 0 {
-                            running.push(start(next));
-                        }
-                    }
+        .instrument(span)
+        .boxed()
+    };
+    let launch = |addr: Address, running: &mut FuturesUnordered<_>, deferring: &mut HashMap<Group, usize>| {
+        if let (Some(g), true) = (group_of(&addr), defers(&addr)) {
+            *deferring.entry(g).or_default() += 1;
+        }
+        running.push(start(addr));
+    };
+    // Count down a finished change's dependents that `which` accepts; those it freed are returned.
+    let release = |addr: &Address,
+                   which: &dyn Fn(&Address) -> bool,
+                   waiting: &mut HashMap<Address, usize>,
+                   outcomes: &BTreeMap<Address, Outcome>| {
+        let mut ready = Vec::new();
+        for e in graph.graph.edges_directed(graph.index[addr], Direction::Outgoing) {
+            let next = &graph.graph[e.target()];
+            if outcomes.contains_key(next) || !which(next) {
+                continue;
+            }
+            if let Some(n) = waiting.get_mut(next) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(next.clone());
                 }
             }
-            Err(e) => {
-                let message = e.to_string();
-                tracing::error!(address = %addr, error = %message, "failed");
-                on_progress(&addr, Progress::Finished(&Outcome::Failed(message.clone())));
-                outcomes.insert(addr.clone(), Outcome::Failed(message));
-                // Everything downstream is skipped; independent branches go on.
-                let mut dfs = Dfs::new(&graph.graph, node);
-                while let Some(n) = dfs.next(&graph.graph) {
-                    let dep = &graph.graph[n];
-                    if dep != &addr && !outcomes.contains_key(dep) {
-                        let o = Outcome::Skipped(format!("depends on {addr}, which failed"));
-                        on_progress(dep, Progress::Finished(&o));
-                        outcomes.insert(dep.clone(), o);
-                    }
+        }
+        ready
+    };
+    // Failures: everything downstream is skipped; independent branches go on.
+    let fail = |failed: &[Address], message: String, outcomes: &mut BTreeMap<Address, Outcome>| {
+        for addr in failed {
+            tracing::error!(address = %addr, error = %message, "failed");
+            on_progress(addr, Progress::Finished(&Outcome::Failed(message.clone())));
+            outcomes.insert(addr.clone(), Outcome::Failed(message.clone()));
+        }
+        for addr in failed {
+            let mut dfs = Dfs::new(&graph.graph, graph.index[addr]);
+            while let Some(n) = dfs.next(&graph.graph) {
+                let dep = &graph.graph[n];
+                if !outcomes.contains_key(dep) {
+                    let o = Outcome::Skipped(format!("depends on {addr}, which failed"));
+                    on_progress(dep, Progress::Finished(&o));
+                    outcomes.insert(dep.clone(), o);
                 }
+            }
+        }
+    };
+    let applied = |addr: &Address, outcomes: &mut BTreeMap<Address, Outcome>| {
+        tracing::info!(address = %addr, "applied");
+        on_progress(addr, Progress::Finished(&Outcome::Applied));
+        outcomes.insert(addr.clone(), Outcome::Applied);
+    };
+
+    for (addr, n) in &waiting {
+        if *n == 0 {
+            launch(addr.clone(), &mut running, &mut deferring);
+        }
+    }
+    while let Some(finished) = running.next().await {
+        let mut ready = Vec::new();
+        let group = match finished {
+            Finished::Change(addr, deferred, result) => {
+                let group = group_of(&addr);
+                match (result, &group) {
+                    (Ok(()), Some(g)) if deferred => {
+                        // Applied once its group's activation succeeds; its dependents in the group are
+                        // written before that activation, and covered by it.
+                        ready = release(&addr, &|a| group_of(a).as_ref() == Some(g), &mut waiting, &outcomes);
+                        pending.entry(g.clone()).or_default().push(addr);
+                    }
+                    (Ok(()), _) => {
+                        applied(&addr, &mut outcomes);
+                        ready = release(&addr, &|_| true, &mut waiting, &outcomes);
+                    }
+                    (Err(e), _) => fail(std::slice::from_ref(&addr), e.to_string(), &mut outcomes),
+                }
+                if let (Some(n), true) = (group.as_ref().and_then(|g| deferring.get_mut(g)), deferred) {
+                    *n -= 1;
+                }
+                group
+            }
+            Finished::Activation(group, written, result) => {
+                match result {
+                    Ok(()) => {
+                        for addr in &written {
+                            applied(addr, &mut outcomes);
+                        }
+                        for addr in &written {
+                            let other = |a: &Address| group_of(a).as_ref() != Some(&group);
+                            ready.extend(release(addr, &other, &mut waiting, &outcomes));
+                        }
+                    }
+                    Err(e) => fail(&written, e.to_string(), &mut outcomes),
+                }
+                Some(group)
+            }
+        };
+        for addr in ready {
+            launch(addr, &mut running, &mut deferring);
+        }
+        // None of the group's deferring changes under way any more: activate what it wrote.
+        if let Some(g) = group.filter(|g| deferring.get(g).copied().unwrap_or(0) == 0) {
+            if let Some(written) = pending.remove(&g) {
+                running.push(activate(g, written));
             }
         }
     }
@@ -222,14 +316,49 @@ async fn sweep(hosts: &Hosts, plan: &Plan) -> Vec<(String, String, u64)> {
     out
 }
 
-async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned) -> Result<()> {
+/// Carry out one change; a `deferred` one without its activation.
+async fn apply_one(registry: &Registry, hosts: &Hosts, planned: &Planned, deferred: bool) -> Result<()> {
     let addr = &planned.change.address;
-    let p = registry.get(&addr.provider).ok_or_else(|| groundwork_sdk::Error::NoProvider {
-        address: addr.to_string(),
-        provider: addr.provider.clone(),
-    })?;
+    let p = provider(registry, addr)?;
     let cx = hosts.context_for(addr.host.as_deref()).await?;
-    p.apply(&cx, &planned.change).await.map_err(Error::from)
+    match deferred {
+        true => p.write(&cx, &planned.change).await,
+        false => p.apply(&cx, &planned.change).await,
+    }
+    .map_err(Error::from)
+}
+
+/// One activation for the changes a group wrote (see `Provider::activate`).
+async fn activate_written(
+    registry: &Registry,
+    hosts: &Hosts,
+    group: &Group,
+    changes: &[&groundwork_sdk::Change],
+) -> Result<()> {
+    let Some(first) = changes.first() else { return Ok(()) };
+    let p = provider(registry, &first.address)?;
+    let cx = hosts.context_for(Some(&group.0)).await?;
+    p.activate(&cx, changes).await.map_err(Error::from)
+}
+
+fn provider<'r>(registry: &'r Registry, addr: &Address) -> Result<&'r Arc<dyn groundwork_sdk::Provider>> {
+    registry.get(&addr.provider).ok_or_else(|| {
+        Error::from(groundwork_sdk::Error::NoProvider { address: addr.to_string(), provider: addr.provider.clone() })
+    })
+}
+
+/// Changes on one host by one provider: they take turns (see `apply`), and their activations can be one.
+type Group = (String, String);
+
+fn group_of(addr: &Address) -> Option<Group> {
+    Some((addr.host.clone()?, addr.provider.clone()))
+}
+
+/// What a future of the apply loop reports: a change done (and whether its activation waits), or the
+/// activation of changes a group wrote.
+enum Finished {
+    Change(Address, bool, Result<()>),
+    Activation(Group, Vec<Address>, Result<()>),
 }
 
 /// Update each touched host's ownership record with what was written or removed.

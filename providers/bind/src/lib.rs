@@ -784,6 +784,36 @@ impl Provider for BindProvider {
         }
         file::apply(cx, change).await
     }
+
+    /// named's files reload together: a fresh apply's zones, options, stanzas and include once, not
+    /// once each. A key's reload is tolerant of a stopped named and stays its own.
+    fn activation_deferred(&self, change: &Change) -> bool {
+        change.address.kind != "key" && file::defers_activation(change)
+    }
+
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        match self.activation_deferred(change) {
+            true => file::write(cx, change).await,
+            false => self.apply(cx, change).await,
+        }
+    }
+
+    async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+        file::activate_with(cx, changes, &strictest_activation(changes)?).await
+    }
+}
+
+/// The one activation that covers those of named's files written together: each is the reload and
+/// then a look at more of the zones; the include's is the strictest (every zone must be loaded), then
+/// the stanzas' and options' (every zone loaded or not yet known), then a zone's (the reload alone).
+pub fn strictest_activation(changes: &[&Change]) -> Result<Vec<Vec<String>>, Error> {
+    let rank = |kind: &str| match kind {
+        "include" => 2,
+        "stanzas" | "options" => 1,
+        _ => 0,
+    };
+    let strictest = changes.iter().filter(|c| file::defers_activation(c)).max_by_key(|c| rank(&c.address.kind));
+    Ok(strictest.map(|c| file::activations(std::slice::from_ref(c))).transpose()?.unwrap_or_default())
 }
 
 /// Pure: a key file differs when its digest, mode or group does. Never shown.
@@ -845,6 +875,30 @@ mod tests {
             reload: vec![],
             keep: keep.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn files_written_together_activate_once_with_the_strictest_look_at_the_zones() {
+        let change = |kind: &str, activate: Vec<String>| {
+            let mut f = ManagedFile::new(format!("/etc/{kind}"), "x");
+            f.activate = Some(activate);
+            let after = serde_json::to_value(f).unwrap();
+            Change::new(Address::new(PROVIDER, kind, Some("ns1"), kind), Action::Create, None, Some(&after))
+        };
+        let reload: Vec<String> = vec!["rndc".into(), "reload".into()];
+        let zones = vec!["lab.test".to_string()];
+        let zone = change("zone", reload.clone());
+        let stanzas = change("stanzas", activation(&reload, &["rndc".into()], &zones, true));
+        let include = change("include", activation(&reload, &["rndc".into()], &zones, false));
+        assert_eq!(strictest_activation(&[&zone]).unwrap(), vec![reload.clone()]);
+        assert_eq!(
+            strictest_activation(&[&zone, &stanzas]).unwrap(),
+            vec![activation(&reload, &["rndc".into()], &zones, true)]
+        );
+        let all = strictest_activation(&[&zone, &stanzas, &include]).unwrap();
+        assert_eq!(all, vec![activation(&reload, &["rndc".into()], &zones, false)]);
+        // Each is the reload and then more: the strictest starts with the reload the others run.
+        assert!(all[0][2].starts_with("rndc reload && "), "{all:?}");
     }
 
     #[test]

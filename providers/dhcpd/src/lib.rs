@@ -596,6 +596,22 @@ impl Provider for DhcpdProvider {
         Ok(diff_stopped(address, d.as_ref(), a.as_ref()))
     }
 
+    /// dhcpd.conf and its fragments restart dhcpd once (it has no reload).
+    fn activation_deferred(&self, change: &Change) -> bool {
+        change.address.kind != "stopped" && file::defers_activation(change)
+    }
+
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        match self.activation_deferred(change) {
+            true => file::write(cx, change).await,
+            false => self.apply(cx, change).await,
+        }
+    }
+
+    async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+        file::activate_together(cx, changes).await
+    }
+
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         let address = &change.address;
         if address.kind != "stopped" {

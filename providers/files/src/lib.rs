@@ -628,6 +628,21 @@ impl Provider for FilesProvider {
     fn runs_beside_others(&self, change: &Change) -> bool {
         change.address.kind != SITE
     }
+
+    fn activation_deferred(&self, change: &Change) -> bool {
+        change.address.kind == SITE && groundwork_sdk::file::defers_activation(change)
+    }
+
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        match self.activation_deferred(change) {
+            true => groundwork_sdk::file::write(cx, change).await,
+            false => self.apply(cx, change).await,
+        }
+    }
+
+    async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+        groundwork_sdk::file::activate_together(cx, changes).await
+    }
 }
 
 impl FilesProvider {

@@ -15,6 +15,9 @@ pub enum Error {
     Rejected { address: String, command: String, message: String },
     #[error("{address}: activation failed ({command}): {message}; the previous file was restored")]
     ActivationFailed { address: String, command: String, message: String },
+    /// One activation for files written together (one reload of their daemon) failed.
+    #[error("{addresses}: activation failed ({command}) after they were written together: {message}; the previous files were restored")]
+    ActivationFailedTogether { addresses: String, command: String, message: String },
     #[error("{address}: {message}")]
     Failed { address: String, message: String },
     /// A resource several environments own together (shared infra hosts) that they cannot agree on.

@@ -168,6 +168,18 @@ impl crate::Provider for WholeFiles {
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         apply(cx, change).await
     }
+
+    fn activation_deferred(&self, change: &Change) -> bool {
+        defers_activation(change)
+    }
+
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        write(cx, change).await
+    }
+
+    async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+        activate_together(cx, changes).await
+    }
 }
 
 /// Pure: compare desired and observed file text.
@@ -218,32 +230,87 @@ pub async fn activate(
 /// Apply a file change: check the candidate, replace atomically, activate; on a failed
 /// activation put the previous file back and activate again.
 pub async fn apply(cx: &Context, change: &Change) -> Result<(), Error> {
+    write(cx, change).await?;
+    activate_together(cx, &[change]).await
+}
+
+/// Whether a change writes a file that has an activation, which can then wait for others' (see
+/// [`crate::Provider::activation_deferred`]).
+pub fn defers_activation(change: &Change) -> bool {
+    matches!(change.action, Action::Create | Action::Update | Action::Replace)
+        && change.after.as_ref().is_some_and(|a| a.get("activate").is_some_and(|v| !v.is_null()))
+}
+
+/// A file change without its activation: the candidate checked and moved into place, or the file
+/// removed.
+pub async fn write(cx: &Context, change: &Change) -> Result<(), Error> {
     let address = &change.address;
-    let t = cx.transport(address)?;
-    let previous: Option<ObservedFile> = change.before.as_ref().map(|v| crate::decode(address, v)).transpose()?;
     match change.action {
         Action::NoOp => Ok(()),
         Action::Delete => {
+            let previous: Option<ObservedFile> =
+                change.before.as_ref().map(|v| crate::decode(address, v)).transpose()?;
             if let Some(old) = &previous {
-                t.remove_file(&old.path).await.map_err(|e| e.at(address))?;
+                cx.transport(address)?.remove_file(&old.path).await.map_err(|e| e.at(address))?;
             }
             Ok(())
         }
-        Action::Create | Action::Update | Action::Replace => {
-            let spec: ManagedFile = change
-                .after
-                .as_ref()
-                .map(|v| crate::decode(address, v))
-                .transpose()?
-                .ok_or_else(|| Error::failed(address, "change has no desired state"))?;
-            write_checked(cx, address, &spec).await?;
-            if let Some((command, message)) = activate(cx, address, spec.activate.as_ref()).await? {
-                restore(cx, address, &spec, previous.as_ref()).await?;
-                return Err(Error::ActivationFailed { address: address.to_string(), command, message });
+        Action::Create | Action::Update | Action::Replace => write_checked(cx, address, &desired(change)?).await,
+    }
+}
+
+fn desired(change: &Change) -> Result<ManagedFile, Error> {
+    let address = &change.address;
+    change
+        .after
+        .as_ref()
+        .map(|v| crate::decode(address, v))
+        .transpose()?
+        .ok_or_else(|| Error::failed(address, "change has no desired state"))
+}
+
+/// The activations of changes written together: each distinct command once, in the order written.
+pub fn activations(changes: &[&Change]) -> Result<Vec<Vec<String>>, Error> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for c in changes.iter().filter(|c| defers_activation(c)) {
+        if let Some(argv) = desired(c)?.activate {
+            if !out.contains(&argv) {
+                out.push(argv);
             }
-            Ok(())
         }
     }
+    Ok(out)
+}
+
+/// Activate changes written together with their distinct activations, in order.
+pub async fn activate_together(cx: &Context, changes: &[&Change]) -> Result<(), Error> {
+    activate_with(cx, changes, &activations(changes)?).await
+}
+
+/// Run `commands` for changes written together. On the first that fails, every change's file is put
+/// back (newest first) and the commands run again to bring the daemon back onto them.
+pub async fn activate_with(cx: &Context, changes: &[&Change], commands: &[Vec<String>]) -> Result<(), Error> {
+    let Some(first) = changes.first() else { return Ok(()) };
+    let address = &first.address;
+    for argv in commands {
+        let Some((command, message)) = activate(cx, address, Some(argv)).await? else { continue };
+        for c in changes.iter().rev().filter(|c| defers_activation(c)) {
+            restore(cx, c).await?;
+        }
+        // Best effort: the failure is what is reported.
+        for argv in commands {
+            let _ = activate(cx, address, Some(argv)).await?;
+        }
+        return Err(match changes {
+            [one] => Error::ActivationFailed { address: one.address.to_string(), command, message },
+            _ => Error::ActivationFailedTogether {
+                addresses: changes.iter().map(|c| c.address.to_string()).collect::<Vec<_>>().join(", "),
+                command,
+                message,
+            },
+        });
+    }
+    Ok(())
 }
 
 /// Write the candidate, run the checkers on it, then move it into place.
@@ -261,22 +328,18 @@ pub async fn write_checked(cx: &Context, address: &Address, spec: &ManagedFile) 
         .map_err(|r| Error::Rejected { address: address.to_string(), command: r.command, message: r.message })
 }
 
-async fn restore(
-    cx: &Context,
-    address: &Address,
-    spec: &ManagedFile,
-    previous: Option<&ObservedFile>,
-) -> Result<(), Error> {
+/// Put back what a written change replaced: the previous file, or nothing where there was none or it
+/// was at another path (which the write did not touch).
+async fn restore(cx: &Context, change: &Change) -> Result<(), Error> {
+    let address = &change.address;
+    let spec = desired(change)?;
+    let previous: Option<ObservedFile> = change.before.as_ref().map(|v| crate::decode(address, v)).transpose()?;
     let t = cx.transport(address)?;
-    match previous {
-        Some(p) => {
-            t.write_file(&spec.path, p.content.as_bytes(), &spec.write_options()).await.map_err(|e| e.at(address))?
-        }
-        None => t.remove_file(&spec.path).await.map_err(|e| e.at(address))?,
+    match previous.filter(|p| p.path == spec.path) {
+        Some(p) => t.write_file(&spec.path, p.content.as_bytes(), &spec.write_options()).await,
+        None => t.remove_file(&spec.path).await,
     }
-    // Best effort: bring the daemon back onto the restored file; its failure is already reported.
-    let _ = activate(cx, address, spec.activate.as_ref()).await?;
-    Ok(())
+    .map_err(|e| e.at(address))
 }
 
 #[cfg(test)]
@@ -303,6 +366,64 @@ mod tests {
             diff(&addr(), None, Some(&ObservedFile { path: "/etc/x".into(), content: "b".into() })).unwrap().action,
             Action::Delete
         );
+    }
+
+    /// Two files written together, one of them moving: a failed activation puts the first back, removes
+    /// the moved one's new file and leaves its old one as it was; the activation runs again after.
+    #[tokio::test]
+    async fn a_failed_activation_puts_back_every_file_written_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/a"), "old a").unwrap();
+        std::fs::write(root.path().join("etc/b-old"), "old b").unwrap();
+        let t = crate::local::LocalTransport::new("h", root.path());
+        let cx = Context::for_host("h", std::sync::Arc::new(t), true, root.path().into());
+        // The daemon "loads" only while /etc/ok exists; each run of the activation leaves a mark.
+        let reload = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo >> \"$1\"; test -e \"$2\"".into(),
+            "reload".into(),
+            "/etc/marks".into(),
+            "/etc/ok".into(),
+        ];
+        let change = |name: &str, before: Option<(&str, &str)>, path: &str| {
+            let mut f = ManagedFile::new(path, format!("new {name}"));
+            f.activate = Some(reload.clone());
+            let before =
+                before.map(|(p, c)| serde_json::to_value(ObservedFile { path: p.into(), content: c.into() }).unwrap());
+            let action = if before.is_some() { Action::Update } else { Action::Create };
+            Change::new(
+                Address::new("test", "file", Some("h"), name),
+                action,
+                before.as_ref(),
+                Some(&serde_json::to_value(f).unwrap()),
+            )
+        };
+        let a = change("a", Some(("/etc/a", "old a")), "/etc/a");
+        let b = change("b", Some(("/etc/b-old", "old b")), "/etc/b-new");
+        for c in [&a, &b] {
+            write(&cx, c).await.unwrap();
+        }
+        assert_eq!(activations(&[&a, &b]).unwrap().len(), 1, "the same reload is run once");
+        let err = activate_together(&cx, &[&a, &b]).await.unwrap_err().to_string();
+        assert!(
+            err.contains("test.file[h:a], test.file[h:b]") && err.contains("previous files were restored"),
+            "{err}"
+        );
+        let read = |p: &str| std::fs::read_to_string(root.path().join(p)).ok();
+        assert_eq!(read("etc/a").as_deref(), Some("old a"));
+        assert_eq!(read("etc/b-old").as_deref(), Some("old b"));
+        assert_eq!(read("etc/b-new"), None);
+        assert_eq!(read("etc/marks").as_deref(), Some("\n\n"), "the activation, then again after putting back");
+
+        std::fs::write(root.path().join("etc/ok"), "").unwrap();
+        for c in [&a, &b] {
+            write(&cx, c).await.unwrap();
+        }
+        activate_together(&cx, &[&a, &b]).await.unwrap();
+        assert_eq!(read("etc/a").as_deref(), Some("new a"));
+        assert_eq!(read("etc/b-new").as_deref(), Some("new b"));
     }
 
     #[test]

@@ -119,4 +119,23 @@ pub trait Provider: Send + Sync {
     fn runs_beside_others(&self, _change: &Change) -> bool {
         false
     }
+
+    /// Whether this change's activation (its daemon's reload) may wait for the provider's other changes
+    /// on the host, so that one reload covers them all: named reloads once for five zones and its
+    /// configuration, not six times. When yes, the engine calls [`Provider::write`] for the change, and
+    /// [`Provider::activate`] once for the changes written together. No by default: `apply` does all.
+    fn activation_deferred(&self, _change: &Change) -> bool {
+        false
+    }
+
+    /// A change whose activation waits: everything `apply` does but the activation (written, checked).
+    async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
+        self.apply(cx, change).await
+    }
+
+    /// Activate changes written together (in the order written). If the activation fails, what they
+    /// replaced is put back and activated again, and the error names them all.
+    async fn activate(&self, _cx: &Context, _changes: &[&Change]) -> Result<(), Error> {
+        Ok(())
+    }
 }
