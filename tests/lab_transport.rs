@@ -47,6 +47,24 @@ async fn exec_read_write_on_every_host() {
     assert!(!std::path::Path::new("/etc/groundwork-test").exists());
 }
 
+/// One batch: a query asked twice runs once and answers both; the others run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_asked_twice_in_a_batch_runs_once() {
+    let lab = Lab::up(BASE, &NEXT);
+    let t = SshTransport::new("ns1", options(&lab, "ns1"));
+    let counted = Cmd::new("sh").args(["-c", "echo x >> /tmp/gw-asked; echo answered"]);
+    let other = Cmd::new("sh").args(["-c", "echo other"]);
+    let prefetch = groundwork_sdk::Prefetch {
+        execs: vec![counted.clone(), other.clone(), counted.clone()],
+        first: vec![counted.clone()],
+        ..Default::default()
+    };
+    let batch = t.read_batch(&prefetch).await.unwrap();
+    assert_eq!(batch.outputs[&counted.key()].stdout_str(), "answered\n");
+    assert_eq!(batch.outputs[&other.key()].stdout_str(), "other\n");
+    assert_eq!(lab.ssh_ok("ns1", "cat /tmp/gw-asked"), "x\n", "the query ran more than once");
+}
+
 fn host_other() -> &'static str {
     "ns1"
 }

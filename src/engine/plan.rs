@@ -257,9 +257,12 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
                 let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
                 taken.sensitive = change.sensitive;
                 adopt.push(Planned { change: taken, depends_on: r.depends_on.clone(), shared });
-            } else if let (true, Some(spec)) = (refreshed.shared_infra, recorded_spec(&r.address).transpose()?) {
+            } else if let Some(spec) =
+                refreshed.shared_infra.then(|| recorded_spec(&r.address)).flatten().transpose()?
+            {
                 // What the others would merge with must merge: a record made before the hosts were
-                // shared (a zone recorded as the file written, say) is replaced by the own part.
+                // shared (a zone recorded as the file written, say) is replaced by the own part. (The
+                // entry is parsed only on shared hosts: each tick of a drift loop would parse them all.)
                 let as_other = [Owner { environment, spec: &spec }];
                 if provider.merge(&r.address, Some(Owner { environment, spec: &r.spec }), &as_other).is_err() {
                     let mut again = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));

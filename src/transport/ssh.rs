@@ -1241,8 +1241,12 @@ impl Transport for SshTransport {
             return Ok(Batch::default());
         }
         let Prefetch { reads, metas, .. } = prefetch;
-        let first: Vec<&Cmd> = prefetch.first.iter().filter(|c| c.stdin.is_none()).collect();
-        let others: Vec<&Cmd> = prefetch.execs.iter().filter(|c| c.stdin.is_none()).collect();
+        // A query asked twice (the services' read and the status page's service table) runs once: its
+        // answer is filed under its key for both.
+        let mut asked = std::collections::HashSet::new();
+        let mut once = |c: &&Cmd| c.stdin.is_none() && asked.insert(c.key());
+        let first: Vec<&Cmd> = prefetch.first.iter().filter(&mut once).collect();
+        let others: Vec<&Cmd> = prefetch.execs.iter().filter(&mut once).collect();
         let (nf, nx) = (first.len().to_string(), others.len().to_string());
         let queries: Vec<&Cmd> = first.into_iter().chain(others).collect();
         let execs: Vec<String> = queries.iter().map(|c| c.key()).collect();

@@ -512,6 +512,13 @@ pub fn diff_zone(
     desired: Option<&ZoneSpec>,
     actual: Option<&ObservedFile>,
 ) -> Result<Change, Error> {
+    // Nothing changed, the common case (every drift tick): the served file is exactly what groundwork
+    // renders at the serial on its SOA line, found without parsing the zone (4000 records at 2000 nodes).
+    if let (Some(d), Some(a)) = (desired.filter(|d| d.keep.is_empty()), actual) {
+        if zone::rendered_serial(&a.content).is_some_and(|serial| zone::render(&d.zone, serial) == a.content) {
+            return Ok(Change::new(address.clone(), Action::NoOp, Some(&serde_json::json!(a)), None));
+        }
+    }
     let parsed = actual.map(|a| zone::parse(&a.content, &address.name));
     let served_serial = parsed.as_ref().and_then(|p| p.as_ref().ok()).and_then(|p| p.serial);
     let before_records: BTreeSet<Record> =
@@ -942,5 +949,29 @@ mod tests {
         let details: Vec<String> = c.details.iter().map(|d| format!("{:?} {}", d.op, d.text)).collect();
         assert_eq!(details, ["Remove A extra.lab.test 10.0.0.99", "Modify serial 2026010101 → 2026010102"]);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    /// The shortcut for an unchanged zone (its serial from the SOA line, no parse) decides as the full
+    /// comparison does: the zone as rendered is unchanged at any serial, anything else is not.
+    #[test]
+    fn an_unchanged_zone_is_found_unchanged_without_parsing_and_nothing_else_is() {
+        let a = Address::new(PROVIDER, "zone", Some("ns1"), "lab.test");
+        let observed = |content: String| ObservedFile { path: "/var/named/lab.test.zone".into(), content };
+        for serial in [1, 2026010101, u32::MAX] {
+            let served = zone::render(&spec(&[]).zone, serial);
+            assert_eq!(zone::rendered_serial(&served), Some(serial));
+            let c = diff_zone(&a, Some(&spec(&[])), Some(&observed(served.clone()))).unwrap();
+            assert_eq!(c.action, Action::NoOp, "serial {serial}");
+            // A record changed, the SOA moved to another line, a comment added: each is a change.
+            for edited in [
+                served.replace("10.0.0.21", "10.0.0.22"),
+                served.replacen("$TTL 300\n", "", 1).replacen("@\tIN", "$TTL 300\n@\tIN", 1) + "; x\n",
+                format!("{served}; by hand\n"),
+            ] {
+                let c = diff_zone(&a, Some(&spec(&[])), Some(&observed(edited.clone()))).unwrap();
+                assert_ne!(c.action, Action::NoOp, "{edited}");
+            }
+        }
+        assert_eq!(zone::rendered_serial("; a zone\n$ORIGIN x.\n$TTL 1\n@ IN SOA a. b. 7 1 1 1 1\n"), None);
     }
 }

@@ -373,6 +373,13 @@ pub(crate) fn name_key(name: &str) -> Vec<(u64, String)> {
 }
 
 /// Render a zone with the given serial. Records are sorted; the output is deterministic.
+/// The serial on the SOA line of a zone as [`render`] writes it, without parsing the zone; None for a
+/// zone written otherwise.
+pub fn rendered_serial(content: &str) -> Option<u32> {
+    let soa = content.lines().nth(3)?.strip_prefix("@\tIN\tSOA\t")?;
+    soa.split_once("( ")?.1.split(' ').next()?.parse().ok()
+}
+
 pub fn render(z: &DesiredZone, serial: u32) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "; Managed by groundwork for cluster {}. Changes made by hand are overwritten.", z.cluster);

@@ -264,7 +264,14 @@ pub fn parse_relabel(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// One read per host. $1..: `fc` N paths…, `rl` N dirs…, `b` N booleans…, `p` N proto/port….
+/// The name of a tree's relabel mark under MARKS (and of its clean fingerprint, `.clean` added).
+fn mark_key(path: &str) -> String {
+    hex::encode(Sha256::digest(path.as_bytes()))
+}
+
+/// One read per host. $1..: `fc` N paths…, `rl` N (dir, mark key)…, `b` N booleans…, `p` N proto/port….
+/// Every plan and every drift tick runs it on each host with SELinux resources, so it starts as few
+/// processes as it can: the mark key comes from the caller, files are read with the shell's `read`.
 const READ_SCRIPT: &str = r#"set -u
 . /etc/selinux/config 2>/dev/null
 spec=/etc/selinux/${SELINUXTYPE:-targeted}/contexts/files/file_contexts
@@ -275,29 +282,30 @@ while [ "$i" -lt "$n" ]; do fcs="$fcs$1
 [ "$1" = rl ] && { n=$2; shift 2; } || n=0
 i=0
 while [ "$i" -lt "$n" ]; do
-  d=$1; shift; i=$((i+1))
+  d=$1 k=/var/lib/groundwork/relabel/$2; shift 2; i=$((i+1))
   printf '@@RELABEL %s\n' "$d"
-  k=/var/lib/groundwork/relabel/$(printf %s "$d" | sha256sum | cut -c1-64)
   if [ -e "$d" ]; then
     # setfiles loads and compiles the whole file_contexts (~70 ms). A clean result is remembered with a
     # fingerprint of every file's ctime and inode (a relabel changes the ctime) and of the policy's
-    # file_contexts files; while the fingerprint holds, the tree is still clean.
-    fp=
-    find --version >/dev/null 2>&1 && fp=$({ find "$d" -printf '%p %C@ %i\n'; stat -c '%n %Y %s' -- "$spec"*; } 2>/dev/null | sha256sum | cut -c1-64)
-    if [ -z "$fp" ] || [ "$(cat "$k.clean" 2>/dev/null)" != "$fp" ]; then
+    # file_contexts files; while the fingerprint holds, the tree is still clean. A find without
+    # -printf (busybox) lists nothing: no fingerprint, setfiles every time.
+    fp= old=
+    l=$(find "$d" "$spec"* -printf '%p %C@ %i %T@ %s\n' 2>/dev/null) && [ -n "$l" ] && fp=$(printf '%s\n' "$l" | sha256sum)
+    [ -f "$k.clean" ] && { read -r old < "$k.clean" || :; }
+    if [ -z "$fp" ] || [ "$old" != "$fp" ]; then
       o=$(setfiles -n -v -F "$spec" "$d" 2>&1)
       if [ -n "$o" ]; then printf '%s\n' "$o"
-      elif [ -n "$fp" ]; then mkdir -p "${k%/*}" 2>/dev/null && printf '%s\n' "$fp" > "$k.clean.$$" 2>/dev/null && mv -f "$k.clean.$$" "$k.clean" 2>/dev/null; fi
+      elif [ -n "$fp" ]; then { [ -d "${k%/*}" ] || mkdir -p "${k%/*}"; } 2>/dev/null && printf '%s\n' "$fp" > "$k.clean.$$" 2>/dev/null && mv -f "$k.clean.$$" "$k.clean" 2>/dev/null; fi
     fi
   fi
   printf '@@MARK\n'
-  cat "$k" 2>/dev/null; echo
+  g=; [ -f "$k" ] && { read -r g < "$k" || :; }
+  printf '%s\n' "$g"
 done
 # Local customizations straight from the policy store's files, in `semanage export` form: the same
 # facts without semanage's second of Python start-up and policy loading on every plan.
 printf '@@EXPORT\n'
-st=$(sed -n 's/^SELINUXTYPE=//p' /etc/selinux/config 2>/dev/null | tail -n 1)
-a=/var/lib/selinux/${st:-targeted}/active
+a=/var/lib/selinux/${SELINUXTYPE:-targeted}/active
 if [ -d "$a" ]; then
   [ -f "$a/file_contexts.local" ] && awk '!/^#/ && NF >= 2 { split($NF, c, ":"); if (c[3] != "") printf "fcontext -a -t %s '"'"'%s'"'"'\n", c[3], $1 }' "$a/file_contexts.local"
   [ -f "$a/ports.local" ] && awk '$1 == "portcon" { split($4, c, ":"); printf "port -a -t %s -p %s %s\n", c[3], $2, $3 }' "$a/ports.local"
@@ -365,15 +373,20 @@ fn read_command(resources: &[&Resource]) -> Result<Cmd, Error> {
     let of = |k: &'static str| resources.iter().filter(move |r| r.address.kind == k);
     let fcs: Vec<String> =
         of("fcontext").map(|r| r.spec::<FcontextSpec>().map(|s| s.path)).collect::<Result<_, _>>()?;
-    let rls: Vec<String> = of("relabel").map(|r| r.spec::<RelabelSpec>().map(|s| s.path)).collect::<Result<_, _>>()?;
+    let rls: Vec<String> = of("relabel")
+        .map(|r| r.spec::<RelabelSpec>().map(|s| [mark_key(&s.path), s.path]))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flat_map(|[key, path]| [path, key])
+        .collect();
     let bools: Vec<String> =
         of("boolean").map(|r| r.spec::<BooleanSpec>().map(|s| s.name)).collect::<Result<_, _>>()?;
     let ports: Vec<String> = of("port")
         .map(|r| r.spec::<PortSpec>().map(|s| format!("{}/{}", s.proto, s.port)))
         .collect::<Result<_, _>>()?;
     let mut cmd = Cmd::new("sh").arg("-c").arg(READ_SCRIPT).arg("groundwork-selinux");
-    for (tag, values) in [("fc", fcs), ("rl", rls), ("b", bools), ("p", ports)] {
-        cmd = cmd.arg(tag).arg(values.len().to_string()).args(values);
+    for (tag, values, per) in [("fc", fcs, 1), ("rl", rls, 2), ("b", bools, 1), ("p", ports, 1)] {
+        cmd = cmd.arg(tag).arg((values.len() / per).to_string()).args(values);
     }
     Ok(cmd)
 }
@@ -599,10 +612,13 @@ impl Provider for SelinuxProvider {
                 if !out.success() {
                     return Err(failed(address, "setfiles", &out));
                 }
-                let key = hex::encode(Sha256::digest(s.path.as_bytes()));
-                t.write_file(&format!("{MARKS}/{key}"), s.generation.as_bytes(), &WriteOptions::default())
-                    .await
-                    .map_err(|e| e.at(address))
+                t.write_file(
+                    &format!("{MARKS}/{}", mark_key(&s.path)),
+                    s.generation.as_bytes(),
+                    &WriteOptions::default(),
+                )
+                .await
+                .map_err(|e| e.at(address))
             }
             ("boolean", _) => {
                 let s: BooleanSpec = decode(address, change.after.as_ref().unwrap_or(&Value::Null))?;
