@@ -1241,8 +1241,8 @@ impl Transport for SshTransport {
             return Ok(Batch::default());
         }
         let Prefetch { reads, metas, .. } = prefetch;
-        // A query asked twice (the services' read and the status page's service table) runs once: its
-        // answer is filed under its key for both.
+        // A query asked twice (by two providers, or a provider and a rider) runs once: its answer is
+        // filed under its key for both.
         let mut asked = std::collections::HashSet::new();
         let mut once = |c: &&Cmd| c.stdin.is_none() && asked.insert(c.key());
         let first: Vec<&Cmd> = prefetch.first.iter().filter(&mut once).collect();
