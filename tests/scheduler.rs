@@ -454,3 +454,28 @@ async fn a_failed_activation_fails_every_change_it_covered_and_skips_what_needs_
     let again = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
     assert!(again.changes.iter().any(|c| c.change.address == svc.address), "{:?}", again.changes);
 }
+
+#[tokio::test]
+async fn a_change_of_the_same_daemon_that_activates_on_its_own_waits_for_the_shared_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Reloader { log: log.clone() }));
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let z1 = reloaded("h1", "z1", json!({"v": "z1", "reload": true}), &[]);
+    let z2 = reloaded("h1", "z2", json!({"v": "z2", "reload": true}), &[]);
+    // A key: its own reload, right after its write (not deferred); it needs the zones loaded.
+    let key = reloaded("h1", "key", json!({"v": "key"}), &[z1.address.clone(), z2.address.clone()]);
+    let desired = vec![z1, z2, key];
+    let refreshed = refresh(&reg, &hosts, "t", &desired, &Default::default(), &Matcher::default(), &Default::default())
+        .await
+        .unwrap();
+    let plan = engine::make_plan(&reg, "t", &desired, &refreshed).unwrap();
+    let report = engine::apply(&reg, &hosts, &plan, &|_, _| {}).await.unwrap();
+    assert_eq!(report.failed(), 0);
+    let order = log.lock().unwrap().clone();
+    let pos = |s: &str| order.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s} not in {order:?}"));
+    let shared = order.iter().position(|x| x == "activate z1,z2" || x == "activate z2,z1").expect("one activation");
+    assert!(shared < pos("write key"), "{order:?}");
+    assert!(pos("write key") < pos("activate key"), "{order:?}");
+}

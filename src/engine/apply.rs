@@ -122,8 +122,8 @@ pub async fn apply(
     let mut running: FuturesUnordered<BoxFuture<'_, Finished>> = FuturesUnordered::new();
     // A change whose activation waits (`Provider::activation_deferred`) is written and joins its group's
     // pending changes; once none of the group's other deferring changes is under way, one activation
-    // runs for all of them. Its dependents in the group may go on meanwhile (their checkers read the
-    // files, not the daemon); the others wait for the activation.
+    // runs for all of them. Its dependents in the group that defer too may go on meanwhile (their
+    // checkers read the files, not the daemon); the others wait for the activation.
     let mut deferring: HashMap<Group, usize> = HashMap::new();
     let mut pending: HashMap<Group, Vec<Address>> = HashMap::new();
     let defers = |addr: &Address| {
@@ -232,9 +232,10 @@ pub async fn apply(
                 let group = group_of(&addr);
                 match (result, &group) {
                     (Ok(()), Some(g)) if deferred => {
-                        // Applied once its group's activation succeeds; its dependents in the group are
-                        // written before that activation, and covered by it.
-                        ready = release(&addr, &|a| group_of(a).as_ref() == Some(g), &mut waiting, &outcomes);
+                        // Applied once its group's activation succeeds; its dependents in the group whose
+                        // activation waits too are written before that activation, and covered by it.
+                        let covered = |a: &Address| group_of(a).as_ref() == Some(g) && defers(a);
+                        ready = release(&addr, &covered, &mut waiting, &outcomes);
                         pending.entry(g.clone()).or_default().push(addr);
                     }
                     (Ok(()), _) => {
@@ -255,7 +256,7 @@ pub async fn apply(
                             applied(addr, &mut outcomes);
                         }
                         for addr in &written {
-                            let other = |a: &Address| group_of(a).as_ref() != Some(&group);
+                            let other = |a: &Address| group_of(a).as_ref() != Some(&group) || !defers(a);
                             ready.extend(release(addr, &other, &mut waiting, &outcomes));
                         }
                     }
