@@ -52,7 +52,9 @@ async fn exec_read_write_on_every_host() {
 async fn a_query_asked_twice_in_a_batch_runs_once() {
     let lab = Lab::up(BASE, &NEXT);
     let t = SshTransport::new("ns1", options(&lab, "ns1"));
-    let counted = Cmd::new("sh").args(["-c", "echo x >> /tmp/gw-asked; echo answered"]);
+    // In the host's own /etc (its /tmp is the machine's), and fresh: another run may have left one.
+    lab.ssh_ok("ns1", "rm -f /etc/groundwork-asked");
+    let counted = Cmd::new("sh").args(["-c", "echo x >> /etc/groundwork-asked; echo answered"]);
     let other = Cmd::new("sh").args(["-c", "echo other"]);
     let prefetch = groundwork_sdk::Prefetch {
         execs: vec![counted.clone(), other.clone(), counted.clone()],
@@ -62,7 +64,8 @@ async fn a_query_asked_twice_in_a_batch_runs_once() {
     let batch = t.read_batch(&prefetch).await.unwrap();
     assert_eq!(batch.outputs[&counted.key()].stdout_str(), "answered\n");
     assert_eq!(batch.outputs[&other.key()].stdout_str(), "other\n");
-    assert_eq!(lab.ssh_ok("ns1", "cat /tmp/gw-asked"), "x\n", "the query ran more than once");
+    assert_eq!(lab.ssh_ok("ns1", "cat /etc/groundwork-asked"), "x\n", "the query ran more than once");
+    lab.ssh_ok("ns1", "rm -f /etc/groundwork-asked");
 }
 
 fn host_other() -> &'static str {
