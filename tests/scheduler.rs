@@ -9,6 +9,23 @@ use groundwork_sdk::{Action, Address, Change, Context, Error, Provider, Resource
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
+/// Each resource's value: the file named after it under `dir`.
+async fn read_values(cx: &Context, resources: &[&Resource], dir: &str) -> Result<Vec<Option<Value>>, Error> {
+    let mut out = Vec::new();
+    for r in resources {
+        let t = cx.transport(&r.address)?;
+        let b = t.read_file(&format!("{dir}/{}", r.address.name)).await.map_err(|e| e.at(&r.address))?;
+        out.push(b.map(|b| json!(String::from_utf8_lossy(&b))));
+    }
+    Ok(out)
+}
+
+/// As desired when the file holds the spec's `v`.
+fn diff_value(address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Change {
+    let same = desired.and_then(|d| d.get("v")) == actual;
+    Change::compare(address.clone(), desired, actual, same)
+}
+
 /// Records the order of applies; resources whose spec says `fail` fail.
 struct Recorder {
     log: Arc<Mutex<Vec<String>>>,
@@ -20,17 +37,10 @@ impl Provider for Recorder {
         "rec"
     }
     async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let mut out = Vec::new();
-        for r in resources {
-            let t = cx.transport(&r.address)?;
-            let b = t.read_file(&format!("/rec/{}", r.address.name)).await.map_err(|e| e.at(&r.address))?;
-            out.push(b.map(|b| json!(String::from_utf8_lossy(&b))));
-        }
-        Ok(out)
+        read_values(cx, resources, "/rec").await
     }
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let same = desired.and_then(|d| d.get("v")) == actual;
-        Ok(Change::compare(address.clone(), desired, actual, same))
+        Ok(diff_value(address, desired, actual))
     }
     async fn apply(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         let a = &change.address;
@@ -323,17 +333,10 @@ impl Provider for Reloader {
         "rl"
     }
     async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
-        let mut out = Vec::new();
-        for r in resources {
-            let t = cx.transport(&r.address)?;
-            let b = t.read_file(&format!("/rl/{}", r.address.name)).await.map_err(|e| e.at(&r.address))?;
-            out.push(b.map(|b| json!(String::from_utf8_lossy(&b))));
-        }
-        Ok(out)
+        read_values(cx, resources, "/rl").await
     }
     fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
-        let same = desired.and_then(|d| d.get("v")) == actual;
-        Ok(Change::compare(address.clone(), desired, actual, same))
+        Ok(diff_value(address, desired, actual))
     }
     fn activation_deferred(&self, change: &Change) -> bool {
         change.after.as_ref().is_some_and(|s| s.get("reload").is_some())

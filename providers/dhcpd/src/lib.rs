@@ -602,10 +602,7 @@ impl Provider for DhcpdProvider {
     }
 
     async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
-        match self.activation_deferred(change) {
-            true => file::write(cx, change).await,
-            false => self.apply(cx, change).await,
-        }
+        file::write(cx, change).await
     }
 
     async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {

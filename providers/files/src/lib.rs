@@ -634,10 +634,7 @@ impl Provider for FilesProvider {
     }
 
     async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
-        match self.activation_deferred(change) {
-            true => groundwork_sdk::file::write(cx, change).await,
-            false => self.apply(cx, change).await,
-        }
+        groundwork_sdk::file::write(cx, change).await
     }
 
     async fn activate(&self, cx: &Context, changes: &[&Change]) -> Result<(), Error> {

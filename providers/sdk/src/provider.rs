@@ -129,6 +129,7 @@ pub trait Provider: Send + Sync {
     }
 
     /// A change whose activation waits: everything `apply` does but the activation (written, checked).
+    /// Called only for a change [`Provider::activation_deferred`] said yes to.
     async fn write(&self, cx: &Context, change: &Change) -> Result<(), Error> {
         self.apply(cx, change).await
     }
