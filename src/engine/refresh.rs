@@ -42,11 +42,22 @@ pub struct Refreshed {
 /// [`CachedTransport`] made of it answers them without another round trip.
 pub type Answers = BTreeMap<String, Batch>;
 
+/// What a caller asks of a refresh besides the state of the resources.
+#[derive(Default)]
+pub struct Asks {
+    /// Per host, read-only queries of the caller's own (a drift tick's service table), run in the
+    /// same batch, their outputs returned in [`Refreshed::answers`]; a host the refresh does not read
+    /// gets no answers.
+    pub riders: BTreeMap<String, Vec<Cmd>>,
+    /// No lock tokens: the plan is only looked at (a drift check; its heal plans again under the
+    /// lock), never applied as it was read, so nothing need run before the batch's other reads.
+    pub no_lock_tokens: bool,
+}
+
 /// `in_scope` decides which recorded-but-undeclared resources are read as deletion candidates: those
 /// outside a `--target`/`--exclude` scope are not read at all. `waiting` are declared but blocked
-/// behind a gate: recorded, they are not orphans. `riders`: per host, read-only queries of the caller's
-/// own (a drift tick's service table) run in the same batch, their outputs returned in
-/// [`Refreshed::answers`]; a host the refresh does not read gets no answers.
+/// behind a gate: recorded, they are not orphans. `asks`: the caller's own queries, and whether it wants
+/// lock tokens.
 pub async fn refresh(
     registry: &Registry,
     hosts: &Hosts,
@@ -54,7 +65,7 @@ pub async fn refresh(
     desired: &[Resource],
     waiting: &BTreeSet<Address>,
     in_scope: &Matcher,
-    riders: &BTreeMap<String, Vec<Cmd>>,
+    asks: &Asks,
 ) -> Result<Refreshed> {
     let provider = |name: &str, first: &Resource| {
         registry.get(name).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
@@ -101,12 +112,12 @@ pub async fn refresh(
         let reads = vec![state::state_path(environment), super::lock::lock_path(lock_name)];
         let execs = if shared { vec![state::list_records()] } else { Vec::new() };
         let guard = super::lock::guard(lock_name);
-        let first = vec![guard.clone()];
+        let first = if asks.no_lock_tokens { Vec::new() } else { vec![guard.clone()] };
         let mut prefetch = Prefetch { reads, execs, first, ..Default::default() };
         for (name, resources) in groups {
             prefetch.extend(provider(name, resources[0])?.prefetch(resources));
         }
-        let riding = riders.get(h).map(Vec::as_slice).unwrap_or_default();
+        let riding = asks.riders.get(h).map(Vec::as_slice).unwrap_or_default();
         prefetch.execs.extend(riding.iter().cloned());
         let t = hosts.transport(h).await?;
         let mut batch =

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::transport::Hosts;
 use groundwork_sdk::{Address, Phase, Resource, Secrets};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Exit codes shared by plan, apply and drift.
@@ -192,16 +192,16 @@ impl Workspace {
 
     /// [`Workspace::plan`] of the resources `scope` selects (and what they depend on).
     pub async fn plan_in(&self, scope: &crate::engine::scope::Matcher) -> Result<Plan> {
-        Ok(self.plan_riding(scope, &BTreeMap::new()).await?.0)
+        Ok(self.plan_asking(scope, &crate::engine::refresh::Asks::default()).await?.0)
     }
 
-    /// [`Workspace::plan_in`], with `riders`: per host, read-only queries of the caller's own run in
-    /// the plan's batch, and answered in what it returns besides the plan (a drift tick's service
-    /// table and VIP holders, without another exec per host).
-    pub async fn plan_riding(
+    /// [`Workspace::plan_in`], with `asks`: per host, read-only queries of the caller's own run in the
+    /// plan's batch, and answered in what it returns besides the plan (a drift tick's service table and
+    /// VIP holders, without another exec per host); and whether lock tokens are wanted.
+    pub async fn plan_asking(
         &self,
         scope: &crate::engine::scope::Matcher,
-        riders: &BTreeMap<String, Vec<groundwork_sdk::Cmd>>,
+        asks: &crate::engine::refresh::Asks,
     ) -> Result<(Plan, crate::engine::refresh::Answers)> {
         // Reading every host takes a moment over SSH: say so if it takes more than a second.
         let _spinner =
@@ -210,7 +210,7 @@ impl Workspace {
         if self.nothing_desired {
             let none = BTreeSet::new();
             let mut refreshed =
-                refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope, riders).await?;
+                refresh(&self.registry, &self.hosts, &self.loaded.name, &[], &none, scope, asks).await?;
             let mut plan = make_plan(&self.registry, &self.loaded.name, &[], &refreshed)?;
             plan.keep_records(&mut refreshed.records);
             return Ok((plan, refreshed.answers));
@@ -231,7 +231,7 @@ impl Workspace {
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
         let mut refreshed =
-            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, riders).await?;
+            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, asks).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
         let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;

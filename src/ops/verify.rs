@@ -338,8 +338,9 @@ pub(crate) fn status_riders(ws: &Workspace, table: Option<bool>) -> BTreeMap<Str
     let mut riders: BTreeMap<String, Vec<Cmd>> = BTreeMap::new();
     for host in table.map(|_| service_hosts(&ws.loaded.env)).unwrap_or_default() {
         let versions = table == Some(true);
-        if let Some(cmd) = groundwork_services::status_query(&ws.loaded.env, host, versions) {
-            riders.entry(host.to_string()).or_default().push(cmd);
+        let queries = groundwork_services::status_queries(&ws.loaded.env, host, versions);
+        if !queries.is_empty() {
+            riders.entry(host.to_string()).or_default().extend(queries);
         }
     }
     for lb in vip_hosts(ws) {
@@ -390,7 +391,7 @@ pub async fn vip_holders(ws: &Workspace, answers: &Answers) -> Result<Vec<VipHol
 
 /// The service table (like the helpernode's `helpernodecheck`): every unit groundwork manages on each
 /// host that runs commands — enabled, active, listening on its role's ports — and the daemon's version.
-/// One exec per host, the hosts side by side, unless `answers` has it.
+/// One round trip per host, the hosts side by side, unless `answers` has it.
 pub(crate) async fn service_rows(
     ws: &Workspace,
     env: &groundwork_sdk::model::Environment,

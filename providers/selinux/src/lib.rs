@@ -264,7 +264,8 @@ pub fn parse_relabel(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The name of a tree's relabel mark under MARKS (and of its clean fingerprint, `.clean` added).
+/// The name of a tree's relabel mark under MARKS (and of the file whose time says since when it is
+/// clean, `.clean-since` added).
 fn mark_key(path: &str) -> String {
     hex::encode(Sha256::digest(path.as_bytes()))
 }
@@ -285,17 +286,19 @@ while [ "$i" -lt "$n" ]; do
   d=$1 k=/var/lib/groundwork/relabel/$2; shift 2; i=$((i+1))
   printf '@@RELABEL %s\n' "$d"
   if [ -e "$d" ]; then
-    # setfiles loads and compiles the whole file_contexts (~70 ms). A clean result is remembered with a
-    # fingerprint of every file's ctime and inode (a relabel changes the ctime) and of the policy's
-    # file_contexts files; while the fingerprint holds, the tree is still clean. A find without
-    # -printf (busybox) lists nothing: no fingerprint, setfiles every time.
-    fp= old=
-    l=$(find "$d" "$spec"* -printf '%p %C@ %i %T@ %s\n' 2>/dev/null) && [ -n "$l" ] && fp=$(printf '%s\n' "$l" | sha256sum)
-    [ -f "$k.clean" ] && { read -r old < "$k.clean" || :; }
-    if [ -z "$fp" ] || [ "$old" != "$fp" ]; then
+    # setfiles loads and compiles the whole file_contexts (~70 ms). A clean result is remembered as a
+    # file, made before setfiles began: while no file of the tree or of the policy's file_contexts has
+    # a ctime newer than it, the tree is still clean (a relabel, a write, a new or renamed file change a
+    # ctime; a removal its directory's). One find that stops at the first such file, no digest. A
+    # change within the timestamp tick of that file (a jiffy at most) but after setfiles read it cannot
+    # be: setfiles reads nothing before it has compiled the policy. A find that cannot tell (busybox,
+    # or a path it cannot read) fails: setfiles every time.
+    if [ -f "$k.clean-since" ] && newer=$(find "$d" "$spec"* -cnewer "$k.clean-since" -print -quit 2>/dev/null) && [ -z "$newer" ]; then :
+    else
+      m=; { [ -d "${k%/*}" ] || mkdir -p "${k%/*}"; } 2>/dev/null && : > "$k.clean-since.$$" 2>/dev/null && m=$k.clean-since.$$
       o=$(setfiles -n -v -F "$spec" "$d" 2>&1)
-      if [ -n "$o" ]; then printf '%s\n' "$o"
-      elif [ -n "$fp" ]; then { [ -d "${k%/*}" ] || mkdir -p "${k%/*}"; } 2>/dev/null && printf '%s\n' "$fp" > "$k.clean.$$" 2>/dev/null && mv -f "$k.clean.$$" "$k.clean" 2>/dev/null; fi
+      if [ -n "$o" ]; then printf '%s\n' "$o"; [ -z "$m" ] || rm -f "$m"
+      elif [ -n "$m" ]; then mv -f "$m" "$k.clean-since" 2>/dev/null; fi
     fi
   fi
   printf '@@MARK\n'

@@ -69,6 +69,13 @@ pub fn unit_address(host: &str, unit: &str) -> Address {
     Address::new(PROVIDER, "unit", Some(host), unit)
 }
 
+/// The units of `host`'s daemons, in the order of its resources (and so of its read's query).
+fn unit_specs(env: &Environment, host: &str) -> Vec<UnitSpec> {
+    let Some(h) = env.hosts.get(host) else { return Vec::new() };
+    let spec = |daemon| UnitSpec { daemon, unit: env.unit_of(h, daemon), package: env.package_of(h, daemon), os: h.os };
+    env.daemons_of(host).into_iter().map(spec).collect()
+}
+
 /// The units of every host that runs commands, each after what configures it among `others` (the
 /// environment's other resources).
 pub fn resources(env: &Environment, others: &[Resource]) -> Result<Vec<Resource>, Error> {
@@ -80,13 +87,8 @@ pub fn resources(env: &Environment, others: &[Resource]) -> Result<Vec<Resource>
         if host.transport == TransportKind::Local || !host.run_commands {
             continue;
         }
-        for daemon in env.daemons_of(name) {
-            let spec = UnitSpec {
-                daemon,
-                unit: env.unit_of(host, daemon),
-                package: env.package_of(host, daemon),
-                os: host.os,
-            };
+        for spec in unit_specs(env, name) {
+            let daemon = spec.daemon;
             let mut r = Resource::new(unit_address(name, &spec.unit), spec)?;
             r.depends_on = others
                 .iter()
@@ -102,36 +104,25 @@ pub fn resources(env: &Environment, others: &[Resource]) -> Result<Vec<Resource>
     Ok(out)
 }
 
-/// How every unit of a host is asked about, in one call: `systemctl show` of the units (a space-separated
-/// list in `$units`: unit names hold no space or glob character, see `UnitName`), after a marker line.
-/// One call instead of `is-enabled` and `is-active` per unit: each systemctl start costs, and the read
-/// runs on every plan and every drift tick.
-macro_rules! show_units {
-    () => {
-        r#"LC_ALL=C; export LC_ALL; set -f
+/// One exec per host reads every unit: enablement and state, one `systemctl show` of the units (a
+/// space-separated list: unit names hold no space or glob character, see `UnitName`) after a marker
+/// line, instead of `is-enabled` and `is-active` per unit (each systemctl start costs, and the read runs
+/// on every plan and every drift tick); and, when a unit is not found, whether each package is installed
+/// (one rpm or dpkg-query call for all: `rpm -q` alone costs tens of milliseconds, and a unit that is
+/// there says its package is). Arguments: the OS family, the units, the packages (each a space-separated
+/// list).
+const READ_SCRIPT: &str = r#"fam=$1 units=$2 packages=$3
+LC_ALL=C; export LC_ALL; set -f
 shown=$(systemctl show -p Id,LoadState,UnitFileState,ActiveState -- $units 2>/dev/null)
 printf '@show\n%s\n\n@end\n' "$shown"
-"#
-    };
-}
-
-/// One exec per host reads every unit: enablement and state (`show_units`), and, when a unit is not
-/// found, whether each package is installed (one rpm or dpkg-query call for all: `rpm -q` alone costs
-/// tens of milliseconds, and a unit that is there says its package is). Arguments: the OS family, the
-/// units, the packages (each a space-separated list).
-const READ_SCRIPT: &str = concat!(
-    r#"fam=$1 units=$2 packages=$3
-"#,
-    show_units!(),
-    r#"case $shown in
+case $shown in
   *LoadState=not-found*|"")
     case $fam in
       rhel) rpm -q --qf '%{NAME}\n' $packages 2>/dev/null ;;
       *) dpkg-query -W -f='${Package} ${db:Status-Status}\n' $packages 2>/dev/null ;;
     esac ;;
 esac
-exit 0"#
-);
+exit 0"#;
 
 /// The read for a set of units (the same command in prefetch and read, so the batch answers it).
 pub fn read_command(specs: &[UnitSpec]) -> Cmd {
@@ -165,7 +156,7 @@ fn unit_words(block: &str) -> (String, String) {
     (enabled.to_string(), field("ActiveState").filter(|a| !a.is_empty()).unwrap_or("unknown").to_string())
 }
 
-/// The `show_units` section of `out`, one (enabled, active) pair per unit asked about, in order, and
+/// The `systemctl show` section of `out`, one (enabled, active) pair per unit asked about, in order, and
 /// what follows the section. A unit the host did not describe reads as not found and unknown: never
 /// as fine.
 fn parse_show(units: usize, out: &str) -> (Vec<(String, String)>, &str) {
@@ -337,19 +328,13 @@ pub fn version_command(daemon: Daemon) -> &'static str {
     }
 }
 
-/// One exec per host: the units' enablement and state (`show_units`: the units are the first argument),
-/// then per version command (the other arguments) its first line, then the listening sockets after a
-/// marker line.
-const STATUS_SCRIPT: &str = concat!(
-    r#"units=$1; shift
-"#,
-    show_units!(),
-    r#"for v in "$@"; do
+/// Per version command (the arguments) its first line, then the listening sockets after a marker line.
+/// The units' state comes from the units' own read ([`read_command`]), the query a plan already runs.
+const LISTENING_SCRIPT: &str = r#"for v in "$@"; do
   sh -c "$v" 2>&1 | head -n1 | grep . || echo unknown
 done
 echo groundwork-listening
-ss -Hltun"#
-);
+ss -Hltun"#;
 
 /// Listening sockets from `ss -Hltun`: (port, tcp|udp).
 pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
@@ -363,20 +348,20 @@ pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
         .collect()
 }
 
-/// The one read-only query [`service_rows`] runs on `host` (none where groundwork manages no daemon):
-/// a caller may run it ahead, in a batch, and answer it from there.
-pub fn status_query(env: &Environment, host: &str, versions: bool) -> Option<Cmd> {
-    let h = env.hosts.get(host)?;
-    let daemons = env.daemons_of(host);
-    if daemons.is_empty() {
-        return None;
+/// The read-only queries [`service_rows`] runs on `host` (none where groundwork manages no daemon): the
+/// units' read, the very command the services provider's plan read runs (a batch runs it once for
+/// both), then the versions and listening sockets. A caller may run them ahead, in a batch, and answer
+/// them from there.
+pub fn status_queries(env: &Environment, host: &str, versions: bool) -> Vec<Cmd> {
+    let specs = unit_specs(env, host);
+    if specs.is_empty() {
+        return Vec::new();
     }
-    let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
-    let mut cmd = Cmd::new("sh").arg("-c").arg(STATUS_SCRIPT).arg("groundwork-service").arg(units.join(" "));
-    for daemon in daemons.iter().filter(|_| versions) {
-        cmd = cmd.arg(version_command(*daemon));
+    let mut listening = Cmd::new("sh").arg("-c").arg(LISTENING_SCRIPT).arg("groundwork-listening");
+    for spec in specs.iter().filter(|_| versions) {
+        listening = listening.arg(version_command(spec.daemon));
     }
-    Some(cmd)
+    vec![read_command(&specs), listening]
 }
 
 /// The service table of one host: every unit groundwork manages there, through the host's transport.
@@ -388,24 +373,31 @@ pub async fn service_rows(
     host: &str,
     versions: bool,
 ) -> Result<Vec<ServiceRow>, Error> {
-    let Some(h) = env.hosts.get(host) else { return Ok(Vec::new()) };
     let at = |e: groundwork_sdk::TransportError| Error::Failed {
         address: format!("{PROVIDER}[{host}]"),
         message: e.to_string(),
     };
-    let daemons = env.daemons_of(host);
-    if daemons.is_empty() {
-        return Ok(Vec::new());
+    let queries = status_queries(env, host, versions);
+    let [units, listening] = &queries[..] else { return Ok(Vec::new()) };
+    // One round trip for both, or both answered by the batch they rode in; a query the batch could not
+    // answer runs on its own, and its failure is this table's.
+    let batch =
+        t.read_batch(&groundwork_sdk::Prefetch { execs: queries.clone(), ..Default::default() }).await.map_err(at)?;
+    let mut outputs = Vec::new();
+    for cmd in [units, listening] {
+        outputs.push(match batch.outputs.get(&cmd.key()) {
+            Some(out) => out.stdout_str(),
+            None => t.exec(cmd).await.map_err(at)?.stdout_str(),
+        });
     }
-    let Some(cmd) = status_query(env, host, versions) else { return Ok(Vec::new()) };
-    let units: Vec<String> = daemons.iter().map(|d| env.unit_of(h, *d)).collect();
-    let out = t.exec(&cmd).await.map_err(at)?.stdout_str();
-    let (words, after) = parse_show(units.len(), &out);
+    let specs = unit_specs(env, host);
+    let (words, _) = parse_show(specs.len(), &outputs[0]);
+    let after = &outputs[1];
     let (version_text, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));
     let listening = parse_listening(ss);
     let mut version_lines = version_text.lines().map(str::trim);
     let mut rows = Vec::new();
-    for ((daemon, unit), (enabled, active)) in daemons.into_iter().zip(units).zip(words) {
+    for (UnitSpec { daemon, unit, .. }, (enabled, active)) in specs.into_iter().zip(words) {
         let version = match version_lines.next() {
             Some(l) if !l.is_empty() => l.to_string(),
             _ if versions => "unknown".to_string(),

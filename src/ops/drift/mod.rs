@@ -6,6 +6,7 @@ mod status;
 
 use super::write_atomically;
 use super::{stdout_color, Workspace, EXIT_CHANGES, EXIT_OK};
+use crate::engine::refresh::Asks;
 use crate::engine::Plan;
 use crate::error::{Error, Result};
 use crate::render;
@@ -214,10 +215,11 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Se
         ServiceTable::None => None,
         t => Some(t == ServiceTable::StatesAndVersions),
     };
-    let riders = super::verify::status_riders(ws, versions);
+    // A check's plan is never applied as read (a heal plans again under the lock): no lock tokens.
+    let asks = Asks { riders: super::verify::status_riders(ws, versions), no_lock_tokens: true };
     let before = ws.hosts.round_trips().await;
     let read = async {
-        let (plan, answers) = ws.plan_riding(&ws.scope, &riders).await?;
+        let (plan, answers) = ws.plan_asking(&ws.scope, &asks).await?;
         // The VIPs the load balancers share: exactly one holder each. None or two is no config drift
         // (no apply fixes it) but breaks what the environment promises, so it is reported as drift.
         let vips = super::verify::vip_holders(ws, &answers).await?;
