@@ -56,6 +56,28 @@ for n in $sizes; do
   awk -v b="$(( $(busy) - busy100 ))" -v o="$(( $(own) - own100 ))" -v n="$(( ticks - 100 ))" -v hz="$hz" -v cpus="$(nproc)" 'BEGIN {
     printf "  CPU per tick (ticks 100-%d): %.1f ms in all, %.1f ms drift itself, %.1f ms the lab hosts; on %d cores a tick cannot take less than %.1f ms\n",
       n + 100, b * 1000 / hz / n, o * 1000 / hz / n, (b - o) * 1000 / hz / n, cpus, b * 1000 / hz / n / cpus }' 
+  # Where a tick's CPU goes, by program, sampled for PERF_SECONDS (10) with perf where it is installed:
+  # drift itself; what groundwork's batch starts on the hosts (sshd's session, the shells, find, awk,
+  # tar, wc, cat, mktemp, rm); the daemons' own tools it asks (systemctl, ss, busctl and the D-Bus
+  # services behind it, setfiles...); the rest. The tools' share is a floor someone else's code sets.
+  if command -v perf >/dev/null 2>&1; then
+    from=$(metric groundwork_drift_checks_total)
+    perf record -a -q -F 999 -o "$work/perf.data" -- sleep "${PERF_SECONDS:-10}" >/dev/null 2>&1 || true
+    ticked=$(( $(metric groundwork_drift_checks_total) - from ))
+    perf script -i "$work/perf.data" -F comm 2>/dev/null | awk -v n="$ticked" '
+      { c = $0; sub(/^ +/, "", c); sub(/ +$/, "", c); k[c]++ }
+      END {
+        split("groundwork tokio-rt-worker", a, " "); for (i in a) cat[a[i]] = "drift"
+        split("sshd bash sh mktemp rm wc cat tar awk mawk gawk find xargs stat", a, " "); for (i in a) cat[a[i]] = "batch"
+        split("systemctl ss busctl readlink setfiles dbus-daemon gdbus polkitd firewalld rpm dpkg-query", a, " "); for (i in a) cat[a[i]] = "tools"
+        cat["swapper"] = "idle"
+        if (n < 1) { print "  (no tick finished while perf sampled)"; exit }
+        for (c in k) { g = (c in cat) ? cat[c] : "other"; by[g] += k[c] }
+        printf "  CPU per tick by program (perf, %d ticks): drift %.1f ms, its batch on the hosts %.1f ms, the daemons'"'"' tools %.1f ms, other %.1f ms\n",
+          n, by["drift"] / 0.999 / n, by["batch"] / 0.999 / n, by["tools"] / 0.999 / n, by["other"] / 0.999 / n
+        for (c in k) if (c != "swapper") printf "%.1f %s\n", k[c] / 0.999 / n, c }' |
+      { IFS= read -r head; echo "$head"; sort -rn | head -14 | awk '{ printf "%s%s %s", (NR > 1 ? ", " : "  ms per tick: "), $2, $1 } END { print "" }'; }
+  fi
   # A connection dies on the host's side: the next tick reconnects, once.
   done_before=$(metric groundwork_drift_checks_total)
   in_host lb1 "pkill -f '^sshd: root'" || true
