@@ -237,16 +237,21 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
         let others = as_owners(&parts);
         // On shared hosts even a resource one environment owns alone is merged (of itself): what is
         // applied is then the same whichever owner applies it, as others come and go.
-        let spec = match refreshed.shared_infra || !others.is_empty() {
-            false => r.spec.clone(),
-            true => provider.merge(&r.address, Some(Owner { environment, spec: &r.spec }), &others)?,
+        // Borrowed where nothing is merged: a zone's spec holds every record, and a plan diffs them all.
+        let spec: std::borrow::Cow<'_, Value> = match refreshed.shared_infra || !others.is_empty() {
+            false => std::borrow::Cow::Borrowed(&r.spec),
+            true => std::borrow::Cow::Owned(provider.merge(
+                &r.address,
+                Some(Owner { environment, spec: &r.spec }),
+                &others,
+            )?),
         };
         // On shared hosts the record holds this environment's own part, whoever else owns it now.
         let shared = (refreshed.shared_infra || !others.is_empty()).then(|| Shared {
             with: others.iter().map(|o| o.environment.to_string()).collect(),
             own: Some(r.spec.clone()),
         });
-        let change = provider.diff(&r.address, Some(&spec), actual)?;
+        let change = provider.diff(&r.address, Some(&*spec), actual)?;
         if change.action != Action::NoOp {
             changes.push(Planned { change, depends_on: r.depends_on.clone(), shared });
         } else {
