@@ -73,6 +73,29 @@ hosts:
     groundwork_sdk::yaml::from_str(&yaml).unwrap()
 }
 
+/// Hosts under a temp dir, and a registry of the test providers asked for (`Reloader`, `Recorder`),
+/// both writing to one log.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+    reg: Registry,
+    hosts: Hosts,
+}
+
+fn fixture(reloader: bool, recorder: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut reg = Registry::empty();
+    if reloader {
+        reg.add(Arc::new(Reloader { log: log.clone() }));
+    }
+    if recorder {
+        reg.add(Arc::new(Recorder { log: log.clone() }));
+    }
+    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    Fixture { _dir: dir, log, reg, hosts }
+}
+
 fn res(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {
     let mut r = Resource::new(Address::new("rec", "thing", Some(host), name), spec).unwrap();
     r.depends_on = deps.to_vec();
@@ -81,11 +104,7 @@ fn res(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {
 
 #[tokio::test]
 async fn failure_stops_dependents_and_independent_branches_go_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut reg = Registry::empty();
-    reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let Fixture { _dir, log, reg, hosts } = fixture(false, true);
 
     let a = res("h1", "a", json!({"v": "a", "fail": true}), &[]);
     let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
@@ -128,11 +147,7 @@ async fn failure_stops_dependents_and_independent_branches_go_on() {
 
 #[tokio::test]
 async fn deletes_run_in_reverse_dependency_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut reg = Registry::empty();
-    reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let Fixture { _dir, log, reg, hosts } = fixture(false, true);
     let a = res("h1", "a", json!({"v": "a"}), &[]);
     let b = res("h1", "b", json!({"v": "b"}), std::slice::from_ref(&a.address));
     let keep = res("h1", "keep", json!({"v": "k"}), &[]);
@@ -369,12 +384,7 @@ fn reloaded(host: &str, name: &str, spec: Value, deps: &[Address]) -> Resource {
 
 #[tokio::test]
 async fn a_daemon_s_files_written_together_reload_once_and_what_needs_the_reload_waits_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut reg = Registry::empty();
-    reg.add(Arc::new(Reloader { log: log.clone() }));
-    reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let Fixture { _dir, log, reg, hosts } = fixture(true, true);
     // Three zones, the configuration that lists them, and a service (another provider) that needs
     // the daemon to have loaded them all; h2's daemon is another group.
     let zones: Vec<Resource> =
@@ -412,12 +422,7 @@ async fn a_daemon_s_files_written_together_reload_once_and_what_needs_the_reload
 
 #[tokio::test]
 async fn a_failed_activation_fails_every_change_it_covered_and_skips_what_needs_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut reg = Registry::empty();
-    reg.add(Arc::new(Reloader { log: log.clone() }));
-    reg.add(Arc::new(Recorder { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let Fixture { _dir, log, reg, hosts } = fixture(true, true);
     let z1 = reloaded("h1", "z1", json!({"v": "z1", "reload": true}), &[]);
     let z2 = reloaded("h1", "z2", json!({"v": "z2", "reload": true, "reload_fails": true}), &[]);
     let svc = res("h1", "svc", json!({"v": "up"}), &[z1.address.clone(), z2.address.clone()]);
@@ -460,11 +465,7 @@ async fn a_failed_activation_fails_every_change_it_covered_and_skips_what_needs_
 
 #[tokio::test]
 async fn a_change_of_the_same_daemon_that_activates_on_its_own_waits_for_the_shared_activation() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut reg = Registry::empty();
-    reg.add(Arc::new(Reloader { log: log.clone() }));
-    let hosts = Hosts::new(&env(dir.path()), dir.path(), Default::default());
+    let Fixture { _dir, log, reg, hosts } = fixture(true, false);
     let z1 = reloaded("h1", "z1", json!({"v": "z1", "reload": true}), &[]);
     let z2 = reloaded("h1", "z2", json!({"v": "z2", "reload": true}), &[]);
     // A key: its own reload, right after its write (not deferred); it needs the zones loaded.
