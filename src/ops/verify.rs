@@ -9,6 +9,7 @@ use super::{Workspace, EXIT_CHANGES, EXIT_OK};
 use crate::engine::refresh::Answers;
 use crate::error::{Error, Result};
 use groundwork_sdk::cached::CachedTransport;
+use groundwork_services::TableAsks;
 use groundwork_sdk::model::HostRole;
 use groundwork_sdk::transport::{Cmd, Transport};
 use std::collections::BTreeMap;
@@ -332,13 +333,12 @@ fn service_hosts(env: &groundwork_sdk::model::Environment) -> Vec<&str> {
     asked.map(|(name, _)| name.as_str()).collect()
 }
 
-/// Per host, the read-only queries of [`service_rows`] (when `table` is some, with versions or not)
+/// Per host, the read-only queries of [`service_rows`] (when `table` is some, asking what it says)
 /// and of [`vip_holders`]: a drift tick runs them in its plan's batch.
-pub(crate) fn status_riders(ws: &Workspace, table: Option<bool>) -> BTreeMap<String, Vec<Cmd>> {
+pub(crate) fn status_riders(ws: &Workspace, table: Option<TableAsks>) -> BTreeMap<String, Vec<Cmd>> {
     let mut riders: BTreeMap<String, Vec<Cmd>> = BTreeMap::new();
     for host in table.map(|_| service_hosts(&ws.loaded.env)).unwrap_or_default() {
-        let versions = table == Some(true);
-        let queries = groundwork_services::status_queries(&ws.loaded.env, host, versions);
+        let queries = groundwork_services::status_queries(&ws.loaded.env, host, table.unwrap_or_default());
         if !queries.is_empty() {
             riders.entry(host.to_string()).or_default().extend(queries);
         }
@@ -395,12 +395,12 @@ pub async fn vip_holders(ws: &Workspace, answers: &Answers) -> Result<Vec<VipHol
 pub(crate) async fn service_rows(
     ws: &Workspace,
     env: &groundwork_sdk::model::Environment,
-    versions: bool,
+    asks: TableAsks,
     answers: &Answers,
 ) -> Result<Vec<groundwork_services::ServiceRow>> {
     let per_host = futures::future::try_join_all(service_hosts(env).into_iter().map(|name| async move {
         let t = answering(ws, name, answers).await?;
-        Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name, versions).await?)
+        Ok::<_, Error>(groundwork_services::service_rows(t.as_ref(), env, name, asks).await?)
     }))
     .await?;
     Ok(per_host.into_iter().flatten().collect())
@@ -504,7 +504,7 @@ pub async fn run(path: &Path, opts: &VerifyOptions) -> Result<u8> {
     };
     let x = Expected::now(&ws).await?;
     let results = probes(&ws, &x, &from).await?;
-    let services = service_rows(&ws, &x.env, true, &Answers::new()).await?;
+    let services = service_rows(&ws, &x.env, TableAsks::ALL, &Answers::new()).await?;
     let failed = results.iter().filter(|p| !p.ok).count() + services.iter().filter(|r| !r.ok()).count();
     let skipped = results.iter().filter(|p| p.skipped).count();
     if let Some(f) = &opts.junit {

@@ -275,7 +275,7 @@ pub struct ServiceRow {
     pub unit: String,
     pub enabled: String,
     pub active: String,
-    /// `53/udp` → whether something listens there.
+    /// `53/udp` → whether something listens there (empty when the table did not ask).
     pub ports: Vec<(String, bool)>,
     pub version: String,
 }
@@ -328,13 +328,29 @@ pub fn version_command(daemon: Daemon) -> &'static str {
     }
 }
 
-/// Per version command (the arguments) its first line, then the listening sockets after a marker line.
-/// The units' state comes from the units' own read ([`read_command`]), the query a plan already runs.
-const LISTENING_SCRIPT: &str = r#"for v in "$@"; do
+/// Per version command (from the second argument on) its first line, then, when the first argument is
+/// `listening`, the listening sockets after a marker line. The units' state comes from the units' own
+/// read ([`read_command`]), the query a plan already runs.
+const LISTENING_SCRIPT: &str = r#"sockets=$1; shift
+for v in "$@"; do
   sh -c "$v" 2>&1 | head -n1 | grep . || echo unknown
 done
+[ "$sockets" = listening ] || exit 0
 echo groundwork-listening
 ss -Hltun"#;
+
+/// What a service table asks besides the units' state (which the plan's own read answers): the
+/// listening sockets (an `ss`, ~5 ms a host here) and the daemons' versions (a process per daemon).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableAsks {
+    pub listening: bool,
+    pub versions: bool,
+}
+
+impl TableAsks {
+    /// Everything: what `verify` shows, and a drift loop's first check.
+    pub const ALL: TableAsks = TableAsks { listening: true, versions: true };
+}
 
 /// Listening sockets from `ss -Hltun`: (port, tcp|udp).
 pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
@@ -350,41 +366,48 @@ pub fn parse_listening(ss: &str) -> std::collections::BTreeSet<(u16, String)> {
 
 /// The read-only queries [`service_rows`] runs on `host` (none where groundwork manages no daemon): the
 /// units' read, the very command the services provider's plan read runs (a batch runs it once for
-/// both), then the versions and listening sockets. A caller may run them ahead, in a batch, and answer
-/// them from there.
-pub fn status_queries(env: &Environment, host: &str, versions: bool) -> Vec<Cmd> {
+/// both), then, if `asks` wants either, the versions and listening sockets. A caller may run them
+/// ahead, in a batch, and answer them from there.
+pub fn status_queries(env: &Environment, host: &str, asks: TableAsks) -> Vec<Cmd> {
     let specs = unit_specs(env, host);
     if specs.is_empty() {
         return Vec::new();
     }
-    let mut listening = Cmd::new("sh").arg("-c").arg(LISTENING_SCRIPT).arg("groundwork-listening");
-    for spec in specs.iter().filter(|_| versions) {
-        listening = listening.arg(version_command(spec.daemon));
+    let mut queries = vec![read_command(&specs)];
+    if asks.listening || asks.versions {
+        let sockets = if asks.listening { "listening" } else { "-" };
+        let mut extra = Cmd::new("sh").arg("-c").arg(LISTENING_SCRIPT).arg("groundwork-listening").arg(sockets);
+        for spec in specs.iter().filter(|_| asks.versions) {
+            extra = extra.arg(version_command(spec.daemon));
+        }
+        queries.push(extra);
     }
-    vec![read_command(&specs), listening]
+    queries
 }
 
 /// The service table of one host: every unit groundwork manages there, through the host's transport.
-/// `versions`: also ask each daemon its version (a process each, firewall-cmd's a Python one); without,
-/// the version column is empty.
+/// What `asks` leaves out stays empty: the ports (listening sockets) and the versions (a process each,
+/// firewall-cmd's a Python one).
 pub async fn service_rows(
     t: &dyn groundwork_sdk::Transport,
     env: &Environment,
     host: &str,
-    versions: bool,
+    asks: TableAsks,
 ) -> Result<Vec<ServiceRow>, Error> {
     let at = |e: groundwork_sdk::TransportError| Error::Failed {
         address: format!("{PROVIDER}[{host}]"),
         message: e.to_string(),
     };
-    let queries = status_queries(env, host, versions);
-    let [units, listening] = &queries[..] else { return Ok(Vec::new()) };
-    // One round trip for both, or both answered by the batch they rode in; a query the batch could not
+    let queries = status_queries(env, host, asks);
+    if queries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One round trip for all, or all answered by the batch they rode in; a query the batch could not
     // answer runs on its own, and its failure is this table's.
     let batch =
         t.read_batch(&groundwork_sdk::Prefetch { execs: queries.clone(), ..Default::default() }).await.map_err(at)?;
     let mut outputs = Vec::new();
-    for cmd in [units, listening] {
+    for cmd in &queries {
         outputs.push(match batch.outputs.get(&cmd.key()) {
             Some(out) => out.stdout_str(),
             None => t.exec(cmd).await.map_err(at)?.stdout_str(),
@@ -392,7 +415,7 @@ pub async fn service_rows(
     }
     let specs = unit_specs(env, host);
     let (words, _) = parse_show(specs.len(), &outputs[0]);
-    let after = &outputs[1];
+    let after = outputs.get(1).map(String::as_str).unwrap_or_default();
     let (version_text, ss) = after.split_once("groundwork-listening\n").unwrap_or((after, ""));
     let listening = parse_listening(ss);
     let mut version_lines = version_text.lines().map(str::trim);
@@ -400,13 +423,16 @@ pub async fn service_rows(
     for (UnitSpec { daemon, unit, .. }, (enabled, active)) in specs.into_iter().zip(words) {
         let version = match version_lines.next() {
             Some(l) if !l.is_empty() => l.to_string(),
-            _ if versions => "unknown".to_string(),
+            _ if asks.versions => "unknown".to_string(),
             _ => String::new(),
         };
-        let ports = served_ports(env, daemon)
-            .into_iter()
-            .map(|(port, proto)| (format!("{port}/{proto}"), listening.contains(&(port, proto.to_string()))))
-            .collect();
+        let ports = match asks.listening {
+            true => served_ports(env, daemon)
+                .into_iter()
+                .map(|(port, proto)| (format!("{port}/{proto}"), listening.contains(&(port, proto.to_string()))))
+                .collect(),
+            false => Vec::new(),
+        };
         rows.push(ServiceRow { host: host.to_string(), daemon, unit, enabled, active, ports, version });
     }
     Ok(rows)

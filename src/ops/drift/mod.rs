@@ -10,6 +10,7 @@ use crate::engine::refresh::Asks;
 use crate::engine::Plan;
 use crate::error::{Error, Result};
 use crate::render;
+use groundwork_services::TableAsks;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -193,30 +194,21 @@ pub(crate) struct Checked {
     plan: Plan,
     vips: Vec<super::verify::VipHolding>,
     services: Vec<groundwork_services::ServiceRow>,
+    /// What the service table asked besides the units' state (none: no table).
+    asked: Option<TableAsks>,
     healed: bool,
     duration: f64,
 }
 
-/// Which service table a check reads for the status page: none, or one with or without the daemons'
-/// versions (a process per daemon: asked for now and then, not on every check).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ServiceTable {
-    None,
-    States,
-    StatesAndVersions,
-}
-
 /// One check: plan, report, update metrics, heal if asked. The page's service table and the VIP
 /// holders ride in the plan's batch: one exec per infra host.
-async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: ServiceTable) -> Result<Checked> {
+/// `table`: the status page's service table, and what it asks besides the units' state (the
+/// listening sockets and the versions are asked now and then, not on every check).
+async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Option<TableAsks>) -> Result<Checked> {
     let started = Instant::now();
     metrics.check_started();
-    let versions = match table {
-        ServiceTable::None => None,
-        t => Some(t == ServiceTable::StatesAndVersions),
-    };
     // A check's plan is never applied as read (a heal plans again under the lock): no lock tokens.
-    let asks = Asks { riders: super::verify::status_riders(ws, versions), no_lock_tokens: true };
+    let asks = Asks { riders: super::verify::status_riders(ws, table), no_lock_tokens: true };
     let before = ws.hosts.round_trips().await;
     let read = async {
         let (plan, answers) = ws.plan_asking(&ws.scope, &asks).await?;
@@ -224,9 +216,9 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Se
         // (no apply fixes it) but breaks what the environment promises, so it is reported as drift.
         let vips = super::verify::vip_holders(ws, &answers).await?;
         // The page's service table is extra: a host that cannot answer it does not fail the check.
-        let services = match versions {
+        let services = match table {
             None => Ok(Vec::new()),
-            Some(v) => super::verify::service_rows(ws, &ws.loaded.env, v, &answers).await,
+            Some(t) => super::verify::service_rows(ws, &ws.loaded.env, t, &answers).await,
         };
         let services = services.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the service table failed");
@@ -268,7 +260,7 @@ async fn check(ws: &Workspace, opts: &DriftOptions, metrics: &Metrics, table: Se
             }
         }
     }
-    let mut checked = Checked { code: EXIT_CHANGES, plan, vips, services, healed: false, duration };
+    let mut checked = Checked { code: EXIT_CHANGES, plan, vips, services, asked: table, healed: false, duration };
     if checked.plan.is_empty() {
         checked.code = if vips_broken { EXIT_CHANGES } else { EXIT_OK };
         return Ok(checked);
@@ -323,7 +315,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     let ws = Workspace::open(path)?.scope(&opts.scope)?;
     let metrics = Metrics::new(&ws.loaded.name, &ws.registry.names());
     let Some(every) = opts.every else {
-        let code = check(&ws, opts, &metrics, ServiceTable::None).await.map(|c| c.code);
+        let code = check(&ws, opts, &metrics, None).await.map(|c| c.code);
         if let Some(f) = &opts.metrics_file {
             write_atomically(f, &metrics.render())?;
         }
@@ -344,7 +336,7 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
     );
     tokio::spawn(http::serve(listener, shared.clone(), status.layout.clone()));
     loop {
-        let result = check(&ws, opts, &metrics, status.service_table()).await;
+        let result = check(&ws, opts, &metrics, Some(status.service_table())).await;
         if let Err(e) = &result {
             crate::errln!("error: {e}");
         }

@@ -1,7 +1,7 @@
 //! What the status page shows, kept by the drift loop: the graph's layout (once per environment) and a
 //! snapshot replaced after each check, with the install timeline carried across checks.
 
-use super::{Checked, ServiceTable};
+use super::Checked;
 use crate::engine::Plan;
 use crate::error::Result;
 use crate::ops::Workspace;
@@ -9,6 +9,7 @@ use crate::render::graph_svg::{Layout, ResourceState};
 use crate::render::status_page::{
     DriftedResource, GateRow, LastCheck, Outcome, ServiceRow, Snapshot, TimelineEntry, VipRow,
 };
+use groundwork_services::TableAsks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +22,16 @@ pub(crate) struct Status {
     /// The daemons' versions by (host, unit), and when they were last asked.
     versions: BTreeMap<(String, String), String>,
     versions_read: Option<Instant>,
+    /// Each unit's ports and whether something listened there, and when the sockets were last asked.
+    ports: BTreeMap<(String, String), Vec<(String, bool)>>,
+    ports_read: Option<Instant>,
 }
 
 /// How often the daemons are asked their versions (a package update shows within this).
 const VERSIONS_EVERY: Duration = Duration::from_secs(3600);
+/// How often the hosts are asked their listening sockets: an `ss` per host, which a loop checking more
+/// often than this would otherwise run on every check (a port that stops listening shows within this).
+const PORTS_EVERY: Duration = Duration::from_secs(10);
 
 impl Status {
     pub fn new(ws: &Workspace, every: Duration) -> Status {
@@ -46,15 +53,16 @@ impl Status {
             addresses,
             versions: BTreeMap::new(),
             versions_read: None,
+            ports: BTreeMap::new(),
+            ports_read: None,
         }
     }
 
-    /// The service table the next check reads: with versions on the first check and hourly after.
-    pub fn service_table(&self) -> ServiceTable {
-        match self.versions_read {
-            Some(at) if at.elapsed() < VERSIONS_EVERY => ServiceTable::States,
-            _ => ServiceTable::StatesAndVersions,
-        }
+    /// What the next check's service table asks besides the units' state: everything on the first
+    /// check; after, the listening sockets every [`PORTS_EVERY`] and the versions hourly.
+    pub fn service_table(&self) -> TableAsks {
+        let due = |read: Option<Instant>, every: Duration| read.is_none_or(|at| at.elapsed() >= every);
+        TableAsks { listening: due(self.ports_read, PORTS_EVERY), versions: due(self.versions_read, VERSIONS_EVERY) }
     }
 
     /// Take in one check's result and the run's counters.
@@ -65,15 +73,25 @@ impl Status {
         next.last = Some(match result {
             Ok(mut c) => {
                 next.timeline = timeline(&next.timeline, &c.plan, finished_unix);
-                if self.service_table() == ServiceTable::StatesAndVersions {
+                // What the check did not ask is carried over from the last check that did.
+                let asked = c.asked.unwrap_or_default();
+                if asked.versions {
                     self.versions_read = Some(Instant::now());
+                }
+                if asked.listening {
+                    self.ports_read = Some(Instant::now());
                 }
                 for r in &mut c.services {
                     let key = (r.host.clone(), r.unit.clone());
-                    if r.version.is_empty() {
-                        r.version = self.versions.get(&key).cloned().unwrap_or_default();
+                    if asked.versions {
+                        self.versions.insert(key.clone(), r.version.clone());
                     } else {
-                        self.versions.insert(key, r.version.clone());
+                        r.version = self.versions.get(&key).cloned().unwrap_or_default();
+                    }
+                    if asked.listening {
+                        self.ports.insert(key, r.ports.clone());
+                    } else {
+                        r.ports = self.ports.get(&key).cloned().unwrap_or_default();
                     }
                 }
                 last_check(c, finished_unix)
@@ -227,17 +245,24 @@ mod tests {
         }
     }
 
-    fn checked(version: &str) -> Checked {
+    /// A check whose table asked `asked`, and found `version` and port 53/udp listening or not where
+    /// it asked them.
+    fn checked_asking(asked: TableAsks, version: &str, listening: bool) -> Checked {
         let row = groundwork_services::ServiceRow {
             host: "ns1".into(),
             daemon: groundwork_sdk::model::Daemon::Named,
             unit: "named.service".into(),
             enabled: "enabled".into(),
             active: "active".into(),
-            ports: vec![],
-            version: version.into(),
+            ports: if asked.listening { vec![("53/udp".into(), listening)] } else { vec![] },
+            version: if asked.versions { version.into() } else { String::new() },
         };
-        Checked { code: 0, plan: plan(vec![]), vips: vec![], services: vec![row], healed: false, duration: 0.1 }
+        let (plan, services) = (plan(vec![]), vec![row]);
+        Checked { code: 0, plan, vips: vec![], services, asked: Some(asked), healed: false, duration: 0.1 }
+    }
+
+    fn checked(version: &str) -> Checked {
+        checked_asking(TableAsks::ALL, version, true)
     }
 
     fn status(addresses: &[&Address]) -> Status {
@@ -256,19 +281,29 @@ mod tests {
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
             versions: BTreeMap::new(),
             versions_read: None,
+            ports: BTreeMap::new(),
+            ports_read: None,
         }
     }
 
     #[test]
-    fn versions_are_asked_first_and_carried_over_checks_that_do_not_ask() {
+    fn versions_and_sockets_are_asked_first_and_carried_over_checks_that_do_not_ask() {
         let mut st = status(&[]);
-        assert!(st.service_table() == ServiceTable::StatesAndVersions);
-        st.record(Ok(checked("BIND 9.18")), (1, 0, 0));
-        assert!(st.service_table() == ServiceTable::States);
-        st.record(Ok(checked("")), (2, 0, 0));
-        let last = st.snapshot.last.as_ref().unwrap();
-        assert_eq!(last.services[0].version, "BIND 9.18");
+        assert_eq!(st.service_table(), TableAsks::ALL);
+        st.record(Ok(checked_asking(TableAsks::ALL, "BIND 9.18", false)), (1, 0, 0));
+        assert_eq!(st.service_table(), TableAsks { listening: false, versions: false });
+        st.record(Ok(checked_asking(TableAsks::default(), "", true)), (2, 0, 0));
+        let row = &st.snapshot.last.as_ref().unwrap().services[0];
+        assert_eq!(row.version, "BIND 9.18");
+        assert_eq!(row.ports, vec![("53/udp".to_string(), false)]);
         assert_eq!(st.snapshot.checks, 2);
+        // A check that asks the sockets again replaces them; the versions stay carried.
+        st.record(Ok(checked_asking(TableAsks { listening: true, versions: false }, "", true)), (3, 0, 0));
+        let row = &st.snapshot.last.as_ref().unwrap().services[0];
+        assert_eq!((row.version.as_str(), row.ports[0].1), ("BIND 9.18", true));
+        // The sockets fall due again after PORTS_EVERY, the versions after VERSIONS_EVERY.
+        st.ports_read = Instant::now().checked_sub(PORTS_EVERY);
+        assert_eq!(st.service_table(), TableAsks { listening: true, versions: false });
     }
 
     #[test]
