@@ -6,6 +6,7 @@
 use crate::config::load::local_path;
 use crate::config::Loaded;
 use groundwork_installer::{GenerationSpec, Observed, Verdict};
+use groundwork_sdk::expansion::note_read;
 use groundwork_sdk::model::{
     Environment, FileKind, InstallSettings, InstallerSettings, NetworkType, NodeRole, ServedFile, ValueSource,
 };
@@ -41,6 +42,7 @@ pub fn read_source(dir: &Path, field: &'static str, source: &ValueSource) -> Res
     match (&source.file, &source.env) {
         (Some(file), None) => {
             let path = local_path(dir, file);
+            note_read(&path);
             std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))
         }
         (None, Some(var)) => std::env::var(var.as_str())
@@ -131,6 +133,7 @@ pub fn read_trust_bundle(dir: &Path, install: &InstallSettings) -> Result<Option
     let Some(f) = &install.additional_trust_bundle else { return Ok(None) };
     let path = local_path(dir, f);
     let err = |message: String| InstallError::Input { field: "additional_trust_bundle", message };
+    note_read(&path);
     let text = std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
         return Err(err(format!("{} holds no PEM certificate", path.display())));
@@ -295,6 +298,7 @@ pub fn generation(
     let install = install_settings(env)?;
     let err = |field: &'static str| move |message: String| InstallError::Input { field, message };
     let binary = local_path(dir, &installer.path);
+    note_read(&binary);
     let installer_sha256 = {
         let mut f = groundwork_sdk::expansion::open_regular(&binary)
             .map_err(|e| InstallError::Installer(format!("{}: {e}", binary.display())))?;
@@ -374,6 +378,7 @@ pub fn generation(
 fn observe(env_dir: &Path, dir: &RelPath) -> Observed {
     let base = env_dir.join(dir.as_str());
     let read = |rel: &str| -> Option<Vec<u8>> {
+        note_read(&base.join(rel));
         let mut f = groundwork_sdk::expansion::open_regular(&base.join(rel)).ok()?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut bytes).ok()?;

@@ -201,3 +201,61 @@ fn target_and_exclude_scope_a_run_and_keep_dependencies() {
     assert!(typo.stderr.contains("--target \"bind.zones*\" matches no resource"), "{}", typo.stderr);
     assert!(typo.stdout.is_empty(), "{}", typo.stdout);
 }
+
+/// A drift loop keeps its expansion while the local files it read are unchanged, and expands again as
+/// soon as one changes: a source re-pointed, or rewritten (then not kept while the rewrite is recent
+/// enough that another could hide in the same timestamp tick).
+#[tokio::test]
+async fn a_kept_expansion_lasts_exactly_while_its_local_files_do() {
+    use sha2::{Digest, Sha256};
+    let env = demo_env();
+    let yaml = env.path().join("environment.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let entry = r#"{ path: rhcos-kernel, content: "kernel stand-in\n" }"#;
+    assert!(text.contains(entry));
+    // Sources changed long ago (files of this repository), so that a read of them is believed.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = text.replace(entry, "{ path: rhcos-kernel, source: kernel.bin }");
+    std::fs::write(&yaml, text.replace("files:\n", &format!("files:\n  source_dirs: [{}]\n", repo.display()))).unwrap();
+    let (a, b) = (repo.join("Cargo.lock"), repo.join("rustfmt.toml"));
+    let source = env.path().join("kernel.bin");
+    std::os::unix::fs::symlink(&a, &source).unwrap();
+    let digest = |p: &std::path::Path| hex::encode(Sha256::digest(std::fs::read(p).unwrap()));
+    let planned = |plan: &groundwork::engine::Plan| {
+        let c = plan.changes.iter().find(|c| c.change.address.to_string().ends_with("/rhcos-kernel]")).unwrap();
+        serde_json::to_string(&c.change.after).unwrap()
+    };
+
+    let mut ws = Workspace::open(env.path()).unwrap();
+    ws.keep_expansions();
+    let first = ws.plan().await.unwrap();
+    assert!(planned(&first).contains(&digest(&a)));
+    assert_eq!(ws.expansions(), 0, "the first plan uses what opening expanded");
+    let second = ws.plan().await.unwrap();
+    assert_eq!(ws.expansions(), 1);
+    let third = ws.plan().await.unwrap();
+    assert_eq!(ws.expansions(), 1, "kept: nothing read changed");
+    assert_eq!(render::json::plan(&third), render::json::plan(&second));
+
+    // Re-pointed to another file: expanded again, and kept (that file changed long ago).
+    std::fs::remove_file(&source).unwrap();
+    std::os::unix::fs::symlink(&b, &source).unwrap();
+    let repointed = ws.plan().await.unwrap();
+    assert_eq!(ws.expansions(), 2);
+    assert!(planned(&repointed).contains(&digest(&b)), "{}", planned(&repointed));
+    ws.plan().await.unwrap();
+    assert_eq!(ws.expansions(), 2);
+
+    // Rewritten in place: expanded again, and again on the next plan, while the write is recent.
+    std::fs::remove_file(&source).unwrap();
+    let written = std::time::Instant::now();
+    std::fs::write(&source, "a new kernel\n").unwrap();
+    let rewritten = ws.plan().await.unwrap();
+    assert!(planned(&rewritten).contains(&digest(&source)), "{}", planned(&rewritten));
+    assert_eq!(ws.expansions(), 3);
+    ws.plan().await.unwrap();
+    // (Unless the machine stalled for a second: the write is then old enough to be believed.)
+    if written.elapsed() < std::time::Duration::from_secs(1) {
+        assert_eq!(ws.expansions(), 4, "a read of a file written a moment ago is not kept");
+    }
+}

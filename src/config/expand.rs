@@ -132,6 +132,7 @@ fn transfer_key(
                      (the key is derived from it)"
                         .into())
                 })?;
+            groundwork_sdk::expansion::note_read(&identity);
             let key = std::fs::read(&identity).map_err(|e| {
                 err(format!(
                     "dns: the zone transfer key is derived from the SSH identity {}, which cannot be read ({e}); set \

@@ -22,6 +22,7 @@ use groundwork_sdk::{Address, Phase, Resource, Secrets};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Exit codes shared by plan, apply and drift.
 pub const EXIT_OK: u8 = 0;
@@ -55,6 +56,37 @@ pub struct Workspace {
     /// run's first plan uses it: an apply can make what expansion reads (the installer's outputs), and
     /// a drift loop must see a local source that changed between its ticks.
     expansion_spent: std::sync::atomic::AtomicBool,
+    /// A drift loop's last expansion, kept while the local files it read are unchanged
+    /// ([`Workspace::keep_expansions`]).
+    kept: Option<std::sync::Mutex<Option<Arc<Kept>>>>,
+    /// Expansions made for plans after the run's first (what `kept` saves; tests count them).
+    expansions: std::sync::atomic::AtomicUsize,
+}
+
+/// What waits for the installer: its resource, and the addresses that wait.
+type Pending = Option<(Address, Vec<Address>)>;
+
+/// An expansion kept for the next plan: for `phase`, from the local files `reads` names.
+struct Kept {
+    phase: Phase,
+    resources: Vec<Resource>,
+    pending: Pending,
+    reads: groundwork_sdk::expansion::ReadStamps,
+}
+
+/// What a plan is made from: the resources of its phase and what waits for the installer.
+enum Expanded<'a> {
+    Made(Cow<'a, [Resource]>, Pending),
+    Kept(Arc<Kept>),
+}
+
+impl Expanded<'_> {
+    fn parts(&self) -> (&[Resource], &Pending) {
+        match self {
+            Expanded::Made(resources, pending) => (resources, pending),
+            Expanded::Kept(k) => (&k.resources, &k.pending),
+        }
+    }
 }
 
 impl Workspace {
@@ -83,6 +115,8 @@ impl Workspace {
             now,
             nothing_desired: false,
             expansion_spent: Default::default(),
+            kept: None,
+            expansions: Default::default(),
         })
     }
 
@@ -115,6 +149,50 @@ impl Workspace {
     /// Something is about to be applied: what `open` expanded no longer stands for the next plan.
     pub fn applying(&self) {
         self.expansion_spent.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(Ok(mut kept)) = self.kept.as_ref().map(|k| k.lock()) {
+            *kept = None;
+        }
+    }
+
+    /// Keep each plan's expansion for the next while the local files it read (templates, sources, the
+    /// installer's outputs, the pull secret...) are unchanged, checked by a `stat` each: a drift loop
+    /// plans every few seconds, and at 1000 nodes an expansion costs ~10 ms of each check.
+    pub fn keep_expansions(&mut self) {
+        self.kept = Some(Default::default());
+    }
+
+    /// How many expansions plans made after the run's first (not counting the ones kept).
+    pub fn expansions(&self) -> usize {
+        self.expansions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The resources of `phase` and what waits for the installer, as [`Workspace::plan_asking`] plans
+    /// them: the run's first expansion, the one kept, or a new one (kept if asked to).
+    fn expanded(&self, phase: &Phase) -> Result<Expanded<'_>> {
+        // Kept expansions are whole (a narrowed run narrows them as it does a new one).
+        let slot = self.kept.as_ref();
+        if let Some(k) = slot.and_then(|s| s.lock().ok()?.clone()).filter(|k| k.phase == *phase && k.reads.unchanged())
+        {
+            return Ok(Expanded::Kept(k));
+        }
+        // Expanded under the journal, which notes every local file read and its stamp.
+        let (made, reads) = groundwork_sdk::expansion::journaled(|| {
+            let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
+            Ok::<_, crate::error::Error>((self.expand(phase)?, config::expand::pending_for(&self.loaded, phase, &x)?))
+        });
+        let (made, pending) = made?;
+        let Cow::Owned(resources) = made else { return Ok(Expanded::Made(made, pending)) };
+        self.expansions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Without reads (a file read had changed in the last moments, and may change again unseen within
+        // its timestamp's tick) the expansion is not kept.
+        let (Some(slot), Some(reads)) = (slot, reads) else {
+            return Ok(Expanded::Made(Cow::Owned(resources), pending));
+        };
+        let kept = Arc::new(Kept { phase: phase.clone(), resources, pending, reads });
+        if let Ok(mut k) = slot.lock() {
+            *k = Some(kept.clone());
+        }
+        Ok(Expanded::Kept(kept))
     }
 
     /// Narrow to `--target`/`--exclude`; prints which dependencies were pulled in.
@@ -220,12 +298,17 @@ impl Workspace {
         gates::add_csr_verdicts(self.hosts.cluster().await?.as_ref(), &self.loaded.env, &mut statuses).await;
         let gate_time = started.elapsed();
         let phase = gates::phase_of(&statuses);
-        let (active, blocked) = gates::partition(self.expand(&phase)?, &phase);
+        let made_before = self.expansions();
+        let expanded = self.expanded(&phase)?;
+        let (resources, pending) = expanded.parts();
+        let (active, blocked) = gates::partition(Cow::Borrowed(resources), &phase);
         let desired = scope.narrow(active);
-        let x = config::expand::expansion(&self.loaded, &self.secrets, self.now);
-        let pending = config::expand::pending_for(&self.loaded, &phase, &x)?
-            .filter(|(blocker, _)| desired.iter().any(|r| &r.address == blocker))
-            .map(|(waits_for, addresses)| crate::engine::plan::Pending { waits_for, addresses });
+        let pending = pending.as_ref().filter(|(blocker, _)| desired.iter().any(|r| &r.address == blocker)).map(
+            |(waits_for, addresses)| crate::engine::plan::Pending {
+                waits_for: waits_for.clone(),
+                addresses: addresses.clone(),
+            },
+        );
         let mut waiting: BTreeSet<Address> = blocked.values().flatten().cloned().collect();
         waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
@@ -242,6 +325,10 @@ impl Workspace {
         tracing::info!(
             gates_ms = gate_time.as_millis() as u64,
             expand_ms = expand_time.as_millis() as u64,
+            expansion = match matches!(expanded, Expanded::Kept(_)) && self.expansions() == made_before {
+                true => "kept",
+                false => "made",
+            },
             refresh_ms = refresh_time.as_millis() as u64,
             diff_ms = diffing.elapsed().as_millis() as u64,
             resources = desired.len(),

@@ -53,6 +53,72 @@ pub struct Source {
     pub modified: Option<SystemTime>,
 }
 
+/// A file changed less than this before it was read may change again within the same timestamp tick
+/// (the kernel stamps files from a clock that ticks every few milliseconds) and keep its stamp: such a
+/// read is not believed to stay current.
+const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The local files an expansion read, each with its stamp when read ([`crate::local::source_stamp`],
+/// none where there was nothing to read). While every one is unchanged, expanding the same environment
+/// again makes the same resources: a drift loop, which expands on every check, can keep them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadStamps(Vec<(PathBuf, Option<String>)>);
+
+impl ReadStamps {
+    /// Whether every file read is as it was then (one `stat` each).
+    pub fn unchanged(&self) -> bool {
+        self.0.iter().all(|(path, stamp)| stamp_now(path).map(|(s, _)| s) == *stamp)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The stamp of `path` (symlinks followed), and whether it changed too recently to be believed.
+fn stamp_now(path: &Path) -> Option<(String, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let changed =
+        std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    let racy = SystemTime::now().duration_since(changed).map_or(true, |age| age < RACY_WINDOW);
+    Some((crate::local::source_stamp(&meta), racy))
+}
+
+/// The reads noted on this thread while [`journaled`] runs, and whether one was racy.
+type Journal = (Vec<(PathBuf, Option<String>)>, bool);
+
+thread_local! {
+    static JOURNAL: std::cell::RefCell<Option<Journal>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` (an expansion: synchronous, on this thread), noting the stamps of the local files it reads.
+/// The stamps are none when a file read had changed within the last moments (see [`RACY_WINDOW`]): what
+/// `f` made is then not to be kept.
+pub fn journaled<T>(f: impl FnOnce() -> T) -> (T, Option<ReadStamps>) {
+    let outer = JOURNAL.with(|j| j.borrow_mut().replace((Vec::new(), false)));
+    let out = f();
+    let (reads, racy) = JOURNAL.with(|j| std::mem::replace(&mut *j.borrow_mut(), outer)).unwrap_or_default();
+    (out, (!racy).then_some(ReadStamps(reads)))
+}
+
+/// Note that `path` is about to be read (or looked for) by an expansion. Every local read expansion
+/// makes calls this before it opens the file, so a change after the stamp is taken shows in a later
+/// stamp. Nothing happens outside [`journaled`].
+pub fn note_read(path: &Path) {
+    JOURNAL.with(|j| {
+        if let Some((reads, racy)) = j.borrow_mut().as_mut() {
+            let stamp = stamp_now(path);
+            *racy |= stamp.as_ref().is_some_and(|(_, r)| *r);
+            reads.push((path.to_path_buf(), stamp.map(|(s, _)| s)));
+        }
+    });
+}
+
 /// The local files expansion reads, confined and recorded.
 pub struct Inputs {
     env_dir: PathBuf,
@@ -133,6 +199,8 @@ impl Inputs {
             return Err(input_err(path, "an input path must be non-empty, without NUL or line breaks"));
         }
         let joined = self.env_dir.join(path);
+        // Every read and listing resolves its path first: the one place to note it.
+        note_read(&joined);
         let real = std::fs::canonicalize(&joined).map_err(|e| input_err(path, e.to_string()))?;
         if let Some((_, what)) = self.forbidden.iter().find(|(f, _)| *f == real) {
             return Err(input_err(path, format!("is the runner's {what}: it is never read as an input")));
@@ -221,6 +289,50 @@ impl Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_notes_each_read_and_sees_any_change_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files changed long ago (the crate's own) are believed; a missing one is noted as missing.
+        let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let missing = dir.path().join("later.ign");
+        let ((), reads) = journaled(|| {
+            note_read(&old);
+            note_read(&missing);
+        });
+        let reads = reads.expect("old files are not racy");
+        assert_eq!(reads.len(), 2);
+        assert!(reads.unchanged());
+        // The missing file appears: a change.
+        std::fs::write(&missing, "{}").unwrap();
+        assert!(!reads.unchanged());
+        // A file changed a moment ago may change again within its timestamp's tick: nothing is kept.
+        let ((), racy) = journaled(|| note_read(&missing));
+        assert_eq!(racy, None);
+        // Outside a journal nothing is noted, and a journal ends with its closure.
+        note_read(&old);
+        let ((), empty) = journaled(|| ());
+        assert_eq!(empty.map(|r| r.len()), Some(0));
+
+        // Every kind of change shows: in place (same size), replaced by rename, a symlink re-pointed.
+        let f = dir.path().join("f");
+        std::fs::write(&f, "aaaa").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&old, &link).unwrap();
+        let stamps = |p: &Path| ReadStamps(vec![(p.to_path_buf(), stamp_now(p).map(|(s, _)| s))]);
+        let before = stamps(&f);
+        std::fs::write(&f, "bbbb").unwrap();
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(std::time::UNIX_EPOCH).unwrap();
+        assert!(!before.unchanged(), "same size, mtime set back");
+        let before = stamps(&f);
+        std::fs::write(dir.path().join("g"), "bbbb").unwrap();
+        std::fs::rename(dir.path().join("g"), &f).unwrap();
+        assert!(!before.unchanged(), "replaced by rename");
+        let before = stamps(&link);
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"), &link).unwrap();
+        assert!(!before.unchanged(), "re-pointed");
+    }
 
     #[test]
     fn a_credential_written_after_loading_is_refused_too() {

@@ -312,7 +312,7 @@ fn junit(ws: &Workspace, plan: &Plan, vips: &[super::verify::VipHolding]) -> Str
 }
 
 pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
-    let ws = Workspace::open(path)?.scope(&opts.scope)?;
+    let mut ws = Workspace::open(path)?.scope(&opts.scope)?;
     let metrics = Metrics::new(&ws.loaded.name, &ws.registry.names());
     let Some(every) = opts.every else {
         let code = check(&ws, opts, &metrics, None).await.map(|c| c.code);
@@ -321,8 +321,10 @@ pub async fn run(path: &Path, opts: &DriftOptions) -> Result<u8> {
         }
         return code;
     };
-    // Every tick reads the same files: each host sends only those that changed since the last.
+    // Every tick reads the same files: each host sends only those that changed since the last; and
+    // expands the same environment: kept while the local files it reads are unchanged.
     ws.hosts.keep_reads();
+    ws.keep_expansions();
     let mut status = status::Status::new(&ws, every);
     let shared = Arc::new(Mutex::new(Served { metrics: metrics.render(), status: status.snapshot.clone() }));
     let listener = tokio::net::TcpListener::bind(&opts.listen)
