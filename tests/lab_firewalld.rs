@@ -56,6 +56,23 @@ fn ports_open_with_the_environment_and_close_without_it() {
     apply(&lab);
     assert!(reachable(&lab, 6443));
 
+    // Drift in the permanent configuration only (it would be lost at the next reload or boot). The
+    // plan reads it from the zone's file; without a file to read, over D-Bus: the same plan.
+    lab.ssh_ok("lb1", "firewall-cmd -q --permanent --zone=public --remove-service=machine-config");
+    let from_file = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    assert_eq!(from_file.code, 2, "{}{}", from_file.stdout, from_file.stderr);
+    assert!(from_file.stdout.contains("~ firewalld.service[lb1:public/machine-config]"), "{}", from_file.stdout);
+    assert!(from_file.stdout.contains("add to the permanent configuration"), "{}", from_file.stdout);
+    // Only in lb1's own mount namespace (private propagation): no zone file is a regular file there.
+    let hide = "mount --bind /dev/null /etc/firewalld/zones/public.xml && mount --bind /dev/null /usr/lib/firewalld/zones/public.xml";
+    lab.ssh_ok("lb1", hide);
+    let over_dbus = groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]);
+    lab.ssh_ok("lb1", "umount /etc/firewalld/zones/public.xml /usr/lib/firewalld/zones/public.xml");
+    assert_eq!(over_dbus.code, 2, "{}{}", over_dbus.stdout, over_dbus.stderr);
+    assert_eq!(over_dbus.stdout, from_file.stdout);
+    apply(&lab);
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+
     // The environment drops kube-apiserver: exactly it closes; machine-config stays open.
     std::fs::write(
         &services,
