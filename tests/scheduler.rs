@@ -483,3 +483,84 @@ async fn a_change_of_the_same_daemon_that_activates_on_its_own_waits_for_the_sha
     assert!(shared < pos("write key"), "{order:?}");
     assert!(pos("write key") < pos("activate key"), "{order:?}");
 }
+
+/// Counts its diffs, and warns of each resource it finds in sync.
+struct Counted {
+    diffs: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Provider for Counted {
+    fn name(&self) -> &'static str {
+        "rec"
+    }
+    async fn read(&self, cx: &Context, resources: &[&Resource]) -> Result<Vec<Option<Value>>, Error> {
+        read_values(cx, resources, "/rec").await
+    }
+    fn diff(&self, address: &Address, desired: Option<&Value>, actual: Option<&Value>) -> Result<Change, Error> {
+        self.diffs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut change = diff_value(address, desired, actual);
+        if change.action == Action::NoOp {
+            change.warnings.push("checked".into());
+        }
+        Ok(change)
+    }
+    async fn apply(&self, _: &Context, _: &Change) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A plan of the same desired resources diffs again only what is observed otherwise than when it was
+/// last found in sync, and says the same: notes, adoptions, changes.
+#[tokio::test]
+async fn a_remembered_plan_diffs_again_only_what_was_observed_otherwise() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Fixture { _dir, hosts, .. } = fixture(false, false);
+    let diffs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut reg = Registry::empty();
+    reg.add(Arc::new(Counted { diffs: diffs.clone() }));
+    let on_h1 = |name: &str, v: &str| {
+        std::fs::create_dir_all(_dir.path().join("h1/rec")).unwrap();
+        std::fs::write(_dir.path().join("h1/rec").join(name), v).unwrap();
+    };
+    on_h1("a", "1");
+    on_h1("b", "2");
+    let desired = vec![
+        res("h1", "a", json!({"v": "1"}), &[]),
+        res("h1", "b", json!({"v": "2"}), &[]),
+        res("h1", "c", json!({"v": "3"}), &[]),
+    ];
+    let json = |p: &engine::Plan| serde_json::to_value(p).unwrap();
+
+    let mut memo = engine::InSync::default();
+    let first = remembered_plan(&reg, &hosts, &desired, &mut memo).await;
+    assert_eq!(diffs.load(SeqCst), 3);
+    assert_eq!(memo.len(), 2, "a and b are in sync");
+    assert_eq!(first.notes, ["rec.thing[h1:a]: checked", "rec.thing[h1:b]: checked"]);
+    assert_eq!((first.count(Action::Create), first.adopt.len()), (1, 2), "c to make; a and b to record");
+
+    let second = remembered_plan(&reg, &hosts, &desired, &mut memo).await;
+    assert_eq!(diffs.load(SeqCst), 4, "only c, which was not in sync, is diffed again");
+    assert_eq!(json(&second), json(&first));
+
+    on_h1("b", "two");
+    let third = remembered_plan(&reg, &hosts, &desired, &mut memo).await;
+    assert_eq!(diffs.load(SeqCst), 6, "b observed otherwise, and c");
+    assert_eq!(third.count(Action::Update), 1);
+    assert_eq!(third.notes, ["rec.thing[h1:a]: checked"]);
+    assert_eq!(memo.len(), 1);
+    // Without a memory every resource is diffed.
+    remembered_plan(&reg, &hosts, &desired, &mut engine::InSync::default()).await;
+    assert_eq!(diffs.load(SeqCst), 9);
+}
+
+async fn remembered_plan(
+    reg: &Registry,
+    hosts: &Hosts,
+    desired: &[Resource],
+    memo: &mut engine::InSync,
+) -> engine::Plan {
+    let refreshed =
+        refresh(reg, hosts, "t", desired, &Default::default(), &Matcher::default(), &Default::default()).await.unwrap();
+    engine::make_plan_remembering(reg, "t", desired, &refreshed, memo).unwrap()
+}

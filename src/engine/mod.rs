@@ -11,5 +11,5 @@ pub mod scope;
 pub mod state;
 
 pub use apply::{apply, ApplyReport, Outcome};
-pub use plan::{make_plan, Plan, Planned};
+pub use plan::{make_plan, make_plan_remembering, InSync, Plan, Planned};
 pub use registry::Registry;

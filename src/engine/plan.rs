@@ -9,7 +9,7 @@ use groundwork_sdk::joint::Owner;
 use groundwork_sdk::{fingerprint, Action, Address, Change, Resource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const PLAN_FORMAT_VERSION: u32 = 2;
 
@@ -180,15 +180,45 @@ impl Plan {
     }
 }
 
-/// Diff desired against observed. Pure apart from the registry lookup. A resource other environments
-/// sharing the host own too is diffed as the merge of every owner's part (`Provider::merge`); one this
-/// environment no longer wants is left to them instead of deleted.
 /// Other environments' recorded parts, as owners to merge with.
 fn as_owners<'a>(parts: &'a [(&'a str, Value)]) -> Vec<Owner<'a>> {
     parts.iter().map(|(environment, spec)| Owner { environment, spec }).collect()
 }
 
+/// The resources a plan found as desired, each with the fingerprint of what was observed and what its
+/// diff said besides (warnings; whether it is sensitive). A diff is a pure function of the desired spec
+/// and the observed state: the next plan of the very same desired resources (a drift loop's kept
+/// expansion) need not diff again a resource observed with the same fingerprint.
+#[derive(Debug, Default)]
+pub struct InSync(HashMap<Address, (String, Vec<String>, bool)>);
+
+impl InSync {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Diff desired against observed. Pure apart from the registry lookup. A resource other environments
+/// sharing the host own too is diffed as the merge of every owner's part (`Provider::merge`); one this
+/// environment no longer wants is left to them instead of deleted.
 pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], refreshed: &Refreshed) -> Result<Plan> {
+    make_plan_remembering(registry, environment, desired, refreshed, &mut InSync::default())
+}
+
+/// [`make_plan`], with what the last plan of the same `desired` found in sync: such a resource observed
+/// as it was then is not diffed again. `in_sync` is left holding what this plan found in sync.
+pub fn make_plan_remembering(
+    registry: &Registry,
+    environment: &str,
+    desired: &[Resource],
+    refreshed: &Refreshed,
+    in_sync: &mut InSync,
+) -> Result<Plan> {
+    let last = std::mem::take(in_sync);
     let mut changes = Vec::new();
     let mut notes = Vec::new();
     let mut adopt = Vec::new();
@@ -231,10 +261,23 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
     };
     for r in desired {
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
-        observed.insert(r.address.to_string(), fingerprint(actual));
+        let seen = fingerprint(actual);
         let provider = lookup(r)?;
         let parts = co_owners(&r.address)?;
         let others = as_owners(&parts);
+        let alone = !refreshed.shared_infra && others.is_empty();
+        let known = last.0.get(&r.address).filter(|(f, _, _)| alone && *f == seen);
+        observed.insert(r.address.to_string(), seen.clone());
+        if let Some((_, warnings, sensitive)) = known {
+            notes.extend(warnings.iter().map(|w| format!("{}: {w}", r.address)));
+            if actual.is_some() && !recorded(&r.address) {
+                let mut taken = Change::new(r.address.clone(), Action::NoOp, None, Some(&r.spec));
+                taken.sensitive = *sensitive;
+                adopt.push(Planned { change: taken, depends_on: r.depends_on.clone(), shared: None });
+            }
+            in_sync.0.insert(r.address.clone(), (seen, warnings.clone(), *sensitive));
+            continue;
+        }
         // On shared hosts even a resource one environment owns alone is merged (of itself): what is
         // applied is then the same whichever owner applies it, as others come and go.
         // Borrowed where nothing is merged: a zone's spec holds every record, and a plan diffs them all.
@@ -256,6 +299,9 @@ pub fn make_plan(registry: &Registry, environment: &str, desired: &[Resource], r
             changes.push(Planned { change, depends_on: r.depends_on.clone(), shared });
         } else {
             notes.extend(change.warnings.iter().map(|w| format!("{}: {w}", r.address)));
+            if alone {
+                in_sync.0.insert(r.address.clone(), (seen, change.warnings.clone(), change.sensitive));
+            }
             // There and as desired, but not groundwork's yet (host resources: cluster objects are
             // recorded once groundwork writes them). Its own part is what is recorded.
             if actual.is_some() && !recorded(&r.address) {

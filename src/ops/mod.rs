@@ -15,7 +15,7 @@ pub mod validate;
 pub mod verify;
 
 use crate::config::{self, Loaded};
-use crate::engine::{gates, make_plan, refresh::refresh, Plan, Registry};
+use crate::engine::{gates, make_plan, make_plan_remembering, refresh::refresh, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
 use groundwork_sdk::{Address, Phase, Resource, Secrets};
@@ -59,6 +59,8 @@ pub struct Workspace {
     /// A drift loop's last expansion, kept while the local files it read are unchanged
     /// ([`Workspace::keep_expansions`]).
     kept: Option<std::sync::Mutex<Option<Arc<Kept>>>>,
+    /// What the last plan of a kept expansion found in sync (diffed again only if observed otherwise).
+    in_sync: std::sync::Mutex<Option<(Arc<Kept>, crate::engine::InSync)>>,
     /// Expansions made for plans after the run's first (what `kept` saves; tests count them).
     expansions: std::sync::atomic::AtomicUsize,
 }
@@ -116,6 +118,7 @@ impl Workspace {
             nothing_desired: false,
             expansion_spent: Default::default(),
             kept: None,
+            in_sync: Default::default(),
             expansions: Default::default(),
         })
     }
@@ -317,7 +320,21 @@ impl Workspace {
             refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, asks).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
-        let mut plan = make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?;
+        let mut plan = match &expanded {
+            Expanded::Kept(kept) => {
+                let mut memo = self.in_sync.lock().ok().and_then(|mut m| m.take());
+                let mut in_sync = match memo.take() {
+                    Some((of, in_sync)) if Arc::ptr_eq(&of, kept) => in_sync,
+                    _ => Default::default(),
+                };
+                let plan = make_plan_remembering(&self.registry, &self.loaded.name, &desired, &refreshed, &mut in_sync);
+                if let Ok(mut m) = self.in_sync.lock() {
+                    *m = Some((kept.clone(), in_sync));
+                }
+                plan?
+            }
+            Expanded::Made(..) => make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?,
+        };
         plan.keep_records(&mut refreshed.records);
         plan.gates = gates::reports(statuses, blocked);
         plan.pending = pending.into_iter().collect();
