@@ -54,7 +54,7 @@ for n in $sizes; do
   # the rest is the lab hosts' sshd sessions, shells and tools (and whatever else ran meanwhile).
   hz=$(getconf CLK_TCK)
   awk -v b="$(( $(busy) - busy100 ))" -v o="$(( $(own) - own100 ))" -v n="$(( ticks - 100 ))" -v hz="$hz" -v cpus="$(nproc)" 'BEGIN {
-    printf "  CPU per tick (ticks 100-%d): %.1f ms in all, %.1f ms drift itself, %.1f ms the lab hosts; on %d cores a tick cannot take less than %.1f ms\n",
+    printf "  CPU per tick (ticks 100-%d): %.1f ms in all, %.1f ms drift itself, %.1f ms the lab hosts; spread over %d cores, %.1f ms of each (the pauses between ticks and other processes included)\n",
       n + 100, b * 1000 / hz / n, o * 1000 / hz / n, (b - o) * 1000 / hz / n, cpus, b * 1000 / hz / n / cpus }' 
   # Where a tick's CPU goes, by program, sampled for PERF_SECONDS (10) with perf where it is installed:
   # drift itself; what groundwork's batch starts on the hosts (sshd's session, the shells, find, awk,
