@@ -68,6 +68,55 @@ async fn a_query_asked_twice_in_a_batch_runs_once() {
     lab.ssh_ok("ns1", "rm -f /etc/groundwork-asked");
 }
 
+/// A process that reads again and again (a drift loop) sends its batches to one shell kept open on the
+/// host: the same answers as a batch run on its own, one round trip each, no exec session. A kept shell
+/// killed on the host costs one batch run on its own; the next batch opens another shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_go_to_a_shell_kept_open_and_survive_its_loss() {
+    let lab = Lab::up(BASE, &NEXT);
+    let t = SshTransport::new("ns1", options(&lab, "ns1"));
+    let files = vec!["/etc/hostname".to_string(), "/etc/groundwork-absent".to_string()];
+    let prefetch = groundwork_sdk::Prefetch {
+        reads: files.clone(),
+        metas: files.clone(),
+        execs: vec![Cmd::new("sh").args(["-c", "echo \"$1 $$\"", "q", "$(reboot)"])],
+        ..Default::default()
+    };
+    let alone = t.read_batch(&prefetch).await.unwrap();
+    let kept_shells =
+        || String::from_utf8_lossy(&lab.in_host("ns1", "pgrep -c -x -f 'sh -s' || true").stdout).trim().to_string();
+    assert_eq!(kept_shells(), "0");
+    t.keep_reads();
+    let answer = |b: &groundwork_sdk::Batch| {
+        let out = b.outputs.values().next().unwrap().stdout_str();
+        (b.contents.clone(), b.metas.clone(), out.split(' ').next().unwrap().to_string())
+    };
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let before = t.round_trips();
+        let kept = t.read_batch(&prefetch).await.unwrap();
+        assert_eq!(t.round_trips(), before + 1);
+        assert_eq!(answer(&kept), answer(&alone));
+        pids.push(kept.outputs.values().next().unwrap().stdout_str());
+        assert_eq!(kept_shells(), "1");
+    }
+    // `$$` is the shell's own process id, also in the subshell a request runs in: one shell for all.
+    assert!(pids[0] == pids[1] && pids[1] == pids[2], "{pids:?}");
+    // The shell dies on the host (inside the lab host's own PID namespace): the next batch is answered
+    // all the same, and the one after goes to a new shell.
+    let killed = lab.in_host("ns1", "pkill -x -f 'sh -s'");
+    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        let again = t.read_batch(&prefetch).await.unwrap();
+        assert_eq!(answer(&again), answer(&alone));
+        after.push(again.outputs.values().next().unwrap().stdout_str());
+    }
+    assert!(after[0] != pids[0] && after[1] != pids[0] && after[1] == after[2], "{pids:?} then {after:?}");
+    assert_eq!(kept_shells(), "1");
+    assert_eq!(t.reconnects(), 0, "the connection stayed");
+}
+
 fn host_other() -> &'static str {
     "ns1"
 }

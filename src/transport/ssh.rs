@@ -162,6 +162,9 @@ pub struct SshTransport {
     /// Files batches read, with their stamp then (see BATCH_SCRIPT), once [`SshTransport::keep_reads`]
     /// was called: a long-lived process (`drift --every`) is sent only the files that changed.
     kept_reads: std::sync::Mutex<Option<KeptReads>>,
+    /// The shell batches go to while reads are kept (see KEPT_SHELL); opened by the first such batch,
+    /// dropped when it fails.
+    kept_shell: tokio::sync::Mutex<Option<russh::Channel<russh::client::Msg>>>,
 }
 
 impl SshTransport {
@@ -176,6 +179,7 @@ impl SshTransport {
             sessions: std::sync::atomic::AtomicUsize::new(0),
             host_tools: std::sync::Mutex::new(["", ""]),
             kept_reads: std::sync::Mutex::new(None),
+            kept_shell: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -483,6 +487,78 @@ impl SshTransport {
             what: shown.to_string(),
             secs: bound.as_secs(),
         })?
+    }
+
+    /// A batch through the kept shell, opened first if there is none. A failure drops the shell (the
+    /// next batch opens another); the caller may run the batch as an exec of its own instead.
+    async fn kept_run(&self, args: &[&str], stdin: &[u8], bound: Duration) -> Result<ExecOutput, TransportError> {
+        let mut slot = self.kept_shell.lock().await;
+        let result = match tokio::time::timeout(bound, self.kept_exchange(&mut slot, args, stdin)).await {
+            Ok(r) => r,
+            Err(_) => Err(TransportError::Timeout {
+                host: self.host.clone(),
+                what: "batched read (kept shell)".into(),
+                secs: bound.as_secs(),
+            }),
+        };
+        if result.is_err() {
+            if let Some(ch) = slot.take() {
+                let _ = ch.close().await;
+                self.channels.add_permits(1);
+            }
+        }
+        result
+    }
+
+    async fn kept_exchange(
+        &self,
+        slot: &mut Option<russh::Channel<russh::client::Msg>>,
+        args: &[&str],
+        stdin: &[u8],
+    ) -> Result<ExecOutput, TransportError> {
+        let ch = match slot {
+            Some(ch) => ch,
+            None => {
+                // The shell holds its channel for as long as it lives: one fewer for other commands.
+                self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?.forget();
+                let opened = async {
+                    let ch = self.session().await?;
+                    ch.exec(true, KEPT_SHELL).await.map_err(|e| self.err_unreachable(e))?;
+                    ch.data_bytes(KEPT_PREAMBLE.as_bytes().to_vec()).await.map_err(|e| self.err_unreachable(e))?;
+                    Ok::<_, TransportError>(ch)
+                };
+                match opened.await {
+                    Ok(ch) => slot.insert(ch),
+                    Err(e) => {
+                        self.channels.add_permits(1);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let token = random_token().map_err(|e| self.err_unreachable(format!("no random token: {e}")))?;
+        self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        ch.data_bytes(kept_request(&token, args, stdin)).await.map_err(|e| self.err_unreachable(e))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        loop {
+            match ch.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    stdout.extend_from_slice(&data);
+                    if let Some((body, code)) = kept_reply(&token, &stdout) {
+                        let stdout = body.to_vec();
+                        tracing::debug!(host = %self.host, what = "batched read (kept shell)",
+                            ms = started.elapsed().as_millis() as u64, code, stdout_bytes = stdout.len(), "exec");
+                        return Ok(ExecOutput { code, stdout, stderr });
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => stderr.extend_from_slice(&data),
+                Some(ChannelMsg::Eof | ChannelMsg::Close | ChannelMsg::ExitStatus { .. }) | None => {
+                    return Err(self.err_unreachable("the kept shell ended"));
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// `sh -c SCRIPT NAME ARGS...`, every value quoted.
@@ -1027,23 +1103,10 @@ fn parse_tar(mut rest: &[u8]) -> Result<(Vec<TarMember>, &[u8]), String> {
     }
 }
 
-/// One round trip for a whole prefetch: the queries that must come first, one after another; then the
-/// other read-only queries started in the background, then the contents (files over 64 MiB are left to
-/// a read of their own; the ownership record of 1000 nodes alone is 1.2 MB), then the digests, then
-/// each query's output. Arguments: the number of first queries, the number of the others, what the
-/// host's find and tar were found to be on this connection (`yes`, `no`, or empty: ask them), then two
-/// per query (see [`batch_query`]). Stdin: the number of paths to read, those paths, then the paths to
-/// digest, a line each. The other queries run while the files are read and side by side.
-///
-/// Stdin's first line is `<reads> <known>`: `<known>` lines `<stamp>|<path>` follow it, files the
-/// transport holds as they were at that stamp (size, mtime, inode, ctime); such a file, unchanged,
-/// is answered `U` instead of its contents (a drift loop's ownership record and zones, every tick).
-///
-/// Starting a process costs about 2 ms on a loaded host and every plan runs this on each host, so it
-/// starts as few as it can: a query runs in a forked subshell (no `sh` of its own), and the outputs
-/// are framed by one `wc` and sent by one `cat`.
-const BATCH_SCRIPT: &str = concat_lists!(
-    r#"nf=$1 nx=$(($1 + $2)) gw_gnu=$3 gw_gtar=$4; shift 4
+/// BATCH_SCRIPT without the list functions (a kept shell defined them once).
+macro_rules! batch_body {
+    () => {
+        r#"nf=$1 nx=$(($1 + $2)) gw_gnu=$3 gw_gtar=$4; shift 4
 scratch
 j=0
 while [ "$j" -lt "$nx" ]; do
@@ -1063,7 +1126,25 @@ gw_read 65536 "$t/reads" "$t" "$t/known"
 printf '@@META\n'
 gw_meta "$t/metas" "$t"
 "#
-);
+    };
+}
+
+/// One round trip for a whole prefetch: the queries that must come first, one after another; then the
+/// other read-only queries started in the background, then the contents (files over 64 MiB are left to
+/// a read of their own; the ownership record of 1000 nodes alone is 1.2 MB), then the digests, then
+/// each query's output. Arguments: the number of first queries, the number of the others, what the
+/// host's find and tar were found to be on this connection (`yes`, `no`, or empty: ask them), then two
+/// per query (see [`batch_query`]). Stdin: the number of paths to read, those paths, then the paths to
+/// digest, a line each. The other queries run while the files are read and side by side.
+///
+/// Stdin's first line is `<reads> <known>`: `<known>` lines `<stamp>|<path>` follow it, files the
+/// transport holds as they were at that stamp (size, mtime, inode, ctime); such a file, unchanged,
+/// is answered `U` instead of its contents (a drift loop's ownership record and zones, every tick).
+///
+/// Starting a process costs about 2 ms on a loaded host and every plan runs this on each host, so it
+/// starts as few as it can: a query runs in a forked subshell (no `sh` of its own), and the outputs
+/// are framed by one `wc` and sent by one `cat`.
+const BATCH_SCRIPT: &str = concat!(list_functions!(), batch_body!());
 
 /// Follows the digests in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` or
 /// `E <why>\n`, then the streams of the queries that ran, in order; last, on a line of its own
@@ -1089,6 +1170,54 @@ done
 [ $# -gt 0 ] && cat -- "$@"
 printf '\n@@CAPS %s %s\n' "${gw_gnu:--}" "${gw_gtar:--}"
 "#;
+
+/// A drift loop's batches go to a shell kept open on the host (`sh -s` on one channel, reading its
+/// commands from it): each tick then starts no exec session, no login shell and no `sh`, and does not
+/// parse the list functions again (about a third of the batch's own CPU on the hosts). The shell is
+/// first given the list functions; then each batch is one request ([`kept_request`]).
+const KEPT_SHELL: &str = "exec sh -s";
+const KEPT_PREAMBLE: &str = concat!(list_functions!(), "\n");
+
+/// One batch as a request to a kept shell: the batch in a subshell (its variables, traps and `exit`
+/// stay its own) with its arguments set, quoted, and its stdin as a here-document; then a line that
+/// ends the reply, `@@KEPT-END <token> <exit status>`. `token` is random for each request: neither
+/// the here-document's end nor the reply's can appear in what is sent or read.
+pub fn kept_request(token: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut head = String::from("(set --");
+    for a in args {
+        head.push(' ');
+        head.push_str(&shell_quote(a));
+    }
+    head.push('\n');
+    head.push_str(batch_body!());
+    head.push_str(BATCH_EXEC_TAIL);
+    head.push_str(&format!(") <<'GW_IN_{token}'\n"));
+    let mut r = head.into_bytes();
+    r.extend_from_slice(stdin);
+    if !stdin.is_empty() && !stdin.ends_with(b"\n") {
+        r.push(b'\n');
+    }
+    r.extend_from_slice(format!("GW_IN_{token}\nprintf '\\n@@KEPT-END %s %s\\n' {token} \"$?\"\n").as_bytes());
+    r
+}
+
+/// A kept shell's reply to the request of `token`, once it has all come: what the batch printed, and
+/// its exit status. Only the end of `buf` is looked at.
+pub fn kept_reply<'a>(token: &str, buf: &'a [u8]) -> Option<(&'a [u8], i32)> {
+    let body = buf.strip_suffix(b"\n")?;
+    let line_start = body.iter().rposition(|b| *b == b'\n')?;
+    let line = std::str::from_utf8(&body[line_start + 1..]).ok()?;
+    let code = line.strip_prefix("@@KEPT-END ")?.strip_prefix(token)?.strip_prefix(' ')?.parse().ok()?;
+    Some((&buf[..line_start], code))
+}
+
+/// A token no one can guess: 128 bits from the kernel.
+fn random_token() -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
 
 /// A query as the batch runs it: a script for the subshell's `eval`, and the `set --` line that gives
 /// it its arguments. `sh -c SCRIPT NAME ARGS…` runs its script with its arguments (the subshell stands
@@ -1289,7 +1418,21 @@ impl Transport for SshTransport {
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
         tracing::debug!(host = %self.host, reads = reads.len(), digests = metas.len(), queries = ?execs, "batched read");
         let line = Self::script_line(&script, "groundwork-batch", &args);
-        let out = self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?;
+        let keeping = self.kept_reads.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let kept = match keeping {
+            true => Some(self.kept_run(&args, &list, self.opts.command_timeout).await),
+            false => None,
+        };
+        let out = match kept {
+            Some(Ok(out)) => out,
+            Some(Err(e @ TransportError::Timeout { .. })) => return Err(e),
+            Some(Err(e)) => {
+                // Read-only: asked again as an exec of its own.
+                tracing::info!(host = %self.host, error = %e, "the kept shell failed; the batch runs on its own");
+                self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?
+            }
+            None => self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?,
+        };
         if !out.success() {
             return Err(self.io("batched read", out.message()));
         }
@@ -1744,6 +1887,77 @@ mod tests {
     }
 
     /// A batch run for real with `stdin` (no queries); its output parsed for `reads`.
+    /// A kept shell (here a local `sh -s`, as the host's would be) answers each request as the batch
+    /// run on its own does, byte for byte; a request's variables, traps and `exit` stay its own, and
+    /// a reply ends only at its own token.
+    #[test]
+    fn a_kept_shell_answers_each_request_as_an_exec_of_its_own() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("conf"), b"zone\n@@KEPT-END 0\n").unwrap();
+        let (conf, gone) = (d.join("conf").display().to_string(), d.join("gone").display().to_string());
+        let index = d.join("index").display().to_string();
+        let with_index = |s: &str| s.replace("/var/lib/groundwork/digest-index", &index);
+        let hostile = batch_query(&Cmd::new("printf").arg("%s\\n").arg("$(reboot) 'x' GW_IN_"));
+        let failing = batch_query(
+            &Cmd::new("sh").arg("-c").arg("gw_leak=1; trap 'echo trapped' EXIT; echo oops >&2; exit 3").arg("q"),
+        );
+        let args = ["0", "2", "", "", &hostile[0], &hostile[1], &failing[0], &failing[1]];
+        let stdin = format!("1 0\n{conf}\n{conf}\n{gone}\n");
+        let alone = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(with_index(&format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}")))
+            .arg("gw")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        alone.stdin.as_ref().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let alone = alone.wait_with_output().unwrap();
+        assert!(alone.status.success());
+
+        let mut kept = std::process::Command::new("sh")
+            .arg("-s")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut to, mut from) = (kept.stdin.take().unwrap(), kept.stdout.take().unwrap());
+        to.write_all(with_index(KEPT_PREAMBLE).as_bytes()).unwrap();
+        for (i, token) in ["0", "c0ffee"].into_iter().enumerate() {
+            to.write_all(&kept_request(token, &args, stdin.as_bytes())).unwrap();
+            let mut got = Vec::new();
+            let (body, code) = loop {
+                let mut chunk = [0u8; 4096];
+                let n = from.read(&mut chunk).unwrap();
+                assert!(n > 0, "the kept shell ended in request {i}");
+                got.extend_from_slice(&chunk[..n]);
+                if let Some((body, code)) = kept_reply(token, &got) {
+                    break (body.to_vec(), code);
+                }
+            };
+            assert_eq!(code, 0);
+            assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&alone.stdout), "request {i}");
+            let BatchEntries { contents, outputs, .. } =
+                parse_batch_output(&[conf.clone()], &[conf.clone(), gone.clone()], 2, &body).unwrap();
+            assert_eq!(contents, [Ok(Some(b"zone\n@@KEPT-END 0\n".to_vec()))]);
+            assert_eq!(outputs[0].as_ref().unwrap().stdout, b"$(reboot) 'x' GW_IN_\n");
+            assert_eq!(outputs[1].as_ref().unwrap().code, 3);
+        }
+        // The shell is still there, and nothing of the requests is left in it.
+        to.write_all(b"echo \"${gw_leak:-clean} ${t:-none}\"\n").unwrap();
+        drop(to);
+        let mut rest = String::new();
+        from.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "clean none\n");
+        assert!(kept.wait().unwrap().success());
+        assert!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 0\nmore\n").is_none(), "only at the end");
+        assert!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffe 0\n").is_none(), "only its own token");
+        assert_eq!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 7\n"), Some((&b"x"[..], 7)));
+    }
+
     fn batch_of(reads: &[String], stdin: &str) -> BatchEntries {
         use std::io::Write;
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
