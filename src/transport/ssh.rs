@@ -1941,7 +1941,7 @@ mod tests {
             assert_eq!(code, 0);
             assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&alone.stdout), "request {i}");
             let BatchEntries { contents, outputs, .. } =
-                parse_batch_output(&[conf.clone()], &[conf.clone(), gone.clone()], 2, &body).unwrap();
+                parse_batch_output(std::slice::from_ref(&conf), &[conf.clone(), gone.clone()], 2, &body).unwrap();
             assert_eq!(contents, [Ok(Some(b"zone\n@@KEPT-END 0\n".to_vec()))]);
             assert_eq!(outputs[0].as_ref().unwrap().stdout, b"$(reboot) 'x' GW_IN_\n");
             assert_eq!(outputs[1].as_ref().unwrap().code, 3);
