@@ -2,7 +2,7 @@
 # Benchmark: `groundwork drift --every` over many ticks on a lab of 10 and 1000 nodes (SIZES). After a
 # first apply, drift runs with a 50 ms interval for TICKS ticks (1000). Printed per size, at ticks 1, 100
 # and TICKS: the tick's duration (groundwork_drift_last_check_duration_seconds), the process's RSS, the SSH
-# exec sessions per host of the last tick, and the SSH connections the lab's sshds accepted since drift
+# round trips per host of the last tick (exec sessions, or requests to the shell kept open on the host), and the SSH connections the lab's sshds accepted since drift
 # started (one per host means no new handshake after the first tick). Then a connection is killed on lb1's
 # side and the next ticks are watched: the tick that reconnects, and whether the ticks after it are
 # checks like the others. Also printed: the CPU a tick costs (ticks 100 to TICKS), the machine's in all
@@ -32,7 +32,7 @@ metric() { curl -s --max-time 2 "$url" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" {prin
 busy() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # the machine's busy jiffies
 own() { awk '{print $14 + $15}' "/proc/$drift_pid/stat"; }                # the drift process's
 
-printf '%-6s %6s %9s %8s  %-28s %s\n' nodes tick "tick ms" "RSS MiB" "exec sessions per host" "new SSH connections"
+printf '%-6s %6s %9s %8s  %-28s %s\n' nodes tick "tick ms" "RSS MiB" "round trips per host" "new SSH connections"
 for n in $sizes; do
   bash scripts/lab.sh down >/dev/null 2>&1 || true
   bash scripts/lab.sh up >/dev/null 2>&1
