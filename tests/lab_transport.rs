@@ -79,7 +79,7 @@ async fn batches_go_to_a_shell_kept_open_and_survive_its_loss() {
     let prefetch = groundwork_sdk::Prefetch {
         reads: files.clone(),
         metas: files.clone(),
-        execs: vec![Cmd::new("sh").args(["-c", "echo \"$1 $$\"", "q", "$(reboot)"])],
+        execs: vec![Cmd::new("sh").args(["-c", "echo \"$1 $$ ${gw_kept:-}\"", "q", "$(reboot)"])],
         ..Default::default()
     };
     let alone = t.read_batch(&prefetch).await.unwrap();
@@ -115,6 +115,31 @@ async fn batches_go_to_a_shell_kept_open_and_survive_its_loss() {
     assert!(after[0] != pids[0] && after[1] != pids[0] && after[1] == after[2], "{pids:?} then {after:?}");
     assert_eq!(kept_shells(), "1");
     assert_eq!(t.reconnects(), 0, "the connection stayed");
+    // The connection closes (the process ends): the shell reads the end of its input, exits, and
+    // removes its scratch directory. Waited for on the host, for at most 30 s.
+    let scratch = after[2].split_whitespace().nth(2).expect("the kept shell's scratch directory").to_string();
+    assert!(lab.in_host("ns1", &format!("test -d {scratch}")).status.success(), "{scratch}");
+    drop(t);
+    let gone = lab.in_host("ns1", &format!("timeout 30 sh -c 'while [ -e {scratch} ]; do sleep 0.05; done'"));
+    assert!(gone.status.success(), "{scratch} left behind");
+    assert_eq!(kept_shells(), "0");
+
+    // A batch run on its own whose connection goes while it runs removes its scratch directory too
+    // (its next write raises SIGPIPE).
+    lab.ssh_ok("ns1", "rm -f /etc/groundwork-scratch");
+    let t = SshTransport::new("ns1", options(&lab, "ns1"));
+    let slow = Cmd::new("sh").args(["-c", "echo \"$t\" > /etc/groundwork-scratch; sleep 1; echo done", "q"]);
+    let prefetch = groundwork_sdk::Prefetch { execs: vec![slow], ..Default::default() };
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(300), t.read_batch(&prefetch)).await;
+    assert!(cut.is_err(), "the batch ended before the connection was cut");
+    drop(t);
+    let scratch = lab.ssh_ok(
+        "ns1",
+        "timeout 30 sh -c 'until [ -s /etc/groundwork-scratch ]; do sleep 0.05; done'; cat /etc/groundwork-scratch",
+    );
+    let gone = lab.in_host("ns1", &format!("timeout 30 sh -c 'while [ -e {} ]; do sleep 0.05; done'", scratch.trim()));
+    assert!(gone.status.success(), "{scratch} left behind");
+    lab.ssh_ok("ns1", "rm -f /etc/groundwork-scratch");
 }
 
 fn host_other() -> &'static str {

@@ -915,11 +915,16 @@ gw_meta() {
   return 0
 }
 # Scratch files in memory where there is a tmpfs: a batch makes a few dozen, and creating files on a
-# disk's file system cost about 4 ms of a batch here.
+# disk's file system cost about 4 ms of a batch here. Removed however the batch ends: also when the
+# connection goes (its next write raises SIGPIPE) or sshd or a user signals it.
 scratch() {
   t=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d 2>/dev/null) ||
     { echo "no temporary directory on the host (mktemp -d failed)" >&2; exit 97; }
-  trap 'rm -rf "$t"' EXIT
+  gw_cleanup 'rm -rf "$t"'
+}
+gw_cleanup() {
+  trap "$1" EXIT
+  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM
 }
 "#
     };
@@ -1110,6 +1115,7 @@ macro_rules! batch_body {
 scratch
 j=0
 while [ "$j" -lt "$nx" ]; do
+  : > "$t/$j.c"
   if [ "$j" -lt "$nf" ]; then
     { (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; }
   else
@@ -1176,7 +1182,21 @@ printf '\n@@CAPS %s %s\n' "${gw_gnu:--}" "${gw_gtar:--}"
 /// parse the list functions again (about a third of the batch's own CPU on the hosts). The shell is
 /// first given the list functions; then each batch is one request ([`kept_request`]).
 const KEPT_SHELL: &str = "exec sh -s";
-const KEPT_PREAMBLE: &str = concat!(list_functions!(), "\n");
+const KEPT_PREAMBLE: &str = concat!(
+    list_functions!(),
+    r#"
+# The kept shell's scratch directory, made once and used by every request: a request writes each of its
+# files afresh (it empties a query's status file before the query starts), so none needs a `mktemp` and
+# an `rm` of its own. Removed when the shell ends at the end of its input (the connection went or was
+# closed) or on a write to a closed channel. Not on HUP or TERM: a shell waiting for input with those
+# trapped would not act on them until input came, and a kept shell must die when it is told to (it then
+# leaves its few kilobytes in /dev/shm).
+gw_kept=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d 2>/dev/null) || exit 97
+trap 'rm -rf "$gw_kept"' EXIT
+trap 'exit 141' PIPE
+scratch() { t=$gw_kept; }
+"#
+);
 
 /// One batch as a request to a kept shell: the batch in a subshell (its variables, traps and `exit`
 /// stay its own) with its arguments set, quoted, and its stdin as a here-document; then a line that
@@ -1947,12 +1967,15 @@ mod tests {
             assert_eq!(outputs[1].as_ref().unwrap().code, 3);
         }
         // The shell is still there, and nothing of the requests is left in it.
-        to.write_all(b"echo \"${gw_leak:-clean} ${t:-none}\"\n").unwrap();
+        to.write_all(b"echo \"${gw_leak:-clean} ${t:-none}\"; echo \"$gw_kept\"\n").unwrap();
         drop(to);
         let mut rest = String::new();
         from.read_to_string(&mut rest).unwrap();
-        assert_eq!(rest, "clean none\n");
+        let (leaks, scratch) = rest.split_once('\n').unwrap();
+        assert_eq!(leaks, "clean none");
         assert!(kept.wait().unwrap().success());
+        // Its one scratch directory served every request, and went with the shell.
+        assert!(scratch.trim().starts_with("/dev/shm/") && !std::path::Path::new(scratch.trim()).exists(), "{rest}");
         assert!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 0\nmore\n").is_none(), "only at the end");
         assert!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffe 0\n").is_none(), "only its own token");
         assert_eq!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 7\n"), Some((&b"x"[..], 7)));
