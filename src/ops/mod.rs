@@ -322,8 +322,8 @@ impl Workspace {
         let diffing = std::time::Instant::now();
         let mut plan = match &expanded {
             Expanded::Kept(kept) => {
-                let mut memo = self.in_sync.lock().ok().and_then(|mut m| m.take());
-                let mut in_sync = match memo.take() {
+                let memo = self.in_sync.lock().ok().and_then(|mut m| m.take());
+                let mut in_sync = match memo {
                     Some((of, in_sync)) if Arc::ptr_eq(&of, kept) => in_sync,
                     _ => Default::default(),
                 };

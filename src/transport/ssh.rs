@@ -1125,7 +1125,7 @@ while [ "$j" -lt "$nx" ]; do
 done
 read -r n k
 awk -v n="$n" -v k="${k:-0}" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" -v all0="$t/all0" -v known="$t/known" '
-  BEGIN { printf "" > reads; printf "" > metas; printf "" > known }
+  BEGIN { printf "" > reads; printf "" > metas; printf "" > known; printf "" > all; printf "" > all0 }
   NR <= k { print > known; next } { print > all; printf "%s%c", $0, 0 > all0 } NR <= k + n { print > reads; next } { print > metas }'
 [ -s "$t/all" ] && gnu_find && gw_find "$t/all" "$t/found" "$t/all0"
 gw_read 65536 "$t/reads" "$t" "$t/known"
