@@ -76,6 +76,7 @@ async fn traffic_reaches_the_intended_backends_and_a_removed_one_gets_none() {
     let (internal, external) = (lab.ip(3), lab.ip(4));
     wait_up(&lab, "api", &["m1", "m2", "m3"]).await;
     wait_up(&lab, "ingress-http", &["w1", "w2"]).await;
+    wait_up(&lab, "ingress-https", &["w1", "w2"]).await;
     wait_state(&lab, "ingress-http", &["w3"], "DOWN").await;
     wait_state(&lab, "ingress-https", &["w3"], "DOWN").await;
     // Masters serve the API; the bootstrap is a backup, used only while no master is up.
