@@ -5,7 +5,8 @@
 # round trips per host of the last tick (exec sessions, or requests to the shell kept open on the host), and the SSH connections the lab's sshds accepted since drift
 # started (one per host means no new handshake after the first tick). Then a connection is killed on lb1's
 # side and the next ticks are watched: the tick that reconnects, and whether the ticks after it are
-# checks like the others. Also printed: the CPU a tick costs (ticks 100 to TICKS), the machine's in all
+# checks like the others. Also printed: the mean tick from tick 100 on (groundwork_drift_check_duration_seconds)
+# and how many plans were remembered, and the CPU a tick costs (ticks 100 to TICKS), the machine's in all
 # and drift's own, the rest being the lab hosts'. Figures, not assertions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,12 +45,19 @@ for n in $sizes; do
   until url=$(grep -o 'http://[0-9.:]*/metrics' "$work/drift.err" 2>/dev/null); do kill -0 "$drift_pid"; sleep 0.1; done
   for at in 1 100 "$ticks"; do
     until [ "$(metric groundwork_drift_checks_total || echo 0)" -ge "$at" ] 2>/dev/null; do sleep 0.05; done
-    [ "$at" = 100 ] && { busy100=$(busy); own100=$(own); }
+    [ "$at" = 100 ] && { busy100=$(busy); own100=$(own); sum100=$(metric groundwork_drift_check_duration_seconds_sum)
+      count100=$(metric groundwork_drift_check_duration_seconds_count); }
     ms=$(awk -v s="$(metric groundwork_drift_last_check_duration_seconds)" 'BEGIN {printf "%.1f", s * 1000}')
     rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$drift_pid/status")
     trips=$(grep -o 'round_trips=[^"]*' "$work/drift.err" | tail -1 | sed 's/round_trips=//')
     printf '%-6s %6s %9s %8s  %-28s %s\n' "$n" "$at" "$ms" "$rss" "$trips" "$(( $(accepted) - before ))"
   done
+  # The mean tick from tick 100 on (the duration histogram's sum and count), and how many plans were the
+  # one remembered (every host answered as the tick before: docs/architecture.md, "plan").
+  awk -v s="$(metric groundwork_drift_check_duration_seconds_sum)" -v s0="$sum100" \
+      -v c="$(metric groundwork_drift_check_duration_seconds_count)" -v c0="$count100" \
+      -v r="$(grep -c 'remembered=true' "$work/drift.err" || true)" -v all="$(grep -c 'INFO plan' "$work/drift.err" || true)" \
+      'BEGIN { printf "  mean tick from tick 100 on: %.1f ms over %d ticks; plans remembered: %d of %d\n", (s - s0) * 1000 / (c - c0), c - c0, r, all }'
   # Where a tick's CPU goes, ticks 100 to TICKS: the machine's (everything but idle) and drift's own;
   # the rest is the lab hosts' sshd sessions, shells and tools (and whatever else ran meanwhile).
   hz=$(getconf CLK_TCK)

@@ -259,3 +259,45 @@ async fn a_kept_expansion_lasts_exactly_while_its_local_files_do() {
         assert_eq!(ws.expansions(), 4, "a read of a file written a moment ago is not kept");
     }
 }
+
+/// A drift loop's plan (a kept expansion, no lock tokens) is the one the plan before made while every
+/// host answers the same: a file changed on a host, or a plan that wants lock tokens, is planned afresh.
+#[tokio::test]
+async fn a_plan_only_looked_at_is_remembered_while_every_host_answers_the_same() {
+    use groundwork::engine::refresh::Asks;
+    let env = demo_env();
+    let mut ws = Workspace::open(env.path()).unwrap();
+    ws.keep_expansions();
+    let looked_at = Asks { no_lock_tokens: true, ..Default::default() };
+    async fn looked(ws: &Workspace, asks: &Asks) -> groundwork::engine::Plan {
+        ws.plan_asking(&ws.scope, asks).await.unwrap().0
+    }
+    looked(&ws, &looked_at).await; // what opening expanded
+    let made = looked(&ws, &looked_at).await;
+    assert_eq!(ws.plans_remembered(), 0);
+    assert!(!made.is_empty());
+    let again = looked(&ws, &looked_at).await;
+    assert_eq!(ws.plans_remembered(), 1);
+    assert_eq!(render::json::plan(&again), render::json::plan(&made));
+
+    // A plan that wants lock tokens is made, never remembered.
+    ws.plan().await.unwrap();
+    assert_eq!(ws.plans_remembered(), 1);
+
+    // A host's file changed (the served iPXE script written by hand): planned afresh, and it shows.
+    // Its plan read the file's content besides the batch (to show the difference): not remembered.
+    let ipxe = host_file(env.path(), "bastion", IPXE);
+    std::fs::create_dir_all(ipxe.parent().unwrap()).unwrap();
+    std::fs::write(&ipxe, "#!ipxe\nexit\n").unwrap();
+    let changed = looked(&ws, &looked_at).await;
+    assert_ne!(render::json::plan(&changed), render::json::plan(&made));
+    looked(&ws, &looked_at).await;
+    assert_eq!(ws.plans_remembered(), 1);
+    // Gone again: the plan of before, made afresh, then remembered.
+    std::fs::remove_file(&ipxe).unwrap();
+    let back = looked(&ws, &looked_at).await;
+    assert_eq!(ws.plans_remembered(), 1);
+    assert_eq!(render::json::plan(&back), render::json::plan(&made));
+    looked(&ws, &looked_at).await;
+    assert_eq!(ws.plans_remembered(), 2);
+}

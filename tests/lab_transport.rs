@@ -102,6 +102,24 @@ async fn batches_go_to_a_shell_kept_open_and_survive_its_loss() {
     }
     // `$$` is the shell's own process id, also in the subshell a request runs in: one shell for all.
     assert!(pids[0] == pids[1] && pids[1] == pids[2], "{pids:?}");
+    // A digest the shell remembers names its owner from the host's /etc/passwd: the account renamed
+    // there, the file is stated again and named anew.
+    lab.ssh_ok(
+        "ns1",
+        "echo 'gwowner:x:4242:4242::/nonexistent:/usr/sbin/nologin' >> /etc/passwd && echo x > /etc/groundwork-owned && chown 4242 /etc/groundwork-owned",
+    );
+    let owned = groundwork_sdk::Prefetch { metas: vec!["/etc/groundwork-owned".to_string()], ..Default::default() };
+    let owner = |b: &groundwork_sdk::Batch| b.metas["/etc/groundwork-owned"].as_ref().map(|m| m.owner.clone());
+    for _ in 0..2 {
+        assert_eq!(owner(&t.read_batch(&owned).await.unwrap()).as_deref(), Some("gwowner"));
+    }
+    lab.ssh_ok("ns1", "sed -i 's/^gwowner:/gwrenamed:/' /etc/passwd");
+    assert_eq!(owner(&t.read_batch(&owned).await.unwrap()).as_deref(), Some("gwrenamed"));
+    // Changed on the host (mode), the file is stated and digested again.
+    lab.ssh_ok("ns1", "chmod 600 /etc/groundwork-owned");
+    let changed = t.read_batch(&owned).await.unwrap();
+    assert_eq!(changed.metas["/etc/groundwork-owned"].as_ref().map(|m| m.mode), Some(0o600));
+    lab.ssh_ok("ns1", "sed -i '/^gwrenamed:/d' /etc/passwd; rm -f /etc/groundwork-owned");
     // The shell dies on the host (inside the lab host's own PID namespace): the next batch is answered
     // all the same, and the one after goes to a new shell.
     let killed = lab.in_host("ns1", "pkill -x -f 'sh -s'");

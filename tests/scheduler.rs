@@ -284,6 +284,7 @@ fn what_others_still_record_is_left_to_them() {
         lock_tokens: Default::default(),
         records_to_mend: Default::default(),
         answers: Default::default(),
+        from_batches_only: false,
     };
     let plan = engine::make_plan(&reg, "a", &[], &refreshed).unwrap();
     assert_eq!(plan.count(Action::Delete), 0, "{:?}", plan.changes);

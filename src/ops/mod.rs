@@ -15,7 +15,8 @@ pub mod validate;
 pub mod verify;
 
 use crate::config::{self, Loaded};
-use crate::engine::{gates, make_plan, make_plan_remembering, refresh::refresh, Plan, Registry};
+use crate::engine::refresh::{refresh, Reading};
+use crate::engine::{gates, make_plan, make_plan_remembering, Plan, Registry};
 use crate::error::Result;
 use crate::transport::Hosts;
 use groundwork_sdk::{Address, Phase, Resource, Secrets};
@@ -59,10 +60,21 @@ pub struct Workspace {
     /// A drift loop's last expansion, kept while the local files it read are unchanged
     /// ([`Workspace::keep_expansions`]).
     kept: Option<std::sync::Mutex<Option<Arc<Kept>>>>,
-    /// What the last plan of a kept expansion found in sync (diffed again only if observed otherwise).
-    in_sync: std::sync::Mutex<Option<(Arc<Kept>, crate::engine::InSync)>>,
+    /// What the last plan of a kept expansion found (see [`Remembered`]).
+    remembered: std::sync::Mutex<Option<(Arc<Kept>, Remembered)>>,
     /// Expansions made for plans after the run's first (what `kept` saves; tests count them).
     expansions: std::sync::atomic::AtomicUsize,
+    /// Plans that were the one remembered (see [`Remembered`]; tests count them).
+    plans_remembered: std::sync::atomic::AtomicUsize,
+}
+
+/// What the last plan of a kept expansion found: the resources in sync (diffed again only if observed
+/// otherwise); and, when that plan was only looked at (no lock tokens) and read nothing but the hosts'
+/// batches, those batches and the plan they made: the same batches make the same plan.
+#[derive(Default)]
+struct Remembered {
+    in_sync: crate::engine::InSync,
+    made: Option<(std::collections::BTreeMap<String, groundwork_sdk::Batch>, Plan)>,
 }
 
 /// What waits for the installer: its resource, and the addresses that wait.
@@ -118,8 +130,9 @@ impl Workspace {
             nothing_desired: false,
             expansion_spent: Default::default(),
             kept: None,
-            in_sync: Default::default(),
+            remembered: Default::default(),
             expansions: Default::default(),
+            plans_remembered: Default::default(),
         })
     }
 
@@ -167,6 +180,12 @@ impl Workspace {
     /// How many expansions plans made after the run's first (not counting the ones kept).
     pub fn expansions(&self) -> usize {
         self.expansions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many plans were the one the last plan made (every host answered the same; see
+    /// [`Workspace::plan_asking`]).
+    pub fn plans_remembered(&self) -> usize {
+        self.plans_remembered.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The resources of `phase` and what waits for the installer, as [`Workspace::plan_asking`] plans
@@ -279,6 +298,10 @@ impl Workspace {
     /// [`Workspace::plan_in`], with `asks`: per host, read-only queries of the caller's own run in the
     /// plan's batch, and answered in what it returns besides the plan (a drift tick's service table and
     /// VIP holders, without another exec per host); and whether lock tokens are wanted.
+    ///
+    /// A plan of a kept expansion (a drift loop) that wants no lock tokens, in the workspace's own
+    /// scope, is the plan the last such one made when every host's batch answered exactly as then and
+    /// that plan read nothing else: no record parsed, no provider read, no diff.
     pub async fn plan_asking(
         &self,
         scope: &crate::engine::scope::Matcher,
@@ -316,28 +339,71 @@ impl Workspace {
         waiting.extend(pending.iter().flat_map(|p| p.addresses.iter().cloned()));
         let expand_time = started.elapsed() - gate_time;
         let refreshing = std::time::Instant::now();
-        let mut refreshed =
-            refresh(&self.registry, &self.hosts, &self.loaded.name, &desired, &waiting, scope, asks).await?;
+        let reading = Reading {
+            registry: &self.registry,
+            hosts: &self.hosts,
+            environment: &self.loaded.name,
+            desired: &desired,
+            waiting: &waiting,
+            in_scope: scope,
+            asks,
+        };
+        let batches = reading.batches().await?;
+        // A plan only looked at, of the kept expansion and the workspace's own scope: what the last one
+        // remembered serves if every host answered the same.
+        let kept = match &expanded {
+            Expanded::Kept(kept) if asks.no_lock_tokens && std::ptr::eq(scope, &self.scope) => Some(kept),
+            _ => None,
+        };
+        let mut memo = kept.and_then(|kept| match self.remembered.lock().ok()?.take() {
+            Some((of, memo)) if Arc::ptr_eq(&of, kept) => Some(memo),
+            _ => None,
+        });
+        let same = memo.as_ref().and_then(|m| m.made.as_ref()).filter(|(seen, _)| batches.same_as(seen));
+        if let Some((_, plan)) = same {
+            self.plans_remembered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut plan = plan.clone();
+            let answers = batches.answers(asks);
+            if let (Some(kept), Ok(mut slot)) = (kept, self.remembered.lock()) {
+                *slot = memo.take().map(|m| (kept.clone(), m));
+            }
+            plan.gates = gates::reports(statuses, blocked);
+            tracing::info!(
+                gates_ms = gate_time.as_millis() as u64,
+                expand_ms = expand_time.as_millis() as u64,
+                expansion = "kept",
+                refresh_ms = refreshing.elapsed().as_millis() as u64,
+                diff_ms = 0,
+                resources = desired.len(),
+                remembered = true,
+                round_trips = %trips_since(&before, &self.hosts.round_trips().await),
+                "plan"
+            );
+            return Ok((plan, answers));
+        }
+        let seen = kept.map(|_| batches.copy());
+        let mut refreshed = reading.refresh_from(batches).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
-        let mut plan = match &expanded {
-            Expanded::Kept(kept) => {
-                let memo = self.in_sync.lock().ok().and_then(|mut m| m.take());
-                let mut in_sync = match memo {
-                    Some((of, in_sync)) if Arc::ptr_eq(&of, kept) => in_sync,
-                    _ => Default::default(),
-                };
-                let plan = make_plan_remembering(&self.registry, &self.loaded.name, &desired, &refreshed, &mut in_sync);
-                if let Ok(mut m) = self.in_sync.lock() {
-                    *m = Some((kept.clone(), in_sync));
-                }
-                plan?
+        let mut memo = match &expanded {
+            Expanded::Kept(_) => Some(memo.take().unwrap_or_default()),
+            Expanded::Made(..) => None,
+        };
+        let mut plan = match memo.as_mut() {
+            Some(memo) => {
+                make_plan_remembering(&self.registry, &self.loaded.name, &desired, &refreshed, &mut memo.in_sync)?
             }
-            Expanded::Made(..) => make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?,
+            None => make_plan(&self.registry, &self.loaded.name, &desired, &refreshed)?,
         };
         plan.keep_records(&mut refreshed.records);
-        plan.gates = gates::reports(statuses, blocked);
         plan.pending = pending.into_iter().collect();
+        if let (Expanded::Kept(kept), Some(mut memo)) = (&expanded, memo) {
+            memo.made = seen.filter(|_| refreshed.from_batches_only).map(|seen| (seen, plan.clone()));
+            if let Ok(mut slot) = self.remembered.lock() {
+                *slot = Some((kept.clone(), memo));
+            }
+        }
+        plan.gates = gates::reports(statuses, blocked);
         let trips = trips_since(&before, &self.hosts.round_trips().await);
         tracing::info!(
             gates_ms = gate_time.as_millis() as u64,
@@ -349,6 +415,7 @@ impl Workspace {
             refresh_ms = refresh_time.as_millis() as u64,
             diff_ms = diffing.elapsed().as_millis() as u64,
             resources = desired.len(),
+            remembered = false,
             round_trips = %trips,
             "plan"
         );

@@ -164,8 +164,37 @@ pub struct SshTransport {
     kept_reads: std::sync::Mutex<Option<KeptReads>>,
     /// The shell batches go to while reads are kept (see KEPT_SHELL); opened by the first such batch,
     /// dropped when it fails.
-    kept_shell: tokio::sync::Mutex<Option<russh::Channel<russh::client::Msg>>>,
+    kept_shell: tokio::sync::Mutex<Option<KeptShell>>,
 }
+
+/// A shell kept open on the host for a drift loop's batches (KEPT_SHELL), and what the transport
+/// knows of the state its requests left.
+struct KeptShell {
+    channel: russh::Channel<russh::client::Msg>,
+    /// The request before, when its reply was taken whole: the shell's scratch directory then holds
+    /// what that request left, which the next may use.
+    last: Option<KeptLast>,
+}
+
+struct KeptLast {
+    token: KeptToken,
+    /// The path list it was sent (see BATCH_SCRIPT).
+    list: Vec<u8>,
+    /// The digests it answered (and the shell remembers): what a `U` stands for next time.
+    metas: HashMap<String, FileMeta>,
+}
+
+/// A batched read as it is sent: its arguments and stdin, and what its reply is parsed for.
+struct BatchRequest<'a> {
+    args: Vec<&'a str>,
+    list: &'a [u8],
+    reads: &'a [String],
+    metas: &'a [String],
+    queries: usize,
+}
+
+/// A kept shell's exit status for a request naming path lists it does not hold.
+const KEPT_LISTS_GONE: i32 = 98;
 
 impl SshTransport {
     pub fn new(host: impl Into<String>, opts: SshOptions) -> Self {
@@ -489,11 +518,43 @@ impl SshTransport {
         })?
     }
 
-    /// A batch through the kept shell, opened first if there is none. A failure drops the shell (the
-    /// next batch opens another); the caller may run the batch as an exec of its own instead.
-    async fn kept_run(&self, args: &[&str], stdin: &[u8], bound: Duration) -> Result<ExecOutput, TransportError> {
+    /// A batch through the kept shell, opened first if there is none, parsed. What the request before
+    /// left is used: its path lists when they are the same (sent again if the shell lacks them), its
+    /// digests where the shell answers `U`. Any failure drops the shell (the next batch opens another);
+    /// the caller may run the batch as an exec of its own instead.
+    async fn kept_batch(&self, batch: &BatchRequest<'_>, bound: Duration) -> Result<BatchEntries, TransportError> {
         let mut slot = self.kept_shell.lock().await;
-        let result = match tokio::time::timeout(bound, self.kept_exchange(&mut slot, args, stdin)).await {
+        let work = async {
+            let mut same = slot.as_ref().and_then(|k| k.last.as_ref()).is_some_and(|l| l.list == batch.list);
+            loop {
+                let stdin: &[u8] = if same { b"same\n" } else { batch.list };
+                let (token, out) = self.kept_exchange(&mut slot, &batch.args, stdin).await?;
+                let shell = slot.as_mut().ok_or_else(|| self.err_unreachable("the kept shell ended"))?;
+                if same && out.code == KEPT_LISTS_GONE {
+                    // Cannot happen while the shell and the transport agree; start afresh.
+                    shell.last = None;
+                    same = false;
+                    continue;
+                }
+                let mut entries = self.take_batch(out, batch)?;
+                let last = shell.last.take();
+                let mut metas = HashMap::new();
+                for (p, d) in batch.metas.iter().zip(entries.digests.iter_mut()) {
+                    if *d == MetaAnswer::Unchanged {
+                        *d = match last.as_ref().and_then(|l| l.metas.get(p)) {
+                            Some(m) => MetaAnswer::Found(Ok(Some(m.clone()))),
+                            None => MetaAnswer::Found(Err("not kept".into())),
+                        };
+                    }
+                    if let MetaAnswer::Found(Ok(Some(m))) = d {
+                        metas.insert(p.clone(), m.clone());
+                    }
+                }
+                shell.last = Some(KeptLast { token, list: batch.list.to_vec(), metas });
+                return Ok(entries);
+            }
+        };
+        let result = match tokio::time::timeout(bound, work).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout {
                 host: self.host.clone(),
@@ -502,22 +563,24 @@ impl SshTransport {
             }),
         };
         if result.is_err() {
-            if let Some(ch) = slot.take() {
-                let _ = ch.close().await;
+            if let Some(shell) = slot.take() {
+                let _ = shell.channel.close().await;
                 self.channels.add_permits(1);
             }
         }
         result
     }
 
+    /// One request to the kept shell (opened first if there is none), naming the request before whose
+    /// reply was taken whole; its token and the reply.
     async fn kept_exchange(
         &self,
-        slot: &mut Option<russh::Channel<russh::client::Msg>>,
+        slot: &mut Option<KeptShell>,
         args: &[&str],
         stdin: &[u8],
-    ) -> Result<ExecOutput, TransportError> {
-        let ch = match slot {
-            Some(ch) => ch,
+    ) -> Result<(KeptToken, ExecOutput), TransportError> {
+        let shell = match slot {
+            Some(shell) => shell,
             None => {
                 // The shell holds its channel for as long as it lives: one fewer for other commands.
                 self.channels.acquire().await.map_err(|e| self.err_unreachable(e))?.forget();
@@ -528,7 +591,7 @@ impl SshTransport {
                     Ok::<_, TransportError>(ch)
                 };
                 match opened.await {
-                    Ok(ch) => slot.insert(ch),
+                    Ok(channel) => slot.insert(KeptShell { channel, last: None }),
                     Err(e) => {
                         self.channels.add_permits(1);
                         return Err(e);
@@ -536,20 +599,22 @@ impl SshTransport {
                 }
             }
         };
-        let token = random_token().map_err(|e| self.err_unreachable(format!("no random token: {e}")))?;
+        let token = KeptToken::random().map_err(|e| self.err_unreachable(format!("no random token: {e}")))?;
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
-        ch.data_bytes(kept_request(&token, args, stdin)).await.map_err(|e| self.err_unreachable(e))?;
+        let prior = shell.last.as_ref().map(|l| &l.token);
+        let ch = &mut shell.channel;
+        ch.data_bytes(kept_request(&token, prior, args, stdin)).await.map_err(|e| self.err_unreachable(e))?;
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         loop {
             match ch.wait().await {
                 Some(ChannelMsg::Data { data }) => {
                     stdout.extend_from_slice(&data);
-                    if let Some((body, code)) = kept_reply(&token, &stdout) {
+                    if let Some((body, code)) = kept_reply(token.as_str(), &stdout) {
                         let stdout = body.to_vec();
                         tracing::debug!(host = %self.host, what = "batched read (kept shell)",
                             ms = started.elapsed().as_millis() as u64, code, stdout_bytes = stdout.len(), "exec");
-                        return Ok(ExecOutput { code, stdout, stderr });
+                        return Ok((token, ExecOutput { code, stdout, stderr }));
                     }
                 }
                 Some(ChannelMsg::ExtendedData { data, .. }) => stderr.extend_from_slice(&data),
@@ -559,6 +624,19 @@ impl SshTransport {
                 Some(_) => {}
             }
         }
+    }
+
+    /// A batch's reply, checked and parsed; what it learned of the host's tools is kept.
+    fn take_batch(&self, out: ExecOutput, batch: &BatchRequest<'_>) -> Result<BatchEntries, TransportError> {
+        if !out.success() {
+            return Err(self.io("batched read", out.message()));
+        }
+        if let Some(tools) = parse_host_tools(&out.stdout) {
+            *self.host_tools.lock().unwrap_or_else(|e| e.into_inner()) = tools;
+        }
+        let first = batch.reads.first().or(batch.metas.first()).map_or("batched read", String::as_str);
+        parse_batch_output(batch.reads, batch.metas, batch.queries, &out.stdout)
+            .map_err(|m| self.io(first, format!("batched read: {m}")))
     }
 
     /// `sh -c SCRIPT NAME ARGS...`, every value quoted.
@@ -788,11 +866,14 @@ exit 0
 /// cost ~4.6 s for 1000 files here). Without GNU find and tar: `P`, then per path `F <size>` and the
 /// bytes, `M`, or `E <why>`.
 ///
-/// `gw_meta LIST DIR`: per path `F <sha256> <size> <octal mode> <owner> <group>`, `M` or `E <why>`.
-/// Digests come from the host's digest index (below) while it holds; the others are computed
-/// by one OpenSSL (SHA instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum) or
-/// sha256sum for all of them, and the index is rewritten. Without GNU find: a stat and a digest per
-/// file, no index.
+/// `gw_meta LIST DIR [SEEN [PRIOR]]`: per path `F <sha256> <size> <octal mode> <owner> <group>`, `M`
+/// or `E <why>`. Digests come from the host's digest index (below) while it holds; the others are
+/// computed by one OpenSSL (SHA instructions: ~1 GB/s here against ~270 MB/s for coreutils' sha256sum)
+/// or sha256sum for all of them, and the index is rewritten. Without GNU find: a stat and a digest per
+/// file, no index. With SEEN (a kept shell's): the `F` answers are remembered there with the line
+/// find printed for the file (and for /etc/passwd and /etc/group, when DIR/found has them); with
+/// PRIOR too, SEEN holds the answers of the request before, and a file whose line is the same as
+/// then, the account files too, is answered `U`: the transport still holds that answer.
 ///
 /// The digest index, /var/lib/groundwork/digest-index, is where the host keeps the digests it
 /// computed: one line per file, `<sha256> <size> <mtime> <inode>|<path>` (size, mtime to the
@@ -862,7 +943,7 @@ gw_read() {
   done < "$list"
 }
 gw_meta() {
-  list=$1 dir=$2 c=/var/lib/groundwork/digest-index
+  list=$1 dir=$2 seen=${3:-} prior=${4:-} c=/var/lib/groundwork/digest-index
   [ -s "$list" ] || return 0
   if command -v openssl >/dev/null 2>&1; then h='openssl dgst -sha256 -r'; else h=sha256sum; fi
   if ! gnu_find; then
@@ -878,38 +959,66 @@ gw_meta() {
   [ -f "$dir/found" ] || gw_find "$list" "$dir/found"
   # The index is rewritten only where it can be (a user without root may have no /var/lib/groundwork).
   new=; if { [ -d "${c%/*}" ] || mkdir -p "${c%/*}" 2>/dev/null; } && [ -w "${c%/*}" ]; then new=$c.$$; fi
-  GW_HASH="tr '\n' '\0' < '$dir/hash' | xargs -0 $h 2>/dev/null" awk -v found="$dir/found" -v index_file="$c" -v hash="$dir/hash" -v new="$new" '
-    function names(ids, db, into,   cmd, l, a, q, id) {
+  GW_HASH="tr '\n' '\0' < '$dir/hash' | xargs -0 $h 2>/dev/null" awk -v found="$dir/found" -v index_file="$c" -v hash="$dir/hash" -v new="$new" -v seen="$seen" -v prior="$prior" '
+    function names(ids, db, into, mine,   cmd, l, a, q, id) {
       # Local accounts from the files; any other id (a directory service) from one getent for all.
-      while ((getline l < ("/etc/" db)) > 0) { split(l, a, ":"); if (!(a[3] in into)) into[a[3]] = a[1] }
+      while ((getline l < ("/etc/" db)) > 0) { split(l, a, ":"); if (!(a[3] in into)) { into[a[3]] = a[1]; mine[a[3]] } }
       close("/etc/" db); q = ""
       for (id in ids) if (!(id in into)) q = q " " id
       if (q != "") { cmd = "getent " db q " 2>/dev/null"; while ((cmd | getline l) > 0) { split(l, a, ":"); into[a[3]] = a[1] }; close(cmd) }
       for (id in ids) if (!(id in into)) into[id] = id }
+    function line_of(p) { return (p in info) ? info[p] : "-" }
     BEGIN { while ((getline l < found) > 0) { i = index(l, "|"); info[substr(l, i + 1)] = substr(l, 1, i - 1) }
-            while ((getline l < index_file) > 0) { lines++; i = index(l, "|"); p = substr(l, i + 1)
-              if (!(p in cached)) entries++; cached[p] = substr(l, 1, i - 1) }
-            split("", uids); split("", gids); printf "" > hash }
+            # A kept shell remembers its answers (SEEN): those of the request before hold for a file
+            # whose line from find is the same, while the account files are too. Only a whole SEEN
+            # (it ends with @@end) is believed.
+            ids = line_of("/etc/passwd") " " line_of("/etc/group")
+            if (seen != "" && prior != "") {
+              while ((getline l < seen) > 0) {
+                if (l == "@@end") { whole = 1; break }
+                if (!begun) { begun = 1; if (l != "@@ids " ids) break; continue }
+                i = index(l, "|"); was[substr(l, i + 1)] = substr(l, 1, i - 1) }
+              close(seen)
+              if (!whole) split("", was) }
+            split("", uids); split("", gids) }
     { n++; path[n] = $0
-      if (!($0 in info)) { out[n] = "M"; if ($0 in cached) { delete cached[$0]; changed = 1 }; next }
+      if (!($0 in info)) { out[n] = "M"; gone[$0]; next }
       split(info[$0], f, " ")
       if (f[1] == "l") { out[n] = "M"; next }
       if (f[1] != "f") { out[n] = "E not a regular file"; next }
-      key = f[2] " " f[3] " " f[4]
-      if ($0 in cached) { split(cached[$0], e, " "); if (e[2] " " e[3] " " e[4] == key) { sum[$0] = e[1]; next } }
-      if (!($0 in want)) { want[$0] = key; print $0 > hash; wanted++ } }
-    END { close(hash)
-      if (wanted) { cmd = ENVIRON["GW_HASH"]
-        # sha256sum: "<hex>  <path>" or "<hex> *<path>"; openssl -r: "<hex> *<path>".
-        while ((cmd | getline l) > 0) { p = substr(l, 67); if (p in want) { sum[p] = substr(l, 1, 64); cached[p] = sum[p] " " want[p]; changed = 1 } }
-        close(cmd) }
-      for (i = 1; i <= n; i++) if (!(i in out)) { split(info[path[i]], f, " "); uids[f[6]]; gids[f[7]] }
-      names(uids, "passwd", user); names(gids, "group", group)
+      if (($0 in was) && was[$0] == info[$0]) { out[n] = "U"; next }
+      todo++ }
+    END {
+      # The index is read only for files not answered otherwise: a drift loop'"'"'s unchanged files
+      # need none of it. (The entry of a file gone is dropped at the next read.)
+      if (todo) {
+        printf "" > hash
+        while ((getline l < index_file) > 0) { lines++; i = index(l, "|"); p = substr(l, i + 1)
+          if (!(p in cached)) entries++; cached[p] = substr(l, 1, i - 1) }
+        close(index_file)
+        for (p in gone) if (p in cached) { delete cached[p]; changed = 1 }
+        for (i = 1; i <= n; i++) {
+          if (i in out) continue
+          p = path[i]; split(info[p], f, " "); key = f[2] " " f[3] " " f[4]
+          if (p in cached) { split(cached[p], e, " "); if (e[2] " " e[3] " " e[4] == key) { sum[p] = e[1]; continue } }
+          if (!(p in want)) { want[p] = key; print p > hash; wanted++ } }
+        close(hash)
+        if (wanted) { cmd = ENVIRON["GW_HASH"]
+          # sha256sum: "<hex>  <path>" or "<hex> *<path>"; openssl -r: "<hex> *<path>".
+          while ((cmd | getline l) > 0) { p = substr(l, 67); if (p in want) { sum[p] = substr(l, 1, 64); cached[p] = sum[p] " " want[p]; changed = 1 } }
+          close(cmd) }
+        for (i = 1; i <= n; i++) if (!(i in out)) { split(info[path[i]], f, " "); uids[f[6]]; gids[f[7]] }
+        names(uids, "passwd", user, ulocal); names(gids, "group", group, glocal) }
+      if (seen != "") print "@@ids " ids > seen
       for (i = 1; i <= n; i++) {
         p = path[i]
-        if (i in out) { print out[i]; continue }
+        if (i in out) { print out[i]; if (out[i] == "U" && seen != "") print info[p] "|" p > seen; continue }
         split(info[p], f, " ")
-        if (p in sum) print "F", sum[p], f[2], f[5], user[f[6]], group[f[7]]; else print "E could not be read" }
+        if (!(p in sum)) { print "E could not be read"; continue }
+        print "F", sum[p], f[2], f[5], user[f[6]], group[f[7]]
+        # Names a directory service gave are asked again each time: its accounts are not in the files.
+        if (seen != "" && (f[6] in ulocal) && (f[7] in glocal)) print info[p] "|" p > seen }
+      if (seen != "") { print "@@end" > seen; close(seen) }
       if (new != "" && (changed || lines > 2 * entries + 64)) { for (p in cached) print cached[p] "|" p > new; close(new) } }' "$list"
   [ -n "$new" ] && [ -f "$new" ] && mv -f "$new" "$c"
   return 0
@@ -1124,13 +1233,24 @@ while [ "$j" -lt "$nx" ]; do
   j=$((j+1)); shift 2
 done
 read -r n k
-awk -v n="$n" -v k="${k:-0}" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" -v all0="$t/all0" -v known="$t/known" '
-  BEGIN { printf "" > reads; printf "" > metas; printf "" > known; printf "" > all; printf "" > all0 }
-  NR <= k { print > known; next } { print > all; printf "%s%c", $0, 0 > all0 } NR <= k + n { print > reads; next } { print > metas }'
+# In a kept shell (gw_this set): what the request before left in the scratch directory is used only when
+# it is the request the transport names (gw_prev), whose reply it took whole.
+gw_was=; [ -n "${gw_prev:-}" ] && [ -f "$t/tag" ] && read -r gw_was < "$t/tag" && [ "$gw_was" = "$gw_prev" ] || gw_was=
+if [ "$n" = same ]; then
+  # The path lists of the request before, unchanged: not sent again, not split again.
+  [ -n "$gw_was" ] || { echo "the kept shell does not hold the path lists of request ${gw_prev:-none}" >&2; exit 98; }
+else
+  # A kept shell also states the account files: a digest it remembers names owners from them.
+  awk -v n="$n" -v k="${k:-0}" -v kept="${gw_this:+1}" -v reads="$t/reads" -v metas="$t/metas" -v all="$t/all" -v all0="$t/all0" -v known="$t/known" '
+    BEGIN { printf "" > reads; printf "" > metas; printf "" > known; printf "" > all; printf "" > all0 }
+    NR <= k { print > known; next } { print > all; printf "%s%c", $0, 0 > all0 } NR <= k + n { print > reads; next } { print > metas }
+    END { if (kept && NR > k + n) { print "/etc/passwd\n/etc/group" > all; printf "/etc/passwd%c/etc/group%c", 0, 0 > all0 } }'
+fi
 [ -s "$t/all" ] && gnu_find && gw_find "$t/all" "$t/found" "$t/all0"
 gw_read 65536 "$t/reads" "$t" "$t/known"
 printf '@@META\n'
-gw_meta "$t/metas" "$t"
+gw_meta "$t/metas" "$t" "${gw_this:+$t/seen}" "$gw_was"
+[ -z "${gw_this:-}" ] || printf '%s\n' "$gw_this" > "$t/tag"
 "#
     };
 }
@@ -1156,7 +1276,9 @@ const BATCH_SCRIPT: &str = concat!(list_functions!(), batch_body!());
 /// `E <why>\n`, then the streams of the queries that ran, in order; last, on a line of its own
 /// (after a newline: a stream may not end with one), `@@CAPS <find> <tar>`: what
 /// the batch learned of the host's tools, for the next batch on the connection.
-const BATCH_EXEC_TAIL: &str = r#"printf '@@EXEC\n'
+macro_rules! batch_exec_tail {
+    () => {
+        r#"printf '@@EXEC\n'
 wait
 j=0
 set --
@@ -1175,7 +1297,10 @@ while [ "$j" -lt "$nx" ]; do
 done
 [ $# -gt 0 ] && cat -- "$@"
 printf '\n@@CAPS %s %s\n' "${gw_gnu:--}" "${gw_gtar:--}"
-"#;
+"#
+    };
+}
+const BATCH_EXEC_TAIL: &str = batch_exec_tail!();
 
 /// A drift loop's batches go to a shell kept open on the host (`sh -s` on one channel, reading its
 /// commands from it): each tick then starts no exec session, no login shell and no `sh`, and does not
@@ -1195,22 +1320,27 @@ gw_kept=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d 2>/dev/null) || exit 97
 trap 'rm -rf "$gw_kept"' EXIT
 trap 'exit 141' PIPE
 scratch() { t=$gw_kept; }
-"#
+# The batch, parsed once; each request runs it in a subshell.
+gw_batch() {
+"#,
+    batch_body!(),
+    batch_exec_tail!(),
+    "}\n"
 );
 
-/// One batch as a request to a kept shell: the batch in a subshell (its variables, traps and `exit`
-/// stay its own) with its arguments set, quoted, and its stdin as a here-document; then a line that
-/// ends the reply, `@@KEPT-END <token> <exit status>`. `token` is random for each request: neither
-/// the here-document's end nor the reply's can appear in what is sent or read.
-pub fn kept_request(token: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut head = String::from("(set --");
+/// One batch as a request to a kept shell: the batch (`gw_batch`) in a subshell (its variables, traps
+/// and `exit` stay its own) with its arguments, quoted, and its stdin as a here-document; then a line
+/// that ends the reply, `@@KEPT-END <token> <exit status>`. `token` is random for each request: neither
+/// the here-document's end nor the reply's can appear in what is sent or read. `prior` is the token of
+/// the request before whose reply the transport took whole: the batch may then use what that one left
+/// (stdin `same`: its path lists; digests answered `U`: the same as then).
+pub fn kept_request(token: &KeptToken, prior: Option<&KeptToken>, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let (token, prior) = (token.0.as_str(), prior.map_or("", |p| p.0.as_str()));
+    let mut head = format!("(gw_prev={prior} gw_this={token}; gw_batch");
     for a in args {
         head.push(' ');
         head.push_str(&shell_quote(a));
     }
-    head.push('\n');
-    head.push_str(batch_body!());
-    head.push_str(BATCH_EXEC_TAIL);
     head.push_str(&format!(") <<'GW_IN_{token}'\n"));
     let mut r = head.into_bytes();
     r.extend_from_slice(stdin);
@@ -1231,12 +1361,22 @@ pub fn kept_reply<'a>(token: &str, buf: &'a [u8]) -> Option<(&'a [u8], i32)> {
     Some((&buf[..line_start], code))
 }
 
-/// A token no one can guess: 128 bits from the kernel.
-fn random_token() -> Result<String, std::io::Error> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
+/// A kept shell's request token: hex digits only, so it goes into the request's line as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptToken(String);
+
+impl KeptToken {
+    /// A token no one can guess: 128 bits from the kernel.
+    fn random() -> Result<Self, std::io::Error> {
+        use std::io::Read;
+        let mut bytes = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        Ok(KeptToken(hex::encode(bytes)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A query as the batch runs it: a script for the subshell's `eval`, and the `set --` line that gives
@@ -1310,8 +1450,17 @@ pub fn parse_host_tools(out: &[u8]) -> Option<[&'static str; 2]> {
 pub struct BatchEntries {
     pub contents: Vec<ReadEntry>,
     pub stamps: Vec<Stamp>,
-    pub digests: Vec<Result<Option<FileMeta>, String>>,
+    pub digests: Vec<MetaAnswer>,
     pub outputs: Vec<Option<ExecOutput>>,
+}
+
+/// A digest line of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaAnswer {
+    /// What the host found: the file's metadata, `None` for a missing file, or the host's reason.
+    Found(Result<Option<FileMeta>, String>),
+    /// `U`: the same as the kept shell answered for the request before (see `gw_meta`).
+    Unchanged,
 }
 
 /// Parse the output of BATCH_SCRIPT + BATCH_EXEC_TAIL.
@@ -1324,7 +1473,7 @@ pub fn parse_batch_output(
     let (contents, stamps, rest) = parse_read_prefix(reads, out)?;
     let rest = rest.strip_prefix(b"@@META\n").ok_or("no digest section")?;
     let (digest_text, exec_text) = split_at_line(rest, b"@@EXEC\n").ok_or("no query section")?;
-    let digests = parse_meta_output(metas, &String::from_utf8_lossy(digest_text))?;
+    let digests = parse_meta_answers(metas, &String::from_utf8_lossy(digest_text))?;
     let outputs = parse_exec_outputs(queries, exec_text)?;
     Ok(BatchEntries { contents, stamps, digests, outputs })
 }
@@ -1340,16 +1489,31 @@ fn split_at_line<'a>(out: &'a [u8], marker: &[u8]) -> Option<(&'a [u8], &'a [u8]
 
 /// Parse META_SCRIPT output.
 pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Option<FileMeta>, String>>, String> {
+    let answers = parse_meta_answers(paths, out)?;
+    Ok(answers
+        .into_iter()
+        .map(|a| match a {
+            MetaAnswer::Found(found) => found,
+            // Only a kept shell's batch answers so.
+            MetaAnswer::Unchanged => Err("unexpected U".to_string()),
+        })
+        .collect())
+}
+
+/// Parse `gw_meta` output: a line per path.
+fn parse_meta_answers(paths: &[String], out: &str) -> Result<Vec<MetaAnswer>, String> {
     let mut lines = out.lines();
     paths
         .iter()
         .map(|p| {
             let line = lines.next().ok_or_else(|| format!("{p}: truncated output"))?;
-            if line == "M" {
-                return Ok(Ok(None));
+            match line {
+                "U" => return Ok(MetaAnswer::Unchanged),
+                "M" => return Ok(MetaAnswer::Found(Ok(None))),
+                _ => {}
             }
             if let Some(m) = line.strip_prefix("E ") {
-                return Ok(Err(m.to_string()));
+                return Ok(MetaAnswer::Found(Err(m.to_string())));
             }
             let f: Vec<&str> = line.strip_prefix("F ").unwrap_or_default().split_whitespace().collect();
             let (sha, size, mode, owner, group) = match f.as_slice() {
@@ -1357,13 +1521,13 @@ pub fn parse_meta_output(paths: &[String], out: &str) -> Result<Vec<Result<Optio
                 [sha, size, mode] => (sha, size, mode, "", ""),
                 _ => return Err(format!("{p}: unexpected {line:?}")),
             };
-            Ok(Ok(Some(FileMeta {
+            Ok(MetaAnswer::Found(Ok(Some(FileMeta {
                 sha256: sha.to_string(),
                 size: size.parse().map_err(|_| format!("{p}: bad size"))?,
                 mode: u32::from_str_radix(mode, 8).map_err(|_| format!("{p}: bad mode"))?,
                 owner: owner.to_string(),
                 group: group.to_string(),
-            })))
+            }))))
         })
         .collect()
 }
@@ -1435,34 +1599,28 @@ impl Transport for SshTransport {
         let mut list = format!("{} {known_lines}\n", reads.len()).into_bytes();
         list.extend(known);
         list.extend(self.path_list(reads.iter().chain(metas))?);
-        let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
         tracing::debug!(host = %self.host, reads = reads.len(), digests = metas.len(), queries = ?execs, "batched read");
-        let line = Self::script_line(&script, "groundwork-batch", &args);
+        let batch = BatchRequest { args, list: &list, reads, metas, queries: execs.len() };
         let keeping = self.kept_reads.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         let kept = match keeping {
-            true => Some(self.kept_run(&args, &list, self.opts.command_timeout).await),
+            true => Some(self.kept_batch(&batch, self.opts.command_timeout).await),
             false => None,
         };
-        let out = match kept {
-            Some(Ok(out)) => out,
+        let entries = match kept {
+            Some(Ok(entries)) => entries,
             Some(Err(e @ TransportError::Timeout { .. })) => return Err(e),
-            Some(Err(e)) => {
-                // Read-only: asked again as an exec of its own.
-                tracing::info!(host = %self.host, error = %e, "the kept shell failed; the batch runs on its own");
-                self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?
+            other => {
+                if let Some(Err(e)) = other {
+                    // Read-only: asked again as an exec of its own.
+                    tracing::info!(host = %self.host, error = %e, "the kept shell failed; the batch runs on its own");
+                }
+                let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
+                let line = Self::script_line(&script, "groundwork-batch", &batch.args);
+                let out = self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?;
+                self.take_batch(out, &batch)?
             }
-            None => self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?,
         };
-        if !out.success() {
-            return Err(self.io("batched read", out.message()));
-        }
-        if let Some(tools) = parse_host_tools(&out.stdout) {
-            *self.host_tools.lock().unwrap_or_else(|e| e.into_inner()) = tools;
-        }
-        let first = reads.first().or(metas.first()).cloned().unwrap_or_else(|| "batched read".into());
-        let BatchEntries { contents, stamps, digests, outputs } =
-            parse_batch_output(reads, metas, execs.len(), &out.stdout)
-                .map_err(|m| self.io(&first, format!("batched read: {m}")))?;
+        let BatchEntries { contents, stamps, digests, outputs } = entries;
         let mut batch = Batch::default();
         let mut kept = self.kept_reads.lock().unwrap_or_else(|e| e.into_inner());
         // Entries the host could not give in the batch are left out: the provider's own read asks again.
@@ -1491,8 +1649,13 @@ impl Transport for SshTransport {
         drop(kept);
         for (p, d) in metas.iter().zip(digests) {
             match d {
-                Ok(m) => drop(batch.metas.insert(p.clone(), m)),
-                Err(why) => tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: {why}"),
+                MetaAnswer::Found(Ok(m)) => drop(batch.metas.insert(p.clone(), m)),
+                MetaAnswer::Found(Err(why)) => {
+                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: {why}")
+                }
+                MetaAnswer::Unchanged => {
+                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: not kept")
+                }
             }
         }
         for (key, o) in execs.into_iter().zip(outputs) {
@@ -1883,16 +2046,16 @@ mod tests {
             // The first query ran before anything was read: the file it wrote is read.
             assert_eq!(contents, [Ok(Some(b"zone\n".to_vec())), Ok(None), Ok(Some(b"first\n".to_vec()))]);
             let hello = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
-            assert_eq!(digests[1].as_ref().unwrap().as_ref().unwrap().sha256, hello);
-            let conf_meta = digests[0].as_ref().unwrap().as_ref().unwrap();
+            assert_eq!(meta_of(&digests[1]).sha256, hello);
+            let conf_meta = meta_of(&digests[0]);
             assert_eq!(conf_meta.size, 5);
             // Owners are named as `stat -c %U` names them, from the uid find printed.
             assert_eq!((&conf_meta.owner, &conf_meta.group), (&user, &group), "{find:?}");
             if root {
-                let image_meta = digests[1].as_ref().unwrap().as_ref().unwrap();
+                let image_meta = meta_of(&digests[1]);
                 assert_eq!((image_meta.owner.as_str(), image_meta.group.as_str()), ("4242", "4243"));
             }
-            assert_eq!(digests[2], Ok(None));
+            assert_eq!(digests[2], MetaAnswer::Found(Ok(None)));
             assert_eq!(
                 outputs,
                 [
@@ -1906,7 +2069,59 @@ mod tests {
         }
     }
 
-    /// A batch run for real with `stdin` (no queries); its output parsed for `reads`.
+    fn meta_of(m: &MetaAnswer) -> &FileMeta {
+        match m {
+            MetaAnswer::Found(Ok(Some(m))) => m,
+            other => panic!("no metadata: {other:?}"),
+        }
+    }
+
+    impl KeptToken {
+        fn fixed(hex: &str) -> Self {
+            KeptToken(hex.to_string())
+        }
+    }
+
+    /// A local `sh -s` given the kept shell's preamble, as the host's would be.
+    struct LocalKeptShell {
+        child: std::process::Child,
+        to: std::process::ChildStdin,
+        from: std::process::ChildStdout,
+    }
+
+    impl LocalKeptShell {
+        fn start(preamble: &str) -> Self {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sh")
+                .arg("-s")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let (mut to, from) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+            to.write_all(preamble.as_bytes()).unwrap();
+            LocalKeptShell { child, to, from }
+        }
+
+        /// One request; the reply's body and exit status.
+        fn ask(&mut self, token: &str, prior: Option<&str>, args: &[&str], stdin: &str) -> (Vec<u8>, i32) {
+            use std::io::{Read, Write};
+            let prior = prior.map(KeptToken::fixed);
+            self.to.write_all(&kept_request(&KeptToken::fixed(token), prior.as_ref(), args, stdin.as_bytes())).unwrap();
+            let mut got = Vec::new();
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = self.from.read(&mut chunk).unwrap();
+                assert!(n > 0, "the kept shell ended in request {token}");
+                got.extend_from_slice(&chunk[..n]);
+                if let Some((body, code)) = kept_reply(token, &got) {
+                    return (body.to_vec(), code);
+                }
+            }
+        }
+    }
+
     /// A kept shell (here a local `sh -s`, as the host's would be) answers each request as the batch
     /// run on its own does, byte for byte; a request's variables, traps and `exit` stay its own, and
     /// a reply ends only at its own token.
@@ -1938,26 +2153,10 @@ mod tests {
         let alone = alone.wait_with_output().unwrap();
         assert!(alone.status.success());
 
-        let mut kept = std::process::Command::new("sh")
-            .arg("-s")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (mut to, mut from) = (kept.stdin.take().unwrap(), kept.stdout.take().unwrap());
-        to.write_all(with_index(KEPT_PREAMBLE).as_bytes()).unwrap();
+        let mut kept = LocalKeptShell::start(&with_index(KEPT_PREAMBLE));
+        // No request before named: each is answered in full, as the exec is.
         for (i, token) in ["0", "c0ffee"].into_iter().enumerate() {
-            to.write_all(&kept_request(token, &args, stdin.as_bytes())).unwrap();
-            let mut got = Vec::new();
-            let (body, code) = loop {
-                let mut chunk = [0u8; 4096];
-                let n = from.read(&mut chunk).unwrap();
-                assert!(n > 0, "the kept shell ended in request {i}");
-                got.extend_from_slice(&chunk[..n]);
-                if let Some((body, code)) = kept_reply(token, &got) {
-                    break (body.to_vec(), code);
-                }
-            };
+            let (body, code) = kept.ask(token, None, &args, &stdin);
             assert_eq!(code, 0);
             assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&alone.stdout), "request {i}");
             let BatchEntries { contents, outputs, .. } =
@@ -1967,13 +2166,13 @@ mod tests {
             assert_eq!(outputs[1].as_ref().unwrap().code, 3);
         }
         // The shell is still there, and nothing of the requests is left in it.
-        to.write_all(b"echo \"${gw_leak:-clean} ${t:-none}\"; echo \"$gw_kept\"\n").unwrap();
-        drop(to);
+        kept.to.write_all(b"echo \"${gw_leak:-clean} ${t:-none} ${gw_this:-none}\"; echo \"$gw_kept\"\n").unwrap();
+        drop(kept.to);
         let mut rest = String::new();
-        from.read_to_string(&mut rest).unwrap();
+        kept.from.read_to_string(&mut rest).unwrap();
         let (leaks, scratch) = rest.split_once('\n').unwrap();
-        assert_eq!(leaks, "clean none");
-        assert!(kept.wait().unwrap().success());
+        assert_eq!(leaks, "clean none none");
+        assert!(kept.child.wait().unwrap().success());
         // Its one scratch directory served every request, and went with the shell.
         assert!(scratch.trim().starts_with("/dev/shm/") && !std::path::Path::new(scratch.trim()).exists(), "{rest}");
         assert!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 0\nmore\n").is_none(), "only at the end");
@@ -1981,6 +2180,62 @@ mod tests {
         assert_eq!(kept_reply("c0ffee", b"x\n@@KEPT-END c0ffee 7\n"), Some((&b"x"[..], 7)));
     }
 
+    /// Naming the request before, a request may send `same` for its path lists, and a digest whose
+    /// file find sees as then is answered `U`; a changed file is digested again, and a shell that did
+    /// not answer the request named refuses `same` and answers nothing from memory.
+    #[test]
+    fn a_kept_shell_remembers_what_the_request_before_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let path = |n: &str| d.join(n).display().to_string();
+        let (a, b, gone) = (path("a.ipxe"), path("b.ipxe"), path("gone"));
+        std::fs::write(&a, b"#!ipxe\nchain a\n").unwrap();
+        std::fs::write(&b, b"#!ipxe\nchain b\n").unwrap();
+        let index = path("index");
+        let preamble = KEPT_PREAMBLE.replace("/var/lib/groundwork/digest-index", &index);
+        let metas = [a.clone(), b.clone(), gone.clone()];
+        let list = format!("0 0\n{a}\n{b}\n{gone}\n");
+        let args = ["0", "0", "", ""];
+        let digests = |body: &[u8]| parse_batch_output(&[], &metas, 0, body).unwrap().digests;
+        let mut shell = LocalKeptShell::start(&preamble);
+
+        let (first, code) = shell.ask("01", None, &args, &list);
+        assert_eq!(code, 0);
+        let full = digests(&first);
+        let sha_a = |m: &MetaAnswer| meta_of(m).sha256.clone();
+        assert_eq!(sha_a(&full[0]), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"#!ipxe\nchain a\n")));
+        assert_eq!(full[2], MetaAnswer::Found(Ok(None)));
+
+        // Unchanged: `U`, the lists not sent again. A missing file stays `M`.
+        let (again, code) = shell.ask("02", Some("01"), &args, "same\n");
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&again));
+        assert_eq!(digests(&again), [MetaAnswer::Unchanged, MetaAnswer::Unchanged, MetaAnswer::Found(Ok(None))]);
+
+        // Rewritten in place (same size, new content), and one chmod: both digested again.
+        std::fs::write(&a, b"#!ipxe\nchain c\n").unwrap();
+        std::fs::set_permissions(&b, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let (changed, code) = shell.ask("03", Some("02"), &args, "same\n");
+        assert_eq!(code, 0);
+        let changed = digests(&changed);
+        assert_eq!(sha_a(&changed[0]), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"#!ipxe\nchain c\n")));
+        assert!(matches!(&changed[1], MetaAnswer::Found(Ok(Some(m))) if m.mode == 0o600), "{changed:?}");
+
+        // A request the shell did not answer last: no `same`, nothing from memory.
+        let (refused, code) = shell.ask("04", Some("02"), &args, "same\n");
+        assert_eq!(code, KEPT_LISTS_GONE, "{}", String::from_utf8_lossy(&refused));
+        let (fresh, code) = shell.ask("05", Some("02"), &args, &list);
+        assert_eq!(code, 0);
+        assert!(digests(&fresh).iter().all(|m| *m != MetaAnswer::Unchanged), "{fresh:?}");
+        // Without a request named, the same.
+        let (fresh, code) = shell.ask("06", None, &args, &list);
+        assert_eq!(code, 0);
+        assert!(digests(&fresh).iter().all(|m| *m != MetaAnswer::Unchanged));
+        // But after it, `U` again.
+        let (again, _) = shell.ask("07", Some("06"), &args, "same\n");
+        assert_eq!(digests(&again)[..2], [MetaAnswer::Unchanged, MetaAnswer::Unchanged]);
+    }
+
+    /// A batch run for real with `stdin` (no queries); its output parsed for `reads`.
     fn batch_of(reads: &[String], stdin: &str) -> BatchEntries {
         use std::io::Write;
         let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");

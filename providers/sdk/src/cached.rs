@@ -6,16 +6,29 @@ use crate::transport::{Batch, Cmd, ExecOutput, FileMeta, Transport, WriteOptions
 use crate::TransportError;
 use async_trait::async_trait;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub struct CachedTransport {
     inner: Arc<dyn Transport>,
     batch: Batch,
+    /// Calls passed on to the real transport.
+    passed_on: AtomicUsize,
 }
 
 impl CachedTransport {
     pub fn new(inner: Arc<dyn Transport>, batch: Batch) -> Self {
-        CachedTransport { inner, batch }
+        CachedTransport { inner, batch, passed_on: AtomicUsize::new(0) }
+    }
+
+    /// How many calls went to the real transport (none: everything read came from the batch).
+    pub fn passed_on(&self) -> usize {
+        self.passed_on.load(Ordering::Relaxed)
+    }
+
+    fn pass(&self) -> &dyn Transport {
+        self.passed_on.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_ref()
     }
 }
 
@@ -35,13 +48,13 @@ impl Transport for CachedTransport {
                 return Ok(out.clone());
             }
         }
-        self.inner.exec(cmd).await
+        self.pass().exec(cmd).await
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
         match self.batch.contents.get(path) {
             Some(c) => Ok(c.clone()),
-            None => self.inner.read_file(path).await,
+            None => self.pass().read_file(path).await,
         }
     }
 
@@ -49,18 +62,18 @@ impl Transport for CachedTransport {
         if paths.iter().all(|p| self.batch.contents.contains_key(p)) {
             return Ok(paths.iter().map(|p| self.batch.contents.get(p).cloned().flatten()).collect());
         }
-        self.inner.read_files(paths).await
+        self.pass().read_files(paths).await
     }
 
     async fn file_meta(&self, paths: &[String]) -> Result<Vec<Option<FileMeta>>, TransportError> {
         if paths.iter().all(|p| self.batch.metas.contains_key(p)) {
             return Ok(paths.iter().map(|p| self.batch.metas.get(p).cloned().flatten()).collect());
         }
-        self.inner.file_meta(paths).await
+        self.pass().file_meta(paths).await
     }
 
     async fn write_file(&self, path: &str, contents: &[u8], opts: &WriteOptions) -> Result<(), TransportError> {
-        self.inner.write_file(path, contents, opts).await
+        self.pass().write_file(path, contents, opts).await
     }
 
     async fn send_file(
@@ -70,11 +83,11 @@ impl Transport for CachedTransport {
         sha256: &str,
         opts: &WriteOptions,
     ) -> Result<u64, TransportError> {
-        self.inner.send_file(local, remote, sha256, opts).await
+        self.pass().send_file(local, remote, sha256, opts).await
     }
 
     async fn remove_file(&self, path: &str) -> Result<(), TransportError> {
-        self.inner.remove_file(path).await
+        self.pass().remove_file(path).await
     }
 }
 
@@ -95,11 +108,14 @@ mod tests {
         let t = CachedTransport::new(Arc::new(LocalTransport::new("h", dir.path())), batch);
         assert_eq!(t.exec(&query).await.unwrap(), batched);
         assert_eq!(t.read_file("/f").await.unwrap(), Some(b"batched".to_vec()));
+        assert_eq!(t.passed_on(), 0);
         // Not in the batch: read for real.
         std::fs::write(dir.path().join("g"), "real").unwrap();
         assert_eq!(t.read_file("/g").await.unwrap(), Some(b"real".to_vec()));
+        assert_eq!(t.passed_on(), 1);
         // A command fed on stdin is never answered from the batch.
         let fed = query.clone().stdin("x");
         assert_eq!(t.exec(&fed).await.unwrap().stdout, b"live\n".to_vec());
+        assert_eq!(t.passed_on(), 2);
     }
 }

@@ -11,6 +11,7 @@ use crate::engine::Plan;
 use crate::error::{Error, Result};
 use crate::render;
 use groundwork_services::TableAsks;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -46,6 +47,8 @@ pub struct Metrics {
     vip_holders: Family<Labels, Gauge>,
     last_check: FloatGauge,
     last_duration: FloatGauge,
+    /// Every check's duration (its sum and count give a loop's mean tick).
+    durations: Histogram,
     last_success: Gauge,
     checks: Counter,
     errors: Counter,
@@ -66,6 +69,8 @@ impl Metrics {
             vip_holders: Family::default(),
             last_check: FloatGauge::default(),
             last_duration: FloatGauge::default(),
+            // 5 ms to about 20 s.
+            durations: Histogram::new(exponential_buckets(0.005, 2.0, 13)),
             last_success: Gauge::default(),
             checks: Counter::default(),
             errors: Counter::default(),
@@ -102,6 +107,7 @@ impl Metrics {
             "How long the last check took.",
             m.last_duration.clone(),
         );
+        registry.register("groundwork_drift_check_duration_seconds", "How long each check took.", m.durations.clone());
         registry.register(
             "groundwork_drift_last_check_success",
             "1 if the last check completed.",
@@ -129,6 +135,7 @@ impl Metrics {
     fn finished(&self, duration: f64) {
         self.last_check.set(now_unix());
         self.last_duration.set(duration);
+        self.durations.observe(duration);
     }
 
     /// The last check's findings: every provider gets a series, zero included, so alerts see drift
