@@ -349,18 +349,19 @@ impl Workspace {
             asks,
         };
         let batches = reading.batches().await?;
-        // A plan only looked at, of the kept expansion and the workspace's own scope: what the last one
-        // remembered serves if every host answered the same.
         let kept = match &expanded {
-            Expanded::Kept(kept) if asks.no_lock_tokens && std::ptr::eq(scope, &self.scope) => Some(kept),
-            _ => None,
+            Expanded::Kept(kept) => Some(kept),
+            Expanded::Made(..) => None,
         };
         let mut memo = kept.and_then(|kept| match self.remembered.lock().ok()?.take() {
             Some((of, memo)) if Arc::ptr_eq(&of, kept) => Some(memo),
             _ => None,
         });
-        let same = memo.as_ref().and_then(|m| m.made.as_ref()).filter(|(seen, _)| batches.same_as(seen));
-        if let Some((_, plan)) = same {
+        // A plan only looked at, in the workspace's own scope: the plan the last one made serves if
+        // every host answered the same.
+        let rememberable = kept.is_some() && asks.no_lock_tokens && std::ptr::eq(scope, &self.scope);
+        let made = memo.as_ref().and_then(|m| m.made.as_ref()).filter(|_| rememberable);
+        if let Some((_, plan)) = made.filter(|(seen, _)| batches.same_as(seen)) {
             self.plans_remembered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut plan = plan.clone();
             let answers = batches.answers(asks);
@@ -381,14 +382,11 @@ impl Workspace {
             );
             return Ok((plan, answers));
         }
-        let seen = kept.map(|_| batches.copy());
+        let seen = rememberable.then(|| batches.copy());
         let mut refreshed = reading.refresh_from(batches).await?;
         let refresh_time = refreshing.elapsed();
         let diffing = std::time::Instant::now();
-        let mut memo = match &expanded {
-            Expanded::Kept(_) => Some(memo.take().unwrap_or_default()),
-            Expanded::Made(..) => None,
-        };
+        let mut memo = kept.map(|_| memo.take().unwrap_or_default());
         let mut plan = match memo.as_mut() {
             Some(memo) => {
                 make_plan_remembering(&self.registry, &self.loaded.name, &desired, &refreshed, &mut memo.in_sync)?
@@ -397,7 +395,7 @@ impl Workspace {
         };
         plan.keep_records(&mut refreshed.records);
         plan.pending = pending.into_iter().collect();
-        if let (Expanded::Kept(kept), Some(mut memo)) = (&expanded, memo) {
+        if let (Some(kept), Some(mut memo)) = (kept, memo) {
             memo.made = seen.filter(|_| refreshed.from_batches_only).map(|seen| (seen, plan.clone()));
             if let Ok(mut slot) = self.remembered.lock() {
                 *slot = Some((kept.clone(), memo));
