@@ -77,7 +77,8 @@ PY
   plan=$(median3 "${plans[@]}"); floor=$(median3 "${floors[@]}")
   line=$(RUST_LOG=info NO_COLOR=1 "$gw" plan "$env" 2>&1 >/dev/null | grep 'round_trips=' | head -1)
   trips=$(printf '%s' "$line" | grep -o 'round_trips=[^"]*' | sed 's/round_trips=//')
-  phases=$(printf '%s' "$line" | grep -o 'expand_ms=[0-9]* refresh_ms=[0-9]* diff_ms=[0-9]*' | sed 's/_ms//g')
+  # Each phase's field on its own: the line has others between them (`expansion=...`).
+  phases=$(for f in expand refresh diff; do printf '%s' "$line" | grep -o " ${f}_ms=[0-9]*" | sed 's/_ms//'; done | tr -d '\n')
   printf '%-6s %8s %8s %8s %9s %7s %6.2f %9.1f %10.1f  %-28s %-14s %s\n' "$n" "$apply_s" "$plan" "$(median3 "${noops[@]}")" \
     "$(median3 "${changes[@]}")" "$floor" "$(echo "$plan/$floor" | bc -l)" "$(echo "$plan_rss/1024" | bc -l)" \
     "$(echo "$rss/1024" | bc -l)" "$trips" "$load" "$phases"

@@ -1228,7 +1228,9 @@ while [ "$j" -lt "$nx" ]; do
   if [ "$j" -lt "$nf" ]; then
     { (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; }
   else
-    { (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e"; echo $? >"$t/$j.c"; } &
+    # One fork: the query's subshell itself runs in the background; its status is waited for below.
+    (gw_q=$1; eval "$2"; eval "$gw_q") </dev/null >"$t/$j.o" 2>"$t/$j.e" &
+    eval "gw_pid_$j=\$!"
   fi
   j=$((j+1)); shift 2
 done
@@ -1279,7 +1281,8 @@ const BATCH_SCRIPT: &str = concat!(list_functions!(), batch_body!());
 macro_rules! batch_exec_tail {
     () => {
         r#"printf '@@EXEC\n'
-wait
+j=$nf
+while [ "$j" -lt "$nx" ]; do eval "wait \"\$gw_pid_$j\""; echo $? >"$t/$j.c"; j=$((j+1)); done
 j=0
 set --
 while [ "$j" -lt "$nx" ]; do
