@@ -343,9 +343,7 @@ async fn activate_written(
 }
 
 fn provider<'r>(registry: &'r Registry, addr: &Address) -> Result<&'r Arc<dyn groundwork_sdk::Provider>> {
-    registry.get(&addr.provider).ok_or_else(|| {
-        Error::from(groundwork_sdk::Error::NoProvider { address: addr.to_string(), provider: addr.provider.clone() })
-    })
+    registry.for_address(addr).map_err(Error::from)
 }
 
 /// Changes on one host by one provider: they take turns (see `apply`), and their activations can be one.

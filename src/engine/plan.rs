@@ -253,12 +253,7 @@ pub fn make_plan_remembering(
         Ok(owners)
     };
     let mut observed = BTreeMap::new();
-    let lookup = |r: &Resource| {
-        registry.get(&r.address.provider).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
-            address: r.address.to_string(),
-            provider: r.address.provider.clone(),
-        })
-    };
+    let lookup = |r: &Resource| registry.for_address(&r.address).cloned();
     for r in desired {
         let actual = refreshed.actual.get(&r.address).and_then(|v| v.as_ref());
         let seen = fingerprint(actual);

@@ -125,13 +125,6 @@ impl HostBatches {
 }
 
 impl Reading<'_> {
-    fn provider(&self, name: &str, first: &Resource) -> Result<Arc<dyn groundwork_sdk::Provider>> {
-        Ok(self.registry.get(name).cloned().ok_or_else(|| groundwork_sdk::Error::NoProvider {
-            address: first.address.to_string(),
-            provider: name.to_string(),
-        })?)
-    }
-
     /// Group per (provider, host): one read each, served from the host's batch where it can be. The
     /// groups borrow the resources (at 2000 nodes they are megabytes).
     fn groups(&self) -> BTreeMap<(&str, Option<&str>), Vec<&Resource>> {
@@ -150,10 +143,10 @@ impl Reading<'_> {
     pub async fn batches(&self) -> Result<HostBatches> {
         let (hosts, environment, asks) = (self.hosts, self.environment, self.asks);
         let groups = self.groups();
-        let mut by_host: BTreeMap<String, Vec<(&str, &[&Resource])>> = BTreeMap::new();
-        for ((name, host), resources) in &groups {
+        let mut by_host: BTreeMap<String, Vec<&[&Resource]>> = BTreeMap::new();
+        for ((_, host), resources) in &groups {
             if let Some(h) = host {
-                by_host.entry(h.to_string()).or_default().push((name, resources));
+                by_host.entry(h.to_string()).or_default().push(resources);
             }
         }
         // Every host is read, with or without desired resources: a host whose resources all left the
@@ -178,8 +171,8 @@ impl Reading<'_> {
             let execs = if shared { vec![state::list_records()] } else { Vec::new() };
             let first = if asks.no_lock_tokens { Vec::new() } else { vec![super::lock::guard(lock_name)] };
             let mut prefetch = Prefetch { reads, execs, first, ..Default::default() };
-            for (name, resources) in groups {
-                prefetch.extend(self.provider(name, resources[0])?.prefetch(resources));
+            for resources in groups {
+                prefetch.extend(self.registry.for_address(&resources[0].address)?.prefetch(resources));
             }
             let riding = asks.riders.get(h).map(Vec::as_slice).unwrap_or_default();
             prefetch.execs.extend(riding.iter().cloned());
@@ -274,7 +267,7 @@ impl Reading<'_> {
             let span =
                 tracing::info_span!("read", provider = %name, host = host.unwrap_or("-"), resources = resources.len());
             async move {
-                let p = self.provider(name, resources[0])?;
+                let p = self.registry.for_address(&resources[0].address)?;
                 let cx = match host {
                     Some(h) => match cached.get(h) {
                         Some(t) => hosts.context_with(h, t.clone()),

@@ -1,4 +1,4 @@
-use groundwork_sdk::Provider;
+use groundwork_sdk::{Address, Provider};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,5 +44,13 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.get(name)
+    }
+
+    /// The provider of `address`, or the error that names both.
+    pub fn for_address(&self, address: &Address) -> Result<&Arc<dyn Provider>, groundwork_sdk::Error> {
+        self.get(&address.provider).ok_or_else(|| groundwork_sdk::Error::NoProvider {
+            address: address.to_string(),
+            provider: address.provider.clone(),
+        })
     }
 }

@@ -537,11 +537,19 @@ impl SshTransport {
                     continue;
                 }
                 let mut entries = self.take_batch(out, batch)?;
-                let last = shell.last.take();
+                let (held, answered) = match shell.last.take() {
+                    Some(l) => (Some(l.list), l.metas),
+                    None => (None, HashMap::new()),
+                };
+                // The list the shell holds now: the one it held when it was told `same` (not copied again).
+                let list = match held {
+                    Some(l) if same => l,
+                    _ => batch.list.to_vec(),
+                };
                 let mut metas = HashMap::new();
                 for (p, d) in batch.metas.iter().zip(entries.digests.iter_mut()) {
                     if *d == MetaAnswer::Unchanged {
-                        *d = match last.as_ref().and_then(|l| l.metas.get(p)) {
+                        *d = match answered.get(p) {
                             Some(m) => MetaAnswer::Found(Ok(Some(m.clone()))),
                             None => MetaAnswer::Found(Err("not kept".into())),
                         };
@@ -550,7 +558,7 @@ impl SshTransport {
                         metas.insert(p.clone(), m.clone());
                     }
                 }
-                shell.last = Some(KeptLast { token, list: batch.list.to_vec(), metas });
+                shell.last = Some(KeptLast { token, list, metas });
                 return Ok(entries);
             }
         };
