@@ -110,15 +110,26 @@ async fn batches_go_to_a_shell_kept_open_and_survive_its_loss() {
     );
     let owned = groundwork_sdk::Prefetch { metas: vec!["/etc/groundwork-owned".to_string()], ..Default::default() };
     let owner = |b: &groundwork_sdk::Batch| b.metas["/etc/groundwork-owned"].as_ref().map(|m| m.owner.clone());
-    for _ in 0..2 {
+    // New lists: answered in full. The same lists again: a probe (find's lines only), one round trip
+    // while nothing changed; a probe that finds a line changed is followed by a full request.
+    for _ in 0..3 {
+        let before = t.round_trips();
         assert_eq!(owner(&t.read_batch(&owned).await.unwrap()).as_deref(), Some("gwowner"));
+        assert_eq!(t.round_trips(), before + 1);
     }
     lab.ssh_ok("ns1", "sed -i 's/^gwowner:/gwrenamed:/' /etc/passwd");
+    let before = t.round_trips();
     assert_eq!(owner(&t.read_batch(&owned).await.unwrap()).as_deref(), Some("gwrenamed"));
+    assert_eq!(t.round_trips(), before + 2, "a probe, then the full request");
     // Changed on the host (mode), the file is stated and digested again.
     lab.ssh_ok("ns1", "chmod 600 /etc/groundwork-owned");
     let changed = t.read_batch(&owned).await.unwrap();
     assert_eq!(changed.metas["/etc/groundwork-owned"].as_ref().map(|m| m.mode), Some(0o600));
+    // Rewritten in place to the same size, its mtime set back: the ctime in find's line still tells.
+    lab.ssh_ok("ns1", "touch -r /etc/groundwork-owned /tmp/gw-mtime && echo y > /etc/groundwork-owned && touch -r /tmp/gw-mtime /etc/groundwork-owned && rm /tmp/gw-mtime");
+    let rewritten = t.read_batch(&owned).await.unwrap();
+    let sha_y = lab.ssh_ok("ns1", "sha256sum /etc/groundwork-owned");
+    assert_eq!(rewritten.metas["/etc/groundwork-owned"].as_ref().map(|m| m.sha256.as_str()), sha_y.split(' ').next());
     lab.ssh_ok("ns1", "sed -i '/^gwrenamed:/d' /etc/passwd; rm -f /etc/groundwork-owned");
     // The shell dies on the host (inside the lab host's own PID namespace): the next batch is answered
     // all the same, and the one after goes to a new shell.

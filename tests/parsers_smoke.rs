@@ -117,10 +117,11 @@ fn state_parsers_never_panic() {
             .into(),
     );
     // A whole batched read (the per-file form): one file, one digest, two query outputs.
-    let batch = "P\nF 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0 3 0\nE not run\nok\n\n@@CAPS yes yes\n";
+    let batch = "P\nF 3\nabc@@META\nF 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 4 644\n@@EXEC\nX 0\nE not run\nok\n@@c0ffee\n\n@@c0ffee\n\n@@CAPS yes yes\n";
     let paths: Vec<String> = (0..2).map(|i| format!("/p{i}")).collect();
-    let parsed = groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, batch.as_bytes())
-        .expect("the seed batch parses");
+    let parsed =
+        groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, "c0ffee", batch.as_bytes())
+            .expect("the seed batch parses");
     assert_eq!((parsed.contents.len(), parsed.digests.len(), parsed.outputs.len()), (1, 1, 2));
     inputs.push(batch.into());
     let facts = groundwork_cluster::csr::parse_request(CSR.as_bytes()).expect("the seed CSR parses");
@@ -148,7 +149,7 @@ fn state_parsers_never_panic() {
         let paths: Vec<String> = (0..3).map(|i| format!("/p{i}")).collect();
         let _ = groundwork::transport::ssh::parse_read_output(&paths, text.as_bytes());
         let _ = groundwork::transport::ssh::parse_meta_output(&paths, &text);
-        let _ = groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, text.as_bytes());
+        let _ = groundwork::transport::ssh::parse_batch_output(&paths[..1], &paths[1..], 2, "c0ffee", text.as_bytes());
         let _ = groundwork_cluster::csr::parse_request(text.as_bytes());
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             let _ = groundwork_cluster::objects::owned_paths(&v, "groundwork");

@@ -143,7 +143,10 @@ impl client::Handler for Verifier {
 }
 
 /// Per path, the stamp a file had when a batch listed it, and the contents read then.
-type KeptReads = HashMap<String, (String, Vec<u8>)>;
+type KeptReads = HashMap<String, (String, Arc<[u8]>)>;
+
+/// A batch's digests by path (as [`Batch::metas`] holds them).
+type DigestMap = HashMap<String, Option<FileMeta>>;
 
 pub struct SshTransport {
     host: String,
@@ -180,8 +183,38 @@ struct KeptLast {
     token: KeptToken,
     /// The path list it was sent (see BATCH_SCRIPT).
     list: Vec<u8>,
-    /// The digests it answered (and the shell remembers): what a `U` stands for next time.
-    metas: HashMap<String, FileMeta>,
+    /// The digests it answered (and the shell remembers): what a `U` stands for next time; also what a
+    /// probe that finds every file as it was then answers.
+    metas: Arc<DigestMap>,
+    /// The files as the last request that answered them in full did (with find's output then), for a
+    /// probe to repeat.
+    answered: Option<Answered>,
+}
+
+/// A full reply's file answers as a probe repeats them: while find prints every line the same, each
+/// file is as it was then (a line holds size, mtime, inode, mode, owner and ctime: a write, a rename
+/// over the file, a chmod or chown each change one).
+struct Answered {
+    found: Vec<u8>,
+    contents: Vec<ReadEntry>,
+    stamps: Vec<Stamp>,
+}
+
+impl Answered {
+    /// What a full request would answer now: a file sent then is held by the transport at its stamp
+    /// (`kept_reads`), so it is `U`.
+    fn new(found: Vec<u8>, entries: &BatchEntries) -> Self {
+        let (contents, stamps) = entries
+            .contents
+            .iter()
+            .zip(&entries.stamps)
+            .map(|(c, s)| match (c, s) {
+                (Ok(Some(_)), Stamp::Read(_)) => (Ok(None), Stamp::Unchanged),
+                (c, s) => (c.clone(), s.clone()),
+            })
+            .unzip();
+        Answered { found, contents, stamps }
+    }
 }
 
 /// A batched read as it is sent: its arguments and stdin, and what its reply is parsed for.
@@ -216,6 +249,11 @@ impl SshTransport {
     /// changed. For a process that plans again and again; it holds the files in memory.
     pub fn keep_reads(&self) {
         self.kept_reads.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new);
+    }
+
+    /// A request's token (see [`KeptToken`]).
+    fn token(&self) -> Result<KeptToken, TransportError> {
+        KeptToken::random().map_err(|e| self.err_unreachable(format!("no random token: {e}")))
     }
 
     fn err_unreachable(&self, m: impl std::fmt::Display) -> TransportError {
@@ -525,40 +563,65 @@ impl SshTransport {
     async fn kept_batch(&self, batch: &BatchRequest<'_>, bound: Duration) -> Result<BatchEntries, TransportError> {
         let mut slot = self.kept_shell.lock().await;
         let work = async {
-            let mut same = slot.as_ref().and_then(|k| k.last.as_ref()).is_some_and(|l| l.list == batch.list);
+            let last = slot.as_ref().and_then(|k| k.last.as_ref());
+            let mut same = last.is_some_and(|l| l.list == batch.list);
+            // The host's find must be GNU's for the shell to print its lines (gw_find).
+            let gnu_find = matches!(self.host_tools.lock().unwrap_or_else(|e| e.into_inner())[0], "yes" | "f0");
+            let mut probe = same && gnu_find && last.is_some_and(|l| l.answered.is_some());
             loop {
-                let stdin: &[u8] = if same { b"same\n" } else { batch.list };
+                let stdin: &[u8] = match (probe, same) {
+                    (true, _) => b"probe\n",
+                    (false, true) => b"same\n",
+                    (false, false) => batch.list,
+                };
                 let (token, out) = self.kept_exchange(&mut slot, &batch.args, stdin).await?;
                 let shell = slot.as_mut().ok_or_else(|| self.err_unreachable("the kept shell ended"))?;
                 if same && out.code == KEPT_LISTS_GONE {
                     // Cannot happen while the shell and the transport agree; start afresh.
                     shell.last = None;
-                    same = false;
+                    (same, probe) = (false, false);
                     continue;
                 }
-                let mut entries = self.take_batch(out, batch)?;
+                let mut entries = self.take_batch(out, batch, &token)?;
+                if probe {
+                    let last = shell.last.as_mut().ok_or_else(|| self.err_unreachable("the kept shell ended"))?;
+                    // The probe's reply was taken whole: the shell's state is the one it names.
+                    last.token = token;
+                    match (&last.answered, &entries.found) {
+                        (Some(a), Some(found)) if a.found == *found => {
+                            entries.contents = a.contents.clone();
+                            entries.stamps = a.stamps.clone();
+                            entries.digest_map = Some(last.metas.clone());
+                            return Ok(entries);
+                        }
+                        // Something changed: asked again in full, on the same lists.
+                        _ => {
+                            probe = false;
+                            continue;
+                        }
+                    }
+                }
                 let (held, answered) = match shell.last.take() {
                     Some(l) => (Some(l.list), l.metas),
-                    None => (None, HashMap::new()),
+                    None => (None, Arc::default()),
                 };
                 // The list the shell holds now: the one it held when it was told `same` (not copied again).
                 let list = match held {
                     Some(l) if same => l,
                     _ => batch.list.to_vec(),
                 };
-                let mut metas = HashMap::new();
                 for (p, d) in batch.metas.iter().zip(entries.digests.iter_mut()) {
                     if *d == MetaAnswer::Unchanged {
                         *d = match answered.get(p) {
-                            Some(m) => MetaAnswer::Found(Ok(Some(m.clone()))),
-                            None => MetaAnswer::Found(Err("not kept".into())),
+                            Some(Some(m)) => MetaAnswer::Found(Ok(Some(m.clone()))),
+                            _ => MetaAnswer::Found(Err("not kept".into())),
                         };
                     }
-                    if let MetaAnswer::Found(Ok(Some(m))) = d {
-                        metas.insert(p.clone(), m.clone());
-                    }
                 }
-                shell.last = Some(KeptLast { token, list, metas });
+                let metas = Arc::new(self.digest_map(batch.metas, std::mem::take(&mut entries.digests)));
+                entries.digest_map = Some(metas.clone());
+                let answered = entries.found.take().map(|found| Answered::new(found, &entries));
+                shell.last = Some(KeptLast { token, list, metas, answered });
                 return Ok(entries);
             }
         };
@@ -607,7 +670,7 @@ impl SshTransport {
                 }
             }
         };
-        let token = KeptToken::random().map_err(|e| self.err_unreachable(format!("no random token: {e}")))?;
+        let token = self.token()?;
         self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = std::time::Instant::now();
         let prior = shell.last.as_ref().map(|l| &l.token);
@@ -635,7 +698,12 @@ impl SshTransport {
     }
 
     /// A batch's reply, checked and parsed; what it learned of the host's tools is kept.
-    fn take_batch(&self, out: ExecOutput, batch: &BatchRequest<'_>) -> Result<BatchEntries, TransportError> {
+    fn take_batch(
+        &self,
+        out: ExecOutput,
+        batch: &BatchRequest<'_>,
+        token: &KeptToken,
+    ) -> Result<BatchEntries, TransportError> {
         if !out.success() {
             return Err(self.io("batched read", out.message()));
         }
@@ -643,8 +711,26 @@ impl SshTransport {
             *self.host_tools.lock().unwrap_or_else(|e| e.into_inner()) = tools;
         }
         let first = batch.reads.first().or(batch.metas.first()).map_or("batched read", String::as_str);
-        parse_batch_output(batch.reads, batch.metas, batch.queries, &out.stdout)
+        parse_batch_output(batch.reads, batch.metas, batch.queries, token.as_str(), &out.stdout)
             .map_err(|m| self.io(first, format!("batched read: {m}")))
+    }
+
+    /// A batch's digests by path; entries the host could not give are left out (the provider's own read
+    /// asks again).
+    fn digest_map(&self, metas: &[String], digests: Vec<MetaAnswer>) -> DigestMap {
+        let mut map = HashMap::with_capacity(metas.len());
+        for (p, d) in metas.iter().zip(digests) {
+            match d {
+                MetaAnswer::Found(Ok(m)) => drop(map.insert(p.clone(), m)),
+                MetaAnswer::Found(Err(why)) => {
+                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: {why}")
+                }
+                MetaAnswer::Unchanged => {
+                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: not kept")
+                }
+            }
+        }
+        map
     }
 
     /// `sh -c SCRIPT NAME ARGS...`, every value quoted.
@@ -1242,11 +1328,15 @@ while [ "$j" -lt "$nx" ]; do
   fi
   j=$((j+1)); shift 2
 done
-read -r n k
+read -r n k gw_cut
+# Streams are cut by a line holding the request's token (see the tail): given on stdin's first line, or
+# in a kept shell the request's own.
+gw_cut=${gw_cut:-${gw_this:-}}
+[ -n "$gw_cut" ] || { echo "no token to cut the streams by" >&2; exit 97; }
 # In a kept shell (gw_this set): what the request before left in the scratch directory is used only when
 # it is the request the transport names (gw_prev), whose reply it took whole.
 gw_was=; [ -n "${gw_prev:-}" ] && [ -f "$t/tag" ] && read -r gw_was < "$t/tag" && [ "$gw_was" = "$gw_prev" ] || gw_was=
-if [ "$n" = same ]; then
+if [ "$n" = same ] || [ "$n" = probe ]; then
   # The path lists of the request before, unchanged: not sent again, not split again.
   [ -n "$gw_was" ] || { echo "the kept shell does not hold the path lists of request ${gw_prev:-none}" >&2; exit 98; }
 else
@@ -1256,10 +1346,18 @@ else
     NR <= k { print > known; next } { print > all; printf "%s%c", $0, 0 > all0 } NR <= k + n { print > reads; next } { print > metas }
     END { if (kept && NR > k + n) { print "/etc/passwd\n/etc/group" > all; printf "/etc/passwd%c/etc/group%c", 0, 0 > all0 } }'
 fi
-[ -s "$t/all" ] && gnu_find && gw_find "$t/all" "$t/found" "$t/all0"
-gw_read 65536 "$t/reads" "$t" "$t/known"
-printf '@@META\n'
-gw_meta "$t/metas" "$t" "${gw_this:+$t/seen}" "$gw_was"
+# A kept shell sends find's output back (see the tail): a probe's is compared with it.
+gw_found=
+if [ -s "$t/all" ] && gnu_find; then gw_find "$t/all" "$t/found" "$t/all0"; gw_found=${gw_this:+$t/found}; fi
+if [ "$n" = probe ]; then
+  # A drift tick's first question: only find's line for each file (sent back with the queries' output).
+  # If every line is as the transport holds them, so are the files; if not, it asks again in full.
+  printf '@@PROBE\n'
+else
+  gw_read 65536 "$t/reads" "$t" "$t/known"
+  printf '@@META\n'
+  gw_meta "$t/metas" "$t" "${gw_this:+$t/seen}" "$gw_was"
+fi
 [ -z "${gw_this:-}" ] || printf '%s\n' "$gw_this" > "$t/tag"
 "#
     };
@@ -1273,39 +1371,42 @@ gw_meta "$t/metas" "$t" "${gw_this:+$t/seen}" "$gw_was"
 /// per query (see [`batch_query`]). Stdin: the number of paths to read, those paths, then the paths to
 /// digest, a line each. The other queries run while the files are read and side by side.
 ///
-/// Stdin's first line is `<reads> <known>`: `<known>` lines `<stamp>|<path>` follow it, files the
-/// transport holds as they were at that stamp (size, mtime, inode, ctime); such a file, unchanged,
+/// Stdin's first line is `<reads> <known> <token>`: `<known>` lines `<stamp>|<path>` follow it, files
+/// the transport holds as they were at that stamp (size, mtime, inode, ctime); such a file, unchanged,
 /// is answered `U` instead of its contents (a drift loop's ownership record and zones, every tick).
+/// The token cuts the queries' streams apart (a kept shell's request has its own and leaves it out).
 ///
 /// Starting a process costs about 2 ms on a loaded host and every plan runs this on each host, so it
 /// starts as few as it can: a query runs in a forked subshell (no `sh` of its own), and the outputs
-/// are framed by one `wc` and sent by one `cat`.
+/// are sent by one `cat`, cut by the token (no `wc` to count their bytes).
 const BATCH_SCRIPT: &str = concat!(list_functions!(), batch_body!());
 
-/// Follows the digests in the batch: per query `X <exit code> <stdout bytes> <stderr bytes>\n` or
-/// `E <why>\n`, then the streams of the queries that ran, in order; last, on a line of its own
-/// (after a newline: a stream may not end with one), `@@CAPS <find> <tar>`: what
-/// the batch learned of the host's tools, for the next batch on the connection.
+/// Follows the digests in the batch: per query `X <exit code>\n` or `E <why>\n`, and in a kept shell
+/// `@@FOUND\n` (find's lines follow the streams); then the streams of the queries that ran, in order,
+/// stdout and stderr, each followed by `\n@@<token>\n`; last, on a line of its own (after a newline: a
+/// stream may not end with one), `@@CAPS <find> <tar>`: what the batch learned of the host's tools,
+/// for the next batch on the connection.
 macro_rules! batch_exec_tail {
     () => {
         r#"printf '@@EXEC\n'
 j=$nf
 while [ "$j" -lt "$nx" ]; do eval "wait \"\$gw_pid_$j\""; echo $? >"$t/$j.c"; j=$((j+1)); done
+# Each stream is followed by the line "@@<token>" after a line break of its own: no stream can hold
+# it (the token is random, and the host's processes do not see it), and no byte count is needed.
+printf '\n@@%s\n' "$gw_cut" > "$t/cut"
 j=0
 set --
 while [ "$j" -lt "$nx" ]; do
-  [ -s "$t/$j.c" ] && set -- "$@" "$t/$j.o" "$t/$j.e"
+  [ -s "$t/$j.c" ] && set -- "$@" "$t/$j.o" "$t/cut" "$t/$j.e" "$t/cut"
   j=$((j+1))
 done
-[ $# -gt 0 ] && wc -c -- "$@" > "$t/sizes" && exec 3< "$t/sizes"
 j=0
 while [ "$j" -lt "$nx" ]; do
-  if [ -s "$t/$j.c" ]; then
-    read -r code < "$t/$j.c"; read -r o _ <&3; read -r e _ <&3
-    printf 'X %s %s %s\n' "$code" "$o" "$e"
-  else printf 'E not run\n'; fi
+  if [ -s "$t/$j.c" ]; then read -r code < "$t/$j.c"; printf 'X %s\n' "$code"; else printf 'E not run\n'; fi
   j=$((j+1))
 done
+# A kept shell's find output goes last, cut like a stream.
+[ -z "$gw_found" ] || { set -- "$@" "$gw_found" "$t/cut"; printf '@@FOUND\n'; }
 [ $# -gt 0 ] && cat -- "$@"
 printf '\n@@CAPS %s %s\n' "${gw_gnu:--}" "${gw_gtar:--}"
 "#
@@ -1372,7 +1473,8 @@ pub fn kept_reply<'a>(token: &str, buf: &'a [u8]) -> Option<(&'a [u8], i32)> {
     Some((&buf[..line_start], code))
 }
 
-/// A kept shell's request token: hex digits only, so it goes into the request's line as it is.
+/// A request's token: it ends a kept shell's here-document and reply, and cuts a batch's streams apart.
+/// Hex digits only, so it goes into the request's line as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeptToken(String);
 
@@ -1408,35 +1510,59 @@ pub fn batch_query(cmd: &Cmd) -> [String; 2] {
     [cmd.key(), String::new()]
 }
 
-/// Parse BATCH_EXEC_TAIL output: one entry per query, `None` where it did not run.
-pub fn parse_exec_outputs(count: usize, out: &[u8]) -> Result<Vec<Option<ExecOutput>>, String> {
+/// Parse BATCH_EXEC_TAIL output, its streams cut by `token`: one entry per query, `None` where it did
+/// not run.
+pub fn parse_exec_outputs(count: usize, token: &str, out: &[u8]) -> Result<Vec<Option<ExecOutput>>, String> {
+    parse_exec_section(count, token, out).map(|(outputs, _)| outputs)
+}
+
+/// The queries' outputs, and a kept shell's find output.
+type ExecSection<'a> = (Vec<Option<ExecOutput>>, Option<&'a [u8]>);
+
+/// BATCH_EXEC_TAIL output: the queries' outputs, and a kept shell's find output (`@@FOUND`).
+fn parse_exec_section<'a>(
+    count: usize,
+    token: &str,
+    out: &'a [u8],
+) -> Result<ExecSection<'a>, String> {
     let mut rest = out;
-    let mut sizes = Vec::with_capacity(count);
+    let mut codes = Vec::with_capacity(count);
     for i in 0..count {
         let (header, after) = line_of(rest, &format!("query {i}"))?;
         rest = after;
         if header.starts_with("E ") {
-            sizes.push(None);
+            codes.push(None);
             continue;
         }
-        let fields: Vec<&str> = header.strip_prefix("X ").unwrap_or_default().split(' ').collect();
-        let [code, olen, elen] = fields.as_slice() else { return Err(format!("query {i}: unexpected {header:?}")) };
-        let number = |v: &str| v.parse::<usize>().map_err(|_| format!("query {i}: bad header {header:?}"));
-        let code: i32 = code.parse().map_err(|_| format!("query {i}: bad exit code {code:?}"))?;
-        sizes.push(Some((code, number(olen)?, number(elen)?)));
+        let code = header.strip_prefix("X ").ok_or_else(|| format!("query {i}: unexpected {header:?}"))?;
+        codes.push(Some(code.parse::<i32>().map_err(|_| format!("query {i}: bad exit code {code:?}"))?));
     }
+    let found = match rest.strip_prefix(b"@@FOUND\n") {
+        Some(after) => {
+            rest = after;
+            true
+        }
+        None => false,
+    };
+    let cut = format!("\n@@{token}\n");
+    let mut stream = |what: &str| -> Result<&'a [u8], String> {
+        let at = memchr::memmem::find(rest, cut.as_bytes()).ok_or_else(|| format!("{what}: truncated output"))?;
+        let (taken, after) = (&rest[..at], &rest[at + cut.len()..]);
+        rest = after;
+        Ok(taken)
+    };
     let mut result = Vec::with_capacity(count);
-    for (i, size) in sizes.into_iter().enumerate() {
-        let Some((code, olen, elen)) = size else {
+    for (i, code) in codes.into_iter().enumerate() {
+        let Some(code) = code else {
             result.push(None);
             continue;
         };
-        let end = olen.checked_add(elen).filter(|end| *end <= rest.len());
-        let end = end.ok_or_else(|| format!("query {i}: truncated output"))?;
-        result.push(Some(ExecOutput { code, stdout: rest[..olen].to_vec(), stderr: rest[olen..end].to_vec() }));
-        rest = &rest[end..];
+        let stdout = stream(&format!("query {i}"))?.to_vec();
+        let stderr = stream(&format!("query {i}"))?.to_vec();
+        result.push(Some(ExecOutput { code, stdout, stderr }));
     }
-    Ok(result)
+    let found = if found { Some(stream("found")?) } else { None };
+    Ok((result, found))
 }
 
 /// What the batch's last line says of the host's find and tar (`@@CAPS <find> <tar>`), each `yes` or
@@ -1463,6 +1589,14 @@ pub struct BatchEntries {
     pub stamps: Vec<Stamp>,
     pub digests: Vec<MetaAnswer>,
     pub outputs: Vec<Option<ExecOutput>>,
+    /// A kept shell's reply: find's line for every path it stated (`gw_find`), as the host printed them.
+    pub found: Option<Vec<u8>>,
+    /// A probe's reply (stdin `probe`): no file was answered (`contents`, `stamps` and `digests` are
+    /// empty); `found` says whether they are as in the reply `found` came with before.
+    pub probe: bool,
+    /// The digests as a map, where the kept shell's transport made it (`digests` is then empty): the
+    /// same map for every probe that finds the files as they were.
+    pub digest_map: Option<Arc<DigestMap>>,
 }
 
 /// A digest line of a batch.
@@ -1479,14 +1613,29 @@ pub fn parse_batch_output(
     reads: &[String],
     metas: &[String],
     queries: usize,
+    token: &str,
     out: &[u8],
 ) -> Result<BatchEntries, String> {
+    if let Some(exec_text) = out.strip_prefix(b"@@PROBE\n@@EXEC\n") {
+        let (outputs, found) = parse_exec_section(queries, token, exec_text)?;
+        let found = found.map(<[u8]>::to_vec);
+        return Ok(BatchEntries {
+            contents: vec![],
+            stamps: vec![],
+            digests: vec![],
+            outputs,
+            found,
+            probe: true,
+            digest_map: None,
+        });
+    }
     let (contents, stamps, rest) = parse_read_prefix(reads, out)?;
     let rest = rest.strip_prefix(b"@@META\n").ok_or("no digest section")?;
     let (digest_text, exec_text) = split_at_line(rest, b"@@EXEC\n").ok_or("no query section")?;
     let digests = parse_meta_answers(metas, &String::from_utf8_lossy(digest_text))?;
-    let outputs = parse_exec_outputs(queries, exec_text)?;
-    Ok(BatchEntries { contents, stamps, digests, outputs })
+    let (outputs, found) = parse_exec_section(queries, token, exec_text)?;
+    let found = found.map(<[u8]>::to_vec);
+    Ok(BatchEntries { contents, stamps, digests, outputs, found, probe: false, digest_map: None })
 }
 
 /// Split `out` at the line `marker` (which it must hold): what comes before it and what follows.
@@ -1627,11 +1776,16 @@ impl Transport for SshTransport {
                 }
                 let script = format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}");
                 let line = Self::script_line(&script, "groundwork-batch", &batch.args);
-                let out = self.run(&line, Some(&mut &list[..]), "batched read", self.opts.command_timeout).await?;
-                self.take_batch(out, &batch)?
+                // The token that cuts the streams goes on stdin's first line, not on the command line
+                // (which the host's other users can see).
+                let token = self.token()?;
+                let nl = list.iter().position(|b| *b == b'\n').unwrap_or(list.len());
+                let stdin = [&list[..nl], b" ", token.as_str().as_bytes(), &list[nl..]].concat();
+                let out = self.run(&line, Some(&mut &stdin[..]), "batched read", self.opts.command_timeout).await?;
+                self.take_batch(out, &batch, &token)?
             }
         };
-        let BatchEntries { contents, stamps, digests, outputs } = entries;
+        let BatchEntries { contents, stamps, digests, outputs, digest_map, .. } = entries;
         let mut batch = Batch::default();
         let mut kept = self.kept_reads.lock().unwrap_or_else(|e| e.into_inner());
         // Entries the host could not give in the batch are left out: the provider's own read asks again.
@@ -1640,17 +1794,18 @@ impl Transport for SshTransport {
                 (Stamp::Unchanged, Some(kept)) => {
                     kept.get(p).map(|(_, c)| Ok(Some(c.clone()))).unwrap_or_else(|| Err("not kept".into()))
                 }
-                (Stamp::Read(stamp), Some(kept)) => {
-                    if let Ok(Some(c)) = &e {
+                (Stamp::Read(stamp), Some(kept)) => e.map(|c| {
+                    c.map(|c| {
+                        let c: Arc<[u8]> = c.into();
                         kept.insert(p.clone(), (stamp, c.clone()));
-                    }
-                    e
-                }
+                        c
+                    })
+                }),
                 (_, Some(kept)) => {
                     kept.remove(p);
-                    e
+                    e.map(|c| c.map(Into::into))
                 }
-                (_, None) => e,
+                (_, None) => e.map(|c| c.map(Into::into)),
             };
             match e {
                 Ok(c) => drop(batch.contents.insert(p.clone(), c)),
@@ -1658,17 +1813,10 @@ impl Transport for SshTransport {
             }
         }
         drop(kept);
-        for (p, d) in metas.iter().zip(digests) {
-            match d {
-                MetaAnswer::Found(Ok(m)) => drop(batch.metas.insert(p.clone(), m)),
-                MetaAnswer::Found(Err(why)) => {
-                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: {why}")
-                }
-                MetaAnswer::Unchanged => {
-                    tracing::debug!(host = %self.host, path = %p, "digest left out of the batch: not kept")
-                }
-            }
-        }
+        batch.metas = match digest_map {
+            Some(map) => map,
+            None => Arc::new(self.digest_map(metas, digests)),
+        };
         for (key, o) in execs.into_iter().zip(outputs) {
             if let Some(o) = o {
                 batch.outputs.insert(key, o);
@@ -2043,15 +2191,15 @@ mod tests {
                 .spawn()
                 .unwrap();
             let mut stdin = child.stdin.take().unwrap();
-            writeln!(stdin, "{}", reads.len()).unwrap();
+            writeln!(stdin, "{} 0 c0ffee", reads.len()).unwrap();
             for p in reads.iter().chain(&metas) {
                 writeln!(stdin, "{p}").unwrap();
             }
             drop(stdin);
             let out = child.wait_with_output().unwrap();
             assert!(out.status.success());
-            let BatchEntries { contents, stamps, digests, outputs } =
-                parse_batch_output(&reads, &metas, 2, &out.stdout).unwrap();
+            let BatchEntries { contents, stamps, digests, outputs, .. } =
+                parse_batch_output(&reads, &metas, 2, "c0ffee", &out.stdout).unwrap();
             assert!(matches!(&stamps[0], Stamp::Read(s) if s.starts_with("5 ")), "{stamps:?}");
             assert_eq!(stamps[1], Stamp::Unknown, "a missing file has no stamp");
             // The first query ran before anything was read: the file it wrote is read.
@@ -2134,8 +2282,8 @@ mod tests {
     }
 
     /// A kept shell (here a local `sh -s`, as the host's would be) answers each request as the batch
-    /// run on its own does, byte for byte; a request's variables, traps and `exit` stay its own, and
-    /// a reply ends only at its own token.
+    /// run on its own does (and sends find's lines too); a request's variables, traps and `exit` stay
+    /// its own, and a reply ends only at its own token.
     #[test]
     fn a_kept_shell_answers_each_request_as_an_exec_of_its_own() {
         use std::io::{Read, Write};
@@ -2151,6 +2299,7 @@ mod tests {
         );
         let args = ["0", "2", "", "", &hostile[0], &hostile[1], &failing[0], &failing[1]];
         let stdin = format!("1 0\n{conf}\n{conf}\n{gone}\n");
+        let (reads, metas) = (std::slice::from_ref(&conf), &[conf.clone(), gone.clone()]);
         let alone = std::process::Command::new("sh")
             .arg("-c")
             .arg(with_index(&format!("{BATCH_SCRIPT}{BATCH_EXEC_TAIL}")))
@@ -2160,18 +2309,25 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        alone.stdin.as_ref().unwrap().write_all(stdin.as_bytes()).unwrap();
+        alone.stdin.as_ref().unwrap().write_all(stdin.replacen(" 0\n", " 0 a1\n", 1).as_bytes()).unwrap();
         let alone = alone.wait_with_output().unwrap();
         assert!(alone.status.success());
+        let alone = parse_batch_output(reads, metas, 2, "a1", &alone.stdout).unwrap();
+        assert_eq!(alone.found, None, "only a kept shell sends find's lines");
 
         let mut kept = LocalKeptShell::start(&with_index(KEPT_PREAMBLE));
         // No request before named: each is answered in full, as the exec is.
         for (i, token) in ["0", "c0ffee"].into_iter().enumerate() {
             let (body, code) = kept.ask(token, None, &args, &stdin);
             assert_eq!(code, 0);
-            assert_eq!(String::from_utf8_lossy(&body), String::from_utf8_lossy(&alone.stdout), "request {i}");
-            let BatchEntries { contents, outputs, .. } =
-                parse_batch_output(std::slice::from_ref(&conf), &[conf.clone(), gone.clone()], 2, &body).unwrap();
+            let BatchEntries { contents, stamps, digests, outputs, found, probe, .. } =
+                parse_batch_output(reads, metas, 2, token, &body).unwrap();
+            assert_eq!(
+                (&contents, &stamps, &digests, &outputs),
+                (&alone.contents, &alone.stamps, &alone.digests, &alone.outputs),
+                "request {i}"
+            );
+            assert!(found.is_some_and(|f| String::from_utf8_lossy(&f).contains(&format!("|{conf}\n"))) && !probe);
             assert_eq!(contents, [Ok(Some(b"zone\n@@KEPT-END 0\n".to_vec()))]);
             assert_eq!(outputs[0].as_ref().unwrap().stdout, b"$(reboot) 'x' GW_IN_\n");
             assert_eq!(outputs[1].as_ref().unwrap().code, 3);
@@ -2207,12 +2363,12 @@ mod tests {
         let metas = [a.clone(), b.clone(), gone.clone()];
         let list = format!("0 0\n{a}\n{b}\n{gone}\n");
         let args = ["0", "0", "", ""];
-        let digests = |body: &[u8]| parse_batch_output(&[], &metas, 0, body).unwrap().digests;
+        let digests = |(body, token): (&[u8], &str)| parse_batch_output(&[], &metas, 0, token, body).unwrap().digests;
         let mut shell = LocalKeptShell::start(&preamble);
 
         let (first, code) = shell.ask("01", None, &args, &list);
         assert_eq!(code, 0);
-        let full = digests(&first);
+        let full = digests((&first, "01"));
         let sha_a = |m: &MetaAnswer| meta_of(m).sha256.clone();
         assert_eq!(sha_a(&full[0]), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"#!ipxe\nchain a\n")));
         assert_eq!(full[2], MetaAnswer::Found(Ok(None)));
@@ -2220,14 +2376,17 @@ mod tests {
         // Unchanged: `U`, the lists not sent again. A missing file stays `M`.
         let (again, code) = shell.ask("02", Some("01"), &args, "same\n");
         assert_eq!(code, 0, "{}", String::from_utf8_lossy(&again));
-        assert_eq!(digests(&again), [MetaAnswer::Unchanged, MetaAnswer::Unchanged, MetaAnswer::Found(Ok(None))]);
+        assert_eq!(
+            digests((&again, "02")),
+            [MetaAnswer::Unchanged, MetaAnswer::Unchanged, MetaAnswer::Found(Ok(None))]
+        );
 
         // Rewritten in place (same size, new content), and one chmod: both digested again.
         std::fs::write(&a, b"#!ipxe\nchain c\n").unwrap();
         std::fs::set_permissions(&b, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let (changed, code) = shell.ask("03", Some("02"), &args, "same\n");
         assert_eq!(code, 0);
-        let changed = digests(&changed);
+        let changed = digests((&changed, "03"));
         assert_eq!(sha_a(&changed[0]), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"#!ipxe\nchain c\n")));
         assert!(matches!(&changed[1], MetaAnswer::Found(Ok(Some(m))) if m.mode == 0o600), "{changed:?}");
 
@@ -2236,14 +2395,62 @@ mod tests {
         assert_eq!(code, KEPT_LISTS_GONE, "{}", String::from_utf8_lossy(&refused));
         let (fresh, code) = shell.ask("05", Some("02"), &args, &list);
         assert_eq!(code, 0);
-        assert!(digests(&fresh).iter().all(|m| *m != MetaAnswer::Unchanged), "{fresh:?}");
+        assert!(digests((&fresh, "05")).iter().all(|m| *m != MetaAnswer::Unchanged), "{fresh:?}");
         // Without a request named, the same.
         let (fresh, code) = shell.ask("06", None, &args, &list);
         assert_eq!(code, 0);
-        assert!(digests(&fresh).iter().all(|m| *m != MetaAnswer::Unchanged));
+        assert!(digests((&fresh, "06")).iter().all(|m| *m != MetaAnswer::Unchanged));
         // But after it, `U` again.
         let (again, _) = shell.ask("07", Some("06"), &args, "same\n");
-        assert_eq!(digests(&again)[..2], [MetaAnswer::Unchanged, MetaAnswer::Unchanged]);
+        assert_eq!(digests((&again, "07"))[..2], [MetaAnswer::Unchanged, MetaAnswer::Unchanged]);
+    }
+
+    /// A probe answers no file, only find's line for each (as the full request before sent them), and the
+    /// queries; the shell keeps what the request before left, so a full request after it still answers
+    /// `U` for a file unchanged.
+    #[test]
+    fn a_probe_sends_finds_lines_and_the_queries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b) = (d.join("a").display().to_string(), d.join("b").display().to_string());
+        std::fs::write(&a, b"one\n").unwrap();
+        std::fs::write(&b, b"two\n").unwrap();
+        let preamble =
+            KEPT_PREAMBLE.replace("/var/lib/groundwork/digest-index", &d.join("index").display().to_string());
+        let (reads, metas) = (vec![a.clone()], vec![b.clone()]);
+        let list = format!("1 0\n{a}\n{b}\n");
+        let args = ["0", "1", "", "", "echo asked", ""];
+        let parse = |(body, token): (Vec<u8>, &str)| parse_batch_output(&reads, &metas, 1, token, &body).unwrap();
+        let mut shell = LocalKeptShell::start(&preamble);
+        let (first, code) = shell.ask("01", None, &args, &list);
+        assert_eq!(code, 0);
+        let first = parse((first, "01"));
+        assert!(!first.probe);
+        let found = first.found.clone().expect("a kept shell sends find's lines");
+        let found_text = String::from_utf8(found.clone()).unwrap();
+        let stated: Vec<&str> = found_text.lines().filter_map(|l| l.rsplit('|').next()).collect();
+        assert_eq!(stated, [a.as_str(), b.as_str(), "/etc/passwd", "/etc/group"], "{found_text}");
+
+        let (probed, code) = shell.ask("02", Some("01"), &args, "probe\n");
+        assert_eq!(code, 0);
+        assert!(probed.starts_with(b"@@PROBE\n"), "{}", String::from_utf8_lossy(&probed));
+        let probed = parse((probed, "02"));
+        assert!(probed.probe && probed.contents.is_empty() && probed.digests.is_empty());
+        assert_eq!(probed.found.as_ref(), Some(&found));
+        assert_eq!(probed.outputs[0].as_ref().map(ExecOutput::stdout_str).as_deref(), Some("asked\n"));
+
+        // A write changes the line (size and ctime); the full request after the probe answers `U` for
+        // the file that did not change.
+        std::fs::write(&b, b"three\n").unwrap();
+        let (probed, _) = shell.ask("03", Some("02"), &args, "probe\n");
+        assert_ne!(parse((probed, "03")).found.as_ref(), Some(&found));
+        let (full, code) = shell.ask("04", Some("03"), &args, "same\n");
+        assert_eq!(code, 0);
+        let full = parse((full, "04"));
+        assert!(matches!(&full.digests[0], MetaAnswer::Found(Ok(Some(m))) if m.size == 6), "{:?}", full.digests);
+        // A probe naming a request the shell did not answer last is refused like `same`.
+        let (_, code) = shell.ask("05", Some("03"), &args, "probe\n");
+        assert_eq!(code, KEPT_LISTS_GONE);
     }
 
     /// A batch run for real with `stdin` (no queries); its output parsed for `reads`.
@@ -2256,10 +2463,11 @@ mod tests {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let (first, rest) = stdin.split_once('\n').unwrap();
+        child.stdin.take().unwrap().write_all(format!("{first} c0ffee\n{rest}").as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
-        parse_batch_output(reads, &[], 0, &out.stdout).unwrap()
+        parse_batch_output(reads, &[], 0, "c0ffee", &out.stdout).unwrap()
     }
 
     /// A file the transport holds at the stamp the host finds is answered `U`, not sent again; one
@@ -2304,17 +2512,18 @@ mod tests {
     }
 
     #[test]
-    fn batch_query_outputs_are_framed_by_length() {
-        // Output that looks like headers inside a query's stdout must not break the framing.
-        let out = b"X 0 10 0\nE not run\nX 3 0 4\nE x\nX 1 2\nboom\n@@CAPS yes no\n";
-        let r = parse_exec_outputs(3, out).unwrap();
-        assert_eq!(r[0], Some(ExecOutput { code: 0, stdout: b"E x\nX 1 2\n".to_vec(), stderr: vec![] }));
+    fn batch_query_outputs_are_cut_by_the_token() {
+        // Output that looks like headers, or like the cut of another token, inside a query's stdout
+        // must not break the framing.
+        let out = b"X 0\nE not run\nX 3\nE x\nX 1 2\n@@c0ffe\n\n@@c0ffee\n\n@@c0ffee\n\n@@c0ffee\nboom\n@@c0ffee\n\n@@CAPS yes no\n";
+        let r = parse_exec_outputs(3, "c0ffee", out).unwrap();
+        assert_eq!(r[0], Some(ExecOutput { code: 0, stdout: b"E x\nX 1 2\n@@c0ffe\n".to_vec(), stderr: vec![] }));
         assert_eq!(r[1], None);
         assert_eq!(r[2], Some(ExecOutput { code: 3, stdout: vec![], stderr: b"boom".to_vec() }));
-        assert!(parse_exec_outputs(1, b"X 0 10 0\nshort").is_err());
-        assert!(parse_exec_outputs(1, b"Y\n").is_err());
-        assert!(parse_exec_outputs(2, b"X 0 0 0\n").is_err());
-        assert!(parse_exec_outputs(1, b"X 0 18446744073709551615 2\nab").is_err());
+        assert!(parse_exec_outputs(1, "c0ffee", b"X 0\nshort\n@@c0ffee\n").is_err(), "no stderr");
+        assert!(parse_exec_outputs(1, "c0ffee", b"Y\n").is_err());
+        assert!(parse_exec_outputs(2, "c0ffee", b"X 0\n").is_err());
+        assert!(parse_exec_outputs(1, "c0ffee", b"X 99999999999\n\n@@c0ffee\n\n@@c0ffee\n").is_err());
         assert_eq!(parse_host_tools(out), Some(["yes", "no"]));
         assert_eq!(parse_host_tools(b"@@CAPS - ../x\n"), Some(["", ""]));
         assert_eq!(parse_host_tools(b"X 0 0 0\n"), None);

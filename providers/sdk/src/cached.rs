@@ -53,14 +53,17 @@ impl Transport for CachedTransport {
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
         match self.batch.contents.get(path) {
-            Some(c) => Ok(c.clone()),
+            Some(c) => Ok(c.as_deref().map(<[u8]>::to_vec)),
             None => self.pass().read_file(path).await,
         }
     }
 
     async fn read_files(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, TransportError> {
         if paths.iter().all(|p| self.batch.contents.contains_key(p)) {
-            return Ok(paths.iter().map(|p| self.batch.contents.get(p).cloned().flatten()).collect());
+            return Ok(paths
+                .iter()
+                .map(|p| self.batch.contents.get(p).and_then(|c| c.as_deref().map(<[u8]>::to_vec)))
+                .collect());
         }
         self.pass().read_files(paths).await
     }
@@ -102,7 +105,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), "on disk").unwrap();
         let query = Cmd::new("sh").arg("-c").arg("cat >/dev/null; echo live");
         let mut batch = Batch::default();
-        batch.contents.insert("/f".into(), Some(b"batched".to_vec()));
+        batch.contents.insert("/f".into(), Some(b"batched".as_slice().into()));
         let batched = ExecOutput { code: 0, stdout: b"batched\n".to_vec(), stderr: vec![] };
         batch.outputs.insert(query.key(), batched.clone());
         let t = CachedTransport::new(Arc::new(LocalTransport::new("h", dir.path())), batch);

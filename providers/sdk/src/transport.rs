@@ -137,10 +137,13 @@ pub struct FileMeta {
 
 /// What one batched read returned: file contents and digests by path, command outputs by
 /// [`Cmd::key`]. Whatever the host could not give in the batch is absent (its reader asks again).
+/// Contents and digests are shared: a transport that keeps what it read (a drift loop) hands out the
+/// same bytes and the same digests each time, and two batches holding them compare equal without
+/// comparing them entry by entry.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
-    pub contents: std::collections::HashMap<String, Option<Vec<u8>>>,
-    pub metas: std::collections::HashMap<String, Option<FileMeta>>,
+    pub contents: std::collections::HashMap<String, Option<std::sync::Arc<[u8]>>>,
+    pub metas: std::sync::Arc<std::collections::HashMap<String, Option<FileMeta>>>,
     pub outputs: std::collections::HashMap<String, ExecOutput>,
 }
 
@@ -226,8 +229,8 @@ pub trait Transport: Send + Sync {
             }
         }
         Ok(Batch {
-            contents: reads.iter().cloned().zip(contents).collect(),
-            metas: metas.iter().cloned().zip(digests).collect(),
+            contents: reads.iter().cloned().zip(contents.into_iter().map(|c| c.map(Into::into))).collect(),
+            metas: std::sync::Arc::new(metas.iter().cloned().zip(digests).collect()),
             outputs,
         })
     }

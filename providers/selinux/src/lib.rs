@@ -311,38 +311,51 @@ while [ "$i" -lt "$n" ]; do
   printf '%s\n' "$g"
 done
 # Local customizations straight from the policy store's files, in `semanage export` form: the same
-# facts without semanage's second of Python start-up and policy loading on every plan.
+# facts without semanage's second of Python start-up and policy loading on every plan. One awk reads
+# the store's files and the policy's file_contexts (for the base label of each fcontext asked), and
+# asks semanage (a second or more each) for the policy's own values only where a boolean or port asked
+# is not set in the local store: after an apply, a plan needs neither. Values go through the
+# environment, where awk does not read backslashes as escapes.
+bs=""; [ "$1" = b ] && { n=$2; shift 2; } || n=0
+i=0
+while [ "$i" -lt "$n" ]; do bs="$bs$1
+"; shift; i=$((i+1)); done
+ps=""; [ "$1" = p ] && { n=$2; shift 2; } || n=0
+i=0
+while [ "$i" -lt "$n" ]; do ps="$ps$1
+"; shift; i=$((i+1)); done
 printf '@@EXPORT\n'
 a=/var/lib/selinux/${SELINUXTYPE:-targeted}/active
+set --
 if [ -d "$a" ]; then
-  [ -f "$a/file_contexts.local" ] && awk '!/^#/ && NF >= 2 { split($NF, c, ":"); if (c[3] != "") printf "fcontext -a -t %s '"'"'%s'"'"'\n", c[3], $1 }' "$a/file_contexts.local"
-  [ -f "$a/ports.local" ] && awk '$1 == "portcon" { split($4, c, ":"); printf "port -a -t %s -p %s %s\n", c[3], $2, $3 }' "$a/ports.local"
-  [ -f "$a/booleans.local" ] && awk -F= '!/^#/ && NF == 2 { printf "boolean -m -%s %s\n", ($2 == 1 ? "1" : "0"), $1 }' "$a/booleans.local"
-  :
+  for f in file_contexts.local ports.local booleans.local; do [ -f "$a/$f" ] && set -- "$@" "$a/$f"; done
 else
   printf 'no SELinux policy store at %s\n@@ERR\n' "$a"
 fi
-printf '%s' "$fcs" | while IFS= read -r p; do
-  [ -n "$p" ] || continue
-  printf '@@BASEFC %s\n' "$p"
-  awk -v p="$p" '$1 == p { print $NF }' "$spec" 2>/dev/null
-done
-# The policy's own values come from semanage (a second or more each), asked only for a boolean or
-# port the local store does not set: after an apply, a plan needs neither.
-[ "$1" = b ] && { n=$2; shift 2; } || n=0
-need=0; i=0
-while [ "$i" -lt "$n" ]; do
-  awk -F= -v b="$1" '$1 == b { f = 1 } END { exit !f }' "$a/booleans.local" 2>/dev/null || need=1
-  shift; i=$((i+1))
-done
-[ "$need" = 1 ] && { printf '@@BOOLEANS\n'; semanage boolean -l 2>&1; }
-[ "$1" = p ] && { n=$2; shift 2; } || n=0
-need=0; i=0
-while [ "$i" -lt "$n" ]; do
-  awk -v pr="${1%%/*}" -v po="${1#*/}" '$1 == "portcon" && $2 == pr && $3 == po { f = 1 } END { exit !f }' "$a/ports.local" 2>/dev/null || need=1
-  shift; i=$((i+1))
-done
-[ "$need" = 1 ] && { printf '@@PORTS\n'; semanage port -l 2>&1; }
+[ -f "$spec" ] && set -- "$@" "$spec"
+[ $# -gt 0 ] || set -- /dev/null
+GW_FCS=$fcs GW_BOOLS=$bs GW_PORTS=$ps GW_STORE=$a GW_SPEC=$spec awk '
+  function asked(list, into, order,   n, i, w) {
+    n = split(list, w, "\n"); for (i = 1; i <= n; i++) if (w[i] != "") { into[w[i]]; order[i] = w[i] }; return n }
+  BEGIN { nf = asked(ENVIRON["GW_FCS"], fc, fcs); asked(ENVIRON["GW_BOOLS"], bools); asked(ENVIRON["GW_PORTS"], ports)
+          st = ENVIRON["GW_STORE"] "/" }
+  FILENAME == st "file_contexts.local" {
+    if (!/^#/ && NF >= 2) { split($NF, c, ":"); if (c[3] != "") printf "fcontext -a -t %s '"'"'%s'"'"'\n", c[3], $1 }
+    next }
+  FILENAME == st "ports.local" {
+    if ($1 == "portcon") { split($4, c, ":"); printf "port -a -t %s -p %s %s\n", c[3], $2, $3; set_ports[$2 "/" $3] }
+    next }
+  FILENAME == st "booleans.local" {
+    if (!/^#/ && split($0, kv, "=") == 2) printf "boolean -m -%s %s\n", (kv[2] == 1 ? "1" : "0"), kv[1]
+    split($0, kv, "="); set_bools[kv[1]]
+    next }
+  FILENAME == ENVIRON["GW_SPEC"] && ($1 in fc) { base[$1] = base[$1] $NF "\n" }
+  END {
+    for (i = 1; i <= nf; i++) if (i in fcs) printf "@@BASEFC %s\n%s", fcs[i], base[fcs[i]]
+    for (b in bools) if (!(b in set_bools)) need_bools = 1
+    if (need_bools) { print "@@BOOLEANS"; fflush(); system("semanage boolean -l 2>&1") }
+    for (p in ports) if (!(p in set_ports)) need_ports = 1
+    if (need_ports) { print "@@PORTS"; fflush(); system("semanage port -l 2>&1") } }' "$@" 2>/dev/null
 exit 0
 "#;
 
