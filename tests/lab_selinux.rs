@@ -76,6 +76,24 @@ fn served_files_carry_the_docroot_type_and_the_403_trap_is_repaired() {
         "{}",
         plan.stdout
     );
+    lab.ssh_ok("bastion", &format!("semanage fcontext -d '{docroot}/index\\.html'"));
+    apply(&lab);
+
+    // The docroot's type is the base policy's own: the read keeps that answer on the host, and a
+    // policy whose file_contexts changed is read again (the lab host's own copy of it).
+    let spec = "/etc/selinux/default/contexts/files/file_contexts";
+    let kept = "/var/lib/groundwork/selinux-base-default";
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
+    let answer = lab.ssh_ok("bastion", &format!("cat {kept}"));
+    assert!(answer.contains("httpd_sys_content_t") && answer.ends_with("@@END\n"), "{answer}");
+    let retype = |from: &str, to: &str| {
+        lab.ssh_ok("bastion", &format!("sed -i '/^\\/usr\\/share\\/nginx\\/html(/s/{from}/{to}/' {spec}"));
+    };
+    retype("httpd_sys_content_t", "public_content_t");
+    let plan = groundwork(&["plan", lab.env_str()]);
+    assert!(plan.stdout.contains("selinux.fcontext[bastion:"), "{}", plan.stdout);
+    retype("public_content_t", "httpd_sys_content_t");
+    assert_eq!(groundwork(&["plan", lab.env_str(), "--detailed-exitcode"]).code, 0);
 }
 
 #[test]

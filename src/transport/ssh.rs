@@ -1520,11 +1520,7 @@ pub fn parse_exec_outputs(count: usize, token: &str, out: &[u8]) -> Result<Vec<O
 type ExecSection<'a> = (Vec<Option<ExecOutput>>, Option<&'a [u8]>);
 
 /// BATCH_EXEC_TAIL output: the queries' outputs, and a kept shell's find output (`@@FOUND`).
-fn parse_exec_section<'a>(
-    count: usize,
-    token: &str,
-    out: &'a [u8],
-) -> Result<ExecSection<'a>, String> {
+fn parse_exec_section<'a>(count: usize, token: &str, out: &'a [u8]) -> Result<ExecSection<'a>, String> {
     let mut rest = out;
     let mut codes = Vec::with_capacity(count);
     for i in 0..count {
