@@ -335,7 +335,7 @@ fi
 # The base labels of the fcontexts asked come from the policy's file_contexts (thousands of lines: about
 # 3 ms of awk a tick). They change only with it, so the answer is kept in $kb with the paths asked, and a
 # mark $kb.since is made before file_contexts is read: the answer holds while file_contexts is strictly
-# older than the mark (test -ot; a change within the mark's own second is not believed). Answer and
+# older than the mark (test -ot: one as new as the mark is read again). Answer and
 # mark carry the id of the read that made them: a pair from two reads side by side is not believed.
 kb=/var/lib/groundwork/selinux-base-${SELINUXTYPE:-targeted} base= mark=
 if [ -n "$fcs" ] && [ -f "$spec" ] && [ -f "$kb" ] && [ "$spec" -ot "$kb.since" ] && read -r id < "$kb.since"; then
