@@ -558,8 +558,10 @@ impl SshTransport {
 
     /// A batch through the kept shell, opened first if there is none, parsed. What the request before
     /// left is used: its path lists when they are the same (sent again if the shell lacks them), its
-    /// digests where the shell answers `U`. Any failure drops the shell (the next batch opens another);
-    /// the caller may run the batch as an exec of its own instead.
+    /// digests where the shell answers `U`. With the same lists, a probe goes first (find's lines only):
+    /// while they are the last full reply's, that reply's answers serve; else the full request follows.
+    /// Any failure drops the shell (the next batch opens another); the caller may run the batch as an
+    /// exec of its own instead.
     async fn kept_batch(&self, batch: &BatchRequest<'_>, bound: Duration) -> Result<BatchEntries, TransportError> {
         let mut slot = self.kept_shell.lock().await;
         let work = async {
@@ -583,6 +585,9 @@ impl SshTransport {
                     continue;
                 }
                 let mut entries = self.take_batch(out, batch, &token)?;
+                if entries.probe != probe {
+                    return Err(self.io("batched read", "the kept shell answered another kind of request"));
+                }
                 if probe {
                     let last = shell.last.as_mut().ok_or_else(|| self.err_unreachable("the kept shell ended"))?;
                     // The probe's reply was taken whole: the shell's state is the one it names.
